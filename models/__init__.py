@@ -1,0 +1,1 @@
+"""All computation of R-CNN Explorer. Nothing in this package imports Qt."""
