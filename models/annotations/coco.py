@@ -134,6 +134,9 @@ def coco_document(ds: CocoDataset) -> dict[str, Any]:
         entry = dict(raw_images.get(im.image_id, {}))
         entry.update({"id": im.image_id, "file_name": im.file_name, "width": im.width, "height": im.height})
         doc["images"].append(entry)
+    for ann in ds.annotations.values():  # classes added while labelling become categories
+        for o in ann.objects:
+            ds.category_id(o.name)
     doc["categories"] = []
     for cid, name in zip(ds.category_ids, ds.class_names, strict=True):
         entry = dict(raw_cats.get(cid, {}))
