@@ -503,3 +503,46 @@ def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_
     result = evaluate_detections(gts, dets, names, iou_threshold, use_11_point, image_sizes=sizes)
     return result, problems
 
+
+
+def match_records(records: Sequence[dict[str, Any]], source: Any, base: Path | None = None
+                  ) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """Map ``detect`` JSON records to ``source.entries`` indices: by path, then dataset name, then file name.
+
+    Why several keys: the JSON may have been written on another machine or from another working folder;
+    a unique file name is still a safe match. Returns {index: record} and the files that matched nothing.
+    """
+    base = Path.cwd() if base is None else base
+    by_path: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    by_base: dict[str, list[int]] = {}
+    for i, e in enumerate(source.entries):
+        try:
+            by_path[str(Path(e.path).resolve())] = i
+        except OSError:
+            pass
+        by_name[e.name] = i
+        by_base.setdefault(Path(e.name).name, []).append(i)
+    matched: dict[int, dict[str, Any]] = {}
+    unmatched: list[str] = []
+    for rec in records:
+        if "error" in rec and not rec.get("boxes"):
+            continue  # an image the detector could not read: nothing to score
+        f = str(rec.get("file", ""))
+        idx = None
+        try:
+            idx = by_path.get(str((base / f).resolve()))
+        except OSError:
+            idx = None
+        if idx is None and isinstance(rec.get("name"), str):
+            idx = by_name.get(rec["name"])
+        if idx is None:
+            idx = by_name.get(f.replace("\\", "/"))
+        if idx is None:
+            cands = by_base.get(Path(f.replace("\\", "/")).name, [])
+            idx = cands[0] if len(cands) == 1 else None
+        if idx is None:
+            unmatched.append(f)
+        else:
+            matched[idx] = rec
+    return matched, unmatched

@@ -170,9 +170,10 @@ class DetectionDataset(Dataset):
         scale = resize_scale(h, w, self.min_size, self.max_size)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         px = img.pixels
-        interp = cv2.INTER_AREA if new_w < px.shape[1] else cv2.INTER_LINEAR
-        px = cv2.resize(px, (new_w, new_h), interpolation=interp) if px.shape[:2] != (new_h, new_w) else px
-        boxes = t.boxes.copy() * np.float32(scale)
+        # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
+        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
+        # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
+        boxes = t.boxes.copy() * np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
         flipped = self._flip(t.index)
         if flipped:
             px = px[:, ::-1]

@@ -63,7 +63,9 @@ def test_items_are_resized_tensors_with_scaled_boxes(synth_root: Path) -> None:
         assert image.dtype == torch.float32 and image.shape == (3, round(h0 * s), round(w0 * s))
         assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
         assert min(image.shape[1:]) == 200 or max(image.shape[1:]) == 260
-        expected = torch.tensor([o.box for o in ann.objects], dtype=torch.float32) * s
+        factors = torch.tensor([image.shape[2] / w0, image.shape[1] / h0] * 2)
+        assert torch.allclose(factors, torch.full((4,), s), atol=0.5 / min(h0, w0) + 1e-6)
+        expected = torch.tensor([o.box for o in ann.objects], dtype=torch.float32) * factors
         assert t["boxes"].dtype == torch.float32 and torch.allclose(t["boxes"], expected)
         assert t["labels"].dtype == torch.int64
         assert t["labels"].tolist() == [CLASSES.index(o.name) + 1 for o in ann.objects]

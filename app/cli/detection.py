@@ -8,6 +8,7 @@ the detector behind ``models.checkpoints.load_detector``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -62,9 +63,348 @@ def run_synth(argv: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector, imported lazily
+    """The detector in a checkpoint, or None after printing why not (missing, corrupt, foreign file)."""
+    try:
+        from models.checkpoints import CheckpointError, load_detector
+    except ImportError as exc:
+        print(f"{prog}: checkpoints cannot be loaded in this build ({exc})", file=sys.stderr)
+        return None
+    try:
+        return load_detector(path, device=device)
+    except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+
+
+def _open_source(data: str, images: str | None, prog: str):  # noqa: ANN202 - DatasetSource
+    from models.annotations import AnnotationError
+    from models.datasets import open_dataset
+
+    try:
+        return open_dataset(data, image_dir=images)
+    except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+
+
+def _write_json(path: str, doc: object) -> None:
+    from pathlib import Path
+
+    from models.annotations.atomic import atomic_write_text
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, json.dumps(doc, indent=1) + "\n")
+
+
+def _say(problems: list[str], prog: str, limit: int = 10) -> None:
+    for p in problems[:limit]:
+        print(f"{prog}: {p}", file=sys.stderr)
+    if len(problems) > limit:
+        print(f"{prog}: … and {len(problems) - limit} more", file=sys.stderr)
+
+
+# -------------------------------------------------------------------------------------------- detect
+
+
+def _detect_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python main.py detect",
+        description="Run a trained detector on images and write the detections as JSON "
+                    "(boxes [x1, y1, x2, y2] in displayed pixels, EXIF orientation applied).")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or folders (searched recursively)")
+    p.add_argument("--model", required=True, help="checkpoint written by 'train'")
+    p.add_argument("--data", help="a dataset (VOC root, COCO JSON, YOLO folder, folder) instead of IMAGE…")
+    p.add_argument("--split", help="with --data: only this split (e.g. test); default every image")
+    p.add_argument("--images", dest="image_dir", help="with a COCO JSON: the folder holding its images")
+    p.add_argument("--json", help="output file (default: print to stdout)")
+    p.add_argument("--coco-results", help="also write COCO results ([{image_id, category_id, bbox, score}]); "
+                                          "needs --data with a COCO dataset")
+    p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below (default 0.05)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    return p
+
+
+def run_detect(argv: list[str]) -> int:
+    prog = "detect"
+    args = _detect_parser().parse_args(argv)
+    from pathlib import Path
+
+    from models.datasets import scan_images
+    from models.evaluation import coco_results, detect_image, detection_record, detections_document
+    from models.io import ImageError, is_image_file, read_image
+    from models.training_data import dataset_splits, split_indices
+
+    if bool(args.images) == bool(args.data):
+        print(f"{prog}: give image files/folders or --data DATASET (one of the two)", file=sys.stderr)
+        return 2
+    # (path, dataset name, COCO image id) per image to run.
+    jobs: list[tuple[Path, str | None, int | None]] = []
+    category_ids: dict[str, int] = {}
+    problems: list[str] = []
+    if args.data:
+        source = _open_source(args.data, args.image_dir, prog)
+        if source is None:
+            return 2
+        indices = list(range(len(source.entries)))
+        if args.split:
+            try:
+                indices = split_indices(dataset_splits(source), args.split)
+            except KeyError as exc:
+                print(f"{prog}: {exc.args[0]}", file=sys.stderr)
+                return 2
+        jobs = [(source.entries[i].path, source.entries[i].name, source.entries[i].coco_id) for i in indices]
+        if source.kind == "coco":
+            ds = source.store.dataset
+            category_ids = dict(zip(ds.class_names, ds.category_ids, strict=True))
+        problems += source.problems
+    else:
+        for item in args.images:
+            p = Path(item)
+            if p.is_dir():
+                found = scan_images(p, problems)
+                if not found:
+                    problems.append(f"{p}: no images in this folder")
+                jobs += [(f, None, None) for f in found]
+            else:
+                if p.exists() and not is_image_file(p):
+                    problems.append(f"{p}: not an image file name; trying anyway")
+                jobs.append((p, None, None))
+    if args.coco_results and not category_ids:
+        print(f"{prog}: --coco-results needs --data with a COCO dataset (its image and category ids)",
+              file=sys.stderr)
+        return 2
+    detector = _load_model(args.model, args.device, prog)
+    if detector is None:
+        return 2
+    records: list[dict] = []
+    coco: list[dict] = []
+    failed = 0
+    n_boxes = 0
+    unknown_classes: set[str] = set()
+    for k, (path, name, coco_id) in enumerate(jobs):
+        extra = {}
+        if name is not None:
+            extra["name"] = name
+        if coco_id is not None:
+            extra["image_id"] = coco_id
+        try:
+            img = read_image(path)
+        except (ImageError, OSError) as exc:
+            failed += 1
+            records.append({"file": str(path), **extra, "error": str(exc)})
+            print(f"{prog}: {exc}", file=sys.stderr)
+            continue
+        det = detect_image(detector, img.pixels, args.score_threshold, img.scale)
+        n_boxes += len(det.labels)
+        records.append(detection_record(str(path), img.width, img.height, det, **extra))
+        if args.coco_results and coco_id is not None:
+            coco += coco_results(coco_id, det, category_ids)
+            unknown_classes.update(n for n in det.labels if n not in category_ids)
+        if sys.stderr.isatty():
+            print(f"\r{prog}: {k + 1}/{len(jobs)}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty() and jobs:
+        print(file=sys.stderr)
+    _say(problems, prog)
+    if unknown_classes:
+        print(f"{prog}: classes {sorted(unknown_classes)} are not categories of the dataset; left out of "
+              "the COCO results", file=sys.stderr)
+    doc = detections_document(records)
+    try:
+        if args.json:
+            _write_json(args.json, doc)
+        else:
+            print(json.dumps(doc, indent=1))
+        if args.coco_results:
+            _write_json(args.coco_results, coco)
+    except OSError as exc:
+        print(f"{prog}: cannot write output: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(f"{len(jobs) - failed} images, {n_boxes} detections → {args.json}"
+              + (f"; {failed} could not be read" if failed else ""))
+    return 1 if failed or not jobs else 0
+
+
+# ------------------------------------------------------------------------------------------ evaluate
+
+
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python main.py evaluate",
+        description="PASCAL VOC AP per class and mAP (IoU 0.5), with COCO AP@[.5:.95] beside it, of a "
+                    "checkpoint on a dataset split or of a detections file (no images needed then).")
+    p.add_argument("--data", required=True, help="dataset with ground truth (VOC root, COCO JSON, YOLO, folder)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="checkpoint to run on the split's images")
+    src.add_argument("--detections", help="a 'detect' JSON, or COCO results for a COCO dataset")
+    p.add_argument("--split", help="split to evaluate (default: 'test' with --model; with --detections, "
+                                   "the images in the file)")
+    p.add_argument("--images", dest="image_dir", help="with a COCO JSON: the folder holding its images")
+    p.add_argument("--json", help="write {mAP, AP: {class: AP}, coco_AP, …} here")
+    p.add_argument("--score-threshold", type=float, default=0.05, help="with --model (default 0.05)")
+    p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
+    p.add_argument("--11-point", dest="eleven", action="store_true", help="VOC2007 11-point AP")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split for a dataset without one")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    return p
+
+
+def format_table(result) -> str:  # noqa: ANN001 - models.evaluation.EvaluationResult
+    """The per-class table the command prints."""
+    width = max([len("class")] + [len(c) for c in result.AP])
+    lines = [f"{'class':<{width}}  {'objects':>7}  {'difficult':>9}  {'detections':>10}  {'AP':>6}"]
+    for c, ap in result.AP.items():
+        shown = "  n/a" if ap != ap else f"{ap:.4f}"
+        lines.append(f"{c:<{width}}  {result.n_ground_truth[c]:>7}  {result.n_difficult[c]:>9}  "
+                     f"{result.n_detections[c]:>10}  {shown:>6}")
+    n = len(result.classes_evaluated)
+    lines.append(f"mAP@{result.iou_threshold:g} ({result.interpolation}, {n} classes, "
+                 f"{result.n_images} images): {result.mAP:.4f}")
+    if result.coco_AP is not None:
+        lines.append(f"COCO AP@[.5:.95]: {result.coco_AP:.4f}   AP50: {result.coco_AP50:.4f}   "
+                     f"AP75: {result.coco_AP75:.4f}")
+    return "\n".join(lines)
+
+
+def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa: ANN001, ANN202
+    """(ground truths, detections, sizes, class names, evaluated indices) for --detections, or None."""
+    import numpy as np
+
+    from models.annotations import AnnotationError
+    from models.evaluation import (
+        ImageDetections,
+        ImageGroundTruth,
+        detections_from_coco_results,
+        detections_from_record,
+        load_detection_file,
+        match_records,
+    )
+    from models.io import ImageError
+    from models.training_data import class_names_of, dataset_splits, load_targets, split_indices
+
+    try:
+        kind, doc = load_detection_file(args.detections)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None
+    split = None
+    if args.split:
+        try:
+            split = split_indices(dataset_splits(source, seed=args.seed), args.split)
+        except KeyError as exc:
+            print(f"{prog}: {exc.args[0]}", file=sys.stderr)
+            return None
+    names = class_names_of(source)
+    problems: list[str] = []
+    dets_by_index: dict[int, ImageDetections] = {}
+    if kind == "coco":
+        if source.kind != "coco":
+            print(f"{prog}: COCO results need a COCO dataset (--data instances.json)", file=sys.stderr)
+            return None
+        ds = source.store.dataset
+        indices = split if split is not None else [i for i, e in enumerate(source.entries) if e.coco_id is not None]
+        ids = [source.entries[i].coco_id for i in indices]
+        dets, msgs = detections_from_coco_results(doc, ids, dict(zip(ds.category_ids, ds.class_names, strict=True)))
+        problems += msgs
+        dets_by_index = dict(zip(indices, dets, strict=True))
+    else:
+        matched, unmatched = match_records(doc["images"], source)
+        if unmatched:
+            problems.append(f"{len(unmatched)} image(s) in {args.detections} are not in the dataset, e.g. "
+                            f"{unmatched[0]}; ignored")
+        if split is not None:
+            missing = [i for i in split if i not in matched]
+            if missing:
+                problems.append(f"{len(missing)} image(s) of split '{args.split}' have no entry in the file; "
+                                "counted as having no detections")
+            indices = list(split)
+        else:
+            indices = sorted(matched)
+        for i in indices:
+            rec = matched.get(i)
+            try:
+                dets_by_index[i] = detections_from_record(rec) if rec else ImageDetections(
+                    np.zeros((0, 4)), np.zeros(0), [])
+            except ValueError as exc:
+                problems.append(str(exc))
+                dets_by_index[i] = ImageDetections(np.zeros((0, 4)), np.zeros(0), [])
+    gts, dets, sizes, kept = [], [], [], []
+    for i in indices:
+        try:
+            t, msgs = load_targets(source, i, names, need_image_info=False)
+        except (AnnotationError, ImageError) as exc:
+            problems.append(f"{source.entries[i].name}: {exc}; skipped")
+            continue
+        problems += msgs
+        gts.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
+        dets.append(dets_by_index[i])
+        sizes.append((t.width, t.height))
+        kept.append(i)
+    return gts, dets, sizes, names, kept, problems
+
+
+def run_evaluate(argv: list[str]) -> int:
+    prog = "evaluate"
+    args = _evaluate_parser().parse_args(argv)
+    from models.evaluation import evaluate_detections, evaluate_detector
+    from models.training_data import dataset_splits, split_indices
+
+    source = _open_source(args.data, args.image_dir, prog)
+    if source is None:
+        return 2
+    if args.model:
+        split_name = args.split or "test"
+        try:
+            indices = split_indices(dataset_splits(source, seed=args.seed), split_name)
+        except KeyError as exc:
+            print(f"{prog}: {exc.args[0]}", file=sys.stderr)
+            return 2
+        detector = _load_model(args.model, args.device, prog)
+        if detector is None:
+            return 2
+        live = sys.stderr.isatty()
+
+        def progress(fraction: float, message: str) -> None:
+            if live:
+                print(f"\r{prog}: {message}", end="\n" if fraction >= 1.0 else "", file=sys.stderr, flush=True)
+
+        result, problems = evaluate_detector(detector, source, indices, None, args.score_threshold, args.iou,
+                                             args.eleven, progress=progress)
+        problems = source.problems + problems
+    else:
+        split_name = args.split
+        prepared = _from_detections_file(args, source, prog)
+        if prepared is None:
+            return 2
+        gts, dets, sizes, names, _, problems = prepared
+        problems = source.problems + problems
+        result = evaluate_detections(gts, dets, names, args.iou, args.eleven, image_sizes=sizes)
+    _say(problems, prog)
+    if result.n_images == 0:
+        print(f"{prog}: no image could be evaluated", file=sys.stderr)
+        return 1
+    print(format_table(result))
+    if args.json:
+        doc = result.to_dict()
+        doc["split"] = split_name
+        doc["data"] = str(args.data)
+        try:
+            _write_json(args.json, doc)
+        except OSError as exc:
+            print(f"{prog}: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 def run(command: str, argv: list[str]) -> int:
     """Dispatch ``synth``, ``detect`` or ``evaluate``; returns the process exit code."""
-    if command == "synth":
-        return run_synth(argv)
-    print(f"unknown command {command!r}", file=sys.stderr)
-    return 2
+    handlers = {"synth": run_synth, "detect": run_detect, "evaluate": run_evaluate}
+    if command not in handlers:
+        print(f"unknown command {command!r}", file=sys.stderr)
+        return 2
+    return handlers[command](argv)
