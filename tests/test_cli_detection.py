@@ -207,3 +207,30 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, capsys) -> None:
     (tmp_path / "a.png").write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
     assert cli_main(["evaluate", "--data", str(tmp_path), "--detections", str(tmp_path / "x.json")]) == 2
     assert "malformed JSON" in capsys.readouterr().err
+
+
+class _Corner:
+    """Reports one box over the top-left 10×20 pixels of whatever it is given."""
+
+    class_names = ["thing"]
+
+    def predict(self, images, score_threshold=0.05):
+        return [_Det(np.array([[0, 0, 10, 20]], np.float32), np.array([0.8], np.float32), np.array([1]),
+                     self.class_names) for _ in images]
+
+
+def test_detect_reports_displayed_size_of_exif_rotated_images(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    stored = np.zeros((30, 50, 3), np.uint8)  # stored 50 wide × 30 high, shown rotated 90° (orientation 6)
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    img.save(path, exif=exif)
+    monkeypatch.setattr(detection, "_load_model", lambda p, d, prog: _Corner())
+    out = tmp_path / "d.json"
+    assert cli_main(["detect", "--model", "m.pt", str(path), "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())["images"][0]
+    assert (rec["width"], rec["height"]) == (30, 50)
+    assert rec["boxes"] == [[0.0, 0.0, 10.0, 20.0]] and rec["labels"] == ["thing"]

@@ -177,3 +177,21 @@ def test_to_dict_and_detection_file_formats(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"x": 1}')
     with pytest.raises(ValueError, match="neither"):
         load_detection_file(tmp_path / "bad.json")
+
+
+def test_detect_image_maps_reduced_pixels_back_and_names_labels() -> None:
+    from models.evaluation import detect_image
+
+    class Det:
+        boxes = np.array([[1, 2, 3, 4]], np.float32)
+        scores = np.array([0.5], np.float32)
+        labels = np.array([2])
+        class_names = CLASSES
+
+    class Model:
+        def predict(self, images, score_threshold=0.05):
+            assert score_threshold == 0.3 and images[0].shape == (4, 4, 3)
+            return [Det()]
+
+    d = detect_image(Model(), np.zeros((4, 4, 3), np.uint8), 0.3, pixel_scale=0.5)
+    assert d.boxes.tolist() == [[2, 4, 6, 8]] and d.labels == ["dog"] and d.scores.tolist() == [0.5]
