@@ -1,0 +1,238 @@
+"""Benchmark: our Selective Search ``fast`` mode beside OpenCV-contrib's, and our segmentation beside scikit-image's.
+
+Set-up (once; OpenCV-contrib lives in its own venv so it can never clash with the app's opencv-python-headless):
+
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install --no-deps -e .
+    .venv-bench/bin/pip install numpy scipy scikit-image numba Pillow defusedxml PyYAML tqdm \
+        opencv-contrib-python-headless
+
+Run (from the repository root; started with the app's .venv it re-runs itself under .venv-bench when that
+exists, otherwise it measures our side only):
+
+    .venv-bench/bin/python bench/proposals.py                 # 80 coco_tiny images, max side 500
+    .venv-bench/bin/python bench/proposals.py --limit 20      # quicker
+    .venv-bench/bin/python bench/proposals.py --sweep "50,100;100,200;150,300"   # our fast mode per k set
+
+What is measured, per image, in one process, both sides interleaved (which side runs first alternates) so
+that load from other processes on a shared machine hits both alike: wall time of the proposal computation on
+the already decoded and resized image (max side 500), number of boxes, and against the COCO ground truth
+(crowd objects left out; boxes scaled with the image) recall at IoU 0.5 / 0.7 and MABO. Numba compile time is
+spent in a warm-up before the loop and printed on its own line. "ours fast @opencv N" keeps, per image, only
+as many of our best-ranked boxes as OpenCV returned, to compare at equal box counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_tiny" / "annotations" / "instances_val2017.json"
+BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+
+
+def _maybe_reexec() -> None:
+    """Without ximgproc here, re-run under the benchmark venv when it exists (``make bench`` uses .venv)."""
+    if hasattr(cv2, "ximgproc") or os.environ.get("RCNN_BENCH_REEXEC"):
+        return
+    if BENCH_PYTHON.exists() and Path(sys.executable).resolve() != BENCH_PYTHON.resolve():
+        os.environ["RCNN_BENCH_REEXEC"] = "1"
+        os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
+
+
+def opencv_fast(bgr: np.ndarray) -> np.ndarray:
+    """OpenCV-contrib ximgproc Selective Search, fast mode with its defaults; xyxy float32 boxes."""
+    ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
+    ss.setBaseImage(bgr)
+    ss.switchToSelectiveSearchFast()
+    rects = np.asarray(ss.process(), np.float32).reshape(-1, 4)
+    rects[:, 2:] += rects[:, :2]
+    return rects
+
+
+def boundary_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) of a's region boundaries against b's, within one pixel."""
+    from scipy import ndimage as ndi
+
+    from models.segmentation import boundary_mask
+
+    ba, bb = boundary_mask(a), boundary_mask(b)
+    da, db = ndi.binary_dilation(ba), ndi.binary_dilation(bb)
+    return float((ba & db).sum() / max(ba.sum(), 1)), float((bb & da).sum() / max(bb.sum(), 1))
+
+
+def load_images(data: Path, max_side: int, limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, RGB resized, GT boxes resized with crowd/difficult removed) for each readable image."""
+    from models.datasets import open_dataset
+    from models.io import ImageError, read_image, resize_to_max_side
+
+    ds = open_dataset(data)
+    out = []
+    for entry in ds.entries[:limit] if limit else ds.entries:
+        try:
+            dec = read_image(entry.path)
+        except ImageError as exc:
+            print(f"skipped {exc}", file=sys.stderr)
+            continue
+        ann = ds.store.load(entry)
+        rgb, s = resize_to_max_side(dec.pixels, max_side)
+        objs = [o for o in (ann.objects if ann else []) if not (o.difficult or o.crowd)]
+        gt = np.array([o.box for o in objs], np.float32).reshape(-1, 4) * np.float32(s)
+        out.append((entry.name, rgb, gt))
+    return out
+
+
+def _row(name: str, secs: list[float], counts: list[int], scores: list) -> dict:
+    from models.proposal_metrics import summarize
+
+    summ = summarize(scores)
+    return {"name": name, "s": statistics.median(secs) if secs else float("nan"),
+            "mean_s": statistics.fmean(secs) if secs else float("nan"),
+            "boxes": float(np.mean(counts)) if counts else 0.0,
+            "r5": summ.recall[0.5], "r7": summ.recall[0.7], "mabo": summ.mabo}
+
+
+def _print_rows(rows: list[dict]) -> None:
+    print(f"{'method':<28} {'s/img med':>9} {'s/img mean':>10} {'boxes/img':>9} {'R@0.5':>6} {'R@0.7':>6} "
+          f"{'MABO':>6}")
+    for r in rows:
+        print(f"{r['name']:<28} {r['s']:>9.3f} {r['mean_s']:>10.3f} {r['boxes']:>9.0f} {r['r5']:>6.3f} "
+              f"{r['r7']:>6.3f} {r['mabo']:>6.3f}")
+
+
+def run_sweep(images, sweep: str, mode: str, seed: int, tops: tuple[int, ...] = (500, 1000, 2000)) -> None:
+    """Our mode for each k set: all boxes, then the best-ranked ``tops`` (the recall-for-boxes trade)."""
+    from models.proposal_metrics import score_image
+    from models.selective_search import selective_search
+
+    rows = []
+    for ks_text in sweep.split(";"):
+        ks = tuple(float(v) for v in ks_text.split(","))
+        secs, results = [], []
+        for _, rgb, gt in images:
+            t = time.perf_counter()
+            p = selective_search(rgb, mode, ks=ks, max_side=None, seed=seed)
+            secs.append(time.perf_counter() - t)
+            results.append((p.boxes, gt))
+        rows.append(_row(f"ours {mode} k={ks_text}", secs, [len(b) for b, _ in results],
+                         [score_image(b, g) for b, g in results]))
+        for top in tops:
+            rows.append(_row(f"  top {top}", secs, [min(len(b), top) for b, _ in results],
+                             [score_image(b, g, top=top) for b, g in results]))
+    _print_rows(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _maybe_reexec()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="COCO JSON (default: coco_tiny)")
+    ap.add_argument("--max-side", type=int, default=500)
+    ap.add_argument("--limit", type=int, default=None, help="first N images only")
+    ap.add_argument("--mode", default="fast")
+    ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", default=None, help='k sets to compare, e.g. "50,100;100,200" (our side only)')
+    ap.add_argument("--no-segmentation", action="store_true", help="skip the segmentation comparison")
+    args = ap.parse_args(argv)
+
+    if not args.data.exists():
+        print(f"{args.data}: not found (coco_tiny lives in ../shared/data)", file=sys.stderr)
+        return 2
+    from models.proposal_metrics import score_image
+    from models.segmentation import felzenszwalb, reference_felzenszwalb
+    from models.selective_search import selective_search, warm_up
+
+    print(f"numba warm-up (compile or cache load, not in the figures): {warm_up():.2f} s")
+    print(f"python {sys.executable}; OpenCV {cv2.__version__}, threads {cv2.getNumThreads()}; "
+          f"cores {os.cpu_count()}")
+    images = load_images(args.data, args.max_side, args.limit)
+    print(f"{len(images)} images from {args.data}, max side {args.max_side}, "
+          f"{sum(len(g) for _, _, g in images)} GT boxes (crowd excluded)")
+    if args.sweep:
+        run_sweep(images, args.sweep, args.mode, args.seed)
+        return 0
+    ks = tuple(float(v) for v in args.ks.split(",")) if args.ks else None
+    have_cv = hasattr(cv2, "ximgproc")
+    if not have_cv:
+        print("cv2.ximgproc missing: create .venv-bench as described at the top of this file; "
+              "measuring our side only")
+    ours_s, ours_n, ours_sc, ours_eq = [], [], [], []
+    cv_s, cv_n, cv_sc = [], [], []
+    ratios = []
+    for i, (_, rgb, gt) in enumerate(images):
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        order = ("cv", "ours") if i % 2 == 0 else ("ours", "cv")
+        res = {}
+        for side in order:
+            if side == "cv" and not have_cv:
+                continue
+            t = time.perf_counter()
+            boxes = opencv_fast(bgr) if side == "cv" else selective_search(
+                rgb, args.mode, ks=ks, max_side=None, seed=args.seed).boxes
+            res[side] = (time.perf_counter() - t, boxes)
+        t_o, b_o = res["ours"]
+        ours_s.append(t_o)
+        ours_n.append(len(b_o))
+        ours_sc.append(score_image(b_o, gt))
+        if have_cv:
+            t_c, b_c = res["cv"]
+            cv_s.append(t_c)
+            cv_n.append(len(b_c))
+            cv_sc.append(score_image(b_c, gt))
+            ours_eq.append(score_image(b_o, gt, top=len(b_c)))
+            ratios.append(t_o / t_c)
+    rows = []
+    if have_cv:
+        rows.append(_row("opencv fast", cv_s, cv_n, cv_sc))
+    rows.append(_row(f"ours {args.mode}" + (f" k={args.ks}" if args.ks else ""), ours_s, ours_n, ours_sc))
+    if have_cv:
+        rows.append(_row("ours @opencv's N per image", ours_s, [min(a, b) for a, b in zip(ours_n, cv_n, strict=True)],
+                         ours_eq))
+    print()
+    _print_rows(rows)
+    if have_cv:
+        print(f"time ratio ours/opencv: median of per-image ratios {statistics.median(ratios):.3f}, "
+              f"ratio of medians {statistics.median(ours_s) / statistics.median(cv_s):.3f}, "
+              f"ratio of totals {sum(ours_s) / sum(cv_s):.3f}")
+
+    if not args.no_segmentation:
+        print("\nsegmentation (hsv, k=100, sigma=0.8, min_size=100), interleaved per image:")
+        ts, tr, ns, nr, bp, br, sratios = [], [], [], [], [], [], []
+        for i, (_, rgb, _) in enumerate(images):
+            res = {}
+            for side in (("ours", "sk") if i % 2 == 0 else ("sk", "ours")):
+                t = time.perf_counter()
+                if side == "ours":
+                    lab = felzenszwalb(rgb, k=100, sigma=0.8, min_size=100, color_space="hsv").labels
+                else:
+                    lab = reference_felzenszwalb(rgb, k=100, sigma=0.8, min_size=100, color_space="hsv")
+                res[side] = (time.perf_counter() - t, lab)
+            ts.append(res["ours"][0])
+            tr.append(res["sk"][0])
+            sratios.append(ts[-1] / tr[-1])
+            ns.append(int(res["ours"][1].max()) + 1)
+            nr.append(int(res["sk"][1].max()) + 1)
+            p, r = boundary_agreement(res["ours"][1], res["sk"][1])
+            bp.append(p)
+            br.append(r)
+        print(f"{'method':<28} {'s/img med':>9} {'segments/img':>12}")
+        print(f"{'scikit-image felzenszwalb':<28} {statistics.median(tr):>9.4f} {np.mean(nr):>12.1f}")
+        print(f"{'ours (numba)':<28} {statistics.median(ts):>9.4f} {np.mean(ns):>12.1f}")
+        print(f"time ratio ours/scikit-image: median {statistics.median(sratios):.3f}; boundary agreement "
+              f"(1 px): precision {np.mean(bp):.3f}, recall {np.mean(br):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""How good are proposals: recall at IoU thresholds and MABO against ground-truth boxes.
+
+Definitions (as in the Selective Search paper, pooled over the dataset):
+- a ground-truth box is *recalled* at threshold t when some proposal overlaps it with IoU ≥ t;
+- MABO (mean average best overlap) is the mean, over ground-truth boxes, of the best IoU any proposal reaches.
+``difficult`` (VOC) and ``crowd`` (COCO ``iscrowd``) objects are left out of both, as the issue specifies.
+Pure NumPy on purpose: proposal code must not need torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.7)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[len(a), len(b)] IoU of xyxy boxes (x2/y2 exclusive, so area = (x2-x1)·(y2-y1)); 0 for empty boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]), np.float64)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def best_overlaps(proposals: np.ndarray, gt_boxes: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """[len(gt)] float64: each ground-truth box's best IoU with any proposal (0 when there are none).
+
+    Chunked over proposals so 10,000 proposals × 100 objects never builds one huge matrix.
+    """
+    gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    props = np.asarray(proposals, np.float64).reshape(-1, 4)
+    best = np.zeros(gt.shape[0], np.float64)
+    if gt.shape[0] == 0:
+        return best
+    for s in range(0, props.shape[0], chunk):
+        best = np.maximum(best, iou_matrix(gt, props[s:s + chunk]).max(axis=1))
+    return best
+
+
+@dataclass
+class ImageProposalScore:
+    """One image: the best overlap of each counted ground-truth box, and how many proposals there were."""
+
+    best_iou: np.ndarray  # [counted gt] float64
+    n_proposals: int
+    best_index: np.ndarray | None = None  # [counted gt] index of the best proposal (-1 when none)
+
+    @property
+    def n_gt(self) -> int:
+        return int(self.best_iou.shape[0])
+
+    def recall(self, threshold: float) -> float:
+        return float(np.mean(self.best_iou >= threshold)) if self.n_gt else float("nan")
+
+    @property
+    def mabo(self) -> float:
+        return float(np.mean(self.best_iou)) if self.n_gt else float("nan")
+
+
+def score_image(proposals: np.ndarray, gt_boxes: np.ndarray, ignore: Sequence[bool] | np.ndarray | None = None,
+                top: int | None = None) -> ImageProposalScore:
+    """Score one image's proposals (best-ranked first; ``top`` keeps the first N) against its ground truth.
+
+    ``ignore`` marks ground-truth boxes to leave out (difficult / crowd).
+    """
+    props = np.asarray(proposals, np.float64).reshape(-1, 4)
+    if top is not None and top > 0:
+        props = props[:top]
+    gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    if ignore is not None:
+        gt = gt[~np.asarray(ignore, bool).reshape(-1)]
+    if gt.shape[0] == 0 or props.shape[0] == 0:
+        return ImageProposalScore(np.zeros(gt.shape[0]), int(props.shape[0]), np.full(gt.shape[0], -1))
+    iou = iou_matrix(gt, props)
+    idx = iou.argmax(axis=1)
+    return ImageProposalScore(iou[np.arange(gt.shape[0]), idx], int(props.shape[0]), idx)
+
+
+def score_annotation(proposals: np.ndarray, annotation, top: int | None = None) -> ImageProposalScore:
+    """Score against a ``models.annotations.Annotation``: difficult and crowd objects are left out."""
+    boxes = np.array([o.box for o in annotation.objects], np.float64).reshape(-1, 4)
+    ignore = np.array([bool(o.difficult or o.crowd) for o in annotation.objects], bool)
+    return score_image(proposals, boxes, ignore, top)
+
+
+@dataclass
+class ProposalSummary:
+    """Dataset-level figures (ground-truth boxes pooled over images)."""
+
+    images: int
+    gt_boxes: int
+    boxes_per_image: float
+    recall: dict[float, float]
+    mabo: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        out: dict[str, float | int] = {"images": self.images, "gt_boxes": self.gt_boxes,
+                                       "boxes_per_image": self.boxes_per_image}
+        for t, r in self.recall.items():
+            out[f"recall@{t:g}"] = r
+        out["mabo"] = self.mabo
+        return out
+
+
+def summarize(scores: Iterable[ImageProposalScore], thresholds: Sequence[float] = DEFAULT_THRESHOLDS
+              ) -> ProposalSummary:
+    """Pool per-image scores: recall and MABO over all counted ground-truth boxes; NaN when there are none."""
+    scores = list(scores)
+    best = np.concatenate([s.best_iou for s in scores]) if scores else np.zeros(0)
+    n_gt = int(best.shape[0])
+    recall = {float(t): (float(np.mean(best >= t)) if n_gt else float("nan")) for t in thresholds}
+    mabo = float(np.mean(best)) if n_gt else float("nan")
+    boxes = float(np.mean([s.n_proposals for s in scores])) if scores else 0.0
+    return ProposalSummary(len(scores), n_gt, boxes, recall, mabo)
+
+
+__all__ = ["DEFAULT_THRESHOLDS", "ImageProposalScore", "ProposalSummary", "best_overlaps", "iou_matrix",
+           "score_annotation", "score_image", "summarize"]
