@@ -1,0 +1,267 @@
+"""The overlay-layer base every canvas layer builds on, and one-pass box painting helpers.
+
+The rule: EACH LAYER IS ONE GRAPHICS ITEM THAT PAINTS ALL ITS BOXES IN ONE PASS. Later layers hold
+thousands of proposals or anchors; one QGraphicsItem per box would make the scene index, hit-testing and
+repaint crawl. A layer keeps its boxes in numpy arrays and paints only those meeting the exposed rect.
+
+Coordinates: a layer's item coordinates are the scene's, i.e. full-resolution displayed image pixels.
+Line widths, handle sizes and label fonts are in screen pixels (cosmetic pens, text drawn untransformed),
+so the overlay stays crisp and readable at any zoom and on HiDPI screens.
+
+Visibility and opacity are QGraphicsItem's own (``setVisible``/``setOpacity``), whose ``visibleChanged``
+and ``opacityChanged`` signals the layers panel listens to.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyleOptionGraphicsItem, QWidget
+
+ColorsLike = QColor | Sequence[QColor] | np.ndarray | None
+
+
+def class_color(name: str) -> QColor:
+    """A stable, well-saturated colour per class name (same in every run, every view)."""
+    h = zlib.crc32(name.encode("utf-8"))
+    hue = (h % 360) / 360.0
+    sat = 0.75 + ((h >> 9) % 25) / 100.0
+    val = 0.85 + ((h >> 17) % 15) / 100.0
+    return QColor.fromHsvF(hue, min(sat, 1.0), min(val, 1.0))
+
+
+def view_scale(painter: QPainter) -> float:
+    """Screen (logical) pixels per scene unit under the painter's current transform."""
+    t = painter.worldTransform()
+    s = math.hypot(t.m11(), t.m12())
+    return s if s > 0 else 1.0
+
+
+def cosmetic_pen(color: QColor, width: float = 1.5, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    """A pen whose width is in screen pixels whatever the zoom (sharp boxes on HiDPI too)."""
+    pen = QPen(color, width, style)
+    pen.setCosmetic(True)
+    pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+    return pen
+
+
+def visible_mask(boxes: np.ndarray, exposed: QRectF | None) -> np.ndarray:
+    """Which of the N×4 boxes meet ``exposed`` (all when None)."""
+    if exposed is None or boxes.shape[0] == 0:
+        return np.ones(boxes.shape[0], bool)
+    return ((boxes[:, 2] >= exposed.left()) & (boxes[:, 0] <= exposed.right())
+            & (boxes[:, 3] >= exposed.top()) & (boxes[:, 1] <= exposed.bottom()))
+
+
+def _color_keys(colors: ColorsLike, n: int) -> tuple[np.ndarray, dict[int, QColor]]:
+    """Per-box colour keys plus key → QColor, so boxes can be batched by colour."""
+    if colors is None:
+        colors = QColor(255, 255, 0)
+    if isinstance(colors, QColor):
+        return np.zeros(n, np.int64), {0: colors}
+    if isinstance(colors, np.ndarray):
+        arr = np.asarray(colors)
+        if arr.ndim == 2 and arr.shape[1] in (3, 4):
+            arr = arr.astype(np.int64)
+            if arr.shape[1] == 3:
+                arr = np.concatenate([arr, np.full((arr.shape[0], 1), 255, np.int64)], axis=1)
+            keys = (arr[:, 0] << 24) | (arr[:, 1] << 16) | (arr[:, 2] << 8) | arr[:, 3]
+            table = {int(k): QColor((int(k) >> 24) & 255, (int(k) >> 16) & 255, (int(k) >> 8) & 255, int(k) & 255)
+                     for k in np.unique(keys)}
+            return keys, table
+        raise ValueError("colour array must be N×3 or N×4 uint8")
+    qcolors = list(colors)
+    keys = np.array([c.rgba() for c in qcolors], np.int64)
+    table = {int(c.rgba()): c for c in qcolors}
+    return keys, table
+
+
+def paint_boxes(painter: QPainter, boxes: np.ndarray, colors: ColorsLike = None, exposed: QRectF | None = None,
+                width: float = 1.5, fill_alpha: int = 0, style: Qt.PenStyle = Qt.PenStyle.SolidLine,
+                mask: np.ndarray | None = None) -> int:
+    """Paint N×4 xyxy ``boxes`` with per-box ``colors`` in one pass; returns how many were drawn.
+
+    Boxes outside ``exposed`` are skipped, and boxes sharing a colour are drawn with one ``drawRects``
+    call, so ten thousand boxes cost a few numpy operations and a handful of Qt calls.
+    ``colors``: one QColor, a list of QColor, or an N×3/N×4 uint8 array. ``fill_alpha`` > 0 also fills
+    each box with its colour at that alpha. ``mask`` preselects boxes (e.g. only positives).
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    n = boxes.shape[0]
+    if n == 0:
+        return 0
+    keys, table = _color_keys(colors, n)
+    keep = visible_mask(boxes, exposed)
+    if mask is not None:
+        keep &= np.asarray(mask, bool)
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return 0
+    painter.save()
+    sub_keys = keys[idx]
+    for key in np.unique(sub_keys):
+        color = table[int(key)]
+        sel = idx[sub_keys == key]
+        rects = [QRectF(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes[sel].tolist()]
+        painter.setPen(cosmetic_pen(color, width, style))
+        if fill_alpha > 0:
+            fill = QColor(color)
+            fill.setAlpha(fill_alpha)
+            painter.setBrush(fill)
+        else:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRects(rects)
+    painter.restore()
+    return int(idx.size)
+
+
+def label_font(point_size: float = 9.0) -> QFont:
+    font = QFont()
+    font.setPointSizeF(point_size)
+    font.setBold(True)
+    return font
+
+
+def paint_labels(painter: QPainter, anchors: Sequence[tuple[float, float]], texts: Sequence[str],
+                 colors: Sequence[QColor], font: QFont | None = None, max_labels: int = 300) -> None:
+    """Draw ``texts`` at scene points ``anchors`` (top-left of each box) in screen-pixel size.
+
+    Text is drawn untransformed so it stays readable at every zoom; each label sits just above its
+    anchor on a filled tag of the box colour, or inside the box when there is no room above.
+    Past ``max_labels`` labels are skipped: thousands of labels would be unreadable anyway.
+    """
+    if not texts:
+        return
+    font = font or label_font()
+    fm = QFontMetricsF(font)
+    t = painter.worldTransform()
+    painter.save()
+    painter.resetTransform()
+    painter.setFont(font)
+    painter.setPen(Qt.PenStyle.NoPen)
+    h = fm.height()
+    for k, ((x, y), text, color) in enumerate(zip(anchors, texts, colors, strict=False)):
+        if k >= max_labels:
+            break
+        p = t.map(QPointF(x, y))
+        w = fm.horizontalAdvance(text) + 6
+        top = p.y() - h - 1 if p.y() - h - 1 >= 0 else p.y() + 1
+        rect = QRectF(p.x(), top, w, h + 1)
+        bg = QColor(color)
+        bg.setAlpha(200)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(bg)
+        painter.drawRect(rect)
+        painter.setPen(QColor(0, 0, 0) if bg.lightnessF() > 0.55 else QColor(255, 255, 255))
+        painter.drawText(rect.adjusted(3, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+    painter.restore()
+
+
+class OverlayLayer(QGraphicsObject):
+    """One canvas layer: one graphics item covering the image, painting everything it shows in one pass.
+
+    Subclasses implement ``paint_layer(painter, exposed, scale)``; ``exposed`` is the scene rect needing
+    repaint (use it to cull) and ``scale`` is screen pixels per image pixel (for zoom-dependent detail).
+    Call ``mark_changed()`` after changing what the layer shows.
+    """
+
+    #: Content or appearance changed (the layers panel and anything caching the view listen).
+    changed = Signal()
+
+    #: Extra room around the image for labels/handles drawn in screen pixels outside the boxes.
+    MARGIN = 64.0
+
+    def __init__(self, name: str, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
+        self._name = name
+        self._width = 0
+        self._height = 0
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self.visibleChanged.connect(self.changed)
+        self.opacityChanged.connect(self.changed)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def visible(self) -> bool:
+        return self.isVisible()
+
+    @visible.setter
+    def visible(self, on: bool) -> None:
+        self.setVisible(bool(on))
+
+    # Opacity is QGraphicsItem's own: ``opacity()`` / ``setOpacity(float)`` (0..1).
+
+    def set_image_size(self, width: int, height: int) -> None:
+        """Called by the canvas when the image changes; sets the area the layer covers."""
+        if (width, height) != (self._width, self._height):
+            self.prepareGeometryChange()
+            self._width, self._height = int(width), int(height)
+        self.update()
+
+    @property
+    def image_width(self) -> int:
+        return self._width
+
+    @property
+    def image_height(self) -> int:
+        return self._height
+
+    def image_rect(self) -> QRectF:
+        return QRectF(0, 0, self._width, self._height)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt's name
+        m = self.MARGIN + 0.25 * max(self._width, self._height)
+        return self.image_rect().adjusted(-m, -m, m, m)
+
+    def mark_changed(self) -> None:
+        self.update()
+        self.changed.emit()
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        exposed = option.exposedRect if option is not None else self.boundingRect()
+        self.paint_layer(painter, exposed, view_scale(painter))
+
+    def paint_layer(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
+        """Override: draw the layer's content."""
+
+
+class BoxArrayLayer(OverlayLayer):
+    """A read-only layer of many boxes with per-box colours and optional labels.
+
+    The ready-made base for proposals, anchors, detections: ``set_boxes(boxes, colors, labels)`` and done.
+    """
+
+    def __init__(self, name: str, parent: QGraphicsItem | None = None, line_width: float = 1.0,
+                 fill_alpha: int = 0) -> None:
+        super().__init__(name, parent)
+        self._boxes = np.zeros((0, 4), np.float32)
+        self._colors: ColorsLike = None
+        self._labels: list[str] | None = None
+        self.line_width = line_width
+        self.fill_alpha = fill_alpha
+
+    def set_boxes(self, boxes: np.ndarray, colors: ColorsLike = None, labels: Sequence[str] | None = None) -> None:
+        self._boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self._colors = colors
+        self._labels = list(labels) if labels is not None else None
+        self.mark_changed()
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return self._boxes
+
+    def paint_layer(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
+        paint_boxes(painter, self._boxes, self._colors, exposed, self.line_width, self.fill_alpha)
+        if self._labels:
+            keep = np.flatnonzero(visible_mask(self._boxes.astype(np.float64), exposed))
+            keys, table = _color_keys(self._colors, self._boxes.shape[0])
+            paint_labels(painter, [(float(self._boxes[i, 0]), float(self._boxes[i, 1])) for i in keep],
+                         [self._labels[i] for i in keep], [table[int(keys[i])] for i in keep])
