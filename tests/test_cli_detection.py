@@ -234,3 +234,4 @@ def test_detect_reports_displayed_size_of_exif_rotated_images(tmp_path: Path, mo
     rec = json.loads(out.read_text())["images"][0]
     assert (rec["width"], rec["height"]) == (30, 50)
     assert rec["boxes"] == [[0.0, 0.0, 10.0, 20.0]] and rec["labels"] == ["thing"]
+

@@ -75,7 +75,7 @@ def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector
         return None
     try:
         return load_detector(path, device=device)
-    except (CheckpointError, FileNotFoundError, OSError, ValueError) as exc:
+    except (CheckpointError, RuntimeError, FileNotFoundError, OSError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return None
 
@@ -91,14 +91,24 @@ def _open_source(data: str, images: str | None, prog: str):  # noqa: ANN202 - Da
         return None
 
 
-def _write_json(path: str, doc: object) -> None:
+def _dumps(doc: object, one_line_items: bool = False) -> str:
+    """JSON text; ``one_line_items`` puts each image of ``{"images": [...]}`` on one line (diffable, compact)."""
+    if one_line_items and isinstance(doc, dict) and list(doc) == ["images"]:
+        body = ",\n  ".join(json.dumps(rec, ensure_ascii=False) for rec in doc["images"])
+        return '{"images": [\n  ' + body + "\n]}" if body else '{"images": []}'
+    if isinstance(doc, list):
+        return "[\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in doc) + "\n]" if doc else "[]"
+    return json.dumps(doc, indent=1, ensure_ascii=False)
+
+
+def _write_json(path: str, doc: object, one_line_items: bool = False) -> None:
     from pathlib import Path
 
     from models.annotations.atomic import atomic_write_text
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(target, json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(target, _dumps(doc, one_line_items) + "\n")
 
 
 def _say(problems: list[str], prog: str, limit: int = 10) -> None:
@@ -216,9 +226,9 @@ def run_detect(argv: list[str]) -> int:
     doc = detections_document(records)
     try:
         if args.json:
-            _write_json(args.json, doc)
+            _write_json(args.json, doc, one_line_items=True)
         else:
-            print(json.dumps(doc, indent=1))
+            print(_dumps(doc, one_line_items=True))
         if args.coco_results:
             _write_json(args.coco_results, coco)
     except OSError as exc:
@@ -348,6 +358,17 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
     return gts, dets, sizes, names, kept, problems
 
 
+def _training_overlap(detector, source, indices: list[int]) -> int:  # noqa: ANN001
+    """How many of the images to evaluate appear in the checkpoint's training split (by dataset name)."""
+    info = getattr(detector, "checkpoint_info", None) or {}
+    split = info.get("split") if isinstance(info, dict) else None
+    files = split.get("files") if isinstance(split, dict) else None
+    if not isinstance(files, list):
+        return 0
+    trained = set(files)
+    return sum(1 for i in indices if source.entries[i].name in trained)
+
+
 def run_evaluate(argv: list[str]) -> int:
     prog = "evaluate"
     args = _evaluate_parser().parse_args(argv)
@@ -367,6 +388,10 @@ def run_evaluate(argv: list[str]) -> int:
         detector = _load_model(args.model, args.device, prog)
         if detector is None:
             return 2
+        trained = _training_overlap(detector, source, indices)
+        if trained:
+            print(f"{prog}: warning: {trained} of the {len(indices)} images of split '{split_name}' were used "
+                  "to train this model; the score will be optimistic", file=sys.stderr)
         live = sys.stderr.isatty()
 
         def progress(fraction: float, message: str) -> None:
