@@ -466,8 +466,8 @@ def detect_image(detector: Any, pixels: np.ndarray, score_threshold: float = 0.0
 
 def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
                       score_threshold: float = 0.05, iou_threshold: float = 0.5, use_11_point: bool = False,
-                      progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None
-                      ) -> tuple[EvaluationResult, list[str]]:
+                      progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+                      coco: bool = True) -> tuple[EvaluationResult, list[str]]:
     """Run a detector over ``source.entries[indices]`` and score it; returns the result and user messages.
 
     Classes are the detector's (then any extra ones in the data). Images that cannot be read are skipped
@@ -500,7 +500,7 @@ def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_
         sizes.append((img.width, img.height))
         if progress is not None:
             progress((k + 1) / max(1, len(indices)), f"image {k + 1}/{len(indices)}")
-    result = evaluate_detections(gts, dets, names, iou_threshold, use_11_point, image_sizes=sizes)
+    result = evaluate_detections(gts, dets, names, iou_threshold, use_11_point, coco=coco, image_sizes=sizes)
     return result, problems
 
 

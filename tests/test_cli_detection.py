@@ -139,6 +139,8 @@ def test_evaluate_model_on_the_test_split(synth: Path, oracle: OracleDetector, t
                      "--11-point", "--iou", "0.9", "--json", str(rep)]) == 0
     doc = json.loads(rep.read_text())
     assert doc["mAP"] == 1.0 and doc["images"] == 6 and doc["interpolation"] == "11-point"
+    assert cli_main(["evaluate", "--model", "m.pt", "--data", str(synth), "--no-coco", "--json", str(rep)]) == 0
+    assert json.loads(rep.read_text())["coco_AP"] is None
     assert cli_main(["evaluate", "--model", "m.pt", "--data", str(synth), "--split", "nope"]) == 2
     assert "test, train" in capsys.readouterr().err
 

@@ -259,6 +259,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=0.05, help="with --model (default 0.05)")
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
     p.add_argument("--11-point", dest="eleven", action="store_true", help="VOC2007 11-point AP")
+    p.add_argument("--no-coco", dest="coco", action="store_false",
+                   help="skip COCO AP@[.5:.95] (pycocotools takes seconds on large detection files)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split for a dataset without one")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     return p
@@ -399,7 +401,7 @@ def run_evaluate(argv: list[str]) -> int:
                 print(f"\r{prog}: {message}", end="\n" if fraction >= 1.0 else "", file=sys.stderr, flush=True)
 
         result, problems = evaluate_detector(detector, source, indices, None, args.score_threshold, args.iou,
-                                             args.eleven, progress=progress)
+                                             args.eleven, progress=progress, coco=args.coco)
         problems = source.problems + problems
     else:
         split_name = args.split
@@ -408,7 +410,7 @@ def run_evaluate(argv: list[str]) -> int:
             return 2
         gts, dets, sizes, names, _, problems = prepared
         problems = source.problems + problems
-        result = evaluate_detections(gts, dets, names, args.iou, args.eleven, image_sizes=sizes)
+        result = evaluate_detections(gts, dets, names, args.iou, args.eleven, coco=args.coco, image_sizes=sizes)
     _say(problems, prog)
     if result.n_images == 0:
         print(f"{prog}: no image could be evaluated", file=sys.stderr)
