@@ -75,13 +75,19 @@ class GroundTruthLayer(OverlayLayer):
         self._hover = -1
         self._drag: _Drag | None = None
         self.setZValue(100)
-        model.changed.connect(self.mark_changed)
+        model.changed.connect(self._on_model_changed)
         model.selectionChanged.connect(self.update)
         model.annotationReset.connect(self._on_reset)
 
     @property
     def model(self) -> AnnotationModel:
         return self._model
+
+    def _on_model_changed(self) -> None:
+        # An edit from elsewhere (undo shortcut mid-drag, box editor) invalidates the drag's indices.
+        if self._drag is not None:
+            self.cancel_drag()
+        self.mark_changed()
 
     def _on_reset(self) -> None:
         self.cancel_drag()
