@@ -490,7 +490,7 @@ class Canvas(QGraphicsView):
         if img.isEmpty() or not img.contains(p):
             return
         painter.save()
-        painter.setPen(cosmetic_pen(QColor(255, 255, 255, 170), 1.0, Qt.PenStyle.DashLine))
+        painter.setPen(cosmetic_pen(QColor(255, 255, 255, 170), 1.0, Qt.PenStyle.DashLine, painter))
         painter.drawLine(QPointF(img.left(), p.y()), QPointF(img.right(), p.y()))
         painter.drawLine(QPointF(p.x(), img.top()), QPointF(p.x(), img.bottom()))
         painter.restore()

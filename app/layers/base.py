@@ -42,9 +42,20 @@ def view_scale(painter: QPainter) -> float:
     return s if s > 0 else 1.0
 
 
-def cosmetic_pen(color: QColor, width: float = 1.5, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
-    """A pen whose width is in screen pixels whatever the zoom (sharp boxes on HiDPI too)."""
-    pen = QPen(color, width, style)
+def device_pixel_ratio(painter: QPainter | None) -> float:
+    """Device pixels per logical pixel of what ``painter`` paints on (2 on a typical HiDPI screen)."""
+    dev = painter.device() if painter is not None else None
+    return float(dev.devicePixelRatioF()) if dev is not None else 1.0
+
+
+def cosmetic_pen(color: QColor, width: float = 1.5, style: Qt.PenStyle = Qt.PenStyle.SolidLine,
+                 painter: QPainter | None = None) -> QPen:
+    """A pen ``width`` logical screen pixels wide whatever the zoom.
+
+    Qt draws cosmetic pens in *device* pixels, so on a HiDPI screen (device pixel ratio 2) a 2-px line
+    would look 1 px thin; pass the painter and the width is scaled by its device pixel ratio.
+    """
+    pen = QPen(color, width * device_pixel_ratio(painter), style)
     pen.setCosmetic(True)
     pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
     return pen
@@ -108,7 +119,7 @@ def paint_boxes(painter: QPainter, boxes: np.ndarray, colors: ColorsLike = None,
         color = table[int(key)]
         sel = idx[sub_keys == key]
         rects = [QRectF(x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in boxes[sel].tolist()]
-        painter.setPen(cosmetic_pen(color, width, style))
+        painter.setPen(cosmetic_pen(color, width, style, painter))
         if fill_alpha > 0:
             fill = QColor(color)
             fill.setAlpha(fill_alpha)
@@ -128,12 +139,14 @@ def label_font(point_size: float = 9.0) -> QFont:
 
 
 def paint_labels(painter: QPainter, anchors: Sequence[tuple[float, float]], texts: Sequence[str],
-                 colors: Sequence[QColor], font: QFont | None = None, max_labels: int = 300) -> None:
+                 colors: Sequence[QColor], font: QFont | None = None, max_labels: int = 300,
+                 dx: float = 0.0) -> None:
     """Draw ``texts`` at scene points ``anchors`` (top-left of each box) in screen-pixel size.
 
     Text is drawn untransformed so it stays readable at every zoom; each label sits just above its
     anchor on a filled tag of the box colour, or inside the box when there is no room above.
-    Past ``max_labels`` labels are skipped: thousands of labels would be unreadable anyway.
+    Past ``max_labels`` labels are skipped: thousands of labels would be unreadable anyway. ``dx`` shifts
+    labels right (screen pixels), e.g. clear of a corner handle.
     """
     if not texts:
         return
@@ -151,7 +164,7 @@ def paint_labels(painter: QPainter, anchors: Sequence[tuple[float, float]], text
         p = t.map(QPointF(x, y))
         w = fm.horizontalAdvance(text) + 6
         top = p.y() - h - 1 if p.y() - h - 1 >= 0 else p.y() + 1
-        rect = QRectF(p.x(), top, w, h + 1)
+        rect = QRectF(p.x() + dx, top, w, h + 1)
         bg = QColor(color)
         bg.setAlpha(200)
         painter.setPen(Qt.PenStyle.NoPen)

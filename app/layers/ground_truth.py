@@ -233,12 +233,13 @@ class GroundTruthLayer(OverlayLayer):
                 paint_boxes(painter, boxes[[self._hover]], [colors[self._hover]], exposed, 2.0, 40)
             # Selected: a dark halo under a thicker line in the class colour, a light fill, then handles.
             paint_boxes(painter, boxes, QColor(0, 0, 0, 160), exposed, 4.5, 0, Qt.PenStyle.SolidLine, selected)
-            paint_boxes(painter, boxes, colors, exposed, 2.5, 60,
+            paint_boxes(painter, boxes, colors, exposed, 2.5, 35,
                         Qt.PenStyle.SolidLine, selected & ~difficult)
-            paint_boxes(painter, boxes, colors, exposed, 2.5, 60, Qt.PenStyle.DashLine, selected & difficult)
+            paint_boxes(painter, boxes, colors, exposed, 2.5, 35, Qt.PenStyle.DashLine, selected & difficult)
             vis = np.flatnonzero(visible_mask(boxes, exposed))
             paint_labels(painter, [(boxes[i, 0], boxes[i, 1]) for i in vis],
-                         [_label_text(objects[i]) for i in vis], [colors[i] for i in vis])
+                         [_label_text(objects[i]) for i in vis], [colors[i] for i in vis],
+                         dx=self.HANDLE_SIZE / 2 + 1)
             self._paint_handles(painter, [tuple(boxes[i]) for i in np.flatnonzero(selected)])
         if self._drawing is not None:
             self._paint_drawing(painter, self._drawing)
@@ -251,7 +252,7 @@ class GroundTruthLayer(OverlayLayer):
         painter.save()
         painter.resetTransform()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        painter.setPen(cosmetic_pen(QColor(20, 20, 20), 1.0))
+        painter.setPen(cosmetic_pen(QColor(20, 20, 20), 1.0, painter=painter))
         painter.setBrush(QColor(255, 255, 255))
         rects = []
         for box in boxes:
@@ -266,9 +267,9 @@ class GroundTruthLayer(OverlayLayer):
         rect = QRectF(x1, y1, x2 - x1, y2 - y1)
         painter.save()
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(cosmetic_pen(QColor(0, 0, 0), 3.0))
+        painter.setPen(cosmetic_pen(QColor(0, 0, 0), 3.0, painter=painter))
         painter.drawRect(rect)
-        painter.setPen(cosmetic_pen(self._drawing_color, 1.5, Qt.PenStyle.DashLine))
+        painter.setPen(cosmetic_pen(self._drawing_color, 1.5, Qt.PenStyle.DashLine, painter))
         painter.drawRect(rect)
         painter.restore()
         paint_labels(painter, [(x1, y1)], [f"{x2 - x1:g} × {y2 - y1:g}"], [QColor(30, 30, 30)])
