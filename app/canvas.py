@@ -47,6 +47,8 @@ CREATE_MODE = "create"
 #: How far a duplicate is offset from its original, in image pixels.
 DUPLICATE_OFFSET = 10.0
 ZOOM_STEP = 1.25
+#: Screen pixels the mouse must travel before a press on a box becomes a move/resize.
+DRAG_THRESHOLD = 3.0
 MAX_ZOOM = 64.0
 
 
@@ -75,6 +77,9 @@ class Canvas(QGraphicsView):
         self._cursor_scene: QPointF | None = None
         self._pan_last: QPointF | None = None
         self._draw_start: QPointF | None = None
+        #: Where a box drag was pressed (viewport), and whether it moved far enough to be a drag, not a click.
+        self._press_view: QPointF | None = None
+        self._drag_armed = False
         self.min_box_size = 4.0
 
         self._scene = QGraphicsScene(self)
@@ -335,6 +340,8 @@ class Canvas(QGraphicsView):
     # --- events -------------------------------------------------------------------------------------------
     def _cancel_gestures(self) -> None:
         self._draw_start = None
+        self._press_view = None
+        self._drag_armed = False
         self._gt_layer.set_drawing_box(None)
         self._gt_layer.cancel_drag()
 
@@ -374,6 +381,8 @@ class Canvas(QGraphicsView):
         if hit.kind == "box" and hit.index not in self._model.selected_indices:
             self._model.select([hit.index])
         self._gt_layer.begin_drag(hit, pos)
+        self._press_view = QPointF(event.position())
+        self._drag_armed = False
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
         pos = self._to_scene(event.position())
@@ -385,7 +394,11 @@ class Canvas(QGraphicsView):
         elif self._draw_start is not None:
             self._gt_layer.set_drawing_box(self._drawing_box(pos))
         elif self._gt_layer.dragging:
-            self._gt_layer.drag_to(pos)
+            if not self._drag_armed and self._press_view is not None:
+                # A click that jitters by a pixel must not become a 1-px move in the undo history.
+                self._drag_armed = (event.position() - self._press_view).manhattanLength() >= DRAG_THRESHOLD
+            if self._drag_armed:
+                self._gt_layer.drag_to(pos)
         elif self._mode == EDIT_MODE:
             hit = self._gt_layer.hit_test(pos, self.zoom)
             self._gt_layer.set_hover(hit.index if hit is not None else -1)
@@ -410,6 +423,10 @@ class Canvas(QGraphicsView):
         event.accept()
         if self._draw_start is not None:
             self._finish_drawing(pos)
+        elif self._gt_layer.dragging and not self._drag_armed and (
+                self._press_view is None
+                or (event.position() - self._press_view).manhattanLength() < DRAG_THRESHOLD):
+            self._gt_layer.cancel_drag()
         elif self._gt_layer.dragging:
             cmd, msg = self._gt_layer.end_drag(pos, self.min_box_size)
             if cmd is not None:

@@ -272,3 +272,20 @@ def test_model_contract():
     assert model.objects == [] and model.width == 640 and model.selected_indices == []
     assert model.clamp_box((-5.4, 10.6, 700, 20)) == (0, 11, 640, 20)
     apply(None, NudgeCommand(model, [], []))  # no stack: commands still run
+
+
+def test_nested_and_edge_picking(qtbot):
+    canvas = make_canvas(qtbot, objects=[BoxObject("big", (10, 10, 390, 290)), BoxObject("small", (100, 100, 140, 140))])
+    canvas.model.select([0])
+    drag_image(canvas, 120, 120, 120, 120)  # inside the small one, even with the big one selected
+    assert canvas.model.selected_indices == [1]
+    drag_image(canvas, 200, 10.5, 200, 10.5)  # on the big box's top edge
+    assert canvas.model.selected_indices == [0]
+
+
+def test_click_jitter_is_not_a_move(qtbot):
+    canvas = make_canvas(qtbot, objects=[BoxObject("a", (100, 100, 200, 200))])
+    canvas.set_zoom(0.8)
+    drag(canvas, to_view(canvas, 150, 150), to_view(canvas, 150, 150) + QPointF(1, 1))
+    assert canvas.model.selected_indices == [0]
+    assert boxes(canvas) == [(100, 100, 200, 200)] and canvas.undo_stack.count() == 0

@@ -100,7 +100,7 @@ class GroundTruthLayer(OverlayLayer):
         return self._preview.get(i, self._model.object(i).box)
 
     def hit_test(self, pos: QPointF, scale: float) -> Hit | None:
-        """Handle of a selected box first, then the box under ``pos`` (selected first, then the smallest).
+        """Handle of a selected box first, then the box under ``pos`` (see the rules below).
 
         ``scale`` is screen pixels per image pixel, so tolerances are the same on screen at any zoom.
         """
@@ -122,10 +122,18 @@ class GroundTruthLayer(OverlayLayer):
         if cands.size == 0:
             return None
         sel = [int(i) for i in cands if int(i) in selected]
-        if sel:
+        if len(selected) > 1 and sel:  # grabbing any box of a multi-selection moves them all
             return Hit("box", sel[-1])
-        areas = (boxes[cands, 2] - boxes[cands, 0]) * (boxes[cands, 3] - boxes[cands, 1])
-        return Hit("box", int(cands[int(np.argmin(areas))]))
+        # Near an edge wins (that is how one grabs a big box around small ones), then the smallest box,
+        # so a box nested inside another can always be picked.
+        c = boxes[cands]
+        edge_dist = np.minimum(np.minimum(np.abs(x - c[:, 0]), np.abs(x - c[:, 2])),
+                               np.minimum(np.abs(y - c[:, 1]), np.abs(y - c[:, 3])))
+        near = edge_dist <= tol
+        pool = cands[near] if near.any() else cands
+        c = boxes[pool]
+        areas = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
+        return Hit("box", int(pool[int(np.argmin(areas))]))
 
     def set_hover(self, index: int) -> None:
         if index != self._hover:
