@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeyEvent,
@@ -454,12 +454,26 @@ class Canvas(QGraphicsView):
         self.boxCreated.emit(cmd.indices[0])
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        """Mouse wheel zooms around the cursor; a trackpad's two-finger scroll pans (pinch or Ctrl zooms)."""
+        ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
+        if not event.pixelDelta().isNull() and not ctrl:
+            self.pan_by(event.pixelDelta().x(), event.pixelDelta().y())
+            event.accept()
+            return
         delta = event.angleDelta().y() or event.angleDelta().x()
         if delta == 0:
             event.ignore()
             return
         self._zoom_to(self.zoom * (1.0015 ** delta), event.position())
         event.accept()
+
+    def viewportEvent(self, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.NativeGesture:
+            gesture = event  # QNativeGestureEvent: trackpad pinch
+            if gesture.gestureType() == Qt.NativeGestureType.ZoomNativeGesture:
+                self._zoom_to(self.zoom * (1.0 + gesture.value()), gesture.position())
+                return True
+        return super().viewportEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         key = event.key()

@@ -289,3 +289,56 @@ def test_click_jitter_is_not_a_move(qtbot):
     drag(canvas, to_view(canvas, 150, 150), to_view(canvas, 150, 150) + QPointF(1, 1))
     assert canvas.model.selected_indices == [0]
     assert boxes(canvas) == [(100, 100, 200, 200)] and canvas.undo_stack.count() == 0
+
+
+def test_window_shortcuts_reach_the_canvas_api(qtbot):
+    """The contract with the main window: its QActions (W, Del, Ctrl+D, Ctrl+Z…) call the canvas methods
+    while the canvas has focus; the canvas consumes only arrows and Escape, and pushes on the active stack
+    of a QUndoGroup."""
+    from PySide6.QtGui import QAction, QKeySequence, QUndoGroup, QUndoStack
+    from PySide6.QtWidgets import QApplication, QMainWindow
+
+    from tests.test_canvas import gradient_image
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    model = AnnotationModel()
+    model.set_annotation(None, W, H)
+    model.set_current_class("dog")
+    from app.canvas import Canvas
+    canvas = Canvas(model)
+    window.setCentralWidget(canvas)
+    group = QUndoGroup(window)
+    stack = QUndoStack(group)
+    group.setActiveStack(stack)
+    canvas.set_undo_stack(group.activeStack())
+    for keys, slot in (("W", canvas.set_create_mode), ("Del", canvas.delete_selected),
+                       ("Ctrl+D", canvas.duplicate_selected)):
+        action = QAction(keys, window)
+        action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(slot)
+        window.addAction(action)
+    undo = group.createUndoAction(window)
+    undo.setShortcut(QKeySequence.StandardKey.Undo)
+    window.addAction(undo)
+    window.resize(640, 480)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    canvas.set_image(gradient_image())
+    canvas.setFocus()
+
+    qtbot.keyClick(canvas, Qt.Key.Key_W)
+    assert canvas.mode == CREATE_MODE
+    drag_image(canvas, 20, 30, 120, 130)
+    assert boxes(canvas) == [(20, 30, 120, 130)] and model.objects[0].name == "dog"
+    qtbot.keyClick(canvas, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert len(boxes(canvas)) == 2
+    qtbot.keyClick(canvas, Qt.Key.Key_Left)
+    assert boxes(canvas)[1] == (29, 40, 129, 140)
+    qtbot.keyClick(canvas, Qt.Key.Key_Delete)
+    assert len(boxes(canvas)) == 1
+    for _ in range(3):
+        qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert boxes(canvas) == [(20, 30, 120, 130)]
