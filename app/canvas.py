@@ -202,6 +202,7 @@ class Canvas(QGraphicsView):
 
     def _set_mode(self, mode: str) -> None:
         self._cancel_gestures()
+        self._gt_layer.set_hover(-1)
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if mode == CREATE_MODE else Qt.CursorShape.ArrowCursor)
         if mode != self._mode:
             self._mode = mode

@@ -136,6 +136,7 @@ class GroundTruthLayer(OverlayLayer):
         return Hit("box", int(pool[int(np.argmin(areas))]))
 
     def set_hover(self, index: int) -> None:
+        """Highlight box ``index`` under the mouse (-1: none), so the user sees what a click would pick."""
         if index != self._hover:
             self._hover = index
             self.update()
@@ -235,10 +236,12 @@ class GroundTruthLayer(OverlayLayer):
             selected = np.zeros(n, bool)
             selected[[i for i in self._model.selected_indices if i < n]] = True
             plain = ~selected
+            # A faint dark halo under every line keeps boxes visible on any background.
+            paint_boxes(painter, boxes, QColor(0, 0, 0, 110), exposed, 4.0, 0, Qt.PenStyle.SolidLine, plain)
             paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.SolidLine, plain & ~difficult)
             paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.DashLine, plain & difficult)
             if 0 <= self._hover < n and not selected[self._hover]:
-                paint_boxes(painter, boxes[[self._hover]], [colors[self._hover]], exposed, 2.0, 40)
+                paint_boxes(painter, boxes[[self._hover]], [colors[self._hover]], exposed, 2.0, 50)
             # Selected: a dark halo under a thicker line in the class colour, a light fill, then handles.
             paint_boxes(painter, boxes, QColor(0, 0, 0, 160), exposed, 4.5, 0, Qt.PenStyle.SolidLine, selected)
             paint_boxes(painter, boxes, colors, exposed, 2.5, 35,
@@ -275,9 +278,9 @@ class GroundTruthLayer(OverlayLayer):
         rect = QRectF(x1, y1, x2 - x1, y2 - y1)
         painter.save()
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(cosmetic_pen(QColor(0, 0, 0), 3.0, painter=painter))
+        painter.setPen(cosmetic_pen(QColor(255, 255, 255), 4.0, painter=painter))
         painter.drawRect(rect)
-        painter.setPen(cosmetic_pen(self._drawing_color, 1.5, Qt.PenStyle.DashLine, painter))
+        painter.setPen(cosmetic_pen(self._drawing_color, 2.0, Qt.PenStyle.DashLine, painter))
         painter.drawRect(rect)
         painter.restore()
         paint_labels(painter, [(x1, y1)], [f"{x2 - x1:g} × {y2 - y1:g}"], [QColor(30, 30, 30)])
