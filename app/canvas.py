@@ -83,6 +83,8 @@ class Canvas(QGraphicsView):
         self.min_box_size = 4.0
 
         self._scene = QGraphicsScene(self)
+        # A handful of big items (one per layer): a BSP index would only cost time.
+        self._scene.setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
         self.setScene(self._scene)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setBackgroundBrush(QColor(48, 48, 52))

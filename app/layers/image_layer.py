@@ -17,7 +17,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem
 
-from app.layers.base import OverlayLayer
+from app.layers.base import OverlayLayer, device_pixel_ratio
 from models.io import DecodedImage
 
 
@@ -120,9 +120,10 @@ class ImageLayer(OverlayLayer):
             return
         source = QRectF(x1, y1, x2 - x1, y2 - y1)
         target = QRectF(x1 / sx, y1 / sy, (x2 - x1) / sx, (y2 - y1) / sy)
-        # Zoomed in, show crisp pixels (precise labelling); zoomed out, filter smoothly.
-        screen_per_preview_px = scale / sx
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, screen_per_preview_px < 2.0)
+        # Zoomed in (2+ device pixels per image pixel, counting HiDPI), show crisp pixel blocks for precise
+        # labelling; otherwise filter smoothly.
+        device_per_preview_px = scale * device_pixel_ratio(painter) / sx
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, device_per_preview_px < 2.0)
         painter.drawPixmap(target, self._pixmap, source)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
 
