@@ -34,7 +34,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QGraphicsScene, QGraphicsView, QWidget
 
 from app.annotation_model import AnnotationModel, Box
-from app.commands import AddObjectsCommand, DeleteObjectsCommand, NudgeCommand, apply
+from app.commands import AddObjectsCommand, DeleteObjectsCommand, NudgeCommand, apply, set_property
 from app.layers.base import OverlayLayer, class_color, cosmetic_pen
 from app.layers.ground_truth import GroundTruthLayer
 from app.layers.image_layer import ImageLayer
@@ -325,6 +325,21 @@ class Canvas(QGraphicsView):
         if out:
             self._push(AddObjectsCommand(self._model, out, "Paste box"))
         return len(out)
+
+    def select_all(self) -> None:
+        self._model.select(range(len(self._model)))
+
+    def set_class_of_selected(self, name: str) -> bool:
+        """Give every selected box class ``name`` (one undo step); e.g. after a class chooser or a digit key."""
+        name = name.strip()
+        idx = self._model.selected_indices
+        if not name or not idx:
+            return False
+        cmd = set_property(self._model, idx, f"Set class to {name}", name=name)
+        if cmd is None:
+            return False
+        self._push(cmd)
+        return True
 
     def nudge_selected(self, dx: float, dy: float) -> bool:
         """Move the selection by (dx, dy) pixels, stopping at the image border; merges in the undo stack."""

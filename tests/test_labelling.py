@@ -342,3 +342,15 @@ def test_window_shortcuts_reach_the_canvas_api(qtbot):
     for _ in range(3):
         qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert boxes(canvas) == [(20, 30, 120, 130)]
+
+
+def test_select_all_and_set_class_of_selected(qtbot):
+    canvas = make_canvas(qtbot, objects=[BoxObject("a", (10, 10, 50, 50)), BoxObject("b", (60, 60, 90, 90))])
+    assert not canvas.set_class_of_selected("dog")  # nothing selected
+    canvas.select_all()
+    assert canvas.model.selected_indices == [0, 1]
+    assert canvas.set_class_of_selected("dog")
+    assert [o.name for o in canvas.model.objects] == ["dog", "dog"]
+    assert not canvas.set_class_of_selected("dog")  # no change, no undo step
+    canvas.undo_stack.undo()
+    assert [o.name for o in canvas.model.objects] == ["a", "b"]
