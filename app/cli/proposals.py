@@ -1,0 +1,284 @@
+"""Headless proposal commands: ``superpixels``, ``propose`` and ``eval-proposals``.
+
+Parsing, file reading and printing only: segmentation, grouping and scoring live in ``models.segmentation``,
+``models.selective_search`` and ``models.proposal_metrics``. Times reported per image cover the computation
+on the decoded image (resize included), never the decoding, and never numba's one-off compile/cache load,
+which ``warm_up()`` pays before the first timed image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models.color_spaces import COLOR_SPACES
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _ks(text: str) -> tuple[float, ...]:
+    try:
+        ks = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("k values are numbers separated by commas, e.g. 75,150") from exc
+    if not ks or any(k <= 0 for k in ks):
+        raise argparse.ArgumentTypeError("k values must be positive")
+    return ks
+
+
+def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None:
+    p.add_argument("--mode", choices=("single", "fast", "quality"), default=default_mode,
+                   help=f"Selective Search strategy set (default {default_mode})")
+    p.add_argument("--max-side", type=_positive_int, default=500,
+                   help="process images at most this many pixels on the longer side; boxes are returned in "
+                        "the image's own pixels (default 500; 0 = full size)")
+    p.add_argument("--top", type=_positive_int, default=None, help="keep the N best-ranked boxes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the randomised ranking (default 0)")
+    p.add_argument("--ks", type=_ks, default=None,
+                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 75,150)")
+    p.add_argument("--min-box-size", type=float, default=0.0,
+                   help="drop boxes narrower or shorter than this many pixels (default 0)")
+
+
+def _superpixels_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py superpixels",
+                                description="Felzenszwalb–Huttenlocher graph segmentation of one image.")
+    p.add_argument("image", help="image file")
+    p.add_argument("--scale", "-k", type=float, default=100.0, help="k: larger → larger regions (default 100)")
+    p.add_argument("--sigma", type=float, default=0.8, help="Gaussian pre-smoothing (default 0.8)")
+    p.add_argument("--min-size", type=_positive_int, default=None,
+                   help="smallest region in pixels (default: k, as Selective Search uses it)")
+    p.add_argument("--color-space", choices=list(COLOR_SPACES), default="hsv",
+                   help="colour space segmented (default hsv, Selective Search's single strategy)")
+    p.add_argument("--max-side", type=_positive_int, default=500,
+                   help="segment at most this many pixels on the longer side (default 500; 0 = full size)")
+    p.add_argument("--out", default=None,
+                   help="write the label map as PNG at the image's displayed size: 16-bit grey labels, or "
+                        "24-bit RGB (label = R + 256·G + 65536·B) above 65,536 regions")
+    return p
+
+
+def _propose_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py propose",
+                                description="Selective Search proposals for images, written as JSON.")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    _add_proposal_options(p, "fast")
+    p.add_argument("--json", required=True, metavar="OUT", help="output JSON file")
+    return p
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py eval-proposals",
+                                description="Proposal recall and MABO over a dataset (difficult and crowd "
+                                            "objects left out).")
+    p.add_argument("dataset", metavar="DATASET",
+                   help="VOC root, COCO JSON, YOLO folder, or a folder with VOC XML beside its images")
+    p.add_argument("--images", default=None, metavar="DIR", help="image folder of a COCO JSON")
+    _add_proposal_options(p, "fast")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the figures as JSON")
+    return p
+
+
+def _write_json(path: str, payload: dict) -> None:
+    from models.annotations import atomic_write_text
+
+    out = Path(path)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: a figure that does not exist (no ground truth) is null."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _boxes_json(boxes: np.ndarray) -> list[list[float]]:
+    return [[round(float(v), 2) for v in row] for row in boxes]
+
+
+# -------------------------------------------------------------------------------------------- commands
+
+
+def run_superpixels(argv: list[str]) -> int:
+    args = _superpixels_parser().parse_args(argv)
+    if args.scale <= 0 or args.sigma < 0:
+        print("superpixels: --scale must be positive and --sigma 0 or more", file=sys.stderr)
+        return 2
+    import cv2
+
+    from models.io import ImageError, read_image, resize_to_max_side
+    from models.segmentation import felzenszwalb, warm_up
+
+    try:
+        dec = read_image(args.image)
+    except ImageError as exc:
+        print(f"superpixels: {exc}", file=sys.stderr)
+        return 1
+    warm_up()
+    t0 = time.perf_counter()
+    work, s = resize_to_max_side(dec.pixels, args.max_side or None)
+    seg = felzenszwalb(work, k=args.scale, sigma=args.sigma, min_size=args.min_size,
+                       color_space=args.color_space, scale=s * dec.scale)
+    seconds = time.perf_counter() - t0
+    p = seg.params
+    print(f"{args.image}: {seg.n_regions} segments ({p.color_space}, k={p.k:g}, sigma={p.sigma:g}, "
+          f"min_size={p.min_size}) at {seg.shape[1]}×{seg.shape[0]} in {seconds:.3f} s")
+    if args.out:
+        labels = seg.labels
+        if labels.shape != (dec.height, dec.width):
+            labels = cv2.resize(labels, (dec.width, dec.height), interpolation=cv2.INTER_NEAREST)
+        if seg.n_regions <= 65536:
+            img = labels.astype(np.uint16)
+        else:
+            lab = labels.astype(np.uint32)
+            # OpenCV writes BGR: B holds the high byte so the file reads R + 256·G + 65536·B.
+            img = np.dstack([(lab >> 16) & 255, (lab >> 8) & 255, lab & 255]).astype(np.uint8)
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:
+            print(f"superpixels: cannot encode {args.out}", file=sys.stderr)
+            return 1
+        from models.annotations import atomic_write_bytes
+
+        try:
+            atomic_write_bytes(Path(args.out), buf.tobytes())
+        except OSError as exc:
+            print(f"superpixels: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"labels written to {args.out} ({'16-bit' if img.ndim == 2 else 'RGB-encoded'} PNG, "
+              f"{dec.width}×{dec.height})")
+    return 0
+
+
+def run_propose(argv: list[str]) -> int:
+    args = _propose_parser().parse_args(argv)
+    from models.io import ImageError, read_image
+    from models.selective_search import selective_search, warm_up
+
+    warm_up()
+    records: list[dict] = []
+    failed = 0
+    for path in args.images:
+        try:
+            dec = read_image(path)
+        except ImageError as exc:
+            failed += 1
+            records.append({"file": path, "error": str(exc)})
+            print(f"{path}: error: {exc}", file=sys.stderr)
+            continue
+        t0 = time.perf_counter()
+        props = selective_search(dec.pixels, args.mode, ks=args.ks, max_side=args.max_side or None,
+                                 seed=args.seed, top=args.top, min_box_size=args.min_box_size * dec.scale)
+        seconds = time.perf_counter() - t0
+        boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
+        records.append({"file": path, "width": dec.width, "height": dec.height, "boxes": _boxes_json(boxes),
+                        "seconds": round(seconds, 4)})
+        print(f"{path}: {len(boxes)} boxes in {seconds:.3f} s")
+    try:
+        _write_json(args.json, {"images": records})
+    except OSError as exc:
+        print(f"propose: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"propose: {failed} of {len(args.images)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_eval(argv: list[str]) -> int:
+    args = _eval_parser().parse_args(argv)
+    from tqdm import tqdm
+
+    from models.annotations import AnnotationError
+    from models.datasets import open_dataset
+    from models.io import ImageError, ImageInfo, read_image
+    from models.proposal_metrics import score_annotation, summarize
+    from models.selective_search import selective_search, warm_up
+
+    try:
+        ds = open_dataset(args.dataset, image_dir=args.images)
+    except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
+        print(f"eval-proposals: {exc}", file=sys.stderr)
+        return 2
+    for problem in ds.problems:
+        print(f"eval-proposals: {problem}", file=sys.stderr)
+    if not ds.entries:
+        print(f"eval-proposals: no images in {args.dataset}", file=sys.stderr)
+        return 1
+    warm_up()
+    scores = []
+    seconds: list[float] = []
+    skipped: list[str] = []
+    unannotated = 0
+    for entry in tqdm(ds.entries, desc="eval-proposals", unit="img", file=sys.stderr, mininterval=0.5):
+        try:
+            dec = read_image(entry.path)
+        except ImageError as exc:
+            skipped.append(f"image {entry.name}: {exc}")
+            continue
+        info = ImageInfo(entry.path, dec.width, dec.height, dec.orientation, dec.stored_width, dec.stored_height)
+        try:
+            ann = ds.store.load(entry, info)
+        except (AnnotationError, OSError, ValueError) as exc:
+            skipped.append(f"annotation of {entry.name}: {exc}")
+            continue
+        if ann is None:
+            unannotated += 1
+            continue
+        t0 = time.perf_counter()
+        props = selective_search(dec.pixels, args.mode, ks=args.ks, max_side=args.max_side or None,
+                                 seed=args.seed, top=args.top, min_box_size=args.min_box_size * dec.scale)
+        seconds.append(time.perf_counter() - t0)
+        boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
+        scores.append(score_annotation(boxes, ann))
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if unannotated:
+        print(f"eval-proposals: {unannotated} images without annotations left out", file=sys.stderr)
+    summary = summarize(scores)
+    sec = statistics.median(seconds) if seconds else float("nan")
+    print(f"images              {summary.images}")
+    print(f"ground-truth boxes  {summary.gt_boxes}")
+    print(f"boxes per image     {summary.boxes_per_image:.1f}")
+    print(f"recall@0.5          {summary.recall[0.5]:.4f}")
+    print(f"recall@0.7          {summary.recall[0.7]:.4f}")
+    print(f"MABO                {summary.mabo:.4f}")
+    print(f"seconds per image   {sec:.4f} (median)")
+    if args.json:
+        payload = {"images": summary.images, "gt_boxes": summary.gt_boxes,
+                   "boxes_per_image": _finite(summary.boxes_per_image),
+                   "recall@0.5": _finite(summary.recall[0.5]), "recall@0.7": _finite(summary.recall[0.7]),
+                   "mabo": _finite(summary.mabo), "seconds_per_image": _finite(sec)}
+        try:
+            _write_json(args.json, payload)
+        except OSError as exc:
+            print(f"eval-proposals: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    if skipped:
+        print(f"eval-proposals: {len(skipped)} unreadable files skipped", file=sys.stderr)
+        return 1
+    return 0 if summary.images else 1
+
+
+def run(command: str, argv: list[str]) -> int:
+    """Entry point used by ``app.cli.main``."""
+    if command == "superpixels":
+        return run_superpixels(argv)
+    if command == "propose":
+        return run_propose(argv)
+    if command == "eval-proposals":
+        return run_eval(argv)
+    print(f"unknown proposals command {command!r}", file=sys.stderr)
+    return 2
