@@ -465,6 +465,8 @@ class Canvas(QGraphicsView):
         if w < self.min_box_size or h < self.min_box_size:
             self.message.emit(f"Box too small ({w:g}×{h:g} px; minimum {self.min_box_size:g} px): not added")
             return  # stay in create mode: the user meant to draw a box
+        if not self._gt_layer.isVisible():  # a new box nobody can see would be a trap
+            self._gt_layer.setVisible(True)
         obj = BoxObject(self._model.class_for_new_box(), box)
         cmd = AddObjectsCommand(self._model, [obj], "Draw box")
         self._push(cmd)

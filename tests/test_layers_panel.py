@@ -53,3 +53,19 @@ def test_rows_follow_changes_made_elsewhere(qtbot):
     image.setVisible(False)
     check, slider = panel.row_widgets(image)
     assert slider.value() == 50 and not check.isChecked()
+
+
+def test_hidden_ground_truth_cannot_be_grabbed_and_drawing_shows_it(qtbot):
+    from tests.test_canvas import drag_image
+
+    canvas = make_canvas(qtbot, objects=[BoxObject("cat", (100, 100, 200, 200))])
+    panel = LayersPanel(canvas)
+    qtbot.addWidget(panel)
+    check, _ = panel.row_widgets(canvas.ground_truth_layer)
+    check.setChecked(False)
+    drag_image(canvas, 150, 150, 180, 180)
+    assert canvas.model.objects[0].box == (100, 100, 200, 200) and canvas.model.selected_indices == []
+    canvas.set_create_mode()
+    drag_image(canvas, 10, 10, 60, 60)
+    assert len(canvas.model.objects) == 2
+    assert canvas.ground_truth_layer.isVisible() and check.isChecked()

@@ -105,7 +105,7 @@ class GroundTruthLayer(OverlayLayer):
         ``scale`` is screen pixels per image pixel, so tolerances are the same on screen at any zoom.
         """
         n = len(self._model)
-        if n == 0:
+        if n == 0 or not self.isVisible():  # hidden boxes must not be grabbed by accident
             return None
         tol = self.TOLERANCE / scale
         hs = (self.HANDLE_SIZE / 2 + 2) / scale
