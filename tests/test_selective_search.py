@@ -64,10 +64,17 @@ def test_two_flat_halves_two_segments_one_merge() -> None:
 
 
 @pytest.mark.parametrize("mode", ["single", "fast", "quality"])
-def test_a_box_of_one_colour_on_another_is_proposed_exactly(mode: str) -> None:
-    p = selective_search(_box_on_background(), mode)
-    assert [20.0, 15.0, 55.0, 40.0] in p.boxes.tolist()
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_box_of_one_colour_on_another_is_proposed_exactly(mode: str, seed: int) -> None:
+    box = [20.0, 15.0, 55.0, 40.0]
+    p = selective_search(_box_on_background(), mode, seed=seed, near_duplicate_iou=1.0)
+    assert box in p.boxes.tolist()
     assert p.boxes.dtype == np.float32 and p.boxes.shape[1] == 4
+    # Pre-smoothing leaves one-pixel rings of in-between colour around the rectangle (the reference
+    # segmentation does the same), so boxes one pixel larger or smaller are proposed too. With near-duplicate
+    # suppression a better-ranked ring box may stand in for the exact one, never worse than IoU 0.8.
+    p = selective_search(_box_on_background(), mode, seed=seed)
+    assert iou_matrix(np.array([box]), p.boxes).max() >= 0.8
 
 
 def test_histograms_are_l1_normalised_per_region() -> None:
