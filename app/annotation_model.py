@@ -10,10 +10,7 @@ Boxes are float ``[x1, y1, x2, y2]`` in full-resolution displayed pixels (x2/y2 
 
 from __future__ import annotations
 
-import ctypes
 import math
-import platform
-import sys
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -23,26 +20,6 @@ from models.annotations import Annotation, BoxObject
 
 Box = tuple[float, float, float, float]
 
-
-def _pin_singletons() -> None:
-    """Work around PySide6 6.12's abi3 wheels dropping a reference to None/True/False on CPython 3.11.
-
-    Measured here: every call of a void Qt method (``QPainter.save``, ``QWidget.setVisible``…) decrements
-    ``None``'s reference count, and every bool-returning one that of True/False, because the wheels are
-    built for interpreters where those objects are immortal (3.12+). After a few thousand calls CPython 3.11
-    aborts with "none_dealloc: deallocating None". Adding 2**40 references (never released) makes them
-    immortal in practice. No effect on 3.12+, where they already are; the proper fix is a PySide6 that
-    increments the count, or Python 3.12+.
-    """
-    if sys.version_info >= (3, 12) or platform.python_implementation() != "CPython":
-        return
-    for obj in (None, True, False):
-        ref = ctypes.c_ssize_t.from_address(id(obj))  # ob_refcnt is the first field of every PyObject
-        if ref.value < 1 << 39:
-            ref.value += 1 << 40
-
-
-_pin_singletons()
 
 #: Name given to a box drawn while no class is chosen: VOC/COCO/YOLO all need a non-empty name.
 FALLBACK_CLASS = "object"
