@@ -1,0 +1,678 @@
+"""The main window: menus, every keyboard shortcut (as QActions), the docks and the status bar.
+
+Why all shortcuts live here: one place decides what a key does, so the shortcut sheet can list them all
+and no two widgets fight over a key. The canvas keeps only arrows and Escape. The window owns the document
+(images, annotations, autosave) and, through it, one undo stack per image in a QUndoGroup whose active
+stack follows the current image. Long jobs (export, import, class rename) run in worker threads with a
+progress dialog; every thread is quit and waited for when the window closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QWidget,
+)
+
+from app.annotation_model import AnnotationModel
+from app.canvas import CREATE_MODE, Canvas
+from app.commands import apply, set_property
+from app.dialogs import BrightnessContrastDialog, progress_dialog
+from app.document import Document
+from app.panels.box_editor import BoxEditor
+from app.panels.class_list import ClassListPanel
+from app.panels.file_list import FileListPanel
+from app.panels.layers_panel import LayersPanel
+from app.settings import Settings
+from app.shortcuts import ShortcutSheet
+from app.workers import Worker, WorkerPool
+from models.annotations import AnnotationError, BoxObject
+from models.annotations.yolo import read_class_file
+from models.datasets import open_dataset
+from models.export import export_dataset, import_annotations, rename_class
+from models.io import IMAGE_EXTENSIONS
+
+APP_TITLE = "R-CNN Explorer"
+
+
+class MainWindow(QMainWindow):
+    """The labelling window. ``open_path`` opens an image, a folder or a VOC/COCO/YOLO dataset."""
+
+    #: A background job ended: (job name, result object or None, error text or "").
+    jobFinished = Signal(str, object, str)
+
+    def __init__(self, settings: Settings | None = None, thumbnails: bool = True,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.model = AnnotationModel(self)
+        self.document = Document(self.model, self.settings, self)
+        self.document.dialog_parent = self
+        self.pool = WorkerPool(self)
+        self._clipboard: list[BoxObject] = []
+        self._closed = False
+        self._job_dialog: Any = None
+        self._bc_dialog: BrightnessContrastDialog | None = None
+        self._sheet: ShortcutSheet | None = None
+        #: Yes/no questions go through here (tests replace it): (title, text) -> bool.
+        self.confirm: Callable[[str, str], bool] = self._confirm_dialog
+
+        self.canvas = Canvas(self.model)
+        self.setCentralWidget(self.canvas)
+        self.file_list = FileListPanel(self.document, thumbnails)
+        self.class_list = ClassListPanel()
+        self.box_editor = BoxEditor(self.model)
+        self.layers_panel = LayersPanel(self.canvas)
+        self.file_dock = self._dock("Files", self.file_list, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.class_dock = self._dock("Classes", self.class_list, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.box_dock = self._dock("Box", self.box_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.layers_dock = self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.coord_label = QLabel()
+        self.zoom_label = QLabel()
+        self.mode_label = QLabel()
+        self.verified_label = QLabel()
+        self.save_label = QLabel()
+        for w in (self.verified_label, self.save_label, self.mode_label, self.zoom_label, self.coord_label):
+            self.statusBar().addPermanentWidget(w)
+        self.coord_label.setMinimumWidth(230)
+
+        self._make_actions()
+        self._make_menus()
+        self._connect()
+        self.class_list.set_classes(self.settings.classes())
+        self.class_list.set_default(self.settings.default_class())
+        start = self.settings.default_class() or (self.class_list.names()[0] if self.class_list.names() else "")
+        if start:
+            self.class_list.choose(start)
+        geometry, state = self.settings.geometry(), self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        if state is not None:
+            self.restoreState(state)
+        self._update_labels()
+
+    # --- construction -------------------------------------------------------------------------------------
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{title.lower()}_dock")  # saveState needs names
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot: Callable[..., Any], keys: str | list[str] | QKeySequence.StandardKey = "",
+                tip: str = "", checkable: bool = False) -> QAction:
+        a = QAction(text, self)
+        if isinstance(keys, QKeySequence.StandardKey):
+            a.setShortcuts(keys)
+        elif keys:
+            a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        a.setCheckable(checkable)
+        a.triggered.connect(slot)
+        self.addAction(a)  # shortcuts work whichever dock has the focus
+        return a
+
+    def _make_actions(self) -> None:
+        A = self._action
+        self.act_open = A("&Open Image or Dataset…", self._ask_open_file, "Ctrl+O",
+                          "Open an image, a COCO JSON or a dataset folder")
+        self.act_open_dir = A("Open &Folder…", self._ask_open_folder, "Ctrl+U",
+                              "Open a folder of images (recursive), a VOC root or a YOLO folder")
+        self.act_save = A("&Save", self.save, "Ctrl+S", "Write every unsaved edit now")
+        self.act_autosave = A("&Autosave", self.document.set_autosave, "", "Write every edit within a second",
+                              checkable=True)
+        self.act_autosave.setChecked(self.document.autosave)
+        self.act_annotation_dir = A("Change Annotation &Folder…", self._ask_annotation_dir, "",
+                                    "Save VOC files into another folder (e.g. when the image folder is read-only)")
+        self.act_export = {fmt: A(f"Export as {label}…", lambda _=False, f=fmt: self._ask_export(f), "",
+                                  f"Write the whole dataset as {label}")
+                           for fmt, label in (("voc", "Pascal VOC"), ("coco", "COCO JSON"), ("yolo", "YOLO"))}
+        self.act_import = A("&Import Annotations…", self._ask_import, "",
+                            "Read annotations from a VOC/COCO/YOLO dataset onto the open images")
+        self.act_quit = A("&Quit", self.close, "Ctrl+Q")
+
+        self.act_undo = self.document.undo_group.createUndoAction(self, "&Undo")
+        self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
+        self.act_redo = self.document.undo_group.createRedoAction(self, "&Redo")
+        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.addAction(self.act_undo)
+        self.addAction(self.act_redo)
+        self.act_create = A("Create &Box", self.create_box, "W", "Draw a box: press W, then drag")
+        self.act_delete = A("&Delete Box", self.canvas.delete_selected, ["Del", "Backspace"])
+        self.act_duplicate = A("D&uplicate Box", self.canvas.duplicate_selected, "Ctrl+D")
+        self.act_copy = A("&Copy Boxes", self.copy_boxes, "Ctrl+C")
+        self.act_paste = A("&Paste Boxes", self.paste_boxes, "Ctrl+V", "Paste copied boxes (also on another image)")
+        self.act_select_all = A("Select &All Boxes", lambda: self.model.select(range(len(self.model))), "Ctrl+A")
+        self.act_verified = A("Toggle &Verified", self.toggle_verified, "Space",
+                              "Mark this image as checked (stored in the VOC file as LabelImg does)")
+        self.act_class = [A(f"Class {k}", lambda _=False, k=k: self.pick_class(k), str(k),
+                            f"Pick class {k} for new boxes and the selected boxes") for k in range(1, 10)]
+
+        self.act_next = A("&Next Image", self.next_image, "D")
+        self.act_prev = A("&Previous Image", self.previous_image, "A")
+        self.act_next_unverified = A("Next &Unverified Image", self.next_unverified, "U")
+
+        self.act_zoom_in = A("Zoom &In", self.canvas.zoom_in, ["Ctrl++", "Ctrl+="])
+        self.act_zoom_out = A("Zoom &Out", self.canvas.zoom_out, "Ctrl+-")
+        self.act_fit = A("&Fit Window", self.canvas.fit_window, "Ctrl+F")
+        self.act_actual = A("&Actual Size (1:1)", self.canvas.actual_size, "Ctrl+0")
+        self.act_crosshair = A("&Crosshair", self.canvas.set_crosshair, "Ctrl+H", checkable=True)
+        self.act_bc = A("&Brightness and Contrast…", self.show_brightness_contrast, "Ctrl+B")
+        self.act_shortcuts = A("&Keyboard Shortcuts", self.show_shortcuts, ["?", "F1"])
+        self.act_about = A("&About", self._about)
+
+    def _make_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_dir])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addActions([self.act_save, self.act_autosave, self.act_annotation_dir])
+        m.addSeparator()
+        exp = m.addMenu("&Export Dataset")
+        exp.addActions(list(self.act_export.values()))
+        m.addAction(self.act_import)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = mb.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions([self.act_create, self.act_delete, self.act_duplicate, self.act_copy, self.act_paste,
+                      self.act_select_all])
+        m.addSeparator()
+        m.addAction(self.act_verified)
+        cm = m.addMenu("&Class")
+        cm.addActions(self.act_class)
+        m = mb.addMenu("&Go")
+        m.addActions([self.act_next, self.act_prev, self.act_next_unverified])
+        m = mb.addMenu("&View")
+        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
+        m.addSeparator()
+        m.addActions([self.act_crosshair, self.act_bc])
+        m.addSeparator()
+        for dock in (self.file_dock, self.class_dock, self.box_dock, self.layers_dock):
+            m.addAction(dock.toggleViewAction())
+        m = mb.addMenu("&Help")
+        m.addActions([self.act_shortcuts, self.act_about])
+
+    def all_actions(self) -> list[QAction]:
+        """Every action with a shortcut, menu order (for the shortcut sheet)."""
+        return [self.act_open, self.act_open_dir, self.act_save, self.act_quit, self.act_undo, self.act_redo,
+                self.act_create, self.act_delete, self.act_duplicate, self.act_copy, self.act_paste,
+                self.act_select_all, self.act_verified, *self.act_class, self.act_next, self.act_prev,
+                self.act_next_unverified, self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual,
+                self.act_crosshair, self.act_bc, self.act_shortcuts]
+
+    def _connect(self) -> None:
+        doc = self.document
+        doc.imageDecoded.connect(self.canvas.set_image)
+        doc.currentChanged.connect(self._on_current_changed)
+        doc.message.connect(self.show_message)
+        doc.saveFailed.connect(self._on_save_failed)
+        doc.dirtyChanged.connect(lambda _d: self._update_title())
+        doc.saved.connect(lambda _i: self._update_labels())
+        doc.entryChanged.connect(lambda i: self._update_labels() if i == doc.index else None)
+        self.file_list.imageActivated.connect(doc.go_to)
+        self.canvas.cursorMoved.connect(self._on_cursor)
+        self.canvas.zoomChanged.connect(lambda _z: self._update_labels())
+        self.canvas.modeChanged.connect(lambda _m: self._update_labels())
+        self.canvas.message.connect(self.show_message)
+        self.class_list.classChosen.connect(self.model.set_current_class)
+        self.class_list.classesChanged.connect(self._on_classes_changed)
+        self.class_list.defaultChanged.connect(self.settings.set_default_class)
+        self.class_list.renameRequested.connect(lambda old, new: self.rename_class(old, new))
+        self.class_list.mergeRequested.connect(lambda old, new: self.rename_class(old, new))
+        self.model.currentClassChanged.connect(self.class_list.set_current)
+        self.model.changed.connect(self._on_model_changed)
+        self.model.annotationReset.connect(self._on_model_changed)
+        self.box_editor.set_class_names(self.class_list.names())
+
+    # --- opening --------------------------------------------------------------------------------------------
+    def open_path(self, path: str | Path, image_dir: str | Path | None = None,
+                  annotation_dir: str | Path | None = None) -> bool:
+        """Open anything ``models.datasets.open_dataset`` understands; False (with a message) when not."""
+        try:
+            source = open_dataset(path, image_dir, annotation_dir)
+        except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
+            self.show_message(f"Cannot open {path}: {exc}")
+            self._warn("Cannot open", f"{path}\n\n{exc}")
+            return False
+        p = Path(path).expanduser().resolve()
+        self.settings.add_recent(p)
+        self.settings.set_last_folder(p if p.is_dir() else p.parent)
+        names = list(source.class_names)
+        class_file = source.root / "classes.txt"
+        if source.kind in ("folder", "image") and class_file.is_file():
+            try:
+                names += read_class_file(class_file)  # LabelImg's predefined classes beside the images
+            except AnnotationError as exc:
+                self.show_message(str(exc))
+        if source.kind in ("yolo", "coco"):  # their class order is the dataset's: keep it first
+            self.class_list.set_classes(names + [n for n in self.class_list.names() if n not in names])
+        else:
+            self.class_list.add_classes(names)
+        self.document.set_source(source)
+        if not self.model.current_class and self.class_list.names():
+            self.class_list.choose(self.class_list.default_class or self.class_list.names()[0])
+        msg = f"Opened {source.kind} {source.root} — {len(source.entries)} images"
+        if source.problems:
+            msg += f"; {len(source.problems)} problem(s): " + "; ".join(source.problems[:3])
+        if not source.entries:
+            msg += " (no images found)"
+        self.show_message(msg)
+        self._update_title()
+        return True
+
+    def _ask_open_file(self) -> None:
+        exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
+        path, _ = QFileDialog.getOpenFileName(self, "Open image or dataset", self.settings.last_folder(),
+                                              f"Images and COCO JSON ({exts} *.json);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _ask_open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder or dataset", self.settings.last_folder())
+        if path:
+            self.open_path(path)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_files()
+        for p in recent:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list").triggered.connect(self.settings.clear_recent)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    # --- navigation -----------------------------------------------------------------------------------------
+    def next_image(self) -> bool:
+        return self._step(+1)
+
+    def previous_image(self) -> bool:
+        return self._step(-1)
+
+    def _step(self, d: int) -> bool:
+        """D/A move within the rows the file list shows (its filter applies)."""
+        rows = self.file_list.visible_rows()
+        if not rows:
+            return False
+        cur = self.document.index
+        if d > 0:
+            later = [r for r in rows if r > cur]
+            target = later[0] if later else None
+        else:
+            earlier = [r for r in rows if r < cur]
+            target = earlier[-1] if earlier else None
+        if target is None:
+            self.show_message("Last image" if d > 0 else "First image")
+            return False
+        return self.document.go_to(target)
+
+    def next_unverified(self) -> bool:
+        n = len(self.document.entries)
+        for k in range(1, n + 1):
+            i = (self.document.index + k) % n
+            if not self.document.is_verified(i) and not self.document.error_text(i):
+                return self.document.go_to(i)
+        self.show_message("Every image is verified")
+        return False
+
+    def _on_current_changed(self, i: int) -> None:
+        st = self.document.current_state()
+        stack = st.stack if st is not None else None
+        self.canvas.set_undo_stack(stack)
+        self.box_editor.set_undo_stack(stack)
+        self.canvas.set_edit_mode()
+        self._update_title()
+        self._update_labels()
+
+    # --- editing --------------------------------------------------------------------------------------------
+    def create_box(self) -> None:
+        if self.document.current_entry is None or self.canvas.image_rect().isEmpty():
+            self.show_message("Open an image first")
+            return
+        self.canvas.set_create_mode()
+        self.canvas.setFocus()
+
+    def copy_boxes(self) -> int:
+        objs = self.canvas.selected_objects()
+        if objs:
+            self._clipboard = objs
+            self.show_message(f"Copied {len(objs)} box(es)")
+        return len(objs)
+
+    def paste_boxes(self) -> int:
+        if not self._clipboard:
+            self.show_message("Nothing to paste: copy boxes with Ctrl+C first")
+            return 0
+        return self.canvas.paste_objects(self._clipboard)
+
+    def pick_class(self, k: int) -> None:
+        """Digit key: the k-th class for new boxes, and for the selected boxes (one undo step)."""
+        name = self.class_list.choose_index(k)
+        if name is None:
+            self.show_message(f"No class {k}: add classes in the Classes panel")
+            return
+        sel = self.model.selected_indices
+        if sel:
+            cmd = set_property(self.model, sel, f"Set class to {name}", name=name)
+            if cmd is not None:
+                apply(self.canvas.undo_stack, cmd)
+        self.show_message(f"Class: {name}")
+
+    def toggle_verified(self) -> None:
+        if self.document.current_entry is None:
+            return
+        on = self.document.toggle_verified()
+        self.show_message("Verified" if on else "Not verified")
+        self._update_labels()
+
+    def save(self) -> bool:
+        ok = self.document.save_all(interactive=True)
+        self.show_message("Saved" if ok else f"{self.document.unsaved_count()} image(s) could not be saved")
+        return ok
+
+    def _on_model_changed(self) -> None:
+        """Classes typed in the box editor or found in a loaded file join the class list."""
+        self.class_list.add_classes([o.name for o in self.model.objects])
+        self._update_labels()
+
+    def _on_classes_changed(self, names: list[str]) -> None:
+        self.box_editor.set_class_names(names)
+        self.settings.set_classes(names)
+
+    # --- annotation folder and save failures ----------------------------------------------------------------
+    def _on_save_failed(self, text: str) -> None:
+        self.show_message(text)
+        self._update_title()
+        if not self.document.can_change_annotation_dir:
+            self._warn("Could not save", text)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Could not save", text, parent=self)
+        choose = box.addButton("Choose Annotation Folder…", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Keep in Memory", QMessageBox.ButtonRole.RejectRole)
+        box.buttonClicked.connect(lambda b: self._ask_annotation_dir() if b is choose else None)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # non-blocking: autosave fires from a timer
+        self.save_failed_box = box
+
+    def _ask_annotation_dir(self) -> None:
+        if not self.document.can_change_annotation_dir:
+            self._warn("Annotation folder", "This dataset's format fixes where annotations live.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Save annotations into", self.settings.last_folder())
+        if folder:
+            self.set_annotation_dir(folder)
+
+    def set_annotation_dir(self, folder: str | Path | None) -> bool:
+        ok = self.document.set_annotation_dir(Path(folder) if folder else None)
+        self.show_message(f"Annotations now saved in {folder or 'the image folders'}"
+                          + ("" if ok else " — some could still not be saved"))
+        self._update_title()
+        return ok
+
+    # --- background jobs ----------------------------------------------------------------------------------
+    def run_job(self, name: str, fn: Callable[..., Any], *args: Any,
+                on_result: Callable[[Any], None] | None = None, **kwargs: Any) -> Worker:
+        """Run ``fn(job, *args)`` in a thread with a progress dialog; autosave waits until it ends."""
+        self.document.save_pending()
+        dlg = progress_dialog(name, self)
+        self._job_dialog = dlg
+        self.document.busy = True
+
+        def progress(f: float, msg: str) -> None:
+            dlg.setValue(int(max(0.0, min(1.0, f)) * 1000))
+            dlg.setLabelText(msg[:120])
+
+        def done(value: Any) -> None:
+            if on_result is not None:
+                on_result(value)
+            self.jobFinished.emit(name, value, "")
+
+        def failed(err: str) -> None:
+            self.show_message(f"{name}: {err.splitlines()[0]}")
+            if err != "cancelled":
+                self._warn(name, err)
+            self.jobFinished.emit(name, None, err)
+
+        def finished() -> None:
+            self.document.busy = False
+            dlg.close()
+            dlg.deleteLater()
+            if self._job_dialog is dlg:
+                self._job_dialog = None
+
+        def job(j: Any) -> Any:
+            return fn(*args, progress=j.progress, cancelled=lambda: j.cancelled, **kwargs)
+
+        worker = self.pool.start(job, on_progress=progress, on_result=done, on_error=failed, on_finished=finished)
+        dlg.canceled.connect(worker.cancel)
+        return worker
+
+    def _overrides(self) -> dict[int, Any]:
+        """Unsaved in-memory annotations, so exports include what the user sees."""
+        return {i: st.annotation for i, st in self.document.states.items() if st.dirty}
+
+    def _ask_export(self, fmt: str) -> None:
+        if self.document.source is None:
+            self.show_message("Open a dataset first")
+            return
+        folder = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into (an empty folder)",
+                                                  self.settings.last_folder())
+        if folder:
+            self.export_to(fmt, folder)
+
+    def export_to(self, fmt: str, folder: str | Path) -> Worker | None:
+        source = self.document.source
+        if source is None:
+            return None
+        return self.run_job(f"Export {fmt.upper()}", export_dataset, source, fmt, Path(folder),
+                            overrides=self._overrides(),
+                            on_result=lambda r: self.show_message(f"Exported: {r.summary()}"))
+
+    def _ask_import(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Import annotations from a dataset folder",
+                                                self.settings.last_folder())
+        if path:
+            self.import_from(path)
+
+    def import_from(self, path: str | Path) -> Worker | None:
+        if self.document.source is None:
+            self.show_message("Open the images to import onto first")
+            return None
+        try:
+            other = open_dataset(path)
+        except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
+            self._warn("Import", str(exc))
+            return None
+        if self.document.any_dirty and not self.confirm(
+                "Import annotations", "Some edits are not saved yet and imported annotations would replace "
+                "them. Continue?"):
+            return None
+
+        def imported(report: Any) -> None:
+            self.class_list.add_classes(self.document.source.class_names if self.document.source else [])
+            self.document.forget_clean_states()
+            self.show_message(f"Imported: {report.summary()}")
+
+        return self.run_job("Import annotations", import_annotations, self.document.source, other,
+                            on_result=imported)
+
+    def rename_class(self, old: str, new: str) -> Worker | None:
+        """Rename (or merge into an existing class) across the whole dataset, after a confirmation."""
+        source = self.document.source
+        merge = new in self.class_list.names()
+        verb = "Merge" if merge else "Rename"
+        if source is None:
+            self.class_list.apply_rename(old, new)
+            return None
+        text = (f"{verb} class '{old}' {'into' if merge else 'to'} '{new}' in every annotation of "
+                f"{source.root}? This rewrites the affected annotation files.")
+        if not self.confirm(f"{verb} class", text):
+            return None
+        self.document.save_pending()
+        for st in self.document.states.values():  # unsaved edits follow the rename in memory
+            if st.dirty and st.annotation is not None:
+                st.annotation.objects = [BoxObject(new, o.box, o.difficult, o.truncated, o.crowd)
+                                         if o.name == old else o for o in st.annotation.objects]
+
+        def renamed(report: Any) -> None:
+            self.class_list.apply_rename(old, new)
+            if self.model.current_class == old:
+                self.class_list.choose(new)
+            self.document.forget_clean_states()
+            cur = self.document.current_state()
+            if cur is not None and cur.dirty:
+                self.document.reload_memory_current()
+            self.show_message(f"{verb}d '{old}' → '{new}': {report.summary()}")
+
+        return self.run_job(f"{verb} class", rename_class, source, old, new, on_result=renamed)
+
+    # --- view -----------------------------------------------------------------------------------------------
+    def show_brightness_contrast(self) -> None:
+        if self._bc_dialog is None:
+            self._bc_dialog = BrightnessContrastDialog(self)
+            self._bc_dialog.changed.connect(self.canvas.set_brightness_contrast)
+        self._bc_dialog.show()
+        self._bc_dialog.raise_()
+
+    def show_shortcuts(self) -> ShortcutSheet:
+        if self._sheet is None:
+            self._sheet = ShortcutSheet(self.all_actions(), self)
+        self._sheet.show()
+        self._sheet.raise_()
+        return self._sheet
+
+    def _about(self) -> None:
+        QMessageBox.about(self, APP_TITLE, f"{APP_TITLE}\nLabel images; build, train and debug R-CNN detectors.\n"
+                                           f"Settings: {self.settings.file_name}")
+
+    # --- status ---------------------------------------------------------------------------------------------
+    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def _on_cursor(self, x: float, y: float, value: object) -> None:
+        w, h = self.canvas.image_size()
+        if value is None or not (0 <= x < w and 0 <= y < h):
+            self.coord_label.setText("")
+            return
+        if isinstance(value, (tuple, list)):
+            v = "RGB(" + ", ".join(str(int(c)) for c in value) + ")"
+        else:
+            v = str(value)
+        self.coord_label.setText(f"x {int(x)}, y {int(y)}  {v}")
+
+    def _update_labels(self) -> None:
+        self.zoom_label.setText(f"{self.canvas.zoom * 100:.0f}%")
+        self.mode_label.setText("Create (drag a box)" if self.canvas.mode == CREATE_MODE else "Edit")
+        st = self.document.current_state()
+        self.verified_label.setText("✔ verified" if self.model.verified and st is not None else "")
+        if st is None:
+            self.save_label.setText("")
+        elif st.load_error and st.dirty:
+            self.save_label.setText("unsaved (file unreadable)")
+        elif st.dirty:
+            self.save_label.setText("unsaved" if st.save_error or not self.document.autosave else "saving…")
+        elif st.load_error:
+            self.save_label.setText("annotation unreadable")
+        else:
+            self.save_label.setText("saved")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        entry = self.document.current_entry
+        dirty = " *" if self.document.any_dirty else ""
+        if entry is None:
+            self.setWindowTitle(APP_TITLE + dirty)
+        else:
+            n = len(self.document.entries)
+            self.setWindowTitle(f"{entry.name} ({self.document.index + 1}/{n}){dirty} — {APP_TITLE}")
+
+    # --- dialogs --------------------------------------------------------------------------------------------
+    def _confirm_dialog(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _warn(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()  # non-blocking
+
+    # --- closing --------------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._closed:
+            event.accept()
+            return
+        self.document.save_all(interactive=False)
+        if self.document.any_dirty:
+            n = self.document.unsaved_count()
+            if not self.confirm("Unsaved edits", f"{n} image(s) have edits that could not be saved "
+                                                 "(see the file list). Quit and lose them?"):
+                event.ignore()
+                return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Persist settings and stop every thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.settings.set_window(self.saveGeometry(), self.saveState())
+        self.settings.set_classes(self.class_list.names())
+        self.settings.sync()
+        self.document.close()
+        self.file_list.shutdown()
+        self.pool.shutdown()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(1280, 800)
+
+
+def process_events_until(predicate: Callable[[], bool], timeout_ms: int = 5000) -> bool:
+    """Spin the event loop until ``predicate`` holds (for scripts such as screenshot makers)."""
+    import time
+
+    end = time.monotonic() + timeout_ms / 1000
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+

@@ -1,0 +1,1 @@
+"""Bundled resources (sample photographs with VOC boxes), installed with the package."""

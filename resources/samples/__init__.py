@@ -1,0 +1,1 @@
+"""Sample photographs with Pascal VOC ground truth; see LICENSES.md."""
