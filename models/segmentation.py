@@ -91,60 +91,70 @@ def _find(parent: np.ndarray, x: int) -> int:
     return x
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _edge_weight(img: np.ndarray, y: int, x: int, d: int) -> float:
+    """Colour distance from (y, x) to its neighbour in direction d (right, down, down-right, up-right);
+    -1 when that neighbour is outside the image."""
+    h, w, c = img.shape
+    if d == 0:
+        yy, xx = y, x + 1
+    elif d == 1:
+        yy, xx = y + 1, x
+    elif d == 2:
+        yy, xx = y + 1, x + 1
+    else:
+        yy, xx = y - 1, x + 1
+    if yy < 0 or yy >= h or xx >= w:
+        return -1.0
+    s = 0.0
+    for ch in range(c):
+        diff = img[y, x, ch] - img[yy, xx, ch]
+        s += diff * diff
+    return np.float32(np.sqrt(s))
+
+
 @njit(cache=True, nogil=True)
 def _fh_kernel(img: np.ndarray, k: float, min_size: int) -> tuple[np.ndarray, int]:
     """img: H×W×C float32 (already smoothed). Returns (labels H×W int32, n)."""
     h, w, c = img.shape
     n = h * w
-    cap = 4 * n
-    ea = np.empty(cap, np.int32)
-    eb = np.empty(cap, np.int32)
-    ew = np.empty(cap, np.float32)
-    m = 0
-    wmax = 0.0
-    for y in range(h):
-        for x in range(w):
-            i = y * w + x
-            for d in range(4):  # right, down, down-right, up-right: each 8-neighbour pair once
-                if d == 0:
-                    yy, xx = y, x + 1
-                elif d == 1:
-                    yy, xx = y + 1, x
-                elif d == 2:
-                    yy, xx = y + 1, x + 1
-                else:
-                    yy, xx = y - 1, x + 1
-                if yy < 0 or yy >= h or xx >= w:
-                    continue
-                s = 0.0
-                for ch in range(c):
-                    diff = img[y, x, ch] - img[yy, xx, ch]
-                    s += diff * diff
-                wgt = np.float32(np.sqrt(s))
-                ea[m] = i
-                eb[m] = yy * w + xx
-                ew[m] = wgt
-                if wgt > wmax:
-                    wmax = wgt
-                m += 1
-    # Counting sort on the quantised weight, scattering the edges themselves so the merge loops below read
-    # memory in order: O(m), stable (ties keep raster order), ~15x faster than argsort here.
+    # Counting sort on the quantised weight (O(edges), stable: ties keep raster order; ~15x faster than
+    # argsort here). Weights are computed twice, once to count and once to place, rather than stored
+    # unsorted: that halves the memory (9 bytes per edge) on large images.
+    wmax = np.float32(np.sqrt(c) * 256.0)
     nb = int(wmax * _WEIGHT_STEPS) + 2
     counts = np.zeros(nb + 1, np.int64)
-    for e in range(m):
-        counts[int(ew[e] * _WEIGHT_STEPS) + 1] += 1
+    m = 0
+    for y in range(h):
+        for x in range(w):
+            for d in range(4):
+                wgt = _edge_weight(img, y, x, d)
+                if wgt >= 0:
+                    counts[min(int(wgt * _WEIGHT_STEPS), nb - 1) + 1] += 1
+                    m += 1
     for b in range(1, nb + 1):
         counts[b] += counts[b - 1]
     sa = np.empty(m, np.int32)
     sb = np.empty(m, np.int32)
     sw = np.empty(m, np.float32)
-    for e in range(m):
-        q = int(ew[e] * _WEIGHT_STEPS)
-        p = counts[q]
-        sa[p] = ea[e]
-        sb[p] = eb[e]
-        sw[p] = ew[e]
-        counts[q] += 1
+    for y in range(h):
+        for x in range(w):
+            for d in range(4):
+                wgt = _edge_weight(img, y, x, d)
+                if wgt >= 0:
+                    q = min(int(wgt * _WEIGHT_STEPS), nb - 1)
+                    p = counts[q]
+                    counts[q] += 1
+                    sa[p] = y * w + x
+                    if d == 0:
+                        sb[p] = y * w + x + 1
+                    elif d == 1:
+                        sb[p] = (y + 1) * w + x
+                    elif d == 2:
+                        sb[p] = (y + 1) * w + x + 1
+                    else:
+                        sb[p] = (y - 1) * w + x + 1
+                    sw[p] = wgt
 
     parent = np.arange(n).astype(np.int32)
     size = np.ones(n, np.int32)
