@@ -1,0 +1,199 @@
+"""Backbones: a convolutional body that turns an image into a stride-16 feature map.
+
+Faster R-CNN's RPN and RoI pooling both work on one feature map at stride 16 (the conv5_3 of VGG16 in the
+paper). We cut torchvision's VGG16, ResNet-50 (through layer3, "C4") and MobileNetV3-Large (through its last
+stride-16 block) at that stride, and offer a small CNN that trains from scratch on a CPU in minutes.
+
+ImageNet weights come only from torchvision's weights API when the file already sits in the local torch hub
+cache, or from a path the user gives: this program never downloads at run time. Missing weights are a
+:class:`BackboneWeightsError` with a message saying what to do, never a network timeout.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+BACKBONES = ("small", "vgg16", "resnet50", "mobilenet_v3")
+
+
+class BackboneWeightsError(RuntimeError):
+    """Requested weights are not available offline, or the file does not fit the backbone."""
+
+
+@dataclass
+class WeightsInfo:
+    """What the backbone was initialised from, for logs and checkpoints: "scratch", "imagenet" or a path."""
+
+    source: str
+    message: str
+
+
+class Backbone(nn.Module):
+    """A body with ``out_channels`` and ``stride``; ``forward(x [B,3,H,W] normalised) -> [B,C,H/16,W/16]``."""
+
+    def __init__(self, body: nn.Module, out_channels: int, stride: int, name: str) -> None:
+        super().__init__()
+        self.body = body
+        self.out_channels = int(out_channels)
+        self.stride = int(stride)
+        self.name = name
+        self.weights_info = WeightsInfo("scratch", "initialised randomly")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def small_cnn(width: int = 32) -> Backbone:
+    """Eight 3×3 conv+BN+ReLU layers, four of them stride 2 → stride 16, ``8 * width`` channels.
+
+    Roughly 1 GMAC for a 400×500 input: small enough to train from scratch on two CPU cores, big enough for
+    the synthetic shapes (BatchNorm is what makes training from scratch converge quickly).
+    """
+    w = width
+    layers: list[nn.Module] = []
+    layers += _conv_bn(3, w, 2)
+    layers += _conv_bn(w, 2 * w, 2) + _conv_bn(2 * w, 2 * w, 1)
+    layers += _conv_bn(2 * w, 4 * w, 2) + _conv_bn(4 * w, 4 * w, 1)
+    layers += _conv_bn(4 * w, 8 * w, 2) + _conv_bn(8 * w, 8 * w, 1) + _conv_bn(8 * w, 8 * w, 1)
+    body = nn.Sequential(*layers)
+    for m in body.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return Backbone(body, 8 * w, 16, "small")
+
+
+def _imagenet_weights(name: str):
+    from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights
+    return {"vgg16": VGG16_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V1,
+            "mobilenet_v3": MobileNet_V3_Large_Weights.IMAGENET1K_V1}[name]
+
+
+def cached_weights_path(name: str) -> Path | None:
+    """Where torchvision would keep the ImageNet file for ``name``, if it is already there."""
+    if name not in ("vgg16", "resnet50", "mobilenet_v3"):
+        return None
+    url = _imagenet_weights(name).url
+    p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return p if p.is_file() else None
+
+
+def _full_model(name: str, frozen_bn: bool) -> nn.Module:
+    if name == "vgg16":
+        return torchvision.models.vgg16(weights=None)
+    if name == "resnet50":
+        norm = torchvision.ops.FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+        return torchvision.models.resnet50(weights=None, norm_layer=norm)
+    if name == "mobilenet_v3":
+        return torchvision.models.mobilenet_v3_large(weights=None)
+    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+
+
+def _cut(name: str, model: nn.Module) -> Backbone:
+    if name == "vgg16":
+        # features[:30] ends at conv5_3 + ReLU, before the 5th max-pool: stride 16, 512 channels.
+        return Backbone(model.features[:30], 512, 16, name)
+    if name == "resnet50":
+        body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2,
+                             model.layer3)
+        return Backbone(body, 1024, 16, name)
+    # MobileNetV3-Large: blocks 0..12 end at stride 16 with 112 channels (block 13 goes to stride 32).
+    return Backbone(model.features[:13], 112, 16, name)
+
+
+def _read_state(path: Path, name: str) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise BackboneWeightsError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BackboneWeightsError(f"{path}: not a state dict of {name} weights")
+    return state
+
+
+def _load_into(modules: list[nn.Module], state: dict, path: Path, name: str) -> None:
+    """Load into the first module whose parameter names the file shares; shapes must then agree."""
+    for module in modules:
+        own = module.state_dict()
+        common = [k for k in state if k in own]
+        if not common:
+            continue
+        bad = [k for k in common if tuple(own[k].shape) != tuple(state[k].shape)]
+        if bad:
+            raise BackboneWeightsError(f"{path}: tensor {bad[0]!r} has shape {tuple(state[bad[0]].shape)}, "
+                                       f"the {name} backbone expects {tuple(own[bad[0]].shape)}")
+        module.load_state_dict(state, strict=False)
+        return
+    raise BackboneWeightsError(f"{path}: none of its tensors fit a {name} backbone; is it the right file?")
+
+
+def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
+                   small_width: int = 32, pretrained_layout: bool | None = None) -> Backbone:
+    """A stride-16 body by name (``small``, ``vgg16``, ``resnet50``, ``mobilenet_v3``).
+
+    ``weights``: None → ImageNet weights if torchvision's file is in the local cache, else random
+    (the choice is recorded in ``backbone.weights_info``); ``"imagenet"`` → the cached file or a
+    :class:`BackboneWeightsError`; ``"none"``/``"scratch"`` → random; any other string → a ``.pth`` path
+    (a torchvision state dict of the full classifier, or of the cut body).
+    With pretrained weights the early layers are frozen as in the papers (VGG conv1-2, ResNet stem+layer1)
+    and ResNet uses frozen BatchNorm (batches of 1-2 images make BN statistics useless).
+    ``pretrained_layout`` forces that layout without loading anything: rebuilding a checkpoint's model.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    wanted = None if weights is None else str(weights)
+    if name == "small":
+        if wanted not in (None, "none", "scratch"):
+            bb = small_cnn(small_width)
+            path = Path(wanted)
+            if not path.is_file():
+                raise BackboneWeightsError(f"{path}: weights file not found")
+            _load_into([bb, bb.body], _read_state(path, name), path, name)
+            bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
+            return bb
+        return small_cnn(small_width)
+    path: Path | None = None
+    source = "scratch"
+    if wanted in (None, "imagenet"):
+        path = cached_weights_path(name)
+        if path is None and wanted == "imagenet":
+            url = _imagenet_weights(name).url
+            raise BackboneWeightsError(
+                f"ImageNet weights for {name} are not in the local torch hub cache "
+                f"({Path(torch.hub.get_dir()) / 'checkpoints'}) and this program does not download them. "
+                f"Copy {os.path.basename(url)} there (from {url}) or pass --weights PATH.")
+        source = "imagenet" if path is not None else "scratch"
+    elif wanted not in ("none", "scratch"):
+        path = Path(wanted)
+        if not path.is_file():
+            raise BackboneWeightsError(f"{path}: weights file not found")
+        source = str(path)
+    pretrained = path is not None
+    layout = pretrained if pretrained_layout is None else pretrained_layout
+    model = _full_model(name, frozen_bn=layout)
+    bb = _cut(name, model)
+    if pretrained:
+        # A user's file may hold the whole torchvision classifier, or just the cut body.
+        _load_into([model, bb, bb.body], _read_state(path, name), path, name)
+    if layout:
+        freeze = {"vgg16": 10, "resnet50": 5, "mobilenet_v3": 0}[name]
+        for layer in list(bb.body.children())[:freeze]:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+    msg = {"imagenet": f"ImageNet weights from {path}", "scratch":
+           "no ImageNet weights in the local cache: initialised randomly (pass --weights PATH to use a file)"}
+    bb.weights_info = WeightsInfo(source, msg.get(source, f"loaded from {path}"))
+    if layout and not pretrained:
+        bb.weights_info = WeightsInfo("checkpoint", "pretrained layout; weights come from the checkpoint")
+    return bb

@@ -1,0 +1,48 @@
+"""Detector generations behind one interface, built by name so training and checkpoints stay generic.
+
+``register(name, build, rebuild)``: ``build(class_names, **kwargs)`` makes a fresh model for training,
+``rebuild(class_names, config)`` makes one from a checkpoint's ``model_config``. R-CNN and Fast R-CNN register
+here when they land; nothing else in training or checkpoints needs to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from models.detectors.base import Detections, Detector
+
+_BUILDERS: dict[str, tuple[Callable[..., Detector], Callable[[list[str], dict], Detector]]] = {}
+
+
+def register(name: str, build: Callable[..., Detector], rebuild: Callable[[list[str], dict], Detector]) -> None:
+    _BUILDERS[name] = (build, rebuild)
+
+
+def generations() -> list[str]:
+    _ensure_builtin()
+    return sorted(_BUILDERS)
+
+
+def _ensure_builtin() -> None:
+    if "faster-rcnn" not in _BUILDERS:
+        from models.detectors.faster_rcnn import FasterRCNN
+        register("faster-rcnn", FasterRCNN, FasterRCNN.from_config)
+
+
+def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:
+    """A fresh detector of ``generation``; NotImplementedError names the generations that exist."""
+    _ensure_builtin()
+    if generation not in _BUILDERS:
+        raise NotImplementedError(f"generation {generation!r} is not implemented yet "
+                                  f"(available: {', '.join(sorted(_BUILDERS))})")
+    return _BUILDERS[generation][0](class_names, **kwargs)
+
+
+def rebuild_detector(generation: str, class_names: list[str], config: dict) -> Detector:
+    _ensure_builtin()
+    if generation not in _BUILDERS:
+        raise NotImplementedError(f"generation {generation!r} is not implemented yet")
+    return _BUILDERS[generation][1](class_names, config)
+
+
+__all__ = ["Detections", "Detector", "build_detector", "rebuild_detector", "register", "generations"]

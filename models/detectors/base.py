@@ -1,0 +1,135 @@
+"""The interface every detector generation shares (R-CNN, Fast R-CNN, Faster R-CNN).
+
+The app and the headless commands only ever call :meth:`Detector.predict` (detections in the pixels of the
+image passed in) and :meth:`Detector.trace` (the intermediates the explorer draws); training calls
+``forward(images, targets)`` for the loss dict. Resizing to the model's shorter side / longer-side cap and
+the ImageNet normalisation live here, in the model, so every caller feeds plain 0..1 RGB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: torchvision's ImageNet statistics; the backbones' weights expect them and the small CNN uses them too.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Detections:
+    """Detections of one image. ``labels`` are 1..K; label ``i`` is ``class_names[i - 1]`` (0 = background
+    is never reported). Boxes are float32 xyxy in pixels of the image given to ``predict``."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    class_names: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        return [self.class_names[int(i) - 1] for i in self.labels]
+
+    @classmethod
+    def empty(cls, class_names: list[str]) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), list(class_names))
+
+
+def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
+    """Scale that brings the shorter side to ``min_size`` unless the longer side would pass ``max_size``
+    (the papers' single-scale training and testing: 600 / 1000)."""
+    scale = float(min_size) / min(height, width)
+    if max(height, width) * scale > max_size:
+        scale = float(max_size) / max(height, width)
+    return scale
+
+
+def to_tensor(image: np.ndarray) -> Tensor:
+    """HxWx3 uint8 RGB → [3, H, W] float32 in 0..1."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB image, got shape {image.shape}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+
+def resize_image(image: Tensor, scale: float) -> Tensor:
+    """Bilinear resize of a [3, H, W] tensor by ``scale`` (sizes rounded to whole pixels)."""
+    h, w = image.shape[-2:]
+    nh, nw = max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    if (nh, nw) == (h, w):
+        return image
+    return F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+
+
+class Detector(torch.nn.Module):
+    """Base class: subclasses implement ``forward`` and ``trace``; ``predict`` is shared.
+
+    ``forward(images, targets)`` takes already-resized [3, H, W] 0..1 tensors (what the training dataset
+    yields); in training mode it returns the loss dict, in eval mode a list of ``{"boxes", "scores",
+    "labels"}`` in those resized pixels.
+    """
+
+    generation: str = "base"
+
+    def __init__(self, class_names: list[str], min_size: int = 600, max_size: int = 1000) -> None:
+        super().__init__()
+        self.class_names = list(class_names)
+        self.min_size = int(min_size)
+        self.max_size = int(max_size)
+
+    @property
+    def num_classes(self) -> int:
+        """K, without background."""
+        return len(self.class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict:
+        """Constructor arguments as plain data: enough, with the state dict, to rebuild the model."""
+        raise NotImplementedError
+
+    def prepare(self, image: np.ndarray) -> tuple[Tensor, tuple[float, float]]:
+        """Tensor resized to the model's scale, and the per-axis factors (sy, sx) from original to resized."""
+        t = to_tensor(image)
+        h, w = t.shape[-2:]
+        t = resize_image(t, resize_scale(h, w, self.min_size, self.max_size))
+        return t.to(self.device), (t.shape[-2] / h, t.shape[-1] / w)
+
+    def to_original(self, boxes: Tensor, factors: tuple[float, float], height: int, width: int) -> np.ndarray:
+        sy, sx = factors
+        b = boxes.detach().float().cpu().clone()
+        b[:, 0::2] = (b[:, 0::2] / sx).clamp(0, width)
+        b[:, 1::2] = (b[:, 1::2] / sy).clamp(0, height)
+        return b.numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def predict(self, images: list[np.ndarray], score_threshold: float = 0.05) -> list[Detections]:
+        """Detect objects in RGB uint8 images of any size; boxes come back in each image's own pixels.
+
+        Images run one at a time: no padding to a common size, so results do not depend on the batch.
+        """
+        was_training = self.training
+        self.eval()
+        out: list[Detections] = []
+        try:
+            for image in images:
+                t, factors = self.prepare(image)
+                det = self.forward([t])[0]
+                keep = det["scores"] >= score_threshold
+                boxes = self.to_original(det["boxes"][keep], factors, image.shape[0], image.shape[1])
+                out.append(Detections(boxes, det["scores"][keep].float().cpu().numpy().astype(np.float32),
+                                      det["labels"][keep].cpu().numpy().astype(np.int64), list(self.class_names)))
+        finally:
+            self.train(was_training)
+        return out
+
+    def trace(self, image: np.ndarray):  # noqa: ANN201 - each generation returns its own trace dataclass
+        raise NotImplementedError
