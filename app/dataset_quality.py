@@ -1,0 +1,282 @@
+"""Proposal quality over the whole open dataset: a dialog, and the measurement it runs in a worker thread.
+
+The figures are those of ``python main.py eval-proposals`` (recall at IoU 0.5 / 0.7 and MABO pooled over the
+ground-truth boxes, difficult and crowd objects left out; boxes per image; median seconds per image counting
+the proposal computation on the decoded image, not the decoding), so a number seen in the app can be
+reproduced headless. Images or annotation files that cannot be read are listed and skipped, never fatal.
+
+``measure_dataset`` is plain Python (no Qt): it calls ``progress`` and polls ``cancelled`` between images
+and, through Selective Search's own hooks, between groupings, so Cancel answers within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.workers import Cancelled as JobCancelled
+from app.workers import Job, Worker, WorkerPool
+from models.annotations import AnnotationError
+from models.datasets import DatasetSource
+from models.io import ImageError, ImageInfo, read_image
+from models.proposal_metrics import score_annotation, summarize
+from models.selective_search import MODES, Cancelled, selective_search, warm_up
+
+
+@dataclass
+class QualityReport:
+    """Dataset-level proposal figures plus what was left out and why."""
+
+    images: int = 0
+    gt_boxes: int = 0
+    boxes_per_image: float = float("nan")
+    recall_05: float = float("nan")
+    recall_07: float = float("nan")
+    mabo: float = float("nan")
+    seconds_per_image: float = float("nan")  # median
+    skipped: list[str] = field(default_factory=list)
+    unannotated: int = 0
+    total: int = 0
+    mode: str = "fast"
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        def fin(v: float) -> float | None:
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return {"images": self.images, "gt_boxes": self.gt_boxes, "boxes_per_image": fin(self.boxes_per_image),
+                "recall@0.5": fin(self.recall_05), "recall@0.7": fin(self.recall_07), "mabo": fin(self.mabo),
+                "seconds_per_image": fin(self.seconds_per_image)}
+
+
+def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | None = 500, top: int | None = None,
+                    seed: int = 0, progress: Callable[[float, str], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> QualityReport:
+    """Run Selective Search on every image of ``source`` and score it against its annotation.
+
+    Raises ``models.selective_search.Cancelled`` when ``cancelled()`` turns True.
+    """
+    warm_up()  # numba compile / cache load: kept out of the per-image seconds
+    entries = list(source.entries)
+    n = len(entries)
+    scores = []
+    seconds: list[float] = []
+    report = QualityReport(total=n, mode=mode)
+    for i, entry in enumerate(entries):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        if progress is not None:
+            progress(i / max(n, 1), f"{i + 1}/{n} {entry.name}")
+        try:
+            dec = read_image(entry.path)
+        except ImageError as exc:
+            report.skipped.append(f"image {entry.name}: {exc}")
+            continue
+        info = ImageInfo(entry.path, dec.width, dec.height, dec.orientation, dec.stored_width, dec.stored_height)
+        try:
+            ann = source.store.load(entry, info)
+        except (AnnotationError, OSError, ValueError) as exc:
+            report.skipped.append(f"annotation of {entry.name}: {exc}")
+            continue
+        if ann is None:
+            report.unannotated += 1
+            continue
+        t0 = time.perf_counter()
+        props = selective_search(dec.pixels, mode, max_side=max_side, seed=seed, top=top, cancelled=cancelled)
+        seconds.append(time.perf_counter() - t0)
+        boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
+        scores.append(score_annotation(boxes, ann))
+    summary = summarize(scores)
+    report.images = summary.images
+    report.gt_boxes = summary.gt_boxes
+    report.boxes_per_image = summary.boxes_per_image if scores else float("nan")
+    report.recall_05 = summary.recall[0.5]
+    report.recall_07 = summary.recall[0.7]
+    report.mabo = summary.mabo
+    report.seconds_per_image = statistics.median(seconds) if seconds else float("nan")
+    if progress is not None:
+        progress(1.0, "done")
+    return report
+
+
+def _job(job: Job, source: DatasetSource, mode: str, max_side: int | None, top: int | None, seed: int
+         ) -> QualityReport:
+    try:
+        return measure_dataset(source, mode, max_side, top, seed, job.progress, lambda: job.cancelled)
+    except Cancelled as exc:
+        raise JobCancelled() from exc
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+    return "—" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+class DatasetQualityDialog(QDialog):
+    """Non-modal: choose mode / max side / top N / seed, Start, watch progress, Cancel; read the figures."""
+
+    finished_report = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Proposal quality over dataset")
+        self.setModal(False)
+        self._source: DatasetSource | None = None
+        self._pool = WorkerPool(self)
+        self._worker: Worker | None = None
+        self.report: QualityReport | None = None
+
+        self.source_label = QLabel("No dataset open")
+        self.source_label.setWordWrap(True)
+        self.mode_combo = QComboBox()
+        for m in MODES:
+            self.mode_combo.addItem(m, m)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData("fast"))
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setRange(16, 8000)
+        self.max_side_spin.setValue(500)
+        self.max_side_spin.setSuffix(" px")
+        self.top_spin = QSpinBox()
+        self.top_spin.setRange(0, 100000)
+        self.top_spin.setSpecialValueText("all")
+        self.top_spin.setToolTip("Score only the N best-ranked boxes of each image (all: every box)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        form = QFormLayout()
+        form.addRow("dataset", self.source_label)
+        form.addRow("mode", self.mode_combo)
+        form.addRow("max side", self.max_side_spin)
+        form.addRow("top N", self.top_spin)
+        form.addRow("seed", self.seed_spin)
+
+        self.start_button = QPushButton("Start")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel("")
+        self.result_label = QLabel("")
+        self.result_label.setTextFormat(Qt.TextFormat.RichText)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.skipped_text = QPlainTextEdit()
+        self.skipped_text.setReadOnly(True)
+        self.skipped_text.setPlaceholderText("Unreadable images and annotation files are listed here")
+        self.skipped_text.setMaximumHeight(110)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+
+        row = QHBoxLayout()
+        row.addWidget(self.start_button)
+        row.addWidget(self.cancel_button)
+        row.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(row)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.progress_label)
+        lay.addWidget(self.result_label)
+        lay.addWidget(QLabel("Skipped:"))
+        lay.addWidget(self.skipped_text)
+        lay.addWidget(buttons)
+
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self._update_buttons()
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def set_source(self, source: DatasetSource | None) -> None:
+        """The dataset to measure; a run in progress on the previous one is cancelled."""
+        if source is not self._source:
+            self.cancel()
+        self._source = source
+        if source is None:
+            self.source_label.setText("No dataset open")
+        else:
+            self.source_label.setText(f"{source.root} ({source.kind}, {len(source.entries)} images)")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        ok = self._source is not None and bool(self._source.entries)
+        self.start_button.setEnabled(ok and not self.running)
+        self.cancel_button.setEnabled(self.running)
+        for w in (self.mode_combo, self.max_side_spin, self.top_spin, self.seed_spin):
+            w.setEnabled(not self.running)
+
+    def start(self) -> None:
+        if self._source is None or self.running:
+            return
+        self.report = None
+        self.result_label.setText("")
+        self.skipped_text.clear()
+        self.progress.setValue(0)
+        self.progress_label.setText("starting (compiling kernels on first use)…")
+        top = int(self.top_spin.value()) or None
+        self._worker = self._pool.start(_job, self._source, str(self.mode_combo.currentData()),
+                                        int(self.max_side_spin.value()), top, int(self.seed_spin.value()),
+                                        on_progress=self._on_progress, on_result=self._on_result,
+                                        on_error=self._on_error, on_finished=self._on_finished)
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            self.progress_label.setText("cancelling…")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(round(1000 * fraction))
+        self.progress_label.setText(message)
+
+    def _on_result(self, report: QualityReport) -> None:
+        self.report = report
+        self.progress.setValue(1000)
+        extra = f", {report.unannotated} without annotations left out" if report.unannotated else ""
+        self.progress_label.setText(f"{report.images} of {report.total} images measured "
+                                    f"({len(report.skipped)} skipped{extra})")
+        rows = [("images", str(report.images)), ("ground-truth boxes", str(report.gt_boxes)),
+                ("boxes per image", _fmt(report.boxes_per_image, 1)), ("recall@0.5", _fmt(report.recall_05)),
+                ("recall@0.7", _fmt(report.recall_07)), ("MABO", _fmt(report.mabo)),
+                ("seconds per image (median)", _fmt(report.seconds_per_image, 3))]
+        self.result_label.setText("<table>" + "".join(f"<tr><td>{k}</td><td align='right'>&nbsp;&nbsp;<b>{v}</b>"
+                                                      f"</td></tr>" for k, v in rows) + "</table>")
+        self.skipped_text.setPlainText("\n".join(report.skipped))
+        self.finished_report.emit(report)
+
+    def _on_error(self, message: str) -> None:
+        self.progress_label.setText("cancelled" if message == "cancelled" else f"failed: {message.splitlines()[0]}")
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._update_buttons()
+
+    def shutdown(self) -> None:
+        """Cancel a run and wait for its thread (called when the window closes)."""
+        self._pool.shutdown()
+        self._worker = None
+
+    def closeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt's name
+        self.cancel()
+        super().closeEvent(event)
+
+
+__all__ = ["DatasetQualityDialog", "QualityReport", "measure_dataset"]

@@ -1,0 +1,298 @@
+"""Side-panel controls for Selective Search: proposals (mode, seed, top N, colouring, recall read-out) and
+the hierarchy playback (strategy, step slider, the similarity terms of the merge at that step).
+
+A plain widget: it computes nothing. The controller (``app.proposal_tools``) listens to its signals, runs
+Selective Search in a worker and fills the read-outs (``set_recall``, ``set_hover``, ``show_merge``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.layers.proposals import COLOR_BY_IOU, COLOR_BY_RANK, IOU_BANDS
+from models.selective_search import MODES, TERMS, Hierarchy, Merge
+
+#: Boxes shown when a new proposal set arrives (the slider goes up to all of them).
+DEFAULT_TOP = 200
+#: Milliseconds between two steps while the playback runs.
+PLAY_INTERVAL_MS = 120
+
+
+@dataclass(frozen=True)
+class ProposalParams:
+    mode: str = "fast"
+    seed: int = 0
+    max_side: int = 500
+
+
+def _iou_legend() -> str:
+    parts = []
+    bounds = [b for b, _, _ in IOU_BANDS] + [1.0]
+    for (lo, color, _), hi in zip(IOU_BANDS, bounds[1:], strict=True):
+        rng = f"&lt; {hi:g}" if lo == 0 else (f"≥ {lo:g}" if hi >= 1.0 else f"{lo:g}–{hi:g}")
+        parts.append(f"<span style='color:{color.name()}'>■</span> IoU {rng}")
+    return " &nbsp; ".join(parts)
+
+
+class ProposalsPanel(QWidget):
+    """Proposal and playback controls; the controller reads ``params()``, ``top_n()`` and the widgets."""
+
+    paramsChanged = Signal()
+    #: Boxes to show: 0 means all.
+    topChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        d = ProposalParams()
+        # --- proposals -----------------------------------------------------------------------------------
+        self.show_box = QCheckBox("Show proposals")
+        self.show_box.setToolTip("Compute Selective Search on the current image and draw its boxes")
+        self.mode_combo = QComboBox()
+        for m in MODES:
+            self.mode_combo.addItem(m, m)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(d.mode))
+        self.mode_combo.setToolTip("single: HSV, one k · fast: HSV/Lab × 2 k × 2 similarity sets · "
+                                   "quality: 5 colour spaces × 4 k × 4 sets (slow)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setValue(d.seed)
+        self.seed_spin.setToolTip("Seed of the randomised ranking: same seed, same order")
+        self.max_side_spin = QSpinBox()
+        self.max_side_spin.setRange(16, 8000)
+        self.max_side_spin.setSingleStep(50)
+        self.max_side_spin.setSuffix(" px")
+        self.max_side_spin.setValue(d.max_side)
+        self.max_side_spin.setToolTip("Work on a copy reduced to at most this many pixels on its longer side")
+        self.all_box = QCheckBox("all")
+        self.all_box.setToolTip("Show every proposal")
+        self.top_slider = QSlider(Qt.Orientation.Horizontal)
+        self.top_slider.setRange(1, 1)
+        self.top_spin = QSpinBox()
+        self.top_spin.setRange(1, 1)
+        self.top_slider.setToolTip("Show the N best-ranked proposals")
+        self.color_combo = QComboBox()
+        self.color_combo.addItem("rank", COLOR_BY_RANK)
+        self.color_combo.addItem("best IoU with ground truth", COLOR_BY_IOU)
+        self.legend = QLabel()
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.recall_label = QLabel("Recall: —")
+        self.recall_label.setWordWrap(True)
+        self.recall_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover_label = QLabel("")
+        self.hover_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        self.status = QLabel("Not computed")
+        self.status.setWordWrap(True)
+
+        top_row = QHBoxLayout()
+        top_row.addWidget(self.top_slider, 1)
+        top_row.addWidget(self.top_spin)
+        top_row.addWidget(self.all_box)
+        form = QFormLayout()
+        form.addRow("mode", self.mode_combo)
+        form.addRow("seed", self.seed_spin)
+        form.addRow("max side", self.max_side_spin)
+        form.addRow("top N", top_row)
+        form.addRow("colour by", self.color_combo)
+        props_box = QGroupBox("Proposals")
+        pl = QVBoxLayout(props_box)
+        pl.addWidget(self.show_box)
+        pl.addLayout(form)
+        pl.addWidget(self.legend)
+        pl.addWidget(self.recall_label)
+        pl.addWidget(self.hover_label)
+        pl.addWidget(self.progress)
+        pl.addWidget(self.status)
+
+        # --- playback ------------------------------------------------------------------------------------
+        self.playback_box = QCheckBox("Show hierarchy playback")
+        self.playback_box.setToolTip("Replay how one strategy grouped the regions, merge by merge")
+        self.strategy_combo = QComboBox()
+        self.strategy_combo.setToolTip("Which grouping (colour space, k, similarity set) to replay")
+        self.step_slider = QSlider(Qt.Orientation.Horizontal)
+        self.step_slider.setRange(0, 0)
+        self.step_spin = QSpinBox()
+        self.step_spin.setRange(0, 0)
+        self.play_button = QPushButton("Play")
+        self.play_button.setCheckable(True)
+        self.merge_label = QLabel("")
+        self.merge_label.setWordWrap(True)
+        self.merge_label.setTextFormat(Qt.TextFormat.RichText)
+        grid = QGridLayout()
+        self.term_labels: dict[str, QLabel] = {}
+        for row, name in enumerate((*TERMS, "total")):
+            name_label = QLabel(name)
+            value = QLabel("—")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            grid.addWidget(name_label, row, 0)
+            grid.addWidget(value, row, 1)
+            self.term_labels[name] = value
+        step_row = QHBoxLayout()
+        step_row.addWidget(self.step_slider, 1)
+        step_row.addWidget(self.step_spin)
+        step_row.addWidget(self.play_button)
+        play_form = QFormLayout()
+        play_form.addRow("strategy", self.strategy_combo)
+        play_form.addRow("step", step_row)
+        play_group = QGroupBox("Hierarchy playback")
+        gl = QVBoxLayout(play_group)
+        gl.addWidget(self.playback_box)
+        gl.addLayout(play_form)
+        gl.addWidget(self.merge_label)
+        gl.addLayout(grid)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(props_box)
+        lay.addWidget(play_group)
+        lay.addStretch(1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(PLAY_INTERVAL_MS)
+        self._timer.timeout.connect(self._advance)
+
+        self.mode_combo.currentIndexChanged.connect(self.paramsChanged)
+        self.seed_spin.valueChanged.connect(self.paramsChanged)
+        self.max_side_spin.valueChanged.connect(self.paramsChanged)
+        self.top_slider.valueChanged.connect(self.top_spin.setValue)
+        self.top_spin.valueChanged.connect(self.top_slider.setValue)
+        self.top_slider.valueChanged.connect(self._emit_top)
+        self.all_box.toggled.connect(self._emit_top)
+        self.color_combo.currentIndexChanged.connect(self._update_legend)
+        self.step_slider.valueChanged.connect(self.step_spin.setValue)
+        self.step_spin.valueChanged.connect(self.step_slider.setValue)
+        self.play_button.toggled.connect(self._on_play)
+        self._update_legend()
+        self.set_count(0)
+
+    # --- proposals -----------------------------------------------------------------------------------------
+    def params(self) -> ProposalParams:
+        return ProposalParams(str(self.mode_combo.currentData()), int(self.seed_spin.value()),
+                              int(self.max_side_spin.value()))
+
+    def color_by(self) -> str:
+        return str(self.color_combo.currentData())
+
+    def top_n(self) -> int:
+        """Boxes to show; 0 = all."""
+        return 0 if self.all_box.isChecked() else int(self.top_slider.value())
+
+    def set_count(self, n: int) -> None:
+        """A new proposal set of ``n`` boxes: the slider spans 1..n, keeping the chosen N where it fits."""
+        keep = self.top_slider.value() if self.top_slider.maximum() > 1 else DEFAULT_TOP
+        for w in (self.top_slider, self.top_spin):
+            w.blockSignals(True)
+            w.setRange(1, max(1, n))
+            w.setValue(min(max(1, keep), max(1, n)))
+            w.blockSignals(False)
+        enabled = n > 0 and not self.all_box.isChecked()
+        self.top_slider.setEnabled(enabled)
+        self.top_spin.setEnabled(enabled)
+        self._emit_top()
+
+    def _emit_top(self, *_: object) -> None:
+        self.top_slider.setEnabled(not self.all_box.isChecked() and self.top_slider.maximum() > 1)
+        self.top_spin.setEnabled(self.top_slider.isEnabled())
+        self.topChanged.emit(self.top_n())
+
+    def _update_legend(self, *_: object) -> None:
+        if self.color_by() == COLOR_BY_IOU:
+            self.legend.setText(_iou_legend())
+        else:
+            self.legend.setText("<span style='color:#ff2020'>■</span> best ranked → "
+                                "<span style='color:#a040ff'>■</span> last shown")
+
+    def set_recall(self, text: str) -> None:
+        self.recall_label.setText(text)
+
+    def set_hover(self, text: str) -> None:
+        self.hover_label.setText(text)
+
+    def set_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def set_progress(self, fraction: float | None) -> None:
+        """Show a fraction 0..1, or hide the bar with None."""
+        self.progress.setVisible(fraction is not None)
+        if fraction is not None:
+            self.progress.setValue(round(100 * max(0.0, min(1.0, fraction))))
+
+    # --- playback ------------------------------------------------------------------------------------------
+    def set_hierarchies(self, hierarchies: list[Hierarchy]) -> None:
+        """Fill the strategy combo (keeping the chosen index when it still exists)."""
+        keep = max(0, self.strategy_combo.currentIndex())
+        self.strategy_combo.blockSignals(True)
+        self.strategy_combo.clear()
+        for i, h in enumerate(hierarchies):
+            self.strategy_combo.addItem(f"{i + 1}. {h.strategy.name} ({h.n_initial} regions)", i)
+        self.strategy_combo.setCurrentIndex(min(keep, len(hierarchies) - 1) if hierarchies else -1)
+        self.strategy_combo.blockSignals(False)
+
+    def set_steps(self, n_steps: int) -> None:
+        """Step range 0..n_steps-1 for the chosen strategy; back to step 0."""
+        self.play_button.setChecked(False)
+        last = max(0, n_steps - 1)
+        for w in (self.step_slider, self.step_spin):
+            w.blockSignals(True)
+            w.setRange(0, last)
+            w.setValue(0)
+            w.blockSignals(False)
+        self.step_slider.setEnabled(n_steps > 0)
+        self.step_spin.setEnabled(n_steps > 0)
+        self.play_button.setEnabled(n_steps > 1)
+
+    def show_merge(self, merge: Merge | None, hierarchy: Hierarchy | None, region_count: int) -> None:
+        """The read-out of merge step ``merge.step``: which pair, how similar by each term, the new box."""
+        if merge is None or hierarchy is None:
+            self.merge_label.setText("No merge to show" if hierarchy is not None else "")
+            for v in self.term_labels.values():
+                v.setText("—")
+            return
+        x1, y1, x2, y2 = merge.box
+        self.merge_label.setText(
+            f"Step {merge.step + 1} of {hierarchy.n_steps} · {region_count} regions → {region_count - 1}<br>"
+            f"merging <b style='color:#ff8c00'>{merge.a}</b> + <b style='color:#00d2ff'>{merge.b}</b> → "
+            f"{merge.new_region}, box {x2 - x1:.0f}×{y2 - y1:.0f} px")
+        flags = hierarchy.strategy.flags
+        for i, name in enumerate(TERMS):
+            used = "" if flags[i] else " (unused)"
+            self.term_labels[name].setText(f"{merge.terms[name]:.3f}{used}")
+        self.term_labels["total"].setText(f"{merge.similarity:.3f}")
+
+    def _on_play(self, on: bool) -> None:
+        self.play_button.setText("Pause" if on else "Play")
+        if on:
+            if self.step_slider.value() >= self.step_slider.maximum():
+                self.step_slider.setValue(0)
+            self._timer.start()
+        else:
+            self._timer.stop()
+
+    def _advance(self) -> None:
+        if self.step_slider.value() >= self.step_slider.maximum():
+            self.play_button.setChecked(False)
+            return
+        self.step_slider.setValue(self.step_slider.value() + 1)
+
+
+__all__ = ["DEFAULT_TOP", "ProposalParams", "ProposalsPanel"]
