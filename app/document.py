@@ -173,6 +173,8 @@ class Document(QObject):
             return False
         if i == self.index:
             return True
+        if self._autosave and self.current_entry is not None and not self.busy:
+            self.save_index(self.index)  # leaving an image writes its edits at once
         self.index = i
         entry = self.entries[i]
         st = self.state(i)

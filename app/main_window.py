@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from app.annotation_model import AnnotationModel
 from app.canvas import CREATE_MODE, Canvas
-from app.commands import apply, set_property
 from app.dialogs import BrightnessContrastDialog, progress_dialog
 from app.document import Document
 from app.panels.box_editor import BoxEditor
@@ -160,7 +159,7 @@ class MainWindow(QMainWindow):
         self.act_duplicate = A("D&uplicate Box", self.canvas.duplicate_selected, "Ctrl+D")
         self.act_copy = A("&Copy Boxes", self.copy_boxes, "Ctrl+C")
         self.act_paste = A("&Paste Boxes", self.paste_boxes, "Ctrl+V", "Paste copied boxes (also on another image)")
-        self.act_select_all = A("Select &All Boxes", lambda: self.model.select(range(len(self.model))), "Ctrl+A")
+        self.act_select_all = A("Select &All Boxes", self.canvas.select_all, "Ctrl+A")
         self.act_verified = A("Toggle &Verified", self.toggle_verified, "Space",
                               "Mark this image as checked (stored in the VOC file as LabelImg does)")
         self.act_class = [A(f"Class {k}", lambda _=False, k=k: self.pick_class(k), str(k),
@@ -270,15 +269,15 @@ class MainWindow(QMainWindow):
             self.class_list.set_classes(names + [n for n in self.class_list.names() if n not in names])
         else:
             self.class_list.add_classes(names)
-        self.document.set_source(source)
-        if not self.model.current_class and self.class_list.names():
-            self.class_list.choose(self.class_list.default_class or self.class_list.names()[0])
         msg = f"Opened {source.kind} {source.root} — {len(source.entries)} images"
         if source.problems:
             msg += f"; {len(source.problems)} problem(s): " + "; ".join(source.problems[:3])
         if not source.entries:
             msg += " (no images found)"
-        self.show_message(msg)
+        self.show_message(msg)  # before the first image, whose own problems must stay visible
+        self.document.set_source(source)
+        if not self.model.current_class and self.class_list.names():
+            self.class_list.choose(self.class_list.default_class or self.class_list.names()[0])
         self._update_title()
         return True
 
@@ -387,11 +386,7 @@ class MainWindow(QMainWindow):
         if name is None:
             self.show_message(f"No class {k}: add classes in the Classes panel")
             return
-        sel = self.model.selected_indices
-        if sel:
-            cmd = set_property(self.model, sel, f"Set class to {name}", name=name)
-            if cmd is not None:
-                apply(self.canvas.undo_stack, cmd)
+        self.canvas.set_class_of_selected(name)
         self.show_message(f"Class: {name}")
 
     def toggle_verified(self) -> None:

@@ -66,7 +66,6 @@ def run(command: str, argv: list[str]) -> int:
         return 2
     from PySide6.QtWidgets import QApplication
 
-    import app.annotation_model  # noqa: F401 - applies the PySide6 refcount workaround before any Qt call
     from app.errors import ErrorReporter
     from app.settings import APPLICATION, ORGANIZATION, data_dir
 

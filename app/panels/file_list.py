@@ -240,12 +240,20 @@ class FileFilterProxy(QSortFilterProxyModel):
         self._status = FILTERS[0]
 
     def set_text(self, text: str) -> None:
-        self._text = text.strip().casefold()
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_text", text.strip().casefold()))
 
     def set_status(self, status: str) -> None:
-        self._status = status
-        self.invalidateFilter()
+        self._refilter(lambda: setattr(self, "_status", status))
+
+    def _refilter(self, change: object) -> None:
+        """Qt ≥ 6.9 wants begin/endFilterChange around the change; older ones only have invalidateFilter."""
+        if hasattr(self, "beginFilterChange"):
+            self.beginFilterChange()
+            change()  # type: ignore[operator]
+            self.endFilterChange()
+        else:
+            change()  # type: ignore[operator]
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex | QPersistentModelIndex) -> bool:  # noqa: N802
         model = self.sourceModel()
