@@ -237,3 +237,39 @@ def test_detect_reports_displayed_size_of_exif_rotated_images(tmp_path: Path, mo
     assert (rec["width"], rec["height"]) == (30, 50)
     assert rec["boxes"] == [[0.0, 0.0, 10.0, 20.0]] and rec["labels"] == ["thing"]
 
+
+def test_real_checkpoint_detect_and_evaluate(synth: Path, tmp_path: Path, capsys) -> None:
+    """An untrained tiny Faster R-CNN through the real checkpoint loader: the plumbing, not the score."""
+    from models.checkpoints import save_checkpoint
+    from models.detectors import build_detector
+
+    model = build_detector("faster-rcnn", CLASSES, backbone="small", small_width=8, min_size=96, max_size=128,
+                           representation_size=32, anchor_sizes=(32, 64, 128), rpn_pre_nms_test=200,
+                           rpn_post_nms_test=20)
+    src = open_dataset(synth)
+    train = src.splits["train"]
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, model=model, config={}, class_names=CLASSES, epoch=0,
+                    split={"name": "train", "indices": train, "files": [src.entries[i].name for i in train]})
+    out, rep = tmp_path / "d.json", tmp_path / "e.json"
+    test_files = [str(src.entries[i].path) for i in src.splits["test"]]
+    assert cli_main(["detect", "--model", str(ckpt), *test_files, "--json", str(out), "--device", "cpu",
+                     "--score-threshold", "0.0"]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["images"]) == 2
+    for rec in doc["images"]:
+        boxes = np.array(rec["boxes"]).reshape(-1, 4)
+        assert set(rec["labels"]) <= set(CLASSES)
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= rec["width"]).all()  # original, not resized, pixels
+    capsys.readouterr()
+    assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--json", str(rep),
+                     "--device", "cpu"]) == 0
+    result = json.loads(rep.read_text())
+    assert result["images"] == 2 and 0.0 <= result["mAP"] <= 1.0
+    assert "warning" not in capsys.readouterr().err  # test images were not trained on
+    assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--split", "train",
+                     "--device", "cpu"]) == 0
+    assert "were used to train this model" in capsys.readouterr().err
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert cli_main(["evaluate", "--model", str(tmp_path / "junk.pt"), "--data", str(synth)]) == 2
+    assert "junk.pt" in capsys.readouterr().err
