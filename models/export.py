@@ -165,6 +165,8 @@ def export_dataset(source: DatasetSource, fmt: str, out_dir: str | os.PathLike, 
             progress(0.5 + 0.5 * k / n, what)
 
     if fmt == "voc":
+        (out / "Annotations").mkdir(parents=True, exist_ok=True)  # both folders mark a VOC root
+        (out / "JPEGImages").mkdir(parents=True, exist_ok=True)
         flat = _flat_names([e for e, _ in items])
         by_name: dict[str, str] = {}
         for k, ((entry, ann), fname) in enumerate(zip(items, flat, strict=True)):

@@ -1,0 +1,145 @@
+"""The document without the window: autosave timing, per-image memory and undo stacks, EXIF notes, and
+the YOLO/COCO stores (verified marks kept in the settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.annotation_model import AnnotationModel
+from app.commands import AddObjectsCommand, apply
+from app.document import UNDO_LIMIT, Document
+from app.settings import Settings
+from models.annotations import Annotation, BoxObject, read_voc, write_voc
+from models.datasets import open_dataset
+from models.export import export_dataset
+from tests.test_main_window import H, W, write_image
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch) -> Settings:
+    monkeypatch.setenv("RCNN_EXPLORER_SETTINGS", str(tmp_path / "settings.ini"))
+    return Settings()
+
+
+@pytest.fixture
+def doc(qtbot, settings):
+    model = AnnotationModel()
+    d = Document(model, settings)
+    messages: list[str] = []
+    d.message.connect(messages.append)
+    d.messages = messages  # type: ignore[attr-defined]
+    yield d
+    d.close()
+
+
+def folder_with(tmp_path: Path, n: int = 3) -> Path:
+    d = tmp_path / "imgs"
+    for k in range(n):
+        write_image(d / f"im{k}.png", seed=k)
+    return d
+
+
+def add_box(doc: Document, box=(10, 10, 40, 40), name="cat") -> None:
+    stack = doc.undo_group.activeStack()
+    apply(stack, AddObjectsCommand(doc.model, [BoxObject(name, box)]))
+
+
+def test_autosave_writes_within_a_second_and_once_per_burst(qtbot, tmp_path, doc):
+    doc.set_source(open_dataset(folder_with(tmp_path)))
+    writes = []
+    doc.saved.connect(writes.append)
+    for k in range(5):  # a burst of edits: debounced into one write
+        add_box(doc, (k, k, 20 + k, 20 + k))
+    xml = tmp_path / "imgs" / "im0.xml"
+    assert not xml.exists()
+    qtbot.waitUntil(xml.exists, timeout=1000)  # the issue's bound: every edit on disk within a second
+    assert len(read_voc(xml).objects) == 5 and writes == [0]
+
+
+def test_autosave_off_keeps_edits_in_memory_across_images(qtbot, tmp_path, doc):
+    doc.set_autosave(False)
+    doc.set_source(open_dataset(folder_with(tmp_path)))
+    add_box(doc)
+    doc.next()
+    assert doc.model.objects == []
+    doc.previous()
+    assert [o.box for o in doc.model.objects] == [(10, 10, 40, 40)]
+    qtbot.wait(doc.autosave_delay_ms + 100)
+    assert not (tmp_path / "imgs" / "im0.xml").exists() and doc.any_dirty
+    assert doc.save_all()
+    assert read_voc(tmp_path / "imgs" / "im0.xml").objects[0].name == "cat" and not doc.any_dirty
+
+
+def test_one_undo_stack_per_image_in_a_group(qtbot, tmp_path, doc):
+    doc.set_autosave(False)
+    doc.set_source(open_dataset(folder_with(tmp_path)))
+    first = doc.undo_group.activeStack()
+    assert first.undoLimit() == 0 or first.undoLimit() >= 100
+    assert UNDO_LIMIT >= 100
+    add_box(doc)
+    doc.next()
+    second = doc.undo_group.activeStack()
+    assert second is not first and second.count() == 0
+    doc.previous()
+    assert doc.undo_group.activeStack() is first and first.canUndo()
+    first.undo()
+    assert doc.model.objects == []
+
+
+def test_exif_rotated_voc_is_rotated_and_the_note_shown_once(qtbot, tmp_path, doc):
+    d = tmp_path / "exif"
+    d.mkdir()
+    stored = np.zeros((40, 80, 3), np.uint8)  # stored 80×40, displayed 40×80 (orientation 6)
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(d / "rot.jpg", exif=exif.tobytes())
+    write_image(d / "z.png")
+    write_voc(Annotation("rot.jpg", 80, 40, 3, [BoxObject("cat", (0, 0, 20, 10))]), d / "rot.xml")
+    doc.set_source(open_dataset(d))
+    assert (doc.model.width, doc.model.height) == (40, 80)
+    assert doc.model.objects[0].box == (30, 0, 40, 20)  # rotated with the pixels
+    notes = [m for m in doc.messages if "rotated" in m]
+    assert len(notes) == 1
+    doc.next()
+    doc.previous()
+    assert len([m for m in doc.messages if "rotated" in m]) == 1
+
+
+def test_yolo_dataset_saves_labels_and_keeps_verified_in_settings(qtbot, tmp_path, doc, settings):
+    src = open_dataset(folder_with(tmp_path, 2))
+    export_dataset(src, "yolo", tmp_path / "y")
+    doc.set_source(open_dataset(tmp_path / "y"))
+    add_box(doc, (0, 0, W / 2, H / 2), "cat")
+    doc.toggle_verified()
+    assert doc.save_all()
+    label = tmp_path / "y" / "labels" / "im0.txt"
+    assert label.read_text().split()[1:] == ["0.25000000", "0.25000000", "0.50000000", "0.50000000"]
+    assert "im0.png" in settings.verified_names(tmp_path / "y")
+    # A fresh document on the same dataset knows it is verified.
+    other = Document(AnnotationModel(), Settings())
+    other.set_source(open_dataset(tmp_path / "y"))
+    assert other.is_verified(0) and not other.is_verified(1)
+    other.close()
+
+
+def test_coco_dataset_saves_into_its_json(qtbot, tmp_path, doc):
+    export_dataset(open_dataset(folder_with(tmp_path, 2)), "coco", tmp_path / "c")
+    doc.set_source(open_dataset(tmp_path / "c"))
+    add_box(doc, (5, 6, 25, 36), "dog")
+    assert doc.save_all()
+    again = open_dataset(tmp_path / "c")
+    entry = next(e for e in again.entries if e.name == "im0.png")
+    assert [(o.name, o.box) for o in again.store.load(entry).objects] == [("dog", (5, 6, 25, 36))]
+
+
+def test_empty_folder_and_next_past_the_end(qtbot, tmp_path, doc):
+    (tmp_path / "empty").mkdir()
+    doc.set_source(open_dataset(tmp_path / "empty"))
+    assert doc.current_entry is None and not doc.next()
+    doc.set_source(open_dataset(folder_with(tmp_path, 1)))
+    assert not doc.next() and doc.index == 0
