@@ -247,8 +247,8 @@ class ProposalTools(QObject):
     def docks(self) -> list[QDockWidget]:
         """Two dock widgets ("Superpixels", "Selective Search"), created once, parented to the window."""
         if not self._docks:
-            for title, name, panel in (("Superpixels", "superpixelsDock", self.superpixels_panel),
-                                       ("Selective Search", "proposalsDock", self.proposals_panel)):
+            for title, name, panel in (("Superpixels", "superpixels_dock", self.superpixels_panel),
+                                       ("Selective Search", "selective_search_dock", self.proposals_panel)):
                 dock = QDockWidget(title, self._window)
                 dock.setObjectName(name)  # saveState/restoreState need names
                 scroll = QScrollArea()

@@ -1,0 +1,321 @@
+"""The Selective Search stage in the app: panels drive workers, workers feed layers, read-outs tell the truth.
+
+Real widgets (offscreen) and real worker threads on small synthetic images. Every ``waitSignal`` is armed
+before the action that triggers the work; every thread is cancelled and waited for in teardown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint
+
+from app.annotation_model import AnnotationModel
+from app.canvas import Canvas
+from app.dataset_quality import measure_dataset
+from app.proposal_tools import ProposalTools
+from models.annotations import Annotation, BoxObject, write_voc
+from models.datasets import open_dataset
+from models.io import DecodedImage
+from models.proposal_metrics import iou_matrix, score_image
+from models.selective_search import TERMS
+
+WAIT_MS = 30_000
+
+#: Ground truth of ``scene()``: two objects counted, one difficult (left out of recall).
+GT = [("red", (10, 8, 50, 40), False), ("blue", (62, 34, 112, 84), False), ("green", (16, 52, 44, 86), True)]
+
+
+def scene(w: int = 120, h: int = 90, seed: int = 0) -> np.ndarray:
+    """Flat-coloured rectangles on a noisy grey gradient: objects Selective Search can find."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float32)
+    img[:] = np.linspace(90, 150, w)[None, :, None]
+    img += rng.normal(0, 6, img.shape)
+    for (_, (x1, y1, x2, y2), _), color in zip(GT, [(210, 40, 40), (40, 60, 210), (50, 190, 60)], strict=True):
+        img[y1:y2, x1:x2] = color
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def annotation(w: int = 120, h: int = 90) -> Annotation:
+    return Annotation("scene.png", w, h, 3, [BoxObject(n, tuple(map(float, b)), difficult=d) for n, b, d in GT])
+
+
+@pytest.fixture
+def setup(qtbot):
+    model = AnnotationModel()
+    canvas = Canvas(model)
+    qtbot.addWidget(canvas)
+    canvas.resize(360, 280)
+    canvas.show()
+    tools = ProposalTools(canvas, None)
+    pixels = scene()
+    dec = DecodedImage(pixels, 120, 90, 1, 120, 90, 1.0)
+    model.set_annotation(annotation(), 120, 90)
+    canvas.set_image(dec)
+    yield canvas, tools, dec
+    tools.shutdown()
+    for runner in (tools.superpixel_runner, tools.proposal_runner):
+        runner.cancel()
+    assert tools._pool.active == 0  # every thread quit and waited for
+
+
+def test_tools_follow_the_canvas_and_offer_docks_and_actions(setup):
+    canvas, tools, dec = setup
+    assert tools.decoded is dec  # picked up from Canvas.set_image, no extra call needed
+    assert all(layer in canvas.layers() for layer in tools.layers())
+    assert not any(layer.isVisible() for layer in tools.layers())  # nothing computed until shown
+    assert not tools.superpixel_runner.busy and not tools.proposal_runner.busy
+    docks = tools.docks()
+    assert [d.windowTitle() for d in docks] == ["Superpixels", "Selective Search"]
+    assert tools.docks() == docks  # created once
+    assert [a.text() for a in tools.actions()] == ["Proposal &quality over dataset…"]
+    assert not tools.quality_action.isEnabled()  # no dataset yet
+
+
+def test_superpixel_controls_drive_the_worker_and_layer(setup, qtbot):
+    canvas, tools, dec = setup
+    panel, layer = tools.superpixels_panel, tools.superpixel_layer
+    panel.k_spin.setValue(50)  # debounced: nothing runs while hidden
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS) as blocker:
+        panel.show_box.setChecked(True)
+    assert layer.isVisible()
+    seg = blocker.args[0]
+    assert layer.segmentation is seg and seg.params.k == 50 and seg.params.color_space == "hsv"
+    assert seg.shape == (90, 120)
+    assert layer.n_regions == seg.n_regions == len(np.unique(seg.labels))
+    assert f"{seg.n_regions} regions" in panel.status.text()
+    fine = seg.n_regions
+
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS) as blocker:
+        panel.k_spin.setValue(2000)  # a spinbox edit recomputes after the debounce
+    coarse = blocker.args[0]
+    assert coarse.params.k == 2000 and coarse.n_regions < fine
+    assert layer.n_regions == coarse.n_regions
+
+    # max side bounds the working resolution; the layer still covers the full image
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS) as blocker:
+        panel.max_side_spin.setValue(60)
+    assert blocker.args[0].shape == (45, 60)
+    assert layer.raster.shape == (45, 60, 4)
+    assert layer.image_rect().width() == 120
+
+    panel.opacity_slider.setValue(30)
+    assert layer.opacity() == pytest.approx(0.30)
+    layer.setOpacity(0.8)  # e.g. from the layers panel: the slider follows
+    assert panel.opacity_slider.value() == 80
+    panel.style_combo.setCurrentIndex(panel.style_combo.findData("boundaries"))
+    assert layer.style == "boundaries"
+    assert (layer.raster[:, :, 3] == 0).any()
+
+    panel.show_box.setChecked(False)
+    assert not layer.isVisible()
+    layer.setVisible(True)  # from the layers panel: the checkbox follows
+    assert panel.show_box.isChecked()
+
+
+def test_newer_superpixel_request_supersedes_older(setup, qtbot):
+    canvas, tools, dec = setup
+    panel = tools.superpixels_panel
+    arrived = []
+    tools.superpixelsReady.connect(arrived.append)
+    tools.superpixel_layer.setVisible(True)  # starts a first request (k=100)
+    panel.k_spin.setValue(300)
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS) as blocker:
+        tools.refresh_superpixels()  # a second request while the first runs (or is queued)
+    qtbot.waitUntil(lambda: not tools.superpixel_runner.busy, timeout=WAIT_MS)
+    assert blocker.args[0].params.k == 300
+    assert [s.params.k for s in arrived] == [300]  # the older result never reached the layer
+    assert tools.superpixel_layer.segmentation.params.k == 300
+
+
+def test_stale_result_is_dropped_by_generation(setup, qtbot):
+    canvas, tools, dec = setup
+    runner = tools.superpixel_runner
+    got = []
+    runner._on_result = got.append
+    first = runner.request(dec.pixels, 1.0, tools.superpixels_panel.params())
+    # Simulate a result of the first generation arriving after a newer request was made.
+    runner._generation += 1
+    runner._result(first, "stale")
+    assert got == [] and runner.dropped == 1
+    runner.cancel()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=WAIT_MS)
+
+
+def test_proposals_top_n_recall_and_hover(setup, qtbot):
+    canvas, tools, dec = setup
+    panel, layer = tools.proposals_panel, tools.proposals_layer
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("single"))
+    with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS) as blocker:
+        panel.show_box.setChecked(True)
+    props = blocker.args[0]
+    assert props.mode == "single" and len(props) > 5
+    np.testing.assert_array_equal(layer.boxes, props.boxes)  # scale 1: scene = image pixels
+    assert panel.top_slider.maximum() == len(props)
+
+    # top-N slider bounds what is drawn
+    panel.top_slider.setValue(5)
+    assert layer.top_n == 5 and layer.shown_count == 5
+    canvas.grab()
+    assert layer.last_painted == 5
+    panel.all_box.setChecked(True)
+    assert layer.top_n == 0 and layer.shown_count == len(props)
+    canvas.grab()
+    assert layer.last_painted == len(props)
+
+    # recall read-out = models.proposal_metrics on the shown boxes, the difficult box left out
+    gt = np.array([b for _, b, _ in GT], np.float32)
+    ignore = np.array([d for _, _, d in GT])
+    expected = score_image(props.boxes, gt, ignore)
+    assert tools.last_score.n_gt == 2
+    np.testing.assert_allclose(tools.last_score.best_iou, expected.best_iou)
+    text = panel.recall_label.text()
+    assert f"recall@0.5 <b>{expected.recall(0.5):.3f}</b>" in text
+    assert f"recall@0.7 <b>{expected.recall(0.7):.3f}</b>" in text
+    assert f"MABO <b>{expected.mabo:.3f}</b>" in text
+    assert "1 difficult/crowd left out" in text
+    assert expected.recall(0.7) == 1.0  # flat rectangles are proposed (nearly) exactly
+    panel.all_box.setChecked(False)
+    panel.top_slider.setValue(3)
+    top3 = score_image(props.boxes[:3], gt, ignore)
+    assert tools.last_score.mabo == pytest.approx(top3.mabo)
+    assert f"MABO <b>{top3.mabo:.3f}</b>" in panel.recall_label.text()
+
+    # colour by best IoU uses IoU against the counted ground truth
+    panel.color_combo.setCurrentIndex(panel.color_combo.findData("iou"))
+    assert layer.color_by == "iou"
+    np.testing.assert_allclose(layer.best_iou, iou_matrix(props.boxes, gt[~ignore]).max(axis=1))
+
+    # editing the ground truth updates the read-out (the model is followed)
+    canvas.model.remove_object(0)
+    assert tools.last_score.n_gt == 1
+
+    # hover: a real mouse move onto the left edge of proposal 0
+    panel.all_box.setChecked(True)
+    x1, y1, x2, y2 = (float(v) for v in layer.boxes[0])
+    target = canvas.mapFromScene(x1, (y1 + y2) / 2)
+    qtbot.mouseMove(canvas.viewport(), QPoint(target.x(), target.y()))
+    qtbot.waitUntil(lambda: layer.hover >= 0, timeout=5000)
+    idx = layer.hover
+    assert idx == layer.hit_test(x1, (y1 + y2) / 2, canvas.zoom)
+    assert panel.hover_label.text() == layer.describe(idx)
+    assert f"proposal #{idx + 1} of {len(props)}" in panel.hover_label.text()
+    assert "best IoU with GT" in panel.hover_label.text()
+    with qtbot.waitSignal(tools.message, timeout=2000):
+        canvas.cursorMoved.emit(float(layer.boxes[1, 2]), float((layer.boxes[1, 1] + layer.boxes[1, 3]) / 2), None)
+    panel.show_box.setChecked(False)
+    assert layer.hover == -1 and panel.hover_label.text() == ""
+
+
+def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
+    canvas, tools, dec = setup
+    panel, layer = tools.proposals_panel, tools.hierarchy_layer
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("fast"))
+    with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS) as blocker:
+        panel.playback_box.setChecked(True)  # playback needs proposals: computed though the box layer is hidden
+    props = blocker.args[0]
+    assert layer.isVisible() and not tools.proposals_layer.isVisible()
+    assert panel.strategy_combo.count() == len(props.hierarchy) == 8
+    h = props.hierarchy[0]
+    assert layer.hierarchy is h and panel.step_slider.maximum() == h.n_steps - 1
+    assert layer.step == 0 and layer.region_count == h.n_initial
+
+    panel.strategy_combo.setCurrentIndex(3)
+    h = props.hierarchy[3]
+    assert layer.hierarchy is h
+    panel.step_slider.setValue(2)
+    m = h.merge(2)
+    assert layer.step == 2 and layer.highlighted_pair == (m.a, m.b)
+    assert layer.region_count == h.n_initial - 2
+    np.testing.assert_allclose(layer.new_box, m.box)
+    for name in TERMS:
+        assert panel.term_labels[name].text().startswith(f"{m.terms[name]:.3f}")
+    assert panel.term_labels["total"].text() == f"{m.similarity:.3f}"
+    assert h.strategy.similarities == "TSF" and "(unused)" in panel.term_labels["colour"].text()
+    assert f"merging <b style='color:#ff8c00'>{m.a}</b>" in panel.merge_label.text()
+    assert len(np.unique(layer.raster.reshape(-1, 4), axis=0)) >= 2
+
+    last = h.n_steps - 1
+    panel.step_spin.setValue(last)
+    assert layer.step == last and layer.region_count == 2
+    np.testing.assert_allclose(layer.new_box, [0, 0, 120, 90])
+
+    # Play advances the step by itself and stops at the end
+    panel.step_slider.setValue(last - 2)
+    panel.play_button.setChecked(True)
+    qtbot.waitUntil(lambda: not panel.play_button.isChecked(), timeout=5000)
+    assert layer.step == last
+
+
+def test_new_image_clears_results_and_recomputes_visible_layers(setup, qtbot):
+    canvas, tools, dec = setup
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS):
+        tools.superpixel_layer.setVisible(True)
+    other = DecodedImage(scene(200, 100, seed=1)[::2, ::2].copy(), 200, 100, 1, 200, 100, 0.5)
+    with qtbot.waitSignal(tools.superpixelsReady, timeout=WAIT_MS) as blocker:
+        canvas.set_image(other)  # a reduced preview: labels at ≤ preview size, stretched to 200×100
+    assert tools.decoded is other
+    assert blocker.args[0].shape == (50, 100)
+    assert tools.superpixel_layer.image_rect().width() == 200
+    # proposals on a reduced preview come back in full-resolution scene pixels
+    with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS) as blocker:
+        tools.proposals_layer.setVisible(True)
+    np.testing.assert_allclose(tools.proposals_layer.boxes, blocker.args[0].boxes * 2.0)
+    assert tools.proposals_layer.boxes[:, 2].max() == pytest.approx(200)
+    canvas.set_image(None)
+    assert tools.proposals_layer.boxes.shape[0] == 0 and tools.superpixel_layer.segmentation is None
+
+
+def _tiny_voc_folder(root: Path) -> Path:
+    """Three good images with VOC XML beside them, and one corrupt image (with its XML)."""
+    root.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(root / f"img{i}.png"), cv2.cvtColor(scene(seed=i), cv2.COLOR_RGB2BGR))
+        write_voc(annotation(), root / f"img{i}.xml", root / f"img{i}.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 3)
+    write_voc(annotation(), root / "broken.xml", root / "broken.jpg")
+    return root
+
+
+def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
+    canvas, tools, dec = setup
+    source = open_dataset(_tiny_voc_folder(tmp_path / "ds"))
+    assert len(source.entries) == 4
+    tools.set_dataset(source)
+    assert tools.quality_action.isEnabled()
+    tools.quality_action.trigger()
+    dialog = tools.quality_dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("single"))
+    with qtbot.waitSignal(dialog.finished_report, timeout=60_000) as blocker:
+        dialog.start_button.click()
+    report = blocker.args[0]
+    assert report.images == 3 and report.total == 4 and report.gt_boxes == 6  # difficult boxes left out
+    assert len(report.skipped) == 1 and "broken.jpg" in report.skipped[0]
+    assert "broken.jpg" in dialog.skipped_text.toPlainText()
+    direct = measure_dataset(source, "single")
+    assert report.as_dict()["recall@0.5"] == direct.recall_05
+    assert report.mabo == pytest.approx(direct.mabo) and report.boxes_per_image == direct.boxes_per_image
+    assert 0.9 <= report.recall_05 <= 1.0 and report.seconds_per_image > 0
+    assert "recall@0.7" in dialog.result_label.text()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
+    dialog.close()
+
+
+def test_dataset_quality_cancel(setup, qtbot, tmp_path):
+    canvas, tools, dec = setup
+    tools.set_dataset(open_dataset(_tiny_voc_folder(tmp_path / "ds")))
+    dialog = tools.open_quality_dialog()
+    reports = []
+    dialog.finished_report.connect(reports.append)
+    dialog.start()
+    assert dialog.running and dialog.cancel_button.isEnabled()
+    dialog.cancel()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    assert reports == [] and dialog.progress_label.text() == "cancelled"
+    assert dialog.start_button.isEnabled()
