@@ -19,12 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup, QUndoStack
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.annotation_model import AnnotationModel
 from app.settings import Settings
+from app.workers import Job, WorkerPool
 from models.annotations import Annotation, AnnotationError
 from models.datasets import DatasetSource, ImageEntry, VocStore
 from models.io import DecodedImage, ImageError, ImageInfo, read_image, read_image_info
@@ -32,6 +34,9 @@ from models.io import DecodedImage, ImageError, ImageInfo, read_image, read_imag
 #: Undo depth per image (the issue asks for no limit below 100; 0 would mean unlimited).
 UNDO_LIMIT = 1000
 AUTOSAVE_DELAY_MS = 400
+#: Images with more stored pixels than this decode in a background thread (a 12-megapixel photo takes a
+#: noticeable fraction of a second); smaller ones decode at once, which keeps navigation simple.
+ASYNC_DECODE_PIXELS = 4_000_000
 
 Signature = tuple[int, int]
 
@@ -45,6 +50,20 @@ def file_signature(path: Path | None) -> Signature | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
+
+
+def placeholder_image(info: ImageInfo) -> DecodedImage:
+    """A 1×1 grey preview stretched over the full image size: the geometry is right at once, so the boxes
+    can be shown and edited while the real pixels decode."""
+    return DecodedImage(np.full((1, 1, 3), 64, np.uint8), info.width, info.height, info.orientation,
+                        info.stored_width, info.stored_height, 1.0 / max(1, info.width), info.path)
+
+
+def _decode(_job: Job, path: Path) -> DecodedImage | ImageError:
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        return exc
 
 
 @dataclass
@@ -104,6 +123,11 @@ class Document(QObject):
         self._watcher.directoryChanged.connect(self._on_disk_change)
         self._loading = False
         self._save_failure_reported = False
+        self.pool = WorkerPool(self)
+        self.async_decode_pixels = ASYNC_DECODE_PIXELS
+        self._decode_token = 0
+        #: True while the current image's pixels are still being decoded in the background.
+        self.decoding = False
         #: True while a background job rewrites annotation files: autosave waits for it.
         self.busy = False
         #: Dialog parent; the main window sets itself.
@@ -180,9 +204,18 @@ class Document(QObject):
         st = self.state(i)
         decoded: DecodedImage | None = None
         info: ImageInfo | None = None
+        self._decode_token += 1
+        self.decoding = False
         try:
             info = read_image_info(entry.path)
-            decoded = read_image(entry.path)
+            if info.stored_width * info.stored_height > self.async_decode_pixels:
+                decoded = placeholder_image(info)
+                self.decoding = True
+                token = self._decode_token
+                self.pool.start(_decode, entry.path, on_result=lambda r, t=token, i=i: self._on_decoded(t, i, r))
+                self.message.emit(f"Decoding {entry.name} ({info.width}×{info.height})…")
+            else:
+                decoded = read_image(entry.path)
             st.decode_error = None
         except ImageError as exc:
             st.decode_error = str(exc)
@@ -210,6 +243,21 @@ class Document(QObject):
         self.currentChanged.emit(i)
         self._report_state(i)
         return True
+
+    def _on_decoded(self, token: int, i: int, result: DecodedImage | ImageError) -> None:
+        """A background decode finished; ignored when the user has moved on meanwhile."""
+        if token != self._decode_token or i != self.index:
+            return
+        self.decoding = False
+        if isinstance(result, ImageError):
+            self.state(i).decode_error = str(result)
+            self.message.emit(f"Cannot show {self.entries[i].name}: {result}")
+            self.entryChanged.emit(i)
+            return
+        self.imageDecoded.emit(result)
+        if result.is_reduced:
+            self.message.emit(f"{self.entries[i].name}: showing a {result.pixels.shape[1]}×{result.pixels.shape[0]} "
+                              "preview; boxes are in full-resolution pixels")
 
     def next(self) -> bool:
         return self.go_to(self.index + 1)
@@ -404,6 +452,19 @@ class Document(QObject):
         if st.load_error and not st.overwrite_ok:
             return False
         entry = self.entries[i]
+        if self.source.store.per_image_files:
+            now = file_signature(self.annotation_path(i))
+            if now is not None and now != st.signature:  # another program wrote it since we read it
+                if self.resolve_conflict(f"{self.annotation_path(i)} was changed by another program, and you "
+                                         "have unsaved edits to this image.") == "reload":
+                    if i == self.index:
+                        self.reload_current()
+                    else:
+                        self.states[i] = ImageState(stack=st.stack)
+                        if st.stack is not None:
+                            st.stack.clear()
+                    return True
+                st.signature = now
         ann = (st.annotation or Annotation(entry.path.name)).copy()
         ann.verified = bool(st.annotation and st.annotation.verified)
         if not ann.filename:
@@ -601,5 +662,7 @@ class Document(QObject):
         return "keep" if box.clickedButton() is keep else "reload"
 
     def close(self) -> None:
+        """Stop the timer, the watcher and any background decode (waits for its thread)."""
         self._timer.stop()
         self._unwatch()
+        self.pool.shutdown()

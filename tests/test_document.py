@@ -143,3 +143,35 @@ def test_empty_folder_and_next_past_the_end(qtbot, tmp_path, doc):
     assert doc.current_entry is None and not doc.next()
     doc.set_source(open_dataset(folder_with(tmp_path, 1)))
     assert not doc.next() and doc.index == 0
+
+
+def test_big_images_decode_in_the_background_and_stale_results_are_dropped(qtbot, tmp_path, doc):
+    d = folder_with(tmp_path, 3)
+    doc.async_decode_pixels = 0  # treat every image as big
+    shown = []
+    doc.imageDecoded.connect(shown.append)
+    with qtbot.waitSignal(doc.imageDecoded, timeout=5000, check_params_cb=lambda im: im.pixels.shape[0] == H):
+        doc.set_source(open_dataset(d))
+        assert doc.decoding and shown[0].pixels.shape == (1, 1, 3)  # placeholder with the right geometry
+        assert (shown[0].width, shown[0].height) == (W, H) and (doc.model.width, doc.model.height) == (W, H)
+    assert not doc.decoding
+    shown.clear()
+    doc.next()
+    doc.next()  # the first of these decodes finishes after we moved on: it must not show
+    qtbot.waitUntil(lambda: not doc.decoding, timeout=5000)
+    qtbot.wait(100)
+    real = [im for im in shown if im.pixels.shape[0] == H]
+    assert len(real) == 1 and real[0].path.name == "im2.png"
+
+
+def test_a_file_written_by_another_program_is_not_overwritten_by_autosave(qtbot, tmp_path, doc):
+    d = folder_with(tmp_path, 1)
+    doc.set_source(open_dataset(d))
+    doc._unwatch()  # the watcher may be late: the save itself must notice
+    asked = []
+    doc.resolve_conflict = lambda text: asked.append(text) or "reload"
+    add_box(doc)
+    write_voc(Annotation("im0.png", W, H, 3, [BoxObject("theirs", (1, 1, 5, 5))]), d / "im0.xml")
+    doc.save_pending()
+    assert asked and [o.name for o in read_voc(d / "im0.xml").objects] == ["theirs"]
+    assert [o.name for o in doc.model.objects] == ["theirs"]
