@@ -193,6 +193,10 @@ class DatasetQualityDialog(QDialog):
         lay.addWidget(self.progress)
         lay.addWidget(self.progress_label)
         lay.addWidget(self.result_label)
+        note = QLabel("Difficult (VOC) and crowd (COCO) objects are left out of recall and MABO; images "
+                      "without annotations are left out. Same figures as `main.py eval-proposals`.")
+        note.setWordWrap(True)
+        lay.addWidget(note)
         lay.addWidget(QLabel("Skipped:"))
         lay.addWidget(self.skipped_text)
         lay.addWidget(buttons)

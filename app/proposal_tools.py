@@ -181,6 +181,7 @@ class ProposalTools(QObject):
         self._dataset: DatasetSource | None = None
         self._dialog: DatasetQualityDialog | None = None
         self._docks: list[QDockWidget] = []
+        self._closed = False
         #: The recall read-out's score for the boxes shown (None without proposals).
         self.last_score: ImageProposalScore | None = None
 
@@ -310,6 +311,7 @@ class ProposalTools(QObject):
 
     def shutdown(self) -> None:
         """Cancel every job and wait for its thread: call from the main window's closeEvent."""
+        self._closed = True
         for t in (self._seg_timer, self._props_timer):
             t.stop()
         self.proposals_panel.play_button.setChecked(False)
@@ -378,7 +380,7 @@ class ProposalTools(QObject):
     def request_superpixels(self) -> int:
         """Start a segmentation of the current image with the panel's parameters, visible or not."""
         d = self._decoded
-        if d is None:
+        if d is None or self._closed:
             return -1
         params = self.superpixels_panel.params()
         self._seg_key = (id(d), params)
@@ -434,7 +436,7 @@ class ProposalTools(QObject):
     def request_proposals(self) -> int:
         """Start Selective Search on the current image with the panel's parameters, visible or not."""
         d = self._decoded
-        if d is None:
+        if d is None or self._closed:
             return -1
         params = self.proposals_panel.params()
         self._props_key = (id(d), params)
@@ -452,6 +454,8 @@ class ProposalTools(QObject):
 
     def _on_proposal_progress(self, fraction: float, message: str) -> None:
         self.proposals_panel.set_progress(fraction)
+        if message and message != "done":
+            self.proposals_panel.set_status(f"Computing: {message}…")
 
     def _on_proposals(self, props: Proposals) -> None:
         d = self._decoded

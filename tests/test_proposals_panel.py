@@ -319,3 +319,13 @@ def test_dataset_quality_cancel(setup, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
     assert reports == [] and dialog.progress_label.text() == "cancelled"
     assert dialog.start_button.isEnabled()
+
+
+def test_shutdown_stops_work_and_refuses_new_requests(setup, qtbot):
+    canvas, tools, dec = setup
+    tools.proposals_panel.mode_combo.setCurrentIndex(tools.proposals_panel.mode_combo.findData("quality"))
+    tools.proposals_layer.setVisible(True)  # a long job (80 groupings) starts
+    assert tools.proposal_runner.busy
+    tools.shutdown()  # cancels it at its next check and waits for the thread
+    assert tools._pool.active == 0
+    assert tools.request_proposals() == -1 and tools.request_superpixels() == -1
