@@ -144,8 +144,10 @@ class MainWindow(QMainWindow):
         self.act_export = {fmt: A(f"Export as {label}…", lambda _=False, f=fmt: self._ask_export(f), "",
                                   f"Write the whole dataset as {label}")
                            for fmt, label in (("voc", "Pascal VOC"), ("coco", "COCO JSON"), ("yolo", "YOLO"))}
-        self.act_import = A("&Import Annotations…", self._ask_import, "",
-                            "Read annotations from a VOC/COCO/YOLO dataset onto the open images")
+        self.act_import = A("&Import Annotations from Folder…", self._ask_import, "",
+                            "Read annotations from a VOC/YOLO/COCO dataset folder onto the open images")
+        self.act_import_json = A("Import Annotations from COCO &JSON…", self._ask_import_json, "",
+                                 "Read a COCO instances JSON's boxes onto the open images (matched by file name)")
         self.act_quit = A("&Quit", self.close, "Ctrl+Q")
 
         self.act_undo = self.document.undo_group.createUndoAction(self, "&Undo")
@@ -189,7 +191,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         exp = m.addMenu("&Export Dataset")
         exp.addActions(list(self.act_export.values()))
-        m.addAction(self.act_import)
+        m.addActions([self.act_import, self.act_import_json])
         m.addSeparator()
         m.addAction(self.act_quit)
         m = mb.addMenu("&Edit")
@@ -217,7 +219,7 @@ class MainWindow(QMainWindow):
         """Every action with a shortcut, menu order (for the shortcut sheet)."""
         return [self.act_open, self.act_open_dir, self.act_save, self.act_quit, self.act_undo, self.act_redo,
                 self.act_create, self.act_delete, self.act_duplicate, self.act_copy, self.act_paste,
-                self.act_select_all, self.act_verified, *self.act_class, self.act_next, self.act_prev,
+                self.act_select_all, self.act_verified, self.act_next, self.act_prev,
                 self.act_next_unverified, self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual,
                 self.act_crosshair, self.act_bc, self.act_shortcuts]
 
@@ -505,6 +507,12 @@ class MainWindow(QMainWindow):
         if path:
             self.import_from(path)
 
+    def _ask_import_json(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a COCO JSON", self.settings.last_folder(),
+                                              "COCO JSON (*.json)")
+        if path:
+            self.import_from(path)
+
     def import_from(self, path: str | Path) -> Worker | None:
         if self.document.source is None:
             self.show_message("Open the images to import onto first")
@@ -567,7 +575,8 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> ShortcutSheet:
         if self._sheet is None:
-            self._sheet = ShortcutSheet(self.all_actions(), self)
+            digits = [("1 … 9", "Pick class 1–9 (Classes panel order) for new boxes and the selected boxes")]
+            self._sheet = ShortcutSheet(self.all_actions(), self, digits)
         self._sheet.show()
         self._sheet.raise_()
         return self._sheet

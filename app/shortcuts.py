@@ -44,10 +44,11 @@ def action_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
 class ShortcutSheet(QDialog):
     """A non-modal table of keys; stays open beside the window while the user learns them."""
 
-    def __init__(self, actions: Iterable[QAction], parent: QWidget | None = None) -> None:
+    def __init__(self, actions: Iterable[QAction], parent: QWidget | None = None,
+                 extra_rows: list[tuple[str, str]] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
-        self.rows = action_rows(actions) + CANVAS_KEYS
+        self.rows = action_rows(actions) + list(extra_rows or []) + CANVAS_KEYS
         self.table = QTableWidget(len(self.rows), 2)
         self.table.setHorizontalHeaderLabels(["Keys", "Action"])
         self.table.verticalHeader().setVisible(False)

@@ -266,6 +266,8 @@ def import_annotations(target: DatasetSource, other: DatasetSource, progress: Pr
         if dest is None:
             report.problems.append(f"{entry.name}: no matching image in the open dataset")
             continue
+        if not ann.objects and not ann.verified and not target.store.has_annotation(dest):
+            continue  # e.g. COCO lists unlabelled images too: importing "no objects" would invent a label
         try:
             target.store.load(dest)
         except AnnotationError as exc:

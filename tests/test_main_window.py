@@ -424,3 +424,70 @@ def test_unexpected_exception_dialog_and_log(qtbot, window, tmp_path):
     reporter.handle(ValueError, ValueError("again"), None)  # one dialog at a time
     assert reporter.count == 2 and "2 errors" in reporter._box.informativeText()
     reporter._box.close()
+
+
+def test_recent_files_menu_reopens_and_brightness_dialog_adjusts_display(qtbot, window, folder, tmp_path):
+    other = tmp_path / "other"
+    write_image(other / "x.png")
+    window.open_path(folder)
+    window.open_path(other)
+    window._fill_recent()
+    texts = [a.text() for a in window.recent_menu.actions()]
+    assert texts[:2] == [str(other.resolve()), str(folder.resolve())]
+    window.recent_menu.actions()[1].trigger()
+    assert window.document.source.root == folder
+    window.act_bc.trigger()
+    dlg = window._bc_dialog
+    dlg.brightness.setValue(50)
+    dlg.contrast.setValue(200)
+    assert window.canvas.image_layer.brightness == pytest.approx(0.5)
+    assert window.canvas.image_layer.contrast == pytest.approx(2.0)
+    dlg.reset()
+    assert window.canvas.image_layer.brightness == 0
+    dlg.close()
+
+
+def test_real_overwrite_question_dialog(qtbot, settings, folder):
+    """The default (non-test) confirmation: a real QMessageBox, answered by clicking Yes."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    bad = folder / "img1.xml"
+    bad.write_text("<annotation", encoding="utf-8")
+    w = make_window(qtbot, settings)
+    w.document.confirm_overwrite = w.document._ask_overwrite_dialog  # the real dialog
+    w.open_path(folder)
+    seen = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text())
+            box.button(QMessageBox.StandardButton.Yes).click()
+        else:
+            QTimer.singleShot(20, answer)
+
+    QTimer.singleShot(0, answer)
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 10, 10, 60, 60)
+    qtbot.waitUntil(lambda: bad.read_text() != "<annotation", timeout=5000)
+    assert seen and "img1.xml" in seen[0]
+    assert objects_on_disk(bad)[0][1] == (10, 10, 60, 60)
+    w.close()
+
+
+def test_import_coco_json_from_the_window(qtbot, window, folder, tmp_path):
+    from models.datasets import open_dataset
+    from models.export import export_dataset
+
+    write_voc(Annotation("img2.png", W, H, 3, [BoxObject("cat", (3, 3, 33, 33))]), folder / "img2.xml")
+    export_dataset(open_dataset(folder), "coco", tmp_path / "c")
+    (folder / "img2.xml").unlink()
+    window.open_path(folder)
+    with qtbot.waitSignal(window.jobFinished, timeout=10000) as sig:
+        window.import_from(tmp_path / "c" / "annotations" / "instances.json")
+    assert sig.args[2] == ""
+    assert objects_on_disk(folder / "img2.xml") == [("cat", (3, 3, 33, 33))]
+    assert not (folder / "img1.xml").exists()  # listed in the JSON without boxes: not made "labelled"
+    window.document.go_to(1)
+    assert [o.name for o in window.model.objects] == ["cat"]
