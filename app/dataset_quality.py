@@ -81,6 +81,7 @@ def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | N
     scores = []
     seconds: list[float] = []
     report = QualityReport(total=n, mode=mode)
+    report.skipped.extend(f"dataset: {problem}" for problem in source.problems)  # found while opening it
     for i, entry in enumerate(entries):
         if cancelled is not None and cancelled():
             raise Cancelled()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter
 
 from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.layers.hierarchy import COLOR_A, COLOR_B, HierarchyLayer
 from app.layers.proposals import COLOR_BY_IOU, COLOR_BY_RANK, IOU_BANDS, NO_GT_COLOR, ProposalsLayer
-from app.layers.superpixels import BOUNDARIES, FILL_MEAN, FILL_RANDOM, SuperpixelLayer
+from app.layers.superpixels import BOUNDARIES, FILL_MEAN, FILL_RANDOM, SuperpixelLayer, paint_raster
 from models.io import DecodedImage
 from models.segmentation import felzenszwalb
 from models.selective_search import selective_search
@@ -77,6 +78,17 @@ def test_superpixels_fill_maps_working_labels_onto_full_resolution(canvas):
     assert (got.red(), got.green(), got.blue()) == tuple(int(v) for v in expected)
     got = img.pixelColor(10, 10)
     assert (got.red(), got.green(), got.blue()) == tuple(int(v) for v in colors[seg.labels[5, 5]])
+
+    # A deep zoom paints only the raster pixels in the exposed rect, still on the right scene pixels.
+    img = QImage(160, 120, QImage.Format.Format_ARGB32)
+    img.fill(QColor(0, 0, 0, 0))
+    p = QPainter(img)
+    p.scale(4, 4)
+    paint_raster(p, layer.pixmap, layer.image_rect(), QRectF(30, 20, 10, 10))
+    p.end()
+    got = img.pixelColor(4 * 35, 4 * 25)  # scene (35, 25): work pixel (12, 17)
+    assert (got.red(), got.green(), got.blue()) == tuple(int(v) for v in colors[seg.labels[12, 17]])
+    assert img.pixelColor(4 * 10, 4 * 10).alpha() == 0  # outside the exposed rect: not painted
 
     layer.set_style(FILL_MEAN)
     got = render(layer, 160, 120).pixelColor(150, 110)

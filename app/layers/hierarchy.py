@@ -127,7 +127,7 @@ class HierarchyLayer(OverlayLayer):
 
     # --- painting ------------------------------------------------------------------------------------------
     def paint_layer(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
-        paint_raster(painter, self._pixmap, self.image_rect())
+        paint_raster(painter, self._pixmap, self.image_rect(), exposed)
         m = self._merge
         if m is None:
             return

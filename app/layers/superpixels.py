@@ -9,6 +9,8 @@ working image was reduced from. No per-pixel Python, no per-region items.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter, QPixmap
@@ -47,13 +49,30 @@ def boundary_rgba(labels: np.ndarray, rgba: tuple[int, int, int, int] = BOUNDARY
     return out
 
 
-def paint_raster(painter: QPainter, pixmap: QPixmap, target: QRectF) -> None:
-    """Stretch ``pixmap`` over ``target`` with nearest-neighbour sampling (crisp region edges when zoomed)."""
+def paint_raster(painter: QPainter, pixmap: QPixmap, target: QRectF, exposed: QRectF | None = None) -> None:
+    """Stretch ``pixmap`` over ``target`` with nearest-neighbour sampling (crisp region edges when zoomed).
+
+    Only the whole raster pixels meeting ``exposed`` are drawn, so a deep zoom into a large image scales a
+    few raster pixels, not the whole raster.
+    """
     if pixmap.isNull() or target.isEmpty():
         return
+    pw, ph = pixmap.width(), pixmap.height()
+    sx, sy = pw / target.width(), ph / target.height()
+    area = target if exposed is None else exposed.intersected(target)
+    if area.isEmpty():
+        return
+    x1 = max(0, math.floor((area.left() - target.left()) * sx))
+    y1 = max(0, math.floor((area.top() - target.top()) * sy))
+    x2 = min(pw, math.ceil((area.right() - target.left()) * sx))
+    y2 = min(ph, math.ceil((area.bottom() - target.top()) * sy))
+    if x2 <= x1 or y2 <= y1:
+        return
+    source = QRectF(x1, y1, x2 - x1, y2 - y1)
+    dest = QRectF(target.left() + x1 / sx, target.top() + y1 / sy, (x2 - x1) / sx, (y2 - y1) / sy)
     smooth = painter.testRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
-    painter.drawPixmap(target, pixmap, QRectF(0, 0, pixmap.width(), pixmap.height()))
+    painter.drawPixmap(dest, pixmap, source)
     painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
 
 
@@ -132,7 +151,7 @@ class SuperpixelLayer(OverlayLayer):
     # --- painting ------------------------------------------------------------------------------------------
     def paint_layer(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
         # The label map covers the whole image (it was computed from the whole, reduced image).
-        paint_raster(painter, self._pixmap, self.image_rect())
+        paint_raster(painter, self._pixmap, self.image_rect(), exposed)
 
 
 __all__ = ["BOUNDARIES", "FILL_MEAN", "FILL_RANDOM", "STYLES", "SuperpixelLayer", "boundary_rgba",
