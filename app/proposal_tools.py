@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QDockWidget, QScrollArea, QWidget
 
 from app.canvas import Canvas
 from app.dataset_quality import DatasetQualityDialog
+from app.layers.base import OverlayLayer
 from app.layers.hierarchy import HierarchyLayer
 from app.layers.proposals import ProposalsLayer
 from app.layers.superpixels import SuperpixelLayer
@@ -263,7 +264,7 @@ class ProposalTools(QObject):
     def actions(self) -> list[QAction]:
         return [self.quality_action]
 
-    def layers(self) -> list:
+    def layers(self) -> list[OverlayLayer]:
         return [self.superpixel_layer, self.hierarchy_layer, self.proposals_layer]
 
     def set_dataset(self, source: DatasetSource | None) -> None:

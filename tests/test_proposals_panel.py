@@ -329,3 +329,23 @@ def test_shutdown_stops_work_and_refuses_new_requests(setup, qtbot):
     tools.shutdown()  # cancels it at its next check and waits for the thread
     assert tools._pool.active == 0
     assert tools.request_proposals() == -1 and tools.request_superpixels() == -1
+
+
+def test_explicit_ground_truth_pins_the_recall_read_out(setup, qtbot):
+    canvas, tools, dec = setup
+    tools.proposals_panel.mode_combo.setCurrentIndex(tools.proposals_panel.mode_combo.findData("single"))
+    with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS) as blocker:
+        tools.proposals_layer.setVisible(True)
+    props = blocker.args[0]
+    tools.proposals_panel.all_box.setChecked(True)
+    gt = np.array([[62, 34, 112, 84], [0, 0, 5, 5]], np.float32)
+    tools.set_image(dec, gt, np.array([False, True]))  # same image: proposals kept, ground truth pinned
+    assert tools.proposals is props
+    expected = score_image(props.boxes, gt[:1])
+    assert tools.last_score.n_gt == 1
+    assert tools.last_score.mabo == pytest.approx(expected.mabo)
+    canvas.model.remove_object(0)  # edits of the model do not override pinned ground truth
+    assert tools.last_score.n_gt == 1
+    tools.set_image(dec)  # back to following the model: 2 boxes left, one of them difficult
+    assert tools.last_score.n_gt == 1
+    assert tools.last_score.mabo == pytest.approx(score_image(props.boxes, np.array([GT[1][1]])).mabo)
