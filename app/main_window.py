@@ -257,6 +257,11 @@ class MainWindow(QMainWindow):
             self.show_message(f"Cannot open {path}: {exc}")
             self._warn("Cannot open", f"{path}\n\n{exc}")
             return False
+        if self.document.source is not None and not self.document.save_pending():
+            n = self.document.unsaved_count()
+            if n and not self.confirm("Unsaved edits", f"{n} image(s) of the open dataset have edits that could "
+                                                       "not be saved. Open another dataset and lose them?"):
+                return False
         p = Path(path).expanduser().resolve()
         self.settings.add_recent(p)
         self.settings.set_last_folder(p if p.is_dir() else p.parent)

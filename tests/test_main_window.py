@@ -491,3 +491,22 @@ def test_import_coco_json_from_the_window(qtbot, window, folder, tmp_path):
     assert not (folder / "img1.xml").exists()  # listed in the JSON without boxes: not made "labelled"
     window.document.go_to(1)
     assert [o.name for o in window.model.objects] == ["cat"]
+
+
+def test_opening_another_dataset_asks_before_dropping_unsavable_edits(qtbot, window, folder, tmp_path):
+    window.document.set_autosave(False)
+    bad = folder / "img1.xml"
+    bad.write_text("<annotation", encoding="utf-8")
+    window.document.confirm_overwrite = lambda text: False  # keep the unreadable file: edit stays unsaved
+    window.open_path(folder)
+    key(qtbot, window, Qt.Key.Key_W)
+    drag_image(window.canvas, 10, 10, 60, 60)
+    qtbot.wait(50)
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or False
+    other = tmp_path / "other"
+    write_image(other / "x.png")
+    assert not window.open_path(other)
+    assert asked and window.document.source.root == folder and window.document.any_dirty
+    window.confirm = lambda title, text: True
+    assert window.open_path(other)
