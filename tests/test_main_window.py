@@ -424,6 +424,19 @@ def test_unexpected_exception_dialog_and_log(qtbot, window, tmp_path):
     reporter.handle(ValueError, ValueError("again"), None)  # one dialog at a time
     assert reporter.count == 2 and "2 errors" in reporter._box.informativeText()
     reporter._box.close()
+    # Installed as sys.excepthook, it catches what a Qt slot raises; the window stays up.
+    reporter.show_dialog = False
+    reporter.install()
+    try:
+        def broken_slot() -> None:
+            raise KeyError("from a slot")
+
+        window.act_about.triggered.disconnect()
+        window.act_about.triggered.connect(broken_slot)
+        window.act_about.trigger()
+    finally:
+        reporter.uninstall()
+    assert reporter.count == 3 and "KeyError" in reporter.last_message and window.isVisible()
 
 
 def test_recent_files_menu_reopens_and_brightness_dialog_adjusts_display(qtbot, window, folder, tmp_path):
