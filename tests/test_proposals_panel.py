@@ -319,6 +319,7 @@ def test_dataset_quality_cancel(setup, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
     assert reports == [] and dialog.progress_label.text() == "cancelled"
     assert dialog.start_button.isEnabled()
+    dialog.close()
 
 
 def test_shutdown_stops_work_and_refuses_new_requests(setup, qtbot):
