@@ -111,7 +111,8 @@ def _print_rows(rows: list[dict]) -> None:
               f"{r['r7']:>6.3f} {r['mabo']:>6.3f}")
 
 
-def run_sweep(images, sweep: str, mode: str, seed: int, tops: tuple[int, ...] = (500, 1000, 2000)) -> None:
+def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = None,
+              tops: tuple[int, ...] = (500, 1000, 1400)) -> None:
     """Our mode for each k set: all boxes, then the best-ranked ``tops`` (the recall-for-boxes trade)."""
     from models.proposal_metrics import score_image
     from models.selective_search import selective_search
@@ -122,10 +123,11 @@ def run_sweep(images, sweep: str, mode: str, seed: int, tops: tuple[int, ...] = 
         secs, results = [], []
         for _, rgb, gt in images:
             t = time.perf_counter()
-            p = selective_search(rgb, mode, ks=ks, max_side=None, seed=seed)
+            p = selective_search(rgb, mode, ks=ks, max_side=None, seed=seed, min_size=min_size)
             secs.append(time.perf_counter() - t)
             results.append((p.boxes, gt))
-        rows.append(_row(f"ours {mode} k={ks_text}", secs, [len(b) for b, _ in results],
+        label = f"ours {mode} k={ks_text}" + (f" min={min_size}" if min_size else "")
+        rows.append(_row(label, secs, [len(b) for b, _ in results],
                          [score_image(b, g) for b, g in results]))
         for top in tops:
             rows.append(_row(f"  top {top}", secs, [min(len(b), top) for b, _ in results],
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", default=None, help='k sets to compare, e.g. "50,100;100,200" (our side only)')
+    ap.add_argument("--min-size", type=int, default=None, help="segmentation min_size (default: k)")
     ap.add_argument("--no-segmentation", action="store_true", help="skip the segmentation comparison")
     args = ap.parse_args(argv)
 
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(images)} images from {args.data}, max side {args.max_side}, "
           f"{sum(len(g) for _, _, g in images)} GT boxes (crowd excluded)")
     if args.sweep:
-        run_sweep(images, args.sweep, args.mode, args.seed)
+        run_sweep(images, args.sweep, args.mode, args.seed, args.min_size)
         return 0
     ks = tuple(float(v) for v in args.ks.split(",")) if args.ks else None
     have_cv = hasattr(cv2, "ximgproc")
@@ -179,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t = time.perf_counter()
             boxes = opencv_fast(bgr) if side == "cv" else selective_search(
-                rgb, args.mode, ks=ks, max_side=None, seed=args.seed).boxes
+                rgb, args.mode, ks=ks, max_side=None, seed=args.seed, min_size=args.min_size).boxes
             res[side] = (time.perf_counter() - t, boxes)
         t_o, b_o = res["ours"]
         ours_s.append(t_o)

@@ -9,8 +9,10 @@ Pure NumPy on purpose: proposal code must not need torch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -124,5 +126,73 @@ def summarize(scores: Iterable[ImageProposalScore], thresholds: Sequence[float] 
     return ProposalSummary(len(scores), n_gt, boxes, recall, mabo)
 
 
-__all__ = ["DEFAULT_THRESHOLDS", "ImageProposalScore", "ProposalSummary", "best_overlaps", "iou_matrix",
-           "score_annotation", "score_image", "summarize"]
+@dataclass
+class DatasetProposalReport:
+    """``evaluate_dataset``'s result: the pooled figures plus what was left out and why."""
+
+    summary: ProposalSummary
+    seconds_per_image: float  # median proposal time on the decoded image (decoding excluded)
+    skipped: list[str] = field(default_factory=list)  # "image NAME: reason" / "annotation of NAME: reason"
+    unannotated: int = 0  # images with no annotation at all: not counted
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The figures of the ``eval-proposals --json`` file; NaN (no ground truth) becomes None."""
+        d = self.summary.as_dict()
+        d["seconds_per_image"] = self.seconds_per_image
+        keys = ("images", "gt_boxes", "boxes_per_image", "recall@0.5", "recall@0.7", "mabo", "seconds_per_image")
+        return {k: (None if isinstance(d[k], float) and d[k] != d[k] else d[k]) for k in keys}
+
+
+def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | None = None, max_side: int | None = 500,
+                     top: int | None = None, seed: int = 0, min_box_size: float = 0.0,
+                     progress: Callable[[int, int, str], None] | None = None,
+                     cancelled: Callable[[], bool] | None = None) -> DatasetProposalReport:
+    """Selective Search on every image of a ``models.datasets.DatasetSource``, scored against its annotations.
+
+    Unreadable images or annotation files are recorded in ``skipped`` and left out; so are images without
+    any annotation (counted in ``unannotated``). Boxes are mapped to displayed pixels when an image was
+    decoded reduced. ``progress(done, total, name)`` after each image; ``cancelled()`` is checked before
+    each one and inside the grouping (raises ``models.selective_search.Cancelled``).
+    """
+    from models.annotations import AnnotationError
+    from models.io import ImageError, ImageInfo, read_image
+    from models.selective_search import Cancelled, selective_search
+
+    scores: list[ImageProposalScore] = []
+    seconds: list[float] = []
+    skipped = [f"dataset: {problem}" for problem in source.problems]
+    unannotated = 0
+    total = len(source.entries)
+    for i, entry in enumerate(source.entries):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        try:
+            dec = read_image(entry.path)
+        except ImageError as exc:
+            skipped.append(f"image {entry.name}: {exc}")
+        else:
+            info = ImageInfo(entry.path, dec.width, dec.height, dec.orientation, dec.stored_width,
+                             dec.stored_height)
+            try:
+                ann = source.store.load(entry, info)
+            except (AnnotationError, OSError, ValueError) as exc:
+                skipped.append(f"annotation of {entry.name}: {exc}")
+                ann = None
+            else:
+                if ann is None:
+                    unannotated += 1
+            if ann is not None:
+                t0 = time.perf_counter()
+                props = selective_search(dec.pixels, mode, ks=ks, max_side=max_side, seed=seed, top=top,
+                                         min_box_size=min_box_size * dec.scale, cancelled=cancelled)
+                seconds.append(time.perf_counter() - t0)
+                boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
+                scores.append(score_annotation(boxes, ann))
+        if progress is not None:
+            progress(i + 1, total, entry.name)
+    sec = statistics.median(seconds) if seconds else float("nan")
+    return DatasetProposalReport(summarize(scores), sec, skipped, unannotated)
+
+
+__all__ = ["DEFAULT_THRESHOLDS", "DatasetProposalReport", "ImageProposalScore", "ProposalSummary", "best_overlaps",
+           "evaluate_dataset", "iou_matrix", "score_annotation", "score_image", "summarize"]

@@ -66,3 +66,32 @@ def test_summary_pools_ground_truth_over_images() -> None:
 def test_no_proposals_scores_zero() -> None:
     s = score_image(np.zeros((0, 4)), np.array([[0, 0, 5, 5]]))
     assert s.best_iou.tolist() == [0.0] and s.n_proposals == 0
+
+
+def test_evaluate_dataset_reports_progress_skips_and_cancels(tmp_path) -> None:
+    import cv2
+
+    from models.annotations import write_voc
+    from models.datasets import open_dataset
+    from models.proposal_metrics import evaluate_dataset
+    from models.selective_search import Cancelled
+
+    img = np.zeros((40, 50, 3), np.uint8)
+    img[10:30, 15:35] = (0, 0, 230)
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"im{i}.png"), img)
+    write_voc(Annotation("im0.png", 50, 40, objects=[BoxObject("a", (15, 10, 35, 30))]), tmp_path / "im0.xml",
+              tmp_path / "im0.png")
+    (tmp_path / "im2.png").write_bytes(b"junk")
+    ds = open_dataset(tmp_path)
+    seen: list[tuple[int, int]] = []
+    report = evaluate_dataset(ds, "single", progress=lambda done, total, name: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    assert report.summary.images == 1 and report.unannotated == 1  # im1 has no XML
+    assert len(report.skipped) == 1 and "im2.png" in report.skipped[0]
+    assert report.summary.recall[0.5] == 1.0
+    d = report.as_dict()
+    assert list(d) == ["images", "gt_boxes", "boxes_per_image", "recall@0.5", "recall@0.7", "mabo",
+                       "seconds_per_image"]
+    with pytest.raises(Cancelled):
+        evaluate_dataset(ds, "single", cancelled=lambda: True)

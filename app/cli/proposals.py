@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -98,11 +96,6 @@ def _write_json(path: str, payload: dict) -> None:
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no NaN: a figure that does not exist (no ground truth) is null."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def _boxes_json(boxes: np.ndarray) -> list[list[float]]:
@@ -203,71 +196,43 @@ def run_eval(argv: list[str]) -> int:
 
     from models.annotations import AnnotationError
     from models.datasets import open_dataset
-    from models.io import ImageError, ImageInfo, read_image
-    from models.proposal_metrics import score_annotation, summarize
-    from models.selective_search import selective_search, warm_up
+    from models.proposal_metrics import evaluate_dataset
+    from models.selective_search import warm_up
 
     try:
         ds = open_dataset(args.dataset, image_dir=args.images)
     except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
         print(f"eval-proposals: {exc}", file=sys.stderr)
         return 2
-    for problem in ds.problems:
-        print(f"eval-proposals: {problem}", file=sys.stderr)
     if not ds.entries:
         print(f"eval-proposals: no images in {args.dataset}", file=sys.stderr)
         return 1
     warm_up()
-    scores = []
-    seconds: list[float] = []
-    skipped: list[str] = []
-    unannotated = 0
-    for entry in tqdm(ds.entries, desc="eval-proposals", unit="img", file=sys.stderr, mininterval=0.5):
-        try:
-            dec = read_image(entry.path)
-        except ImageError as exc:
-            skipped.append(f"image {entry.name}: {exc}")
-            continue
-        info = ImageInfo(entry.path, dec.width, dec.height, dec.orientation, dec.stored_width, dec.stored_height)
-        try:
-            ann = ds.store.load(entry, info)
-        except (AnnotationError, OSError, ValueError) as exc:
-            skipped.append(f"annotation of {entry.name}: {exc}")
-            continue
-        if ann is None:
-            unannotated += 1
-            continue
-        t0 = time.perf_counter()
-        props = selective_search(dec.pixels, args.mode, ks=args.ks, max_side=args.max_side or None,
-                                 seed=args.seed, top=args.top, min_box_size=args.min_box_size * dec.scale)
-        seconds.append(time.perf_counter() - t0)
-        boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
-        scores.append(score_annotation(boxes, ann))
-    for line in skipped:
+    with tqdm(total=len(ds.entries), desc="eval-proposals", unit="img", file=sys.stderr, mininterval=0.5) as bar:
+        report = evaluate_dataset(ds, args.mode, ks=args.ks, max_side=args.max_side or None, top=args.top,
+                                  seed=args.seed, min_box_size=args.min_box_size,
+                                  progress=lambda done, total, name: bar.update(done - bar.n))
+    for line in report.skipped:
         print(f"skipped {line}", file=sys.stderr)
-    if unannotated:
-        print(f"eval-proposals: {unannotated} images without annotations left out", file=sys.stderr)
-    summary = summarize(scores)
-    sec = statistics.median(seconds) if seconds else float("nan")
+    if report.unannotated:
+        print(f"eval-proposals: {report.unannotated} images without annotations left out", file=sys.stderr)
+    summary = report.summary
     print(f"images              {summary.images}")
     print(f"ground-truth boxes  {summary.gt_boxes}")
     print(f"boxes per image     {summary.boxes_per_image:.1f}")
     print(f"recall@0.5          {summary.recall[0.5]:.4f}")
     print(f"recall@0.7          {summary.recall[0.7]:.4f}")
     print(f"MABO                {summary.mabo:.4f}")
-    print(f"seconds per image   {sec:.4f} (median)")
+    print(f"seconds per image   {report.seconds_per_image:.4f} (median)")
     if args.json:
-        payload = {"images": summary.images, "gt_boxes": summary.gt_boxes,
-                   "boxes_per_image": _finite(summary.boxes_per_image),
-                   "recall@0.5": _finite(summary.recall[0.5]), "recall@0.7": _finite(summary.recall[0.7]),
-                   "mabo": _finite(summary.mabo), "seconds_per_image": _finite(sec)}
         try:
-            _write_json(args.json, payload)
+            _write_json(args.json, report.as_dict())
         except OSError as exc:
             print(f"eval-proposals: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-    if skipped:
-        print(f"eval-proposals: {len(skipped)} unreadable files skipped", file=sys.stderr)
+    unreadable = [line for line in report.skipped if not line.startswith("dataset: ")]
+    if unreadable:
+        print(f"eval-proposals: {len(unreadable)} unreadable files skipped", file=sys.stderr)
         return 1
     return 0 if summary.images else 1
 
