@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
@@ -43,6 +43,7 @@ from models.export import export_dataset, import_annotations, rename_class
 from models.io import IMAGE_EXTENSIONS
 
 APP_TITLE = "R-CNN Explorer"
+ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
 
 
 class MainWindow(QMainWindow):
@@ -56,6 +57,8 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings or Settings()
         self.setWindowTitle(APP_TITLE)
+        if ICON.exists():
+            self.setWindowIcon(QIcon(str(ICON)))
         self.setAcceptDrops(True)
         self.model = AnnotationModel(self)
         self.document = Document(self.model, self.settings, self)

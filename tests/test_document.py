@@ -175,3 +175,46 @@ def test_a_file_written_by_another_program_is_not_overwritten_by_autosave(qtbot,
     doc.save_pending()
     assert asked and [o.name for o in read_voc(d / "im0.xml").objects] == ["theirs"]
     assert [o.name for o in doc.model.objects] == ["theirs"]
+
+
+def test_worker_pool_reports_in_the_gui_thread_cancels_and_waits(qtbot):
+    import threading
+    import time
+
+    from app.workers import WorkerPool
+
+    pool = WorkerPool()
+    gui = threading.get_ident()
+    seen: dict[str, object] = {"progress": [], "threads": set()}
+
+    def job(j, n):
+        for k in range(n):
+            j.progress(k / n, f"step {k}")
+        return n * 2
+
+    def on_progress(f, m):
+        seen["progress"].append(f)
+        seen["threads"].add(threading.get_ident())
+
+    results, errors = [], []
+    pool.start(job, 5, on_progress=on_progress, on_result=results.append, on_error=errors.append)
+    qtbot.waitUntil(lambda: results == [10], timeout=5000)
+    assert seen["progress"] == [0.0, 0.2, 0.4, 0.6, 0.8] and seen["threads"] == {gui}
+
+    def slow(j):
+        while True:
+            j.check()
+            time.sleep(0.01)
+
+    w = pool.start(slow, on_error=errors.append)
+    w.cancel()
+    qtbot.waitUntil(lambda: errors == ["cancelled"], timeout=5000)
+
+    def failing(j):
+        raise OSError("disk full")
+
+    pool.start(failing, on_error=errors.append)
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
+    assert "disk full" in errors[1]
+    pool.start(slow)
+    assert pool.shutdown(5000) and pool.active == 0
