@@ -70,3 +70,14 @@ def test_dirty_mark_and_shutdown_is_idempotent(qtbot, tmp_path, panel):
     assert panel.model.status(0) == "unsaved" and panel.model.data(panel.model.index(0)).endswith("*")
     panel.shutdown()
     panel.shutdown()
+
+
+def test_thumbnail_queue_stays_short_and_dropped_rows_are_asked_again(qtbot):
+    from app.panels.file_list import MAX_PENDING, ThumbnailWorker
+
+    w = ThumbnailWorker()  # not started: requests pile up
+    dropped = []
+    for k in range(MAX_PENDING + 5):
+        dropped += w.request(f"/x/{k}.png")
+    assert dropped == [f"/x/{k}.png" for k in range(5)]
+    assert len(w._pending) == MAX_PENDING and w._pending[-1] == f"/x/{MAX_PENDING + 4}.png"

@@ -33,6 +33,8 @@ from models.io import ImageError, read_image, resize_to_max_side
 THUMB_SIZE = 40
 #: Thumbnails decode reduced (OpenCV's 1/2, 1/4, 1/8 JPEG decode) above this many pixels.
 THUMB_MAX_PIXELS = 300_000
+#: At most this many thumbnails wait to be decoded; older requests are dropped and asked again when seen.
+MAX_PENDING = 128
 
 NameRole = Qt.ItemDataRole.UserRole + 1
 StatusRole = Qt.ItemDataRole.UserRole + 2
@@ -51,10 +53,16 @@ class ThumbnailWorker(QObject):
         self._pending: list[str] = []
         self._stop = False
 
-    def request(self, path: str) -> None:
+    def request(self, path: str) -> list[str]:
+        """Queue ``path``; returns the oldest requests dropped to keep the queue short (a fast scroll
+        through 10,000 rows must not leave thousands of stale decodes ahead of what is on screen)."""
         with self._cond:
             self._pending.append(path)
+            dropped = self._pending[:-MAX_PENDING] if len(self._pending) > MAX_PENDING else []
+            if dropped:
+                del self._pending[:-MAX_PENDING]
             self._cond.notify()
+        return dropped
 
     def clear(self) -> None:
         with self._cond:
@@ -223,7 +231,7 @@ class FileListModel(QAbstractListModel):
                 self._requested.add(key)
                 self._ensure_thread()
                 assert self._worker is not None
-                self._worker.request(key)
+                self._requested.difference_update(self._worker.request(key))
             return self._placeholder
         return None
 
