@@ -598,6 +598,13 @@ class Document(QObject):
                 self._loading = False
         self.sourceChanged.emit()
 
+    def refresh_signatures(self) -> None:
+        """After the app itself rewrote annotation files (class rename, import), remember their new state so
+        the next save of an image with unsaved edits is not mistaken for a conflict with another program."""
+        for i, st in self.states.items():
+            if st.loaded:
+                st.signature = file_signature(self.annotation_path(i))
+
     def _unwatch(self) -> None:
         paths = self._watcher.files() + self._watcher.directories()
         if paths:

@@ -454,7 +454,6 @@ class MainWindow(QMainWindow):
     def run_job(self, name: str, fn: Callable[..., Any], *args: Any,
                 on_result: Callable[[Any], None] | None = None, **kwargs: Any) -> Worker:
         """Run ``fn(job, *args)`` in a thread with a progress dialog; autosave waits until it ends."""
-        self.document.save_pending()
         dlg = progress_dialog(name, self)
         self._job_dialog = dlg
         self.document.busy = True
@@ -535,9 +534,12 @@ class MainWindow(QMainWindow):
                 "them. Continue?"):
             return None
 
+        self.document.save_pending()  # what can be saved is saved; the import then replaces it
+
         def imported(report: Any) -> None:
             self.class_list.add_classes(self.document.source.class_names if self.document.source else [])
             self.document.forget_clean_states()
+            self.document.refresh_signatures()
             self.show_message(f"Imported: {report.summary()}")
 
         return self.run_job("Import annotations", import_annotations, self.document.source, other,
@@ -566,6 +568,7 @@ class MainWindow(QMainWindow):
             if self.model.current_class == old:
                 self.class_list.choose(new)
             self.document.forget_clean_states()
+            self.document.refresh_signatures()  # our own rewrite is not "another program"
             cur = self.document.current_state()
             if cur is not None and cur.dirty:
                 self.document.reload_memory_current()

@@ -325,6 +325,7 @@ def test_export_from_the_window_includes_unsaved_edits(qtbot, window, folder, tm
     assert ds.kind == "coco" and len(ds.entries) == 4
     first = next(e for e in ds.entries if e.name == "img1.png")
     assert [o.box for o in ds.store.load(first).objects] == [(10, 10, 50, 50)]
+    assert not (folder / "img1.xml").exists() and window.document.any_dirty  # autosave off: not written
     window.document.set_autosave(True)
 
 
@@ -527,3 +528,25 @@ def test_opening_another_dataset_asks_before_dropping_unsavable_edits(qtbot, win
     assert asked and window.document.source.root == folder and window.document.any_dirty
     window.confirm = lambda title, text: True
     assert window.open_path(other)
+
+
+def test_rename_follows_unsaved_edits_in_memory_without_false_conflicts(qtbot, window, folder):
+    write_voc(Annotation("img2.png", W, H, 3, [BoxObject("kitty", (2, 2, 30, 30))]), folder / "img2.xml")
+    (folder / "img1.xml").write_text("<annotation", encoding="utf-8")  # unreadable: the edit stays in memory
+    window.document.confirm_overwrite = lambda text: False
+    conflicts = []
+    window.document.resolve_conflict = lambda text: conflicts.append(text) or "keep"
+    window.open_path(folder)
+    window.class_list.set_classes(["kitty"])
+    window.class_list.choose("kitty")
+    key(qtbot, window, Qt.Key.Key_W)
+    drag_image(window.canvas, 10, 10, 60, 60)
+    assert window.document.is_dirty(0)
+    with qtbot.waitSignal(window.jobFinished, timeout=10000):
+        window.class_list.request_rename("kitty", "cat")
+    assert [o.name for o in window.model.objects] == ["cat"] and window.document.is_dirty(0)
+    assert [o.name for o in read_voc(folder / "img2.xml").objects] == ["cat"]
+    assert (folder / "img1.xml").read_text() == "<annotation"
+    window.document.confirm_overwrite = lambda text: True
+    assert window.save()
+    assert objects_on_disk(folder / "img1.xml") == [("cat", (10, 10, 60, 60))] and conflicts == []
