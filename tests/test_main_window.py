@@ -550,3 +550,23 @@ def test_rename_follows_unsaved_edits_in_memory_without_false_conflicts(qtbot, w
     window.document.confirm_overwrite = lambda text: True
     assert window.save()
     assert objects_on_disk(folder / "img1.xml") == [("cat", (10, 10, 60, 60))] and conflicts == []
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
+def test_label_a_dataset_in_each_format_and_find_the_box_on_disk(qtbot, window, folder, tmp_path, fmt):
+    from models.datasets import open_dataset
+    from models.export import export_dataset
+
+    write_voc(Annotation("img1.png", W, H, 3, [BoxObject("cat", (1, 1, 20, 20))]), folder / "img1.xml")
+    export_dataset(open_dataset(folder), fmt, tmp_path / fmt)
+    assert window.open_path(tmp_path / fmt)
+    assert window.document.source.kind == fmt and [o.name for o in window.model.objects] == ["cat"]
+    window.class_list.choose("dog")  # a class the dataset does not know yet
+    key(qtbot, window, Qt.Key.Key_W)
+    drag_image(window.canvas, 40, 50, 140, 150)
+    qtbot.waitUntil(lambda: not window.document.any_dirty, timeout=3000)
+    reopened = open_dataset(tmp_path / fmt)
+    entry = next(e for e in reopened.entries if Path(e.name).stem == "img1")
+    objs = reopened.store.load(entry)
+    assert [(o.name, tuple(round(v, 3) for v in o.box)) for o in objs.objects] == [
+        ("cat", (1, 1, 20, 20)), ("dog", (40, 50, 140, 150))]
