@@ -44,10 +44,10 @@ TERMS = ("colour", "texture", "size", "fill")
 _TERM_LETTERS = {"C": 0, "T": 1, "S": 2, "F": 3}
 
 #: Default k values per mode. ``single`` and ``quality`` are the paper's. For ``fast`` the paper used
-#: {50, 100}; on coco_tiny at max side 500 (bench/README.md) {75, 150} gives ~1,260 boxes per image with
-#: recall@0.5 0.70, recall@0.7 0.43, MABO 0.62 — above OpenCV-fast's 0.66 / 0.43 / 0.61 with its ~1,400 —
-#: while {50, 100} gives 2,080 boxes for 0.76 / 0.48 / 0.65 and, cut to 1,400, the same recall per box.
-#: So {75, 150} is the better default trade: the same quality per box, a third fewer boxes to classify.
+#: {50, 100}; on coco_tiny at max side 500 (bench/README.md) {75, 150} gives ~1,180 boxes per image with
+#: recall@0.5 0.71, recall@0.7 0.43, MABO 0.62 — at least OpenCV-fast's 0.66 / 0.43 / 0.61 with its ~1,400 —
+#: and is on or near the best recall of the k sets tried at every budget from 500 to 1,200 boxes; {50, 100}
+#: reaches 0.76 only by spending ~1,970 boxes and is worse cut to the same budget.
 SINGLE_KS: tuple[float, ...] = (100.0,)
 FAST_KS: tuple[float, ...] = (75.0, 150.0)
 QUALITY_KS: tuple[float, ...] = (50.0, 100.0, 150.0, 300.0)
