@@ -359,7 +359,8 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             bad = _check_finite(losses, dist_info)
             if bad is not None:
                 status = "diverged"
-                message = (f"training stopped: loss '{bad}' became {float(losses.get(bad, torch.nan)):.4g} "
+                value = float(losses[bad].detach()) if bad in losses else float("nan")
+                message = (f"training stopped: loss '{bad}' became {value:.4g} "
                            f"at epoch {epoch}, step {step}; "
                            + (f"the last good checkpoint ({last_good}) is kept" if last_good else
                               "no checkpoint had been written yet")

@@ -1,0 +1,120 @@
+"""The training loop: callbacks, checkpoints with config/classes/split, resume, cancel, NaN stop, the command."""
+
+import threading
+
+import pytest
+import torch
+
+from models.checkpoints import load_checkpoint, load_detector
+from models.training import TrainConfig, train
+
+TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=32, rpn_pre_nms_train=300,
+                  rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    from models.synthetic import SynthParams, write_synthetic
+
+    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
+                         max_object_size=56, photo_fraction=0.0, image_format="png")
+    return write_synthetic(tmp_path_factory.mktemp("train_set") / "set", 8, seed=5, params=params)
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    base = dict(data=str(data), out=str(out), epochs=1, batch_size=2, lr=0.01, min_size=96, max_size=128,
+                device="cpu", warmup_iters=2, model=dict(TINY_MODEL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_train_writes_a_checkpoint_and_reports(tiny_set, tmp_path) -> None:
+    events = []
+    result = train(_config(tiny_set, tmp_path / "m.pt", epochs=2), callbacks=events.append)
+    assert result.status == "completed" and result.epochs_completed == 2
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "message" or kinds[0] == "start"
+    assert "start" in kinds and kinds[-1] == "end" and kinds.count("epoch") == 2 and kinds.count("checkpoint") == 2
+    steps = [e for e in events if e.kind == "step"]
+    assert len(steps) == 6  # 6 training images, batch 2, 2 epochs
+    assert set(steps[0].losses) == {"rpn_objectness", "rpn_box", "cls", "box", "total"}
+    assert steps[-1].global_step == steps[-1].total_steps == 6 and steps[-1].eta_s == 0
+    assert all(e.eta_s is not None and e.eta_s >= 0 for e in steps)
+    payload = load_checkpoint(result.checkpoint)
+    assert payload["epoch"] == 2 and payload["class_names"] == ["circle", "square", "triangle"]
+    assert payload["split"]["name"] == "train"
+    assert sorted(payload["split"]["indices"]) == sorted(tiny_set.splits["train"])
+    assert payload["config"]["lr"] == 0.01 and payload["config"]["model"]["small_width"] == 8
+    assert len(payload["extra"]["history"]) == 2
+    model = load_detector(result.checkpoint, device="cpu")
+    assert model.min_size == 96 and model.roi_heads.box_head.fc6.out_features == 32
+
+
+def test_resume_continues_from_the_saved_epoch(tiny_set, tmp_path) -> None:
+    out = tmp_path / "m.pt"
+    train(_config(tiny_set, out, epochs=1))
+    first = load_checkpoint(out)
+    events = []
+    result = train(_config(tiny_set, out, epochs=2, resume=str(out)), callbacks=events.append)
+    assert result.status == "completed" and result.epochs_completed == 2
+    start = next(e for e in events if e.kind == "start")
+    assert start.epoch == 2 and start.global_step == 3
+    assert len([e for e in events if e.kind == "step"]) == 3  # only the second epoch ran
+    second = load_checkpoint(out)
+    assert second["epoch"] == 2 and second["optimizer_state"] is not None
+    assert not torch.equal(first["state_dict"]["rpn.head.conv.weight"], second["state_dict"]["rpn.head.conv.weight"])
+
+
+def test_cancel_stops_within_a_step_and_keeps_the_weights(tiny_set, tmp_path) -> None:
+    cancel = threading.Event()
+    steps = []
+
+    def on_event(ev) -> None:
+        if ev.kind == "step":
+            steps.append(ev)
+            if ev.global_step == 2:
+                cancel.set()
+
+    result = train(_config(tiny_set, tmp_path / "m.pt", epochs=5), callbacks=on_event, cancel=cancel)
+    assert result.status == "cancelled" and len(steps) == 2
+    assert "cancelled" in result.message
+    assert load_checkpoint(tmp_path / "m.pt")["extra"]["cancelled_in_epoch"] == 1
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_set, tmp_path, monkeypatch) -> None:
+    from models.detectors.faster_rcnn import FasterRCNN
+
+    original = FasterRCNN.forward
+    calls = {"n": 0}
+
+    def poisoned(self, images, targets=None):
+        out = original(self, images, targets)
+        if self.training:
+            calls["n"] += 1
+            if calls["n"] == 5:  # second step of epoch 2
+                out["cls"] = out["cls"] * float("nan")
+        return out
+
+    monkeypatch.setattr(FasterRCNN, "forward", poisoned)
+    out = tmp_path / "m.pt"
+    result = train(_config(tiny_set, out, epochs=3))
+    assert result.status == "diverged" and result.epochs_completed == 1
+    assert "'cls'" in result.message and "nan" in result.message and str(out) in result.message
+    assert result.checkpoint == str(out)
+    assert load_checkpoint(out)["epoch"] == 1  # the good epoch-1 weights, not the poisoned step
+
+
+def test_train_command(tiny_set, tmp_path, capsys) -> None:
+    from app.cli import main
+
+    assert main(["train", "--generation", "rcnn", "--data", str(tiny_set), "--out", str(tmp_path / "x.pt")]) == 2
+    assert "not implemented yet" in capsys.readouterr().err
+    out = tmp_path / "cli.pt"
+    code = main(["train", "--generation", "faster-rcnn", "--data", str(tiny_set), "--out", str(out),
+                 "--backbone", "small", "--epochs", "1", "--batch-size", "3", "--min-size", "96", "--max-size",
+                 "128", "--device", "cpu", "--seed", "1", "--anchor-sizes", "16,32,64", "--fc-size", "32",
+                 "--model-arg", "small_width=8", "--model-arg", "rpn_post_nms_train=100", "--quiet"])
+    assert code == 0
+    payload = load_checkpoint(out)
+    assert payload["config"]["batch_size"] == 3 and payload["model_config"]["anchor_sizes"] == [16.0, 32.0, 64.0]
+    assert main(["train", "--data", str(tiny_set), "--out", str(out), "--model-arg", "nonsense"]) == 2
