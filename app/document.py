@@ -221,6 +221,11 @@ class Document(QObject):
             st.decode_error = str(exc)
             self.message.emit(f"Cannot show {entry.name}: {exc}")
             self.entryChanged.emit(i)
+        if st.loaded and not st.dirty and file_signature(self.annotation_path(i)) != st.signature \
+                and self.source is not None and self.source.store.per_image_files:
+            st.loaded = False  # changed on disk since we read it (list preview or an earlier visit)
+            if st.stack is not None:
+                st.stack.clear()
         if not st.loaded:
             self._load(i, info)
         if st.stack is None:

@@ -218,3 +218,15 @@ def test_worker_pool_reports_in_the_gui_thread_cancels_and_waits(qtbot):
     assert "disk full" in errors[1]
     pool.start(slow)
     assert pool.shutdown(5000) and pool.active == 0
+
+
+def test_a_clean_image_changed_on_disk_while_away_is_read_again(qtbot, tmp_path, doc):
+    d = folder_with(tmp_path, 2)
+    write_voc(Annotation("im1.png", W, H, 3, [BoxObject("old", (1, 1, 9, 9))]), d / "im1.xml")
+    doc.set_source(open_dataset(d))
+    doc.next()
+    doc.previous()
+    write_voc(Annotation("im1.png", W, H, 3, [BoxObject("new", (1, 1, 9, 9)), BoxObject("new", (2, 2, 9, 9))]),
+              d / "im1.xml")
+    doc.next()
+    assert [o.name for o in doc.model.objects] == ["new", "new"]

@@ -81,3 +81,17 @@ def test_thumbnail_queue_stays_short_and_dropped_rows_are_asked_again(qtbot):
         dropped += w.request(f"/x/{k}.png")
     assert dropped == [f"/x/{k}.png" for k in range(5)]
     assert len(w._pending) == MAX_PENDING and w._pending[-1] == f"/x/{MAX_PENDING + 4}.png"
+
+
+def test_visible_rows_show_verified_and_parse_errors_without_visiting(qtbot, tmp_path, panel):
+    d = tmp_path / "v"
+    for name in ("a.png", "b.png", "c.png"):
+        write_image(d / name)
+    write_voc(Annotation("b.png", W, H, 3, [], verified=True), d / "b.xml")
+    (d / "c.xml").write_text("<annotation><object>", encoding="utf-8")
+    doc = panel.document
+    doc.set_source(open_dataset(d))
+    assert doc.index == 0
+    qtbot.waitUntil(lambda: panel.model.status(1) == "verified" and panel.model.status(2) == "error", timeout=3000)
+    assert "c.xml" in doc.error_text(2)
+    assert (d / "c.xml").read_text() == "<annotation><object>"

@@ -358,8 +358,9 @@ def test_ten_thousand_images_list_without_decoding(qtbot, window, tmp_path):
     assert len(window.document.entries) == 10_000
     assert window.file_list.model.rowCount() == 10_000
     assert window.canvas.image_size() == (W, H)
-    # Only the states of images actually visited exist; nothing decoded the rest.
-    assert len(window.document.states) == 1
+    # Only images visited or shown in the list have a state; nothing read or decoded the rest.
+    qtbot.wait(50)
+    assert len(window.document.states) < 100
     key(qtbot, window, Qt.Key.Key_D)
     assert window.document.index == 1
     qtbot.wait(200)

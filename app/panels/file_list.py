@@ -1,8 +1,9 @@
 """The file list dock: every image of the open dataset, with a filter, status marks and lazy thumbnails.
 
 Why a model/view with uniform rows: a 10,000-image folder must list at once. The view asks only for the
-rows it shows, so labelled marks (one ``stat``) and thumbnails (one reduced decode, in a background
-thread) are computed for visible rows only, never for the whole folder. A thumbnail decode that fails
+rows it shows, so labelled marks (one ``stat``), the verified mark and parse errors (reading that row's
+small annotation file) and thumbnails (one reduced decode, in a background thread) are computed for
+visible rows only, never for the whole folder. A thumbnail decode that fails
 marks the row with the reason, so broken files show up while the user scrolls.
 """
 
@@ -21,6 +22,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QThread,
+    QTimer,
     Signal,
     Slot,
 )
@@ -122,6 +124,11 @@ class FileListModel(QAbstractListModel):
         self._broken = _status_icon(QColor(200, 60, 60))
         self._worker: ThumbnailWorker | None = None
         self._thread: QThread | None = None
+        self._to_read: set[int] = set()
+        self._read_timer = QTimer(self)
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(0)
+        self._read_timer.timeout.connect(self._read_visible)
         document.sourceChanged.connect(self.reset)
         document.entryChanged.connect(self._entry_changed)
 
@@ -167,6 +174,7 @@ class FileListModel(QAbstractListModel):
         if self._worker is not None:
             self._worker.clear()
         self._row_of = {str(e.path): i for i, e in enumerate(self.document.entries)}
+        self._to_read.clear()
         self.endResetModel()
 
     @Slot(int)
@@ -199,6 +207,9 @@ class FileListModel(QAbstractListModel):
         entry = entries[row]
         if role == Qt.ItemDataRole.DisplayRole:
             doc = self.document
+            if doc.known_verified(row) is None and doc.has_label(row):
+                self._to_read.add(row)  # read the (small) annotation file soon: verified mark, parse errors
+                self._read_timer.start()
             err = doc.error_text(row)
             if err:
                 mark = "⚠"
@@ -234,6 +245,14 @@ class FileListModel(QAbstractListModel):
                 self._requested.difference_update(self._worker.request(key))
             return self._placeholder
         return None
+
+    @Slot()
+    def _read_visible(self) -> None:
+        """Read the annotation files of rows the view showed (never the whole folder)."""
+        rows, self._to_read = self._to_read, set()
+        for row in sorted(rows):
+            if row < len(self.document.entries):
+                self.document.ensure_loaded(row)
 
     def thumbnail_ready(self, row: int) -> bool:
         return str(self.document.entries[row].path) in self._thumbs
