@@ -16,7 +16,7 @@ against scikit-image's output: similar segment counts and boundaries.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -54,7 +54,6 @@ class Segmentation:
     mean_colors: np.ndarray  # [n, 3] uint8 RGB mean of each region in the input image
     scale: float = 1.0
     seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int]:
