@@ -525,6 +525,14 @@ class Document(QObject):
         assert self.source is not None
         store = self.source.store
         assert isinstance(store, VocStore)
+        if folder:
+            stems: dict[str, str] = {}
+            for e in self.entries:
+                other = stems.setdefault(Path(e.name).stem, e.name)
+                if other != e.name:  # the store names files by stem only: they would share one XML
+                    self.message.emit(f"Cannot use one annotation folder: {other} and {e.name} would both be "
+                                      f"saved as {Path(e.name).stem}.xml")
+                    return False
         store.annotation_dir = Path(folder) if folder else None
         if self.source.kind != "voc":
             self.settings.set_annotation_dir(self.source.root, folder)

@@ -230,3 +230,12 @@ def test_a_clean_image_changed_on_disk_while_away_is_read_again(qtbot, tmp_path,
               d / "im1.xml")
     doc.next()
     assert [o.name for o in doc.model.objects] == ["new", "new"]
+
+
+def test_annotation_folder_refused_when_two_images_would_share_one_xml(qtbot, tmp_path, doc):
+    d = tmp_path / "nested"
+    write_image(d / "a" / "x.png")
+    write_image(d / "b" / "x.png")
+    doc.set_source(open_dataset(d))
+    assert not doc.set_annotation_dir(tmp_path / "labels")
+    assert "x.xml" in doc.messages[-1] and doc.source.store.annotation_dir is None
