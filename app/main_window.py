@@ -445,6 +445,9 @@ class MainWindow(QMainWindow):
 
     def set_annotation_dir(self, folder: str | Path | None) -> bool:
         ok = self.document.set_annotation_dir(Path(folder) if folder else None)
+        store = self.document.source.store if self.document.source is not None else None
+        if folder and getattr(store, "annotation_dir", None) != Path(folder):
+            return False  # refused; the document said why
         self.show_message(f"Annotations now saved in {folder or 'the image folders'}"
                           + ("" if ok else " — some could still not be saved"))
         self._update_title()
