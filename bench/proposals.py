@@ -46,7 +46,8 @@ def _maybe_reexec() -> None:
     """Without ximgproc here, re-run under the benchmark venv when it exists (``make bench`` uses .venv)."""
     if hasattr(cv2, "ximgproc") or os.environ.get("RCNN_BENCH_REEXEC"):
         return
-    if BENCH_PYTHON.exists() and Path(sys.executable).resolve() != BENCH_PYTHON.resolve():
+    # Compare environments, not interpreters: both venvs' python may link to the same system binary.
+    if BENCH_PYTHON.exists() and Path(sys.prefix).resolve() != BENCH_PYTHON.parents[1].resolve():
         os.environ["RCNN_BENCH_REEXEC"] = "1"
         os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
 

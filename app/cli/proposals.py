@@ -89,13 +89,13 @@ def _eval_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write_json(path: str, payload: dict) -> None:
+def _write_json(path: str, payload: dict, indent: int | None = 1) -> None:
     from models.annotations import atomic_write_text
 
     out = Path(path)
     if out.parent and not out.parent.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(payload, indent=indent) + "\n")
 
 
 def _boxes_json(boxes: np.ndarray) -> list[list[float]]:
@@ -180,7 +180,7 @@ def run_propose(argv: list[str]) -> int:
                         "seconds": round(seconds, 4)})
         print(f"{path}: {len(boxes)} boxes in {seconds:.3f} s")
     try:
-        _write_json(args.json, {"images": records})
+        _write_json(args.json, {"images": records}, indent=None)  # compact: thousands of boxes
     except OSError as exc:
         print(f"propose: cannot write {args.json}: {exc.strerror or exc}", file=sys.stderr)
         return 1
