@@ -5,8 +5,14 @@ import math
 import torch
 from torchvision.models.detection._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 
-from models.anchors import (AnchorGenerator, base_anchors, grid_anchors, inside_image, label_anchors,
-                            sample_balanced)
+from models.anchors import (
+    AnchorGenerator,
+    base_anchors,
+    grid_anchors,
+    inside_image,
+    label_anchors,
+    sample_balanced,
+)
 from models.boxes import HEAD_STDS, RPN_STDS, box_iou, encode
 from models.detectors.roi_heads import RoIHeads
 from models.detectors.rpn import RegionProposalNetwork

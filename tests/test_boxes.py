@@ -6,7 +6,16 @@ import numpy as np
 import torch
 from torchvision.models.detection._utils import BoxCoder
 
-from models.boxes import BBOX_XFORM_CLIP, HEAD_STDS, RPN_STDS, box_iou, clip_boxes, decode, encode, remove_small
+from models.boxes import (
+    BBOX_XFORM_CLIP,
+    HEAD_STDS,
+    RPN_STDS,
+    box_iou,
+    clip_boxes,
+    decode,
+    encode,
+    remove_small,
+)
 
 
 def _random_boxes(n: int, seed: int) -> torch.Tensor:

@@ -20,8 +20,8 @@ def _model():
 
 def test_round_trip_rebuilds_the_same_detector(tmp_path) -> None:
     m = _model()
-    with torch.no_grad():  # make BatchNorm buffers non-trivial so they must travel too
-        m.backbone.body[1].running_mean.add_(0.5)
+    with torch.no_grad():  # make the norm layer non-default so it must travel too
+        m.backbone.body[1].weight.mul_(1.5)
     path = save_checkpoint(tmp_path / "sub" / "m.pt", model=m, config={"lr": 0.01, "data": tmp_path},
                            class_names=CLASSES, split={"name": "train", "indices": [0, 2]}, epoch=3,
                            extra={"note": "x"})

@@ -8,6 +8,7 @@ command trains with DistributedDataParallel; only rank 0 draws the bar and write
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -147,5 +148,6 @@ def run(command: str, argv: list[str]) -> int:
         return 2
     finally:
         signal.signal(signal.SIGINT, previous)
-    print(f"train: {result.message}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
+        print(f"train: {result.message}", file=sys.stderr)
     return {"completed": 0, "cancelled": 130, "diverged": 3}.get(result.status, 1)
