@@ -176,10 +176,14 @@ def seed_everything(seed: int) -> None:
 
 
 def lr_at(config: TrainConfig, step: int, total: int) -> float:
-    """Linear warm-up from lr/1000, then the schedule; ``step`` counts from 0."""
+    """Linear warm-up from lr/1000, then the schedule; ``step`` counts from 0.
+
+    The warm-up is capped at a quarter of the run, so a short run still reaches its learning rate.
+    """
     base = config.lr
-    if step < config.warmup_iters:
-        alpha = step / max(1, config.warmup_iters)
+    warmup = min(config.warmup_iters, max(1, total // 4))
+    if step < warmup:
+        alpha = step / warmup
         warm = 0.001 * (1 - alpha) + alpha
     else:
         warm = 1.0

@@ -118,3 +118,15 @@ def test_train_command(tiny_set, tmp_path, capsys) -> None:
     payload = load_checkpoint(out)
     assert payload["config"]["batch_size"] == 3 and payload["model_config"]["anchor_sizes"] == [16.0, 32.0, 64.0]
     assert main(["train", "--data", str(tiny_set), "--out", str(out), "--model-arg", "nonsense"]) == 2
+
+
+def test_missing_imagenet_weights_are_a_message_not_a_crash(tiny_set, tmp_path, capsys, monkeypatch) -> None:
+    from app.cli import main
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty_hub"))
+    code = main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "v.pt"), "--backbone", "vgg16",
+                 "--weights", "imagenet", "--device", "cpu", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not in the local torch hub cache" in err and "--weights PATH" in err
+    assert not (tmp_path / "v.pt").exists()
