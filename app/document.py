@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup, QUndoStack
 from PySide6.QtWidgets import QMessageBox, QWidget
@@ -122,6 +123,7 @@ class Document(QObject):
         self._watcher.fileChanged.connect(self._on_disk_change)
         self._watcher.directoryChanged.connect(self._on_disk_change)
         self._loading = False
+        self._closed = False
         self._save_failure_reported = False
         self.pool = WorkerPool(self)
         self.async_decode_pixels = ASYNC_DECODE_PIXELS
@@ -619,12 +621,16 @@ class Document(QObject):
                 st.signature = file_signature(self.annotation_path(i))
 
     def _unwatch(self) -> None:
+        if self._closed:
+            return
         paths = self._watcher.files() + self._watcher.directories()
         if paths:
             self._watcher.removePaths(paths)
 
     def _watch(self, entry: ImageEntry) -> None:
         """Watch the current annotation file and its folder (atomic replaces drop a file watch)."""
+        if self._closed:
+            return
         self._unwatch()
         if self.source is None or not self.source.store.per_image_files:
             return
@@ -639,7 +645,7 @@ class Document(QObject):
 
     def _on_disk_change(self, _path: str = "") -> None:
         entry = self.current_entry
-        if entry is None:
+        if entry is None or self._closed:
             return
         i = self.index
         st = self.state(i)
@@ -682,7 +688,16 @@ class Document(QObject):
         return "keep" if box.clickedButton() is keep else "reload"
 
     def close(self) -> None:
-        """Stop the timer, the watcher and any background decode (waits for its thread)."""
+        """Stop the timer, the watcher and any background decode (waits for its thread).
+
+        The watcher is deleted here, in the GUI thread: its inotify socket notifier must never be destroyed
+        by a garbage collection that happens to run in a worker thread (Qt then spins forever on an
+        invalid socket), which is what happens to a parentless Document dropped in a reference cycle.
+        """
+        if self._closed:
+            return
         self._timer.stop()
         self._unwatch()
+        self._closed = True
         self.pool.shutdown()
+        shiboken6.delete(self._watcher)

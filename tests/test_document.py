@@ -239,3 +239,17 @@ def test_annotation_folder_refused_when_two_images_would_share_one_xml(qtbot, tm
     doc.set_source(open_dataset(d))
     assert not doc.set_annotation_dir(tmp_path / "labels")
     assert "x.xml" in doc.messages[-1] and doc.source.store.annotation_dir is None
+
+
+def test_close_deletes_the_watcher_in_the_gui_thread_and_is_idempotent(qtbot, tmp_path, settings):
+    """Regression: a parentless Document collected by a GC pass in a worker thread destroyed its
+    QFileSystemWatcher there, and Qt then looped forever on 'QSocketNotifier: Invalid socket'."""
+    import shiboken6
+
+    d = Document(AnnotationModel(), settings)
+    d.set_source(open_dataset(folder_with(tmp_path, 1)))
+    watcher = d._watcher
+    d.close()
+    assert not shiboken6.isValid(watcher)
+    d.close()
+    d._on_disk_change()  # a late signal after close does nothing

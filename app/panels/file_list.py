@@ -124,6 +124,7 @@ class FileListModel(QAbstractListModel):
         self._broken = _status_icon(QColor(200, 60, 60))
         self._worker: ThumbnailWorker | None = None
         self._thread: QThread | None = None
+        self._closed = False
         self._to_read: set[int] = set()
         self._read_timer = QTimer(self)
         self._read_timer.setSingleShot(True)
@@ -134,7 +135,7 @@ class FileListModel(QAbstractListModel):
 
     # --- thumbnails thread --------------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
-        if self._thread is not None:
+        if self._thread is not None or self._closed:
             return
         self._worker = ThumbnailWorker()
         self._thread = QThread()
@@ -144,7 +145,8 @@ class FileListModel(QAbstractListModel):
         self._thread.start()
 
     def shutdown(self) -> None:
-        """Stop the thumbnail thread and wait for it (called when the window closes)."""
+        """Stop the thumbnail thread and wait for it (called when the window closes); never restarted."""
+        self._closed = True
         if self._thread is not None and self._worker is not None:
             self._worker.stop()
             self._thread.quit()
@@ -238,7 +240,7 @@ class FileListModel(QAbstractListModel):
             icon = self._thumbs.get(key)
             if icon is not None:
                 return icon
-            if key not in self._requested:
+            if key not in self._requested and not self._closed:
                 self._requested.add(key)
                 self._ensure_thread()
                 assert self._worker is not None
