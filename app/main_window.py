@@ -33,6 +33,7 @@ from app.panels.box_editor import BoxEditor
 from app.panels.class_list import ClassListPanel
 from app.panels.file_list import FileListPanel
 from app.panels.layers_panel import LayersPanel
+from app.proposal_tools import ProposalTools
 from app.settings import Settings
 from app.shortcuts import ShortcutSheet
 from app.workers import Worker, WorkerPool
@@ -82,6 +83,11 @@ class MainWindow(QMainWindow):
         self.class_dock = self._dock("Classes", self.class_list, Qt.DockWidgetArea.RightDockWidgetArea)
         self.box_dock = self._dock("Box", self.box_editor, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.layers_dock = self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        # Superpixels and Selective Search: their own docks, layers and workers (issue 3).
+        self.proposal_tools = ProposalTools(self.canvas, self)
+        for dock in self.proposal_tools.docks():
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.tabifyDockWidget(*self.proposal_tools.docks())
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()
@@ -215,6 +221,11 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         for dock in (self.file_dock, self.class_dock, self.box_dock, self.layers_dock):
             m.addAction(dock.toggleViewAction())
+        m = mb.addMenu("&Proposals")
+        m.addActions(self.proposal_tools.actions())
+        m.addSeparator()
+        for dock in self.proposal_tools.docks():
+            m.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
 
@@ -232,6 +243,8 @@ class MainWindow(QMainWindow):
         doc.currentChanged.connect(self._on_current_changed)
         doc.message.connect(self.show_message)
         doc.saveFailed.connect(self._on_save_failed)
+        doc.sourceChanged.connect(self._on_source_changed)
+        self.proposal_tools.message.connect(self.show_message)
         doc.dirtyChanged.connect(lambda _d: self._update_title())
         doc.saved.connect(lambda _i: self._update_labels())
         doc.entryChanged.connect(lambda i: self._update_labels() if i == doc.index else None)
@@ -249,6 +262,10 @@ class MainWindow(QMainWindow):
         self.model.changed.connect(self._on_model_changed)
         self.model.annotationReset.connect(self._on_model_changed)
         self.box_editor.set_class_names(self.class_list.names())
+
+    def _on_source_changed(self) -> None:
+        if self.document.source is not None:
+            self.proposal_tools.set_dataset(self.document.source)
 
     # --- opening --------------------------------------------------------------------------------------------
     def open_path(self, path: str | Path, image_dir: str | Path | None = None,
@@ -676,6 +693,7 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.document.close()
         self.file_list.shutdown()
+        self.proposal_tools.shutdown()
         self.pool.shutdown()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
