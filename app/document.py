@@ -528,12 +528,13 @@ class Document(QObject):
         store = self.source.store
         assert isinstance(store, VocStore)
         if folder:
-            stems: dict[str, str] = {}
+            targets: dict[str, str] = {}
             for e in self.entries:
-                other = stems.setdefault(Path(e.name).stem, e.name)
-                if other != e.name:  # the store names files by stem only: they would share one XML
+                xml = Path(e.name).with_suffix(".xml").as_posix()
+                other = targets.setdefault(xml, e.name)
+                if other != e.name:  # e.g. x.png and x.jpg in one folder would share one XML
                     self.message.emit(f"Cannot use one annotation folder: {other} and {e.name} would both be "
-                                      f"saved as {Path(e.name).stem}.xml")
+                                      f"saved as {xml}")
                     return False
         store.annotation_dir = Path(folder) if folder else None
         if self.source.kind != "voc":

@@ -81,7 +81,8 @@ class VocStore(AnnotationStore):
     def annotation_path(self, entry: ImageEntry) -> Path:
         if self.annotation_dir is None:
             return entry.path.with_suffix(".xml")
-        return self.annotation_dir / (Path(entry.name).stem + ".xml")
+        # Mirror the image's sub-folders, so a/x.png and b/x.png never share one x.xml.
+        return self.annotation_dir / Path(entry.name).with_suffix(".xml")
 
     def load(self, entry: ImageEntry, info: ImageInfo | None = None) -> Annotation | None:
         p = self.annotation_path(entry)

@@ -134,3 +134,19 @@ def test_shared_coco_tiny_opens() -> None:
     assert len(src.entries) == 80 and all(e.path.exists() for e in src.entries)
     total = sum(len(src.store.load(e).objects) for e in src.entries)
     assert total == 815
+
+
+def test_annotation_folder_mirrors_subfolders(tmp_path: Path) -> None:
+    _img(tmp_path / "imgs" / "a" / "x.png")
+    _img(tmp_path / "imgs" / "b" / "x.png")
+    src = open_dataset(tmp_path / "imgs", annotation_dir=tmp_path / "ann")
+    for k, e in enumerate(src.entries):
+        src.store.save(e, Annotation("", 40, 30, 3, [BoxObject(f"c{k}", (0, 0, 5, 5))]))
+    assert read_names(tmp_path / "ann" / "a" / "x.xml") == ["c0"]
+    assert read_names(tmp_path / "ann" / "b" / "x.xml") == ["c1"]
+
+
+def read_names(path: Path) -> list[str]:
+    from models.annotations import read_voc
+
+    return [o.name for o in read_voc(path).objects]

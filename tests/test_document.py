@@ -232,13 +232,17 @@ def test_a_clean_image_changed_on_disk_while_away_is_read_again(qtbot, tmp_path,
     assert [o.name for o in doc.model.objects] == ["new", "new"]
 
 
-def test_annotation_folder_refused_when_two_images_would_share_one_xml(qtbot, tmp_path, doc):
+def test_annotation_folder_mirrors_subfolders_and_refuses_a_shared_xml(qtbot, tmp_path, doc):
     d = tmp_path / "nested"
     write_image(d / "a" / "x.png")
     write_image(d / "b" / "x.png")
     doc.set_source(open_dataset(d))
-    assert not doc.set_annotation_dir(tmp_path / "labels")
-    assert "x.xml" in doc.messages[-1] and doc.source.store.annotation_dir is None
+    assert doc.set_annotation_dir(tmp_path / "labels")  # a/x.xml and b/x.xml: no clash
+    assert doc.source.store.annotation_path(doc.entries[1]) == tmp_path / "labels" / "b" / "x.xml"
+    write_image(d / "a" / "x.jpg")  # same stem, same folder: both would be a/x.xml
+    doc.set_source(open_dataset(d))
+    assert not doc.set_annotation_dir(tmp_path / "labels2")
+    assert "a/x.xml" in doc.messages[-1] and doc.source.store.annotation_dir != tmp_path / "labels2"
 
 
 def test_close_deletes_the_watcher_in_the_gui_thread_and_is_idempotent(qtbot, tmp_path, settings):
