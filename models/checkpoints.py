@@ -11,11 +11,12 @@ checkpoint intact, which is what "keep the last good checkpoint" relies on.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from models.annotations.atomic import atomic_write
 
 FORMAT = "rcnn-explorer/detector-checkpoint"
 VERSION = 1
@@ -61,19 +62,7 @@ def save_checkpoint(path: str | os.PathLike, *, model: torch.nn.Module, config: 
         "extra": _plain(extra or {}),
         "torch_version": str(torch.__version__),  # TorchVersion is not a weights_only-safe type
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: torch.save(payload, fh))
     return path
 
 
