@@ -570,13 +570,7 @@ class Document(QObject):
         st.overwrite_ok = False
         st.asked_overwrite = False
         self._load(i)
-        if st.stack is not None:
-            st.stack.clear()
-        self._loading = True
-        try:
-            self.model.set_annotation(st.annotation, self.model.width, self.model.height)
-        finally:
-            self._loading = False
+        self._show_without_history(st)
         self._watch(self.entries[i])
         self.entryChanged.emit(i)
         self.reloaded.emit(i)
@@ -589,6 +583,10 @@ class Document(QObject):
         st = self.current_state()
         if st is None:
             return
+        self._show_without_history(st)
+
+    def _show_without_history(self, st: ImageState) -> None:
+        """Put ``st``'s annotation in the model as a load, not an edit; its old undo history no longer applies."""
         if st.stack is not None:
             st.stack.clear()
         self._loading = True
