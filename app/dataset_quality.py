@@ -12,12 +12,9 @@ and, through Selective Search's own hooks, between groupings, so Cancel answers 
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -36,11 +33,9 @@ from PySide6.QtWidgets import (
 
 from app.workers import Cancelled as JobCancelled
 from app.workers import Job, Worker, WorkerPool
-from models.annotations import AnnotationError
 from models.datasets import DatasetSource
-from models.io import ImageError, ImageInfo, read_image
-from models.proposal_metrics import score_annotation, summarize
-from models.selective_search import MODES, Cancelled, selective_search, warm_up
+from models.proposal_metrics import evaluate_dataset
+from models.selective_search import MODES, Cancelled, warm_up
 
 
 @dataclass
@@ -76,44 +71,23 @@ def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | N
     Raises ``models.selective_search.Cancelled`` when ``cancelled()`` turns True.
     """
     warm_up()  # numba compile / cache load: kept out of the per-image seconds
-    entries = list(source.entries)
-    n = len(entries)
-    scores = []
-    seconds: list[float] = []
-    report = QualityReport(total=n, mode=mode)
-    report.skipped.extend(f"dataset: {problem}" for problem in source.problems)  # found while opening it
-    for i, entry in enumerate(entries):
-        if cancelled is not None and cancelled():
-            raise Cancelled()
+    n = len(source.entries)
+
+    def step(done: int, total: int, name: str) -> None:
         if progress is not None:
-            progress(i / max(n, 1), f"{i + 1}/{n} {entry.name}")
-        try:
-            dec = read_image(entry.path)
-        except ImageError as exc:
-            report.skipped.append(f"image {entry.name}: {exc}")
-            continue
-        info = ImageInfo(entry.path, dec.width, dec.height, dec.orientation, dec.stored_width, dec.stored_height)
-        try:
-            ann = source.store.load(entry, info)
-        except (AnnotationError, OSError, ValueError) as exc:
-            report.skipped.append(f"annotation of {entry.name}: {exc}")
-            continue
-        if ann is None:
-            report.unannotated += 1
-            continue
-        t0 = time.perf_counter()
-        props = selective_search(dec.pixels, mode, max_side=max_side, seed=seed, top=top, cancelled=cancelled)
-        seconds.append(time.perf_counter() - t0)
-        boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
-        scores.append(score_annotation(boxes, ann))
-    summary = summarize(scores)
+            progress(done / max(total, 1), f"{done}/{total} {name}")
+
+    result = evaluate_dataset(source, mode, max_side=max_side, top=top, seed=seed, progress=step,
+                              cancelled=cancelled)
+    summary = result.summary
+    report = QualityReport(total=n, mode=mode, skipped=list(result.skipped), unannotated=result.unannotated)
     report.images = summary.images
     report.gt_boxes = summary.gt_boxes
-    report.boxes_per_image = summary.boxes_per_image if scores else float("nan")
+    report.boxes_per_image = summary.boxes_per_image if summary.images else float("nan")
     report.recall_05 = summary.recall[0.5]
     report.recall_07 = summary.recall[0.7]
     report.mabo = summary.mabo
-    report.seconds_per_image = statistics.median(seconds) if seconds else float("nan")
+    report.seconds_per_image = result.seconds_per_image
     if progress is not None:
         progress(1.0, "done")
     return report
