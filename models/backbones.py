@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
 
@@ -61,7 +62,36 @@ def _conv_bn(cin: int, cout: int, stride: int, norm: str = "group") -> list[nn.M
     return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True)]
 
 
-def small_cnn(width: int = 32, norm: str = "group") -> Backbone:
+class TopDownFusion(nn.Module):
+    """The small CNN's stride-8 output: its stride-16 top, upsampled, added to a 1×1 projection of the
+    stride-8 stage, then a 3×3 conv (one level of a Feature Pyramid Network, Lin et al. 2017).
+
+    Why: at stride 16 a 20-pixel shape covers one or two feature cells, too few for the RoI head to tell
+    a triangle from a circle; the stride-8 stage still sees its corners, and the top adds the context of
+    the deeper layers. Costs about half as much again as the stride-16 body.
+    """
+
+    def __init__(self, trunk: nn.Sequential, split: int, fine_channels: int, top_channels: int,
+                 out_channels: int, norm: str) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.split = int(split)
+        self.lateral = nn.Conv2d(fine_channels, out_channels, 1)
+        self.top = nn.Conv2d(top_channels, out_channels, 1)
+        self.smooth = nn.Sequential(*_conv_bn(out_channels, out_channels, 1, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = list(self.trunk)
+        for layer in layers[: self.split]:
+            x = layer(x)
+        fine = x
+        for layer in layers[self.split:]:
+            x = layer(x)
+        top = F.interpolate(self.top(x), size=fine.shape[-2:], mode="nearest")
+        return self.smooth(self.lateral(fine) + top)
+
+
+def small_cnn(width: int = 32, norm: str = "group", stride: int = 16) -> Backbone:
     """Eight 3×3 conv+norm+ReLU layers, four of them stride 2 → stride 16, ``8 * width`` channels.
 
     Roughly 1 GMAC for a 400×500 input at width 32: small enough to train from scratch on two CPU cores.
@@ -69,18 +99,30 @@ def small_cnn(width: int = 32, norm: str = "group") -> Backbone:
     so BatchNorm's running statistics (used at test time) do not match the per-batch statistics the network
     learnt with — a BN model scored far worse in eval mode than in train mode on its own training images.
     GroupNorm computes the same thing in training and at test time.
+    ``stride=8`` adds a :class:`TopDownFusion` so small objects keep their shape on the feature map; it then
+    has ``4 * width`` channels.
     """
+    if stride not in (8, 16):
+        raise ValueError(f"the small CNN's stride is 8 or 16, not {stride}")
     w = width
     layers: list[nn.Module] = []
     layers += _conv_bn(3, w, 2, norm)
     layers += _conv_bn(w, 2 * w, 2, norm) + _conv_bn(2 * w, 2 * w, 1, norm)
     layers += _conv_bn(2 * w, 4 * w, 2, norm) + _conv_bn(4 * w, 4 * w, 1, norm)
+    split = len(layers)  # the stride-8 stage ends here
     layers += _conv_bn(4 * w, 8 * w, 2, norm) + _conv_bn(8 * w, 8 * w, 1, norm) + _conv_bn(8 * w, 8 * w, 1, norm)
-    body = nn.Sequential(*layers)
+    trunk = nn.Sequential(*layers)
+    body: nn.Module = trunk
+    out_channels = 8 * w
+    if stride == 8:
+        out_channels = 4 * w
+        body = TopDownFusion(trunk, split, 4 * w, 8 * w, out_channels, norm)
     for m in body.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-    return Backbone(body, 8 * w, 16, "small")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return Backbone(body, out_channels, stride, "small")
 
 
 def _imagenet_weights(name: str):
@@ -150,7 +192,7 @@ def _load_into(modules: list[nn.Module], state: dict, path: Path, name: str) -> 
 
 
 def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
-                   small_width: int = 32, small_norm: str = "group",
+                   small_width: int = 32, small_norm: str = "group", small_stride: int = 16,
                    pretrained_layout: bool | None = None) -> Backbone:
     """A stride-16 body by name (``small``, ``vgg16``, ``resnet50``, ``mobilenet_v3``).
 
@@ -167,14 +209,14 @@ def build_backbone(name: str = "small", weights: str | os.PathLike | None = None
     wanted = None if weights is None else str(weights)
     if name == "small":
         if wanted not in (None, "none", "scratch"):
-            bb = small_cnn(small_width, small_norm)
+            bb = small_cnn(small_width, small_norm, small_stride)
             path = Path(wanted)
             if not path.is_file():
                 raise BackboneWeightsError(f"{path}: weights file not found")
             _load_into([bb, bb.body], _read_state(path, name), path, name)
             bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
             return bb
-        return small_cnn(small_width, small_norm)
+        return small_cnn(small_width, small_norm, small_stride)
     path: Path | None = None
     source = "scratch"
     if wanted in (None, "imagenet"):

@@ -56,7 +56,7 @@ class FasterRCNN(Detector):
     generation = "faster-rcnn"
 
     def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
-                 small_width: int = 32, small_norm: str = "group", min_size: int = 600, max_size: int = 1000,
+                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, min_size: int = 600, max_size: int = 1000,
                  anchor_sizes: Sequence[float] = (128, 256, 512), anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                  rpn_mid_channels: int | None = None, rpn_positive_iou: float = 0.7, rpn_negative_iou: float = 0.3,
                  rpn_batch_size: int = 256, rpn_positive_fraction: float = 0.5, rpn_pre_nms_train: int = 12000,
@@ -69,11 +69,12 @@ class FasterRCNN(Detector):
                  image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__(class_names, min_size, max_size)
         if isinstance(backbone, str):
-            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm)
+            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
+                                      small_stride=small_stride)
         self.backbone = backbone
         self._config = dict(
             backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
-            small_width=small_width, small_norm=small_norm, min_size=min_size, max_size=max_size,
+            small_width=small_width, small_norm=small_norm, small_stride=small_stride, min_size=min_size, max_size=max_size,
             anchor_sizes=[float(s) for s in anchor_sizes], anchor_ratios=[float(r) for r in anchor_ratios],
             rpn_mid_channels=rpn_mid_channels, rpn_positive_iou=rpn_positive_iou,
             rpn_negative_iou=rpn_negative_iou, rpn_batch_size=rpn_batch_size,
@@ -116,7 +117,8 @@ class FasterRCNN(Detector):
         name = cfg.pop("backbone")
         pretrained = bool(cfg.pop("backbone_pretrained", False))
         bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
-                            small_norm=str(cfg.get("small_norm", "group")), pretrained_layout=pretrained)
+                            small_norm=str(cfg.get("small_norm", "group")),
+                            small_stride=int(cfg.get("small_stride", 16)), pretrained_layout=pretrained)
         return cls(class_names, bb, **cfg)
 
     def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
