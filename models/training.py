@@ -60,6 +60,10 @@ class TrainConfig:
     resume: str | None = None
     images_dir: str | None = None
     flip_prob: float = 0.5
+    #: Random quarter turns as well as flips: only for data with no "up" (aerial, microscopy, synthetic shapes).
+    rotate90: bool = False
+    #: Multi-scale training: each image's shorter side drawn from this list (None: always ``min_size``).
+    train_sizes: list[int] | None = None
     amp: bool = True
     grad_clip: float | None = 10.0
     num_workers: int = 0
@@ -222,7 +226,8 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
             splits = dataset_splits(source, seed=config.seed)
         indices = split_indices(splits, config.split)
     dataset = DetectionDataset(source, indices, names, min_size=config.min_size, max_size=config.max_size,
-                               flip_prob=config.flip_prob, seed=config.seed)
+                               flip_prob=config.flip_prob, seed=config.seed, rotate90=config.rotate90,
+                               train_sizes=config.train_sizes)
     if len(dataset) == 0:
         raise ValueError(f"{config.data}: split '{config.split}' has no usable images")
     split = {"name": config.split, "indices": list(indices),

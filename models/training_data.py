@@ -115,15 +115,24 @@ class DetectionDataset(Dataset):
 
     target keys: ``boxes`` float32 [N, 4] in resized pixels, ``labels`` int64 [N] in 1..K, ``difficult``
     bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image, ``path`` str,
-    ``index`` (into ``source.entries``), ``flipped`` bool.
+    ``index`` (into ``source.entries``), ``flipped`` bool, ``quarter_turns`` (0-3 counter-clockwise).
+
+    Augmentation, all drawn from (seed, epoch, image) so a run repeats exactly:
+    ``flip_prob`` mirrors left-right (the papers' only augmentation); ``rotate90`` also turns the image by a
+    random multiple of 90°, which only suits data with no "up" (aerial views, microscopy, the synthetic
+    shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
+    side per image from a list (multi-scale training) instead of always ``min_size``.
 
     Annotations are read once, at construction, so a broken file is reported before training starts
     (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
     """
 
     def __init__(self, source: DatasetSource, indices: list[int], class_names: list[str],
-                 min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0) -> None:
+                 min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
+                 rotate90: bool = False, train_sizes: list[int] | None = None) -> None:
         self.source = source
+        self.rotate90 = bool(rotate90)
+        self.train_sizes = [int(v) for v in train_sizes] if train_sizes else None
         self.class_names = list(class_names)
         self.min_size = int(min_size)
         self.max_size = int(max_size)
@@ -157,29 +166,36 @@ class DetectionDataset(Dataset):
         """Change the flip draw per epoch (each item's flip depends on seed, epoch and image only)."""
         self.epoch = int(epoch)
 
-    def _flip(self, index: int) -> bool:
-        if self.flip_prob <= 0.0:
-            return False
+    def _draws(self, index: int) -> tuple[bool, int, int]:
+        """(flip, quarter turns, shorter side) for this image in this epoch."""
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        return bool(rng.random() < self.flip_prob)
+        flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
+        turns = int(rng.integers(4)) if self.rotate90 else 0
+        size = int(self.train_sizes[int(rng.integers(len(self.train_sizes)))]) if self.train_sizes else self.min_size
+        return flip, turns, size
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
         img = read_image(t.path)
         h, w = img.height, img.width
-        scale = resize_scale(h, w, self.min_size, self.max_size)
+        flipped, turns, min_size = self._draws(t.index)
+        scale = resize_scale(h, w, min_size, self.max_size)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         px = img.pixels
         # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
         px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
         # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
         boxes = t.boxes.copy() * np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
-        flipped = self._flip(t.index)
         if flipped:
             px = px[:, ::-1]
             x1 = new_w - boxes[:, 2]
             x2 = new_w - boxes[:, 0]
             boxes[:, 0], boxes[:, 2] = x1, x2
+        for _ in range(turns):
+            # np.rot90 turns counter-clockwise: the pixel at (x, y) moves to (y, width - x).
+            width = px.shape[1]
+            px = np.rot90(px)
+            boxes = np.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], axis=1)
         image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
         target = {
             "boxes": torch.from_numpy(boxes.astype(np.float32)),
@@ -190,6 +206,7 @@ class DetectionDataset(Dataset):
             "path": str(t.path),
             "index": int(t.index),
             "flipped": flipped,
+            "quarter_turns": turns,
         }
         return image, target
 

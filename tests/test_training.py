@@ -113,10 +113,13 @@ def test_train_command(tiny_set, tmp_path, capsys) -> None:
     code = main(["train", "--generation", "faster-rcnn", "--data", str(tiny_set), "--out", str(out),
                  "--backbone", "small", "--epochs", "1", "--batch-size", "3", "--min-size", "96", "--max-size",
                  "128", "--device", "cpu", "--seed", "1", "--anchor-sizes", "16,32,64", "--fc-size", "32",
-                 "--model-arg", "small_width=8", "--model-arg", "rpn_post_nms_train=100", "--quiet"])
+                 "--model-arg", "small_width=8", "--model-arg", "small_stride=8", "--model-arg",
+                 "rpn_post_nms_train=100", "--rotate90", "--train-sizes", "96,112", "--quiet"])
     assert code == 0
     payload = load_checkpoint(out)
     assert payload["config"]["batch_size"] == 3 and payload["model_config"]["anchor_sizes"] == [16.0, 32.0, 64.0]
+    assert payload["config"]["rotate90"] is True and payload["config"]["train_sizes"] == [96, 112]
+    assert payload["model_config"]["small_stride"] == 8
     assert main(["train", "--data", str(tiny_set), "--out", str(out), "--model-arg", "nonsense"]) == 2
 
 

@@ -102,6 +102,48 @@ def test_half_flip_is_seeded_and_changes_with_epoch(synth_root: Path) -> None:
     assert any(flat) and not all(flat)
 
 
+def _box_of(mask: np.ndarray) -> list[float]:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def test_quarter_turns_carry_the_boxes_with_the_pixels(synth_root: Path) -> None:
+    """Paint each box into a mask, turn the mask as numpy does, and read the box back: it must be the
+    dataset's turned box, and the turned image must be the plain one turned."""
+    src = open_dataset(synth_root)
+    plain = DetectionDataset(src, [0, 1], CLASSES, min_size=200, max_size=300)
+    turned = DetectionDataset(src, [0, 1], CLASSES, min_size=200, max_size=300, rotate90=True, seed=1)
+    seen = set()
+    for epoch in range(8):
+        turned.set_epoch(epoch)
+        for i in range(2):
+            (a, ta), (b, tb) = plain[i], turned[i]
+            k = tb["quarter_turns"]
+            seen.add(k)
+            assert torch.equal(b, torch.rot90(a, k, dims=(1, 2)))
+            for box, moved in zip(ta["boxes"].numpy(), tb["boxes"].numpy(), strict=True):
+                mask = np.zeros(a.shape[1:], bool)
+                x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+                mask[y1:y2, x1:x2] = True
+                expected = _box_of(np.rot90(mask, k))
+                assert np.allclose(moved, expected, atol=0.51)
+            assert torch.equal(tb["labels"], ta["labels"])
+    assert seen == {0, 1, 2, 3}
+
+
+def test_train_sizes_pick_the_shorter_side_per_image(synth_root: Path) -> None:
+    src = open_dataset(synth_root)
+    ds = DetectionDataset(src, [0, 1, 2, 3], CLASSES, min_size=999, max_size=2000, train_sizes=[100, 160])
+    sides = set()
+    for epoch in range(5):
+        ds.set_epoch(epoch)
+        for i in range(4):
+            image, t = ds[i]
+            sides.add(min(image.shape[1:]))
+            assert t["scale"] == pytest.approx(min(image.shape[1:]) / min(t["orig_size"]), abs=0.01)
+    assert sides == {100, 160}
+
+
 def test_broken_annotations_are_skipped_and_missing_ones_mean_no_objects(tmp_path: Path) -> None:
     _img(tmp_path / "a.png")
     _img(tmp_path / "b.png")

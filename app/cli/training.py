@@ -23,6 +23,13 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
+
+
 def _model_args(items: list[str]) -> dict:
     """``KEY=VALUE`` pairs; values parsed as JSON when they can be (numbers, lists, true/false), else text."""
     import json
@@ -56,6 +63,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--min-size", type=int, default=600, help="shorter image side after resizing")
     p.add_argument("--max-size", type=int, default=1000, help="cap on the longer side after resizing")
+    p.add_argument("--train-sizes", type=_ints, default=None, metavar="S1,S2,...",
+                   help="multi-scale training: each image's shorter side drawn from these (default: --min-size)")
+    p.add_argument("--rotate90", action="store_true",
+                   help="also turn training images by random multiples of 90 degrees (data with no 'up' only)")
     p.add_argument("--split", default="train", help="split to train on (default train)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -130,7 +141,7 @@ def run(command: str, argv: list[str]) -> int:
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
                          seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
-                         threads=args.threads)
+                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001
