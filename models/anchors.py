@@ -179,3 +179,27 @@ def sample_balanced(labels: Tensor, batch_size: int, positive_fraction: float,
     perm_p = torch.randperm(pos.numel(), generator=generator, device="cpu")[:num_pos].to(dev)
     perm_n = torch.randperm(neg.numel(), generator=generator, device="cpu")[:num_neg].to(dev)
     return pos[perm_p], neg[perm_n]
+
+
+def sample_round_robin(candidates: Tensor, owners: Tensor, count: int,
+                       generator: torch.Generator | None = None) -> Tensor:
+    """At most ``count`` of ``candidates``, taken in turns from each owner (the ground-truth box it matched).
+
+    Why: a 300-pixel shape overlaps hundreds of proposals at IoU ≥ 0.5 and a 20-pixel one a handful, so
+    sampling foreground uniformly leaves the small shapes a few RoIs per batch; taking turns gives each
+    object the same share (Libra R-CNN's instance-balanced positive sampling). Random within an owner.
+    """
+    n = candidates.numel()
+    if n <= count:
+        return candidates
+    perm = torch.randperm(n, generator=generator, device="cpu").to(candidates.device)
+    cand, own = candidates[perm], owners[perm]
+    order = torch.argsort(own, stable=True)
+    sorted_own = own[order]
+    pos = torch.arange(n, device=candidates.device)
+    starts = torch.ones(n, dtype=torch.bool, device=candidates.device)
+    starts[1:] = sorted_own[1:] != sorted_own[:-1]
+    group_start = torch.cummax(torch.where(starts, pos, torch.zeros_like(pos)), 0).values
+    turn = torch.empty_like(pos)
+    turn[order] = pos - group_start  # 0 for each owner's first pick, 1 for its second, ...
+    return cand[torch.argsort(turn * n + pos)[:count]]

@@ -63,35 +63,47 @@ def _conv_bn(cin: int, cout: int, stride: int, norm: str = "group") -> list[nn.M
 
 
 class TopDownFusion(nn.Module):
-    """The small CNN's stride-8 output: its stride-16 top, upsampled, added to a 1×1 projection of the
-    stride-8 stage, then a 3×3 conv (one level of a Feature Pyramid Network, Lin et al. 2017).
+    """The small CNN's fine output: its top, upsampled level by level and added to a 1×1 projection of each
+    earlier stage it passes (stride 16, then 8), then a 3×3 conv — the top-down path of a Feature Pyramid
+    Network (Lin et al. 2017), kept to its finest level.
 
     Why: at stride 16 a 20-pixel shape covers one or two feature cells, too few for the RoI head to tell
     a triangle from a circle; the stride-8 stage still sees its corners, and the top adds the context of
-    the deeper layers. Costs about half as much again as the stride-16 body.
+    the deeper layers. With a stride-32 top the deepest features see about 250 pixels, so a RoI inside a
+    300-pixel shape still knows where the shape's outline is. Costs about half as much again as the body.
     """
 
-    def __init__(self, trunk: nn.Sequential, split: int, fine_channels: int, top_channels: int,
+    def __init__(self, trunk: nn.Sequential, taps: list[int], tap_channels: list[int], top_channels: int,
                  out_channels: int, norm: str) -> None:
         super().__init__()
         self.trunk = trunk
-        self.split = int(split)
-        self.lateral = nn.Conv2d(fine_channels, out_channels, 1)
+        self.taps = [int(t) for t in taps]  # layer counts after which a finer stage ends, finest first
+        if len(self.taps) == 1:  # names of the one-level layout, so its checkpoints keep loading
+            self.lateral = nn.Conv2d(tap_channels[0], out_channels, 1)
+        else:
+            self.laterals = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in tap_channels)
         self.top = nn.Conv2d(top_channels, out_channels, 1)
         self.smooth = nn.Sequential(*_conv_bn(out_channels, out_channels, 1, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = list(self.trunk)
-        for layer in layers[: self.split]:
+        stages: list[torch.Tensor] = []
+        start = 0
+        for tap in self.taps:
+            for layer in layers[start:tap]:
+                x = layer(x)
+            stages.append(x)
+            start = tap
+        for layer in layers[start:]:
             x = layer(x)
-        fine = x
-        for layer in layers[self.split:]:
-            x = layer(x)
-        top = F.interpolate(self.top(x), size=fine.shape[-2:], mode="nearest")
-        return self.smooth(self.lateral(fine) + top)
+        laterals = [self.lateral] if len(self.taps) == 1 else list(self.laterals)
+        y = self.top(x)
+        for stage, lateral in zip(reversed(stages), reversed(laterals), strict=True):
+            y = F.interpolate(y, size=stage.shape[-2:], mode="nearest") + lateral(stage)
+        return self.smooth(y)
 
 
-def small_cnn(width: int = 32, norm: str = "group", stride: int = 16) -> Backbone:
+def small_cnn(width: int = 32, norm: str = "group", stride: int = 16, context: bool = False) -> Backbone:
     """Eight 3×3 conv+norm+ReLU layers, four of them stride 2 → stride 16, ``8 * width`` channels.
 
     Roughly 1 GMAC for a 400×500 input at width 32: small enough to train from scratch on two CPU cores.
@@ -100,7 +112,9 @@ def small_cnn(width: int = 32, norm: str = "group", stride: int = 16) -> Backbon
     learnt with — a BN model scored far worse in eval mode than in train mode on its own training images.
     GroupNorm computes the same thing in training and at test time.
     ``stride=8`` adds a :class:`TopDownFusion` so small objects keep their shape on the feature map; it then
-    has ``4 * width`` channels.
+    has ``4 * width`` channels. ``context=True`` adds a stride-32 stage (two more layers, cheap at that
+    stride) whose output flows down through the same fusion: for objects larger than the body's ~120-pixel
+    receptive field, which otherwise look like a uniformly filled patch from inside.
     """
     if stride not in (8, 16):
         raise ValueError(f"the small CNN's stride is 8 or 16, not {stride}")
@@ -109,14 +123,20 @@ def small_cnn(width: int = 32, norm: str = "group", stride: int = 16) -> Backbon
     layers += _conv_bn(3, w, 2, norm)
     layers += _conv_bn(w, 2 * w, 2, norm) + _conv_bn(2 * w, 2 * w, 1, norm)
     layers += _conv_bn(2 * w, 4 * w, 2, norm) + _conv_bn(4 * w, 4 * w, 1, norm)
-    split = len(layers)  # the stride-8 stage ends here
+    end8 = len(layers)  # the stride-8 stage ends here
     layers += _conv_bn(4 * w, 8 * w, 2, norm) + _conv_bn(8 * w, 8 * w, 1, norm) + _conv_bn(8 * w, 8 * w, 1, norm)
+    end16 = len(layers)
+    if context:
+        layers += _conv_bn(8 * w, 8 * w, 2, norm) + _conv_bn(8 * w, 8 * w, 1, norm)
     trunk = nn.Sequential(*layers)
     body: nn.Module = trunk
     out_channels = 8 * w
-    if stride == 8:
-        out_channels = 4 * w
-        body = TopDownFusion(trunk, split, 4 * w, 8 * w, out_channels, norm)
+    taps, tap_channels = ([end8], [4 * w]) if stride == 8 else ([], [])
+    if context:
+        taps, tap_channels = taps + [end16], tap_channels + [8 * w]
+    if taps:
+        out_channels = 4 * w if stride == 8 else 8 * w
+        body = TopDownFusion(trunk, taps, tap_channels, 8 * w, out_channels, norm)
     for m in body.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -193,7 +213,7 @@ def _load_into(modules: list[nn.Module], state: dict, path: Path, name: str) -> 
 
 def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
                    small_width: int = 32, small_norm: str = "group", small_stride: int = 16,
-                   pretrained_layout: bool | None = None) -> Backbone:
+                   small_context: bool = False, pretrained_layout: bool | None = None) -> Backbone:
     """A stride-16 body by name (``small``, ``vgg16``, ``resnet50``, ``mobilenet_v3``).
 
     ``weights``: None → ImageNet weights if torchvision's file is in the local cache, else random
@@ -209,14 +229,14 @@ def build_backbone(name: str = "small", weights: str | os.PathLike | None = None
     wanted = None if weights is None else str(weights)
     if name == "small":
         if wanted not in (None, "none", "scratch"):
-            bb = small_cnn(small_width, small_norm, small_stride)
+            bb = small_cnn(small_width, small_norm, small_stride, small_context)
             path = Path(wanted)
             if not path.is_file():
                 raise BackboneWeightsError(f"{path}: weights file not found")
             _load_into([bb, bb.body], _read_state(path, name), path, name)
             bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
             return bb
-        return small_cnn(small_width, small_norm, small_stride)
+        return small_cnn(small_width, small_norm, small_stride, small_context)
     path: Path | None = None
     source = "scratch"
     if wanted in (None, "imagenet"):

@@ -30,6 +30,8 @@ def roi_pool(features: Tensor, rois: Tensor | list[Tensor], output_size: tuple[i
     """Max-pool each RoI (image pixels) into ``output_size`` bins of the feature map: [K, C, H, W]."""
     if isinstance(rois, list):
         rois = rois_to_tensor(rois)
+    if features.dtype == torch.bfloat16:  # no bfloat16 kernel (CPU autocast); the next layer casts back
+        features = features.float()
     return _tv_roi_pool(features, rois.to(features.dtype), output_size, spatial_scale)
 
 

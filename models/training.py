@@ -64,7 +64,10 @@ class TrainConfig:
     rotate90: bool = False
     #: Multi-scale training: each image's shorter side drawn from this list (None: always ``min_size``).
     train_sizes: list[int] | None = None
-    amp: bool = True
+    amp: bool = True  # float16 autocast + gradient scaling on CUDA
+    #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
+    #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
+    cpu_bf16: bool = False
     grad_clip: float | None = 10.0
     num_workers: int = 0
     max_steps: int | None = None  # stop after this many optimiser steps in total (tests, quick looks)
@@ -171,6 +174,14 @@ def _barrier(dist_info: DistInfo) -> None:
 
 
 # -------------------------------------------------------------------------------------------- helpers
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here; elsewhere bf16 autocast is slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def seed_everything(seed: int) -> None:
@@ -322,6 +333,10 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     global_step = start_epoch * steps_per_epoch
     use_amp = bool(config.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    use_bf16 = bool(config.cpu_bf16 and device.type == "cpu")
+    if use_bf16 and not cpu_supports_bf16():
+        use_bf16 = False
+        emit(TrainEvent("message", message="this CPU has no fast bfloat16 (AVX512-BF16/AMX): training in float32"))
     out = Path(config.out)
     history: list[dict[str, float]] = list(payload.get("extra", {}).get("history", [])) if payload else []
     cfg_dict = config.to_dict()
@@ -363,7 +378,8 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             lr = lr_at(config, global_step, total_steps)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp), \
+                    torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 losses = net(images, targets)
             bad = _check_finite(losses, dist_info)
             if bad is not None:

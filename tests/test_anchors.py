@@ -12,6 +12,7 @@ from models.anchors import (
     inside_image,
     label_anchors,
     sample_balanced,
+    sample_round_robin,
 )
 from models.boxes import HEAD_STDS, RPN_STDS, box_iou, encode
 from models.detectors.roi_heads import RoIHeads
@@ -93,6 +94,32 @@ def test_sampler_proportions() -> None:
     assert int(tv_pos[0].sum()) == len(pos) and int(tv_neg[0].sum()) == len(neg)
     pos, neg = sample_balanced(labels, 128, 0.25)
     assert len(pos) == 32 and len(neg) == 96
+
+
+def test_round_robin_sampling_gives_each_object_its_share() -> None:
+    owners = torch.tensor([0] * 200 + [1] * 3 + [2] * 40)
+    candidates = torch.arange(1000, 1000 + owners.numel())
+    picked = sample_round_robin(candidates, owners, 32, torch.Generator().manual_seed(0))
+    assert picked.numel() == 32 and len(set(picked.tolist())) == 32
+    counts = torch.bincount(owners[picked - 1000], minlength=3).tolist()
+    assert counts[1] == 3  # the small object keeps every one it has
+    assert abs(counts[0] - counts[2]) <= 1 and sum(counts) == 32
+    assert torch.equal(sample_round_robin(candidates[:5], owners[:5], 32), candidates[:5])
+
+
+def test_per_object_positive_sampling_in_the_roi_head() -> None:
+    torch.manual_seed(0)
+    big, small = torch.tensor([10.0, 10.0, 310.0, 310.0]), torch.tensor([400.0, 400.0, 420.0, 420.0])
+    gt = torch.stack([big, small])
+    jitter = torch.randn(2000, 4) * 8
+    proposals = torch.cat([big + jitter[:1900], small + jitter[1900:] * 0.1])
+    counts = {}
+    for mode in ("random", "per_object"):
+        heads = RoIHeads(8, 2, positive_sampling=mode)
+        _, labels, _ = heads.sample(proposals, gt, torch.tensor([1, 2]))
+        counts[mode] = int((labels == 2).sum())
+        assert int((labels > 0).sum()) == 32
+    assert counts["per_object"] == 16 and counts["random"] < 8
 
 
 def test_rpn_regression_targets_match_box_coder() -> None:

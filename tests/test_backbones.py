@@ -21,6 +21,34 @@ def test_small_cnn_output_has_its_stride_and_channels(stride: int, channels: int
     assert out.shape == (2, channels, 128 // stride, 96 // stride)
 
 
+@pytest.mark.parametrize("stride", [8, 16])
+def test_small_cnn_context_stage_keeps_the_output_shape(stride: int) -> None:
+    plain, ctx = small_cnn(width=8, stride=stride), small_cnn(width=8, stride=stride, context=True)
+    x = torch.rand(1, 3, 160, 128)
+    assert ctx(x).shape == plain(x).shape
+    assert ctx.out_channels == plain.out_channels and ctx.stride == plain.stride
+
+
+def _receptive_reach(bb, size: int = 384) -> int:
+    """How far (pixels, along x) from the image centre an input pixel still moves the centre output cell."""
+    x = torch.rand(1, 3, size, size, requires_grad=True)
+    out = bb(x)
+    h, w = out.shape[-2:]
+    out[0, :, h // 2, w // 2].sum().backward()
+    cols = torch.where(x.grad.abs().sum(dim=(0, 1, 2)) > 0)[0]
+    return int(max(abs(int(cols.min()) - size // 2), abs(int(cols.max()) - size // 2)))
+
+
+def test_small_cnn_context_stage_sees_further() -> None:
+    """Why the stride-32 stage exists: a RoI inside a large shape must still see the shape's outline.
+    (BatchNorm in eval mode, a per-channel affine map: GroupNorm's statistics would spread every pixel's
+    influence over the whole image and hide the convolutions' reach.)"""
+    torch.manual_seed(0)
+    plain = _receptive_reach(small_cnn(width=4, norm="batch", stride=8).eval())
+    wide = _receptive_reach(small_cnn(width=4, norm="batch", stride=8, context=True).eval())
+    assert plain < 100 and wide >= plain + 48
+
+
 def test_small_cnn_rejects_other_strides() -> None:
     with pytest.raises(ValueError, match="8 or 16"):
         small_cnn(width=8, stride=32)
@@ -61,6 +89,7 @@ def test_faster_rcnn_on_a_stride_8_small_backbone_trains_and_round_trips(tmp_pat
     path = save_checkpoint(tmp_path / "m.pt", model=m, config={}, class_names=CLASSES, split={}, epoch=1)
     loaded = load_detector(path, device="cpu")
     assert loaded.config()["small_stride"] == 8 and loaded.backbone.stride == 8
+    assert loaded.config()["small_context"] is False
     a, b = m.predict([image], 0.0)[0], loaded.predict([image], 0.0)[0]
     assert np.allclose(a.scores, b.scores, atol=1e-5)
 

@@ -104,6 +104,31 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_set, tmp_path, m
     assert load_checkpoint(out)["epoch"] == 1  # the good epoch-1 weights, not the poisoned step
 
 
+@pytest.mark.parametrize("supported", [True, False])
+def test_cpu_bf16_trains_in_bfloat16_where_the_cpu_can(tiny_set, tmp_path, monkeypatch, supported: bool) -> None:
+    import models.training as training
+
+    monkeypatch.setattr(training, "cpu_supports_bf16", lambda: supported)
+    dtypes = []
+    original = torch.nn.Conv2d.forward
+
+    def spy(self, x):  # noqa: ANN001, ANN202
+        out = original(self, x)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    events = []
+    result = train(_config(tiny_set, tmp_path / "m.pt", cpu_bf16=True, max_steps=2), callbacks=events.append)
+    assert result.status == "completed"
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in result.history)
+    assert (torch.bfloat16 in dtypes) is supported
+    warned = any("bfloat16" in (e.message or "") for e in events if e.kind == "message")
+    assert warned is not supported
+    # Weights stay float32 whatever the autocast did.
+    assert all(p.dtype == torch.float32 for p in load_detector(result.checkpoint, device="cpu").parameters())
+
+
 def test_train_command(tiny_set, tmp_path, capsys) -> None:
     from app.cli import main
 
@@ -114,11 +139,12 @@ def test_train_command(tiny_set, tmp_path, capsys) -> None:
                  "--backbone", "small", "--epochs", "1", "--batch-size", "3", "--min-size", "96", "--max-size",
                  "128", "--device", "cpu", "--seed", "1", "--anchor-sizes", "16,32,64", "--fc-size", "32",
                  "--model-arg", "small_width=8", "--model-arg", "small_stride=8", "--model-arg",
-                 "rpn_post_nms_train=100", "--rotate90", "--train-sizes", "96,112", "--quiet"])
+                 "rpn_post_nms_train=100", "--rotate90", "--train-sizes", "96,112", "--bf16", "--quiet"])
     assert code == 0
     payload = load_checkpoint(out)
     assert payload["config"]["batch_size"] == 3 and payload["model_config"]["anchor_sizes"] == [16.0, 32.0, 64.0]
     assert payload["config"]["rotate90"] is True and payload["config"]["train_sizes"] == [96, 112]
+    assert payload["config"]["cpu_bf16"] is True
     assert payload["model_config"]["small_stride"] == 8
     assert main(["train", "--data", str(tiny_set), "--out", str(out), "--model-arg", "nonsense"]) == 2
 

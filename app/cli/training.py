@@ -80,6 +80,8 @@ def parser() -> argparse.ArgumentParser:
                         "see models.detectors.faster_rcnn.FasterRCNN)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: one per core; 1 is faster on a CPU busy with other work)")
+    p.add_argument("--bf16", action="store_true",
+                   help="CPU training in bfloat16 autocast (about 30%% faster on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -141,7 +143,7 @@ def run(command: str, argv: list[str]) -> int:
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
                          seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
-                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes)
+                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes, cpu_bf16=args.bf16)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001

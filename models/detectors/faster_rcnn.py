@@ -56,7 +56,8 @@ class FasterRCNN(Detector):
     generation = "faster-rcnn"
 
     def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
-                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, min_size: int = 600, max_size: int = 1000,
+                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
+                 min_size: int = 600, max_size: int = 1000,
                  anchor_sizes: Sequence[float] = (128, 256, 512), anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                  rpn_mid_channels: int | None = None, rpn_positive_iou: float = 0.7, rpn_negative_iou: float = 0.3,
                  rpn_batch_size: int = 256, rpn_positive_fraction: float = 0.5, rpn_pre_nms_train: int = 12000,
@@ -64,17 +65,18 @@ class FasterRCNN(Detector):
                  rpn_nms: float = 0.7, rpn_min_size: float = 0.0, ignore_cross_boundary: bool = True,
                  pool_size: int = 7, pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
                  roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.0,
-                 roi_batch_size: int = 128, roi_positive_fraction: float = 0.25,
+                 roi_batch_size: int = 128, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
                  box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
                  image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__(class_names, min_size, max_size)
         if isinstance(backbone, str):
             backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride)
+                                      small_stride=small_stride, small_context=small_context)
         self.backbone = backbone
         self._config = dict(
             backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
-            small_width=small_width, small_norm=small_norm, small_stride=small_stride, min_size=min_size, max_size=max_size,
+            small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
+            min_size=min_size, max_size=max_size,
             anchor_sizes=[float(s) for s in anchor_sizes], anchor_ratios=[float(r) for r in anchor_ratios],
             rpn_mid_channels=rpn_mid_channels, rpn_positive_iou=rpn_positive_iou,
             rpn_negative_iou=rpn_negative_iou, rpn_batch_size=rpn_batch_size,
@@ -84,7 +86,8 @@ class FasterRCNN(Detector):
             ignore_cross_boundary=ignore_cross_boundary, pool_size=pool_size, pooling=pooling,
             representation_size=representation_size, dropout=dropout, roi_fg_iou=roi_fg_iou,
             roi_bg_iou_high=roi_bg_iou_high, roi_bg_iou_low=roi_bg_iou_low, roi_batch_size=roi_batch_size,
-            roi_positive_fraction=roi_positive_fraction, box_score_threshold=box_score_threshold,
+            roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
+            box_score_threshold=box_score_threshold,
             box_nms=box_nms, detections_per_image=detections_per_image,
             image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
         stride = backbone.stride
@@ -99,7 +102,8 @@ class FasterRCNN(Detector):
             backbone.out_channels, len(class_names), pool_size=pool_size, spatial_scale=1.0 / stride,
             pooling=pooling, representation_size=representation_size, dropout=dropout, fg_iou=roi_fg_iou,
             bg_iou_high=roi_bg_iou_high, bg_iou_low=roi_bg_iou_low, batch_size_per_image=roi_batch_size,
-            positive_fraction=roi_positive_fraction, score_threshold=box_score_threshold,
+            positive_fraction=roi_positive_fraction, positive_sampling=roi_positive_sampling,
+            score_threshold=box_score_threshold,
             nms_threshold=box_nms, detections_per_image=detections_per_image)
         self.register_buffer("image_mean", torch.tensor(list(image_mean), dtype=torch.float32).view(3, 1, 1),
                              persistent=False)
@@ -118,7 +122,8 @@ class FasterRCNN(Detector):
         pretrained = bool(cfg.pop("backbone_pretrained", False))
         bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
                             small_norm=str(cfg.get("small_norm", "group")),
-                            small_stride=int(cfg.get("small_stride", 16)), pretrained_layout=pretrained)
+                            small_stride=int(cfg.get("small_stride", 16)),
+                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained)
         return cls(class_names, bb, **cfg)
 
     def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.anchors import match_boxes, sample_balanced
+from models.anchors import POSITIVE, match_boxes, sample_balanced, sample_round_robin
 from models.boxes import HEAD_STDS, box_iou, clip_boxes, decode, encode, remove_small
 from models.nms import batched_nms
 from models.roi import roi_align, roi_pool
@@ -75,7 +75,7 @@ class RoIHeads(nn.Module):
                  pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
                  fg_iou: float = 0.5, bg_iou_high: float = 0.5, bg_iou_low: float = 0.0,
                  batch_size_per_image: int = 128, positive_fraction: float = 0.25,
-                 add_gt_as_proposals: bool = True, box_stds: Sequence[float] = HEAD_STDS,
+                 positive_sampling: str = "random", add_gt_as_proposals: bool = True, box_stds: Sequence[float] = HEAD_STDS,
                  smooth_l1_beta: float = 1.0, score_threshold: float = 0.05, nms_threshold: float = 0.3,
                  detections_per_image: int = 100, min_box_size: float = 1e-2) -> None:
         super().__init__()
@@ -90,6 +90,9 @@ class RoIHeads(nn.Module):
         self.fg_iou, self.bg_iou_high, self.bg_iou_low = fg_iou, bg_iou_high, bg_iou_low
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
+        if positive_sampling not in ("random", "per_object"):
+            raise ValueError("positive_sampling is 'random' (the paper) or 'per_object' (each object its share)")
+        self.positive_sampling = positive_sampling
         self.add_gt_as_proposals = add_gt_as_proposals
         self.box_stds = tuple(float(s) for s in box_stds)
         self.smooth_l1_beta = smooth_l1_beta
@@ -118,6 +121,9 @@ class RoIHeads(nn.Module):
         best = iou.max(dim=0).values
         lab[best < self.bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
         pos, neg = sample_balanced(lab, self.batch_size_per_image, self.positive_fraction)
+        if self.positive_sampling == "per_object":
+            every = torch.where(lab == POSITIVE)[0]
+            pos = sample_round_robin(every, matched[every], pos.numel())
         idx = torch.cat([pos, neg])
         rois = proposals[idx]
         labels = gt_labels.to(proposals.device)[matched[idx]].long()
