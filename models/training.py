@@ -52,8 +52,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     warmup_iters: int = 200
     lr_schedule: str = "cosine"  # "cosine", "step" (×0.1 at 2/3 of the run, as the papers) or "constant"
-    min_size: int = 600
-    max_size: int = 1000
+    #: Shorter side / longer-side cap of training images. None: a resumed run keeps its checkpoint's, a new
+    #: one uses 600 / 1000 (the papers). A resumed run given other sizes switches to them — progressive
+    #: resizing: most epochs cheap at a small size, the last ones at the size the model will be tested at.
+    min_size: int | None = None
+    max_size: int | None = None
     split: str = "train"
     device: str = "auto"
     seed: int = 0
@@ -176,6 +179,9 @@ def _barrier(dist_info: DistInfo) -> None:
 # -------------------------------------------------------------------------------------------- helpers
 
 
+DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 600, 1000
+
+
 def cpu_supports_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively here; elsewhere bf16 autocast is slower than float32."""
     try:
@@ -281,6 +287,10 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     payload = load_checkpoint(config.resume) if config.resume else None
     if payload is not None and payload["generation"] != config.generation:
         raise ValueError(f"{config.resume}: holds a {payload['generation']} model, not {config.generation}")
+    saved = payload.get("model_config", {}) if payload is not None else {}
+    config = dataclasses.replace(
+        config, min_size=int(config.min_size or saved.get("min_size", DEFAULT_MIN_SIZE)),
+        max_size=int(config.max_size or saved.get("max_size", DEFAULT_MAX_SIZE)))
     fixed = None
     if payload is not None and payload.get("split", {}).get("name") == config.split:
         fixed = payload["split"].get("indices")
@@ -293,6 +303,10 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         model = rebuild_detector(payload["generation"], class_names, payload["model_config"])
         model.load_state_dict(payload["state_dict"])
         start_epoch = int(payload["epoch"])
+        if (model.min_size, model.max_size) != (config.min_size, config.max_size):
+            emit(TrainEvent("message", message=f"resuming at shorter side {config.min_size} (max {config.max_size})"
+                                               f" instead of {model.min_size} (max {model.max_size})"))
+            model.set_input_size(config.min_size, config.max_size)
     else:
         model = build_detector(config.generation, class_names, backbone=config.backbone,
                                backbone_weights=config.weights, min_size=config.min_size,

@@ -267,6 +267,11 @@ def test_real_checkpoint_detect_and_evaluate(synth: Path, tmp_path: Path, capsys
     result = json.loads(rep.read_text())
     assert result["images"] == 2 and 0.0 <= result["mAP"] <= 1.0
     assert "warning" not in capsys.readouterr().err  # test images were not trained on
+    assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--test-sizes", "96,144",
+                     "--device", "cpu", "--json", str(rep)]) == 0
+    assert json.loads(rep.read_text())["images"] == 2
+    with pytest.raises(SystemExit):
+        cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--test-sizes", "big"])
     assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--split", "train",
                      "--device", "cpu"]) == 0
     assert "were used to train this model" in capsys.readouterr().err

@@ -56,6 +56,31 @@ def test_predict_returns_boxes_in_original_pixels() -> None:
     assert m.training  # predict() puts the model back in the mode it found it in
 
 
+def test_multi_scale_testing_merges_the_scales_by_nms() -> None:
+    from models.boxes import box_iou
+
+    m = _tiny_model(box_score_threshold=0.0)
+    image = np.random.default_rng(1).integers(0, 255, (300, 500, 3), dtype=np.uint8)
+    plain = m.predict([image], 0.0)[0]
+    m.test_sizes = (128,)  # the model's own size: the same as no multi-scale testing
+    assert np.allclose(m.predict([image], 0.0)[0].boxes, plain.boxes)
+    m.test_sizes = (192,)
+    large = m.predict([image], 0.0)[0]
+    assert large.boxes[:, 2].max() <= 500 and not np.array_equal(large.scores, plain.scores)
+    m.test_sizes = (128, 192)
+    merged = m.predict([image], 0.0)[0]
+    assert 0 < len(merged) <= min(100, len(plain) + len(large))
+    pool_boxes = np.concatenate([plain.boxes, large.boxes])
+    pool_labels = np.concatenate([plain.labels, large.labels])
+    for box, label in zip(merged.boxes, merged.labels, strict=True):  # nothing invented by the merge
+        assert (np.abs(pool_boxes - box).max(1)[pool_labels == label] < 1e-4).any()
+    assert merged.scores.max() == pytest.approx(max(plain.scores.max(), large.scores.max()))
+    for k in (1, 2, 3):  # same-class survivors overlap less than the head's NMS threshold
+        b = torch.from_numpy(merged.boxes[merged.labels == k])
+        iou = box_iou(b, b).fill_diagonal_(0)
+        assert iou.numel() == 0 or float(iou.max()) <= m.roi_heads.nms_threshold + 1e-6
+
+
 def test_trace_holds_every_stage() -> None:
     m = _tiny_model(box_score_threshold=0.0)
     image = np.random.default_rng(1).integers(0, 255, (128, 160, 3), dtype=np.uint8)

@@ -65,6 +65,36 @@ def test_resume_continues_from_the_saved_epoch(tiny_set, tmp_path) -> None:
     assert not torch.equal(first["state_dict"]["rpn.head.conv.weight"], second["state_dict"]["rpn.head.conv.weight"])
 
 
+def test_resume_keeps_the_checkpoints_size_or_switches_to_a_new_one(tiny_set, tmp_path) -> None:
+    out = tmp_path / "m.pt"
+    train(_config(tiny_set, out, epochs=1, min_size=96, max_size=128))
+    sizes = []
+    original = torch.nn.Module.__call__
+
+    kept = train(_config(tiny_set, out, epochs=2, resume=str(out), min_size=None, max_size=None))
+    assert kept.status == "completed"
+    assert load_detector(out, device="cpu").min_size == 96
+    assert load_checkpoint(out)["config"]["min_size"] == 96
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202 - record the training images' shorter sides
+        if self.__class__.__name__ == "FasterRCNN" and self.training:
+            sizes.extend(min(im.shape[-2:]) for im in args[0])
+        return original(self, *args, **kwargs)
+
+    events = []
+    torch.nn.Module.__call__ = spy
+    try:
+        grown = train(_config(tiny_set, out, epochs=3, resume=str(out), min_size=128, max_size=192),
+                      callbacks=events.append)
+    finally:
+        torch.nn.Module.__call__ = original
+    assert grown.status == "completed" and grown.epochs_completed == 3
+    assert sizes and max(sizes) == 128
+    assert any("instead of 96" in (e.message or "") for e in events if e.kind == "message")
+    model = load_detector(out, device="cpu")
+    assert (model.min_size, model.max_size) == (128, 192) and model.config()["min_size"] == 128
+
+
 def test_cancel_stops_within_a_step_and_keeps_the_weights(tiny_set, tmp_path) -> None:
     cancel = threading.Event()
     steps = []

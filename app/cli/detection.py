@@ -66,6 +66,22 @@ def run_synth(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------------------- helpers
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated pixel sizes, got {text!r}") from None
+    if not sizes or min(sizes) < 32:
+        raise argparse.ArgumentTypeError(f"test sizes are shorter sides of at least 32 pixels, got {text!r}")
+    return sizes
+
+
+def _add_test_sizes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-sizes", type=_sizes, default=None, metavar="S1,S2,...",
+                   help="multi-scale testing: run at each shorter side and merge by per-class NMS "
+                        "(default: the checkpoint's own, usually its training size alone)")
+
+
 def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector, imported lazily
     """The detector in a checkpoint, or None after printing why not (missing, corrupt, foreign file)."""
     try:
@@ -135,6 +151,7 @@ def _detect_parser() -> argparse.ArgumentParser:
     p.add_argument("--coco-results", help="also write COCO results ([{image_id, category_id, bbox, score}]); "
                                           "needs --data with a COCO dataset")
     p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below (default 0.05)")
+    _add_test_sizes(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     return p
 
@@ -191,6 +208,8 @@ def run_detect(argv: list[str]) -> int:
     detector = _load_model(args.model, args.device, prog)
     if detector is None:
         return 2
+    if args.test_sizes:
+        detector.test_sizes = args.test_sizes
     records: list[dict] = []
     coco: list[dict] = []
     failed = 0
@@ -257,6 +276,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", dest="image_dir", help="with a COCO JSON: the folder holding its images")
     p.add_argument("--json", help="write {mAP, AP: {class: AP}, coco_AP, …} here")
     p.add_argument("--score-threshold", type=float, default=0.05, help="with --model (default 0.05)")
+    _add_test_sizes(p)
     p.add_argument("--iou", type=float, default=0.5, help="IoU for a true positive (default 0.5)")
     p.add_argument("--11-point", dest="eleven", action="store_true", help="VOC2007 11-point AP")
     p.add_argument("--no-coco", dest="coco", action="store_false",
@@ -390,6 +410,8 @@ def run_evaluate(argv: list[str]) -> int:
         detector = _load_model(args.model, args.device, prog)
         if detector is None:
             return 2
+        if args.test_sizes:
+            detector.test_sizes = args.test_sizes
         trained = _training_overlap(detector, source, indices)
         if trained:
             print(f"{prog}: warning: {trained} of the {len(indices)} images of split '{split_name}' were used "

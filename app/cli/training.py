@@ -61,8 +61,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                    help="sgd with momentum 0.9 (the papers) or adamw (faster from scratch)")
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--min-size", type=int, default=600, help="shorter image side after resizing")
-    p.add_argument("--max-size", type=int, default=1000, help="cap on the longer side after resizing")
+    p.add_argument("--min-size", type=int, default=None,
+                   help="shorter image side after resizing (default 600; with --resume, the checkpoint's — "
+                        "give another to continue at that size)")
+    p.add_argument("--max-size", type=int, default=None,
+                   help="cap on the longer side after resizing (default 1000, or the checkpoint's)")
     p.add_argument("--train-sizes", type=_ints, default=None, metavar="S1,S2,...",
                    help="multi-scale training: each image's shorter side drawn from these (default: --min-size)")
     p.add_argument("--rotate90", action="store_true",
@@ -80,6 +83,9 @@ def parser() -> argparse.ArgumentParser:
                         "see models.detectors.faster_rcnn.FasterRCNN)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: one per core; 1 is faster on a CPU busy with other work)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimiser steps in all, keeping --epochs' learning-rate schedule "
+                        "(the first phase of progressive resizing; --resume continues it)")
     p.add_argument("--bf16", action="store_true",
                    help="CPU training in bfloat16 autocast (about 30%% faster on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -143,7 +149,7 @@ def run(command: str, argv: list[str]) -> int:
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
                          seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
-                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes, cpu_bf16=args.bf16)
+                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes, cpu_bf16=args.bf16, max_steps=args.max_steps)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001

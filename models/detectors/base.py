@@ -83,6 +83,14 @@ class Detector(torch.nn.Module):
         self.min_size = int(min_size)
         self.max_size = int(max_size)
 
+    def set_input_size(self, min_size: int, max_size: int) -> None:
+        """Change the size images are resized to (kept in the config, so checkpoints remember it): for
+        fine-tuning at a larger size than the model was first trained at."""
+        self.min_size, self.max_size = int(min_size), int(max_size)
+        config = getattr(self, "_config", None)
+        if isinstance(config, dict):
+            config["min_size"], config["max_size"] = self.min_size, self.max_size
+
     @property
     def num_classes(self) -> int:
         """K, without background."""
@@ -96,11 +104,20 @@ class Detector(torch.nn.Module):
         """Constructor arguments as plain data: enough, with the state dict, to rebuild the model."""
         raise NotImplementedError
 
-    def prepare(self, image: np.ndarray) -> tuple[Tensor, tuple[float, float]]:
-        """Tensor resized to the model's scale, and the per-axis factors (sy, sx) from original to resized."""
+    #: Shorter sides to test at (multi-scale testing); empty: ``min_size`` alone, as the papers.
+    test_sizes: tuple[int, ...] = ()
+    #: Per-class NMS IoU and detection cap when merging the scales of multi-scale testing.
+    merge_nms: float = 0.3
+    merge_max_detections: int = 100
+
+    def prepare(self, image: np.ndarray, min_size: int | None = None) -> tuple[Tensor, tuple[float, float]]:
+        """Tensor resized to the model's scale (or shorter side ``min_size``, the longer-side cap scaled with
+        it), and the per-axis factors (sy, sx) from original to resized."""
         t = to_tensor(image)
         h, w = t.shape[-2:]
-        t = resize_image(t, resize_scale(h, w, self.min_size, self.max_size))
+        short = self.min_size if min_size is None else int(min_size)
+        cap = self.max_size if min_size is None else int(round(self.max_size * short / self.min_size))
+        t = resize_image(t, resize_scale(h, w, short, cap))
         return t.to(self.device), (t.shape[-2] / h, t.shape[-1] / w)
 
     def to_original(self, boxes: Tensor, factors: tuple[float, float], height: int, width: int) -> np.ndarray:
@@ -115,18 +132,31 @@ class Detector(torch.nn.Module):
         """Detect objects in RGB uint8 images of any size; boxes come back in each image's own pixels.
 
         Images run one at a time: no padding to a common size, so results do not depend on the batch.
+        With ``test_sizes`` each image runs at every size and the detections of all of them are merged by
+        per-class NMS: small objects are found at the large sizes, large ones at the small sizes.
         """
+        from torchvision.ops import batched_nms
+
         was_training = self.training
         self.eval()
         out: list[Detections] = []
+        sizes = tuple(self.test_sizes) or (None,)
         try:
             for image in images:
-                t, factors = self.prepare(image)
-                det = self.forward([t])[0]
-                keep = det["scores"] >= score_threshold
-                boxes = self.to_original(det["boxes"][keep], factors, image.shape[0], image.shape[1])
-                out.append(Detections(boxes, det["scores"][keep].float().cpu().numpy().astype(np.float32),
-                                      det["labels"][keep].cpu().numpy().astype(np.int64), list(self.class_names)))
+                parts = []
+                for size in sizes:
+                    t, factors = self.prepare(image, size)
+                    det = self.forward([t])[0]
+                    keep = det["scores"] >= score_threshold
+                    boxes = self.to_original(det["boxes"][keep], factors, image.shape[0], image.shape[1])
+                    parts.append((torch.from_numpy(boxes), det["scores"][keep].float().cpu(),
+                                  det["labels"][keep].cpu().long()))
+                boxes, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
+                if len(parts) > 1 and scores.numel():
+                    keep = batched_nms(boxes, scores, labels, self.merge_nms)[: self.merge_max_detections]
+                    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+                out.append(Detections(boxes.numpy().astype(np.float32), scores.numpy().astype(np.float32),
+                                      labels.numpy().astype(np.int64), list(self.class_names)))
         finally:
             self.train(was_training)
         return out

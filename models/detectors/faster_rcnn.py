@@ -67,6 +67,7 @@ class FasterRCNN(Detector):
                  roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.0,
                  roi_batch_size: int = 128, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
                  box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
+                 test_sizes: Sequence[int] = (),
                  image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__(class_names, min_size, max_size)
         if isinstance(backbone, str):
@@ -88,8 +89,10 @@ class FasterRCNN(Detector):
             roi_bg_iou_high=roi_bg_iou_high, roi_bg_iou_low=roi_bg_iou_low, roi_batch_size=roi_batch_size,
             roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
             box_score_threshold=box_score_threshold,
-            box_nms=box_nms, detections_per_image=detections_per_image,
+            box_nms=box_nms, detections_per_image=detections_per_image, test_sizes=[int(v) for v in test_sizes],
             image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
+        self.test_sizes = tuple(int(v) for v in test_sizes)
+        self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
         stride = backbone.stride
         self.rpn = RegionProposalNetwork(
             backbone.out_channels, AnchorGenerator(anchor_sizes, anchor_ratios, stride),
