@@ -37,11 +37,73 @@ def roi_pool(features: Tensor, rois: Tensor | list[Tensor], output_size: tuple[i
 
 def roi_align(features: Tensor, rois: Tensor | list[Tensor], output_size: tuple[int, int] = (7, 7),
               spatial_scale: float = 1.0 / 16, sampling_ratio: int = 2) -> Tensor:
-    """RoIAlign (bilinear, no rounding) — an option later generations may prefer; same shapes as roi_pool."""
+    """RoIAlign (bilinear, no rounding) — an option later generations may prefer; same shapes as roi_pool.
+
+    On the CPU the gradient goes through :class:`_RoIAlignCpuGrad`: torchvision's CPU backward recomputes
+    every bilinear weight once per channel and runs on one thread, which made it about a sixth of a whole
+    training step of the small detector; the forward values are torchvision's either way.
+    """
     if isinstance(rois, list):
         rois = rois_to_tensor(rois)
-    return _tv_roi_align(features, rois.to(features.dtype), output_size, spatial_scale, sampling_ratio,
-                         aligned=False)
+    if features.dtype == torch.bfloat16:  # no bfloat16 kernel (CPU autocast); the next layer casts back
+        features = features.float()
+    rois = rois.to(features.dtype)
+    if features.requires_grad and features.device.type == "cpu" and sampling_ratio > 0:
+        return _RoIAlignCpuGrad.apply(features, rois, tuple(output_size), spatial_scale, sampling_ratio)
+    return _tv_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned=False)
+
+
+def _axis_taps(start: Tensor, length: Tensor, bins: int, grid: int, size: int) -> tuple[Tensor, Tensor]:
+    """Along one axis, for every RoI, bin and sample point: the two neighbouring feature cells and their
+    bilinear weights (zero for a sample more than one cell outside the map), computed as torchvision's CPU
+    kernel computes them, so the gradient matches its forward. Shapes [R, bins * grid, 2]."""
+    step = length / bins
+    offsets = torch.arange(bins, dtype=start.dtype)[:, None] + (torch.arange(grid, dtype=start.dtype) + 0.5) / grid
+    pos = (start[:, None] + offsets.reshape(1, -1) * step[:, None])
+    inside = ((pos >= -1.0) & (pos <= size)).to(pos.dtype)
+    pos = pos.clamp(min=0)
+    low = pos.floor().long()
+    at_edge = low >= size - 1
+    low = low.clamp(max=size - 1)
+    high = torch.where(at_edge, low, low + 1)
+    frac = torch.where(at_edge, torch.zeros_like(pos), pos - low)
+    return torch.stack([low, high], -1), torch.stack([(1 - frac) * inside, frac * inside], -1)
+
+
+class _RoIAlignCpuGrad(torch.autograd.Function):
+    """torchvision's RoIAlign forward (``aligned=False``) with a vectorised backward: each of the
+    ``4 * sampling_ratio²`` bilinear taps of every bin scatters its whole channel vector with one
+    ``index_add_`` into a channels-last gradient, about ten times faster than the per-channel loop."""
+
+    @staticmethod
+    def forward(ctx, features: Tensor, rois: Tensor, output_size: tuple[int, int],  # noqa: ANN001
+                spatial_scale: float, sampling_ratio: int) -> Tensor:
+        ctx.save_for_backward(rois)
+        ctx.geometry = (features.shape, output_size, spatial_scale, sampling_ratio)
+        return _tv_roi_align(features, rois, output_size, spatial_scale, sampling_ratio, aligned=False)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple:  # noqa: ANN001
+        (rois,) = ctx.saved_tensors
+        (n, c, h, w), (ph, pw), scale, grid = ctx.geometry
+        r = len(rois)
+        grad = torch.zeros(n * h * w, c, dtype=grad_out.dtype)
+        if r == 0:
+            return grad.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None, None
+        x1, y1 = rois[:, 1] * scale, rois[:, 2] * scale
+        width = (rois[:, 3] * scale - x1).clamp(min=1)
+        height = (rois[:, 4] * scale - y1).clamp(min=1)
+        y_cells, y_weights = _axis_taps(y1, height, ph, grid, h)
+        x_cells, x_weights = _axis_taps(x1, width, pw, grid, w)
+        y_cells, y_weights = y_cells.view(r, ph, 1, -1, 1), y_weights.view(r, ph, 1, -1, 1)
+        x_cells, x_weights = x_cells.view(r, 1, pw, 1, -1), x_weights.view(r, 1, pw, 1, -1)
+        image_base = rois[:, 0].long().view(r, 1, 1, 1, 1) * (h * w)
+        cells = (image_base + y_cells * w + x_cells).reshape(r * ph * pw, -1)
+        weights = (y_weights * x_weights / (grid * grid)).reshape(r * ph * pw, -1).to(grad_out.dtype)
+        grad_bins = grad_out.permute(0, 2, 3, 1).reshape(r * ph * pw, c)
+        for tap in range(cells.shape[1]):
+            grad.index_add_(0, cells[:, tap], grad_bins * weights[:, tap:tap + 1])
+        return grad.view(n, h, w, c).permute(0, 3, 1, 2), None, None, None, None
 
 
 @dataclass

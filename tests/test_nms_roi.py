@@ -5,9 +5,10 @@ import torch
 from torchvision.ops import batched_nms as tv_batched_nms
 from torchvision.ops import box_iou
 from torchvision.ops import nms as tv_nms
+from torchvision.ops import roi_align as tv_roi_align
 
 from models.nms import nms_trace
-from models.roi import roi_bins, roi_pool
+from models.roi import roi_align, roi_bins, roi_pool
 
 
 def _boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,3 +74,31 @@ def test_roi_bins_reproduce_roi_pool() -> None:
                 expect = feats[0, :, y1:y2, x1:x2].amax(dim=(1, 2))
                 assert torch.allclose(pooled[:, i, j], expect)
         assert np.allclose(bins.image_boxes, bins.cells * 16)
+
+
+def test_roi_align_gradient_equals_torchvision() -> None:
+    """Our CPU backward must give torchvision's gradient, for RoIs inside, across and beyond the map edge,
+    RoIs under one cell, and several images."""
+    g = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 5, 12, 15, generator=g)
+    corners = torch.rand(40, 2, generator=g) * torch.tensor([15 * 8.0, 12 * 8.0]) - 10
+    sizes = torch.rand(40, 2, generator=g) * 80 + 0.5
+    rois = torch.cat([torch.randint(0, 2, (40, 1), generator=g).float(), corners, corners + sizes], 1)
+    rois[0, 1:] = torch.tensor([118.0, 92.0, 160.0, 130.0])  # beyond the bottom-right edge
+    rois[1, 1:] = torch.tensor([3.0, 3.0, 4.0, 4.0])  # a fraction of a cell
+    ours_in = features.clone().requires_grad_()
+    theirs_in = features.clone().requires_grad_()
+    ours = roi_align(ours_in, rois, (3, 4), 1 / 8, 2)
+    theirs = tv_roi_align(theirs_in, rois, (3, 4), 1 / 8, 2, aligned=False)
+    upstream = torch.randn(theirs.shape, generator=g)
+    ours.backward(upstream)
+    theirs.backward(upstream)
+    assert torch.allclose(ours, theirs)
+    assert theirs_in.grad.abs().sum() > 0
+    assert torch.allclose(ours_in.grad, theirs_in.grad, atol=1e-5)
+
+
+def test_roi_align_gradient_without_rois() -> None:
+    features = torch.randn(1, 4, 6, 6, requires_grad=True)
+    roi_align(features, torch.zeros((0, 5)), (7, 7), 1 / 8).sum().backward()
+    assert features.grad is not None and not features.grad.any()
