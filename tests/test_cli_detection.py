@@ -272,6 +272,12 @@ def test_real_checkpoint_detect_and_evaluate(synth: Path, tmp_path: Path, capsys
     assert json.loads(rep.read_text())["images"] == 2
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--test-sizes", "big"])
+    assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--test-sizes", "96,144",
+                     "--test-flip", "--test-range", "16,120", "--device", "cpu", "--json", str(rep)]) == 0
+    assert 0.0 <= json.loads(rep.read_text())["mAP"] <= 1.0
+    for bad in ("16", "120,16", "a,b"):
+        with pytest.raises(SystemExit):
+            cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--test-range", bad])
     assert cli_main(["evaluate", "--model", str(ckpt), "--data", str(synth), "--split", "train",
                      "--device", "cpu"]) == 0
     assert "were used to train this model" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.detectors import build_detector
-from models.detectors.base import Detections
+from models.detectors.base import Detections, Detector
 from models.detectors.faster_rcnn import FasterRCNN, FasterRCNNTrace
 
 CLASSES = ["circle", "square", "triangle"]
@@ -79,6 +79,69 @@ def test_multi_scale_testing_merges_the_scales_by_nms() -> None:
         b = torch.from_numpy(merged.boxes[merged.labels == k])
         iou = box_iou(b, b).fill_diagonal_(0)
         assert iou.numel() == 0 or float(iou.max()) <= m.roi_heads.nms_threshold + 1e-6
+
+
+def test_flip_testing_is_mirror_symmetric() -> None:
+    """With test-time flips, a mirrored image gives the mirrored detections: both runs merge the same two
+    passes, so the result cannot depend on which way round the image came."""
+    m = _tiny_model(box_score_threshold=0.0)
+    m.test_flip = True
+    image = np.random.default_rng(2).integers(0, 255, (150, 200, 3), dtype=np.uint8)
+    plain = m.predict([image], 0.0)[0]
+    m.test_flip = False
+    single = m.predict([image], 0.0)[0]
+    m.test_flip = True
+    mirrored = m.predict([np.ascontiguousarray(image[:, ::-1])], 0.0)[0]
+    assert len(plain) > len(single) > 0 or not np.allclose(plain.scores[: len(single)], single.scores)
+    assert len(plain) == len(mirrored)
+    order_a, order_b = np.argsort(-plain.scores, kind="stable"), np.argsort(-mirrored.scores, kind="stable")
+    assert np.allclose(plain.scores[order_a], mirrored.scores[order_b], atol=1e-5)
+    back = mirrored.boxes[order_b][:, [2, 1, 0, 3]] * np.array([-1, 1, -1, 1]) + np.array([200, 0, 200, 0])
+    assert np.allclose(plain.boxes[order_a], back, atol=1e-3)
+    assert np.array_equal(plain.labels[order_a], mirrored.labels[order_b])
+
+
+class _TwoBoxDetector(Detector):
+    """Finds, in a 300-pixel-high image at any test size, a 20-pixel and a 200-pixel object, scored by the
+    input height: which test size reported a surviving detection is then readable from its score."""
+
+    def __init__(self) -> None:
+        super().__init__(["a", "b"], min_size=300, max_size=1000)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a device to run on
+
+    def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+        h = images[0].shape[-2]
+        boxes = torch.tensor([[50.0, 50.0, 70.0, 70.0], [100.0, 50.0, 300.0, 250.0]]) * (h / 300)
+        return [{"boxes": boxes, "scores": torch.full((2,), h / 1000), "labels": torch.tensor([1, 2])}]
+
+
+def test_size_range_lets_each_test_size_report_its_objects() -> None:
+    m = _TwoBoxDetector()
+    image = np.zeros((300, 400, 3), dtype=np.uint8)
+    m.test_sizes = (450, 300, 600)
+
+    def reporting_size() -> dict[str, int]:
+        det = m.predict([image], 0.0)[0]
+        assert len(det) == 2  # every pass finds the same two objects; the merge keeps one of each
+        return {det.class_names[int(k) - 1]: round(float(s) * 1000) for k, s in zip(det.labels, det.scores,
+                                                                                    strict=True)}
+
+    assert reporting_size() == {"a": 600, "b": 600}  # no range: the best score wins the merge
+    m.test_size_range = (32.0, 150.0)
+    # At sizes 300/450/600 the small object is 20/30/40 input pixels, the large one 200/300/400: the small
+    # one is under 32 except at the largest size (no lower bound there), the large one over 150 except at
+    # the smallest size (no upper bound there).
+    assert reporting_size() == {"a": 600, "b": 300}
+    m.test_size_range = (25.0, 350.0)
+    assert reporting_size() == {"a": 600, "b": 450}
+
+
+def test_test_time_options_survive_the_config() -> None:
+    m = _tiny_model(test_sizes=(96, 160), test_flip=True, test_size_range=(16, 120))
+    again = FasterRCNN.from_config(CLASSES, m.config())
+    assert again.test_sizes == (96, 160) and again.test_flip and again.test_size_range == (16.0, 120.0)
+    with pytest.raises(ValueError, match="lo < hi"):
+        _tiny_model(test_size_range=(120, 16))
 
 
 def test_trace_holds_every_stage() -> None:

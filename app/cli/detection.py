@@ -76,10 +76,35 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _size_range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI in pixels, got {text!r}") from None
+    if not 0 <= lo < hi:
+        raise argparse.ArgumentTypeError(f"a size range is 0 <= LO < HI, got {text!r}")
+    return lo, hi
+
+
 def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-sizes", type=_sizes, default=None, metavar="S1,S2,...",
                    help="multi-scale testing: run at each shorter side and merge by per-class NMS "
                         "(default: the checkpoint's own, usually its training size alone)")
+    p.add_argument("--test-flip", action="store_true",
+                   help="also run every test size on the mirrored image and merge (test-time augmentation)")
+    p.add_argument("--test-range", type=_size_range, default=None, metavar="LO,HI",
+                   help="with several --test-sizes: each size reports only objects whose square-root area, "
+                        "in that size's input pixels, is in [LO, HI) — the smallest size keeps everything "
+                        "above LO, the largest everything below HI (SNIP's valid ranges)")
+
+
+def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: ANN001 - a Detector
+    if args.test_sizes:
+        detector.test_sizes = args.test_sizes
+    if args.test_flip:
+        detector.test_flip = True
+    if args.test_range is not None:
+        detector.test_size_range = args.test_range
 
 
 def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector, imported lazily
@@ -208,8 +233,7 @@ def run_detect(argv: list[str]) -> int:
     detector = _load_model(args.model, args.device, prog)
     if detector is None:
         return 2
-    if args.test_sizes:
-        detector.test_sizes = args.test_sizes
+    _apply_test_options(detector, args)
     records: list[dict] = []
     coco: list[dict] = []
     failed = 0
@@ -410,8 +434,7 @@ def run_evaluate(argv: list[str]) -> int:
         detector = _load_model(args.model, args.device, prog)
         if detector is None:
             return 2
-        if args.test_sizes:
-            detector.test_sizes = args.test_sizes
+        _apply_test_options(detector, args)
         trained = _training_overlap(detector, source, indices)
         if trained:
             print(f"{prog}: warning: {trained} of the {len(indices)} images of split '{split_name}' were used "

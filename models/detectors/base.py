@@ -8,6 +8,7 @@ the ImageNet normalisation live here, in the model, so every caller feeds plain 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +107,13 @@ class Detector(torch.nn.Module):
 
     #: Shorter sides to test at (multi-scale testing); empty: ``min_size`` alone, as the papers.
     test_sizes: tuple[int, ...] = ()
+    #: Also run each test size on the mirrored image and merge (test-time flip augmentation).
+    test_flip: bool = False
+    #: Valid object range in multi-scale testing (SNIP, Singh & Davis 2018): at each size keep only the
+    #: detections whose √area in that size's input pixels lies in [lo, hi) — the smallest size keeps
+    #: everything above lo, the largest everything below hi — so each object is judged at the scale the
+    #: network handles best. None: keep everything from every size.
+    test_size_range: tuple[float, float] | None = None
     #: Per-class NMS IoU and detection cap when merging the scales of multi-scale testing.
     merge_nms: float = 0.3
     merge_max_detections: int = 100
@@ -132,25 +140,24 @@ class Detector(torch.nn.Module):
         """Detect objects in RGB uint8 images of any size; boxes come back in each image's own pixels.
 
         Images run one at a time: no padding to a common size, so results do not depend on the batch.
-        With ``test_sizes`` each image runs at every size and the detections of all of them are merged by
-        per-class NMS: small objects are found at the large sizes, large ones at the small sizes.
+        With ``test_sizes`` (and ``test_flip``) each image runs at every size (and mirrored) and the
+        detections of all of them are merged by per-class NMS: small objects are found at the large sizes,
+        large ones at the small sizes; ``test_size_range`` says which size may report which objects.
         """
         from torchvision.ops import batched_nms
 
         was_training = self.training
         self.eval()
         out: list[Detections] = []
-        sizes = tuple(self.test_sizes) or (None,)
+        sizes = tuple(sorted(self.test_sizes)) or (None,)
+        flips = (False, True) if self.test_flip else (False,)
         try:
             for image in images:
                 parts = []
-                for size in sizes:
-                    t, factors = self.prepare(image, size)
-                    det = self.forward([t])[0]
-                    keep = det["scores"] >= score_threshold
-                    boxes = self.to_original(det["boxes"][keep], factors, image.shape[0], image.shape[1])
-                    parts.append((torch.from_numpy(boxes), det["scores"][keep].float().cpu(),
-                                  det["labels"][keep].cpu().long()))
+                for position, size in enumerate(sizes):
+                    valid = self._valid_range(position, len(sizes))
+                    for flip in flips:
+                        parts.append(self._detect_at(image, size, flip, score_threshold, valid))
                 boxes, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
                 if len(parts) > 1 and scores.numel():
                     keep = batched_nms(boxes, scores, labels, self.merge_nms)[: self.merge_max_detections]
@@ -160,6 +167,28 @@ class Detector(torch.nn.Module):
         finally:
             self.train(was_training)
         return out
+
+    def _valid_range(self, position: int, count: int) -> tuple[float, float]:
+        """[lo, hi) of √area in input pixels for the test size at ``position`` of ``count`` (ascending)."""
+        if self.test_size_range is None or count < 2:
+            return 0.0, math.inf
+        lo, hi = self.test_size_range
+        return (float(lo) if position < count - 1 else 0.0), (float(hi) if position > 0 else math.inf)
+
+    def _detect_at(self, image: np.ndarray, size: int | None, flip: bool, score_threshold: float,
+                   valid: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor]:
+        """One pass of test-time augmentation: boxes in the original image's pixels, scores, labels."""
+        height, width = image.shape[:2]
+        t, factors = self.prepare(np.ascontiguousarray(image[:, ::-1]) if flip else image, size)
+        det = self.forward([t])[0]
+        input_boxes = det["boxes"].float()
+        side = ((input_boxes[:, 2] - input_boxes[:, 0]).clamp(min=0)
+                * (input_boxes[:, 3] - input_boxes[:, 1]).clamp(min=0)).sqrt()
+        keep = (det["scores"] >= score_threshold) & (side >= valid[0]) & (side < valid[1])
+        boxes = torch.from_numpy(self.to_original(input_boxes[keep], factors, height, width))
+        if flip:
+            boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+        return boxes, det["scores"][keep].float().cpu(), det["labels"][keep].cpu().long()
 
     def trace(self, image: np.ndarray):  # noqa: ANN201 - each generation returns its own trace dataclass
         raise NotImplementedError

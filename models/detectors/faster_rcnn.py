@@ -67,7 +67,8 @@ class FasterRCNN(Detector):
                  roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.0,
                  roi_batch_size: int = 128, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
                  box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
-                 test_sizes: Sequence[int] = (),
+                 test_sizes: Sequence[int] = (), test_flip: bool = False,
+                 test_size_range: Sequence[float] | None = None,
                  image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__(class_names, min_size, max_size)
         if isinstance(backbone, str):
@@ -90,8 +91,12 @@ class FasterRCNN(Detector):
             roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
             box_score_threshold=box_score_threshold,
             box_nms=box_nms, detections_per_image=detections_per_image, test_sizes=[int(v) for v in test_sizes],
+            test_flip=bool(test_flip),
+            test_size_range=None if test_size_range is None else [float(v) for v in test_size_range],
             image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
         self.test_sizes = tuple(int(v) for v in test_sizes)
+        self.test_flip = bool(test_flip)
+        self.test_size_range = None if test_size_range is None else _size_range(test_size_range)
         self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
         stride = backbone.stride
         self.rpn = RegionProposalNetwork(
@@ -211,3 +216,10 @@ class FasterRCNN(Detector):
     def decode_anchor_deltas(self, anchors: Tensor, deltas: Tensor) -> Tensor:
         """Anchors moved by RPN deltas (what every proposal is before clipping): for the explorer."""
         return decode(anchors, deltas, RPN_STDS)
+
+
+def _size_range(values: Sequence[float]) -> tuple[float, float]:
+    lo, hi = (float(v) for v in values)
+    if not 0 <= lo < hi:
+        raise ValueError(f"a test size range is 0 <= lo < hi, got {lo}, {hi}")
+    return lo, hi
