@@ -77,13 +77,19 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _size_range(text: str) -> tuple[float, float]:
+    from models.detectors.base import checked_size_range
+
+    parts = text.split(",")
     try:
-        lo, hi = (float(v) for v in text.split(","))
+        values = [float(v) for v in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LO,HI in pixels, got {text!r}") from None
-    if not 0 <= lo < hi:
-        raise argparse.ArgumentTypeError(f"a size range is 0 <= LO < HI, got {text!r}")
-    return lo, hi
+        values = []
+    if len(values) != 2:
+        raise argparse.ArgumentTypeError(f"expected LO,HI in pixels, got {text!r}")
+    try:
+        return checked_size_range(values)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_test_sizes(p: argparse.ArgumentParser) -> None:

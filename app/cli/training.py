@@ -149,7 +149,8 @@ def run(command: str, argv: list[str]) -> int:
                          optimizer=args.optimizer, weight_decay=args.weight_decay,
                          min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
                          seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
-                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes, cpu_bf16=args.bf16, max_steps=args.max_steps)
+                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes,
+                         cpu_bf16=args.bf16, max_steps=args.max_steps)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001

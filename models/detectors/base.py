@@ -9,6 +9,7 @@ the ImageNet normalisation live here, in the model, so every caller feeds plain 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +67,14 @@ def resize_image(image: Tensor, scale: float) -> Tensor:
     if (nh, nw) == (h, w):
         return image
     return F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
+
+
+def checked_size_range(values: Sequence[float]) -> tuple[float, float]:
+    """A test size range ``(lo, hi)`` as floats, or ValueError unless 0 <= lo < hi."""
+    lo, hi = (float(v) for v in values)
+    if not 0 <= lo < hi:
+        raise ValueError(f"a test size range is 0 <= lo < hi, got {lo:g}, {hi:g}")
+    return lo, hi
 
 
 class Detector(torch.nn.Module):

@@ -19,7 +19,7 @@ from torch import Tensor
 from models.anchors import AnchorGenerator, AnchorSet, label_anchors
 from models.backbones import Backbone, build_backbone
 from models.boxes import RPN_STDS, clip_boxes, decode
-from models.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector
+from models.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector, checked_size_range
 from models.detectors.roi_heads import RoIHeads
 from models.detectors.rpn import RegionProposalNetwork
 from models.nms import NmsTrace, nms_trace
@@ -71,6 +71,7 @@ class FasterRCNN(Detector):
                  test_size_range: Sequence[float] | None = None,
                  image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
         super().__init__(class_names, min_size, max_size)
+        size_range = None if test_size_range is None else checked_size_range(test_size_range)
         if isinstance(backbone, str):
             backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
                                       small_stride=small_stride, small_context=small_context)
@@ -92,11 +93,11 @@ class FasterRCNN(Detector):
             box_score_threshold=box_score_threshold,
             box_nms=box_nms, detections_per_image=detections_per_image, test_sizes=[int(v) for v in test_sizes],
             test_flip=bool(test_flip),
-            test_size_range=None if test_size_range is None else [float(v) for v in test_size_range],
+            test_size_range=None if size_range is None else list(size_range),
             image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
         self.test_sizes = tuple(int(v) for v in test_sizes)
         self.test_flip = bool(test_flip)
-        self.test_size_range = None if test_size_range is None else _size_range(test_size_range)
+        self.test_size_range = size_range
         self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
         stride = backbone.stride
         self.rpn = RegionProposalNetwork(
@@ -216,10 +217,3 @@ class FasterRCNN(Detector):
     def decode_anchor_deltas(self, anchors: Tensor, deltas: Tensor) -> Tensor:
         """Anchors moved by RPN deltas (what every proposal is before clipping): for the explorer."""
         return decode(anchors, deltas, RPN_STDS)
-
-
-def _size_range(values: Sequence[float]) -> tuple[float, float]:
-    lo, hi = (float(v) for v in values)
-    if not 0 <= lo < hi:
-        raise ValueError(f"a test size range is 0 <= lo < hi, got {lo}, {hi}")
-    return lo, hi

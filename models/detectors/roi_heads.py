@@ -75,7 +75,8 @@ class RoIHeads(nn.Module):
                  pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
                  fg_iou: float = 0.5, bg_iou_high: float = 0.5, bg_iou_low: float = 0.0,
                  batch_size_per_image: int = 128, positive_fraction: float = 0.25,
-                 positive_sampling: str = "random", add_gt_as_proposals: bool = True, box_stds: Sequence[float] = HEAD_STDS,
+                 positive_sampling: str = "random", add_gt_as_proposals: bool = True,
+                 box_stds: Sequence[float] = HEAD_STDS,
                  smooth_l1_beta: float = 1.0, score_threshold: float = 0.05, nms_threshold: float = 0.3,
                  detections_per_image: int = 100, min_box_size: float = 1e-2) -> None:
         super().__init__()
