@@ -65,6 +65,9 @@ class Canvas(QGraphicsView):
     #: A box was drawn; the argument is its index in the model (the main window may ask for a class).
     boxCreated = Signal(int)
     zoomChanged = Signal(float)
+    #: A left click (press and release without dragging) in edit mode, in image coordinates: the detector
+    #: stages pick an anchor cell, a RoI or a box under it. Box selection happens as usual beside it.
+    pointClicked = Signal(float, float)
 
     def __init__(self, model: AnnotationModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +83,7 @@ class Canvas(QGraphicsView):
         #: Where a box drag was pressed (viewport), and whether it moved far enough to be a drag, not a click.
         self._press_view: QPointF | None = None
         self._drag_armed = False
+        self._click_view: QPointF | None = None
         self.min_box_size = 4.0
 
         self._scene = QGraphicsScene(self)
@@ -385,6 +389,7 @@ class Canvas(QGraphicsView):
             self._draw_start = self._clamped_point(pos)
             self._gt_layer.set_drawing_box(self._drawing_box(pos), class_color(self._model.class_for_new_box()))
             return
+        self._click_view = QPointF(event.position())
         hit = self._gt_layer.hit_test(pos, self.zoom)
         shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         if hit is None:
@@ -439,6 +444,9 @@ class Canvas(QGraphicsView):
             super().mouseReleaseEvent(event)
             return
         event.accept()
+        click, self._click_view = self._click_view, None
+        if click is not None and (event.position() - click).manhattanLength() < DRAG_THRESHOLD:
+            self.pointClicked.emit(pos.x(), pos.y())
         if self._draw_start is not None:
             self._finish_drawing(pos)
         elif self._gt_layer.dragging and not self._drag_armed and (

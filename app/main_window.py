@@ -36,6 +36,8 @@ from app.panels.layers_panel import LayersPanel
 from app.proposal_tools import ProposalTools
 from app.settings import Settings
 from app.shortcuts import ShortcutSheet
+from app.stages.detector_session import DetectorSession
+from app.stages.registry import build_stages
 from app.workers import Worker, WorkerPool
 from models.annotations import AnnotationError, BoxObject
 from models.annotations.yolo import read_class_file
@@ -88,6 +90,14 @@ class MainWindow(QMainWindow):
         for dock in self.proposal_tools.docks():
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.tabifyDockWidget(*self.proposal_tools.docks())
+        # Detector stages (anchors, RPN, RoI grid, NMS, detections…) share one session: model, image, trace.
+        self.detector_session = DetectorSession(self.canvas, self)
+        self.stages = build_stages(self.canvas, self.detector_session, self)
+        stage_docks = [d for s in self.stages for d in s.docks()]
+        for dock in stage_docks:
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        for dock in stage_docks[1:]:
+            self.tabifyDockWidget(stage_docks[0], dock)
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()
@@ -226,6 +236,14 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         for dock in self.proposal_tools.docks():
             m.addAction(dock.toggleViewAction())
+        stage_menus: dict[str, Any] = {}
+        for stage in self.stages:
+            sm = stage_menus.get(stage.menu_title)
+            if sm is None:
+                sm = stage_menus[stage.menu_title] = mb.addMenu(f"&{stage.menu_title}")
+            sm.addActions(stage.actions())
+            for dock in stage.docks():
+                sm.addAction(dock.toggleViewAction())
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_about])
 
@@ -245,6 +263,9 @@ class MainWindow(QMainWindow):
         doc.saveFailed.connect(self._on_save_failed)
         doc.sourceChanged.connect(self._on_source_changed)
         self.proposal_tools.message.connect(self.show_message)
+        self.detector_session.message.connect(self.show_message)
+        for stage in self.stages:
+            stage.message.connect(self.show_message)
         doc.dirtyChanged.connect(lambda _d: self._update_title())
         doc.saved.connect(lambda _i: self._update_labels())
         doc.entryChanged.connect(lambda i: self._update_labels() if i == doc.index else None)
@@ -266,6 +287,8 @@ class MainWindow(QMainWindow):
     def _on_source_changed(self) -> None:
         if self.document.source is not None:
             self.proposal_tools.set_dataset(self.document.source)
+            for stage in self.stages:
+                stage.set_dataset(self.document.source)
 
     # --- opening --------------------------------------------------------------------------------------------
     def open_path(self, path: str | Path, image_dir: str | Path | None = None,
@@ -694,6 +717,8 @@ class MainWindow(QMainWindow):
         self.document.close()
         self.file_list.shutdown()
         self.proposal_tools.shutdown()
+        for stage in self.stages:
+            stage.shutdown()
         self.pool.shutdown()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name

@@ -1,0 +1,52 @@
+"""What every stage of the window provides to its host (the main window)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QScrollArea, QWidget
+
+from app.layers.base import OverlayLayer
+from models.datasets import DatasetSource
+
+
+def make_dock(title: str, object_name: str, panel: QWidget, window: QWidget | None) -> QDockWidget:
+    """A dock holding ``panel`` in a scroll area (panels grow taller than small screens), named for saveState."""
+    dock = QDockWidget(title, window)
+    dock.setObjectName(object_name)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(panel)
+    dock.setWidget(scroll)
+    dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+    return dock
+
+
+class Stage(QObject):
+    """A controller for one stage of the pipeline: its panel(s), layers, workers and menu actions.
+
+    Subclasses build their layers (added to the canvas by themselves), panels and docks in ``__init__`` and
+    override what they have; the host calls :meth:`docks`, :meth:`actions` (for the stage's menu),
+    :meth:`set_dataset` when a dataset opens and :meth:`shutdown` when the window closes.
+    """
+
+    #: One line for the status bar.
+    message = Signal(str)
+
+    #: Menu the host puts :meth:`actions` in ("Detector", "Proposals", …).
+    menu_title: str = "Detector"
+
+    def docks(self) -> list[QDockWidget]:
+        return []
+
+    def actions(self) -> list[QAction]:
+        return []
+
+    def layers(self) -> list[OverlayLayer]:
+        return []
+
+    def set_dataset(self, source: DatasetSource | None) -> None:  # noqa: B027 - optional hook
+        """The dataset now open in the window (None: nothing open)."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """Cancel and wait for this stage's workers (idempotent)."""

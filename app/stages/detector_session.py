@@ -1,0 +1,105 @@
+"""The state the detector stages share: which model is loaded, the image it looks at, and what it saw there.
+
+One :class:`DetectorSession` per window. It follows the canvas (the image shown and the annotation model's
+boxes as ground truth) and holds the latest trace of the loaded model on that image, so every detector stage
+(anchors, RPN, box regression, RoI sampling, RoI grid, NMS, detections) draws from the same result object and
+none re-runs the network for itself. Loading and running models in workers is the detector stage's job; this
+object only holds the outcome and announces changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app.canvas import Canvas
+from models.io import DecodedImage
+
+
+class DetectorSession(QObject):
+    """Loaded model + current image + ground truth + latest trace, with change signals."""
+
+    #: The loaded model changed (the model object, or None when unloaded).
+    modelChanged = Signal(object)
+    #: A new trace for the current image (the trace object, or None when cleared: new image or new model).
+    traceChanged = Signal(object)
+    #: The canvas shows another image (or none).
+    imageChanged = Signal()
+    #: The ground-truth boxes of the current image changed (an edit, undo, another image).
+    groundTruthChanged = Signal()
+    #: A one-line message for the status bar.
+    message = Signal(str)
+
+    def __init__(self, canvas: Canvas, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._canvas = canvas
+        self._model: Any = None
+        self._model_path: str = ""
+        self._trace: Any = None
+        self._decoded: DecodedImage | None = canvas.image_layer.decoded
+        canvas.image_layer.changed.connect(self._on_image)
+        canvas.model.changed.connect(self.groundTruthChanged)
+        canvas.model.annotationReset.connect(self.groundTruthChanged)
+
+    # --- the model -------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The loaded :class:`models.detectors.base.Detector` (eval mode), or None."""
+        return self._model
+
+    @property
+    def model_path(self) -> str:
+        return self._model_path
+
+    def set_model(self, model: Any, path: str = "") -> None:
+        """Use ``model`` from now on; the old trace no longer describes it and is cleared."""
+        self._model = model
+        self._model_path = str(path)
+        self.modelChanged.emit(model)
+        self.set_trace(None)
+
+    # --- the image and its ground truth ----------------------------------------------------------------------
+    @property
+    def canvas(self) -> Canvas:
+        return self._canvas
+
+    @property
+    def decoded(self) -> DecodedImage | None:
+        return self._decoded
+
+    @property
+    def pixels(self) -> np.ndarray | None:
+        """The current image as H×W×3 uint8 RGB, or None. May be a reduced preview of a huge image:
+        ``decoded.scale`` maps its pixels to the displayed (scene) pixels that boxes and layers use."""
+        return None if self._decoded is None else self._decoded.pixels
+
+    def gt_boxes(self) -> np.ndarray:
+        """Ground-truth boxes of the current image, [N, 4] float32 xyxy image pixels (edits included)."""
+        objs = self._canvas.model.objects
+        if not objs:
+            return np.zeros((0, 4), np.float32)
+        return np.asarray([o.box for o in objs], np.float32).reshape(-1, 4)
+
+    def gt_names(self) -> list[str]:
+        """Class names of :meth:`gt_boxes`, same order."""
+        return [o.name for o in self._canvas.model.objects]
+
+    def _on_image(self) -> None:
+        decoded = self._canvas.image_layer.decoded
+        if decoded is self._decoded:
+            return
+        self._decoded = decoded
+        self.set_trace(None)
+        self.imageChanged.emit()
+
+    # --- the trace ------------------------------------------------------------------------------------------
+    @property
+    def trace(self) -> Any:
+        """The loaded model's trace on the current image (e.g. :class:`FasterRCNNTrace`), or None."""
+        return self._trace
+
+    def set_trace(self, trace: Any) -> None:
+        self._trace = trace
+        self.traceChanged.emit(trace)
