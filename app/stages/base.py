@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QScrollArea, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QScrollArea, QWidget
 
 from app.layers.base import OverlayLayer
 from models.datasets import DatasetSource
@@ -20,6 +20,17 @@ def make_dock(title: str, object_name: str, panel: QWidget, window: QWidget | No
     dock.setWidget(scroll)
     dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
     return dock
+
+
+def explanation_label(text: str) -> QLabel:
+    """The two or three sentences at the top of a stage panel saying what the stage does and why (our users
+    include students reading the papers): wrapped, selectable, in the palette's muted text colour."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setObjectName("stage_explanation")
+    label.setStyleSheet("color: palette(placeholder-text);")
+    return label
 
 
 class Stage(QObject):

@@ -29,6 +29,8 @@ class DetectorSession(QObject):
     imageChanged = Signal()
     #: The ground-truth boxes of the current image changed (an edit, undo, another image).
     groundTruthChanged = Signal()
+    #: Detections stored per image path changed (folder inference, or a results file loaded).
+    storedDetectionsChanged = Signal()
     #: A one-line message for the status bar.
     message = Signal(str)
 
@@ -39,6 +41,8 @@ class DetectorSession(QObject):
         self._model_path: str = ""
         self._trace: Any = None
         self._decoded: DecodedImage | None = canvas.image_layer.decoded
+        self._stored: dict[str, Any] = {}
+        self._stored_source = ""
         canvas.image_layer.changed.connect(self._on_image)
         canvas.model.changed.connect(self.groundTruthChanged)
         canvas.model.annotationReset.connect(self.groundTruthChanged)
@@ -103,3 +107,30 @@ class DetectorSession(QObject):
     def set_trace(self, trace: Any) -> None:
         self._trace = trace
         self.traceChanged.emit(trace)
+
+    # --- detections stored per image (folder inference, a results file) --------------------------------------
+    @property
+    def stored_source(self) -> str:
+        """Where the stored detections came from ("folder inference with X.pt", "results.json"), or ""."""
+        return self._stored_source
+
+    def set_stored_detections(self, by_path: dict[str, Any], source: str) -> None:
+        """Replace the stored detections: resolved image path (str) → :class:`models.detectors.base.Detections`
+        in that image's displayed pixels. Used for images without a live trace."""
+        self._stored = dict(by_path)
+        self._stored_source = str(source)
+        self.storedDetectionsChanged.emit()
+
+    def stored_detections(self, path: str | None = None) -> Any:
+        """Stored detections of ``path`` (default: the current image), or None."""
+        if path is None:
+            if self._decoded is None or self._decoded.path is None:
+                return None
+            path = str(self._decoded.path.resolve())
+        return self._stored.get(str(path))
+
+    def current_detections(self) -> Any:
+        """What the detections views show for the current image: the live trace's final detections when the
+        model ran on it, else the stored ones, else None."""
+        trace_dets = getattr(self._trace, "detections", None)
+        return trace_dets if trace_dets is not None else self.stored_detections()
