@@ -1,10 +1,10 @@
-"""The main window: menus, every keyboard shortcut (as QActions), the docks and the status bar.
+"""The main window: a host that assembles the docks, stages and status bar and owns the document.
 
-Why all shortcuts live here: one place decides what a key does, so the shortcut sheet can list them all
-and no two widgets fight over a key. The canvas keeps only arrows and Escape. The window owns the document
-(images, annotations, autosave) and, through it, one undo stack per image in a QUndoGroup whose active
-stack follows the current image. Long jobs (export, import, class rename) run in worker threads with a
-progress dialog; every thread is quit and waited for when the window closes.
+The window owns the document (images, annotations, autosave) and, through it, one undo stack per image in a
+QUndoGroup whose active stack follows the current image. Actions, menus and the toolbar are built by
+``app.window_actions`` (one place decides what a key does); dataset-wide jobs (export, import, class
+rename) by ``app.dataset_jobs``; the dataset's class list by ``app.dataset_classes``. Every thread is quit
+and waited for when the window closes.
 """
 
 from __future__ import annotations
@@ -14,21 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (
-    QApplication,
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QWidget,
-)
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
 
 from app.annotation_model import AnnotationModel
 from app.canvas import CREATE_MODE, Canvas
-from app.dialogs import BrightnessContrastDialog, progress_dialog
+from app.dataset_classes import DatasetClassList
+from app.dataset_jobs import DatasetJobs
+from app.dialogs import BrightnessContrastDialog
 from app.document import Document
+from app.file_dialogs import FileDialogs
 from app.panels.box_editor import BoxEditor
 from app.panels.class_list import ClassListPanel
 from app.panels.file_list import FileListPanel
@@ -38,18 +33,17 @@ from app.settings import Settings
 from app.shortcuts import ShortcutSheet
 from app.stages.detector_session import DetectorSession
 from app.stages.registry import build_stages
-from app.workers import Worker, WorkerPool
+from app.window_actions import WindowActions, install_key_guard
+from app.workers import WorkerPool
 from models.annotations import AnnotationError, BoxObject
-from models.annotations.yolo import read_class_file
 from models.datasets import open_dataset
-from models.export import export_dataset, import_annotations, rename_class
 from models.io import IMAGE_EXTENSIONS
 
 APP_TITLE = "R-CNN Explorer"
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowActions, DatasetJobs, QMainWindow):
     """The labelling window. ``open_path`` opens an image, a folder or a VOC/COCO/YOLO dataset."""
 
     #: A background job ended: (job name, result object or None, error text or "").
@@ -74,11 +68,16 @@ class MainWindow(QMainWindow):
         self._sheet: ShortcutSheet | None = None
         #: Yes/no questions go through here (tests replace it): (title, text) -> bool.
         self.confirm: Callable[[str, str], bool] = self._confirm_dialog
+        #: File and folder choosers (native where the platform has them); tests replace ``dialogs.ask``.
+        self.dialogs = FileDialogs(self)
 
         self.canvas = Canvas(self.model)
         self.setCentralWidget(self.canvas)
         self.file_list = FileListPanel(self.document, thumbnails)
         self.class_list = ClassListPanel()
+        self.class_list.dialogs = self.dialogs
+        # The class list is the open dataset's (models.dataset_classes), never carried to the next one.
+        self.dataset_classes = DatasetClassList(self.class_list, self.settings, self.pool, self._start_class, self)
         self.box_editor = BoxEditor(self.model)
         self.layers_panel = LayersPanel(self.canvas)
         self.file_dock = self._dock("Files", self.file_list, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -109,13 +108,11 @@ class MainWindow(QMainWindow):
         self.coord_label.setMinimumWidth(230)
 
         self._make_actions()
+        self._make_toolbar()
         self._make_menus()
+        self._key_guard = install_key_guard(self)
         self._connect()
-        self.class_list.set_classes(self.settings.classes())
         self.class_list.set_default(self.settings.default_class())
-        start = self.settings.default_class() or (self.class_list.names()[0] if self.class_list.names() else "")
-        if start:
-            self.class_list.choose(start)
         geometry, state = self.settings.geometry(), self.settings.window_state()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -132,128 +129,6 @@ class MainWindow(QMainWindow):
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
         return dock
-
-    def _action(self, text: str, slot: Callable[..., Any], keys: str | list[str] | QKeySequence.StandardKey = "",
-                tip: str = "", checkable: bool = False) -> QAction:
-        a = QAction(text, self)
-        if isinstance(keys, QKeySequence.StandardKey):
-            a.setShortcuts(keys)
-        elif keys:
-            a.setShortcuts([QKeySequence(k) for k in ([keys] if isinstance(keys, str) else keys)])
-        if tip:
-            a.setToolTip(tip)
-            a.setStatusTip(tip)
-        a.setCheckable(checkable)
-        a.triggered.connect(slot)
-        self.addAction(a)  # shortcuts work whichever dock has the focus
-        return a
-
-    def _make_actions(self) -> None:
-        A = self._action
-        self.act_open = A("&Open Image or Dataset…", self._ask_open_file, "Ctrl+O",
-                          "Open an image, a COCO JSON or a dataset folder")
-        self.act_open_dir = A("Open &Folder…", self._ask_open_folder, "Ctrl+U",
-                              "Open a folder of images (recursive), a VOC root or a YOLO folder")
-        self.act_save = A("&Save", self.save, "Ctrl+S", "Write every unsaved edit now")
-        self.act_autosave = A("&Autosave", self.document.set_autosave, "", "Write every edit within a second",
-                              checkable=True)
-        self.act_autosave.setChecked(self.document.autosave)
-        self.act_annotation_dir = A("Change Annotation &Folder…", self._ask_annotation_dir, "",
-                                    "Save VOC files into another folder (e.g. when the image folder is read-only)")
-        self.act_export = {fmt: A(f"Export as {label}…", lambda _=False, f=fmt: self._ask_export(f), "",
-                                  f"Write the whole dataset as {label}")
-                           for fmt, label in (("voc", "Pascal VOC"), ("coco", "COCO JSON"), ("yolo", "YOLO"))}
-        self.act_import = A("&Import Annotations from Folder…", self._ask_import, "",
-                            "Read annotations from a VOC/YOLO/COCO dataset folder onto the open images")
-        self.act_import_json = A("Import Annotations from COCO &JSON…", self._ask_import_json, "",
-                                 "Read a COCO instances JSON's boxes onto the open images (matched by file name)")
-        self.act_quit = A("&Quit", self.close, "Ctrl+Q")
-
-        self.act_undo = self.document.undo_group.createUndoAction(self, "&Undo")
-        self.act_undo.setShortcuts([QKeySequence("Ctrl+Z")])
-        self.act_redo = self.document.undo_group.createRedoAction(self, "&Redo")
-        self.act_redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        self.addAction(self.act_undo)
-        self.addAction(self.act_redo)
-        self.act_create = A("Create &Box", self.create_box, "W", "Draw a box: press W, then drag")
-        self.act_delete = A("&Delete Box", self.canvas.delete_selected, ["Del", "Backspace"])
-        self.act_duplicate = A("D&uplicate Box", self.canvas.duplicate_selected, "Ctrl+D")
-        self.act_copy = A("&Copy Boxes", self.copy_boxes, "Ctrl+C")
-        self.act_paste = A("&Paste Boxes", self.paste_boxes, "Ctrl+V", "Paste copied boxes (also on another image)")
-        self.act_select_all = A("Select &All Boxes", self.canvas.select_all, "Ctrl+A")
-        self.act_verified = A("Toggle &Verified", self.toggle_verified, "Space",
-                              "Mark this image as checked (stored in the VOC file as LabelImg does)")
-        self.act_class = [A(f"Class {k}", lambda _=False, k=k: self.pick_class(k), str(k),
-                            f"Pick class {k} for new boxes and the selected boxes") for k in range(1, 10)]
-
-        self.act_next = A("&Next Image", self.next_image, "D")
-        self.act_prev = A("&Previous Image", self.previous_image, "A")
-        self.act_next_unverified = A("Next &Unverified Image", self.next_unverified, "U")
-
-        self.act_zoom_in = A("Zoom &In", self.canvas.zoom_in, ["Ctrl++", "Ctrl+="])
-        self.act_zoom_out = A("Zoom &Out", self.canvas.zoom_out, "Ctrl+-")
-        self.act_fit = A("&Fit Window", self.canvas.fit_window, "Ctrl+F")
-        self.act_actual = A("&Actual Size (1:1)", self.canvas.actual_size, "Ctrl+0")
-        self.act_crosshair = A("&Crosshair", self.canvas.set_crosshair, "Ctrl+H", checkable=True)
-        self.act_bc = A("&Brightness and Contrast…", self.show_brightness_contrast, "Ctrl+B")
-        self.act_shortcuts = A("&Keyboard Shortcuts", self.show_shortcuts, ["?", "F1"])
-        self.act_about = A("&About", self._about)
-
-    def _make_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_dir])
-        self.recent_menu = m.addMenu("Open &Recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addActions([self.act_save, self.act_autosave, self.act_annotation_dir])
-        m.addSeparator()
-        exp = m.addMenu("&Export Dataset")
-        exp.addActions(list(self.act_export.values()))
-        m.addActions([self.act_import, self.act_import_json])
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&Edit")
-        m.addActions([self.act_undo, self.act_redo])
-        m.addSeparator()
-        m.addActions([self.act_create, self.act_delete, self.act_duplicate, self.act_copy, self.act_paste,
-                      self.act_select_all])
-        m.addSeparator()
-        m.addAction(self.act_verified)
-        cm = m.addMenu("&Class")
-        cm.addActions(self.act_class)
-        m = mb.addMenu("&Go")
-        m.addActions([self.act_next, self.act_prev, self.act_next_unverified])
-        m = mb.addMenu("&View")
-        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
-        m.addSeparator()
-        m.addActions([self.act_crosshair, self.act_bc])
-        m.addSeparator()
-        for dock in (self.file_dock, self.class_dock, self.box_dock, self.layers_dock):
-            m.addAction(dock.toggleViewAction())
-        m = mb.addMenu("&Proposals")
-        m.addActions(self.proposal_tools.actions())
-        m.addSeparator()
-        for dock in self.proposal_tools.docks():
-            m.addAction(dock.toggleViewAction())
-        stage_menus: dict[str, Any] = {}
-        for stage in self.stages:
-            sm = stage_menus.get(stage.menu_title)
-            if sm is None:
-                sm = stage_menus[stage.menu_title] = mb.addMenu(f"&{stage.menu_title}")
-            sm.addActions(stage.actions())
-            for dock in stage.docks():
-                sm.addAction(dock.toggleViewAction())
-        m = mb.addMenu("&Help")
-        m.addActions([self.act_shortcuts, self.act_about])
-
-    def all_actions(self) -> list[QAction]:
-        """Every action with a shortcut, menu order (for the shortcut sheet)."""
-        return [self.act_open, self.act_open_dir, self.act_save, self.act_quit, self.act_undo, self.act_redo,
-                self.act_create, self.act_delete, self.act_duplicate, self.act_copy, self.act_paste,
-                self.act_select_all, self.act_verified, self.act_next, self.act_prev,
-                self.act_next_unverified, self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual,
-                self.act_crosshair, self.act_bc, self.act_shortcuts]
 
     def _connect(self) -> None:
         doc = self.document
@@ -308,17 +183,7 @@ class MainWindow(QMainWindow):
         p = Path(path).expanduser().resolve()
         self.settings.add_recent(p)
         self.settings.set_last_folder(p if p.is_dir() else p.parent)
-        names = list(source.class_names)
-        class_file = source.root / "classes.txt"
-        if source.kind in ("folder", "image") and class_file.is_file():
-            try:
-                names += read_class_file(class_file)  # LabelImg's predefined classes beside the images
-            except AnnotationError as exc:
-                self.show_message(str(exc))
-        if source.kind in ("yolo", "coco"):  # their class order is the dataset's: keep it first
-            self.class_list.set_classes(names + [n for n in self.class_list.names() if n not in names])
-        else:
-            self.class_list.add_classes(names)
+        self.dataset_classes.open(source)
         msg = f"Opened {source.kind} {source.root} — {len(source.entries)} images"
         if source.problems:
             msg += f"; {len(source.problems)} problem(s): " + "; ".join(source.problems[:3])
@@ -326,20 +191,18 @@ class MainWindow(QMainWindow):
             msg += " (no images found)"
         self.show_message(msg)  # before the first image, whose own problems must stay visible
         self.document.set_source(source)
-        if not self.model.current_class and self.class_list.names():
-            self.class_list.choose(self.class_list.default_class or self.class_list.names()[0])
         self._update_title()
         return True
 
     def _ask_open_file(self) -> None:
         exts = " ".join(f"*{e}" for e in IMAGE_EXTENSIONS)
-        path, _ = QFileDialog.getOpenFileName(self, "Open image or dataset", self.settings.last_folder(),
-                                              f"Images and COCO JSON ({exts} *.json);;All files (*)")
+        path = self.dialogs.open_file("Open image or dataset", self.settings.last_folder(),
+                                      f"Images and COCO JSON ({exts} *.json);;All files (*)")
         if path:
             self.open_path(path)
 
     def _ask_open_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open folder or dataset", self.settings.last_folder())
+        path = self.dialogs.folder("Open folder or dataset", self.settings.last_folder())
         if path:
             self.open_path(path)
 
@@ -439,6 +302,9 @@ class MainWindow(QMainWindow):
         self.canvas.set_class_of_selected(name)
         self.show_message(f"Class: {name}")
 
+    def set_label_prompt(self, on: bool) -> None:
+        self.settings.set_label_prompt(on)
+
     def toggle_verified(self) -> None:
         if self.document.current_entry is None:
             return
@@ -453,12 +319,19 @@ class MainWindow(QMainWindow):
 
     def _on_model_changed(self) -> None:
         """Classes typed in the box editor or found in a loaded file join the class list."""
-        self.class_list.add_classes([o.name for o in self.model.objects])
+        self.dataset_classes.add_found([o.name for o in self.model.objects])
         self._update_labels()
 
     def _on_classes_changed(self, names: list[str]) -> None:
         self.box_editor.set_class_names(names)
-        self.settings.set_classes(names)
+
+    def _start_class(self, name: str) -> None:
+        """The class new boxes get right after a dataset opened ('' when it has none yet)."""
+        if name:
+            self.class_list.choose(name)
+        else:
+            self.model.set_current_class("")
+            self.class_list.set_current("")
 
     # --- annotation folder and save failures ----------------------------------------------------------------
     def _on_save_failed(self, text: str) -> None:
@@ -479,7 +352,7 @@ class MainWindow(QMainWindow):
         if not self.document.can_change_annotation_dir:
             self._warn("Annotation folder", "This dataset's format fixes where annotations live.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Save annotations into", self.settings.last_folder())
+        folder = self.dialogs.folder("Save annotations into", self.settings.last_folder())
         if folder:
             self.set_annotation_dir(folder)
 
@@ -492,132 +365,6 @@ class MainWindow(QMainWindow):
                           + ("" if ok else " — some could still not be saved"))
         self._update_title()
         return ok
-
-    # --- background jobs ----------------------------------------------------------------------------------
-    def run_job(self, name: str, fn: Callable[..., Any], *args: Any,
-                on_result: Callable[[Any], None] | None = None, **kwargs: Any) -> Worker:
-        """Run ``fn(job, *args)`` in a thread with a progress dialog; autosave waits until it ends."""
-        dlg = progress_dialog(name, self)
-        self._job_dialog = dlg
-        self.document.busy = True
-
-        def progress(f: float, msg: str) -> None:
-            dlg.setValue(int(max(0.0, min(1.0, f)) * 1000))
-            dlg.setLabelText(msg[:120])
-
-        def done(value: Any) -> None:
-            if on_result is not None:
-                on_result(value)
-            self.jobFinished.emit(name, value, "")
-
-        def failed(err: str) -> None:
-            self.show_message(f"{name}: {err.splitlines()[0]}")
-            if err != "cancelled":
-                self._warn(name, err)
-            self.jobFinished.emit(name, None, err)
-
-        def finished() -> None:
-            self.document.busy = False
-            dlg.close()
-            dlg.deleteLater()
-            if self._job_dialog is dlg:
-                self._job_dialog = None
-
-        def job(j: Any) -> Any:
-            return fn(*args, progress=j.progress, cancelled=lambda: j.cancelled, **kwargs)
-
-        worker = self.pool.start(job, on_progress=progress, on_result=done, on_error=failed, on_finished=finished)
-        dlg.canceled.connect(worker.cancel)
-        return worker
-
-    def _overrides(self) -> dict[int, Any]:
-        """Unsaved in-memory annotations, so exports include what the user sees."""
-        return {i: st.annotation for i, st in self.document.states.items() if st.dirty}
-
-    def _ask_export(self, fmt: str) -> None:
-        if self.document.source is None:
-            self.show_message("Open a dataset first")
-            return
-        folder = QFileDialog.getExistingDirectory(self, f"Export as {fmt.upper()} into (an empty folder)",
-                                                  self.settings.last_folder())
-        if folder:
-            self.export_to(fmt, folder)
-
-    def export_to(self, fmt: str, folder: str | Path) -> Worker | None:
-        source = self.document.source
-        if source is None:
-            return None
-        return self.run_job(f"Export {fmt.upper()}", export_dataset, source, fmt, Path(folder),
-                            overrides=self._overrides(),
-                            on_result=lambda r: self.show_message(f"Exported: {r.summary()}"))
-
-    def _ask_import(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Import annotations from a dataset folder",
-                                                self.settings.last_folder())
-        if path:
-            self.import_from(path)
-
-    def _ask_import_json(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a COCO JSON", self.settings.last_folder(),
-                                              "COCO JSON (*.json)")
-        if path:
-            self.import_from(path)
-
-    def import_from(self, path: str | Path) -> Worker | None:
-        if self.document.source is None:
-            self.show_message("Open the images to import onto first")
-            return None
-        try:
-            other = open_dataset(path)
-        except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
-            self._warn("Import", str(exc))
-            return None
-        if self.document.any_dirty and not self.confirm(
-                "Import annotations", "Some edits are not saved yet and imported annotations would replace "
-                "them. Continue?"):
-            return None
-
-        self.document.save_pending()  # what can be saved is saved; the import then replaces it
-
-        def imported(report: Any) -> None:
-            self.class_list.add_classes(self.document.source.class_names if self.document.source else [])
-            self.document.forget_clean_states()
-            self.document.refresh_signatures()
-            self.show_message(f"Imported: {report.summary()}")
-
-        return self.run_job("Import annotations", import_annotations, self.document.source, other,
-                            on_result=imported)
-
-    def rename_class(self, old: str, new: str) -> Worker | None:
-        """Rename (or merge into an existing class) across the whole dataset, after a confirmation."""
-        source = self.document.source
-        merge = new in self.class_list.names()
-        verb = "Merge" if merge else "Rename"
-        if source is None:
-            self.class_list.apply_rename(old, new)
-            return None
-        text = (f"{verb} class '{old}' {'into' if merge else 'to'} '{new}' in every annotation of "
-                f"{source.root}? This rewrites the affected annotation files.")
-        if not self.confirm(f"{verb} class", text):
-            return None
-        self.document.save_pending()
-        for st in self.document.states.values():  # unsaved edits follow the rename in memory
-            if st.dirty and st.annotation is not None:
-                st.annotation.objects = [BoxObject(new, o.box, o.difficult, o.truncated, o.crowd)
-                                         if o.name == old else o for o in st.annotation.objects]
-
-        def renamed(report: Any) -> None:
-            self.class_list.apply_rename(old, new)
-            if self.model.current_class == old:
-                self.class_list.choose(new)
-            self.document.forget_clean_states()
-            self.document.refresh_signatures()  # our own rewrite is not "another program"
-            cur = self.document.current_state()
-            if cur is not None and cur.dirty:
-                self.document.reload_memory_current()
-            self.show_message(f"{verb}d '{old}' → '{new}': {report.summary()}")
-
-        return self.run_job(f"{verb} class", rename_class, source, old, new, on_result=renamed)
 
     # --- view -----------------------------------------------------------------------------------------------
     def show_brightness_contrast(self) -> None:
@@ -711,9 +458,11 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        if QApplication.instance() is not None:
+            QApplication.instance().removeEventFilter(self._key_guard)
         self.settings.set_window(self.saveGeometry(), self.saveState())
-        self.settings.set_classes(self.class_list.names())
         self.settings.sync()
+        self.dataset_classes.shutdown()
         self.document.close()
         self.file_list.shutdown()
         self.proposal_tools.shutdown()

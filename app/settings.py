@@ -91,17 +91,25 @@ class Settings:
         self.qsettings.setValue("last_folder", str(folder))
 
     # --- classes ---------------------------------------------------------------------------------------
-    def classes(self) -> list[str]:
-        return _as_list(self.qsettings.value("classes"))
+    def dataset_classes(self, dataset_root: Path | str) -> list[str]:
+        """Classes of a dataset that its folder could not store (read-only folder, COCO, single image)."""
+        return _as_list(self.qsettings.value(f"dataset_classes/{_key_for(dataset_root)}"))
 
-    def set_classes(self, names: list[str]) -> None:
-        self.qsettings.setValue("classes", list(names))
+    def set_dataset_classes(self, dataset_root: Path | str, names: list[str]) -> None:
+        self.qsettings.setValue(f"dataset_classes/{_key_for(dataset_root)}", list(names))
 
     def default_class(self) -> str:
         return str(self.qsettings.value("default_class", "") or "")
 
     def set_default_class(self, name: str) -> None:
         self.qsettings.setValue("default_class", name)
+
+    def label_prompt(self) -> bool:
+        """Ask for the class after drawing a box (LabelImg's habit); off for fast single-class work."""
+        return _as_bool(self.qsettings.value("label_prompt"), True)
+
+    def set_label_prompt(self, on: bool) -> None:
+        self.qsettings.setValue("label_prompt", bool(on))
 
     # --- saving ----------------------------------------------------------------------------------------
     def autosave(self) -> bool:

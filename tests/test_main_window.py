@@ -339,10 +339,13 @@ def test_settings_persist_between_runs(qtbot, settings, folder):
     w1.close()
     again = Settings()
     assert again.recent_files()[0] == str(folder.resolve())
-    assert again.classes() == ["a", "b"] and again.default_class() == "b"
+    assert again.default_class() == "b"
+    assert (folder / "classes.txt").read_text(encoding="utf-8").split() == ["a", "b"]  # the dataset's list
     assert again.autosave() is False
     assert again.geometry() is not None
     w2 = make_window(qtbot, again)
+    assert w2.class_list.names() == []  # no dataset open: no classes
+    w2.open_path(folder)
     assert w2.class_list.names() == ["a", "b"] and w2.model.current_class == "b"
     assert not w2.act_autosave.isChecked()
     w2.close()

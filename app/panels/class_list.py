@@ -12,7 +12,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QFileDialog,
     QGridLayout,
     QInputDialog,
     QLabel,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.file_dialogs import FileDialogs
 from app.layers.base import class_color
 from models.annotations import AnnotationError
 from models.annotations.yolo import read_class_file, write_class_file
@@ -51,6 +51,8 @@ class ClassListPanel(QWidget):
         self._names: list[str] = []
         self._default = ""
         self._current = ""
+        #: File choosers (the window shares its own, so tests can answer them).
+        self.dialogs = FileDialogs(self)
         self.list = QListWidget()
         self.list.setToolTip("Click a class to give it to new boxes (keys 1–9 pick the first nine)")
         self.add_button = QPushButton("Add…")
@@ -229,7 +231,7 @@ class ClassListPanel(QWidget):
             self.request_merge(old, into.strip())
 
     def _ask_load(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load class file", "", "Class files (*.txt *.names *.yaml *.yml)")
+        path = self.dialogs.open_file("Load class file", "", "Class files (*.txt *.names *.yaml *.yml)")
         if path:
             try:
                 self.load_file(path)
@@ -237,7 +239,7 @@ class ClassListPanel(QWidget):
                 QMessageBox.warning(self, "Class file", str(exc))
 
     def _ask_save(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save class file", "classes.txt", "Text files (*.txt)")
+        path = self.dialogs.save_file("Save class file", "classes.txt", "Text files (*.txt)")
         if path:
             try:
                 self.save_file(path)

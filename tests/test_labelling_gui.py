@@ -1,0 +1,113 @@
+"""What LabelImg users expect of the window (issue 12): the class list belongs to the open dataset, a label
+prompt after drawing, a toolbar, COCO crowd boxes, readable labels, single keys that leave text fields
+alone, and file choosers that tests can answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.main_window import MainWindow
+from models.annotations import Annotation, BoxObject, write_voc
+from models.dataset_classes import dataset_classes, save_classes
+from models.datasets import open_dataset
+from tests.test_canvas import drag_image
+from tests.test_main_window import H, W, key, make_window, settings, write_image  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def window(qtbot, settings) -> MainWindow:  # noqa: F811
+    w = make_window(qtbot, settings, thumbnails=False)
+    w.settings.set_label_prompt(False)
+    w.act_prompt.setChecked(False)
+    yield w
+    w.close()
+
+
+def voc_folder(root: Path, names: list[str]) -> Path:
+    """A VOC root (Annotations + JPEGImages) with one image whose boxes have ``names``."""
+    write_image(root / "JPEGImages" / "000001.png")
+    objs = [BoxObject(n, (10 + 20 * k, 10, 30 + 20 * k, 40)) for k, n in enumerate(names)]
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    write_voc(Annotation("000001.png", W, H, 3, objs), root / "Annotations" / "000001.xml")
+    return root
+
+
+def coco_file(root: Path, categories: list[str], crowd: bool = False) -> Path:
+    write_image(root / "images" / "a.png")
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}],
+           "categories": [{"id": k + 1, "name": n} for k, n in enumerate(categories)],
+           "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [10, 10, 50, 40], "area": 2000,
+                            "iscrowd": int(crowd), "segmentation": []}]}
+    path = root / "annotations" / "instances_x.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+# --- the class list belongs to the dataset -----------------------------------------------------------------
+def test_dataset_classes_are_read_from_the_dataset_and_written_beside_it(tmp_path):
+    voc = voc_folder(tmp_path / "voc", ["diningtable", "person", "diningtable"])
+    (voc / "classes.txt").write_text("person\ncat\n", encoding="utf-8")
+    src = open_dataset(voc)
+    dc = dataset_classes(src)
+    assert dc.names == ["person", "cat", "diningtable"]  # file order first, then names found in the files
+    assert dc.path == voc / "classes.txt" and dc.writable
+    assert save_classes(src, dc, dc.names + ["dog"]) == voc / "classes.txt"
+    assert (voc / "classes.txt").read_text(encoding="utf-8").split() == ["person", "cat", "diningtable", "dog"]
+    coco = open_dataset(coco_file(tmp_path / "coco", ["dining table", "person"]))
+    dcc = dataset_classes(coco)
+    assert dcc.names == ["dining table", "person"] and not dcc.writable and dcc.path is None
+    assert save_classes(coco, dcc, ["dining table", "person", "x"]) is None
+
+
+def test_yolo_class_file_only_grows_at_the_end(tmp_path):
+    root = tmp_path / "yolo"
+    write_image(root / "images" / "a.png")
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("car\nbus\n", encoding="utf-8")
+    src = open_dataset(root)
+    dc = dataset_classes(src)
+    assert dc.names == ["car", "bus"]
+    assert save_classes(src, dc, ["bus", "car"]) is None  # a reorder would change every box's id
+    assert save_classes(src, dc, ["car", "bus", "truck"]) == root / "classes.txt"
+    assert src.store.class_names == ["car", "bus", "truck"]
+
+
+def test_the_class_list_does_not_leak_between_datasets(qtbot, window, tmp_path):
+    voc = voc_folder(tmp_path / "voc", ["diningtable", "person"])
+    coco = coco_file(tmp_path / "coco", ["dining table", "person"])
+    plain = tmp_path / "plain"
+    write_image(plain / "x.png")
+
+    with qtbot.waitSignal(window.dataset_classes.scanFinished, timeout=5000):
+        assert window.open_path(voc)
+    assert window.class_list.names() == ["diningtable", "person"]
+    assert not (voc / "classes.txt").exists()  # opening writes nothing
+    key(qtbot, window, Qt.Key.Key_1)
+    assert window.model.current_class == "diningtable"
+
+    assert window.open_path(coco)
+    assert window.class_list.names() == ["dining table", "person"]  # no VOC 'diningtable' beside it
+    assert window.model.current_class == "dining table"  # key 1 is this dataset's first class
+    key(qtbot, window, Qt.Key.Key_2)
+    assert window.model.current_class == "person"
+
+    with qtbot.waitSignal(window.dataset_classes.scanFinished, timeout=5000):
+        assert window.open_path(plain)
+    assert window.class_list.names() == [] and window.model.current_class == ""
+    key(qtbot, window, Qt.Key.Key_1)
+    assert window.model.current_class == ""
+    assert "No class 1" in window.statusBar().currentMessage()
+
+    # Back on the VOC dataset: the same keys mean the same classes, and a class added there is kept there.
+    with qtbot.waitSignal(window.dataset_classes.scanFinished, timeout=5000):
+        window.open_path(voc)
+    assert window.class_list.names() == ["diningtable", "person"]
+    window.class_list.add_class("chair")
+    assert (voc / "classes.txt").read_text(encoding="utf-8").split() == ["diningtable", "person", "chair"]
+    window.open_path(coco)
+    assert "chair" not in window.class_list.names()
