@@ -111,3 +111,42 @@ def test_the_class_list_does_not_leak_between_datasets(qtbot, window, tmp_path):
     assert (voc / "classes.txt").read_text(encoding="utf-8").split() == ["diningtable", "person", "chair"]
     window.open_path(coco)
     assert "chair" not in window.class_list.names()
+
+
+# --- toolbar ----------------------------------------------------------------------------------------------
+def test_toolbar_has_the_common_actions_with_icons_and_can_be_hidden(qtbot, window):
+    bar = window.toolbar
+    acts = bar.actions()
+    for a in (window.act_open, window.act_open_dir, window.act_prev, window.act_next, window.act_create,
+              window.act_save, window.act_fit):
+        assert a in acts and not a.icon().isNull()
+    assert bar.isVisible()
+    window.act_toolbar.trigger()  # View ▸ Toolbar
+    assert not bar.isVisible()
+    window.act_toolbar.trigger()
+    assert bar.isVisible()
+
+
+# --- single keys and text fields --------------------------------------------------------------------------
+def test_keys_typed_in_a_spin_box_or_on_a_check_box_do_not_act_on_boxes(qtbot, window, tmp_path):
+    folder = tmp_path / "f"
+    write_image(folder / "a.png")
+    write_image(folder / "b.png")
+    window.open_path(folder)
+    window.class_list.set_classes(["cat", "dog", "bird"])
+    window.class_list.choose("cat")
+    key(qtbot, window, Qt.Key.Key_W)
+    drag_image(window.canvas, 20, 30, 120, 130)
+    assert [o.name for o in window.model.objects] == ["cat"] and window.model.selected_indices == [0]
+    spin = window.box_editor.spins["x1"]
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "3d")  # '3' would pick 'bird', 'd' the next image
+    assert spin.text() == "3"
+    assert [o.name for o in window.model.objects] == ["cat"] and window.document.index == 0
+    check = window.box_editor.difficult
+    check.setFocus()
+    qtbot.keyClick(check, Qt.Key.Key_Space)  # Space ticks the box, not the image's "verified" mark
+    assert check.isChecked() and not window.model.verified
+    key(qtbot, window, Qt.Key.Key_Space)  # on the canvas, Space still toggles verified
+    assert window.model.verified
