@@ -24,6 +24,7 @@ from app.dataset_jobs import DatasetJobs
 from app.dialogs import BrightnessContrastDialog
 from app.document import Document
 from app.file_dialogs import FileDialogs
+from app.label_prompt import LabelPrompt
 from app.panels.box_editor import BoxEditor
 from app.panels.class_list import ClassListPanel
 from app.panels.file_list import FileListPanel
@@ -73,6 +74,8 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
 
         self.canvas = Canvas(self.model)
         self.setCentralWidget(self.canvas)
+        self.label_prompt = LabelPrompt(self)
+        self._prompt_index = -1
         self.file_list = FileListPanel(self.document, thumbnails)
         self.class_list = ClassListPanel()
         self.class_list.dialogs = self.dialogs
@@ -149,6 +152,10 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.canvas.zoomChanged.connect(lambda _z: self._update_labels())
         self.canvas.modeChanged.connect(lambda _m: self._update_labels())
         self.canvas.message.connect(self.show_message)
+        self.canvas.boxCreated.connect(self._on_box_created)
+        self.label_prompt.chosen.connect(self._on_label_chosen)
+        self.label_prompt.rejected.connect(self._on_label_cancelled)
+        self.dataset_classes.message.connect(self.show_message)
         self.class_list.classChosen.connect(self.model.set_current_class)
         self.class_list.classesChanged.connect(self._on_classes_changed)
         self.class_list.defaultChanged.connect(self.settings.set_default_class)
@@ -299,11 +306,45 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         if name is None:
             self.show_message(f"No class {k}: add classes in the Classes panel")
             return
+        self._relabel_selected(name)
+
+    def _relabel_selected(self, name: str) -> int:
+        """Give the selection class ``name``; the status bar says how many boxes changed (Ctrl+A, then 3)."""
+        changed = sum(1 for i in self.model.selected_indices if self.model.object(i).name != name)
         self.canvas.set_class_of_selected(name)
-        self.show_message(f"Class: {name}")
+        n = len(self.model.selected_indices)
+        if n > 1 or changed > 1:
+            self.show_message(f"Class: {name} — {changed} of {n} selected boxes relabelled")
+        else:
+            self.show_message(f"Class: {name}" + (" — 1 box relabelled" if changed else ""))
+        return changed
+
+    # --- label prompt after drawing -------------------------------------------------------------------------
+    def _on_box_created(self, index: int) -> None:
+        if self.act_prompt.isChecked():
+            self._prompt_index = index
+            self.label_prompt.ask(self.class_list.names(), self.model.current_class)
+
+    def _on_label_chosen(self, name: str) -> None:
+        i, self._prompt_index = self._prompt_index, -1
+        self.class_list.choose(name)  # new boxes follow, as LabelImg's prompt does
+        if 0 <= i < len(self.model):
+            self.model.select([i])
+            self.canvas.set_class_of_selected(name)
+            self.show_message(f"Class: {name}")
+
+    def _on_label_cancelled(self) -> None:
+        """Escape in the prompt: the box just drawn goes away (LabelImg's behaviour)."""
+        i, self._prompt_index = self._prompt_index, -1
+        stack = self.canvas.undo_stack
+        if stack is not None and stack.canUndo() and stack.undoText() == "Draw box" and i == len(self.model) - 1:
+            stack.undo()
+        elif 0 <= i < len(self.model):
+            self.model.select([i])
+            self.canvas.delete_selected()
 
     def set_label_prompt(self, on: bool) -> None:
-        self.settings.set_label_prompt(on)
+        self.settings.set_label_prompt(bool(on))
 
     def toggle_verified(self) -> None:
         if self.document.current_entry is None:

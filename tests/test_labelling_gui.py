@@ -150,3 +150,64 @@ def test_keys_typed_in_a_spin_box_or_on_a_check_box_do_not_act_on_boxes(qtbot, w
     assert check.isChecked() and not window.model.verified
     key(qtbot, window, Qt.Key.Key_Space)  # on the canvas, Space still toggles verified
     assert window.model.verified
+
+
+# --- label prompt -----------------------------------------------------------------------------------------
+@pytest.fixture
+def labelled(qtbot, window, tmp_path) -> MainWindow:
+    folder = tmp_path / "f"
+    write_image(folder / "a.png")
+    window.open_path(folder)
+    window.class_list.set_classes(["person", "helmet", "dog"])
+    window.class_list.choose("person")
+    return window
+
+
+def test_label_prompt_appears_after_a_drag_and_its_answer_is_the_box_class(qtbot, labelled):
+    w = labelled
+    w.act_prompt.setChecked(True)
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 20, 30, 120, 130)
+    prompt = w.label_prompt
+    qtbot.waitUntil(prompt.isVisible, timeout=3000)
+    assert [prompt.list.item(k).text() for k in range(prompt.list.count())] == ["person", "helmet", "dog"]
+    qtbot.keyClicks(prompt.edit, "he")  # type-ahead: only 'helmet' is left
+    assert prompt.list.count() == 1 and prompt.answer() == "helmet"
+    qtbot.keyClick(prompt.edit, Qt.Key.Key_Return)
+    assert not prompt.isVisible()
+    assert [o.name for o in w.model.objects] == ["helmet"] and w.model.current_class == "helmet"
+    # A new name typed into the prompt becomes a class of the dataset.
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 150, 30, 200, 100)
+    qtbot.waitUntil(prompt.isVisible, timeout=3000)
+    qtbot.keyClicks(prompt.edit, "flag")
+    qtbot.keyClick(prompt.edit, Qt.Key.Key_Return)
+    assert [o.name for o in w.model.objects] == ["helmet", "flag"] and "flag" in w.class_list.names()
+    # Escape removes the box just drawn.
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 20, 150, 80, 200)
+    qtbot.waitUntil(prompt.isVisible, timeout=3000)
+    qtbot.keyClick(prompt.edit, Qt.Key.Key_Escape)
+    assert not prompt.isVisible() and len(w.model) == 2
+
+
+def test_label_prompt_setting_off_gives_the_current_class_silently(qtbot, labelled):
+    w = labelled
+    assert not w.act_prompt.isChecked()
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 20, 30, 120, 130)
+    assert not w.label_prompt.isVisible() and [o.name for o in w.model.objects] == ["person"]
+    w.act_prompt.trigger()  # the menu item turns it back on, and the setting remembers it
+    assert w.act_prompt.isChecked() and w.settings.label_prompt()
+
+
+def test_bulk_relabel_says_how_many_boxes_changed(qtbot, labelled):
+    w = labelled
+    for k in range(5):
+        key(qtbot, w, Qt.Key.Key_W)
+        drag_image(w.canvas, 10 + 40 * k, 10, 40 + 40 * k, 60)
+    key(qtbot, w, Qt.Key.Key_2)  # the last box only
+    key(qtbot, w, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    key(qtbot, w, Qt.Key.Key_3)
+    assert [o.name for o in w.model.objects] == ["dog"] * 5
+    assert "5 of 5 selected boxes relabelled" in w.statusBar().currentMessage()

@@ -48,6 +48,7 @@ def make_window(qtbot, settings: Settings, thumbnails: bool = True) -> MainWindo
     w.confirm = lambda title, text: True
     w.document.confirm_overwrite = lambda text: True
     w.document.autosave_delay_ms = 100
+    w.act_prompt.setChecked(False)  # the label prompt after drawing has its own tests (test_labelling_gui)
     qtbot.addWidget(w)
     w.resize(1100, 750)
     w.show()

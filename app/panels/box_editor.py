@@ -1,4 +1,4 @@
-"""The box editor: class, exact coordinates and flags of the selected box(es).
+"""The box editor: class, exact coordinates and flags (difficult, truncated, COCO crowd) of the selected box(es).
 
 Why every change is an undo command: the box editor is just another way to edit, and the user must be able
 to undo a typo in a coordinate like a mouse drag. Spin-box arrow clicks on the same field merge into one
@@ -57,6 +57,9 @@ class BoxEditor(QWidget):
         self.difficult.setToolTip("Hard to recognise: ignored by VOC evaluation (neither hit nor miss)")
         self.truncated = QCheckBox("truncated")
         self.truncated.setToolTip("The object extends beyond the box (cut by the image border or occluded)")
+        self.crowd = QCheckBox("crowd")
+        self.crowd.setToolTip("COCO iscrowd: the box covers a group of objects (a crowd, a stack); ignored by "
+                              "evaluation like 'difficult', drawn hatched on the canvas")
 
         form = QFormLayout()
         form.addRow("Class", self.class_combo)
@@ -70,6 +73,7 @@ class BoxEditor(QWidget):
         flags = QHBoxLayout()
         flags.addWidget(self.difficult)
         flags.addWidget(self.truncated)
+        flags.addWidget(self.crowd)
         flags.addStretch(1)
         form.addRow("Flags", flags)
         lay = QVBoxLayout(self)
@@ -84,6 +88,7 @@ class BoxEditor(QWidget):
         self.class_combo.lineEdit().editingFinished.connect(lambda: self._on_class(self.class_combo.currentText()))
         self.difficult.clicked.connect(lambda on: self._on_flag("difficult", on))
         self.truncated.clicked.connect(lambda on: self._on_flag("truncated", on))
+        self.crowd.clicked.connect(lambda on: self._on_flag("crowd", on))
         model.selectionChanged.connect(self.refresh)
         model.changed.connect(self.refresh)
         model.annotationReset.connect(self.refresh)
@@ -115,6 +120,7 @@ class BoxEditor(QWidget):
             self.class_combo.setEnabled(any_sel)
             self.difficult.setEnabled(any_sel)
             self.truncated.setEnabled(any_sel)
+            self.crowd.setEnabled(any_sel)
             for spin in self.spins.values():
                 spin.setEnabled(one)
             if not any_sel:
@@ -125,6 +131,7 @@ class BoxEditor(QWidget):
                     spin.setValue(0)
                 self.difficult.setChecked(False)
                 self.truncated.setChecked(False)
+                self.crowd.setChecked(False)
                 return
             objs = [self._model.object(i) for i in sel]
             names = {o.name for o in objs}
@@ -133,6 +140,7 @@ class BoxEditor(QWidget):
             self.class_combo.setCurrentText(objs[0].name if len(names) == 1 else "")
             self.difficult.setChecked(all(o.difficult for o in objs))
             self.truncated.setChecked(all(o.truncated for o in objs))
+            self.crowd.setChecked(all(o.crowd for o in objs))
             x1, y1, x2, y2 = objs[0].box
             w = self._model.width or 1_000_000
             h = self._model.height or 1_000_000
