@@ -365,6 +365,7 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
 
     def _on_classes_changed(self, names: list[str]) -> None:
         self.box_editor.set_class_names(names)
+        self.canvas.ground_truth_layer.update()  # colours follow the list's order
 
     def _start_class(self, name: str) -> None:
         """The class new boxes get right after a dataset opened ('' when it has none yet)."""

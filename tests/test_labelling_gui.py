@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
 
+from app.layers.base import place_labels
+from app.layers.palette import PALETTE, class_color, contrast_ratio, set_class_order, text_color_for
 from app.main_window import MainWindow
 from models.annotations import Annotation, BoxObject, write_voc
 from models.dataset_classes import dataset_classes, save_classes
 from models.datasets import open_dataset
-from tests.test_canvas import drag_image
+from tests.test_canvas import drag_image, to_view
 from tests.test_main_window import H, W, key, make_window, settings, write_image  # noqa: F401  (fixture)
 
 
@@ -211,3 +215,81 @@ def test_bulk_relabel_says_how_many_boxes_changed(qtbot, labelled):
     key(qtbot, w, Qt.Key.Key_3)
     assert [o.name for o in w.model.objects] == ["dog"] * 5
     assert "5 of 5 selected boxes relabelled" in w.statusBar().currentMessage()
+
+
+# --- COCO crowd -------------------------------------------------------------------------------------------
+def _interior_pixels(canvas, box: tuple[float, float, float, float]) -> np.ndarray:
+    """The canvas as drawn, cropped to the inside of ``box`` (a few pixels in from its outline)."""
+    img = canvas.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, : img.width() * 3]
+    arr = arr.reshape(img.height(), img.width(), 3)
+    tl, br = to_view(canvas, box[0], box[1]), to_view(canvas, box[2], box[3])
+    return arr[int(tl.y()) + 6:int(br.y()) - 6, int(tl.x()) + 6:int(br.x()) - 6].astype(int)
+
+
+def test_crowd_flag_is_shown_toggled_saved_to_coco_and_drawn_hatched(qtbot, window, tmp_path):
+    path = coco_file(tmp_path / "coco", ["person"], crowd=True)
+    window.open_path(path)
+    editor, canvas = window.box_editor, window.canvas
+    window.model.select([0])
+    assert editor.crowd.isEnabled() and editor.crowd.isChecked()  # iscrowd=1 read from the file
+    box = window.model.objects[0].box
+    hatched = _interior_pixels(canvas, box)
+    qtbot.mouseClick(editor.crowd, Qt.MouseButton.LeftButton)  # untick: an ordinary box
+    assert not window.model.objects[0].crowd
+    window.model.clear_selection()  # no selection fill: only the hatching differs
+    plain = _interior_pixels(canvas, box)
+    window.model.select([0])
+    qtbot.mouseClick(editor.crowd, Qt.MouseButton.LeftButton)
+    window.model.clear_selection()
+    hatched = _interior_pixels(canvas, box)
+    # Hatching changes many pixels inside the box; without it the interior is the image itself.
+    assert (np.abs(hatched - plain).sum(axis=2) > 60).mean() > 0.05
+    assert window.save()
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert [a["iscrowd"] for a in doc["annotations"]] == [1]
+    window.model.select([0])
+    qtbot.mouseClick(editor.crowd, Qt.MouseButton.LeftButton)
+    assert window.save()
+    assert [a["iscrowd"] for a in json.loads(path.read_text(encoding="utf-8"))["annotations"]] == [0]
+
+
+# --- readable labels --------------------------------------------------------------------------------------
+def _oklab(c: QColor) -> np.ndarray:
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(v) for v in (c.redF(), c.greenF(), c.blueF()))
+    l_ = np.cbrt(0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b)
+    m_ = np.cbrt(0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b)
+    s_ = np.cbrt(0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b)
+    return np.array([0.2104542553 * l_ + 0.7936177850 * m_ - 0.0040720468 * s_,
+                     1.9779984951 * l_ - 2.4285922050 * m_ + 0.4505937099 * s_,
+                     0.0259040371 * l_ + 0.7827717662 * m_ - 0.8086757660 * s_])
+
+
+def test_class_colours_are_well_apart_and_stable_per_dataset_list():
+    names = ["person", "helmet", "flag", "banner", "car", "bicycle", "dog", "bag", "sign", "tree"]
+    set_class_order(names)
+    labs = [_oklab(class_color(n)) for n in names]
+    dmin = min(np.linalg.norm(a - b) for k, a in enumerate(labs) for b in labs[k + 1:])
+    assert dmin > 0.08  # OKLab: ~0.02 is a just-noticeable difference; the old hash gave 4 near-equal greens
+    before = class_color("flag").rgb()
+    set_class_order(names + ["kite"])  # the list grows at its end: earlier classes keep their colours
+    assert class_color("flag").rgb() == before
+    assert class_color("not listed").rgb() == class_color("not listed").rgb()  # stable fallback
+
+
+def test_label_text_contrasts_with_its_tag_and_tags_avoid_each_other():
+    assert text_color_for(QColor(250, 240, 120)) == QColor(0, 0, 0)
+    assert text_color_for(QColor(30, 60, 160)) == QColor(255, 255, 255)
+    for c in PALETTE:
+        bg = QColor(*c)
+        assert contrast_ratio(bg, text_color_for(bg)) >= 4.5  # WCAG AA for normal text
+    # Five boxes with the same top-left corner: their tags go to different places, the rest fade.
+    rects, clash = place_labels([(100.0, 100.0)] * 5, [60.0] * 5, 14.0)
+    free = rects[~clash]
+    assert len(free) == 4 and clash.sum() == 1
+    for k in range(len(free)):
+        for j in range(k + 1, len(free)):
+            a, b = free[k], free[j]
+            assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])

@@ -15,7 +15,6 @@ and ``opacityChanged`` signals the layers panel listens to.
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,16 +22,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsObject, QStyleOptionGraphicsItem, QWidget
 
+from app.layers.palette import class_color, text_color_for
+
 ColorsLike = QColor | Sequence[QColor] | np.ndarray | None
 
-
-def class_color(name: str) -> QColor:
-    """A stable, well-saturated colour per class name (same in every run, every view)."""
-    h = zlib.crc32(name.encode("utf-8"))
-    hue = (h % 360) / 360.0
-    sat = 0.75 + ((h >> 9) % 25) / 100.0
-    val = 0.85 + ((h >> 17) % 15) / 100.0
-    return QColor.fromHsvF(hue, min(sat, 1.0), min(val, 1.0))
+__all__ = ["class_color"]  # re-exported: its home is app.layers.palette
 
 
 def view_scale(painter: QPainter) -> float:
@@ -168,41 +162,81 @@ def label_font(point_size: float = 9.0) -> QFont:
     return font
 
 
+def place_labels(anchors: Sequence[tuple[float, float]], widths: Sequence[float], h: float,
+                 dx: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Screen rects (N×4 x, y, w, h) for tags at screen ``anchors``, and which of them still overlap.
+
+    Each tag tries, in order: just above its anchor, just inside the box, then one and two rows higher;
+    it takes the first place that overlaps no tag placed before it. A tag with no free place keeps the
+    first one and is marked, so the painter can fade it (a crowded image stays readable, not a smear).
+    """
+    n = len(anchors)
+    rects = np.zeros((n, 4), np.float64)
+    clash = np.zeros(n, bool)
+    placed = np.zeros((0, 4), np.float64)
+    for k, ((x, y), w) in enumerate(zip(anchors, widths, strict=True)):
+        above = y - h - 1 if y - h - 1 >= 0 else y + 1
+        tops = [above, y + 1, above - h - 1, above - 2 * h - 2]
+        best = None
+        for top in tops:
+            if top < 0:
+                continue
+            r = np.array([x + dx, top, w, h + 1])
+            if placed.shape[0] == 0 or not _overlaps(placed, r).any():
+                best = r
+                break
+        if best is None:
+            best = np.array([x + dx, above, w, h + 1])
+            clash[k] = True
+        rects[k] = best
+        placed = np.vstack([placed, best[None]])
+    return rects, clash
+
+
+def _overlaps(rects: np.ndarray, r: np.ndarray) -> np.ndarray:
+    return ((rects[:, 0] < r[0] + r[2]) & (r[0] < rects[:, 0] + rects[:, 2])
+            & (rects[:, 1] < r[1] + r[3]) & (r[1] < rects[:, 1] + rects[:, 3]))
+
+
 def paint_labels(painter: QPainter, anchors: Sequence[tuple[float, float]], texts: Sequence[str],
                  colors: Sequence[QColor], font: QFont | None = None, max_labels: int = 300,
-                 dx: float = 0.0) -> None:
+                 dx: float = 0.0) -> np.ndarray:
     """Draw ``texts`` at scene points ``anchors`` (top-left of each box) in screen-pixel size.
 
-    Text is drawn untransformed so it stays readable at every zoom; each label sits just above its
-    anchor on a filled tag of the box colour, or inside the box when there is no room above.
-    Past ``max_labels`` labels are skipped: thousands of labels would be unreadable anyway. ``dx`` shifts
-    labels right (screen pixels), e.g. clear of a corner handle.
+    Text is drawn untransformed so it stays readable at every zoom; each label sits on a filled tag of the
+    box colour, placed by ``place_labels`` so tags do not cover one another (those that must, fade), with
+    black or white text, whichever contrasts more with the tag. Past ``max_labels`` labels are skipped:
+    thousands would be unreadable anyway. ``dx`` shifts labels right (screen pixels), e.g. clear of a
+    corner handle. Returns the screen rects drawn (N×4 x, y, w, h), for tests and hit-testing.
     """
     if not texts:
-        return
+        return np.zeros((0, 4))
     font = font or label_font()
     fm = QFontMetricsF(font)
     t = painter.worldTransform()
+    n = min(len(texts), len(anchors), len(colors), max_labels)
+    pts = [t.map(QPointF(x, y)) for x, y in anchors[:n]]
+    widths = [fm.horizontalAdvance(text) + 6 for text in texts[:n]]
+    rects, clash = place_labels([(p.x(), p.y()) for p in pts], widths, fm.height(), dx)
     painter.save()
     painter.resetTransform()
     painter.setFont(font)
-    painter.setPen(Qt.PenStyle.NoPen)
-    h = fm.height()
-    for k, ((x, y), text, color) in enumerate(zip(anchors, texts, colors, strict=False)):
-        if k >= max_labels:
-            break
-        p = t.map(QPointF(x, y))
-        w = fm.horizontalAdvance(text) + 6
-        top = p.y() - h - 1 if p.y() - h - 1 >= 0 else p.y() + 1
-        rect = QRectF(p.x() + dx, top, w, h + 1)
-        bg = QColor(color)
-        bg.setAlpha(200)
+    for k in range(n):
+        x, y, w, h = rects[k].tolist()
+        rect = QRectF(x, y, w, h)
+        bg = QColor(colors[k])
+        bg.setAlpha(90 if clash[k] else 215)
+        fg = text_color_for(colors[k])
+        if clash[k]:
+            fg.setAlpha(150)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(bg)
         painter.drawRect(rect)
-        painter.setPen(QColor(0, 0, 0) if bg.lightnessF() > 0.55 else QColor(255, 255, 255))
-        painter.drawText(rect.adjusted(3, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+        painter.setPen(fg)
+        painter.drawText(rect.adjusted(3, 0, -3, 0), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                         texts[k])
     painter.restore()
+    return rects
 
 
 class OverlayLayer(QGraphicsObject):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QUndoCommand
+from PySide6.QtGui import QBrush, QColor, QPainter, QUndoCommand
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.annotation_model import AnnotationModel, Box
@@ -233,20 +233,26 @@ class GroundTruthLayer(OverlayLayer):
             boxes = np.array([self._preview.get(i, o.box) for i, o in enumerate(objects)], np.float64)
             colors = [class_color(o.name) for o in objects]
             difficult = np.array([o.difficult for o in objects], bool)
+            crowd = np.array([o.crowd for o in objects], bool)
+            # COCO crowd boxes: hatched and dotted, so a crowd region never passes for one object.
+            self._paint_hatch(painter, boxes, colors, crowd & visible_mask(boxes, exposed))
             selected = np.zeros(n, bool)
             selected[[i for i in self._model.selected_indices if i < n]] = True
             plain = ~selected
             # A faint dark halo under every line keeps boxes visible on any background.
             paint_boxes(painter, boxes, QColor(0, 0, 0, 110), exposed, 4.0, 0, Qt.PenStyle.SolidLine, plain)
-            paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.SolidLine, plain & ~difficult)
-            paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.DashLine, plain & difficult)
+            paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.SolidLine, plain & ~difficult & ~crowd)
+            paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.DashLine, plain & difficult & ~crowd)
+            paint_boxes(painter, boxes, colors, exposed, 2.0, 0, Qt.PenStyle.DotLine, plain & crowd)
             if 0 <= self._hover < n and not selected[self._hover]:
                 paint_boxes(painter, boxes[[self._hover]], [colors[self._hover]], exposed, 2.0, 50)
             # Selected: a dark halo under a thicker line in the class colour, a light fill, then handles.
             paint_boxes(painter, boxes, QColor(0, 0, 0, 160), exposed, 4.5, 0, Qt.PenStyle.SolidLine, selected)
             paint_boxes(painter, boxes, colors, exposed, 2.5, 35,
-                        Qt.PenStyle.SolidLine, selected & ~difficult)
-            paint_boxes(painter, boxes, colors, exposed, 2.5, 35, Qt.PenStyle.DashLine, selected & difficult)
+                        Qt.PenStyle.SolidLine, selected & ~difficult & ~crowd)
+            paint_boxes(painter, boxes, colors, exposed, 2.5, 35, Qt.PenStyle.DashLine,
+                        selected & difficult & ~crowd)
+            paint_boxes(painter, boxes, colors, exposed, 2.5, 35, Qt.PenStyle.DotLine, selected & crowd)
             vis = np.flatnonzero(visible_mask(boxes, exposed))
             paint_labels(painter, [(boxes[i, 0], boxes[i, 1]) for i in vis],
                          [_label_text(objects[i]) for i in vis], [colors[i] for i in vis],
@@ -254,6 +260,24 @@ class GroundTruthLayer(OverlayLayer):
             self._paint_handles(painter, [tuple(boxes[i]) for i in np.flatnonzero(selected)])
         if self._drawing is not None:
             self._paint_drawing(painter, self._drawing)
+
+    def _paint_hatch(self, painter: QPainter, boxes: np.ndarray, colors: list[QColor], mask: np.ndarray) -> None:
+        """Diagonal hatching inside ``mask``'s boxes, in screen pixels (the same density at any zoom)."""
+        idx = np.flatnonzero(mask)
+        if idx.size == 0:
+            return
+        t = painter.worldTransform()
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(Qt.PenStyle.NoPen)
+        for i in idx.tolist():
+            x1, y1, x2, y2 = boxes[i].tolist()
+            color = QColor(colors[i])
+            color.setAlpha(150)
+            brush = QBrush(color, Qt.BrushStyle.BDiagPattern)
+            painter.setBrush(brush)
+            painter.drawRect(t.mapRect(QRectF(x1, y1, x2 - x1, y2 - y1)))
+        painter.restore()
 
     def _paint_handles(self, painter: QPainter, boxes: list[Box]) -> None:
         if not boxes:
@@ -287,7 +311,7 @@ class GroundTruthLayer(OverlayLayer):
 
 
 def _label_text(obj: BoxObject) -> str:
-    flags = [f for f, on in (("difficult", obj.difficult), ("truncated", obj.truncated)) if on]
+    flags = [f for f, on in (("crowd", obj.crowd), ("difficult", obj.difficult), ("truncated", obj.truncated)) if on]
     return f"{obj.name} ({', '.join(flags)})" if flags else obj.name
 
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.file_dialogs import FileDialogs
-from app.layers.base import class_color
+from app.layers.palette import class_color, set_class_order
 from models.annotations import AnnotationError
 from models.annotations.yolo import read_class_file, write_class_file
 
@@ -158,6 +158,7 @@ class ClassListPanel(QWidget):
             self.classChosen.emit(self._names[row])
 
     def _refresh(self) -> None:
+        set_class_order(self._names)  # class colours follow the dataset's list (app.layers.palette)
         self.list.blockSignals(True)
         self.list.clear()
         for k, n in enumerate(self._names):
