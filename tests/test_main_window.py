@@ -192,8 +192,7 @@ def test_malformed_xml_is_reported_and_not_overwritten_until_confirmed(qtbot, wi
     # Editing asks; refusing keeps the edit in memory and the file intact.
     key(qtbot, window, Qt.Key.Key_W)
     drag_image(window.canvas, 20, 20, 80, 80)
-    qtbot.waitUntil(lambda: len(asked) == 1, timeout=2000)
-    qtbot.wait(300)
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=2000)  # autosave tried, asked, and was refused
     assert bad.read_bytes() == original
     assert doc.is_dirty(0) and len(window.model) == 1
     # Ctrl+S asks again; accepting replaces the file with the edits.
@@ -363,12 +362,12 @@ def test_ten_thousand_images_list_without_decoding(qtbot, window, tmp_path):
     assert window.file_list.model.rowCount() == 10_000
     assert window.canvas.image_size() == (W, H)
     # Only images visited or shown in the list have a state; nothing read or decoded the rest.
-    qtbot.wait(50)
+    model = window.file_list.model
+    qtbot.waitUntil(lambda: len(model._requested) > 0 or model.thumbnail_ready(0), timeout=5000)  # list painted
     assert len(window.document.states) < 100
     key(qtbot, window, Qt.Key.Key_D)
     assert window.document.index == 1
-    qtbot.wait(200)
-    assert window.file_list.model.thumbnail_ready(0) or True  # thumbnails are optional, lazy
+    qtbot.waitUntil(lambda: model.thumbnail_ready(0), timeout=10000)  # the first row's thumbnail arrives
     requested = len(window.file_list.model._requested)
     assert requested < 200  # only rows the view showed asked for a thumbnail
 
@@ -524,7 +523,7 @@ def test_opening_another_dataset_asks_before_dropping_unsavable_edits(qtbot, win
     window.open_path(folder)
     key(qtbot, window, Qt.Key.Key_W)
     drag_image(window.canvas, 10, 10, 60, 60)
-    qtbot.wait(50)
+    assert window.document.any_dirty
     asked = []
     window.confirm = lambda title, text: asked.append(text) or False
     other = tmp_path / "other"
