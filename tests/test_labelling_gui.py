@@ -293,3 +293,27 @@ def test_label_text_contrasts_with_its_tag_and_tags_avoid_each_other():
         for j in range(k + 1, len(free)):
             a, b = free[k], free[j]
             assert not (a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+
+
+# --- file choosers ----------------------------------------------------------------------------------------
+def test_file_choosers_are_native_and_answerable_by_a_test(qtbot, window, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.file_dialogs import native_options
+
+    assert not native_options() & QFileDialog.Option.DontUseNativeDialog
+    folder = tmp_path / "f"
+    write_image(folder / "a.png")
+    asked: list[tuple[str, str]] = []
+
+    def answer(kind, parent, title, start, name_filter):
+        asked.append((kind, title))
+        return str(folder) if kind == "folder" else str(tmp_path / "out" / "names.txt")
+
+    window.dialogs.ask = answer
+    window.act_open_dir.trigger()  # the toolbar's "Open Folder"
+    assert asked[-1][0] == "folder" and window.document.source.root == folder
+    window.class_list.set_classes(["a", "b"])
+    (tmp_path / "out").mkdir()
+    qtbot.mouseClick(window.class_list.save_button, Qt.MouseButton.LeftButton)  # the panel shares the choosers
+    assert asked[-1][0] == "save" and (tmp_path / "out" / "names.txt").read_text().split() == ["a", "b"]
