@@ -95,11 +95,12 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         # Detector stages (anchors, RPN, RoI grid, NMS, detections…) share one session: model, image, trace.
         self.detector_session = DetectorSession(self.canvas, self)
         self.stages = build_stages(self.canvas, self.detector_session, self)
-        stage_docks = [d for s in self.stages for d in s.docks()]
-        for dock in stage_docks:
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-        for dock in stage_docks[1:]:
-            self.tabifyDockWidget(stage_docks[0], dock)
+        # Stage panels join the Selective Search tab group: one row of pipeline tabs, not a new dock row that
+        # squeezes the file list.
+        for dock in (d for s in self.stages for d in s.docks()):
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+            self.tabifyDockWidget(self.proposal_tools.docks()[0], dock)
+        self.proposal_tools.docks()[0].raise_()
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()

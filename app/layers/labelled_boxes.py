@@ -1,0 +1,201 @@
+"""A layer of boxes in a few styles (colour, width, solid/dashed) with a text tag on each: detections, NMS
+candidates, suggested boxes.
+
+Why one more box layer: ``BoxArrayLayer`` paints one style and semi-transparent labels; the detector views need
+several styles at once (kept vs suppressed, true vs false positive, missed ground truth dashed) and hundreds of
+tags that stay cheap to paint. Everything that costs (grouping boxes by style, measuring text, choosing the
+text colour) happens in :meth:`LabelledBoxesLayer.set_boxes`; ``paint`` maps the anchors with one numpy
+operation, fills every tag of a colour with one ``drawRects`` and draws each text from a cached
+``QStaticText``. Tags are opaque: semi-transparent fills are many times slower in the software rasteriser, and
+the layer's opacity (QGraphicsItem's) still applies when the scene composites it.
+
+Text colour follows the tag's luminance (WCAG relative luminance), so a label on yellow is black and on blue
+is white.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QStaticText, QTransform
+from PySide6.QtWidgets import QGraphicsItem
+
+from app.layers.base import OverlayLayer, label_font, paint_boxes, visible_mask
+
+
+@dataclass(frozen=True)
+class BoxStyle:
+    """How one group of boxes is drawn: outline colour, width in screen pixels, pen style."""
+
+    color: QColor
+    width: float = 1.5
+    pen: Qt.PenStyle = Qt.PenStyle.SolidLine
+
+
+def relative_luminance(color: QColor) -> float:
+    """WCAG 2 relative luminance of an opaque colour (0 black … 1 white)."""
+
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(color.redF()) + 0.7152 * lin(color.greenF()) + 0.0722 * lin(color.blueF())
+
+
+def text_color_for(background: QColor) -> QColor:
+    """Black or white, whichever contrasts more with ``background`` (WCAG contrast ratio)."""
+    lum = relative_luminance(background)
+    return QColor(0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else QColor(255, 255, 255)
+
+
+class LabelledBoxesLayer(OverlayLayer):
+    """Boxes grouped by style key, each with an optional tag; painted in style order (last on top)."""
+
+    #: Tags above this count are not drawn (a wall of text reads as nothing); boxes always are.
+    MAX_LABELS = 600
+
+    def __init__(self, name: str, parent: QGraphicsItem | None = None, z: float = 30.0) -> None:
+        super().__init__(name, parent)
+        self._boxes = np.zeros((0, 4), np.float32)
+        self._keys = np.zeros(0, np.int64)
+        self._styles: dict[int, BoxStyle] = {}
+        self._order: list[int] = []
+        self._groups: list[tuple[np.ndarray, BoxStyle]] = []
+        self._labels: list[str] = []
+        self._label_idx = np.zeros(0, np.int64)
+        self._label_fill: list[QColor] = []
+        self._label_text: list[QColor] = []
+        self._label_width = np.zeros(0)
+        self._static: list[QStaticText] = []
+        self._font = label_font()
+        self._fm = QFontMetricsF(self._font)
+        self.last_painted = 0
+        self.last_labels = 0
+        self.setZValue(z)
+
+    # --- content ---------------------------------------------------------------------------------------------
+    @property
+    def boxes(self) -> np.ndarray:
+        return self._boxes
+
+    @property
+    def keys(self) -> np.ndarray:
+        """Style key per box."""
+        return self._keys
+
+    @property
+    def labels(self) -> list[str]:
+        """Tag text per box ("" = none)."""
+        return list(self._labels)
+
+    def indices(self, key: int) -> np.ndarray:
+        """Boxes drawn with style ``key``."""
+        return np.flatnonzero(self._keys == key)
+
+    def clear(self) -> None:
+        self.set_boxes(np.zeros((0, 4), np.float32), np.zeros(0, np.int64), {})
+
+    def set_boxes(self, boxes: np.ndarray, keys: np.ndarray, styles: dict[int, BoxStyle],
+                  labels: Sequence[str] | None = None, label_colors: Sequence[QColor] | None = None,
+                  order: Sequence[int] | None = None) -> None:
+        """``boxes`` [N, 4] scene xyxy; ``keys`` [N] style key per box (into ``styles``); ``labels`` the tag text
+        per box ("" for none), filled with ``label_colors`` (default: the box's style colour); ``order`` the
+        style keys in paint order (default: ascending; later keys end on top)."""
+        self._boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        n = self._boxes.shape[0]
+        self._keys = np.asarray(keys, np.int64).reshape(-1)
+        if self._keys.shape[0] != n:
+            raise ValueError(f"{self._keys.shape[0]} style keys for {n} boxes")
+        missing = set(np.unique(self._keys).tolist()) - set(styles)
+        if missing:
+            raise ValueError(f"no style for key(s) {sorted(missing)}")
+        self._styles = dict(styles)
+        self._order = list(order) if order is not None else sorted(self._styles)
+        self._groups = [(idx, self._styles[k]) for k in self._order
+                        if k in self._styles and (idx := np.flatnonzero(self._keys == k)).size]
+        self._labels = list(labels) if labels is not None else [""] * n
+        if len(self._labels) != n:
+            raise ValueError(f"{len(self._labels)} labels for {n} boxes")
+        # Tags in paint order too: a tag of a box on top is drawn after (over) the others.
+        rank = {k: r for r, k in enumerate(self._order)}
+        with_text = [i for i in range(n) if self._labels[i]]
+        with_text.sort(key=lambda i: rank.get(int(self._keys[i]), -1))
+        self._label_idx = np.asarray(with_text[: self.MAX_LABELS], np.int64)
+        fills = []
+        for i in self._label_idx.tolist():
+            c = label_colors[i] if label_colors is not None else self._styles[int(self._keys[i])].color
+            c = QColor(c)
+            c.setAlpha(255)
+            fills.append(c)
+        self._label_fill = fills
+        self._label_text = [text_color_for(c) for c in fills]
+        self._label_width = np.asarray([self._fm.horizontalAdvance(self._labels[i]) + 6
+                                        for i in self._label_idx.tolist()], np.float64)
+        self._static = []
+        for i in self._label_idx.tolist():
+            st = QStaticText(self._labels[i])
+            st.setTextFormat(Qt.TextFormat.PlainText)
+            st.prepare(QTransform(), self._font)
+            self._static.append(st)
+        self.mark_changed()
+
+    # --- picking -------------------------------------------------------------------------------------------
+    def box_at(self, x: float, y: float, candidates: np.ndarray | None = None) -> int:
+        """The smallest box containing (x, y) (the one a click most likely means), among ``candidates``; -1."""
+        idx = np.arange(self._boxes.shape[0]) if candidates is None else np.asarray(candidates, np.int64)
+        if idx.size == 0:
+            return -1
+        b = self._boxes[idx]
+        inside = (x >= b[:, 0]) & (x <= b[:, 2]) & (y >= b[:, 1]) & (y <= b[:, 3])
+        if not inside.any():
+            return -1
+        area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        area = np.where(inside, area, np.inf)
+        return int(idx[int(np.argmin(area))])
+
+    # --- painting ------------------------------------------------------------------------------------------
+    def paint_layer(self, painter: QPainter, exposed: QRectF, scale: float) -> None:
+        drawn = 0
+        for idx, style in self._groups:
+            drawn += paint_boxes(painter, self._boxes[idx], style.color, exposed, style.width, style=style.pen)
+        self.last_painted = drawn
+        self.last_labels = self._paint_labels(painter, exposed)
+
+    def _paint_labels(self, painter: QPainter, exposed: QRectF) -> int:
+        if self._label_idx.size == 0:
+            return 0
+        b = self._boxes[self._label_idx].astype(np.float64)
+        vis = np.flatnonzero(visible_mask(b, exposed))
+        if vis.size == 0:
+            return 0
+        t = painter.worldTransform()
+        # Axis-aligned view (the canvas zooms and pans, never rotates): one affine map for every anchor.
+        px = b[vis, 0] * t.m11() + t.dx()
+        py = b[vis, 1] * t.m22() + t.dy()
+        h = self._fm.height() + 1
+        top = np.where(py - h >= 0, py - h, py + 1)
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(Qt.PenStyle.NoPen)
+        rects: dict[int, tuple[QColor, list[QRectF]]] = {}
+        for k, x, y in zip(vis.tolist(), px.tolist(), top.tolist(), strict=True):
+            c = self._label_fill[k]
+            rects.setdefault(c.rgba(), (c, []))[1].append(QRectF(x, y, self._label_width[k], h))
+        for c, rs in rects.values():
+            painter.setBrush(c)
+            painter.drawRects(rs)
+        painter.setFont(self._font)
+        pen_for: dict[int, QColor] = {}
+        for k, x, y in zip(vis.tolist(), px.tolist(), top.tolist(), strict=True):
+            tc = self._label_text[k]
+            if pen_for.get(0) is not tc:
+                painter.setPen(tc)
+                pen_for[0] = tc
+            painter.drawStaticText(QPointF(x + 3, y + 0.5), self._static[k])
+        painter.restore()
+        return int(vis.size)
+
+
+__all__ = ["BoxStyle", "LabelledBoxesLayer", "relative_luminance", "text_color_for"]

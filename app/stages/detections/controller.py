@@ -1,0 +1,249 @@
+"""The Detections stage: final detections with class and score, scored against the ground truth, and loading
+detections made elsewhere.
+
+Scoring is :func:`models.detection_matching.match_detections` (VOC's matching, with a reason for every false
+positive); the score slider and the match IoU re-apply to the boxes already there, never re-running the
+network. "Load detections…" reads a COCO results JSON or our ``detect`` JSON in a worker
+(:func:`models.detection_files.load_detections`, matched to the open dataset) and stores them in the session
+per image, so this view, the NMS view and the suggestions work with no model loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
+
+from app.canvas import Canvas
+from app.layers.base import OverlayLayer, class_color
+from app.layers.labelled_boxes import BoxStyle, LabelledBoxesLayer
+from app.proposal_tools import LatestRunner
+from app.stages.base import Stage, make_dock
+from app.stages.detections.panel import (
+    COLOR_BY_OUTCOME,
+    MISSED_COLOR,
+    OUTCOME_COLORS,
+    DetectionsPanel,
+    swatch,
+)
+from app.stages.detector_session import DetectorSession
+from app.stages.scene_boxes import SceneBoxes, ground_truth_ignored, scene_detections
+from app.workers import Job, WorkerPool
+from models.datasets import DatasetSource
+from models.detection_files import LoadedDetections, load_detections
+from models.detection_matching import (
+    FP_REASONS,
+    IGNORED,
+    OUTCOME_TEXT,
+    OUTCOMES,
+    TP,
+    DetectionMatch,
+    match_detections,
+)
+
+#: Style keys: outcome index * KIND + class id (class colouring) or outcome index (outcome colouring).
+KIND = 1000
+MISSED_KEY = 99 * KIND
+#: Short tag words per outcome.
+TAG = {TP: "", IGNORED: "ignored", "duplicate": "FP duplicate", "wrong_class": "FP wrong class",
+       "localisation": "FP poor loc.", "background": "FP background"}
+
+
+def load_job(job: Job, path: str, source: DatasetSource | None) -> LoadedDetections:
+    job.check()
+    return load_detections(path, source)
+
+
+class DetectionsStage(Stage):
+    """Controller of the Detections stage (see the module docstring)."""
+
+    #: A detections file was loaded (the :class:`LoadedDetections`).
+    loaded = Signal(object)
+    #: Loading a detections file failed (the message shown to the user).
+    loadFailed = Signal(str)
+
+    def __init__(self, canvas: Canvas, session: DetectorSession, window: QWidget | None = None) -> None:
+        super().__init__(window)
+        self._canvas = canvas
+        self._session = session
+        self._window = window
+        self._source: DatasetSource | None = None
+        self._dock: QDockWidget | None = None
+        self._dets: SceneBoxes | None = None
+        self._shown = np.zeros(0, np.int64)
+        self._match: DetectionMatch | None = None
+        self.layer = LabelledBoxesLayer("Detections", z=34)
+        canvas.add_layer(self.layer)
+        self.panel = DetectionsPanel()
+        self._pool = WorkerPool(self)
+        self._runner = LatestRunner(self._pool, load_job, self._on_loaded, on_error=self._on_load_error, parent=self)
+        self.load_action = QAction("&Load Detections…", window or self)
+        self.load_action.setToolTip("Show detections from a COCO results JSON or a `detect` JSON (no model needed)")
+        self.load_action.triggered.connect(self.ask_load)
+        p = self.panel
+        p.load_button.clicked.connect(self.ask_load)
+        p.show_box.toggled.connect(self.layer.setVisible)
+        self.layer.visibleChanged.connect(self._sync_check)
+        p.paramsChanged.connect(self.refresh)
+        session.traceChanged.connect(lambda _t: self.reload())
+        session.storedDetectionsChanged.connect(self.reload)
+        session.imageChanged.connect(self.reload)
+        session.groundTruthChanged.connect(self.refresh)
+        self.reload()
+
+    # --- host API --------------------------------------------------------------------------------------------
+    def docks(self) -> list[QDockWidget]:
+        if self._dock is None:
+            self._dock = make_dock("Detections", "detections_dock", self.panel, self._window)
+        return [self._dock]
+
+    def actions(self) -> list[QAction]:
+        return [self.load_action]
+
+    def layers(self) -> list[OverlayLayer]:
+        return [self.layer]
+
+    def set_dataset(self, source: DatasetSource | None) -> None:
+        self._source = source
+
+    def shutdown(self) -> None:
+        self._runner.cancel()
+        self._pool.shutdown()
+
+    # --- state ----------------------------------------------------------------------------------------------
+    @property
+    def detections(self) -> SceneBoxes | None:
+        """All detections of the current image (scene pixels), before the score threshold."""
+        return self._dets
+
+    @property
+    def shown(self) -> np.ndarray:
+        """Indices into :attr:`detections` at or above the score threshold (the ones drawn and scored)."""
+        return self._shown
+
+    @property
+    def match(self) -> DetectionMatch | None:
+        """Outcomes of the shown detections (same order as :attr:`shown`) against the ground truth."""
+        return self._match
+
+    # --- loading --------------------------------------------------------------------------------------------
+    def ask_load(self) -> None:
+        start = str(self._source.root) if self._source is not None else ""
+        path, _ = QFileDialog.getOpenFileName(self._window, "Load detections", start,
+                                              "Detections (*.json);;All files (*)")
+        if path:
+            self.load_file(path)
+
+    def load_file(self, path: str | Path) -> int:
+        """Read ``path`` in a worker and store its detections in the session (``loaded`` / ``loadFailed``)."""
+        self.panel.set_status(f"Reading {Path(path).name}…")
+        return self._runner.request(str(path), self._source)
+
+    def _on_loaded(self, result: LoadedDetections) -> None:
+        self._session.set_stored_detections(result.by_path, Path(result.path).name)
+        text = result.summary()
+        if self._session.stored_detections() is None and self._session.decoded is not None:
+            text += " — none for the image shown"
+        self.panel.set_status(text + ("\n" + "\n".join(result.problems[1:]) if len(result.problems) > 1 else ""))
+        self.message.emit(text)
+        self.loaded.emit(result)
+
+    def _on_load_error(self, message: str) -> None:
+        first = message.splitlines()[0] if message else "unknown error"
+        if first.startswith("ValueError: "):
+            first = first[len("ValueError: "):]
+        self.panel.set_status(f"Could not load detections: {first}", error=True)
+        self.message.emit(f"Could not load detections: {first}")
+        self.loadFailed.emit(first)
+
+    # --- scoring and drawing --------------------------------------------------------------------------------
+    def reload(self) -> None:
+        self._dets = scene_detections(self._session)
+        d = self._dets
+        self.panel.source_label.setText("No detections for this image: run a model on it or load a detections "
+                                        "file" if d is None else f"{len(d)} boxes: {d.description}")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Apply the score threshold, match against the current ground truth and redraw."""
+        d = self._dets
+        if d is None:
+            self._shown = np.zeros(0, np.int64)
+            self._match = None
+            self.layer.clear()
+            self.panel.counts_label.setText("")
+            return
+        self._shown = np.flatnonzero(d.scores >= np.float32(self.panel.score_threshold()))
+        names = d.names
+        shown_names = [names[i] for i in self._shown.tolist()]
+        gt = self._session.gt_boxes()
+        gt_names = self._session.gt_names()
+        ign = ground_truth_ignored(self._session)
+        self._match = match_detections(d.boxes[self._shown], d.scores[self._shown], shown_names, gt, gt_names,
+                                       ign, iou_threshold=self.panel.iou_threshold())
+        self._show_counts(len(gt))
+        self._draw(d, shown_names, gt, gt_names)
+
+    def _show_counts(self, n_gt: int) -> None:
+        m = self._match
+        assert m is not None
+        c = m.counts()
+        fp = ", ".join(f"{swatch(OUTCOME_COLORS[r])} {c[r]} {OUTCOME_TEXT[r]}" for r in FP_REASONS)
+        text = (f"<b>{len(self._shown)}</b> shown vs {n_gt} ground-truth boxes:<br>"
+                f"{swatch(OUTCOME_COLORS[TP])} <b>{c[TP]}</b> true positives · <b>{m.n_fp}</b> false positives "
+                f"({fp})<br>{swatch(MISSED_COLOR)} <b>{c['missed']}</b> missed")
+        if c[IGNORED] or int(m.gt_ignored.sum()):
+            text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
+                     "neither hit nor miss)")
+        self.panel.counts_label.setText(text)
+
+    def _draw(self, d: SceneBoxes, shown_names: list[str], gt: np.ndarray, gt_names: list[str]) -> None:
+        m = self._match
+        assert m is not None
+        by_outcome = self.panel.color_by() == COLOR_BY_OUTCOME
+        tags = self.panel.labels_box.isChecked()
+        boxes, keys, texts, fills = [], [], [], []
+        styles: dict[int, BoxStyle] = {}
+        for k, i in enumerate(self._shown.tolist()):
+            o = m.outcome[k]
+            oi = OUTCOMES.index(o)
+            name = shown_names[k]
+            dashed = o != TP
+            if by_outcome:
+                key, color = oi, OUTCOME_COLORS[o]
+            else:
+                key, color = oi * KIND + int(d.labels[i]), class_color(name)
+            if key not in styles:
+                styles[key] = BoxStyle(color, 2.0 if o == TP else 1.5,
+                                       Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+            boxes.append(d.boxes[i])
+            keys.append(key)
+            tag = f"{name} {d.scores[i]:.2f}"
+            if TAG[o]:
+                tag += f" · {TAG[o]}"
+            texts.append(tag if tags else "")
+            fills.append(color)
+        if self.panel.missed_box.isChecked():
+            styles[MISSED_KEY] = BoxStyle(MISSED_COLOR, 2.0, Qt.PenStyle.DashLine)
+            for j in np.flatnonzero(m.missed).tolist():
+                boxes.append(gt[j])
+                keys.append(MISSED_KEY)
+                texts.append(f"missed {gt_names[j]}" if tags else "")
+                fills.append(MISSED_COLOR)
+        # False positives under, true positives and misses on top.
+        order = sorted(styles, key=lambda key: (key == MISSED_KEY, (key // KIND if not by_outcome else key) == 0,
+                                                -key))
+        self.layer.set_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(keys, np.int64), styles,
+                             texts, fills, order)
+
+    def _sync_check(self) -> None:
+        box = self.panel.show_box
+        box.blockSignals(True)
+        box.setChecked(self.layer.isVisible())
+        box.blockSignals(False)
+
+
+__all__ = ["DetectionsStage", "load_job"]

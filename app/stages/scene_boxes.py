@@ -1,0 +1,100 @@
+"""The session's detections and NMS candidates in scene pixels, with class names: what the NMS, Detections and
+Suggestions stages draw.
+
+Why a conversion step: a trace keeps boxes where the network computed them. ``trace.candidates`` are in the
+pixels of the *network input* (the image resized to the model's scale; ``trace.factors`` = (sy, sx) maps the
+decoded image to it) and ``trace.detections`` in the pixels of the decoded image, which for a huge photo is a
+reduced preview (``DecodedImage.scale``). Layers and ground truth use the scene: full-resolution displayed
+pixels. Stored detections (folder inference, a results file) are in scene pixels already. This is only a
+change of units (no algorithm), so it lives beside the stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.stages.detector_session import DetectorSession
+
+#: Where boxes came from, as the panels say it.
+FROM_MODEL = "model"
+FROM_FILE = "stored"
+
+
+@dataclass
+class SceneBoxes:
+    """Boxes [N, 4] float32 scene xyxy, scores [N], class ids [N] (1..K into ``class_names``), and origin."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    origin: str  # FROM_MODEL or FROM_FILE
+    description: str  # one line for the panel
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @property
+    def names(self) -> list[str]:
+        return [self.class_names[int(k) - 1] if 1 <= int(k) <= len(self.class_names) else f"class {int(k)}"
+                for k in self.labels]
+
+
+def _decoded_scale(session: DetectorSession) -> float:
+    d = session.decoded
+    return float(d.scale) if d is not None and d.scale > 0 else 1.0
+
+
+def _from_detections(det: Any, scale_to_scene: float, origin: str, description: str) -> SceneBoxes:
+    boxes = np.asarray(det.boxes, np.float32).reshape(-1, 4)
+    if scale_to_scene != 1.0:
+        boxes = boxes * np.float32(scale_to_scene)
+    return SceneBoxes(boxes, np.asarray(det.scores, np.float32).reshape(-1),
+                      np.asarray(det.labels, np.int64).reshape(-1),
+                      list(getattr(det, "class_names", []) or []), origin, description)
+
+
+def scene_detections(session: DetectorSession) -> SceneBoxes | None:
+    """Final detections of the current image: the live trace's, else the stored ones, else None."""
+    trace = session.trace
+    det = getattr(trace, "detections", None)
+    if det is not None:
+        name = session.model_path.rsplit("/", 1)[-1] if session.model_path else "the model"
+        return _from_detections(det, 1.0 / _decoded_scale(session), FROM_MODEL, f"detections of {name}")
+    stored = session.stored_detections()
+    if stored is None:
+        return None
+    return _from_detections(stored, 1.0, FROM_FILE, f"from {session.stored_source or 'a results file'}")
+
+
+def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
+    """The boxes NMS runs on: the trace's candidates (every class score above the trace's threshold, before
+    per-class NMS), else the stored detections (already after their detector's NMS), else None."""
+    trace = session.trace
+    cand = getattr(trace, "candidates", None)
+    if cand is not None:
+        sy, sx = trace.factors
+        s = 1.0 / _decoded_scale(session)
+        boxes = np.asarray(cand.boxes, np.float32).reshape(-1, 4).copy()
+        boxes[:, 0::2] *= np.float32(s / sx)
+        boxes[:, 1::2] *= np.float32(s / sy)
+        name = session.model_path.rsplit("/", 1)[-1] if session.model_path else "the model"
+        return SceneBoxes(boxes, np.asarray(cand.scores, np.float32).reshape(-1),
+                          np.asarray(cand.labels, np.int64).reshape(-1), list(cand.class_names), FROM_MODEL,
+                          f"candidates of {name} before its per-class NMS")
+    det = scene_detections(session)
+    if det is not None:
+        det.description += " (already after NMS)"
+    return det
+
+
+def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
+    """[N] bool: difficult or crowd ground-truth boxes (never missed, never a false positive's match)."""
+    return np.asarray([bool(o.difficult or o.crowd) for o in session.canvas.model.objects], bool)
+
+
+__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "ground_truth_ignored", "scene_candidates",
+           "scene_detections"]
