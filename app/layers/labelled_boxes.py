@@ -25,6 +25,11 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import OverlayLayer, label_font, paint_boxes, visible_mask
 
+#: Where a box's tag sits: just above its top-left corner (falls inside when there is no room), inside the box
+#: under the top edge, or inside above the bottom edge. Layers drawn over the same boxes (ground truth tags sit
+#: above) pick different places so tags do not cover each other.
+ABOVE, INSIDE_TOP, INSIDE_BOTTOM = 0, 1, 2
+
 
 @dataclass(frozen=True)
 class BoxStyle:
@@ -65,6 +70,7 @@ class LabelledBoxesLayer(OverlayLayer):
         self._groups: list[tuple[np.ndarray, BoxStyle]] = []
         self._labels: list[str] = []
         self._label_idx = np.zeros(0, np.int64)
+        self._label_place = np.zeros(0, np.int64)
         self._label_fill: list[QColor] = []
         self._label_text: list[QColor] = []
         self._label_width = np.zeros(0)
@@ -99,10 +105,12 @@ class LabelledBoxesLayer(OverlayLayer):
 
     def set_boxes(self, boxes: np.ndarray, keys: np.ndarray, styles: dict[int, BoxStyle],
                   labels: Sequence[str] | None = None, label_colors: Sequence[QColor] | None = None,
-                  order: Sequence[int] | None = None) -> None:
+                  order: Sequence[int] | None = None, label_places: Sequence[int] | np.ndarray | int = ABOVE
+                  ) -> None:
         """``boxes`` [N, 4] scene xyxy; ``keys`` [N] style key per box (into ``styles``); ``labels`` the tag text
         per box ("" for none), filled with ``label_colors`` (default: the box's style colour); ``order`` the
-        style keys in paint order (default: ascending; later keys end on top)."""
+        style keys in paint order (default: ascending; later keys end on top); ``label_places`` where each tag
+        sits (:data:`ABOVE`, :data:`INSIDE_TOP`, :data:`INSIDE_BOTTOM`; one value for all or one per box)."""
         self._boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         n = self._boxes.shape[0]
         self._keys = np.asarray(keys, np.int64).reshape(-1)
@@ -123,6 +131,8 @@ class LabelledBoxesLayer(OverlayLayer):
         with_text = [i for i in range(n) if self._labels[i]]
         with_text.sort(key=lambda i: rank.get(int(self._keys[i]), -1))
         self._label_idx = np.asarray(with_text[: self.MAX_LABELS], np.int64)
+        places = np.broadcast_to(np.asarray(label_places, np.int64), (n,))
+        self._label_place = places[self._label_idx].copy()
         fills = []
         for i in self._label_idx.tolist():
             c = label_colors[i] if label_colors is not None else self._styles[int(self._keys[i])].color
@@ -174,8 +184,11 @@ class LabelledBoxesLayer(OverlayLayer):
         # Axis-aligned view (the canvas zooms and pans, never rotates): one affine map for every anchor.
         px = b[vis, 0] * t.m11() + t.dx()
         py = b[vis, 1] * t.m22() + t.dy()
+        pb = b[vis, 3] * t.m22() + t.dy()
         h = self._fm.height() + 1
-        top = np.where(py - h >= 0, py - h, py + 1)
+        place = self._label_place[vis]
+        top = np.where(place == INSIDE_TOP, py + 1,
+                       np.where(place == INSIDE_BOTTOM, pb - h - 1, np.where(py - h >= 0, py - h, py + 1)))
         painter.save()
         painter.resetTransform()
         painter.setPen(Qt.PenStyle.NoPen)
@@ -198,4 +211,4 @@ class LabelledBoxesLayer(OverlayLayer):
         return int(vis.size)
 
 
-__all__ = ["BoxStyle", "LabelledBoxesLayer", "relative_luminance", "text_color_for"]
+__all__ = ["ABOVE", "INSIDE_BOTTOM", "INSIDE_TOP", "BoxStyle", "LabelledBoxesLayer", "relative_luminance", "text_color_for"]

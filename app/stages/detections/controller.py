@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
-from app.layers.labelled_boxes import BoxStyle, LabelledBoxesLayer
+from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
 from app.proposal_tools import LatestRunner
 from app.stages.base import Stage, make_dock
 from app.stages.detections.panel import (
@@ -205,7 +205,7 @@ class DetectionsStage(Stage):
         assert m is not None
         by_outcome = self.panel.color_by() == COLOR_BY_OUTCOME
         tags = self.panel.labels_box.isChecked()
-        boxes, keys, texts, fills = [], [], [], []
+        boxes, keys, texts, fills, places = [], [], [], [], []
         styles: dict[int, BoxStyle] = {}
         for k, i in enumerate(self._shown.tolist()):
             o = m.outcome[k]
@@ -226,6 +226,7 @@ class DetectionsStage(Stage):
                 tag += f" · {TAG[o]}"
             texts.append(tag if tags else "")
             fills.append(color)
+            places.append(INSIDE_TOP)
         if self.panel.missed_box.isChecked():
             styles[MISSED_KEY] = BoxStyle(MISSED_COLOR, 2.0, Qt.PenStyle.DashLine)
             for j in np.flatnonzero(m.missed).tolist():
@@ -233,11 +234,12 @@ class DetectionsStage(Stage):
                 keys.append(MISSED_KEY)
                 texts.append(f"missed {gt_names[j]}" if tags else "")
                 fills.append(MISSED_COLOR)
+                places.append(INSIDE_BOTTOM)
         # False positives under, true positives and misses on top.
         order = sorted(styles, key=lambda key: (key == MISSED_KEY, (key // KIND if not by_outcome else key) == 0,
                                                 -key))
         self.layer.set_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(keys, np.int64), styles,
-                             texts, fills, order)
+                             texts, fills, order, np.asarray(places, np.int64))
 
     def _sync_check(self) -> None:
         box = self.panel.show_box

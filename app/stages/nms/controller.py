@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QWidget
 
 from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
-from app.layers.labelled_boxes import BoxStyle, LabelledBoxesLayer
+from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.nms.panel import NmsPanel
@@ -231,7 +231,8 @@ class NmsStage(Stage):
             styles[int(key)] = self._style(k, c.class_names[lab - 1] if 1 <= lab <= len(c.class_names) else str(lab))
         order = sorted(styles, key=lambda key: (PAINT_ORDER_KINDS.index(key // KIND), key))
         fills = [self._tag_color(int(kind[i]), names[i]) for i in idx.tolist()]
-        self.layer.set_boxes(c.boxes[idx], keys, styles, [texts[i] for i in idx.tolist()], fills, order)
+        places = np.where(kind[idx] == VICTIM, INSIDE_BOTTOM, INSIDE_TOP)
+        self.layer.set_boxes(c.boxes[idx], keys, styles, [texts[i] for i in idx.tolist()], fills, order, places)
 
     @staticmethod
     def _style(kind: int, name: str) -> BoxStyle:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QDockWidget, QListWidgetItem, QWidget
 from app.canvas import Canvas
 from app.commands import AddObjectsCommand, apply
 from app.layers.base import OverlayLayer, class_color
-from app.layers.labelled_boxes import BoxStyle, LabelledBoxesLayer
+from app.layers.labelled_boxes import INSIDE_BOTTOM, BoxStyle, LabelledBoxesLayer
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.scene_boxes import SceneBoxes, scene_detections
@@ -175,7 +175,7 @@ class SuggestionsStage(Stage):
         names = d.names
         objs = [BoxObject(names[i], model.clamp_box(d.boxes[i].tolist(), snap=False)) for i in idx]
         text = "Accept suggested box" if len(objs) == 1 else f"Accept {len(objs)} suggested boxes"
-        apply(self._canvas.undo_stack(), AddObjectsCommand(model, objs, text))
+        apply(self._canvas.undo_stack, AddObjectsCommand(model, objs, text))
         self.message.emit(f"{text} ({', '.join(o.name for o in objs[:5])}{'…' if len(objs) > 5 else ''})")
         return len(objs)
 
@@ -242,7 +242,7 @@ class SuggestionsStage(Stage):
         order = sorted(k for k in styles if k != SELECTED_KEY) + [SELECTED_KEY]
         texts = [f"{'▶ ' if i == self._selected else ''}suggest {names[i]} {d.scores[i]:.2f}" for i in idx.tolist()]
         fills = [SELECTED_COLOR if i == self._selected else class_color(names[i]) for i in idx.tolist()]
-        self.layer.set_boxes(d.boxes[idx], keys, styles, texts, fills, order)
+        self.layer.set_boxes(d.boxes[idx], keys, styles, texts, fills, order, INSIDE_BOTTOM)
 
     def _sync_checks(self) -> None:
         on = self.layer.isVisible()
