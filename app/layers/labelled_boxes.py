@@ -7,7 +7,9 @@ tags that stay cheap to paint. Everything that costs (grouping boxes by style, m
 text colour) happens in :meth:`LabelledBoxesLayer.set_boxes`; ``paint`` maps the anchors with one numpy
 operation, fills every tag of a colour with one ``drawRects`` and draws each text from a cached
 ``QStaticText``. Tags are opaque: semi-transparent fills are many times slower in the software rasteriser, and
-the layer's opacity (QGraphicsItem's) still applies when the scene composites it.
+the layer's opacity (QGraphicsItem's) still applies when the scene composites it. The item caches what it
+painted in device pixels (``DeviceCoordinateCache``), so frames that do not change the layer or the zoom cost
+a pixmap copy.
 
 Text colour follows the tag's luminance (WCAG relative luminance), so a label on yellow is black and on blue
 is white.
@@ -80,6 +82,9 @@ class LabelledBoxesLayer(OverlayLayer):
         self.last_painted = 0
         self.last_labels = 0
         self.setZValue(z)
+        # Painted once into a device-pixel cache and then blitted: a repaint for anything else (hover, another
+        # layer, panning, the layer's opacity) costs one pixmap copy; zoom or new content repaints it.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     # --- content ---------------------------------------------------------------------------------------------
     @property
