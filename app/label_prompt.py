@@ -1,9 +1,10 @@
 """The label prompt LabelImg users expect after drawing a box: the class list with type-ahead.
 
 Why non-modal to the application (``open()``, window-modal): the canvas keeps painting and tests drive the
-real dialog with keys. Typing filters the list (case-insensitive, anywhere in the name) and completes the
-first match; Enter takes the highlighted class, or the typed text as a new class; Escape cancels (the
-window then removes the box just drawn, as LabelImg does). Edit ▸ "Ask for the Class after Drawing" turns
+real dialog with keys. Typing filters the list (case-insensitive, anywhere in the name; names starting with
+the text first) and highlights the first match; arrows move the highlight; Enter takes the highlighted
+class, or the typed text as a new class when nothing matches (Shift+Enter: the typed text even when a
+longer class matches it); Escape cancels (the window then removes the box just drawn, as LabelImg does). Edit ▸ "Ask for the Class after Drawing" turns
 the prompt off for fast single-class work.
 """
 
@@ -65,9 +66,15 @@ class LabelPrompt(QDialog):
         self.open()
         self.edit.setFocus()
 
-    def answer(self) -> str:
-        """What Enter would give now: the highlighted match (the list holds only matches), else the text."""
+    def answer(self, literal: bool = False) -> str:
+        """What Enter gives: the highlighted match (the list holds only matches), else the typed text.
+
+        ``literal`` (Shift+Enter) takes the typed text even when a longer class matches it ('dog' beside
+        'dogfood').
+        """
         item = self.list.currentItem()
+        if literal and self.edit.text().strip():
+            return self.edit.text().strip()
         if item is not None:
             return str(item.data(Qt.ItemDataRole.UserRole))
         return self.edit.text().strip()
@@ -86,12 +93,21 @@ class LabelPrompt(QDialog):
         exact = next((k for k, n in enumerate(matches) if n.lower() == t), None)
         self.list.setCurrentRow(exact if exact is not None else (0 if matches else -1))
         known = any(n.lower() == t for n in self._names)
-        self.hint.setText("" if not t or known or matches else f"Enter adds a new class '{text.strip()}'")
+        if not t or known:
+            self.hint.setText("")
+        elif matches:
+            self.hint.setText(f"Shift+Enter: a new class '{text.strip()}'")
+        else:
+            self.hint.setText(f"Enter adds a new class '{text.strip()}'")
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if obj is self.edit and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
             key = event.key()
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and \
+                    event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+                self._finish(self.answer(literal=True))
+                return True
             if key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
                 row = self.list.currentRow() + (1 if key == Qt.Key.Key_Down else -1)
                 if 0 <= row < self.list.count():
@@ -100,7 +116,9 @@ class LabelPrompt(QDialog):
         return super().eventFilter(obj, event)
 
     def accept(self) -> None:
-        name = self.answer()
+        self._finish(self.answer())
+
+    def _finish(self, name: str) -> None:
         if not name:
             return  # nothing to give the box: stay open
         super().accept()

@@ -187,6 +187,17 @@ def test_label_prompt_appears_after_a_drag_and_its_answer_is_the_box_class(qtbot
     qtbot.keyClicks(prompt.edit, "flag")
     qtbot.keyClick(prompt.edit, Qt.Key.Key_Return)
     assert [o.name for o in w.model.objects] == ["helmet", "flag"] and "flag" in w.class_list.names()
+    # Shift+Enter takes the typed text even where a longer class matches it.
+    key(qtbot, w, Qt.Key.Key_W)
+    drag_image(w.canvas, 210, 30, 260, 100)
+    qtbot.waitUntil(prompt.isVisible, timeout=3000)
+    qtbot.keyClicks(prompt.edit, "do")
+    assert prompt.answer() == "dog"
+    qtbot.keyClick(prompt.edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
+    assert w.model.objects[-1].name == "do"
+    w.document.undo_group.activeStack().undo()  # the class
+    w.document.undo_group.activeStack().undo()  # the box
+    assert len(w.model) == 2
     # Escape removes the box just drawn.
     key(qtbot, w, Qt.Key.Key_W)
     drag_image(w.canvas, 20, 150, 80, 200)

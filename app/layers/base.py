@@ -173,7 +173,6 @@ def place_labels(anchors: Sequence[tuple[float, float]], widths: Sequence[float]
     n = len(anchors)
     rects = np.zeros((n, 4), np.float64)
     clash = np.zeros(n, bool)
-    placed = np.zeros((0, 4), np.float64)
     for k, ((x, y), w) in enumerate(zip(anchors, widths, strict=True)):
         above = y - h - 1 if y - h - 1 >= 0 else y + 1
         tops = [above, y + 1, above - h - 1, above - 2 * h - 2]
@@ -181,19 +180,18 @@ def place_labels(anchors: Sequence[tuple[float, float]], widths: Sequence[float]
         for top in tops:
             if top < 0:
                 continue
-            r = np.array([x + dx, top, w, h + 1])
-            if placed.shape[0] == 0 or not _overlaps(placed, r).any():
+            r = (x + dx, top, w, h + 1)
+            if k == 0 or not _overlaps(rects[:k], r).any():
                 best = r
                 break
         if best is None:
-            best = np.array([x + dx, above, w, h + 1])
+            best = (x + dx, above, w, h + 1)
             clash[k] = True
         rects[k] = best
-        placed = np.vstack([placed, best[None]])
     return rects, clash
 
 
-def _overlaps(rects: np.ndarray, r: np.ndarray) -> np.ndarray:
+def _overlaps(rects: np.ndarray, r: tuple[float, float, float, float]) -> np.ndarray:
     return ((rects[:, 0] < r[0] + r[2]) & (r[0] < rects[:, 0] + rects[:, 2])
             & (rects[:, 1] < r[1] + r[3]) & (r[1] < rects[:, 1] + rects[:, 3]))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -61,6 +61,9 @@ class BoxEditor(QWidget):
         self.crowd.setToolTip("COCO iscrowd: the box covers a group of objects (a crowd, a stack); ignored by "
                               "evaluation like 'difficult', drawn hatched on the canvas")
 
+        for box in (self.difficult, self.truncated, self.crowd):
+            # A click must not keep the focus: Space (verified) and the digits stay the window's keys.
+            box.setFocusPolicy(Qt.FocusPolicy.TabFocus)
         form = QFormLayout()
         form.addRow("Class", self.class_combo)
         row1, row2 = QHBoxLayout(), QHBoxLayout()
