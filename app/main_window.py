@@ -96,11 +96,13 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.detector_session = DetectorSession(self.canvas, self)
         self.stages = build_stages(self.canvas, self.detector_session, self)
         # Stage panels join the Selective Search tab group: one row of pipeline tabs, not a new dock row that
-        # squeezes the file list.
-        for dock in (d for s in self.stages for d in s.docks()):
+        # squeezes the file list. The first stage's (Model: load a detector) is raised.
+        stage_docks = [d for s in self.stages for d in s.docks()]
+        for dock in stage_docks:
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
             self.tabifyDockWidget(self.proposal_tools.docks()[0], dock)
-        self.proposal_tools.docks()[0].raise_()
+        if stage_docks:
+            stage_docks[0].raise_()
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()

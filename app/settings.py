@@ -132,6 +132,31 @@ class Settings:
     def set_verified_names(self, dataset_root: Path | str, names: set[str]) -> None:
         self.qsettings.setValue(f"verified/{_key_for(dataset_root)}", sorted(names))
 
+    # --- detector models ---------------------------------------------------------------------------------
+    def recent_models(self) -> list[str]:
+        """Checkpoints loaded before, newest first (the Model panel's list; the first is loaded at start)."""
+        return _as_list(self.qsettings.value("recent_models"))
+
+    def add_recent_model(self, path: str | os.PathLike) -> list[str]:
+        p = str(Path(path).resolve())
+        items = ([p] + [r for r in self.recent_models() if r != p])[:MAX_RECENT]
+        self.qsettings.setValue("recent_models", items)
+        return items
+
+    def remove_recent_model(self, path: str | os.PathLike) -> list[str]:
+        """Forget a checkpoint that failed to load, so start-up does not try it again."""
+        p = str(Path(path).resolve())
+        items = [r for r in self.recent_models() if r != p]
+        self.qsettings.setValue("recent_models", items)
+        return items
+
+    def model_device(self) -> str:
+        """The device the user chose for models ("auto": CUDA, else Apple MPS, else CPU)."""
+        return str(self.qsettings.value("model_device", "auto") or "auto")
+
+    def set_model_device(self, device: str) -> None:
+        self.qsettings.setValue("model_device", str(device))
+
     # --- window ------------------------------------------------------------------------------------------
     def geometry(self) -> QByteArray | None:
         v = self.qsettings.value("window/geometry")

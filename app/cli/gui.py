@@ -2,7 +2,11 @@
 
 Why ``--samples`` copies: ``make run`` opens the bundled photographs so a newcomer sees labelled images at
 once, but labelling them must never change files tracked in git, so the app works on a copy in the
-user's data folder (made once, never overwritten).
+user's data folder (made once, never overwritten). The copy also holds ``shapes/``: synthetic images the
+shipped detector was made for, so ``make run`` starts on one of them with detections, anchors and RoI grids
+drawn, no training needed (the photographs show what a model does outside what it knows).
+
+The window starts with a detector loaded (the most recent model, else the shipped one) unless ``--no-model``.
 """
 
 from __future__ import annotations
@@ -24,21 +28,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open a copy of the bundled sample photographs (made in the user's data folder)")
     p.add_argument("--images", metavar="DIR", help="image folder of a COCO JSON (when not found beside it)")
     p.add_argument("--annotations", metavar="DIR", help="save VOC files into DIR instead of beside the images")
+    p.add_argument("--no-model", action="store_true",
+                   help="start without loading a detector (default: the most recent model, else the shipped one)")
     return p
 
 
+SAMPLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".xml", ".txt", ".md")
+
+
+def _copy_files(src: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.suffix.lower() in SAMPLE_SUFFIXES:
+            shutil.copy2(f, dest / f.name)
+
+
 def prepare_samples(dest_root: Path | None = None) -> Path:
-    """Copy the bundled samples to ``<data dir>/samples`` unless a copy exists; returns the copy's path."""
+    """Copy the bundled samples to ``<data dir>/samples`` unless a copy exists; returns the copy's path.
+
+    A bundled sub-folder (``shapes/``) missing from an existing copy joins it once (a copy made by an older
+    version); nothing already in the copy is ever overwritten."""
     from app.settings import data_dir
 
     dest = (dest_root or data_dir()) / "samples"
-    if dest.is_dir() and any(dest.iterdir()):
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in sorted(SAMPLES.iterdir()):
-        if f.is_file() and f.suffix.lower() in (".png", ".jpg", ".jpeg", ".xml", ".txt", ".md"):
-            shutil.copy2(f, dest / f.name)
+    if not (dest.is_dir() and any(dest.iterdir())):
+        _copy_files(SAMPLES, dest)
+    for sub in sorted(p for p in SAMPLES.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
+        if not (dest / sub.name).exists():
+            _copy_files(sub, dest / sub.name)
     return dest
+
+
+def _first_shapes_image(window: object) -> int:
+    """Index of the first ``shapes/`` sample in the open dataset, or -1."""
+    source = getattr(getattr(window, "document", None), "source", None)
+    for i, entry in enumerate(getattr(source, "entries", []) or []):
+        if entry.name.startswith("shapes/"):
+            return i
+    return -1
 
 
 def create_window(args: argparse.Namespace, settings: object = None) -> object:
@@ -56,6 +83,14 @@ def create_window(args: argparse.Namespace, settings: object = None) -> object:
         recent = window.settings.recent_files()
         if recent and Path(recent[0]).exists():
             window.open_path(recent[0])
+    if not getattr(args, "no_model", False):
+        from app.stages.model import ModelStage
+
+        for stage in window.stages:
+            if isinstance(stage, ModelStage) and stage.load_startup_model() and args.samples and not args.path:
+                first = _first_shapes_image(window)
+                if first >= 0:
+                    window.document.go_to(first)  # the images the shipped model was made for
     return window
 
 

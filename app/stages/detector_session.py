@@ -31,6 +31,8 @@ class DetectorSession(QObject):
     groundTruthChanged = Signal()
     #: Detections stored per image path changed (folder inference, or a results file loaded).
     storedDetectionsChanged = Signal()
+    #: The domain note changed, or whether detections are shown despite it (the note, "" when none).
+    domainNoteChanged = Signal(str)
     #: A one-line message for the status bar.
     message = Signal(str)
 
@@ -43,6 +45,8 @@ class DetectorSession(QObject):
         self._decoded: DecodedImage | None = canvas.image_layer.decoded
         self._stored: dict[str, Any] = {}
         self._stored_source = ""
+        self._domain_note = ""
+        self._show_out_of_domain = False
         canvas.image_layer.changed.connect(self._on_image)
         canvas.model.changed.connect(self.groundTruthChanged)
         canvas.model.annotationReset.connect(self.groundTruthChanged)
@@ -134,3 +138,38 @@ class DetectorSession(QObject):
         model ran on it, else the stored ones, else None."""
         trace_dets = getattr(self._trace, "detections", None)
         return trace_dets if trace_dets is not None else self.stored_detections()
+
+    # --- does the model apply to this image? -----------------------------------------------------------------
+    @property
+    def domain_note(self) -> str:
+        """Why the loaded model's results do not apply to the current image ("" when they do, or nobody knows).
+
+        Set by the Model stage when the image's ground-truth classes share none with the model's, e.g. the
+        bundled photographs under the shapes model: its boxes there would be nonsense, so the detector
+        layers show this note instead of detections (unless the user asks to see them anyway)."""
+        return self._domain_note
+
+    def set_domain_note(self, note: str) -> None:
+        note = str(note or "")
+        if note == self._domain_note:
+            return
+        self._domain_note = note
+        self.domainNoteChanged.emit(note)
+
+    @property
+    def show_out_of_domain(self) -> bool:
+        """The user asked to see detections even where :attr:`domain_note` says they mean nothing."""
+        return self._show_out_of_domain
+
+    def set_show_out_of_domain(self, on: bool) -> None:
+        if bool(on) == self._show_out_of_domain:
+            return
+        self._show_out_of_domain = bool(on)
+        self.domainNoteChanged.emit(self._domain_note)
+
+    @property
+    def detections_hidden(self) -> bool:
+        """Detection-like layers (detections, NMS candidates, class boxes) should draw nothing but the note:
+        there is a :attr:`domain_note` and the user has not asked to show them anyway. Geometry-only layers
+        (anchors, RoI grids) may still draw, with the note in their panel."""
+        return bool(self._domain_note) and not self._show_out_of_domain

@@ -5,9 +5,11 @@ from __future__ import annotations
 from PySide6.QtWidgets import QWidget
 
 from app.canvas import Canvas
+from app.canvas_export import CanvasExport
 from app.stages.base import Stage
 from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
+from app.stages.model import ModelStage
 from app.stages.nms import NmsStage
 from app.stages.suggestions import SuggestionsStage
 
@@ -15,7 +17,10 @@ from app.stages.suggestions import SuggestionsStage
 def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | None) -> list[Stage]:
     """Every detector stage, built once per window. Each adds its own layers to ``canvas``."""
     stages: list[Stage] = []
+    # The Model stage first: it loads the model and produces the trace every later stage draws from.
+    stages.append(ModelStage(canvas, session, window))
     stages.append(NmsStage(canvas, session, window))
     stages.append(DetectionsStage(canvas, session, window))
     stages.append(SuggestionsStage(canvas, session, window))
+    stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

@@ -1,0 +1,96 @@
+"""What a checkpoint says about its model, as the Model panel shows it: what it is and what it was trained on.
+
+Read from the checkpoint's own fields (``generation``, ``model_config``, ``class_names``, ``config``, ``split``,
+``epoch``) and from ``extra``, where a shipped or evaluated model records its test score::
+
+    extra["evaluation"] = {"mAP": 0.81, "iou": 0.5, "split": "test", "images": 100, "data": "...",
+                           "test_sizes": "single size 512"}
+    extra["trained_on"] = "synthetic shapes (python main.py synth --images 400 --seed 0)"
+    extra["recipe"] = {"synth": "python main.py synth ...", "train": "python main.py train ..."}
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ModelSummary:
+    path: str
+    generation: str
+    backbone: str
+    class_names: list[str]
+    input_size: str  # "shorter side 512, longer side ≤ 768"
+    trained_on: str  # "300 images of /data/syn400 (split train), 18 epochs"
+    test_map: float | None = None
+    test_map_detail: str = ""
+    extra_lines: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    def to_html(self) -> str:
+        """Rows for the panel's read-out (rich text)."""
+        e = html.escape
+        rows = [("Model", f"<b>{e(self.name)}</b>"), ("Generation", e(self.generation)),
+                ("Backbone", e(self.backbone)),
+                ("Classes", f"{len(self.class_names)}: {e(', '.join(self.class_names))}"),
+                ("Input size", e(self.input_size)), ("Trained on", e(self.trained_on))]
+        if self.test_map is not None:
+            rows.append(("Test mAP@0.5", f"<b>{self.test_map:.3f}</b> {e(self.test_map_detail)}"))
+        else:
+            rows.append(("Test mAP", "not recorded in the checkpoint (run <tt>python main.py evaluate</tt>)"))
+        rows += [("", e(line)) for line in self.extra_lines]
+        body = "".join(f"<tr><td style='padding-right:8px'><i>{k}</i></td><td>{v}</td></tr>" for k, v in rows)
+        return f"<table>{body}</table>"
+
+
+def _backbone(cfg: dict) -> str:
+    name = str(cfg.get("backbone", "?"))
+    if name == "small":
+        parts = [f"small CNN (width {cfg.get('small_width', 32)}, stride {cfg.get('small_stride', 16)}"]
+        if cfg.get("small_context"):
+            parts.append("context stage")
+        if cfg.get("pooling"):
+            parts.append(f"RoI {'Align' if cfg.get('pooling') == 'align' else 'pooling'}")
+        return ", ".join(parts) + ")"
+    pre = " from ImageNet" if cfg.get("backbone_pretrained") else ""
+    return f"{name}{pre}"
+
+
+def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
+    """A :class:`ModelSummary` of a validated checkpoint payload (missing fields read as "unknown")."""
+    cfg = payload.get("model_config") or {}
+    train = payload.get("config") or {}
+    split = payload.get("split") or {}
+    extra = payload.get("extra") or {}
+    lo, hi = cfg.get("min_size"), cfg.get("max_size")
+    size = f"shorter side {lo}, longer side ≤ {hi}" if lo and hi else "unknown"
+    if cfg.get("test_sizes"):
+        size += f"; tests at {', '.join(str(s) for s in cfg['test_sizes'])}"
+    trained_on = str(extra.get("trained_on") or "")
+    n_files = len(split.get("files") or split.get("indices") or []) if isinstance(split, dict) else 0
+    data = str(train.get("data") or "")
+    if not trained_on:
+        trained_on = (f"{n_files} images of {data}" if n_files else data) or "unknown"
+        if isinstance(split, dict) and split.get("name"):
+            trained_on += f" (split {split['name']})"
+    epochs = train.get("epochs")
+    epoch = payload.get("epoch")
+    if epoch is not None:
+        trained_on += f", {epoch} of {epochs} epochs" if epochs else f", {epoch} epochs"
+    ev = extra.get("evaluation") if isinstance(extra.get("evaluation"), dict) else {}
+    test_map = ev.get("mAP")
+    detail = ""
+    if test_map is not None:
+        bits = [f"{ev['split']} split" if ev.get("split") else "", f"{ev['images']} images" if ev.get("images") else "",
+                str(ev.get("test_sizes") or "")]
+        detail = "(" + ", ".join(b for b in bits if b) + ")" if any(bits) else ""
+    return ModelSummary(path=str(path), generation=str(payload.get("generation", "?")), backbone=_backbone(cfg),
+                        class_names=[str(c) for c in payload.get("class_names") or []], input_size=size,
+                        trained_on=trained_on, test_map=None if test_map is None else float(test_map),
+                        test_map_detail=detail)

@@ -1,0 +1,6 @@
+"""Detector checkpoints shipped with the app (weights only; see the README for how each was trained)."""
+
+from pathlib import Path
+
+#: The small Faster R-CNN trained on the synthetic shapes (circle, square, triangle) that `make run` loads.
+SHIPPED_MODEL = Path(__file__).resolve().with_name("frcnn_shapes.pt")
