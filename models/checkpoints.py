@@ -135,3 +135,18 @@ def load_detector(path: str | os.PathLike, device: str | torch.device = "auto"):
     model = detector_from_payload(payload, path)
     model.checkpoint_info = {k: payload.get(k) for k in ("epoch", "split", "config", "extra")}
     return model.to(resolve_device(device)).eval()
+
+
+def weights_only_copy(src: str | os.PathLike, dst: str | os.PathLike, extra: dict | None = None) -> Path:
+    """Write ``src`` without its optimiser state (what a shipped model needs: about a third of the size),
+    with ``extra`` merged into its ``extra`` (e.g. the test score and what it was trained on). The copy is
+    an ordinary checkpoint: :func:`load_detector` reads it, ``--resume`` starts a fresh optimiser from it."""
+    payload = load_checkpoint(src)
+    payload["optimizer_state"] = None
+    merged = dict(payload.get("extra") or {})
+    merged.update(_plain(extra or {}))
+    payload["extra"] = merged
+    path = Path(dst)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda fh: torch.save(payload, fh))
+    return path

@@ -213,3 +213,23 @@ def test_folder_inference_can_be_cancelled(qtbot, window, tmp_path, tiny_checkpo
     assert "Cancelled" in stage.panel.folder_status.text()
     assert window.detector_session.stored_source == ""
     assert stage.panel.run_folder_button.isEnabled() and not stage.panel.cancel_folder_button.isEnabled()
+
+
+def test_out_of_memory_is_one_sentence_in_the_panel(qtbot, window, tmp_path, tiny_checkpoint):
+    folder = tmp_path / "imgs"
+    write_image(folder / "a.png")
+    window.open_path(folder)
+    stage = model_stage(window)
+    load(qtbot, stage, tiny_checkpoint)
+
+    def no_memory(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    window.detector_session.model.trace = no_memory
+    messages: list[str] = []
+    stage.message.connect(messages.append)
+    stage.request_trace()
+    qtbot.waitUntil(lambda: "out of memory" in stage.panel.status.text(), timeout=TRACE_TIMEOUT)
+    assert "choose the CPU" in stage.panel.status.text() and "Traceback" not in stage.panel.status.text()
+    assert messages and "out of memory" in messages[-1]
+    assert window.detector_session.model is not None  # the model stays; another image or device can be tried

@@ -32,9 +32,12 @@ LOW_SCORE_THRESHOLD = 0.05
 GUI_TORCH_THREADS = 1
 
 
-def limit_torch_threads(n: int = GUI_TORCH_THREADS) -> None:
+def limit_torch_threads(n: int | None = None) -> None:
+    """Set torch's intra-op threads to ``n`` (default: GUI_TORCH_THREADS, read at call time so bench/gui.py
+    can compare settings)."""
     import torch
 
+    n = GUI_TORCH_THREADS if n is None else int(n)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 

@@ -123,8 +123,8 @@ class ModelPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.run_folder_button)
         row.addWidget(self.cancel_folder_button)
-        row.addWidget(self.save_button)
         fl.addLayout(row)
+        fl.addWidget(self.save_button, 0, Qt.AlignmentFlag.AlignLeft)
         fl.addWidget(self.folder_progress)
         fl.addWidget(self.folder_status)
 

@@ -1,0 +1,55 @@
+"""The model that ships in resources/models: weights only, small, loadable, and saying what it is; and the
+weights-only copy that makes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.checkpoints import load_checkpoint, load_detector, save_checkpoint, weights_only_copy
+from models.detectors import build_detector
+from resources.models import SHIPPED_MODEL
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+def test_weights_only_copy_drops_the_optimiser_and_keeps_the_model(tmp_path):
+    torch.manual_seed(0)
+    model = build_detector("faster-rcnn", CLASSES, backbone="small", small_width=8, anchor_sizes=(16, 32),
+                           representation_size=32, min_size=96, max_size=128)
+    opt = torch.optim.AdamW(model.parameters())
+    model.train()
+    image = torch.rand(3, 96, 96)
+    losses = model([image], [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 60.0]]), "labels": torch.tensor([1])}])
+    sum(losses.values()).backward()
+    opt.step()
+    full = save_checkpoint(tmp_path / "full.pt", model=model, config={"data": "x"}, class_names=CLASSES,
+                           split={"name": "train", "files": ["a.jpg"]}, epoch=3, optimizer_state=opt.state_dict(),
+                           extra={"history": [{"loss": 1.0}]})
+    small = weights_only_copy(full, tmp_path / "ship" / "small.pt",
+                              {"evaluation": {"mAP": 0.5, "split": "test"}, "trained_on": "nothing much"})
+    assert small.stat().st_size < 0.6 * full.stat().st_size
+    payload = load_checkpoint(small)
+    assert payload["optimizer_state"] is None and payload["epoch"] == 3
+    assert payload["extra"]["evaluation"]["mAP"] == 0.5 and payload["extra"]["history"] == [{"loss": 1.0}]
+    assert payload["split"]["files"] == ["a.jpg"]
+    pixels = (np.random.default_rng(0).uniform(0, 255, (96, 96, 3))).astype(np.uint8)
+    a = load_detector(full, "cpu").predict([pixels], 0.0)[0]
+    b = load_detector(small, "cpu").predict([pixels], 0.0)[0]
+    assert np.array_equal(a.boxes, b.boxes) and np.array_equal(a.scores, b.scores)
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="the shipped model is not in resources/models")
+def test_the_shipped_model_is_weights_only_small_and_says_what_it_is():
+    assert SHIPPED_MODEL.stat().st_size <= 15 * 1024 * 1024
+    payload = load_checkpoint(SHIPPED_MODEL)
+    assert payload["optimizer_state"] is None
+    assert payload["class_names"] == CLASSES and payload["generation"] == "faster-rcnn"
+    extra = payload["extra"]
+    assert extra["evaluation"]["mAP"] >= 0.75 and extra["evaluation"]["split"] == "test"
+    assert "synth" in extra["recipe"]["synth"] and "train" in extra["recipe"]["train"]
+    assert "synthetic shapes" in extra["trained_on"]
+    assert len(payload["split"]["files"]) == 300  # the training images, so `evaluate` can warn about overlap
+    model = load_detector(SHIPPED_MODEL, "cpu")
+    assert model.class_names == CLASSES and not model.test_sizes  # single size, as its recorded mAP
