@@ -221,11 +221,14 @@ class WindowActions:
         m.addSeparator()
         for dock in w.proposal_tools.docks():
             m.addAction(dock.toggleViewAction())
-        stage_menus: dict[str, Any] = {}
+        # A stage may add to a menu that exists (View, File): after a separator, not a second menu.
+        stage_menus: dict[str, Any] = {a.text().replace("&", ""): a.menu() for a in mb.actions() if a.menu()}
         for stage in w.stages:
             sm = stage_menus.get(stage.menu_title)
             if sm is None:
                 sm = stage_menus[stage.menu_title] = mb.addMenu(f"&{stage.menu_title}")
+            elif stage.actions() or stage.docks():
+                sm.addSeparator()
             sm.addActions(stage.actions())
             for dock in stage.docks():
                 sm.addAction(dock.toggleViewAction())

@@ -14,6 +14,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from app.cli.gui import SAMPLES
+from app.stages.detections import DetectionsStage
 from app.stages.model import ModelStage
 from app.stages.model.controller import default_model_path
 from models.checkpoints import save_checkpoint
@@ -141,10 +142,13 @@ def test_a_photo_with_other_classes_gets_the_note_not_boxes(qtbot, window, tmp_p
     assert session.detections_hidden
     assert stage.notice.isVisible() and "Show them anyway" in stage.notice.text()
     assert stage.panel.domain.isVisible()
+    detections = next(s for s in window.stages if isinstance(s, DetectionsStage))
+    assert detections.detections is None and session.trace is not None  # traced, but nothing drawn
     stage.panel.show_anyway.click()
     assert not session.detections_hidden and "Hide them" in stage.notice.text()
+    assert detections.detections is not None and len(detections.detections) > 0
     stage.notice.linkClicked.emit("hide")
-    assert session.detections_hidden
+    assert session.detections_hidden and detections.detections is None
 
 
 def test_class_mapping_renames_what_the_detections_are_called(qtbot, window, tmp_path, tiny_checkpoint):

@@ -58,7 +58,13 @@ def _from_detections(det: Any, scale_to_scene: float, origin: str, description: 
 
 
 def scene_detections(session: DetectorSession) -> SceneBoxes | None:
-    """Final detections of the current image: the live trace's, else the stored ones, else None."""
+    """Final detections of the current image: the live trace's, else the stored ones, else None.
+
+    None as well while ``session.detections_hidden``: the loaded model knows none of the classes labelled on
+    this image (its boxes would be nonsense; the Model stage shows why, and "show anyway" re-emits the trace).
+    """
+    if session.detections_hidden:
+        return None
     trace = session.trace
     det = getattr(trace, "detections", None)
     if det is not None:
@@ -72,7 +78,10 @@ def scene_detections(session: DetectorSession) -> SceneBoxes | None:
 
 def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
     """The boxes NMS runs on: the trace's candidates (every class score above the trace's threshold, before
-    per-class NMS), else the stored detections (already after their detector's NMS), else None."""
+    per-class NMS), else the stored detections (already after their detector's NMS), else None (and None
+    while ``session.detections_hidden``, as :func:`scene_detections`)."""
+    if session.detections_hidden:
+        return None
     trace = session.trace
     cand = getattr(trace, "candidates", None)
     if cand is not None:

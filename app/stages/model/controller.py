@@ -144,11 +144,11 @@ class ModelStage(Stage):
         p.recentChosen.connect(lambda path: self.load_model(path))
         p.deviceChosen.connect(self.set_device)
         p.mapClassesRequested.connect(self.ask_map_classes)
-        p.showAnywayToggled.connect(s.set_show_out_of_domain)
+        p.showAnywayToggled.connect(self.set_show_anyway)
         p.runFolderRequested.connect(self.run_folder)
         p.cancelFolderRequested.connect(self.cancel_folder)
         p.saveDetectionsRequested.connect(self.ask_save_detections)
-        self.notice.linkClicked.connect(lambda href: s.set_show_out_of_domain(href == "show"))
+        self.notice.linkClicked.connect(lambda href: self.set_show_anyway(href == "show"))
         s.imageChanged.connect(self._on_image)
         s.groundTruthChanged.connect(self._on_ground_truth)
         s.domainNoteChanged.connect(self._on_domain_note)
@@ -376,6 +376,15 @@ class ModelStage(Stage):
                         f"this image ({shown}) is one of them, so its detections here would be meaningless.")
         self.session.set_domain_note(note)
         self._on_domain_note(note)
+
+    def set_show_anyway(self, on: bool) -> None:
+        """Show (or hide again) detections on an image the model knows nothing about. The detection stages
+        read ``session.detections_hidden`` when they redraw; the trace is re-announced so that they do."""
+        if bool(on) == self.session.show_out_of_domain:
+            return
+        self.session.set_show_out_of_domain(on)
+        if self.session.domain_note and self.session.trace is not None:
+            self.session.set_trace(self.session.trace)
 
     def _on_domain_note(self, note: str) -> None:
         anyway = self.session.show_out_of_domain

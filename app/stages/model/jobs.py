@@ -121,9 +121,9 @@ def trace_job(job: Job, token: object, model: Any, pixels: np.ndarray, pixel_sca
     """``model.trace`` on one image with its ground truth (anchor labels need it).
 
     ``pixels`` may be a reduced preview (``pixel_scale`` = its pixels per displayed pixel, as
-    ``DecodedImage.scale``); ``gt_boxes`` are in displayed pixels. The returned trace is made to describe the
-    *displayed* image: its final detections are in displayed pixels and its ``factors`` map displayed pixels
-    to network-input pixels, so layers never need to know a preview was used.
+    ``DecodedImage.scale``); ``gt_boxes`` are in displayed pixels and are brought to the preview's. The trace
+    is the model's own: in the preview's pixels (``factors`` map them to the network input), as the
+    detector stages expect (``app.stages.scene_boxes`` converts to the scene).
     """
     limit_torch_threads()
     job.check()
@@ -138,10 +138,6 @@ def trace_job(job: Job, token: object, model: Any, pixels: np.ndarray, pixel_sca
         if is_out_of_memory(exc):
             raise oom_error(str(getattr(model, "device", "?")), "running the model") from exc
         raise
-    if scale != 1.0:
-        sy, sx = trace.factors
-        trace.factors = (sy * scale, sx * scale)
-        trace.detections.boxes = (trace.detections.boxes / np.float32(scale)).astype(np.float32)
     job.check()
     return TraceResult(token, trace, time.perf_counter() - t0)
 
