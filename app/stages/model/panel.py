@@ -132,11 +132,11 @@ class ModelPanel(QWidget):
         lay.addWidget(self.explanation)
         lay.addLayout(top)
         lay.addLayout(form)
-        lay.addWidget(self.info)
-        lay.addWidget(self.status)
-        lay.addLayout(match_row)
-        lay.addWidget(self.domain)
+        lay.addWidget(self.domain)  # first after the controls: why nothing is drawn on this image
         lay.addWidget(self.show_anyway)
+        lay.addWidget(self.status)
+        lay.addWidget(self.info)
+        lay.addLayout(match_row)
         lay.addWidget(self.folder_box)
         lay.addStretch(1)
 
