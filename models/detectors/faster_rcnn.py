@@ -57,7 +57,7 @@ class FasterRCNN(Detector):
 
     def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
                  small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
-                 min_size: int = 600, max_size: int = 1000,
+                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
                  anchor_sizes: Sequence[float] = (128, 256, 512), anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
                  rpn_mid_channels: int | None = None, rpn_positive_iou: float = 0.7, rpn_negative_iou: float = 0.3,
                  rpn_batch_size: int = 256, rpn_positive_fraction: float = 0.5, rpn_pre_nms_train: int = 12000,
@@ -74,12 +74,13 @@ class FasterRCNN(Detector):
         size_range = None if test_size_range is None else checked_size_range(test_size_range)
         if isinstance(backbone, str):
             backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride, small_context=small_context)
+                                      small_stride=small_stride, small_context=small_context,
+                                      options=backbone_options)
         self.backbone = backbone
         self._config = dict(
             backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
             small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
-            min_size=min_size, max_size=max_size,
+            backbone_options=dict(backbone.options or backbone_options or {}), min_size=min_size, max_size=max_size,
             anchor_sizes=[float(s) for s in anchor_sizes], anchor_ratios=[float(r) for r in anchor_ratios],
             rpn_mid_channels=rpn_mid_channels, rpn_positive_iou=rpn_positive_iou,
             rpn_negative_iou=rpn_negative_iou, rpn_batch_size=rpn_batch_size,
@@ -132,7 +133,8 @@ class FasterRCNN(Detector):
         bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
                             small_norm=str(cfg.get("small_norm", "group")),
                             small_stride=int(cfg.get("small_stride", 16)),
-                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained)
+                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained,
+                            options=cfg.get("backbone_options") or None)
         return cls(class_names, bb, **cfg)
 
     def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
