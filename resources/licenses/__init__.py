@@ -1,0 +1,1 @@
+"""Licence texts of third-party files the program uses (package data)."""
