@@ -6,6 +6,7 @@ from PySide6.QtWidgets import QWidget
 
 from app.canvas import Canvas
 from app.canvas_export import CanvasExport
+from app.stages.anchors.controller import AnchorsStage
 from app.stages.base import Stage
 from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
@@ -19,6 +20,7 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages: list[Stage] = []
     # The Model stage first: it loads the model and produces the trace every later stage draws from.
     stages.append(ModelStage(canvas, session, window))
+    stages.append(AnchorsStage(canvas, session, window))
     stages.append(NmsStage(canvas, session, window))
     stages.append(DetectionsStage(canvas, session, window))
     stages.append(SuggestionsStage(canvas, session, window))
