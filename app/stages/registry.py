@@ -12,6 +12,8 @@ from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
 from app.stages.model import ModelStage
 from app.stages.nms import NmsStage
+from app.stages.regression.controller import RegressionStage
+from app.stages.rpn.controller import RpnStage
 from app.stages.suggestions import SuggestionsStage
 
 
@@ -21,6 +23,8 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     # The Model stage first: it loads the model and produces the trace every later stage draws from.
     stages.append(ModelStage(canvas, session, window))
     stages.append(AnchorsStage(canvas, session, window))
+    stages.append(RpnStage(canvas, session, window))
+    stages.append(RegressionStage(canvas, session, window))
     stages.append(NmsStage(canvas, session, window))
     stages.append(DetectionsStage(canvas, session, window))
     stages.append(SuggestionsStage(canvas, session, window))
