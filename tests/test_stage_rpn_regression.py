@@ -73,12 +73,17 @@ def test_rpn_heat_map_and_live_nms(qtbot, setup) -> None:
     # Heat map: per cell the max over its anchors, stretched over the feature map's extent in the image.
     fh, fw = trace.feature_size
     a = trace.anchors.per_cell
-    grid = stage.heat_layer.values
-    assert grid.shape == (fh, fw)
+    grid = stage.objectness
+    assert grid.shape == (fh, fw) and np.array_equal(stage.heat_layer.values, grid)
     for r, c in ((0, 0), (fh // 2, fw // 3), (fh - 1, fw - 1)):
         cell = trace.objectness[(r * fw + c) * a:(r * fw + c + 1) * a]
         assert grid[r, c] == pytest.approx(float(cell.max()))
     assert stage.heat_layer.target_rect.width() == pytest.approx(fw * 16 * 2.0)  # input px → displayed px
+    stage.panel.stretch_box.setChecked(True)  # lowest cell → 0, highest → 1
+    assert np.allclose(stage.heat_layer.values, (grid - grid.min()) / (grid.max() - grid.min()))
+    stage.panel.heat_box.setChecked(True)
+    canvas.cursorMoved.emit(100.0, 60.0, None)  # input (50, 30): cell (1, 3)
+    assert stage.panel.hover_label.text() == f"objectness of cell (1, 3): {grid[1, 3]:.3f}"
     # The model's own numbers first: N = its post-NMS top-N, the threshold its NMS threshold.
     panel = stage.panel
     assert panel.top_n() == min(100, trace.proposals_pre_nms.shape[0])

@@ -91,8 +91,17 @@ class RegressionLayer(OverlayLayer):
                             self._colors[self._emphasis], scale)
         texts = [(i, t) for i, t in enumerate(self._labels) if t]
         if texts:
-            paint_labels(painter, [(float(self._boxes[i, 0]), float(self._boxes[i, 1])) for i, _ in texts],
-                         [t for _, t in texts], [self._colors[i] for i, _ in texts])
+            # Per-class boxes of an RoI often nearly coincide: a label landing on an earlier one moves up a row.
+            step = 18.0 / max(scale, 1e-6)
+            placed: list[tuple[float, float]] = []
+            anchors = []
+            for i, _ in texts:
+                x, y = float(self._boxes[i, 0]), float(self._boxes[i, 1])
+                while any(abs(x - px) < 6 * step and abs(y - py) < step for px, py in placed):
+                    y -= step
+                placed.append((x, y))
+                anchors.append((x, y))
+            paint_labels(painter, anchors, [t for _, t in texts], [self._colors[i] for i, _ in texts])
         if self._reference is not None and self._reference_label:
             ref = self._reference
             paint_labels(painter, [(float(ref[0]), float(ref[3]) + 18.0 / max(scale, 1e-6))],

@@ -55,6 +55,7 @@ class RpnStage(Stage):
         self._trace: Any = None
         self._scale = InputScale()
         self._selection: ProposalSelection | None = None
+        self._grid: np.ndarray | None = None
         self.heat_layer = HeatmapLayer("RPN objectness")
         self.proposals_layer = BoxGroupsLayer("RPN proposals")
         for layer in (self.heat_layer, self.proposals_layer):
@@ -68,6 +69,7 @@ class RpnStage(Stage):
         p.heat_box.toggled.connect(self.heat_layer.setVisible)
         self.heat_layer.visibleChanged.connect(lambda: self._sync(p.heat_box, self.heat_layer.isVisible()))
         p.heat_opacity.valueChanged.connect(lambda v: self.heat_layer.setOpacity(v / 100.0))
+        p.stretch_box.toggled.connect(self._show_heat)
         p.proposals_box.toggled.connect(self.proposals_layer.setVisible)
         self.proposals_layer.visibleChanged.connect(
             lambda: self._sync(p.proposals_box, self.proposals_layer.isVisible()))
@@ -113,6 +115,7 @@ class RpnStage(Stage):
         d = self._session.decoded
         if not has_rpn(trace) or d is None:
             self._trace = None
+            self._grid = None
             self.heat_layer.set_map(None)
             self.panel.set_available(False)
             self.panel.readout.setText("")
@@ -122,11 +125,9 @@ class RpnStage(Stage):
         self._trace = trace
         self._scale = InputScale.from_sizes(trace.input_size, d.width, d.height)
         aset = trace.anchors
-        grid = objectness_grid(trace.objectness, trace.feature_size, aset.per_cell)
+        self._grid = grid = objectness_grid(trace.objectness, trace.feature_size, aset.per_cell)
+        self._show_heat()
         fh, fw = grid.shape
-        s = aset.stride
-        rect = self._scale.boxes_to_scene(np.array([[0, 0, fw * s, fh * s]], np.float32))[0]
-        self.heat_layer.set_map(grid, tuple(float(v) for v in rect))
         self.panel.heat_label.setText(
             f"{fh}×{fw} cells × {aset.per_cell} anchors; cell maximum from {grid.min():.2f} to {grid.max():.2f}. "
             f"Bright: some anchor of the cell is likely an object.")
@@ -137,6 +138,25 @@ class RpnStage(Stage):
         top_n = int(rpn.post_nms_top_n["test"]) if rpn is not None else 300
         self.panel.set_choices(int(trace.proposals_pre_nms.shape[0]), top_n,
                                float(trace.proposal_nms.iou_threshold))  # emits selectionChanged → request
+
+    @property
+    def objectness(self) -> np.ndarray | None:
+        """[fh, fw] best objectness per cell of the current trace (what the heat map shows), or None."""
+        return self._grid
+
+    def _show_heat(self, *_: object) -> None:
+        grid, trace = self._grid, self._trace
+        if grid is None or trace is None:
+            self.heat_layer.set_map(None)
+            return
+        fh, fw = grid.shape
+        s = trace.anchors.stride
+        rect = self._scale.boxes_to_scene(np.array([[0, 0, fw * s, fh * s]], np.float32))[0]
+        values = grid
+        if self.panel.stretch_box.isChecked():
+            lo, hi = float(grid.min()), float(grid.max())
+            values = (grid - lo) / (hi - lo) if hi > lo else np.zeros_like(grid)
+        self.heat_layer.set_map(values, tuple(float(v) for v in rect))
 
     # --- selection -----------------------------------------------------------------------------------------
     def request(self, top_n: int | None = None, threshold: float | None = None) -> int:
@@ -166,7 +186,7 @@ class RpnStage(Stage):
         boxes = self._scale.boxes_to_scene(trace.proposals_pre_nms)
         groups = []
         if self.panel.before_box.isChecked():
-            groups.append(BoxGroup(boxes[sel.before], QColor(BEFORE_COLOR), 1.0, name="before NMS"))
+            groups.append(BoxGroup(boxes[sel.before], QColor(BEFORE_COLOR), 1.5, name="before NMS"))
         if self.panel.after_box.isChecked():
             groups.append(BoxGroup(boxes[sel.kept], QColor(AFTER_COLOR), 2.0, name="after NMS"))
         self.proposals_layer.set_groups(groups)
@@ -179,8 +199,13 @@ class RpnStage(Stage):
     def _on_cursor(self, x: float, y: float, _value: object) -> None:
         if not self.heat_layer.isVisible():
             return
-        v = self.heat_layer.value_at(x, y)
-        self.panel.hover_label.setText("" if v is None else f"objectness of the cell under the cursor: {v:.3f}")
+        if self._grid is None or self._trace is None:
+            return
+        xi, yi = self._scale.point_to_input(x, y)
+        s = self._trace.anchors.stride
+        r, c = int(yi // s), int(xi // s)
+        inside = 0 <= r < self._grid.shape[0] and 0 <= c < self._grid.shape[1]
+        self.panel.hover_label.setText(f"objectness of cell ({r}, {c}): {self._grid[r, c]:.3f}" if inside else "")
 
 
 __all__ = ["NO_RPN", "NO_TRACE", "RpnStage", "has_rpn", "selection_job"]

@@ -29,7 +29,7 @@ EXPLANATION = (
 #: Slider units per 1.0 of IoU.
 THRESHOLD_STEPS = 100
 
-BEFORE_COLOR = "#78aaff"
+BEFORE_COLOR = "#4d8dff"
 AFTER_COLOR = "#ff8c00"
 
 
@@ -47,6 +47,9 @@ class RpnPanel(QWidget):
         self.heat_opacity.setRange(0, 100)
         self.heat_opacity.setValue(60)
         self.heat_opacity.setToolTip("Opacity of the heat map")
+        self.stretch_box = QCheckBox("stretch colours to this image's range")
+        self.stretch_box.setToolTip("Map the lowest cell to dark and the highest to bright (off: 0 → dark, 1 → "
+                                    "bright), to see structure when all scores are close")
         self.heat_label = QLabel("")
         self.heat_label.setWordWrap(True)
 
@@ -81,6 +84,7 @@ class RpnPanel(QWidget):
         row.addWidget(QLabel("opacity"))
         row.addWidget(self.heat_opacity, 1)
         hl.addLayout(row)
+        hl.addWidget(self.stretch_box)
         hl.addWidget(self.heat_label)
         hl.addWidget(self.hover_label)
 
