@@ -155,3 +155,16 @@ def test_box_regression_of_a_clicked_anchor_and_roi(qtbot, setup) -> None:
     assert stage.layer.labels[0] == f"{CLASSES[best - 1]} {trace.class_scores[roi.index, best]:.2f}"
     assert stage.panel.table.item(0, 0).text() == CLASSES[best - 1]
     canvas.viewport().grab()
+
+
+def test_class_boxes_hidden_outside_the_models_domain(qtbot, setup) -> None:
+    canvas, session, _, stage, trace = setup
+    session.set_trace(trace)
+    stage.panel.show_box.setChecked(True)
+    stage.panel.pick(SOURCE_ROI, 0)
+    assert stage.layer.boxes.shape[0] > 0
+    session.set_domain_note("This model knows only the synthetic shapes.")
+    assert stage.layer.boxes.shape[0] == 0 and stage.layer.reference is not None  # the RoI alone
+    assert "synthetic shapes" in stage.panel.status.text()
+    session.set_show_out_of_domain(True)
+    assert stage.layer.boxes.shape[0] > 0

@@ -65,6 +65,8 @@ class RegressionStage(Stage):
         self.layer.visibleChanged.connect(self._on_visibility)
         p.pickChanged.connect(self._show)
         session.traceChanged.connect(self._on_trace)
+        if hasattr(session, "domainNoteChanged"):
+            session.domainNoteChanged.connect(self._on_note)
         canvas.pointClicked.connect(self._on_click)
         self._on_trace(session.trace)
 
@@ -101,8 +103,13 @@ class RegressionStage(Stage):
         self._scale = InputScale.from_sizes(trace.input_size, d.width, d.height)
         best = int(np.argmax(trace.objectness)) if trace.objectness.size else 0
         self.panel.set_ranges(int(trace.anchors.boxes.shape[0]), int(trace.proposals.shape[0]), best, 0)
-        self.panel.set_status("")
+        self.panel.set_status(getattr(self._session, "domain_note", ""))
         self._show(self.panel.source(), self.panel.index())
+
+    def _on_note(self, *_: object) -> None:
+        if self._trace is not None:
+            self.panel.set_status(getattr(self._session, "domain_note", ""))
+            self._show(self.panel.source(), self.panel.index())
 
     # --- picking -------------------------------------------------------------------------------------------
     def _on_click(self, x: float, y: float) -> None:
@@ -165,6 +172,14 @@ class RegressionStage(Stage):
 
     def _show_roi(self, r: RoIRegression) -> None:
         self.current = r
+        if getattr(self._session, "detections_hidden", False):
+            # Per-class boxes are detections in all but name: on an image outside the model's domain only the
+            # RoI is drawn, and the panel's note says why (the Detections panel can show them anyway).
+            self.layer.set_view(self._scale.boxes_to_scene(r.roi)[0], np.zeros((0, 4), np.float32),
+                                reference_label=f"RoI #{r.index} · RPN score {r.roi_score:.2f}")
+            self.panel.show_table(f"RoI #{r.index} {_box_text(r.roi)}: class boxes hidden on this image.", [], [])
+            self.shown.emit(r)
+            return
         names = ["background"] + self._class_names()
         order = [int(c) for c in np.argsort(-r.class_scores[1:], kind="stable") + 1]
         drawn = order[:MAX_CLASS_BOXES]

@@ -77,6 +77,8 @@ class RpnStage(Stage):
         p.after_box.toggled.connect(self._redraw)
         p.selectionChanged.connect(self.request)
         session.traceChanged.connect(self._on_trace)
+        if hasattr(session, "domainNoteChanged"):
+            session.domainNoteChanged.connect(self._show_note)
         canvas.cursorMoved.connect(self._on_cursor)
         self._on_trace(session.trace)
 
@@ -131,13 +133,20 @@ class RpnStage(Stage):
         self.panel.heat_label.setText(
             f"{fh}×{fw} cells × {aset.per_cell} anchors; cell maximum from {grid.min():.2f} to {grid.max():.2f}. "
             f"Bright: some anchor of the cell is likely an object.")
-        self.panel.set_status("")
+        self._show_note()
         self.panel.set_available(True)
         model = self._session.model
         rpn = getattr(model, "rpn", None)
         top_n = int(rpn.post_nms_top_n["test"]) if rpn is not None else 300
         self.panel.set_choices(int(trace.proposals_pre_nms.shape[0]), top_n,
                                float(trace.proposal_nms.iou_threshold))  # emits selectionChanged → request
+
+    def _show_note(self, *_: object) -> None:
+        """On an image the model knows nothing about (the session's domain note) the RPN still draws: its
+        scores are what the network computes, and the panel says why they mean little."""
+        if self._trace is not None:
+            note = getattr(self._session, "domain_note", "")
+            self.panel.set_status(note)
 
     @property
     def objectness(self) -> np.ndarray | None:
