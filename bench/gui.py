@@ -153,6 +153,15 @@ def run_paint(frames: int, only: list[str] | None = None) -> None:
         canvas.close()
         canvas.deleteLater()
         QApplication.processEvents()
+    if not only or any("detection" in o.lower() for o in only):
+        try:  # the Detections stage's own layer, with its outcome tags (bench/gui_detections.py, issue 11)
+            sys.path.insert(0, str(ROOT / "bench"))
+            from gui_detections import detections_paint_ms
+        except ImportError:
+            return
+        r = detections_paint_ms(300, CANVAS_SIZE, frames)
+        print(f"  {'300 detections, real stage':<28} {r['median_ms']:7.1f} / p90 {r['p90_ms']:5.1f}   "
+              f"DetectionsStage layer (bench/gui_detections.py; uncached repaint {r['repaint_median_ms']:.1f})")
 
 
 # ------------------------------------------------------------------------------------------------- stall

@@ -51,6 +51,6 @@ class CanvasNotice(QLabel):
         vp = self._view.viewport()
         width = max(120, min(640, vp.width() - 2 * self.MARGIN))
         self.setFixedWidth(width)
-        self.adjustSize()
+        self.setFixedHeight(max(self.heightForWidth(width), self.fontMetrics().height() + 16))
         self.move((vp.width() - width) // 2, self.MARGIN)
         self.raise_()
