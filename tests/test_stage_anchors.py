@@ -154,3 +154,23 @@ def test_model_parameters_and_input_scale(qtbot, setup) -> None:
         session.set_trace(trace)
     assert stage.labelling.feature_size == trace.feature_size
     assert np.array_equal(stage.labelling.anchors.labels.numpy(), trace.anchors.labels.numpy())
+
+
+def test_png_and_svg_export_carry_the_anchor_boxes(qtbot, setup, tmp_path) -> None:
+    from PySide6.QtGui import QImage
+
+    from app.canvas_export import export_png, export_svg
+    from app.layers.anchors import KIND_COLORS
+
+    canvas, session, stage = setup
+    _show(qtbot, stage)
+    stage.panel.show_combo.setCurrentIndex(stage.panel.show_combo.findData(SHOW_BOXES))
+    stage.layer.setOpacity(1.0)
+    png = QImage(str(export_png(canvas, tmp_path / "a.png")))
+    neg = KIND_COLORS[NEGATIVE]
+    hits = sum(1 for x in range(0, W, 2) for y in range(0, H, 2)
+               if png.pixelColor(x, y).rgb() == neg.rgb())
+    assert hits > 50  # negative anchors' outlines, painted through the raster cache
+    svg = export_svg(canvas, tmp_path / "a.svg").read_text(encoding="utf-8")
+    assert svg.count("<polyline") + svg.count("<path") + svg.count("<line") > 0  # vectors, not one bitmap
+    assert neg.name() in svg.lower()

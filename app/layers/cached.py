@@ -102,6 +102,7 @@ class CachedOverlayLayer(OverlayLayer):
         image.setDevicePixelRatio(dpr)
         image.fill(QColor(0, 0, 0, 0))
         p = QPainter(image)
+        p.setRenderHints(painter.renderHints())  # e.g. the antialiasing a PNG export asks for
         p.setWorldTransform(t)
         inv, ok = t.inverted()
         visible = inv.mapRect(QRectF(0, 0, w, h)) if ok else self.boundingRect()
