@@ -1,0 +1,94 @@
+"""The Selective Search proposal cache: reused for the same pixels and parameters, recomputed otherwise."""
+
+import numpy as np
+
+from models.proposal_cache import ProposalCache, ProposalParams, cache_dir, proposal_key
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((60, 80, 3), 30, np.uint8)
+    img[10:40, 15:50] = (200, 40, 40)
+    img[20:55, 50:75] = (40, 200, 60)
+    return np.clip(img.astype(int) + rng.integers(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+class _Counting:
+    """A stand-in for Selective Search that records each call (the real one is tested elsewhere)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray, params: ProposalParams) -> np.ndarray:
+        self.calls += 1
+        return np.array([[0, 0, image.shape[1], image.shape[0]], [1, 2, 3 + params.seed, 4]], np.float32)
+
+
+def test_second_request_reads_the_stored_boxes(tmp_path) -> None:
+    compute = _Counting()
+    cache = ProposalCache(tmp_path, compute=compute)
+    params = ProposalParams()
+    first = cache.get(_image(), params)
+    again = ProposalCache(tmp_path, compute=compute).get(_image(), params)  # a new process, same folder
+    assert compute.calls == 1
+    np.testing.assert_array_equal(first, again)
+    assert again.dtype == np.float32
+
+
+def test_changed_pixels_or_parameters_miss(tmp_path) -> None:
+    compute = _Counting()
+    cache = ProposalCache(tmp_path, compute=compute)
+    img = _image()
+    cache.get(img, ProposalParams())
+    edited = img.copy()
+    edited[0, 0, 0] ^= 1
+    cache.get(edited, ProposalParams())
+    assert compute.calls == 2
+    out = cache.get(img, ProposalParams(seed=3))
+    assert compute.calls == 3 and out[1, 2] == 6
+    cache.get(img, ProposalParams(top=100))
+    cache.get(img, ProposalParams(ks=(50.0, 100.0)))
+    cache.get(img, ProposalParams(max_side=300))
+    assert compute.calls == 6
+    cache.get(img, ProposalParams(seed=3))
+    assert compute.calls == 6 and cache.hits == 1
+
+
+def test_key_depends_on_content_not_on_the_array_object() -> None:
+    a = _image()
+    assert proposal_key(a, ProposalParams()) == proposal_key(a.copy(), ProposalParams())
+    assert proposal_key(a, ProposalParams()) != proposal_key(a[:, :-1], ProposalParams())
+
+
+def test_damaged_entry_is_recomputed(tmp_path) -> None:
+    compute = _Counting()
+    cache = ProposalCache(tmp_path, compute=compute)
+    img = _image()
+    cache.get(img, ProposalParams())
+    cache.path_for(proposal_key(img, ProposalParams())).write_bytes(b"not numpy")
+    boxes = cache.get(img, ProposalParams())
+    assert compute.calls == 2 and boxes.shape == (2, 4)
+
+
+def test_unwritable_folder_still_returns_boxes(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cache = ProposalCache(blocker / "sub", compute=_Counting())
+    assert cache.get(_image(), ProposalParams()).shape == (2, 4)
+    assert cache.write_errors == 1
+
+
+def test_real_selective_search_through_the_cache(tmp_path) -> None:
+    cache = ProposalCache(tmp_path)
+    params = ProposalParams(mode="single", ks=(20.0,), top=50, min_box_size=2)
+    boxes = cache.get(_image(), params)
+    assert 0 < len(boxes) <= 50
+    assert (boxes[:, 2] <= 80).all() and (boxes[:, 3] <= 60).all()
+    np.testing.assert_array_equal(cache.get(_image(), params), boxes)
+    assert cache.hits == 1
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("RCNN_EXPLORER_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    assert ProposalCache().root == tmp_path / "c" / "proposals"
