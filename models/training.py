@@ -78,6 +78,9 @@ class TrainConfig:
     #: is often several times faster than 2: OpenMP threads waiting on a descheduled sibling spin for nothing.
     threads: int | None = None
     model: dict = field(default_factory=dict)
+    #: Folder of the Selective Search proposal cache (generations with external proposals); None: the user
+    #: cache folder (models.proposal_cache.cache_dir).
+    proposal_cache: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -85,7 +88,8 @@ class TrainConfig:
 
 @dataclass
 class TrainEvent:
-    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end."""
+    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end, and proposals
+    (``step`` of ``total_steps`` images given their Selective Search boxes, before "start")."""
 
     kind: str
     epoch: int = 0  # 1-based epoch being run (or just finished for "epoch")
@@ -252,6 +256,26 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
     return source, names, dataset, split
 
 
+def _attach_proposals(model: torch.nn.Module, dataset: Any, config: TrainConfig, emit: _Emitter) -> None:
+    """Selective Search boxes for every training image, once, before the first step (cached on disk, so a
+    second run or a resume reads them back); reported as "proposals" events (step of total_steps)."""
+    from models.proposal_cache import ProposalCache
+    from models.training_data import attach_proposals
+
+    cache = ProposalCache(config.proposal_cache)
+    model.proposal_cache = cache
+    total = len(dataset)
+    emit(TrainEvent("message", message=f"Selective Search proposals for {total} images (cache {cache.root})"))
+
+    def progress(done: int, count: int) -> None:
+        emit(TrainEvent("proposals", step=done, total_steps=count, elapsed_s=0.0))
+
+    t = time.monotonic()
+    attach_proposals(dataset, cache, model.proposal_params, progress)
+    emit(TrainEvent("message", message=f"proposals ready in {time.monotonic() - t:.1f} s "
+                                       f"({cache.hits} from the cache, {cache.misses} computed)"))
+
+
 def _check_finite(losses: dict[str, torch.Tensor], dist_info: DistInfo) -> str | None:
     """Name of the first non-finite loss (on any rank, so all ranks stop together), else None."""
     bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
@@ -315,6 +339,8 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         info = getattr(getattr(model, "backbone", None), "weights_info", None)
         if info is not None:
             emit(TrainEvent("message", message=f"backbone {config.backbone}: {info.message}"))
+    if getattr(model, "proposal_params", None) is not None:
+        _attach_proposals(model, dataset, config, emit)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":
@@ -357,12 +383,16 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     last_good = str(out) if (payload is not None and Path(config.resume).resolve() == out.resolve()) else None
     run_start = time.monotonic()
     steps_this_run = 0
+    # Training time across resumed runs, stored in every checkpoint (``compare`` reports it).
+    earlier_seconds = float(payload.get("extra", {}).get("train_seconds", 0.0)) if payload else 0.0
 
     def save(epoch: int, extra: dict | None = None) -> str | None:
         if not dist_info.is_main:
             return None
         save_checkpoint(out, model=model, config=cfg_dict, class_names=class_names, split=split, epoch=epoch,
-                        optimizer_state=optimizer.state_dict(), extra={"history": history, **(extra or {})})
+                        optimizer_state=optimizer.state_dict(),
+                        extra={"history": history, "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2),
+                               **(extra or {})})
         emit(TrainEvent("checkpoint", epoch=epoch, epochs=config.epochs, checkpoint=str(out),
                         elapsed_s=time.monotonic() - t0))
         return str(out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,9 @@ class DetectionDataset(Dataset):
         self.flip_prob = float(flip_prob)
         self.seed = int(seed)
         self.epoch = 0
+        #: External proposals per image (``source.entries`` index → float32 [P, 4] in full-resolution pixels),
+        #: for the generations that take Selective Search boxes; filled by :func:`attach_proposals`.
+        self.proposals: dict[int, np.ndarray] | None = None
         self.problems: list[str] = []
         self.targets: list[ImageTargets] = []
         for idx in indices:
@@ -185,17 +189,16 @@ class DetectionDataset(Dataset):
         # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
         px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
         # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
-        boxes = t.boxes.copy() * np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
+        factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
+        boxes = _move_boxes(t.boxes.copy() * factors, new_w, new_h, flipped, turns)
+        proposals = None
+        if self.proposals is not None:
+            proposals = _move_boxes(self.proposals[t.index].astype(np.float32) * factors, new_w, new_h, flipped,
+                                    turns)
         if flipped:
             px = px[:, ::-1]
-            x1 = new_w - boxes[:, 2]
-            x2 = new_w - boxes[:, 0]
-            boxes[:, 0], boxes[:, 2] = x1, x2
         for _ in range(turns):
-            # np.rot90 turns counter-clockwise: the pixel at (x, y) moves to (y, width - x).
-            width = px.shape[1]
             px = np.rot90(px)
-            boxes = np.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], axis=1)
         image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
         target = {
             "boxes": torch.from_numpy(boxes.astype(np.float32)),
@@ -208,7 +211,38 @@ class DetectionDataset(Dataset):
             "flipped": flipped,
             "quarter_turns": turns,
         }
+        if proposals is not None:
+            target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
         return image, target
+
+
+def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:
+    """Boxes of a ``width``×``height`` image after its left-right flip and then ``turns`` quarter turns."""
+    if flipped:
+        x1 = width - boxes[:, 2]
+        x2 = width - boxes[:, 0]
+        boxes[:, 0], boxes[:, 2] = x1, x2
+    for _ in range(turns):
+        # np.rot90 turns counter-clockwise: the pixel at (x, y) moves to (y, width - x).
+        boxes = np.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], axis=1)
+        width, height = height, width
+    return boxes
+
+
+def attach_proposals(dataset: DetectionDataset, cache: Any, params: Any,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    """Selective Search boxes for every image of ``dataset``, computed once (or read from ``cache``, a
+    :class:`models.proposal_cache.ProposalCache`) before training, so no training step waits for them.
+    ``progress(done, total)`` after each image."""
+    out: dict[int, np.ndarray] = {}
+    total = len(dataset.targets)
+    for i, t in enumerate(dataset.targets):
+        dec = read_image(t.path)
+        boxes = cache.get(dec.pixels, params)
+        out[t.index] = boxes / np.float32(dec.scale) if dec.scale != 1.0 else boxes
+        if progress is not None:
+            progress(i + 1, total)
+    dataset.proposals = out
 
 
 def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:

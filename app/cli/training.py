@@ -62,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
                         "weights when present offline (efficientnet_lite0: its pip package; torchvision's: the "
                         "local torch cache), else random")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="images per step (default 2 for fast-rcnn, as the paper's 2 images x 64 RoIs; else 1)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                    help="sgd with momentum 0.9 (the papers) or adamw (faster from scratch)")
@@ -94,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
                         "(the first phase of progressive resizing; --resume continues it)")
     p.add_argument("--bf16", action="store_true",
                    help="CPU training in bfloat16 autocast (about 30%% faster on CPUs with AVX512-BF16 or AMX)")
+    p.add_argument("--proposal-cache", default=None, metavar="DIR",
+                   help="folder of the Selective Search proposal cache (fast-rcnn; default: the user cache folder, "
+                        "$RCNN_EXPLORER_CACHE/proposals)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -109,7 +113,16 @@ class _Bar:
     def __call__(self, ev) -> None:  # noqa: ANN001 - models.training.TrainEvent
         from tqdm import tqdm
 
-        if ev.kind == "message":
+        if ev.kind == "proposals":
+            if self.enabled and self.bar is None:
+                self.bar = tqdm(total=ev.total_steps, unit="image", desc="proposals", dynamic_ncols=True,
+                                file=sys.stderr)
+            if self.bar is not None:
+                self.bar.update(ev.step - self.bar.n)
+                if ev.step >= ev.total_steps:
+                    self.bar.close()
+                    self.bar = None
+        elif ev.kind == "message":
             (tqdm.write if self.bar is not None else print)(f"train: {ev.message}", file=sys.stderr)
         elif ev.kind == "start":
             print(f"train: {ev.message}", file=sys.stderr)
@@ -133,10 +146,12 @@ class _Bar:
 
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.generation != "faster-rcnn":
-        print(f"train: --generation {args.generation} is not implemented yet; only faster-rcnn can be trained "
-              "for now", file=sys.stderr)
+    if args.generation == "rcnn":
+        print("train: --generation rcnn is not implemented yet; fast-rcnn and faster-rcnn can be trained",
+              file=sys.stderr)
         return 2
+    if args.batch_size is None:
+        args.batch_size = 2 if args.generation == "fast-rcnn" else 1
     from models.backbones import BackboneWeightsError
     from models.checkpoints import CheckpointError
     from models.training import TrainConfig, train
@@ -156,7 +171,7 @@ def run(command: str, argv: list[str]) -> int:
                          min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
                          seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
                          threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes,
-                         cpu_bf16=args.bf16, max_steps=args.max_steps)
+                         cpu_bf16=args.bf16, max_steps=args.max_steps, proposal_cache=args.proposal_cache)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001

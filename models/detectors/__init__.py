@@ -1,8 +1,8 @@
 """Detector generations behind one interface, built by name so training and checkpoints stay generic.
 
 ``register(name, build, rebuild)``: ``build(class_names, **kwargs)`` makes a fresh model for training,
-``rebuild(class_names, config)`` makes one from a checkpoint's ``model_config``. R-CNN and Fast R-CNN register
-here when they land; nothing else in training or checkpoints needs to change.
+``rebuild(class_names, config)`` makes one from a checkpoint's ``model_config``; nothing else in training or
+checkpoints needs to change for a new generation.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def _ensure_builtin() -> None:
     if "faster-rcnn" not in _BUILDERS:
         from models.detectors.faster_rcnn import FasterRCNN
         register("faster-rcnn", FasterRCNN, FasterRCNN.from_config)
+    if "fast-rcnn" not in _BUILDERS:
+        from models.detectors.fast_rcnn import FastRCNN
+        register("fast-rcnn", FastRCNN, FastRCNN.from_config)
 
 
 def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:

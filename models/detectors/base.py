@@ -188,8 +188,9 @@ class Detector(torch.nn.Module):
                    valid: tuple[float, float]) -> tuple[Tensor, Tensor, Tensor]:
         """One pass of test-time augmentation: boxes in the original image's pixels, scores, labels."""
         height, width = image.shape[:2]
-        t, factors = self.prepare(np.ascontiguousarray(image[:, ::-1]) if flip else image, size)
-        det = self.forward([t])[0]
+        used = np.ascontiguousarray(image[:, ::-1]) if flip else image
+        t, factors = self.prepare(used, size)
+        det = self._forward_test(used, t, factors)
         input_boxes = det["boxes"].float()
         side = ((input_boxes[:, 2] - input_boxes[:, 0]).clamp(min=0)
                 * (input_boxes[:, 3] - input_boxes[:, 1]).clamp(min=0)).sqrt()
@@ -198,6 +199,11 @@ class Detector(torch.nn.Module):
         if flip:
             boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
         return boxes, det["scores"][keep].float().cpu(), det["labels"][keep].cpu().long()
+
+    def _forward_test(self, image: np.ndarray, t: Tensor, factors: tuple[float, float]) -> dict[str, Tensor]:
+        """The eval-mode forward of one prepared image ``t`` (``image``: the RGB array it was made from, for
+        generations whose proposals come from outside the network)."""
+        return self.forward([t])[0]
 
     def trace(self, image: np.ndarray):  # noqa: ANN201 - each generation returns its own trace dataclass
         raise NotImplementedError
