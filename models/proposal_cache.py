@@ -11,8 +11,9 @@ values, working size, seed, top N, ...), misses. Nothing is ever invalidated by 
 simply never asked for again. Each entry is one small ``.npy`` file written atomically, so concurrent
 readers never see half a file and two processes computing the same entry both write the same bytes.
 
-Location: ``$RCNN_EXPLORER_CACHE/proposals`` (else ``$XDG_CACHE_HOME/rcnn-explorer/proposals``, else
-``~/.cache/rcnn-explorer/proposals``) — a user cache rather than beside the dataset, because datasets are
+Location: ``proposals/`` in the product's cache folder (:func:`models.features.cache_dir`:
+``$RCNN_EXPLORER_CACHE``, else ``$XDG_CACHE_HOME/rcnn-explorer``, else ``~/.cache/rcnn-explorer``, beside the
+CNN-code cache) — a user cache rather than beside the dataset, because datasets are
 often read-only (shared folders, the bundled samples); pass ``root`` to put it anywhere else.
 """
 
@@ -29,19 +30,10 @@ from pathlib import Path
 import numpy as np
 
 from models.annotations.atomic import atomic_write_bytes
+from models.features import CACHE_ENV, cache_dir, image_key  # one cache folder and image identity
 
-CACHE_ENV = "RCNN_EXPLORER_CACHE"
 #: Bump when the stored format or the meaning of the parameters changes: old entries then miss.
 FORMAT_VERSION = 1
-
-
-def cache_dir() -> Path:
-    """The product's cache folder: ``$RCNN_EXPLORER_CACHE``, else ``$XDG_CACHE_HOME/rcnn-explorer``, else
-    ``~/.cache/rcnn-explorer`` (the same rule as the CNN-code cache, so one setting moves both)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "rcnn-explorer"
 
 
 @dataclass(frozen=True)
@@ -74,11 +66,8 @@ class ProposalParams:
 
 
 def image_digest(image: np.ndarray) -> str:
-    """Hash of an image's decoded content (shape, dtype, pixels)."""
-    arr = np.ascontiguousarray(image)
-    h = hashlib.sha256(f"{arr.shape}|{arr.dtype}".encode())
-    h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
+    """Hash of an image's decoded content (shape, dtype, pixels): the same identity as the CNN-code cache."""
+    return image_key(image)
 
 
 def proposal_key(image: np.ndarray, params: ProposalParams) -> str:

@@ -66,7 +66,7 @@ class FastRCNN(Detector):
 
     def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
                  small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
-                 min_size: int = 600, max_size: int = 1000,
+                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
                  proposal_mode: str = "fast", proposal_ks: Sequence[float] | None = None,
                  proposal_max_side: int | None = 500, proposal_seed: int = 0, proposal_min_box_size: float = 4.0,
                  proposals_train: int = 2000, proposals_test: int = 2000,
@@ -81,12 +81,14 @@ class FastRCNN(Detector):
         size_range = None if test_size_range is None else checked_size_range(test_size_range)
         if isinstance(backbone, str):
             backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride, small_context=small_context)
+                                      small_stride=small_stride, small_context=small_context,
+                                      options=backbone_options)
         self.backbone = backbone
         ks = None if proposal_ks is None else [float(k) for k in proposal_ks]
         self._config = dict(
             backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
             small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
+            backbone_options=dict(getattr(backbone, "options", None) or backbone_options or {}),
             min_size=min_size, max_size=max_size, proposal_mode=proposal_mode, proposal_ks=ks,
             proposal_max_side=proposal_max_side, proposal_seed=int(proposal_seed),
             proposal_min_box_size=float(proposal_min_box_size), proposals_train=int(proposals_train),
@@ -135,7 +137,8 @@ class FastRCNN(Detector):
         bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
                             small_norm=str(cfg.get("small_norm", "group")),
                             small_stride=int(cfg.get("small_stride", 16)),
-                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained)
+                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained,
+                            options=cfg.get("backbone_options") or None)
         return cls(class_names, bb, **cfg)
 
     # ------------------------------------------------------------------------------------------ proposals
