@@ -37,10 +37,11 @@ def train_linear_svm(positives: np.ndarray, negatives: np.ndarray, c: float = 1e
     ``c`` as the paper's C = 10⁻³ with unit-scaled features; ``positive_weight`` weighs the few positives up
     (the paper's positive : negative cost ratio was 2 in its released code).
     """
-    pos = torch.as_tensor(np.asarray(positives, np.float32)).reshape(len(positives), -1)
-    neg = torch.as_tensor(np.asarray(negatives, np.float32)).reshape(len(negatives), -1)
-    dim = pos.shape[1] if pos.numel() else neg.shape[1]
-    x = torch.cat([pos.reshape(-1, dim), neg.reshape(-1, dim)]).double()
+    pos = np.asarray(positives, np.float32)
+    neg = np.asarray(negatives, np.float32)
+    dim = pos.shape[-1] if pos.size else neg.shape[-1]
+    pos, neg = torch.from_numpy(pos.reshape(-1, dim)), torch.from_numpy(neg.reshape(-1, dim))
+    x = torch.cat([pos, neg]).double()
     y = torch.cat([torch.ones(len(pos)), -torch.ones(len(neg))]).double()
     cost = torch.cat([torch.full((len(pos),), float(positive_weight)), torch.ones(len(neg))]).double() * c
     w = torch.zeros(dim + 1, dtype=torch.float64, requires_grad=True)

@@ -276,6 +276,27 @@ def _attach_proposals(model: torch.nn.Module, dataset: Any, config: TrainConfig,
                                        f"({cache.hits} from the cache, {cache.misses} computed)"))
 
 
+def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> None:
+    """R-CNN's last stage after fine-tuning: SVMs and box regressors on the CNN codes of the training set
+    (unflipped images, their cached proposals); "proposals"-style progress events named in ``message``."""
+    from models.io import read_image
+
+    def loader(t):  # noqa: ANN001, ANN202 - ImageTargets
+        def load():  # noqa: ANN202
+            dec = read_image(t.path)
+            s = np.float32(dec.scale)
+            return dec.pixels, t.boxes * s, t.labels, dataset.proposals[t.index] * s
+        return load
+
+    model.eval()
+    t = time.monotonic()
+    emit(TrainEvent("message", message=f"SVMs and box regressors on the CNN codes of {len(dataset)} images"))
+    stats = model.fit_classifiers([loader(t) for t in dataset.targets], lambda stage, done, count: emit(
+        TrainEvent("proposals", step=done, total_steps=count, message=stage)))
+    text = ", ".join(f"{k} {v:g}" for k, v in stats.items())
+    emit(TrainEvent("message", message=f"SVMs trained in {time.monotonic() - t:.1f} s ({text})"))
+
+
 def _check_finite(losses: dict[str, torch.Tensor], dist_info: DistInfo) -> str | None:
     """Name of the first non-finite loss (on any rank, so all ranks stop together), else None."""
     bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
@@ -477,6 +498,9 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
                         elapsed_s=time.monotonic() - t0))
         if config.max_steps is not None and global_step >= config.max_steps:
             break
+    if status == "completed" and hasattr(model, "fit_classifiers"):
+        _fit_classifiers(model, dataset, emit)
+        last_good = save(done_epochs) or last_good
     if status == "completed":
         message = f"trained {done_epochs} epochs; checkpoint {out}"
     if dist_info.is_main:

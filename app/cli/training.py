@@ -63,7 +63,7 @@ def parser() -> argparse.ArgumentParser:
                         "local torch cache), else random")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--batch-size", type=int, default=None,
-                   help="images per step (default 2 for fast-rcnn, as the paper's 2 images x 64 RoIs; else 1)")
+                   help="images per step (default 2 for fast-rcnn, the paper's 2 images x 64 RoIs, and rcnn; else 1)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                    help="sgd with momentum 0.9 (the papers) or adamw (faster from scratch)")
@@ -108,20 +108,21 @@ class _Bar:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
+        self.side_bar = None
         self.avg: dict[str, float] = {}
 
     def __call__(self, ev) -> None:  # noqa: ANN001 - models.training.TrainEvent
         from tqdm import tqdm
 
-        if ev.kind == "proposals":
-            if self.enabled and self.bar is None:
-                self.bar = tqdm(total=ev.total_steps, unit="image", desc="proposals", dynamic_ncols=True,
-                                file=sys.stderr)
-            if self.bar is not None:
-                self.bar.update(ev.step - self.bar.n)
+        if ev.kind == "proposals":  # before training (proposals) or after it (R-CNN's SVM stage): own bar
+            if self.enabled and self.side_bar is None:
+                self.side_bar = tqdm(total=ev.total_steps, unit="step", desc=ev.message or "proposals",
+                                     dynamic_ncols=True, file=sys.stderr, leave=False)
+            if self.side_bar is not None:
+                self.side_bar.update(ev.step - self.side_bar.n)
                 if ev.step >= ev.total_steps:
-                    self.bar.close()
-                    self.bar = None
+                    self.side_bar.close()
+                    self.side_bar = None
         elif ev.kind == "message":
             (tqdm.write if self.bar is not None else print)(f"train: {ev.message}", file=sys.stderr)
         elif ev.kind == "start":
@@ -146,12 +147,8 @@ class _Bar:
 
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.generation == "rcnn":
-        print("train: --generation rcnn is not implemented yet; fast-rcnn and faster-rcnn can be trained",
-              file=sys.stderr)
-        return 2
     if args.batch_size is None:
-        args.batch_size = 2 if args.generation == "fast-rcnn" else 1
+        args.batch_size = 2 if args.generation in ("fast-rcnn", "rcnn") else 1
     from models.backbones import BackboneWeightsError
     from models.checkpoints import CheckpointError
     from models.training import TrainConfig, train

@@ -30,6 +30,9 @@ def _ensure_builtin() -> None:
     if "fast-rcnn" not in _BUILDERS:
         from models.detectors.fast_rcnn import FastRCNN
         register("fast-rcnn", FastRCNN, FastRCNN.from_config)
+    if "rcnn" not in _BUILDERS:
+        from models.detectors.rcnn import RCNN
+        register("rcnn", RCNN, RCNN.from_config)
 
 
 def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:
