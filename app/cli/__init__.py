@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("app.cli.training", "train a detector"),
     "detect": ("app.cli.detection", "run a trained detector on images, as JSON"),
     "evaluate": ("app.cli.detection", "VOC mAP and COCO AP of a detector or a detections file"),
+    "compare": ("app.cli.compare", "mAP, test time (proposals apart) and training time of several checkpoints"),
 }
 
 

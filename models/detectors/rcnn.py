@@ -147,6 +147,8 @@ class RCNN(Detector):
         self.proposal_cache = ProposalCache()
         self.proposal_seconds = 0.0
         self._feature_cache: FeatureCache | None = None
+        #: Read and write CNN codes through the cache; off when timing the network honestly (``compare``).
+        self.use_feature_cache = True
         self.extractor = CnnCodeExtractor(self.cnn, lambda m, x: m(x), input_size=self.warp_size, layer="fc7",
                                           context=self.context, batch_size=64)
 
@@ -272,7 +274,8 @@ class RCNN(Detector):
     def codes_of(self, image: np.ndarray, boxes: np.ndarray, keep_crops: bool = False):  # noqa: ANN201
         """fc7 codes of ``boxes`` (original pixels) through the CNN-code cache."""
         self.extractor.device = self.device
-        return cnn_codes(image, boxes, self.extractor, self.feature_cache, keep_crops=keep_crops)
+        cache = self.feature_cache if self.use_feature_cache else None
+        return cnn_codes(image, boxes, self.extractor, cache, keep_crops=keep_crops)
 
     def _forward_test(self, image: np.ndarray, t: Tensor, factors: tuple[float, float]) -> dict[str, Tensor]:
         """Crops from the ORIGINAL image (as the paper: no resizing before warping), codes from the cache."""

@@ -1,0 +1,67 @@
+"""``compare``: one row per checkpoint with accuracy, test time (proposals apart) and training time."""
+
+import json
+
+import pytest
+import torch
+
+from models.checkpoints import save_checkpoint
+from models.detectors import build_detector
+
+CLASSES = ["circle", "square", "triangle"]
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    from models.synthetic import SynthParams, write_synthetic
+
+    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2,
+                         min_object_size=30, max_object_size=60, photo_fraction=0.0, close_colour_fraction=0.0,
+                         image_format="png")
+    return write_synthetic(tmp_path_factory.mktemp("compare_synth") / "set", 8, seed=4, params=params)
+
+
+def _checkpoint(path, generation: str, train_seconds: float | None, **kw) -> str:
+    torch.manual_seed(0)
+    model = build_detector(generation, CLASSES, backbone="small", small_width=8, representation_size=32,
+                           min_size=96, max_size=128, **kw)
+    extra = {} if train_seconds is None else {"train_seconds": train_seconds}
+    save_checkpoint(path, model=model, config={"generation": generation}, class_names=CLASSES,
+                    split={"name": "train", "indices": [], "files": []}, epoch=1, extra=extra)
+    return str(path)
+
+
+def test_three_checkpoints_give_one_row_each(tiny_set, tmp_path, capsys) -> None:
+    from app.cli import main
+
+    paths = [_checkpoint(tmp_path / "rcnn.pt", "rcnn", 120.0, proposals_test=30, proposals_train=30),
+             _checkpoint(tmp_path / "fast.pt", "fast-rcnn", 60.0, proposals_test=30, proposals_train=30),
+             _checkpoint(tmp_path / "faster.pt", "faster-rcnn", None, anchor_sizes=(16, 32, 64),
+                         rpn_pre_nms_test=300, rpn_post_nms_test=30)]
+    out = tmp_path / "cmp.json"
+    code = main(["compare", "--data", str(tiny_set), "--models", *paths, "--device", "cpu", "--limit", "2",
+                 "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    rows = json.loads(out.read_text())["models"]
+    assert [r["generation"] for r in rows] == ["rcnn", "fast-rcnn", "faster-rcnn"]
+    assert [r["train_seconds"] for r in rows] == [120.0, 60.0, None]
+    assert all(r["images"] == 2 for r in rows)
+    # Selective Search was recomputed for the two older generations; Faster R-CNN has no external proposals
+    assert rows[0]["proposal_seconds_per_image"] > 0 and rows[1]["proposal_seconds_per_image"] > 0
+    assert rows[2]["proposal_seconds_per_image"] == 0
+    for r in rows:
+        assert r["seconds_per_image"] == pytest.approx(r["proposal_seconds_per_image"]
+                                                       + r["network_seconds_per_image"])
+    table = printed.strip().splitlines()
+    assert len(table) == 4 and all(p in printed for p in paths)
+    assert "2.0 min" in printed and "n/a" in printed
+
+
+def test_unreadable_checkpoint_is_a_message(tiny_set, tmp_path, capsys) -> None:
+    from app.cli import main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    assert main(["compare", "--data", str(tiny_set), "--models", str(bad)]) == 2
+    assert "bad.pt" in capsys.readouterr().err
