@@ -52,7 +52,7 @@ class FastRCNNTrace:
     proposals_original: np.ndarray  # [P, 4] Selective Search boxes in original pixels (the external proposals)
     proposals: np.ndarray  # [P, 4] the same in input pixels: the head's RoIs
     proposal_scores: np.ndarray  # [P] 1 → 0 by Selective Search rank
-    proposal_seconds: float  # time to get the proposals (0 when read from the cache... almost)
+    proposal_seconds: float  # time to get the proposals (milliseconds when read from the cache)
     pooled_features: np.ndarray  # [P, C, 7, 7]
     class_scores: np.ndarray  # [P, K+1] softmax, column 0 background
     class_boxes: np.ndarray  # [P, K+1, 4] per-class regressed boxes (input pixels)
