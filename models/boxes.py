@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torchvision.ops import box_iou as _tv_box_iou
 
+from models.boxes_numpy import box_iou_numpy  # noqa: F401  (the NumPy IoU, re-exported beside box_iou)
+
 #: exp() is clamped so a wild regression output cannot produce an inf box: log(1000 / 16), as torchvision.
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 

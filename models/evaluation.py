@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from models.boxes_numpy import box_iou_numpy
+
 ProgressFn = Callable[[float, str], None]
 
 
@@ -145,20 +147,8 @@ def _vector(v: Any, n: int, dtype: Any, default: Any) -> np.ndarray:
     return arr
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] (exclusive corners)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((a.shape[0], b.shape[0]))
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+#: The shared NumPy IoU (exclusive corners); the name this module has always exported.
+iou_matrix = box_iou_numpy
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_11_point: bool = False) -> float:

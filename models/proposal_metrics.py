@@ -16,22 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.boxes_numpy import box_iou_numpy
+
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.5, 0.7)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """[len(a), len(b)] IoU of xyxy boxes (x2/y2 exclusive, so area = (x2-x1)·(y2-y1)); 0 for empty boxes."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((a.shape[0], b.shape[0]), np.float64)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+#: The shared NumPy IoU (exclusive corners), under the name callers of this module use.
+iou_matrix = box_iou_numpy
 
 
 def best_overlaps(proposals: np.ndarray, gt_boxes: np.ndarray, chunk: int = 4096) -> np.ndarray:

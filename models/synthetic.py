@@ -29,6 +29,7 @@ import numpy as np
 
 from models.annotations import Annotation, BoxObject, write_voc
 from models.annotations.atomic import atomic_write_bytes, atomic_write_text
+from models.boxes_numpy import box_iou_numpy
 from models.datasets import DatasetSource, open_voc_root
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
@@ -175,28 +176,16 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
 
 
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union
-
-
 def _visible_boxes(label_map: np.ndarray, n: int) -> list[tuple[float, float, float, float] | None]:
     return [mask_box(label_map == i + 1) for i in range(n)]
 
 
 def _boxes_ok(boxes: list, params: SynthParams) -> bool:
-    for i, a in enumerate(boxes):
+    for a in boxes:
         if a is None or max(a[2] - a[0], a[3] - a[1]) < params.min_object_size:
             return False
-        for b in boxes[i + 1:]:
-            if b is not None and box_iou(a, b) > params.max_overlap + 1e-9:
-                return False
-    return True
+    iou = box_iou_numpy(np.array(boxes), np.array(boxes))
+    return not bool(np.any(np.triu(iou, k=1) > params.max_overlap + 1e-9))
 
 
 def _place_objects(rng: np.random.Generator, h: int, w: int, params: SynthParams

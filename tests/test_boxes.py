@@ -67,3 +67,26 @@ def test_iou_clip_and_small() -> None:
     clipped = clip_boxes(torch.tensor([[-5.0, -5.0, 50.0, 8.0]]), height=6, width=40)
     assert clipped.tolist() == [[0.0, 0.0, 40.0, 6.0]]
     assert remove_small(torch.tensor([[0.0, 0.0, 1.0, 5.0], [0.0, 0.0, 3.0, 3.0]]), 2.0).tolist() == [1]
+
+
+def test_numpy_iou_matches_torch_and_handles_degenerate_boxes() -> None:
+    from models.boxes import box_iou_numpy
+
+    a, b = _random_boxes(30, 2), _random_boxes(40, 3)
+    np.testing.assert_allclose(box_iou_numpy(a.numpy(), b.numpy()), box_iou(a, b).numpy(), atol=1e-6)
+    zero = np.array([[5.0, 5.0, 5.0, 5.0]])
+    assert box_iou_numpy(zero, zero)[0, 0] == 0.0  # empty union: 0, not NaN
+    assert box_iou_numpy(np.zeros((0, 4)), b.numpy()).shape == (0, 40)
+
+
+def test_one_numpy_iou_is_shared() -> None:
+    """Evaluation, proposal metrics and the synthetic generator use the same function, not copies."""
+    import models.evaluation as evaluation
+    import models.proposal_metrics as proposal_metrics
+    import models.synthetic as synthetic
+    from models.boxes_numpy import box_iou_numpy
+
+    assert evaluation.iou_matrix is box_iou_numpy
+    assert proposal_metrics.iou_matrix is box_iou_numpy
+    assert synthetic.box_iou_numpy is box_iou_numpy
+    assert not hasattr(synthetic, "box_iou")

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from models.annotations import read_voc
+from models.boxes_numpy import box_iou_numpy
 from models.datasets import open_dataset
 from models.io import read_image
 from models.synthetic import (
     SHAPES,
     SynthParams,
     available_photos,
-    box_iou,
     draw_image,
     mask_box,
     split_counts,
@@ -64,7 +64,7 @@ def test_drawn_images_meet_the_issue_constraints() -> None:
             side = max(obj.box[2] - obj.box[0], obj.box[3] - obj.box[1])
             assert 20 <= side <= 200
         for a, b in itertools.combinations(d.objects, 2):
-            assert box_iou(a.box, b.box) <= 0.3 + 1e-9
+            assert box_iou_numpy(np.array([a.box]), np.array([b.box]))[0, 0] <= 0.3 + 1e-9
     assert max(n_objects) >= 4  # several objects per image do occur
     assert "noise" in backgrounds
     if available_photos():
@@ -76,7 +76,7 @@ def test_some_pairs_overlap_and_some_colours_are_close_to_the_background() -> No
     close = 0
     for i in range(40):
         d = draw_image(5, i)
-        overlapping += sum(box_iou(a.box, b.box) > 0.05 for a, b in itertools.combinations(d.objects, 2))
+        overlapping += sum(box_iou_numpy(np.array([a.box]), np.array([b.box]))[0, 0] > 0.05 for a, b in itertools.combinations(d.objects, 2))
         for k, _ in enumerate(d.objects):
             inside = d.label_map == k + 1
             x1, y1, x2, y2 = (int(v) for v in mask_box(inside))
