@@ -19,15 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import shiboken6
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup, QUndoStack
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.annotation_model import AnnotationModel
+from app.image_decoder import ASYNC_DECODE_PIXELS, BackgroundDecoder, placeholder_image
 from app.settings import Settings
-from app.workers import Job, WorkerPool
+from app.workers import WorkerPool
 from models.annotations import Annotation, AnnotationError
 from models.datasets import DatasetSource, ImageEntry, VocStore
 from models.io import DecodedImage, ImageError, ImageInfo, read_image, read_image_info
@@ -35,9 +35,6 @@ from models.io import DecodedImage, ImageError, ImageInfo, read_image, read_imag
 #: Undo depth per image (the issue asks for no limit below 100; 0 would mean unlimited).
 UNDO_LIMIT = 1000
 AUTOSAVE_DELAY_MS = 400
-#: Images with more stored pixels than this decode in a background thread (a 12-megapixel photo takes a
-#: noticeable fraction of a second); smaller ones decode at once, which keeps navigation simple.
-ASYNC_DECODE_PIXELS = 4_000_000
 
 Signature = tuple[int, int]
 
@@ -51,20 +48,6 @@ def file_signature(path: Path | None) -> Signature | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
-
-
-def placeholder_image(info: ImageInfo) -> DecodedImage:
-    """A 1×1 grey preview stretched over the full image size: the geometry is right at once, so the boxes
-    can be shown and edited while the real pixels decode."""
-    return DecodedImage(np.full((1, 1, 3), 64, np.uint8), info.width, info.height, info.orientation,
-                        info.stored_width, info.stored_height, 1.0 / max(1, info.width), info.path)
-
-
-def _decode(_job: Job, path: Path) -> DecodedImage | ImageError:
-    try:
-        return read_image(path)
-    except ImageError as exc:
-        return exc
 
 
 @dataclass
@@ -127,7 +110,9 @@ class Document(QObject):
         self._save_failure_reported = False
         self.pool = WorkerPool(self)
         self.async_decode_pixels = ASYNC_DECODE_PIXELS
-        self._decode_token = 0
+        #: Big images decode here, one at a time, the latest visit winning.
+        self.decoder = BackgroundDecoder(self.pool, self)
+        self.decoder.decoded.connect(self._on_decoded)
         #: True while the current image's pixels are still being decoded in the background.
         self.decoding = False
         #: True while a background job rewrites annotation files: autosave waits for it.
@@ -206,15 +191,14 @@ class Document(QObject):
         st = self.state(i)
         decoded: DecodedImage | None = None
         info: ImageInfo | None = None
-        self._decode_token += 1
+        self.decoder.cancel()
         self.decoding = False
         try:
             info = read_image_info(entry.path)
             if info.stored_width * info.stored_height > self.async_decode_pixels:
                 decoded = placeholder_image(info)
                 self.decoding = True
-                token = self._decode_token
-                self.pool.start(_decode, entry.path, on_result=lambda r, t=token, i=i: self._on_decoded(t, i, r))
+                self.decoder.request(i, entry.path)
                 self.message.emit(f"Decoding {entry.name} ({info.width}×{info.height})…")
             else:
                 decoded = read_image(entry.path)
@@ -251,9 +235,9 @@ class Document(QObject):
         self._report_state(i)
         return True
 
-    def _on_decoded(self, token: int, i: int, result: DecodedImage | ImageError) -> None:
-        """A background decode finished; ignored when the user has moved on meanwhile."""
-        if token != self._decode_token or i != self.index:
+    def _on_decoded(self, i: int, result: DecodedImage | ImageError) -> None:
+        """The latest background decode finished (the decoder drops those of images the user has left)."""
+        if i != self.index or self._closed:
             return
         self.decoding = False
         if isinstance(result, ImageError):

@@ -32,7 +32,7 @@ from app.layers.superpixels import SuperpixelLayer
 from app.panels.proposals_panel import ProposalParams, ProposalsPanel
 from app.panels.superpixels_panel import SuperpixelParams, SuperpixelsPanel
 from app.workers import Cancelled as JobCancelled
-from app.workers import Job, Worker, WorkerPool
+from app.workers import Job, LatestRunner, WorkerPool
 from models.datasets import DatasetSource
 from models.io import DecodedImage, resize_to_max_side
 from models.proposal_metrics import ImageProposalScore, iou_matrix, score_image
@@ -72,87 +72,6 @@ def proposal_job(job: Job, pixels: np.ndarray, params: ProposalParams) -> Propos
                                 progress=job.progress, cancelled=lambda: job.cancelled)
     except Cancelled as exc:
         raise JobCancelled() from exc
-
-
-class LatestRunner(QObject):
-    """One job kind, one thread at a time, the latest request wins (see the module docstring)."""
-
-    def __init__(self, pool: WorkerPool, fn: Callable[..., Any], on_result: Callable[[Any], None],
-                 on_error: Callable[[str], None] | None = None,
-                 on_progress: Callable[[float, str], None] | None = None,
-                 on_idle: Callable[[], None] | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._pool = pool
-        self._fn = fn
-        self._on_result = on_result
-        self._on_error = on_error
-        self._on_progress = on_progress
-        self._on_idle = on_idle
-        self._generation = 0
-        self._pending: tuple[int, tuple] | None = None
-        self._running: tuple[int, Worker] | None = None
-        #: Results that arrived after a newer request and were dropped (for tests and diagnostics).
-        self.dropped = 0
-
-    @property
-    def busy(self) -> bool:
-        return self._running is not None or self._pending is not None
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
-    def request(self, *args: Any) -> int:
-        """Run ``fn(job, *args)`` as soon as the current run (if any) has stopped; returns its generation."""
-        self._generation += 1
-        self._pending = (self._generation, args)
-        if self._running is not None:
-            self._running[1].cancel()
-        else:
-            self._start_pending()
-        return self._generation
-
-    def cancel(self) -> None:
-        """Forget the pending request and stop the running one; nothing more will be delivered."""
-        self._generation += 1
-        self._pending = None
-        if self._running is not None:
-            self._running[1].cancel()
-
-    def _start_pending(self) -> None:
-        if self._pending is None:
-            return
-        gen, args = self._pending
-        self._pending = None
-        worker = self._pool.start(
-            self._fn, *args,
-            on_progress=lambda f, m, g=gen: self._progress(g, f, m),
-            on_result=lambda r, g=gen: self._result(g, r),
-            on_error=lambda e, g=gen: self._error(g, e),
-            on_finished=lambda g=gen: self._finished(g))
-        self._running = (gen, worker)
-
-    def _progress(self, gen: int, fraction: float, message: str) -> None:
-        if gen == self._generation and self._on_progress is not None:
-            self._on_progress(fraction, message)
-
-    def _result(self, gen: int, value: Any) -> None:
-        if gen != self._generation:
-            self.dropped += 1
-            return
-        self._on_result(value)
-
-    def _error(self, gen: int, message: str) -> None:
-        if gen == self._generation and message != "cancelled" and self._on_error is not None:
-            self._on_error(message)
-
-    def _finished(self, gen: int) -> None:
-        if self._running is not None and self._running[0] == gen:
-            self._running = None
-        if self._pending is not None:
-            self._start_pending()
-        elif self._running is None and self._on_idle is not None:
-            self._on_idle()
 
 
 # ------------------------------------------------------------------------------------------ controller

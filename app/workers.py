@@ -6,6 +6,10 @@ Why the relay: a signal connected to a plain Python callable (lambda, function) 
 
 A job is any function ``fn(job: Job, *args)`` that calls ``job.progress(fraction, message)`` now and then
 and checks ``job.cancelled`` (or calls ``job.check()``, which raises ``Cancelled``) at least every 100 ms.
+
+``LatestRunner`` is the pattern for work driven by fast user input (slider drags, holding the next-image
+key): at most one thread per job kind, a new request replaces the pending one and cancels the running one,
+and a result that a newer request has made stale is dropped, never shown.
 """
 
 from __future__ import annotations
@@ -162,3 +166,84 @@ class WorkerPool(QObject):
             ok = t.wait(timeout_ms) and ok
         self._running = []
         return ok
+
+
+class LatestRunner(QObject):
+    """One job kind, one thread at a time, the latest request wins (see the module docstring)."""
+
+    def __init__(self, pool: WorkerPool, fn: Callable[..., Any], on_result: Callable[[Any], None],
+                 on_error: Callable[[str], None] | None = None,
+                 on_progress: Callable[[float, str], None] | None = None,
+                 on_idle: Callable[[], None] | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self._fn = fn
+        self._on_result = on_result
+        self._on_error = on_error
+        self._on_progress = on_progress
+        self._on_idle = on_idle
+        self._generation = 0
+        self._pending: tuple[int, tuple] | None = None
+        self._running: tuple[int, Worker] | None = None
+        #: Results that arrived after a newer request and were dropped (for tests and diagnostics).
+        self.dropped = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._running is not None or self._pending is not None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def request(self, *args: Any) -> int:
+        """Run ``fn(job, *args)`` as soon as the current run (if any) has stopped; returns its generation."""
+        self._generation += 1
+        self._pending = (self._generation, args)
+        if self._running is not None:
+            self._running[1].cancel()
+        else:
+            self._start_pending()
+        return self._generation
+
+    def cancel(self) -> None:
+        """Forget the pending request and stop the running one; nothing more will be delivered."""
+        self._generation += 1
+        self._pending = None
+        if self._running is not None:
+            self._running[1].cancel()
+
+    def _start_pending(self) -> None:
+        if self._pending is None:
+            return
+        gen, args = self._pending
+        self._pending = None
+        worker = self._pool.start(
+            self._fn, *args,
+            on_progress=lambda f, m, g=gen: self._progress(g, f, m),
+            on_result=lambda r, g=gen: self._result(g, r),
+            on_error=lambda e, g=gen: self._error(g, e),
+            on_finished=lambda g=gen: self._finished(g))
+        self._running = (gen, worker)
+
+    def _progress(self, gen: int, fraction: float, message: str) -> None:
+        if gen == self._generation and self._on_progress is not None:
+            self._on_progress(fraction, message)
+
+    def _result(self, gen: int, value: Any) -> None:
+        if gen != self._generation:
+            self.dropped += 1
+            return
+        self._on_result(value)
+
+    def _error(self, gen: int, message: str) -> None:
+        if gen == self._generation and message != "cancelled" and self._on_error is not None:
+            self._on_error(message)
+
+    def _finished(self, gen: int) -> None:
+        if self._running is not None and self._running[0] == gen:
+            self._running = None
+        if self._pending is not None:
+            self._start_pending()
+        elif self._running is None and self._on_idle is not None:
+            self._on_idle()

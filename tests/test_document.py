@@ -257,3 +257,36 @@ def test_close_deletes_the_watcher_in_the_gui_thread_and_is_idempotent(qtbot, tm
     assert not shiboken6.isValid(watcher)
     d.close()
     d._on_disk_change()  # a late signal after close does nothing
+
+
+def test_holding_next_on_big_images_runs_one_decode_at_a_time(qtbot, tmp_path, doc, monkeypatch):
+    """Thirty big images visited in a burst: one decode runs, the rest never start, the last one is shown."""
+    import threading
+
+    import app.image_decoder as image_decoder
+
+    release = threading.Event()
+    entered: list[str] = []
+    real_read = image_decoder.read_image
+
+    def slow_read(path, *a, **k):
+        entered.append(Path(path).name)
+        release.wait(10)
+        return real_read(path, *a, **k)
+
+    monkeypatch.setattr(image_decoder, "read_image", slow_read)
+    d = folder_with(tmp_path, 30)
+    doc.async_decode_pixels = 0  # treat every image as big
+    shown = []
+    doc.imageDecoded.connect(shown.append)
+    doc.set_source(open_dataset(d))
+    qtbot.waitUntil(lambda: len(entered) == 1, timeout=5000)
+    for _ in range(29):
+        doc.next()
+    assert doc.pool.active <= 1  # the first decode still runs; the 29 later requests wait, one replacing another
+    with qtbot.waitSignal(doc.imageDecoded, timeout=10000, check_params_cb=lambda im: im.pixels.shape[0] == H):
+        release.set()
+    qtbot.waitUntil(lambda: not doc.decoder.busy, timeout=5000)
+    assert entered == ["im0.png", "im29.png"]  # the first (already running) and the latest; none in between
+    real = [im for im in shown if im.pixels.shape[0] == H]
+    assert [im.path.name for im in real] == ["im29.png"] and not doc.decoding
