@@ -7,6 +7,7 @@ a command computes on the same file.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,14 @@ DEFAULT_MAX_PIXELS = 40_000_000
 
 _EXIF_ORIENTATION_TAG = 0x0112
 
-# Let Pillow read headers of big images: we never decode through Pillow, we only read sizes and tags.
+#: The one limit on image size, for every decoder (OpenCV, and Pillow where OpenCV cannot read a file): a
+#: file whose header declares more stored pixels is refused with a message before any pixel is decoded.
+#: 300 MP covers large scans and stitched panoramas (0.9 GB as RGB if a decoder must work at full size)
+#: while a "decompression bomb" (a tiny file declaring, say, 60000×60000) cannot exhaust memory.
+MAX_IMAGE_PIXELS = 300_000_000
+
+# Pillow's own bomb guard would refuse even to read the *header* of an image above its limit (we read sizes
+# of every image in a folder); MAX_IMAGE_PIXELS, checked in read_image and the Pillow fallback, replaces it.
 Image.MAX_IMAGE_PIXELS = None
 
 
@@ -92,16 +100,88 @@ def read_image_info(path: str | os.PathLike) -> ImageInfo:
     return ImageInfo(p, dw, dh, orientation, w, h)
 
 
-def _looks_truncated(data: bytes) -> str | None:
-    """Cheap end-of-stream checks; OpenCV happily returns half-grey pixels for a cut-off file."""
+def jpeg_end(data: bytes) -> int | None:
+    """Offset just past the end-of-image marker of the JPEG stream that starts ``data``.
+
+    None when the data stops before that marker (a truncated file); -1 when the segment structure is not
+    one we can walk (the decoder then judges the whole file). Walking the segments, rather than looking
+    for the marker near the end of the file, is what lets phones' files through: motion photos and maker
+    notes append megabytes after the image, so its end-of-image marker is nowhere near the end of the file.
+    Entropy-coded data never holds 0xFF followed by anything but 0x00 (stuffing), a restart marker or fill,
+    so the first other marker after a scan ends it.
+    """
+    n = len(data)
+    if n < 4 or data[:2] != b"\xff\xd8":
+        return -1
+    markers: np.ndarray | None = None  # offsets of every 0xFF that starts a real marker (computed on demand)
+    pos = 2
+    while True:
+        if pos + 1 >= n:
+            return None
+        if data[pos] != 0xFF:
+            return -1
+        m = data[pos + 1]
+        if m == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if m == 0xD9:
+            return pos + 2
+        if 0xD0 <= m <= 0xD7 or m == 0x01:
+            pos += 2
+            continue
+        if pos + 4 > n:
+            return None
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 2:
+            return -1
+        pos += 2 + length
+        if pos > n:
+            return None
+        if m == 0xDA:  # start of scan: skip its entropy-coded data to the next real marker
+            if markers is None:
+                arr = np.frombuffer(data, np.uint8)
+                ff = np.flatnonzero(arr[:-1] == 0xFF)
+                nxt = arr[ff + 1]
+                markers = ff[(nxt != 0x00) & (nxt != 0xFF) & ((nxt < 0xD0) | (nxt > 0xD7))]
+            k = int(np.searchsorted(markers, pos))
+            if k >= markers.shape[0]:
+                return None
+            pos = int(markers[k])
+
+
+def png_end(data: bytes) -> int | None:
+    """Offset just past the IEND chunk of a PNG; None when the data stops first, -1 when not walkable."""
+    n = len(data)
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        return -1
+    pos = 8
+    while True:
+        if pos + 8 > n:
+            return None
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        pos += 12 + length  # length, type, data, CRC
+        if pos > n:
+            return None
+        if kind == b"IEND":
+            return pos
+
+
+def _complete_stream(data: bytes) -> tuple[bytes, str | None]:
+    """(the image's own bytes without trailing extras, or a reason the stream is cut short).
+
+    OpenCV 5 refuses a cut-off JPEG, but OpenCV 4 fills the missing part with grey and says nothing, so
+    truncation is decided here, on the format's own structure, for every OpenCV version.
+    """
     if data[:3] == b"\xff\xd8\xff":
-        tail = data[-64:].rstrip(b"\x00")
-        if b"\xff\xd9" not in tail:
-            return "JPEG data is truncated (no end-of-image marker)"
+        end, what = jpeg_end(data), "JPEG data is truncated (it ends before its end-of-image marker)"
     elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if b"IEND" not in data[-64:]:
-            return "PNG data is truncated (no IEND chunk)"
-    return None
+        end, what = png_end(data), "PNG data is truncated (it ends before its IEND chunk)"
+    else:
+        return data, None
+    if end is None:
+        return data, what
+    return (data[:end] if 0 < end < len(data) else data), None
 
 
 def _to_rgb8(arr: np.ndarray) -> np.ndarray:
@@ -155,11 +235,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     """
     info = read_image_info(path)
     p = info.path
+    check_pixel_cap(p.name, info.stored_width, info.stored_height)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise ImageError(f"{p.name}: cannot read file ({exc.strerror or exc})") from exc
-    reason = _looks_truncated(data)
+    data, reason = _complete_stream(data)
     if reason:
         raise ImageError(f"{p.name}: {reason}")
     buf = np.frombuffer(data, np.uint8)
@@ -174,10 +255,11 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
         arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
         if arr is None:  # e.g. CMYK or odd TIFF that only the colour path understands
             arr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    why = ""
     if arr is None:
-        arr = _decode_with_pillow(p)
+        arr, why = _decode_with_pillow(data, p.name)
     if arr is None or arr.size == 0:
-        raise ImageError(f"{p.name}: cannot decode image data (corrupt or unsupported)")
+        raise ImageError(f"{p.name}: cannot decode image data (corrupt or unsupported{'; ' + why if why else ''})")
     if arr.ndim == 3 and arr.shape[2] == 4 and _is_cmyk(p):
         raise ImageError(f"{p.name}: CMYK image could not be converted")
     rgb = apply_orientation(_to_rgb8(arr), info.orientation)
@@ -196,15 +278,27 @@ def _is_cmyk(path: Path) -> bool:
         return False
 
 
-def _decode_with_pillow(path: Path) -> np.ndarray | None:
-    """Fallback for formats OpenCV lacks (e.g. some palette or CMYK files); returns BGR like OpenCV."""
+def check_pixel_cap(name: str, width: int, height: int) -> None:
+    """Refuse an image above :data:`MAX_IMAGE_PIXELS` (read from the module at call time, so tests can lower it)."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{name}: image too large to open ({width}×{height} = {width * height / 1e6:.0f} MP; "
+                         f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} MP)")
+
+
+def _decode_with_pillow(data: bytes, name: str) -> tuple[np.ndarray | None, str]:
+    """Fallback for formats OpenCV lacks (e.g. some palette or CMYK files): (BGR like OpenCV, or None, and
+    why not). Pillow's decoder says when data is cut short ("image file is truncated"); its size is checked
+    against the same cap as OpenCV's before it decodes anything."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
+            check_pixel_cap(name, *im.size)
             im.load()
             rgb = np.asarray(im.convert("RGB"))
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    except Exception:
-        return None
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), ""
+    except ImageError:
+        raise
+    except Exception as exc:
+        return None, str(exc)
 
 
 def resize_to_max_side(rgb: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
