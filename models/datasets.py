@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.annotations import Annotation, AnnotationError, read_voc, write_voc
 from models.annotations.coco import CocoDataset, read_coco, write_coco
+from models.annotations.fidelity import content_key
 from models.annotations.orientation import fit_to_orientation
 from models.annotations.yolo import read_class_file, read_yolo, write_class_file, write_yolo
 from models.io import ImageInfo, is_image_file, read_image_info
@@ -153,6 +154,11 @@ class CocoStore(AnnotationStore):
         super().__init__(dataset.class_names)
         self.dataset = dataset
         self.class_names = dataset.class_names  # shared list: categories added on save appear here
+        #: Per image: the objects as last shown or saved (``content_key``); a save that matches writes nothing.
+        self._shown: dict[int, tuple] = {}
+        #: Per image: (as first shown, the dataset's annotation then): saving that content again (an undone
+        #: edit) puts the file's own annotation back, so the file returns to its original bytes.
+        self._first: dict[int, tuple[tuple, Annotation]] = {}
 
     def annotation_path(self, entry: ImageEntry) -> Path | None:
         return self.dataset.path
@@ -169,22 +175,33 @@ class CocoStore(AnnotationStore):
             if not ann.width or not ann.height:
                 ann.width, ann.height = info.width, info.height
             fit_to_orientation(ann, info.orientation, info.stored_width, info.stored_height)
+        key = content_key(ann, verified=False)
+        self._shown[entry.coco_id] = key
+        self._first.setdefault(entry.coco_id, (key, self.dataset.annotations[entry.coco_id]))
         return ann
 
     def save(self, entry: ImageEntry, ann: Annotation) -> None:
+        """Write the file when this image's objects differ from what it holds (the verified mark of a COCO
+        dataset lives in the settings, not in the file)."""
         if entry.coco_id is None:
             raise ValueError(f"{entry.name} is not an image of this COCO file")
+        key = content_key(ann, verified=False)
+        if key == self._shown.get(entry.coco_id):
+            return
+        first = self._first.get(entry.coco_id)
         previous = self.dataset.annotations.get(entry.coco_id)
-        self.dataset.annotations[entry.coco_id] = ann.copy()
+        stored = first[1] if first and first[0] == key else ann.copy()
+        self.dataset.annotations[entry.coco_id] = stored
         for im in self.dataset.images:
-            if im.image_id == entry.coco_id and ann.width and ann.height:
-                im.width, im.height = ann.width, ann.height
+            if im.image_id == entry.coco_id and stored.width and stored.height:
+                im.width, im.height = stored.width, stored.height
         try:
             write_coco(self.dataset)
         except BaseException:
             if previous is not None:
                 self.dataset.annotations[entry.coco_id] = previous
             raise
+        self._shown[entry.coco_id] = key
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from models.annotations import Annotation, AnnotationError, write_voc
@@ -321,7 +321,7 @@ def rename_class(source: DatasetSource, old: str, new: str, progress: ProgressFn
         if hits or is_yolo:
             for k, o in enumerate(ann.objects):
                 if o.name == old:
-                    ann.objects[k] = o.__class__(new, o.box, o.difficult, o.truncated, o.crowd)
+                    ann.objects[k] = replace(o, name=new)  # keeps its origin: the file entry is patched
             loaded.append((entry, ann))
             if hits:
                 report.annotations += 1

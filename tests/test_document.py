@@ -290,3 +290,46 @@ def test_holding_next_on_big_images_runs_one_decode_at_a_time(qtbot, tmp_path, d
     assert entered == ["im0.png", "im29.png"]  # the first (already running) and the latest; none in between
     real = [im for im in shown if im.pixels.shape[0] == H]
     assert [im.path.name for im in real] == ["im29.png"] and not doc.decoding
+
+
+VOC_WITH_FOREIGN_CONTENT = (
+    '<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>im0.png</filename>\n\t<source>\n'
+    '\t\t<database>The VOC2007 Database</database>\n\t</source>\n\t<owner>\n\t\t<flickrid>Fried Camels</flickrid>\n'
+    '\t</owner>\n\t<size>\n\t\t<width>{w}</width>\n\t\t<height>{h}</height>\n\t\t<depth>3</depth>\n\t</size>\n'
+    '\t<object>\n\t\t<name>dog</name>\n\t\t<pose>Left</pose>\n\t\t<truncated>1</truncated>\n'
+    '\t\t<difficult>0</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>5</xmin>\n\t\t\t<ymin>6</ymin>\n\t\t\t<xmax>30</xmax>\n'
+    '\t\t\t<ymax>31</ymax>\n\t\t</bndbox>\n\t\t<mytool:score xmlns:mytool="urn:x">0.9</mytool:score>\n\t</object>\n'
+    '\t<object>\n\t\t<name>person</name>\n\t\t<pose>Right</pose>\n\t\t<bndbox>\n\t\t\t<xmin>2</xmin>\n'
+    '\t\t\t<ymin>3</ymin>\n\t\t\t<xmax>20</xmax>\n\t\t\t<ymax>21</ymax>\n\t\t</bndbox>\n\t</object>\n</annotation>\n')
+
+
+def test_an_undone_edit_saves_the_file_byte_identical_and_an_edit_keeps_foreign_tags(qtbot, tmp_path, doc):
+    """The issue's file: <folder>, <source>, <owner>, <pose> and another tool's tag survive editing."""
+    import xml.etree.ElementTree as ET
+
+    from app.commands import SetBoxesCommand
+
+    d = folder_with(tmp_path, 1)
+    xml = d / "im0.xml"
+    original = VOC_WITH_FOREIGN_CONTENT.format(w=W, h=H).encode()
+    xml.write_bytes(original)
+    doc.set_source(open_dataset(d))
+    stack = doc.undo_group.activeStack()
+    with qtbot.waitSignal(doc.saved, timeout=5000):
+        apply(stack, SetBoxesCommand(doc.model, [1], [(12, 13, 40, 41)]))
+    assert xml.read_bytes() != original
+    with qtbot.waitSignal(doc.saved, timeout=5000):
+        stack.undo()
+    assert xml.read_bytes() == original
+    with qtbot.waitSignal(doc.saved, timeout=5000):
+        apply(stack, SetBoxesCommand(doc.model, [1], [(12, 13, 40, 41)]))
+    root = ET.fromstring(xml.read_bytes())
+    assert root.findtext("folder") == "VOC2007" and root.findtext("owner/flickrid") == "Fried Camels"
+    assert root.findtext("source/database") == "The VOC2007 Database"
+    assert [o.findtext("pose") for o in root.findall("object")] == ["Left", "Right"]
+    assert root.find("object/{urn:x}score") is not None
+    person = root.findall("object")[1].find("bndbox")
+    assert [person.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")] == ["13", "14", "40", "41"]
+    # Only the edited object's lines changed.
+    changed = [a for a, b in zip(original.decode().splitlines(), xml.read_text().splitlines(), strict=True) if a != b]
+    assert changed == ["\t\t\t<xmin>2</xmin>", "\t\t\t<ymin>3</ymin>", "\t\t\t<xmax>20</xmax>", "\t\t\t<ymax>21</ymax>"]

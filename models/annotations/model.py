@@ -32,6 +32,10 @@ class BoxObject:
     truncated: bool = False
     #: COCO ``iscrowd``: like ``difficult``, neither a miss nor a false positive in evaluation.
     crowd: bool = False
+    #: Which element/entry/line of the file it was read from, as ``(source key, index)``; lets a writer patch
+    #: that one instead of regenerating the file (see ``models.annotations.fidelity``). Edits made with
+    #: ``dataclasses.replace`` keep it; it is not part of the object's value (not compared, not shown).
+    origin: tuple[int, int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def width(self) -> float:
@@ -57,10 +61,14 @@ class Annotation:
     verified: bool = False
     #: Free-form notes from reading, e.g. "boxes rotated to match EXIF orientation"; shown once to the user.
     warnings: list[str] = field(default_factory=list)
+    #: What the reader saw (a ``models.annotations.fidelity.SourceRecord``: the file's bytes, its objects as
+    #: written): the writer of the same format patches that file, so what we do not model is kept and an
+    #: unchanged annotation is written back byte-identical. Shared by copies; never compared.
+    source: object | None = field(default=None, compare=False, repr=False)
 
     def copy(self) -> Annotation:
         return Annotation(self.filename, self.width, self.height, self.depth,
-                          [replace(o) for o in self.objects], self.verified, [])
+                          [replace(o) for o in self.objects], self.verified, [], self.source)
 
     @property
     def class_names(self) -> list[str]:

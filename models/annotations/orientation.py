@@ -7,6 +7,7 @@ same transform as the pixels; the caller tells the user once.
 
 from __future__ import annotations
 
+from models.annotations.fidelity import SourceRecord
 from models.annotations.model import Annotation
 
 
@@ -41,5 +42,7 @@ def fit_to_orientation(ann: Annotation, orientation: int, stored_w: int, stored_
     for o in ann.objects:
         o.box = map_box(o.box, orientation, stored_w, stored_h)
     ann.width, ann.height = stored_h, stored_w
+    if isinstance(ann.source, SourceRecord) and ann.source.loaded is not None:
+        ann.source.remember_loaded(ann)  # what the user is shown; saving it unedited changes nothing
     ann.warnings.append("boxes were recorded on the unrotated image; rotated to match its EXIF orientation")
     return True

@@ -3,19 +3,24 @@
 VOC corners are 1-based and inclusive: a box over pixel columns 0..9 is ``xmin=1, xmax=10``. In memory
 that is ``x1=0, x2=10`` (0-based, exclusive), so reading subtracts 1 from the minima only.
 Parsing goes through defusedxml: annotation files come from strangers (entity bombs, external entities).
+Writing an annotation that was read from a file patches that file (``voc_patch``): what we do not model is
+kept, and an annotation without real changes is written back byte-identical.
 """
 
 from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from models.annotations.atomic import atomic_write_bytes
+from models.annotations.fidelity import new_key, source_of
 from models.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
+from models.annotations.voc_patch import VocSource, patched_voc_bytes
 
 MAX_XML_BYTES = 20_000_000
 
@@ -56,6 +61,7 @@ def parse_voc(data: bytes, path: str | Path | None = None) -> Annotation:
     if width < 0 or height < 0:
         raise AnnotationError(path, f"negative image size {width}×{height}")
     objects: list[BoxObject] = []
+    key = new_key()
     for i, obj in enumerate(root.findall("object")):
         name = _text(obj, "name")
         if not name:
@@ -68,10 +74,14 @@ def parse_voc(data: bytes, path: str | Path | None = None) -> Annotation:
         except ValueError as exc:
             raise AnnotationError(path, f"object {i + 1} ({name}) has a non-numeric coordinate") from exc
         objects.append(BoxObject(name, (xmin - 1.0, ymin - 1.0, xmax, ymax),
-                                 difficult=_flag(obj, "difficult"), truncated=_flag(obj, "truncated")))
+                                 difficult=_flag(obj, "difficult"), truncated=_flag(obj, "truncated"),
+                                 origin=(key, i)))
     ann = Annotation(_text(root, "filename", "") or "", width, height, depth, objects,
                      verified=root.get("verified", "no").lower() == "yes")
     ann.warnings.extend(validate_objects(objects, width, height, path))
+    src = VocSource(key, bytes(data), [replace(o) for o in objects])
+    src.remember_loaded(ann)
+    ann.source = src
     return ann
 
 
@@ -90,6 +100,18 @@ def _fmt(v: float) -> str:
 
 
 def voc_bytes(ann: Annotation, folder: str = "", path: str = "") -> bytes:
+    """The XML for ``ann``: its source file patched when it was read from one (``folder`` and ``path`` are then
+    the file's own), else a new LabelImg-style document."""
+    src = source_of(ann, VocSource)
+    if src is not None:
+        patched = patched_voc_bytes(ann, src)
+        if patched is not None:
+            return patched
+    return new_voc_bytes(ann, folder, path)
+
+
+def new_voc_bytes(ann: Annotation, folder: str = "", path: str = "") -> bytes:
+    """A new VOC document, as LabelImg writes it."""
     root = ET.Element("annotation")
     if ann.verified:
         root.set("verified", "yes")

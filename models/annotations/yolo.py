@@ -7,12 +7,24 @@ dict of index → name), as Ultralytics and LabelImg write them.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from models.annotations.atomic import atomic_write_text
+from models.annotations.fidelity import SourceRecord, match_origins, new_key, same_box, source_of, unchanged
 from models.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
+
+
+@dataclass(eq=False)
+class YoloSource(SourceRecord):
+    """A label file as read: its lines (with their endings), and for each object its line and class index."""
+
+    lines: list[str] = field(default_factory=list)
+    object_lines: list[int] = field(default_factory=list)
+    class_ids: list[int] = field(default_factory=list)
+    stores_verified = False
 
 
 def parse_yolo(text: str, class_names: list[str], width: int, height: int, path: str | Path | None = None,
@@ -20,6 +32,7 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
     if width <= 0 or height <= 0:
         raise AnnotationError(path, "image size unknown; YOLO labels need it to convert coordinates")
     objects: list[BoxObject] = []
+    src = YoloSource(new_key(), text.encode("utf-8"), lines=text.splitlines(keepends=True))
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
@@ -36,9 +49,15 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
         if w <= 0 or h <= 0:
             raise AnnotationError(path, f"negative or zero box size: {line.strip()!r}", lineno)
         objects.append(BoxObject(class_names[cls], ((cx - w / 2) * width, (cy - h / 2) * height,
-                                                     (cx + w / 2) * width, (cy + h / 2) * height)))
+                                                     (cx + w / 2) * width, (cy + h / 2) * height),
+                                 origin=(src.key, len(objects))))
+        src.object_lines.append(lineno - 1)
+        src.class_ids.append(cls)
     ann = Annotation(filename, width, height, 3, objects)
     ann.warnings.extend(validate_objects(objects, width, height, path))
+    src.file_objects = [replace(o) for o in objects]
+    src.remember_loaded(ann)
+    ann.source = src
     return ann
 
 
@@ -46,7 +65,7 @@ def read_yolo(path: str | os.PathLike, class_names: list[str], width: int, heigh
               filename: str = "") -> Annotation:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")  # not read_text: its newline translation would lose CRLF
     except UnicodeDecodeError as exc:
         raise AnnotationError(p, "not UTF-8 text") from exc
     except OSError as exc:
@@ -54,19 +73,63 @@ def read_yolo(path: str | os.PathLike, class_names: list[str], width: int, heigh
     return parse_yolo(text, class_names, width, height, p, filename)
 
 
+def _line(o: BoxObject, cls: int, width: int, height: int) -> str:
+    x1, y1, x2, y2 = o.box
+    cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
+    w, h = (x2 - x1) / width, (y2 - y1) / height
+    return f"{cls} {cx:.8f} {cy:.8f} {w:.8f} {h:.8f}"
+
+
 def yolo_text(ann: Annotation, class_names: list[str]) -> str:
-    """Label text; raises KeyError-like ValueError for a class not in the list (callers add it first)."""
+    """Label text; raises KeyError-like ValueError for a class not in the list (callers add it first).
+
+    An annotation read from a label file is written as that file with only the changed lines replaced: the
+    order of lines, comments, blank lines, extra fields and the number formatting of untouched lines stay.
+    """
     if ann.width <= 0 or ann.height <= 0:
         raise ValueError("annotation has no image size")
-    lines = []
     for o in ann.objects:
         if o.name not in class_names:
             raise ValueError(f"class {o.name!r} is not in the YOLO class list")
-        x1, y1, x2, y2 = o.box
-        cx, cy = (x1 + x2) / 2 / ann.width, (y1 + y2) / 2 / ann.height
-        w, h = (x2 - x1) / ann.width, (y2 - y1) / ann.height
-        lines.append(f"{class_names.index(o.name)} {cx:.8f} {cy:.8f} {w:.8f} {h:.8f}")
+    src = source_of(ann, YoloSource)
+    if src is not None:
+        return _patched_text(ann, class_names, src)
+    lines = [_line(o, class_names.index(o.name), ann.width, ann.height) for o in ann.objects]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _patched_text(ann: Annotation, class_names: list[str], src: YoloSource) -> str:
+    ids = [class_names.index(o.name) for o in ann.objects]
+    original = "".join(src.lines)
+    if unchanged(ann, src) and ids == src.class_ids:  # (a merge of classes renumbers them: not unchanged)
+        return original
+    targets = match_origins(ann.objects, src)
+    texts: dict[int, str] = {}  # object index in the file → the line that takes its place
+    kept = [(o, cls, j) for o, cls, j in zip(ann.objects, ids, targets, strict=True) if j is not None]
+    for slot, (o, cls, j) in zip(sorted(j for _, _, j in kept), kept, strict=True):
+        line = src.lines[src.object_lines[j]]
+        body = line.rstrip("\r\n")
+        ending = line[len(body):]
+        if cls != src.class_ids[j] or not same_box(o.box, src.file_objects[j].box):
+            extra = body.split()[5:]  # fields after the box (e.g. a score) are kept
+            body = " ".join([_line(o, cls, ann.width, ann.height), *extra])
+        texts[slot] = body + ending
+    out: list[str] = []
+    line_to_object = {ln: k for k, ln in enumerate(src.object_lines)}
+    for ln, line in enumerate(src.lines):
+        k = line_to_object.get(ln)
+        if k is None:
+            out.append(line)  # a comment, a blank line
+        elif k in texts:
+            out.append(texts[k])
+    new = [_line(o, cls, ann.width, ann.height)
+           for o, cls, j in zip(ann.objects, ids, targets, strict=True) if j is None]
+    if new:
+        nl = "\r\n" if original.endswith("\r\n") else "\n"
+        if out and not out[-1].endswith(("\n", "\r")):
+            out[-1] += nl
+        out.extend(line + nl for line in new)
+    return "".join(out)
 
 
 def write_yolo(ann: Annotation, path: str | os.PathLike, class_names: list[str]) -> None:
