@@ -20,13 +20,22 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 log = logging.getLogger("rcnn_explorer")
 
+#: The log is rotated when a write would take it past this size: ``errors.log`` → ``errors.log.1`` → … Why:
+#: an exception in a paint handler repeats on every repaint, and a log that grows without limit fills the
+#: disk of a user who leaves the app open.
+MAX_LOG_BYTES = 1_000_000
+#: Rotated files kept beside the current one.
+LOG_BACKUPS = 3
+
 
 class ErrorReporter:
     """``sys.excepthook`` replacement: log to a file, then show one non-blocking dialog at a time."""
 
     def __init__(self, log_path: Path, parent_getter: Callable[[], QWidget | None] | None = None,
-                 show_dialog: bool = True) -> None:
+                 show_dialog: bool = True, max_bytes: int = MAX_LOG_BYTES, backups: int = LOG_BACKUPS) -> None:
         self.log_path = Path(log_path)
+        self.max_bytes = max_bytes
+        self.backups = backups
         self._parent_getter = parent_getter
         self.show_dialog = show_dialog
         self.count = 0
@@ -58,10 +67,31 @@ class ErrorReporter:
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             stamp = datetime.datetime.now().isoformat(timespec="seconds")
+            entry = f"--- {stamp}\n{text}\n"
+            if self.max_bytes > 0:
+                entry = entry[-self.max_bytes:]  # one huge traceback is cut, not kept whole
+                self._rotate_if_needed(len(entry.encode("utf-8")))
             with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(f"--- {stamp}\n{text}\n")
+                f.write(entry)
         except OSError:
             pass  # a broken log must never raise from the excepthook
+
+    def _rotate_if_needed(self, incoming: int) -> None:
+        """Shift ``log`` → ``log.1`` → … → ``log.N`` (the oldest dropped) when ``incoming`` would not fit."""
+        try:
+            size = self.log_path.stat().st_size
+        except OSError:
+            return
+        if size + incoming <= self.max_bytes:
+            return
+        if self.backups <= 0:
+            self.log_path.unlink(missing_ok=True)
+            return
+        for k in range(self.backups - 1, 0, -1):
+            older = self.log_path.with_name(f"{self.log_path.name}.{k}")
+            if older.exists():
+                older.replace(self.log_path.with_name(f"{self.log_path.name}.{k + 1}"))
+        self.log_path.replace(self.log_path.with_name(f"{self.log_path.name}.1"))
 
     def _show(self, details: str) -> None:
         if self._box is not None and self._box.isVisible():
