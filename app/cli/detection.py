@@ -30,6 +30,7 @@ def _synth_parser() -> argparse.ArgumentParser:
 
 def run_synth(argv: list[str]) -> int:
     args = _synth_parser().parse_args(argv)
+    from app.cli.progress import FractionBar, show_progress
     from models.synthetic import SynthParams, available_photos, write_synthetic
 
     if args.images < 1:
@@ -40,15 +41,10 @@ def run_synth(argv: list[str]) -> int:
         return 2
     params = SynthParams(image_format=args.format, photo_fraction=args.photo_fraction)
 
-    live = not args.quiet and sys.stderr.isatty()
-
-    def progress(fraction: float, message: str) -> None:
-        if live:
-            print(f"\rsynth: {message}", end="\n" if fraction >= 1.0 else "", file=sys.stderr, flush=True)
-
     try:
-        ds = write_synthetic(args.out, args.images, args.seed, args.test_fraction, params=params,
-                             overwrite=args.force, progress=progress)
+        with FractionBar("synth", show_progress(args.quiet)) as progress:
+            ds = write_synthetic(args.out, args.images, args.seed, args.test_fraction, params=params,
+                                 overwrite=args.force, progress=progress)
     except (FileExistsError, NotADirectoryError, ValueError) as exc:
         print(f"synth: {exc}", file=sys.stderr)
         return 2
@@ -192,6 +188,7 @@ def run_detect(argv: list[str]) -> int:
     args = _detect_parser().parse_args(argv)
     from pathlib import Path
 
+    from app.cli.progress import count_bar, show_progress
     from models.datasets import scan_images
     from models.evaluation import coco_results, detect_image, detection_record, detections_document
     from models.io import ImageError, is_image_file, read_image
@@ -245,7 +242,9 @@ def run_detect(argv: list[str]) -> int:
     failed = 0
     n_boxes = 0
     unknown_classes: set[str] = set()
-    for k, (path, name, coco_id) in enumerate(jobs):
+    bar = count_bar(prog, len(jobs), "img", show_progress())
+    for path, name, coco_id in jobs:
+        bar.update(1)
         extra = {}
         if name is not None:
             extra["name"] = name
@@ -256,7 +255,7 @@ def run_detect(argv: list[str]) -> int:
         except (ImageError, OSError) as exc:
             failed += 1
             records.append({"file": str(path), **extra, "error": str(exc)})
-            print(f"{prog}: {exc}", file=sys.stderr)
+            bar.write(f"{prog}: {exc}", file=sys.stderr)
             continue
         det = detect_image(detector, img.pixels, args.score_threshold, img.scale)
         n_boxes += len(det.labels)
@@ -264,10 +263,7 @@ def run_detect(argv: list[str]) -> int:
         if args.coco_results and coco_id is not None:
             coco += coco_results(coco_id, det, category_ids)
             unknown_classes.update(n for n in det.labels if n not in category_ids)
-        if sys.stderr.isatty():
-            print(f"\r{prog}: {k + 1}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-    if sys.stderr.isatty() and jobs:
-        print(file=sys.stderr)
+    bar.close()
     _say(problems, prog)
     if unknown_classes:
         print(f"{prog}: classes {sorted(unknown_classes)} are not categories of the dataset; left out of "
@@ -424,6 +420,7 @@ def _training_overlap(detector, source, indices: list[int]) -> int:  # noqa: ANN
 def run_evaluate(argv: list[str]) -> int:
     prog = "evaluate"
     args = _evaluate_parser().parse_args(argv)
+    from app.cli.progress import FractionBar, show_progress
     from models.evaluation import evaluate_detections, evaluate_detector
     from models.training_data import dataset_splits, split_indices
 
@@ -445,14 +442,9 @@ def run_evaluate(argv: list[str]) -> int:
         if trained:
             print(f"{prog}: warning: {trained} of the {len(indices)} images of split '{split_name}' were used "
                   "to train this model; the score will be optimistic", file=sys.stderr)
-        live = sys.stderr.isatty()
-
-        def progress(fraction: float, message: str) -> None:
-            if live:
-                print(f"\r{prog}: {message}", end="\n" if fraction >= 1.0 else "", file=sys.stderr, flush=True)
-
-        result, problems = evaluate_detector(detector, source, indices, None, args.score_threshold, args.iou,
-                                             args.eleven, progress=progress, coco=args.coco)
+        with FractionBar(prog, show_progress()) as progress:
+            result, problems = evaluate_detector(detector, source, indices, None, args.score_threshold, args.iou,
+                                                 args.eleven, progress=progress, coco=args.coco)
         problems = source.problems + problems
     else:
         split_name = args.split
