@@ -682,5 +682,6 @@ class Document(QObject):
         self._timer.stop()
         self._unwatch()
         self._closed = True
+        self.decoder.cancel()  # a waiting decode must not start once the pool has shut down
         self.pool.shutdown()
         shiboken6.delete(self._watcher)
