@@ -125,8 +125,11 @@ def test_voc_edit_changes_only_the_edited_objects(data: bytes, draw) -> None:
         elif op == "difficult":
             o = replace(o, difficult=not o.difficult)
         objs.append(o)
-    added = [BoxObject(draw.draw(words), draw.draw(boxes())) for _ in range(draw.draw(st.integers(0, 2)))]
-    ann.objects = objs + added
+    if draw.draw(st.booleans()):
+        objs = draw.draw(st.permutations(objs))  # the user reordered the boxes
+    for _ in range(draw.draw(st.integers(0, 2))):  # new boxes, anywhere in the list
+        objs.insert(draw.draw(st.integers(0, len(objs))), BoxObject(draw.draw(words), draw.draw(boxes())))
+    ann.objects = objs
     ann.verified = draw.draw(st.booleans())
     out = voc_bytes(ann)
     back = parse_voc(out)
@@ -138,11 +141,11 @@ def test_voc_edit_changes_only_the_edited_objects(data: bytes, draw) -> None:
     assert [_xml(c) for c in before if c.tag != "object"] == [_xml(c) for c in after if c.tag != "object"]
     assert {k: v for k, v in before.attrib.items() if k != "verified"} == \
         {k: v for k, v in after.attrib.items() if k != "verified"}
-    # Kept objects keep every child we do not model; new ones come after them.
-    kept_before = [el for el, k in zip(before.findall("object"), keep, strict=True) if k]
-    after_objs = after.findall("object")
-    for a, b in zip(kept_before, after_objs, strict=False):
-        assert _foreign(a) == _foreign(b)
+    # Kept objects keep every child we do not model (the file holds the objects in the order shown).
+    before_objs, after_objs = before.findall("object"), after.findall("object")
+    for m, o in enumerate(ann.objects):
+        if o.origin is not None:
+            assert _foreign(before_objs[o.origin[1]]) == _foreign(after_objs[m])
     # Comments and the declaration survive: the bytes before the root element are the same.
     assert out[:out.index(b"<annotation")] == data[:data.index(b"<annotation")]
 
@@ -271,7 +274,9 @@ def test_coco_edit_keeps_everything_else(tmp_path_factory, doc, style, draw) -> 
     # (a new box identical to a deleted one takes over its entry, as a cut-and-paste should: not this test)
     assume(not any(same_box(o.box, f.box) for o in new for f in ann.objects))
     edited = ann.copy()
-    edited.objects = objs + new
+    edited.objects = list(objs)
+    for o in new:
+        edited.objects.insert(draw.draw(st.integers(0, len(edited.objects))), o)
     store.save(entry, edited)
     out = json.loads(path.read_bytes())
     assert list(out) == list(doc)  # key order
@@ -366,7 +371,9 @@ def test_yolo_edit_keeps_untouched_lines(text: str, draw) -> None:
             o = replace(o, name=NAMES[(NAMES.index(o.name) + 1) % 3])
         if op != "delete":
             objs.append(o)
-    ann.objects = objs + [BoxObject("c", draw.draw(boxes())) for _ in range(draw.draw(st.integers(0, 2)))]
+    for _ in range(draw.draw(st.integers(0, 2))):
+        objs.insert(draw.draw(st.integers(0, len(objs))), BoxObject("c", draw.draw(boxes())))
+    ann.objects = objs
     out = yolo_text(ann, NAMES)
     back = parse_yolo(out, NAMES, W, H)
     assert [o.name for o in back.objects] == [o.name for o in ann.objects]
@@ -379,3 +386,12 @@ def test_yolo_edit_keeps_untouched_lines(text: str, draw) -> None:
             assert line in out_lines or line + ("\r\n" if "\r\n" in text else "\n") in out_lines
     comments = [ln.rstrip("\r\n") for ln in text.splitlines() if not ln.strip() or ln.startswith("#")]
     assert [ln for ln in out.splitlines() if not ln.strip() or ln.startswith("#")][:len(comments)] == comments
+
+
+def test_yolo_new_line_follows_the_files_line_endings() -> None:
+    text = "# a comment\r\n0 0.500000 0.500000 0.1 0.1"
+    ann = parse_yolo(text, NAMES, W, H)
+    ann.objects.append(BoxObject("c", (0.0, 0.0, 2.0, 2.0)))
+    out = yolo_text(ann, NAMES)
+    assert out.startswith("# a comment\r\n0 0.500000 0.500000 0.1 0.1\r\n2 ") and out.endswith("\r\n")
+    assert "\n" not in out.replace("\r\n", "")

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from models.annotations.atomic import atomic_write_bytes
-from models.annotations.fidelity import SourceRecord, content_key, match_origins, new_key, same_box
+from models.annotations.fidelity import (
+    SourceRecord,
+    content_key,
+    match_origins,
+    new_key,
+    new_object_groups,
+    same_box,
+)
 from models.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
 
 MAX_JSON_BYTES = 2_000_000_000
@@ -234,39 +241,60 @@ def coco_document(ds: CocoDataset) -> dict[str, Any]:
         if cid not in raw_cat_ids:
             categories.append({"id": cid, "name": name, "supercategory": name})
 
-    # Which raw entry each object updates (only entries of its own image), and which objects are new.
-    claimed: dict[int, tuple[BoxObject, int]] = {}  # raw index → (object, image id)
-    new_objects: list[tuple[BoxObject, int]] = []
+    # Which raw entry each object updates (only entries of its own image), and which objects are new. Per
+    # image, the kept objects fill the places of their entries in the file in the order the user sees them, and
+    # new objects go right after the kept object they follow (or before the first), so the file reads back in
+    # the same order; an image with no kept entry gets its new ones at the end.
+    at_slot: dict[int, tuple[BoxObject, int, int]] = {}  # raw index → (object, its own entry, image id)
+    before: dict[int, list[tuple[BoxObject, int]]] = {}  # raw index → new objects written just before it
+    after: dict[int, list[tuple[BoxObject, int]]] = {}  # raw index → new objects written just after it
+    at_end: list[tuple[BoxObject, int]] = []
     shown: set[int] = set()  # raw indices that were objects of an image in the model
     for im in ds.images:
         ann = ds.annotations.get(im.image_id)
         if ann is None:
             continue
+        iid = im.image_id
         if src is None:
-            new_objects.extend((o, im.image_id) for o in ann.objects)
+            at_end.extend((o, iid) for o in ann.objects)
             continue
-        mine = src.loaded_indices.get(im.image_id, [])
+        mine = src.loaded_indices.get(iid, [])
         shown.update(mine)
         targets = match_origins(ann.objects, src, mine)
-        for o, j in zip(ann.objects, targets, strict=True):
-            if j is None:
-                new_objects.append((o, im.image_id))
+        kept = [(o, j) for o, j in zip(ann.objects, targets, strict=True) if j is not None]
+        slots = sorted(j for _, j in kept)
+        for slot, (o, j) in zip(slots, kept, strict=True):
+            at_slot[slot] = (o, j, iid)
+        for g, idx in new_object_groups(targets).items():
+            objs = [(ann.objects[k], iid) for k in idx]
+            if not slots:
+                at_end.extend(objs)
+            elif g == 0:
+                before.setdefault(slots[0], []).extend(objs)
             else:
-                claimed[j] = (o, im.image_id)
-    annotations: list[Any] = []
-    for j, entry in enumerate(raw_anns):
-        if j in claimed and src is not None and isinstance(entry, dict):
-            o, iid = claimed[j]
-            annotations.append(_patched_annotation(entry, o, src.file_objects[j], ds.category_id(o.name), iid))
-        elif j not in shown:
-            annotations.append(entry)  # never shown (a zero-size box, an image no longer listed): kept as is
+                after.setdefault(slots[g - 1], []).extend(objs)
     next_id = 1 + max((a.get("id", 0) for a in raw_anns if isinstance(a, dict) and isinstance(a.get("id"), int)),
                       default=0)
-    for o, iid in new_objects:
+
+    def new_entry(o: BoxObject, iid: int) -> dict:
+        nonlocal next_id
         bbox = _bbox(o)
-        annotations.append({"id": next_id, "image_id": iid, "category_id": ds.category_id(o.name), "bbox": bbox,
-                            "area": round(bbox[2] * bbox[3], 2), "iscrowd": int(o.crowd), "segmentation": []})
+        entry = {"id": next_id, "image_id": iid, "category_id": ds.category_id(o.name), "bbox": bbox,
+                 "area": round(bbox[2] * bbox[3], 2), "iscrowd": int(o.crowd), "segmentation": []}
         next_id += 1
+        return entry
+
+    annotations: list[Any] = []
+    for j, entry in enumerate(raw_anns):
+        if j in at_slot and src is not None:
+            o, own, iid = at_slot[j]
+            annotations.extend(new_entry(*n) for n in before.get(j, []))
+            annotations.append(_patched_annotation(raw_anns[own], o, src.file_objects[own], ds.category_id(o.name),
+                                                   iid))
+            annotations.extend(new_entry(*n) for n in after.get(j, []))
+        elif j not in shown:
+            annotations.append(entry)  # never shown (a zero-size box, an image no longer listed): kept as is
+    annotations.extend(new_entry(*n) for n in at_end)
 
     lists = {"images": images, "annotations": annotations, "categories": categories}
     doc = {k: lists.get(k, v) for k, v in raw.items()}

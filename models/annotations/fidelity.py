@@ -107,5 +107,19 @@ def match_origins(objects: Sequence[BoxObject], src: SourceRecord,
     return out
 
 
-__all__ = ["SAME_COORD", "SourceRecord", "content_key", "match_origins", "new_key", "same_box", "source_of",
-           "unchanged"]
+def new_object_groups(targets: Sequence[int | None]) -> dict[int, list[int]]:
+    """New objects (target None) grouped by how many kept objects precede them in memory order: group g goes
+    right after the g-th kept object as the file will hold them (group 0 before the first), so reading the
+    file back gives the objects in the order the user sees them."""
+    groups: dict[int, list[int]] = {}
+    kept = 0
+    for k, j in enumerate(targets):
+        if j is None:
+            groups.setdefault(kept, []).append(k)
+        else:
+            kept += 1
+    return groups
+
+
+__all__ = ["SAME_COORD", "SourceRecord", "content_key", "match_origins", "new_key", "new_object_groups", "same_box",
+           "source_of", "unchanged"]

@@ -18,7 +18,7 @@ import xml.parsers.expat
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from models.annotations.fidelity import SourceRecord, match_origins, same_box, unchanged
+from models.annotations.fidelity import SourceRecord, match_origins, new_object_groups, same_box, unchanged
 from models.annotations.model import Annotation
 
 _ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -288,20 +288,28 @@ def patched_voc_bytes(ann: Annotation, src: VocSource) -> bytes | None:
             while k > 0 and data[k - 1] in _WS:
                 k -= 1
             p.replace(k, el.end, b"")
-    new = [o for o, j in zip(ann.objects, targets, strict=True) if j is None]
-    if new:
-        anchor = elements[-1] if elements else (root.children[-1] if root.children else None)
+    groups = new_object_groups(targets)
+    if groups:
+        step = _indent_step(data, elements, root, p.encoding) or "\t"
+    for g, idx in groups.items():
+        objs = [ann.objects[k] for k in idx]
+        if kept_slots and g == 0:  # before the first kept object, in its indentation
+            el = elements[kept_slots[0]]
+            indent = _line_indent(data, el.start).decode(p.encoding)
+            p.replace(el.start, el.start, p.enc("".join(_object_xml(o, indent, step, nl) + nl + indent for o in objs)))
+            continue
+        if kept_slots:  # right after the g-th kept object
+            anchor: _Element | None = elements[kept_slots[g - 1]]
+        else:  # no object kept: after the last object, or the last element
+            anchor = elements[-1] if elements else (root.children[-1] if root.children else None)
         if anchor is not None:
             indent = _line_indent(data, anchor.start).decode(p.encoding)
             at = anchor.end
         else:
-            indent, k = "\t", root.content[1]
-            while k > root.content[0] and data[k - 1] in _WS:
-                k -= 1
-            at = k
-        step = _indent_step(data, elements, root, p.encoding) or "\t"
-        text = "".join(nl + indent + _object_xml(o, indent, step, nl) for o in new)
-        p.replace(at, at, p.enc(text))
+            indent, at = "\t", root.content[1]
+            while at > root.content[0] and data[at - 1] in _WS:
+                at -= 1
+        p.replace(at, at, p.enc("".join(nl + indent + _object_xml(o, indent, step, nl) for o in objs)))
     return p.apply()
 
 

@@ -13,7 +13,15 @@ from pathlib import Path
 import yaml
 
 from models.annotations.atomic import atomic_write_text
-from models.annotations.fidelity import SourceRecord, match_origins, new_key, same_box, source_of, unchanged
+from models.annotations.fidelity import (
+    SourceRecord,
+    match_origins,
+    new_key,
+    new_object_groups,
+    same_box,
+    source_of,
+    unchanged,
+)
 from models.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
 
 
@@ -104,16 +112,24 @@ def _patched_text(ann: Annotation, class_names: list[str], src: YoloSource) -> s
     if unchanged(ann, src) and ids == src.class_ids:  # (a merge of classes renumbers them: not unchanged)
         return original
     targets = match_origins(ann.objects, src)
-    texts: dict[int, str] = {}  # object index in the file → the line that takes its place
+    nl = "\r\n" if "\r\n" in original else "\n"
     kept = [(o, cls, j) for o, cls, j in zip(ann.objects, ids, targets, strict=True) if j is not None]
-    for slot, (o, cls, j) in zip(sorted(j for _, _, j in kept), kept, strict=True):
-        line = src.lines[src.object_lines[j]]
-        body = line.rstrip("\r\n")
-        ending = line[len(body):]
+    slots = sorted(j for _, _, j in kept)
+    groups = new_object_groups(targets)
+
+    def new_lines(g: int) -> list[str]:
+        return [_line(ann.objects[k], ids[k], ann.width, ann.height) + nl for k in groups.get(g, [])]
+
+    texts: dict[int, list[str]] = {}  # object index in the file → the lines that take its place
+    for s, (slot, (o, cls, j)) in enumerate(zip(slots, kept, strict=True)):
+        body = src.lines[src.object_lines[j]].rstrip("\r\n")
         if cls != src.class_ids[j] or not same_box(o.box, src.file_objects[j].box):
             extra = body.split()[5:]  # fields after the box (e.g. a score) are kept
             body = " ".join([_line(o, cls, ann.width, ann.height), *extra])
-        texts[slot] = body + ending
+        slot_line = src.lines[src.object_lines[slot]]
+        ending = slot_line[len(slot_line.rstrip("\r\n")):]
+        after = new_lines(s + 1)
+        texts[slot] = (new_lines(0) if s == 0 else []) + [body + (ending or (nl if after else ""))] + after
     out: list[str] = []
     line_to_object = {ln: k for k, ln in enumerate(src.object_lines)}
     for ln, line in enumerate(src.lines):
@@ -121,14 +137,11 @@ def _patched_text(ann: Annotation, class_names: list[str], src: YoloSource) -> s
         if k is None:
             out.append(line)  # a comment, a blank line
         elif k in texts:
-            out.append(texts[k])
-    new = [_line(o, cls, ann.width, ann.height)
-           for o, cls, j in zip(ann.objects, ids, targets, strict=True) if j is None]
-    if new:
-        nl = "\r\n" if original.endswith("\r\n") else "\n"
+            out.extend(texts[k])
+    if not kept and groups:
         if out and not out[-1].endswith(("\n", "\r")):
             out[-1] += nl
-        out.extend(line + nl for line in new)
+        out.extend(new_lines(0))
     return "".join(out)
 
 
