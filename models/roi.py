@@ -16,6 +16,9 @@ from torch import Tensor
 from torchvision.ops import roi_align as _tv_roi_align
 from torchvision.ops import roi_pool as _tv_roi_pool
 
+#: Bilinear samples per bin side of :func:`roi_align` as the detectors call it (2×2 points per bin).
+ALIGN_SAMPLING_RATIO = 2
+
 
 def rois_to_tensor(rois: list[Tensor]) -> Tensor:
     """Per-image [Ni, 4] boxes → [sum Ni, 5] with the batch index first, the format torchvision ops take."""
@@ -36,7 +39,7 @@ def roi_pool(features: Tensor, rois: Tensor | list[Tensor], output_size: tuple[i
 
 
 def roi_align(features: Tensor, rois: Tensor | list[Tensor], output_size: tuple[int, int] = (7, 7),
-              spatial_scale: float = 1.0 / 16, sampling_ratio: int = 2) -> Tensor:
+              spatial_scale: float = 1.0 / 16, sampling_ratio: int = ALIGN_SAMPLING_RATIO) -> Tensor:
     """RoIAlign (bilinear, no rounding) — an option later generations may prefer; same shapes as roi_pool.
 
     On the CPU the gradient goes through :class:`_RoIAlignCpuGrad`: torchvision's CPU backward recomputes

@@ -50,6 +50,8 @@ class FasterRCNNTrace:
     candidates: Detections  # above the score threshold, before per-class NMS (input pixels)
     detection_nms: NmsTrace  # indices into candidates
     detections: Detections  # final, in ORIGINAL image pixels
+    #: [C, h, w] float32 backbone feature map the RPN and the RoI pooling read (for the RoI grid view).
+    features: np.ndarray | None = None
 
 
 class FasterRCNN(Detector):
@@ -212,7 +214,7 @@ class FasterRCNN(Detector):
                 class_scores=probs.cpu().numpy(), class_boxes=cboxes.cpu().numpy(),
                 candidates=Detections(cand_boxes.cpu().numpy(), cand_scores.cpu().numpy(),
                                       cand_labels.cpu().numpy().astype(np.int64), list(self.class_names)),
-                detection_nms=dtrace, detections=final)
+                detection_nms=dtrace, detections=final, features=features[0].float().cpu().numpy())
         finally:
             self.train(was_training)
 

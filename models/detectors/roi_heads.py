@@ -23,6 +23,57 @@ from models.nms import batched_nms
 from models.roi import roi_align, roi_pool
 
 
+@dataclass
+class RoiSample:
+    """The RoIs one training step of the head learns from, for one image (all indices into ``proposals``).
+
+    ``proposals`` are the candidates the sampler saw: the RPN's proposals followed, when the head adds them,
+    by the ground-truth boxes themselves (so index ≥ ``num_proposals`` is a GT box). ``max_iou``/``matched``:
+    each candidate's best IoU with the ground truth and which GT box that is (-1 without ground truth);
+    ``labels``: 1 foreground-eligible, 0 background-eligible, -1 neither (between the bands).
+    """
+
+    proposals: Tensor  # [N, 4]
+    num_proposals: int
+    max_iou: Tensor  # [N]
+    matched: Tensor  # [N] int64
+    labels: Tensor  # [N] int8
+    positive: Tensor  # indices of the sampled foreground RoIs
+    negative: Tensor  # indices of the sampled background RoIs
+
+
+def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_iou_high: float = 0.5,
+                bg_iou_low: float = 0.0, batch_size: int = 128, positive_fraction: float = 0.25,
+                positive_sampling: str = "random", add_gt_as_proposals: bool = True,
+                generator: torch.Generator | None = None) -> RoiSample:
+    """Foreground / background RoIs of one image as the head's training samples them (Fast R-CNN 2.3).
+
+    Foreground: IoU ≥ ``fg_iou`` with a GT box; background: best IoU in [``bg_iou_low``, ``bg_iou_high``);
+    at most ``batch_size`` RoIs, up to ``positive_fraction`` of them foreground, the rest filled with
+    background. ``positive_sampling="per_object"`` takes the foreground in turns from each GT box. The one code
+    path of :meth:`RoIHeads.sample`, so the explorer shows exactly what training does; ``generator`` seeds it.
+    """
+    gt_boxes = gt_boxes.to(proposals).reshape(-1, 4)
+    n_props = int(proposals.shape[0])
+    if add_gt_as_proposals and gt_boxes.numel():
+        proposals = torch.cat([proposals, gt_boxes])
+    n = int(proposals.shape[0])
+    if gt_boxes.numel() == 0:
+        lab = torch.zeros(n, dtype=torch.int8, device=proposals.device)
+        pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
+        return RoiSample(proposals, n_props, torch.zeros(n, device=proposals.device),
+                         torch.full((n,), -1, dtype=torch.int64, device=proposals.device), lab, pos, neg)
+    iou = box_iou(gt_boxes, proposals)
+    matched, lab = match_boxes(iou, fg_iou, bg_iou_high, allow_low_quality=False)
+    best = iou.max(dim=0).values
+    lab[best < bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
+    pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
+    if positive_sampling == "per_object":
+        every = torch.where(lab == POSITIVE)[0]
+        pos = sample_round_robin(every, matched[every], pos.numel(), generator)
+    return RoiSample(proposals, n_props, best, matched, lab, pos, neg)
+
+
 class TwoFCHead(nn.Module):
     """flatten → fc → ReLU (→ dropout) → fc → ReLU: VGG16's fc6/fc7 shape (4096) by default."""
 
@@ -106,30 +157,24 @@ class RoIHeads(nn.Module):
         fn = roi_pool if self.pooling == "pool" else roi_align
         return fn(features, [r.to(features.dtype) for r in rois], self.pool_size, self.spatial_scale)
 
+    def sampling_params(self) -> dict:
+        """The keyword arguments of :func:`sample_rois` this head trains with (for the explorer's view)."""
+        return dict(fg_iou=self.fg_iou, bg_iou_high=self.bg_iou_high, bg_iou_low=self.bg_iou_low,
+                    batch_size=self.batch_size_per_image, positive_fraction=self.positive_fraction,
+                    positive_sampling=self.positive_sampling, add_gt_as_proposals=self.add_gt_as_proposals)
+
     def sample(self, proposals: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """RoIs, class labels (0 = background) and encoded targets [R, 4] for one image."""
-        gt_boxes = gt_boxes.to(proposals)
-        if self.add_gt_as_proposals and gt_boxes.numel():
-            proposals = torch.cat([proposals, gt_boxes])
+        s = sample_rois(proposals, gt_boxes, **self.sampling_params())
+        idx = torch.cat([s.positive, s.negative])
+        rois = s.proposals[idx]
         if gt_boxes.numel() == 0:
-            lab = torch.zeros(proposals.shape[0], dtype=torch.int8, device=proposals.device)
-            pos, neg = sample_balanced(lab, self.batch_size_per_image, self.positive_fraction)
-            idx = neg
-            return proposals[idx], torch.zeros(idx.numel(), dtype=torch.int64, device=proposals.device), \
-                torch.zeros((idx.numel(), 4), device=proposals.device)
-        iou = box_iou(gt_boxes, proposals)
-        matched, lab = match_boxes(iou, self.fg_iou, self.bg_iou_high, allow_low_quality=False)
-        best = iou.max(dim=0).values
-        lab[best < self.bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
-        pos, neg = sample_balanced(lab, self.batch_size_per_image, self.positive_fraction)
-        if self.positive_sampling == "per_object":
-            every = torch.where(lab == POSITIVE)[0]
-            pos = sample_round_robin(every, matched[every], pos.numel())
-        idx = torch.cat([pos, neg])
-        rois = proposals[idx]
-        labels = gt_labels.to(proposals.device)[matched[idx]].long()
-        labels[pos.numel():] = 0
-        targets = encode(rois, gt_boxes[matched[idx]], self.box_stds)
+            return rois, torch.zeros(idx.numel(), dtype=torch.int64, device=rois.device), \
+                torch.zeros((idx.numel(), 4), device=rois.device)
+        gt_boxes = gt_boxes.to(rois)
+        labels = gt_labels.to(rois.device)[s.matched[idx]].long()
+        labels[s.positive.numel():] = 0
+        targets = encode(rois, gt_boxes[s.matched[idx]], self.box_stds)
         return rois, labels, targets
 
     def loss(self, class_logits: Tensor, box_deltas: Tensor, labels: Tensor, targets: Tensor) -> dict[str, Tensor]:
