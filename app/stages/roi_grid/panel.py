@@ -50,8 +50,8 @@ class RoiGridPanel(QWidget):
         self.readout.setTextFormat(self.readout.textFormat().RichText)
         self.feature_map = HeatMapWidget("Feature map under the RoI")
         self.pooled_map = HeatMapWidget("Pooled output")
-        self.feature_map.setMinimumHeight(320)
-        self.pooled_map.setMinimumHeight(240)
+        self.feature_map.setMinimumHeight(240)
+        self.pooled_map.setMinimumHeight(180)
         self.legend = QLabel(self._legend())
         self.legend.setWordWrap(True)
 
