@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--screenshots", help="save <prefix>_canvas.png, <prefix>_panel.png, <prefix>_window.png")
     ap.add_argument("--roi", type=int, default=-1, help="RoI to show in the screenshots (default: the last one "
                                                         "clicked)")
+    ap.add_argument("--zoom-roi", action="store_true", help="zoom the canvas onto the RoI for the screenshots")
     args = ap.parse_args()
 
     app = QApplication.instance() or QApplication(sys.argv)
@@ -178,6 +179,12 @@ def main() -> None:
             stage.explanationShown.connect(lambda _e: loop.quit())
             stage.select(args.roi)
             loop.exec()
+        if stage.explanation is not None and args.zoom_roi:
+            from PySide6.QtCore import QRectF
+
+            x1, y1, x2, y2 = (float(v) for v in stage.layer.drawing.roi)
+            m = 1.5 * max(x2 - x1, y2 - y1)
+            canvas.fitInView(QRectF(x1 - m, y1 - m, x2 - x1 + 2 * m, y2 - y1 + 2 * m), Qt.AspectRatioMode.KeepAspectRatio)
         app.processEvents()
         canvas.grab().save(f"{args.screenshots}_canvas.png")
         stage.panel.grab().save(f"{args.screenshots}_panel.png")

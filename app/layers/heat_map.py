@@ -173,7 +173,7 @@ class HeatMapWidget(QWidget):
                 p.setBrush(color)
                 for x, y in pts:
                     p.drawEllipse(self.data_to_widget(x, y), size / 2, size / 2)
-        if self._numbers is not None and c >= 12:
+        if self._numbers is not None and c >= 18:
             p.setFont(small)
             nh, nw = self._numbers.shape
             for i in range(min(h, nh)):
@@ -188,6 +188,7 @@ class HeatMapWidget(QWidget):
                         p.setPen(QColor(255, 170, 0))
                         p.drawText(tag, Qt.AlignmentFlag.AlignCenter, str(n))
         p.setClipping(False)
+        p.setFont(self.font())
         p.setPen(self.palette().windowText().color())
         lo, hi = self._range
         p.drawText(QRectF(4, self.height() - fm.height() - 4, self.width() - 8, fm.height() + 2),

@@ -79,7 +79,7 @@ class RoiGridLayer(OverlayLayer):
             return
         if d.shared_cells.shape[0]:
             fill = QColor(SHARED_COLOR)
-            fill.setAlpha(90)
+            fill.setAlpha(70)
             painter.save()
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(fill)
@@ -93,16 +93,29 @@ class RoiGridLayer(OverlayLayer):
         paint_boxes(painter, d.roi[None], QColor(0, 0, 0, 200), exposed, 4.0)
         paint_boxes(painter, d.roi[None], ROI_COLOR, exposed, 2.0)
         if d.sample_points.shape[0]:
-            t = painter.worldTransform()
-            painter.save()
-            painter.resetTransform()
-            painter.setPen(cosmetic_pen(QColor(0, 0, 0), 1.0, painter=painter))
-            painter.setBrush(SAMPLE_COLOR)
-            for x, y in d.sample_points:
-                painter.drawEllipse(t.map(QPointF(float(x), float(y))), 2.5, 2.5)
-            painter.restore()
+            self._paint_points(painter, d, scale)
         if d.label:
             paint_labels(painter, [(float(d.roi[0]), float(d.roi[1]))], [d.label], [ROI_COLOR])
+
+    @staticmethod
+    def _paint_points(painter: QPainter, d: GridDrawing, scale: float) -> None:
+        """Sampling points as dots of a fixed screen size, shrunk when they crowd (zoom in to separate them)."""
+        b = d.bins
+        step = min(float(np.min(b[:, 2] - b[:, 0])), float(np.min(b[:, 3] - b[:, 1])))
+        per_side = max(int(round(np.sqrt(d.sample_points.shape[0] / max(b.shape[0], 1)))), 1)
+        gap = step / per_side * scale  # screen pixels between neighbouring points
+        if gap < 2.0:
+            return
+        radius = float(np.clip(gap * 0.3, 0.8, 2.5))
+        t = painter.worldTransform()
+        painter.save()
+        painter.resetTransform()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(cosmetic_pen(QColor(0, 0, 0), 1.0, painter=painter) if radius >= 2.0 else Qt.PenStyle.NoPen)
+        painter.setBrush(SAMPLE_COLOR)
+        for x, y in d.sample_points:
+            painter.drawEllipse(t.map(QPointF(float(x), float(y))), radius, radius)
+        painter.restore()
 
 
 __all__ = ["GridDrawing", "RoiGridLayer"]

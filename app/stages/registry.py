@@ -14,6 +14,7 @@ from app.stages.model import ModelStage
 from app.stages.nms import NmsStage
 from app.stages.regression.controller import RegressionStage
 from app.stages.roi_grid.stage import RoiGridStage
+from app.stages.roi_sampling.stage import RoiSamplingStage
 from app.stages.rpn.controller import RpnStage
 from app.stages.suggestions import SuggestionsStage
 
@@ -26,6 +27,7 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(AnchorsStage(canvas, session, window))
     stages.append(RpnStage(canvas, session, window))
     stages.append(RegressionStage(canvas, session, window))
+    stages.append(RoiSamplingStage(canvas, session, window))
     stages.append(RoiGridStage(canvas, session, window))
     stages.append(NmsStage(canvas, session, window))
     stages.append(DetectionsStage(canvas, session, window))

@@ -202,7 +202,11 @@ class RoiGridStage(Stage):
         points = np.zeros((0, 2))
         if e.sample_points is not None:
             points = e.sample_points.reshape(-1, 2) * inv * k[:2]
-        ys, xs = np.nonzero(e.bins_per_cell > 1)
+        # RoIAlign's bilinear taps cross bin borders for any RoI: tint its shared cells only when the RoI is
+        # smaller than the grid (the case worth seeing); RoI pooling's floor/ceil bins always show theirs.
+        r = e.region
+        small = (r[2] - r[0]) < e.output_size[1] or (r[3] - r[1]) < e.output_size[0]
+        ys, xs = np.nonzero(e.bins_per_cell > 1) if (e.method == "pool" or small) else (np.zeros(0, int),) * 2
         shared = np.stack([xs, ys, xs + 1, ys + 1], 1).astype(np.float64) * inv * k
         return GridDrawing(roi=e.roi.astype(np.float64) * k, region=e.image_region * k,
                            bins=e.image_bins.reshape(-1, 4) * k, method=e.method, argmax_cells=argmax,

@@ -1,0 +1,1 @@
+"""The RoI sampling stage: the foreground and background RoIs one training step of the head learns from."""
