@@ -59,8 +59,26 @@ class RoiGridLayer(OverlayLayer):
         return self._others
 
     def set_drawing(self, drawing: GridDrawing | None) -> None:
-        self._drawing = drawing
-        self.mark_changed()
+        """Show ``drawing``; only the area of the old and new grid is repainted (a click must redraw fast)."""
+        old, self._drawing = self._extent(self._drawing), drawing
+        new = self._extent(drawing)
+        if self._others.shape[0] or old is None and new is None:
+            self.mark_changed()
+            return
+        self.update(old.united(new) if old is not None and new is not None else (old or new))
+        self.changed.emit()
+
+    def _extent(self, d: GridDrawing | None) -> QRectF | None:
+        """Scene rect covering everything :meth:`paint_layer` draws for ``d`` (label and pens included)."""
+        if d is None:
+            return None
+        boxes = np.concatenate([d.roi[None], d.region[None], d.bins.reshape(-1, 4)])
+        x1, y1 = float(boxes[:, 0].min()), float(boxes[:, 1].min())
+        x2, y2 = float(boxes[:, 2].max()), float(boxes[:, 3].max())
+        views = self.scene().views() if self.scene() is not None else []
+        zoom = views[0].transform().m11() if views else 1.0
+        m = 240.0 / max(zoom, 1e-6)  # the label (screen pixels) above the RoI, pens and dots around it
+        return QRectF(x1 - m, y1 - m, x2 - x1 + 2 * m, y2 - y1 + 2 * m)
 
     def set_other_rois(self, boxes: np.ndarray | None) -> None:
         self._others = np.zeros((0, 4), np.float32) if boxes is None else np.asarray(boxes, np.float32).reshape(-1, 4)
