@@ -74,9 +74,6 @@ class RoiGridStage(Stage):
     def docks(self) -> list[QDockWidget]:
         if self._dock is None:
             self._dock = make_dock("RoI pooling grid", "roi_grid_dock", self.panel, self._window)
-            # Starts closed (Detector ▸ RoI pooling grid opens it): the right dock area also holds the file
-            # list, which a tall panel would squeeze to a few rows.
-            self._dock.hide()
         return [self._dock]
 
     def layers(self) -> list[OverlayLayer]:

@@ -80,7 +80,6 @@ class RoiSamplingStage(Stage):
     def docks(self) -> list[QDockWidget]:
         if self._dock is None:
             self._dock = make_dock("RoI sampling", "roi_sampling_dock", self.panel, self._window)
-            self._dock.hide()  # opened from the Detector menu (the right dock area also holds the file list)
         return [self._dock]
 
     def layers(self) -> list[OverlayLayer]:
