@@ -172,3 +172,22 @@ def test_trace_keeps_the_feature_map_the_head_pooled(pooling) -> None:
     for k in (0, len(t.proposals) - 1):
         e = explain_for_head(t.features, t.proposals[k], m.roi_heads)
         assert e.method == pooling and np.allclose(e.pooled, t.pooled_features[k], atol=1e-5)
+
+
+def test_training_proposals_are_those_of_a_train_mode_rpn() -> None:
+    from models.detectors import build_detector
+    from models.training_rois import training_proposals
+
+    torch.manual_seed(0)
+    m = build_detector("faster-rcnn", ["a", "b"], backbone="small", small_width=8, anchor_sizes=(16, 32, 64),
+                       representation_size=32, min_size=128, max_size=160, rpn_pre_nms_train=900,
+                       rpn_post_nms_train=400, rpn_pre_nms_test=300, rpn_post_nms_test=50).eval()
+    t = m.trace(np.random.default_rng(0).integers(0, 255, (128, 150, 3), dtype=np.uint8))
+    props = training_proposals(m.rpn, t.features, t.input_size)
+    assert not m.training and not m.rpn.training  # the model's own mode is untouched
+    assert len(t.proposals) <= 50 < len(props) <= 400
+    m.rpn.train()
+    with torch.no_grad():
+        feats = torch.from_numpy(t.features)[None]
+        out = m.rpn(feats, [t.input_size], [{"boxes": torch.tensor([[10.0, 10.0, 60.0, 60.0]])}])
+    assert np.allclose(props, out.proposals[0].numpy())

@@ -52,6 +52,8 @@ def test_counts_respect_the_fraction_and_thresholds(qtbot, setup) -> None:
     p = stage.panel
     assert p.batch_spin.value() == model.roi_heads.batch_size_per_image  # the model's own settings
     _sampled(qtbot, stage, lambda: p.show_box.setChecked(True))
+    _sampled(qtbot, stage, lambda: p.source_combo.setCurrentIndex(p.source_combo.findData("test")))
+    assert stage.batch.source == "test"
     for fg_iou, lo, hi, batch, frac in ((0.5, 0.0, 0.5, 128, 0.25), (0.6, 0.1, 0.4, 32, 0.5),
                                         (0.3, 0.0, 0.3, 64, 0.1)):
         def edit(fg_iou=fg_iou, lo=lo, hi=hi, batch=batch, frac=frac):  # noqa: ANN202
@@ -98,3 +100,19 @@ def test_editing_the_ground_truth_resamples_and_no_trace_clears(qtbot, setup) ->
     session.set_trace(None)
     assert stage.batch is None and len(stage.layer.background) == 0
     assert "No model trace" in stage.panel.counts.text()
+
+
+def test_training_time_proposals_are_the_default_candidates(qtbot, setup) -> None:
+    from models.training_rois import training_proposals
+
+    canvas, session, stage, model = setup
+    t = session.trace
+    assert stage.panel.source() == "train"
+    _sampled(qtbot, stage, lambda: stage.panel.show_box.setChecked(True))
+    b = stage.batch
+    expect = training_proposals(model.rpn, t.features, t.input_size)
+    assert b.source == "train" and np.allclose(b.candidates[: b.num_proposals], expect)
+    assert b.num_proposals > len(t.proposals)  # training keeps more proposals than the test-time trace
+    assert "training-time proposals" in stage.panel.counts.text()
+    _sampled(qtbot, stage, stage.panel.resample_button.click)  # reuses the proposals computed for this trace
+    assert np.allclose(stage.batch.candidates[: stage.batch.num_proposals], expect)

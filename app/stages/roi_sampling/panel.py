@@ -66,6 +66,11 @@ class RoiSamplingPanel(QWidget):
         self.mode_combo = QComboBox()
         self.mode_combo.addItem("random (the paper)", "random")
         self.mode_combo.addItem("per object (each GT box its share)", "per_object")
+        self.source_combo = QComboBox()
+        self.source_combo.addItem("RPN proposals with its training settings", "train")
+        self.source_combo.addItem("the trace's test-time proposals", "test")
+        self.source_combo.setToolTip("Training samples from the RPN's training-time proposals (more of them); the "
+                                     "trace holds the fewer test-time ones")
         self.add_gt_box = QCheckBox("ground-truth boxes join the candidates")
         self.add_gt_box.setChecked(True)
         self.seed_spin = QSpinBox()
@@ -93,6 +98,7 @@ class RoiSamplingPanel(QWidget):
         form.addRow("RoIs per image", self.batch_spin)
         form.addRow("foreground fraction", self.fraction_spin)
         form.addRow("foreground sampling", self.mode_combo)
+        form.addRow("candidates", self.source_combo)
         form.addRow("", self.add_gt_box)
         form.addRow("seed", seed_row)
         lay = QVBoxLayout(self)
@@ -109,6 +115,7 @@ class RoiSamplingPanel(QWidget):
         self.seed_spin.valueChanged.connect(self.paramsChanged)
         self.mode_combo.currentIndexChanged.connect(self.paramsChanged)
         self.add_gt_box.toggled.connect(self.paramsChanged)
+        self.source_combo.currentIndexChanged.connect(self.paramsChanged)
         self.resample_button.clicked.connect(lambda: self.seed_spin.setValue(self.seed_spin.value() + 1))
         self.reset_button.clicked.connect(self.resetRequested)
 
@@ -118,6 +125,10 @@ class RoiSamplingPanel(QWidget):
                     bg_iou_low=self.bg_low_spin.value(), batch_size=self.batch_spin.value(),
                     positive_fraction=self.fraction_spin.value(), positive_sampling=self.mode_combo.currentData(),
                     add_gt_as_proposals=self.add_gt_box.isChecked())
+
+    def source(self) -> str:
+        """"train": the RPN's training-time proposals; "test": the trace's own."""
+        return self.source_combo.currentData()
 
     def seed(self) -> int:
         return self.seed_spin.value()

@@ -3,8 +3,9 @@
 Runs :func:`models.detectors.roi_heads.sample_rois` — the very function the head's training calls — on the
 trace's proposals and the canvas's ground truth (edits included), with the settings of the panel (initially the
 loaded model's) and the panel's seed, in a latest-wins worker. Nothing is computed while the layer is hidden.
-What differs from a real step, said in the read-out: training samples from the RPN's training-time proposals
-(more of them, e.g. 2000) of an augmented image; here the trace's test-time proposals of the image shown.
+By default the candidates are the RPN's training-time proposals (more of them, e.g. 2000, recomputed from the
+trace's feature map by :func:`models.training_rois.training_proposals`); the trace's test-time proposals are the
+other choice. What still differs from a real step, said in the read-out: training sees an augmented image.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.stages.roi_grid.stage import input_to_scene
 from app.stages.roi_sampling.panel import RoiSamplingPanel
 from app.workers import Job, WorkerPool
 from models.detectors.roi_heads import sample_rois
+from models.training_rois import training_proposals
 
 
 @dataclass
@@ -40,14 +42,22 @@ class SampledBatch:
     negative: np.ndarray
     params: dict
     seed: int
+    source: str  # "train": the RPN's training-time proposals; "test": the trace's
 
 
-def sample_job(job: Job, proposals: np.ndarray, gt: np.ndarray, params: dict, seed: int) -> SampledBatch:
+def sample_job(job: Job, proposals: np.ndarray | None, gt: np.ndarray, params: dict, seed: int,
+               rpn: object = None, features: np.ndarray | None = None,
+               input_size: tuple[int, int] = (0, 0)) -> SampledBatch:
+    """Sample from ``proposals``; None: first compute the RPN's training-time proposals from ``features``."""
+    source = "test"
+    if proposals is None:
+        proposals = training_proposals(rpn, features, input_size)
+        source = "train"
     job.check()
     s = sample_rois(torch.from_numpy(np.asarray(proposals, np.float32)), torch.from_numpy(np.asarray(gt, np.float32)),
                     **params, generator=torch.Generator().manual_seed(int(seed)))
     return SampledBatch(s.proposals.numpy(), s.num_proposals, s.max_iou.numpy(), s.matched.numpy(),
-                        s.labels.numpy(), s.positive.numpy(), s.negative.numpy(), dict(params), int(seed))
+                        s.labels.numpy(), s.positive.numpy(), s.negative.numpy(), dict(params), int(seed), source)
 
 
 class RoiSamplingStage(Stage):
@@ -60,6 +70,7 @@ class RoiSamplingStage(Stage):
         self._window = window
         self._dock: QDockWidget | None = None
         self._k = np.ones(4)
+        self._train_props: tuple[object, np.ndarray] | None = None  # (trace, its training-time proposals)
         #: The batch shown (None: nothing sampled).
         self.batch: SampledBatch | None = None
         self.layer = RoiSamplingLayer()
@@ -124,9 +135,17 @@ class RoiSamplingStage(Stage):
         t = self._session.trace
         decoded = self._session.decoded
         self._k = input_to_scene(t, decoded.scale if decoded is not None else 1.0)
-        gt = self._session.gt_boxes().astype(np.float64) / self._k
-        self.runner.request(np.asarray(t.proposals, np.float32), gt.astype(np.float32), self.panel.params(),
-                            self.panel.seed())
+        gt = (self._session.gt_boxes().astype(np.float64) / self._k).astype(np.float32)
+        if self.panel.source() == "test":
+            self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed())
+        elif self._train_props is not None and self._train_props[0] is t:
+            self.runner.request(self._train_props[1], gt, self.panel.params(), self.panel.seed())
+        elif getattr(t, "features", None) is not None and getattr(self._session.model, "rpn", None) is not None:
+            self.runner.request(None, gt, self.panel.params(), self.panel.seed(), self._session.model.rpn,
+                                t.features, tuple(t.input_size))
+        else:
+            self.panel.counts.setText("This trace has no feature map to recompute the training-time proposals "
+                                      "from; choose the test-time proposals.")
 
     def _on_error(self, message: str) -> None:
         self.panel.counts.setText(f"Could not sample: {message}")
@@ -134,6 +153,8 @@ class RoiSamplingStage(Stage):
 
     def _on_sampled(self, b: SampledBatch) -> None:
         self.batch = b
+        if b.source == "train" and self._session.trace is not None:
+            self._train_props = (self._session.trace, b.candidates[: b.num_proposals])
         fg = b.candidates[b.positive] * self._k
         bg = b.candidates[b.negative] * self._k
         self.layer.set_rois(fg, bg, b.positive >= b.num_proposals)
@@ -153,15 +174,17 @@ def counts_text(b: SampledBatch, gt_names: list[str]) -> str:
              f"{p['bg_iou_high']:.2f})",
              f"batch {len(b.positive) + len(b.negative)} of {p['batch_size']}; foreground fraction "
              f"{len(b.positive) / max(len(b.positive) + len(b.negative), 1):.2f}",
-             f"candidates: {b.num_proposals} proposals" + (f" + {n_gt} ground-truth box{'es' if n_gt > 1 else ''}" if n_gt else "")]
+             f"candidates: {b.num_proposals} {'training-time' if b.source == 'train' else 'test-time'} proposals"
+             + (f" + {n_gt} ground-truth box{'es' if n_gt > 1 else ''}" if n_gt else "")]
     if len(b.positive) and gt_names:
         per = np.bincount(b.matched[b.positive], minlength=len(gt_names))
         lines.append("foreground per object: " + ", ".join(f"{gt_names[i]} #{i + 1}: {int(c)}"
                                                             for i, c in enumerate(per[: len(gt_names)])))
     elif not gt_names:
         lines.append("no ground truth on this image: every RoI is background")
-    lines.append("<i>A real step samples from the RPN's training-time proposals of an augmented image; these are "
-                 "the trace's test-time proposals of the image shown.</i>")
+    lines.append("<i>A real step samples from the RPN's training-time proposals of an augmented image (flips, "
+                 "scale jitter)" + ("; these are the trace's test-time proposals" if b.source == "test" else
+                                    "; here the image shown, without augmentation") + ".</i>")
     return "<br>".join(lines)
 
 
