@@ -158,3 +158,7 @@ def test_new_trace_or_no_trace_resets_the_view(qtbot, setup) -> None:
     assert "No model trace" in stage.panel.readout.text()
     _click_scene(qtbot, canvas, 100, 100)  # a click without a trace does nothing (and does not fail)
     assert stage.index == -1
+    session.set_domain_note("This model knows only the synthetic shapes.")  # geometry still drawn, with the note
+    assert not stage.panel.domain_label.isHidden() and "synthetic" in stage.panel.domain_label.text()
+    session.set_domain_note("")
+    assert stage.panel.domain_label.isHidden()

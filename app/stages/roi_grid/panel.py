@@ -34,6 +34,10 @@ class RoiGridPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.domain_label = QLabel()
+        self.domain_label.setWordWrap(True)
+        self.domain_label.setStyleSheet("color: #d06000;")
+        self.domain_label.setVisible(False)
         self.show_box = QCheckBox("Show RoI grid (click a RoI on the image to pick it)")
         self.others_box = QCheckBox("Outline every RoI faintly")
         self.roi_spin = QSpinBox()
@@ -60,6 +64,7 @@ class RoiGridPanel(QWidget):
         form.addRow("channel", self.channel_spin)
         lay = QVBoxLayout(self)
         lay.addWidget(explanation_label(EXPLANATION))
+        lay.addWidget(self.domain_label)
         lay.addWidget(self.show_box)
         lay.addWidget(self.others_box)
         lay.addLayout(form)
@@ -80,6 +85,11 @@ class RoiGridPanel(QWidget):
                                 "<span style='color:#ff8c00'>■</span> cell read by several bins (count)"])
 
     # --- state from the stage ------------------------------------------------------------------------------
+    def set_domain_note(self, note: str) -> None:
+        """The session's domain note ("" hides it): the model does not know this image's classes."""
+        self.domain_label.setText(note)
+        self.domain_label.setVisible(bool(note))
+
     def set_roi_count(self, n: int) -> None:
         """How many RoIs there are to choose from (0: none, the spin box is disabled)."""
         self.roi_spin.blockSignals(True)
@@ -110,7 +120,13 @@ class RoiGridPanel(QWidget):
     def show_explanation(self, e: RoiPoolingExplanation, view: ChannelView, index: int, total: int,
                          score: float | None = None) -> None:
         """Fill the read-out and both heat maps for RoI ``index`` of ``total``."""
-        self.readout.setText(readout_text(e, index, total, score))
+        text = readout_text(e, index, total, score)
+        if view.argmax_share is not None and view.channel is None:
+            ok = view.argmax_cells[..., 0] >= 0
+            share = float(view.argmax_share[ok].mean()) if ok.any() else 0.0
+            text += (f"<br>Red squares: in each bin, the cell most channels take their maximum from "
+                     f"({100 * share:.0f}% of channels on average); pick a channel to see its own.")
+        self.readout.setText(text)
         ch = "mean of all channels" if view.channel is None else f"channel {view.channel}"
         wx1, wy1 = e.window[0], e.window[1]
         fm = self.feature_map

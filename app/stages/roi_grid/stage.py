@@ -67,6 +67,8 @@ class RoiGridStage(Stage):
         p.roiChosen.connect(self.select)
         p.channelChosen.connect(lambda _c: self._redraw())
         canvas.pointClicked.connect(self._on_click)
+        session.domainNoteChanged.connect(self.panel.set_domain_note)
+        self.panel.set_domain_note(session.domain_note)
         session.traceChanged.connect(self._on_trace)
         self._on_trace(session.trace)
 

@@ -49,6 +49,10 @@ class RoiSamplingPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.domain_label = QLabel()
+        self.domain_label.setWordWrap(True)
+        self.domain_label.setStyleSheet("color: #d06000;")
+        self.domain_label.setVisible(False)
         self.show_box = QCheckBox("Show sampled RoIs")
         self.fg_spin = _iou_spin(0.5)
         self.fg_spin.setToolTip("A RoI is foreground when its IoU with some ground-truth box is at least this")
@@ -103,6 +107,7 @@ class RoiSamplingPanel(QWidget):
         form.addRow("seed", seed_row)
         lay = QVBoxLayout(self)
         lay.addWidget(explanation_label(EXPLANATION))
+        lay.addWidget(self.domain_label)
         lay.addWidget(self.show_box)
         lay.addLayout(form)
         lay.addWidget(self.reset_button)
@@ -118,6 +123,11 @@ class RoiSamplingPanel(QWidget):
         self.source_combo.currentIndexChanged.connect(self.paramsChanged)
         self.resample_button.clicked.connect(lambda: self.seed_spin.setValue(self.seed_spin.value() + 1))
         self.reset_button.clicked.connect(self.resetRequested)
+
+    def set_domain_note(self, note: str) -> None:
+        """The session's domain note ("" hides it): the model does not know this image's classes."""
+        self.domain_label.setText(note)
+        self.domain_label.setVisible(bool(note))
 
     def params(self) -> dict:
         """Keyword arguments for :func:`models.detectors.roi_heads.sample_rois`."""

@@ -83,6 +83,8 @@ class RoiSamplingStage(Stage):
         self.panel.paramsChanged.connect(self.refresh)
         self.panel.resetRequested.connect(self._reset_params)
         session.modelChanged.connect(lambda _m: self._reset_params())
+        session.domainNoteChanged.connect(self.panel.set_domain_note)
+        self.panel.set_domain_note(session.domain_note)
         session.traceChanged.connect(lambda _t: self.refresh())
         session.groundTruthChanged.connect(self.refresh)
         self._reset_params()
