@@ -116,3 +116,35 @@ def test_training_time_proposals_are_the_default_candidates(qtbot, setup) -> Non
     assert "training-time proposals" in stage.panel.counts.text()
     _sampled(qtbot, stage, stage.panel.resample_button.click)  # reuses the proposals computed for this trace
     assert np.allclose(stage.batch.candidates[: stage.batch.num_proposals], expect)
+
+
+def test_a_model_without_rpn_samples_from_its_own_proposals(qtbot, tmp_path) -> None:
+    """Fast R-CNN has no RPN: its RoIs come from Selective Search, and both RoI views use the trace's."""
+    from app.stages.roi_grid.stage import RoiGridStage
+    from models.proposal_cache import ProposalCache
+
+    torch.manual_seed(0)
+    model = build_detector("fast-rcnn", CLASSES, backbone="small", small_width=8, representation_size=32,
+                           min_size=128, max_size=160, proposals_train=200, proposals_test=200).eval()
+    model.proposal_cache = ProposalCache(tmp_path / "cache")
+    pixels = np.random.default_rng(1).integers(0, 255, (128, 160, 3), dtype=np.uint8)
+    pixels[20:90, 30:110] = (230, 40, 40)
+    canvas = Canvas(AnnotationModel())
+    qtbot.addWidget(canvas)
+    canvas.set_image(DecodedImage(pixels, 160, 128, 1, 160, 128))
+    canvas.model.set_annotation(Annotation(objects=[BoxObject("square", (30.0, 20.0, 110.0, 90.0))]), 160, 128)
+    session = DetectorSession(canvas)
+    session.set_model(model)
+    stage = RoiSamplingStage(canvas, session, None)
+    grid = RoiGridStage(canvas, session, None)
+    try:
+        session.set_trace(model.trace(pixels))
+        assert stage.panel.source() == "train"
+        _sampled(qtbot, stage, lambda: stage.panel.show_box.setChecked(True))
+        assert stage.batch.num_proposals == len(session.trace.proposals)
+        with qtbot.waitSignal(grid.explanationShown, timeout=5000):
+            grid.panel.show_box.setChecked(True)
+        assert np.allclose(grid.explanation.roi, session.trace.proposals[0])
+    finally:
+        stage.shutdown()
+        grid.shutdown()

@@ -138,13 +138,14 @@ class RoiSamplingStage(Stage):
         decoded = self._session.decoded
         self._k = input_to_scene(t, decoded.scale if decoded is not None else 1.0)
         gt = (self._session.gt_boxes().astype(np.float64) / self._k).astype(np.float32)
-        if self.panel.source() == "test":
+        rpn = getattr(self._session.model, "rpn", None)
+        if self.panel.source() == "test" or rpn is None:  # no RPN (Fast R-CNN): its proposals are external
             self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed())
         elif self._train_props is not None and self._train_props[0] is t:
             self.runner.request(self._train_props[1], gt, self.panel.params(), self.panel.seed())
-        elif getattr(t, "features", None) is not None and getattr(self._session.model, "rpn", None) is not None:
-            self.runner.request(None, gt, self.panel.params(), self.panel.seed(), self._session.model.rpn,
-                                t.features, tuple(t.input_size))
+        elif getattr(t, "features", None) is not None:
+            self.runner.request(None, gt, self.panel.params(), self.panel.seed(), rpn, t.features,
+                                tuple(t.input_size))
         else:
             self.panel.counts.setText("This trace has no feature map to recompute the training-time proposals "
                                       "from; choose the test-time proposals.")
@@ -176,7 +177,7 @@ def counts_text(b: SampledBatch, gt_names: list[str]) -> str:
              f"{p['bg_iou_high']:.2f})",
              f"batch {len(b.positive) + len(b.negative)} of {p['batch_size']}; foreground fraction "
              f"{len(b.positive) / max(len(b.positive) + len(b.negative), 1):.2f}",
-             f"candidates: {b.num_proposals} {'training-time' if b.source == 'train' else 'test-time'} proposals"
+             f"candidates: {b.num_proposals} {'training-time' if b.source == 'train' else 'the trace’s'} proposals"
              + (f" + {n_gt} ground-truth box{'es' if n_gt > 1 else ''}" if n_gt else "")]
     if len(b.positive) and gt_names:
         per = np.bincount(b.matched[b.positive], minlength=len(gt_names))
