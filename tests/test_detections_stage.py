@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from app.layers.labelled_boxes import text_color_for
+from app.layers.palette import text_color_for
 from app.main_window import MainWindow
 from app.stages.detections import DetectionsStage
 from app.stages.detections.panel import COLOR_BY_OUTCOME

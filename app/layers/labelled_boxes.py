@@ -11,8 +11,8 @@ the layer's opacity (QGraphicsItem's) still applies when the scene composites it
 painted in device pixels (``DeviceCoordinateCache``), so frames that do not change the layer or the zoom cost
 a pixmap copy.
 
-Text colour follows the tag's luminance (WCAG relative luminance), so a label on yellow is black and on blue
-is white.
+Text colour follows the tag's WCAG contrast (:func:`app.layers.palette.text_color_for`), so a label on yellow
+is black and on blue is white.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QStaticText, QTransfo
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import OverlayLayer, label_font, paint_boxes, visible_mask
+from app.layers.palette import text_color_for
 
 #: Where a box's tag sits: just above its top-left corner (falls inside when there is no room), inside the box
 #: under the top edge, or inside above the bottom edge. Layers drawn over the same boxes (ground truth tags sit
@@ -40,21 +41,6 @@ class BoxStyle:
     color: QColor
     width: float = 1.5
     pen: Qt.PenStyle = Qt.PenStyle.SolidLine
-
-
-def relative_luminance(color: QColor) -> float:
-    """WCAG 2 relative luminance of an opaque colour (0 black … 1 white)."""
-
-    def lin(c: float) -> float:
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    return 0.2126 * lin(color.redF()) + 0.7152 * lin(color.greenF()) + 0.0722 * lin(color.blueF())
-
-
-def text_color_for(background: QColor) -> QColor:
-    """Black or white, whichever contrasts more with ``background`` (WCAG contrast ratio)."""
-    lum = relative_luminance(background)
-    return QColor(0, 0, 0) if (lum + 0.05) / 0.05 >= 1.05 / (lum + 0.05) else QColor(255, 255, 255)
 
 
 class LabelledBoxesLayer(OverlayLayer):
@@ -216,4 +202,4 @@ class LabelledBoxesLayer(OverlayLayer):
         return int(vis.size)
 
 
-__all__ = ["ABOVE", "INSIDE_BOTTOM", "INSIDE_TOP", "BoxStyle", "LabelledBoxesLayer", "relative_luminance", "text_color_for"]
+__all__ = ["ABOVE", "INSIDE_BOTTOM", "INSIDE_TOP", "BoxStyle", "LabelledBoxesLayer"]
