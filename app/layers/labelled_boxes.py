@@ -32,6 +32,8 @@ from app.layers.palette import text_color_for
 #: under the top edge, or inside above the bottom edge. Layers drawn over the same boxes (ground truth tags sit
 #: above) pick different places so tags do not cover each other.
 ABOVE, INSIDE_TOP, INSIDE_BOTTOM = 0, 1, 2
+#: Alpha of a tag that found no free place (its fill, its text).
+FADED_ALPHA, FADED_TEXT_ALPHA = 90, 150
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,52 @@ class BoxStyle:
     color: QColor
     width: float = 1.5
     pen: Qt.PenStyle = Qt.PenStyle.SolidLine
+
+
+def settle_tags(x: np.ndarray, top: np.ndarray, widths: np.ndarray, h: float, direction: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Move tags so they do not cover one another: new tops, and which tags found no free place.
+
+    Tags later in the arrays are drawn on top, so they are placed first (they matter most: true positives
+    over false ones, the current NMS box over the rest). Each tries its own place, then one row further in
+    ``direction`` (+1 down, -1 up, per tag), one row the other way, two rows on; a tag with no free place
+    keeps its own and is reported, to be drawn faded. Screen pixels. Placed tags are filed in a coarse grid
+    of cells, so each try compares against the few tags near it, not all of them: 300 tags settle in about a
+    millisecond, and only when the layer repaints (its cache holds the result between frames).
+    """
+    n = x.shape[0]
+    out = top.astype(np.float64).copy()
+    clash = np.zeros(n, bool)
+    step = h + 1.0
+    cw, ch = 64.0, step
+    grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
+    xs, ws, ts, ds = x.tolist(), widths.tolist(), top.tolist(), direction.tolist()
+
+    def cells(x0: float, y0: float, w: float) -> list[tuple[int, int]]:
+        return [(i, j) for i in range(int(x0 // cw), int((x0 + w) // cw) + 1)
+                for j in range(int(y0 // ch), int((y0 + h) // ch) + 1)]
+
+    def free(x0: float, y0: float, w: float) -> bool:
+        for c in cells(x0, y0, w):
+            for (a, b, aw, bh) in grid.get(c, ()):
+                if a < x0 + w and x0 < a + aw and b < y0 + h and y0 < b + bh:
+                    return False
+        return True
+
+    for k in range(n - 1, -1, -1):
+        x0, w, d = xs[k], ws[k], ds[k]
+        for off in (0.0, d * step, -d * step, 2 * d * step):
+            y0 = ts[k] + off
+            if free(x0, y0, w):
+                break
+        else:
+            y0 = ts[k]
+            clash[k] = True
+        out[k] = y0
+        rect = (x0, y0, w, h)
+        for c in cells(x0, y0, w):
+            grid.setdefault(c, []).append(rect)
+    return out, clash
 
 
 class LabelledBoxesLayer(OverlayLayer):
@@ -180,26 +228,42 @@ class LabelledBoxesLayer(OverlayLayer):
         place = self._label_place[vis]
         top = np.where(place == INSIDE_TOP, py + 1,
                        np.where(place == INSIDE_BOTTOM, pb - h - 1, np.where(py - h >= 0, py - h, py + 1)))
+        widths = self._label_width[vis]
+        top, clash = settle_tags(px, top, widths, h, np.where(place == INSIDE_BOTTOM, -1.0, 1.0))
         painter.save()
         painter.resetTransform()
-        painter.setPen(Qt.PenStyle.NoPen)
-        rects: dict[int, tuple[QColor, list[QRectF]]] = {}
-        for k, x, y in zip(vis.tolist(), px.tolist(), top.tolist(), strict=True):
-            c = self._label_fill[k]
-            rects.setdefault(c.rgba(), (c, []))[1].append(QRectF(x, y, self._label_width[k], h))
-        for c, rs in rects.values():
-            painter.setBrush(c)
-            painter.drawRects(rs)
         painter.setFont(self._font)
-        pen_for: dict[int, QColor] = {}
-        for k, x, y in zip(vis.tolist(), px.tolist(), top.tolist(), strict=True):
-            tc = self._label_text[k]
-            if pen_for.get(0) is not tc:
-                painter.setPen(tc)
-                pen_for[0] = tc
-            painter.drawStaticText(QPointF(x + 3, y + 0.5), self._static[k])
+        # Tags with no free place first and see-through (the tags over them stay readable), then the rest opaque;
+        # fills batched per colour, so a few hundred tags cost a handful of drawRects and one text call each.
+        for faded in (True, False):
+            sel = np.flatnonzero(clash == faded)
+            if sel.size == 0:
+                continue
+            rects: dict[int, tuple[QColor, list[QRectF]]] = {}
+            for j in sel.tolist():
+                c = self._label_fill[int(vis[j])]
+                rects.setdefault(c.rgba(), (c, []))[1].append(QRectF(px[j], top[j], widths[j], h))
+            painter.setPen(Qt.PenStyle.NoPen)
+            for c, rs in rects.values():
+                fill = QColor(c)
+                if faded:
+                    fill.setAlpha(FADED_ALPHA)
+                painter.setBrush(fill)
+                painter.drawRects(rs)
+            current = -1
+            for j in sel.tolist():
+                k = int(vis[j])
+                tc = self._label_text[k]
+                key = tc.rgba()
+                if key != current:
+                    pen = QColor(tc)
+                    if faded:
+                        pen.setAlpha(FADED_TEXT_ALPHA)
+                    painter.setPen(pen)
+                    current = key
+                painter.drawStaticText(QPointF(px[j] + 3, top[j] + 0.5), self._static[k])
         painter.restore()
         return int(vis.size)
 
 
-__all__ = ["ABOVE", "INSIDE_BOTTOM", "INSIDE_TOP", "BoxStyle", "LabelledBoxesLayer"]
+__all__ = ["ABOVE", "INSIDE_BOTTOM", "INSIDE_TOP", "BoxStyle", "LabelledBoxesLayer", "settle_tags"]

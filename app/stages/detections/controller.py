@@ -217,7 +217,7 @@ class DetectionsStage(Stage):
             else:
                 key, color = oi * KIND + int(d.labels[i]), class_color(name)
             if key not in styles:
-                styles[key] = BoxStyle(color, 2.0 if o == TP else 1.5,
+                styles[key] = BoxStyle(color, 2.0 if o == TP else 1.0,
                                        Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
             boxes.append(d.boxes[i])
             keys.append(key)

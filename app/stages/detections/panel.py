@@ -112,7 +112,9 @@ class DetectionsPanel(QWidget):
         lay.addWidget(self.missed_box)
         lay.addWidget(self.labels_box)
         lay.addWidget(self.counts_label)
-        lay.addWidget(QLabel(self.legend()))
+        legend = QLabel(self.legend())
+        legend.setWordWrap(True)
+        lay.addWidget(legend)
         lay.addStretch(1)
 
         self._show_score()
@@ -127,7 +129,7 @@ class DetectionsPanel(QWidget):
     def legend() -> str:
         parts = [f"{swatch(c)} {OUTCOME_TEXT[k]}" for k, c in OUTCOME_COLORS.items()]
         parts.append(f"{swatch(MISSED_COLOR)} missed")
-        return "Outcome colours: " + " &nbsp; ".join(parts)
+        return "Outcome colours: " + " · ".join(parts)
 
     def _show_score(self) -> None:
         self.score_value.setText(f"{self.score_threshold():.2f}")
