@@ -100,10 +100,18 @@ def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
     return det
 
 
+def no_boxes_text(session: DetectorSession) -> str:
+    """What a panel says when :func:`scene_detections` gives nothing: the model's domain note, or how to get
+    detections."""
+    if session.detections_hidden:
+        return f"Detections hidden: {session.domain_note}"
+    return "No detections for this image: run a model on it (Detector menu) or load a detections file"
+
+
 def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
     """[N] bool: difficult or crowd ground-truth boxes (never missed, never a false positive's match)."""
     return np.asarray([bool(o.difficult or o.crowd) for o in session.canvas.model.objects], bool)
 
 
-__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "ground_truth_ignored", "scene_candidates",
+__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "ground_truth_ignored", "no_boxes_text", "scene_candidates",
            "scene_detections"]

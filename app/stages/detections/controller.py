@@ -30,7 +30,7 @@ from app.stages.detections.panel import (
     swatch,
 )
 from app.stages.detector_session import DetectorSession
-from app.stages.scene_boxes import SceneBoxes, ground_truth_ignored, scene_detections
+from app.stages.scene_boxes import SceneBoxes, ground_truth_ignored, no_boxes_text, scene_detections
 from app.workers import Job, WorkerPool
 from models.datasets import DatasetSource
 from models.detection_files import LoadedDetections, load_detections
@@ -92,6 +92,7 @@ class DetectionsStage(Stage):
         session.storedDetectionsChanged.connect(self.reload)
         session.imageChanged.connect(self.reload)
         session.groundTruthChanged.connect(self.refresh)
+        session.domainNoteChanged.connect(lambda _n: self.reload())
         self.reload()
 
     # --- host API --------------------------------------------------------------------------------------------
@@ -163,8 +164,8 @@ class DetectionsStage(Stage):
     def reload(self) -> None:
         self._dets = scene_detections(self._session)
         d = self._dets
-        self.panel.source_label.setText("No detections for this image: run a model on it or load a detections "
-                                        "file" if d is None else f"{len(d)} boxes: {d.description}")
+        self.panel.source_label.setText(no_boxes_text(self._session) if d is None
+                                        else f"{len(d)} boxes: {d.description}")
         self.refresh()
 
     def refresh(self) -> None:

@@ -23,7 +23,7 @@ from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, Label
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.nms.panel import NmsPanel
-from app.stages.scene_boxes import FROM_MODEL, SceneBoxes, scene_candidates
+from app.stages.scene_boxes import FROM_MODEL, SceneBoxes, no_boxes_text, scene_candidates
 from models.nms import NmsTrace, nms_trace
 
 # Style kinds; a style key is kind * KIND + class id, so every kind has one colour per class.
@@ -73,9 +73,11 @@ class NmsStage(Stage):
         self.layer.visibleChanged.connect(lambda: self._sync_check())
         p.paramsChanged.connect(self.recompute)
         p.stepChanged.connect(lambda _s: self._redraw())
-        session.traceChanged.connect(self._on_trace)
+        session.modelChanged.connect(self._on_model)
+        session.traceChanged.connect(lambda _t: self.reload())
         session.storedDetectionsChanged.connect(self.reload)
         session.imageChanged.connect(self.reload)
+        session.domainNoteChanged.connect(lambda _n: self.reload())
         self.reload()
 
     # --- host API --------------------------------------------------------------------------------------------
@@ -110,24 +112,22 @@ class NmsStage(Stage):
         return self._cand.boxes[self._trace.kept]
 
     # --- input ---------------------------------------------------------------------------------------------
-    def _on_trace(self, trace: object) -> None:
-        # A model's own box NMS threshold is where the slider starts for its candidates.
-        heads = getattr(self._session.model, "roi_heads", None)
-        thr = getattr(heads, "nms_threshold", None)
-        if trace is not None and thr is not None:
+    def _on_model(self, model: object) -> None:
+        # A model's own box NMS threshold is where the slider starts for its candidates (the user's later
+        # choice then holds from image to image).
+        thr = getattr(getattr(model, "roi_heads", None), "nms_threshold", None)
+        if thr is not None:
             self.panel.iou_slider.blockSignals(True)
             self.panel.set_iou_threshold(float(thr))
             self.panel._show_iou()
             self.panel.iou_slider.blockSignals(False)
-        self.reload()
 
     def reload(self) -> None:
         """Take the session's candidates for the current image and run NMS on them."""
         self._cand = scene_candidates(self._session)
         n = 0 if self._cand is None else len(self._cand)
         if self._cand is None:
-            self.panel.source_label.setText("No detections for this image: run a model on it (Detector menu) "
-                                            "or load a detections file")
+            self.panel.source_label.setText(no_boxes_text(self._session))
         else:
             self.panel.source_label.setText(f"{n} boxes: {self._cand.description}")
         self._order = (np.argsort(-self._cand.scores, kind="stable") if n else np.zeros(0, np.int64))

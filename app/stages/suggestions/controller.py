@@ -20,7 +20,7 @@ from app.layers.base import OverlayLayer, class_color
 from app.layers.labelled_boxes import INSIDE_BOTTOM, BoxStyle, LabelledBoxesLayer
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
-from app.stages.scene_boxes import SceneBoxes, scene_detections
+from app.stages.scene_boxes import SceneBoxes, no_boxes_text, scene_detections
 from app.stages.suggestions.panel import SuggestionsPanel
 from models.annotations import BoxObject
 from models.detection_matching import suggest_boxes
@@ -75,6 +75,7 @@ class SuggestionsStage(Stage):
         session.storedDetectionsChanged.connect(self.reload)
         session.imageChanged.connect(self.reload)
         session.groundTruthChanged.connect(self.refresh)
+        session.domainNoteChanged.connect(lambda _n: self.reload())
         canvas.pointClicked.connect(self._on_click)
         self.reload()
 
@@ -144,7 +145,7 @@ class SuggestionsStage(Stage):
         self._draw()
         n = int(self._offered.size)
         if d is None:
-            status = "No detections for this image: run a model or load a detections file"
+            status = no_boxes_text(self._session)
         elif not self.suggesting:
             status = "Suggestions are off"
         else:
