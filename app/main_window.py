@@ -126,6 +126,8 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
             self.resize(1280, 800)
         if state is not None:
             self.restoreState(state)
+        else:  # first start: the canvas gets the room, the docks what their panels need
+            self.resizeDocks([self.box_dock, self.file_dock], [440, 270], Qt.Orientation.Horizontal)
         self._update_labels()
 
     # --- construction -------------------------------------------------------------------------------------

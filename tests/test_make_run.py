@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from app.cli.gui import SAMPLES, build_parser, create_window, prepare_samples
+from app.stages.anchors.controller import AnchorsStage
+from app.stages.detections import DetectionsStage
 from app.stages.model import ModelStage
+from app.stages.roi_grid.stage import RoiGridStage
 from models.annotations import read_voc
 from resources.models import SHIPPED_MODEL
 
@@ -45,6 +48,13 @@ def test_make_run_starts_on_a_shape_with_the_shipped_model_traced(qtbot, tmp_pat
     assert len(session.trace.detections) > 0 and session.domain_note == ""
     stage = next(s for s in window.stages if isinstance(s, ModelStage))
     assert stage.loaded.summary.test_map >= 0.75
+    # Detections, anchors and a RoI grid at once, with no click.
+    anchors = next(s for s in window.stages if isinstance(s, AnchorsStage))
+    grid = next(s for s in window.stages if isinstance(s, RoiGridStage))
+    detections = next(s for s in window.stages if isinstance(s, DetectionsStage))
+    assert anchors.layer.isVisible() and grid.layer.isVisible() and detections.layers()[0].isVisible()
+    qtbot.waitUntil(lambda: grid.explanation is not None, timeout=60_000)
+    assert grid.index == 0
     window.close()
 
 

@@ -91,7 +91,19 @@ def create_window(args: argparse.Namespace, settings: object = None) -> object:
                 first = _first_shapes_image(window)
                 if first >= 0:
                     window.document.go_to(first)  # the images the shipped model was made for
+                    show_detector_overview(window)
     return window
+
+
+def show_detector_overview(window: object) -> None:
+    """Turn on the anchors (every cell centre, coloured by its label against the ground truth) and the RoI
+    grid (of the top RoI) beside the detections: what ``make run`` shows a newcomer before any click."""
+    from app.stages.anchors.controller import AnchorsStage
+    from app.stages.roi_grid.stage import RoiGridStage
+
+    for stage in getattr(window, "stages", []):
+        if isinstance(stage, (AnchorsStage, RoiGridStage)):
+            stage.panel.show_box.setChecked(True)
 
 
 def run(command: str, argv: list[str]) -> int:
