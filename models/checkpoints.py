@@ -114,11 +114,11 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 def detector_from_payload(payload: dict, path: str | os.PathLike = "checkpoint"):  # noqa: ANN201
     """Rebuild the detector a validated payload describes and load its weights (CPU, train mode untouched)."""
-    from models.detectors import rebuild_detector
+    from models.detectors import UnknownGeneration, rebuild_detector
 
     try:
         model = rebuild_detector(payload["generation"], list(payload["class_names"]), dict(payload["model_config"]))
-    except NotImplementedError as exc:
+    except UnknownGeneration as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: model config cannot be rebuilt ({exc})") from exc

@@ -180,7 +180,7 @@ def run(command: str, argv: list[str]) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         result = train(config, callbacks=_Bar(not args.quiet), cancel=cancel)
-    except (BackboneWeightsError, CheckpointError, FileNotFoundError, ValueError, NotImplementedError,
+    except (BackboneWeightsError, CheckpointError, FileNotFoundError, ValueError,
             KeyError, RuntimeError, TypeError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,11 @@ from collections.abc import Callable
 
 from models.detectors.base import Detections, Detector
 
+
+class UnknownGeneration(ValueError):
+    """A generation name that no registered detector has (a typo, or a checkpoint of a newer version)."""
+
+
 _BUILDERS: dict[str, tuple[Callable[..., Detector], Callable[[list[str], dict], Detector]]] = {}
 
 
@@ -36,19 +41,21 @@ def _ensure_builtin() -> None:
 
 
 def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:
-    """A fresh detector of ``generation``; NotImplementedError names the generations that exist."""
-    _ensure_builtin()
-    if generation not in _BUILDERS:
-        raise NotImplementedError(f"generation {generation!r} is not implemented yet "
-                                  f"(available: {', '.join(sorted(_BUILDERS))})")
-    return _BUILDERS[generation][0](class_names, **kwargs)
+    """A fresh detector of ``generation``; :class:`UnknownGeneration` names the generations that exist."""
+    return _builders(generation)[0](class_names, **kwargs)
 
 
 def rebuild_detector(generation: str, class_names: list[str], config: dict) -> Detector:
+    return _builders(generation)[1](class_names, config)
+
+
+def _builders(generation: str) -> tuple[Callable[..., Detector], Callable[[list[str], dict], Detector]]:
     _ensure_builtin()
     if generation not in _BUILDERS:
-        raise NotImplementedError(f"generation {generation!r} is not implemented yet")
-    return _BUILDERS[generation][1](class_names, config)
+        raise UnknownGeneration(f"unknown detector generation {generation!r} "
+                                f"(available: {', '.join(sorted(_BUILDERS))})")
+    return _BUILDERS[generation]
 
 
-__all__ = ["Detections", "Detector", "build_detector", "rebuild_detector", "register", "generations"]
+__all__ = ["Detections", "Detector", "UnknownGeneration", "build_detector", "rebuild_detector", "register",
+           "generations"]
