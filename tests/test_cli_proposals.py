@@ -116,13 +116,20 @@ def test_eval_proposals_on_a_folder_with_voc_xml(tmp_path: Path, capsys: pytest.
     out = tmp_path / "eval.json"
     assert main(["eval-proposals", str(folder), "--mode", "fast", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert set(doc) == {"images", "gt_boxes", "boxes_per_image", "recall@0.5", "recall@0.7", "mabo",
-                        "seconds_per_image"}
+    assert {"images", "gt_boxes", "boxes_per_image", "recall@0.5", "recall@0.7", "mabo",
+            "seconds_per_image"} <= set(doc)  # the keys of older files stay
+    new_keys = {"ar"} | {f"recall@{t:g}" for t in (0.55, 0.6, 0.65, 0.75, 0.8, 0.85, 0.9, 0.95)}
+    for n in (100, 300, 1000, 2000):
+        new_keys |= {f"ar@{n}", f"recall@0.5@{n}", f"recall@0.7@{n}", f"mabo@{n}", f"boxes_per_image@{n}"}
+    assert new_keys <= set(doc)
+    assert doc["ar"] == 1.0 and doc["recall@0.95"] == 1.0
+    assert doc["boxes_per_image@100"] == doc["boxes_per_image"] < 100  # fewer boxes than the budget: all
     assert doc["images"] == 3 and doc["gt_boxes"] == 3  # the difficult object is left out
     assert doc["recall@0.5"] == 1.0 and doc["recall@0.7"] == 1.0 and doc["mabo"] == 1.0
     assert doc["boxes_per_image"] > 1 and doc["seconds_per_image"] > 0
     printed = capsys.readouterr().out
-    for word in ("images", "recall@0.5", "recall@0.7", "MABO", "seconds per image", "boxes per image"):
+    for word in ("images", "recall@0.5", "recall@0.7", "MABO", "seconds per image", "boxes per image", "AR",
+                 "recall at IoU", "best-ranked N"):
         assert word in printed
 
 

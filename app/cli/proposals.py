@@ -79,8 +79,9 @@ def _propose_parser() -> argparse.ArgumentParser:
 
 def _eval_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python main.py eval-proposals",
-                                description="Proposal recall and MABO over a dataset (difficult and crowd "
-                                            "objects left out).")
+                                description="Proposal recall at IoU 0.5 to 0.95, average recall (AR), MABO, "
+                                            "and the same with the 100, 300, 1,000 and 2,000 best-ranked "
+                                            "boxes, over a dataset (difficult and crowd objects left out).")
     p.add_argument("dataset", metavar="DATASET",
                    help="VOC root, COCO JSON, YOLO folder, or a folder with VOC XML beside its images")
     p.add_argument("--images", default=None, metavar="DIR", help="image folder of a COCO JSON")
@@ -223,7 +224,15 @@ def run_eval(argv: list[str]) -> int:
     print(f"recall@0.5          {summary.recall[0.5]:.4f}")
     print(f"recall@0.7          {summary.recall[0.7]:.4f}")
     print(f"MABO                {summary.mabo:.4f}")
+    print(f"AR (IoU .50:.05:.95) {summary.average_recall:.4f}")
     print(f"seconds per image   {report.seconds_per_image:.4f} (median)")
+    print("recall at IoU       " + " ".join(f"{t:>5.2f}" for t in summary.recall))
+    print("                    " + " ".join(f"{r:>5.3f}" for r in summary.recall.values()))
+    if summary.budgets:
+        print(f"{'best-ranked N':<14}{'boxes/img':>10}{'recall@0.5':>11}{'recall@0.7':>11}{'AR':>7}{'MABO':>7}")
+        for n, f in summary.budgets.items():
+            print(f"{n:<14}{f.boxes_per_image:>10.1f}{f.recall[0.5]:>11.4f}{f.recall[0.7]:>11.4f}"
+                  f"{f.average_recall:>7.4f}{f.mabo:>7.4f}")
     if args.json:
         try:
             _write_json(args.json, report.as_dict())
