@@ -58,6 +58,8 @@ class Canvas(QGraphicsView):
     modeChanged = Signal(str)
     #: Image coordinates under the cursor and the pixel value there (an RGB tuple, None outside the image).
     cursorMoved = Signal(float, float, object)
+    #: The mouse left the canvas: hover highlights and read-outs that follow the cursor should clear.
+    cursorLeft = Signal()
     layerAdded = Signal(object)
     layerRemoved = Signal(object)
     #: A one-line message for the status bar (e.g. why a box was refused).
@@ -539,6 +541,7 @@ class Canvas(QGraphicsView):
         self._gt_layer.set_hover(-1)
         if self._crosshair:
             self.viewport().update()
+        self.cursorLeft.emit()
         super().leaveEvent(event)  # type: ignore[arg-type]
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt's name

@@ -163,6 +163,7 @@ class ProposalTools(QObject):
         c.model.changed.connect(self._refresh_gt)
         c.model.annotationReset.connect(self._refresh_gt)
         c.cursorMoved.connect(self._on_cursor)
+        c.cursorLeft.connect(self._on_cursor_left)
 
     # --- public API for the main window --------------------------------------------------------------------
     def docks(self) -> list[QDockWidget]:
@@ -442,6 +443,10 @@ class ProposalTools(QObject):
             return
         self._set_hover(self.proposals_layer.hit_test(x, y, self._canvas.zoom))
 
+    def _on_cursor_left(self) -> None:
+        """The mouse left the canvas: no box is under it any more, so its highlight and text go."""
+        self._set_hover(-1)
+
     def _set_hover(self, index: int) -> None:
         if index == self.proposals_layer.hover:
             return
@@ -450,14 +455,14 @@ class ProposalTools(QObject):
         text = self.proposals_layer.describe(index) if index >= 0 else ""
         self.proposals_panel.set_hover(text)
         self._canvas.viewport().setToolTip(text)
-        if text:
-            self.message.emit(text)
+        self.message.emit(text)  # "" clears the status bar line a hovered box left there
 
     # --- playback ------------------------------------------------------------------------------------------
     def _on_playback_visibility(self) -> None:
         on = self.hierarchy_layer.isVisible()
         self._set_checked(self.proposals_panel.playback_box, on)
         if on:
+            self.proposals_panel.reveal_playback()
             self._ensure_proposals()
         else:
             self.proposals_panel.play_button.setChecked(False)

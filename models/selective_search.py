@@ -670,6 +670,35 @@ def _first_unique_rows(boxes: np.ndarray) -> np.ndarray:
     return np.sort(first)
 
 
+def combine_hierarchies(hierarchies: Sequence[Hierarchy], image_size: tuple[int, int], scale: float, *,
+                        seed: int = 0, near_duplicate_iou: float = NEAR_DUPLICATE_IOU, min_box_size: float = 0.0,
+                        top: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rank the regions of several groupings together, deduplicate, clip: (boxes, priority, source).
+
+    The last step of ``selective_search``, apart so that a benchmark can rank any subset of groupings it
+    computed once (e.g. every k set from one run over all k) without grouping again.
+    """
+    ow, oh = image_size
+    order, prio, src = rank_hierarchies(hierarchies, seed)
+    all_boxes = np.concatenate([h.region_boxes for h in hierarchies]) if hierarchies else np.zeros((0, 4))
+    # Deduplicate at working resolution, where regions' boxes are whole pixels.
+    working = all_boxes[order] * np.float32(scale)
+    keep = _first_unique_rows(working)
+    boxes = all_boxes[order][keep].astype(np.float32)
+    prio, src = prio[keep], src[keep]
+    if near_duplicate_iou < 1.0 and boxes.shape[0] > 1:
+        keep = _near_duplicate_keep(boxes.astype(np.float64), float(near_duplicate_iou))
+        boxes, prio, src = boxes[keep], prio[keep], src[keep]
+    np.clip(boxes[:, 0::2], 0, ow, out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0, oh, out=boxes[:, 1::2])
+    if min_box_size > 0:
+        ok = ((boxes[:, 2] - boxes[:, 0]) >= min_box_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_box_size)
+        boxes, prio, src = boxes[ok], prio[ok], src[ok]
+    if top is not None and top > 0:
+        boxes, prio, src = boxes[:top], prio[:top], src[:top]
+    return boxes, prio, src
+
+
 # ----------------------------------------------------------------------------------------------- driver
 
 
@@ -724,23 +753,9 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: Sequence[floa
         timings["segmentation"] += t2 - t1
         timings["grouping"] += t3 - t2
     t = time.perf_counter()
-    order, prio, src = rank_hierarchies(hierarchies, seed)
-    all_boxes = np.concatenate([h.region_boxes for h in hierarchies]) if hierarchies else np.zeros((0, 4))
-    # Deduplicate at working resolution, where regions' boxes are whole pixels.
-    working = all_boxes[order] * np.float32(scale)
-    keep = _first_unique_rows(working)
-    boxes = all_boxes[order][keep].astype(np.float32)
-    prio, src = prio[keep], src[keep]
-    if near_duplicate_iou < 1.0 and boxes.shape[0] > 1:
-        keep = _near_duplicate_keep(boxes.astype(np.float64), float(near_duplicate_iou))
-        boxes, prio, src = boxes[keep], prio[keep], src[keep]
-    np.clip(boxes[:, 0::2], 0, ow, out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, oh, out=boxes[:, 1::2])
-    if min_box_size > 0:
-        ok = ((boxes[:, 2] - boxes[:, 0]) >= min_box_size) & ((boxes[:, 3] - boxes[:, 1]) >= min_box_size)
-        boxes, prio, src = boxes[ok], prio[ok], src[ok]
-    if top is not None and top > 0:
-        boxes, prio, src = boxes[:top], prio[:top], src[:top]
+    boxes, prio, src = combine_hierarchies(hierarchies, (ow, oh), scale, seed=seed,
+                                           near_duplicate_iou=near_duplicate_iou, min_box_size=min_box_size,
+                                           top=top)
     timings["ranking"] = time.perf_counter() - t
     if progress is not None:
         progress(1.0, "done")
@@ -759,5 +774,5 @@ def warm_up() -> float:
 
 
 __all__ = ["COLOR_BINS", "Cancelled", "Hierarchy", "MODES", "Merge", "Proposals", "Strategy", "TERMS",
-           "TEXTURE_BINS", "TEXTURE_ORIENTATIONS", "group", "rank_hierarchies", "region_histograms",
+           "TEXTURE_BINS", "TEXTURE_ORIENTATIONS", "combine_hierarchies", "group", "rank_hierarchies", "region_histograms",
            "selective_search", "strategies_for", "warm_up"]

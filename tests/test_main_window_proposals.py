@@ -34,3 +34,36 @@ def test_proposals_follow_the_window_image_and_ground_truth(qtbot, settings, tmp
     finally:
         w.close()
     assert tools._closed
+
+
+def _inside_viewport(widget, scroll) -> bool:
+    """``widget`` lies wholly inside ``scroll``'s visible viewport (no scrolling needed to reach it)."""
+    from PySide6.QtCore import QPoint, QRect
+
+    top_left = widget.mapTo(scroll.viewport(), QPoint(0, 0))
+    return scroll.viewport().rect().contains(QRect(top_left, widget.size()))
+
+
+def test_playback_controls_are_visible_without_scrolling(qtbot, settings):  # noqa: F811
+    w: MainWindow = make_window(qtbot, settings, thumbnails=False)
+    try:
+        w.resize(1280, 800)  # the default size of a first start
+        tools = w.proposal_tools
+        dock = next(d for d in tools.docks() if d.objectName() == "selective_search_dock")
+        dock.raise_()
+        scroll = dock.widget()
+        panel = tools.proposals_panel
+        tools.hierarchy_layer.setVisible(True)  # e.g. from the layers panel: the playback tab comes forward
+        qtbot.waitUntil(lambda: panel.tabs.currentWidget() is panel.playback_page, timeout=2000)
+        qtbot.waitUntil(lambda: panel.play_button.isVisible(), timeout=2000)
+        assert scroll.verticalScrollBar().value() == 0
+        for widget in (panel.playback_box, panel.strategy_combo, panel.step_slider, panel.step_spin,
+                       panel.play_button):
+            assert _inside_viewport(widget, scroll), widget
+        tools.hierarchy_layer.setVisible(False)
+        panel.tabs.setCurrentWidget(panel.proposals_page)
+        qtbot.waitUntil(lambda: panel.show_box.isVisible(), timeout=2000)
+        for widget in (panel.show_box, panel.mode_combo, panel.top_slider, panel.color_combo):
+            assert _inside_viewport(widget, scroll), widget
+    finally:
+        w.close()

@@ -11,7 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QEvent, QPoint
+from PySide6.QtWidgets import QApplication
 
 from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
@@ -211,6 +212,25 @@ def test_proposals_top_n_recall_and_hover(setup, qtbot):
     assert layer.hover == -1 and panel.hover_label.text() == ""
 
 
+def test_hover_clears_when_the_mouse_leaves_the_canvas(setup, qtbot):
+    canvas, tools, dec = setup
+    panel, layer = tools.proposals_panel, tools.proposals_layer
+    panel.mode_combo.setCurrentIndex(panel.mode_combo.findData("single"))
+    with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS):
+        panel.show_box.setChecked(True)
+    panel.all_box.setChecked(True)
+    x1, y1, x2, y2 = (float(v) for v in layer.boxes[0])
+    target = canvas.mapFromScene(x1, (y1 + y2) / 2)
+    qtbot.mouseMove(canvas.viewport(), QPoint(target.x() + 7, target.y() + 5))  # a real move, wherever it was
+    qtbot.mouseMove(canvas.viewport(), QPoint(target.x(), target.y()))
+    qtbot.waitUntil(lambda: layer.hover >= 0, timeout=5000)
+    assert panel.hover_label.text() != "" and canvas.viewport().toolTip() != ""
+    with qtbot.waitSignal(tools.message, timeout=2000) as blocker:
+        QApplication.sendEvent(canvas, QEvent(QEvent.Type.Leave))
+    assert blocker.args == [""]  # the status bar line goes too
+    assert layer.hover == -1 and panel.hover_label.text() == "" and canvas.viewport().toolTip() == ""
+
+
 def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
     canvas, tools, dec = setup
     panel, layer = tools.proposals_panel, tools.hierarchy_layer
@@ -218,6 +238,8 @@ def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
     with qtbot.waitSignal(tools.proposalsReady, timeout=WAIT_MS) as blocker:
         panel.playback_box.setChecked(True)  # playback needs proposals: computed though the box layer is hidden
     props = blocker.args[0]
+    assert panel.tabs.currentWidget() is panel.playback_page
+    assert panel.step_spin.value() == 1 and "Step 1 of" in panel.merge_label.text()
     assert layer.isVisible() and not tools.proposals_layer.isVisible()
     assert panel.strategy_combo.count() == len(props.hierarchy) == 8
     h = props.hierarchy[0]
@@ -239,9 +261,13 @@ def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
     assert f"merging <b style='color:#ff8c00'>{m.a}</b>" in panel.merge_label.text()
     assert len(np.unique(layer.raster.reshape(-1, 4), axis=0)) >= 2
 
+    # the spin box counts from one, as the label does
+    assert panel.step_spin.value() == 3 and f"Step 3 of {h.n_steps}" in panel.merge_label.text()
     last = h.n_steps - 1
-    panel.step_spin.setValue(last)
-    assert layer.step == last and layer.region_count == 2
+    panel.step_spin.setValue(h.n_steps)
+    assert panel.step_spin.minimum() == 1 and panel.step_spin.maximum() == h.n_steps
+    assert panel.step_slider.value() == last and layer.step == last and layer.region_count == 2
+    assert f"Step {h.n_steps} of {h.n_steps}" in panel.merge_label.text()
     np.testing.assert_allclose(layer.new_box, [0, 0, 120, 90])
 
     # Play advances the step by itself and stops at the end

@@ -1,6 +1,11 @@
 """Side-panel controls for Selective Search: proposals (mode, seed, top N, colouring, recall read-out) and
 the hierarchy playback (strategy, step slider, the similarity terms of the merge at that step).
 
+The two live on two tabs, not one above the other: the dock shares the left side with others and is ~400 px
+tall in a 1280×800 window, and stacked, the playback controls sat below the fold behind a scroll bar.
+Steps are counted from one everywhere the user reads them (the spin box and "Step N of M"); the slider and
+the controller keep the 0-based merge index.
+
 A plain widget: it computes nothing. The controller (``app.proposal_tools``) listens to its signals, runs
 Selective Search in a worker and fills the read-outs (``set_recall``, ``set_hover``, ``show_merge``...).
 """
@@ -22,6 +27,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -114,7 +120,7 @@ class ProposalsPanel(QWidget):
         form.addRow("max side", self.max_side_spin)
         form.addRow("top N", top_row)
         form.addRow("colour by", self.color_combo)
-        props_box = QGroupBox("Proposals")
+        props_box = QWidget()
         pl = QVBoxLayout(props_box)
         pl.addWidget(self.show_box)
         pl.addLayout(form)
@@ -131,8 +137,9 @@ class ProposalsPanel(QWidget):
         self.strategy_combo.setToolTip("Which grouping (colour space, k, similarity set) to replay")
         self.step_slider = QSlider(Qt.Orientation.Horizontal)
         self.step_slider.setRange(0, 0)
-        self.step_spin = QSpinBox()
-        self.step_spin.setRange(0, 0)
+        self.step_spin = QSpinBox()  # 1-based: shows step_slider.value() + 1
+        self.step_spin.setRange(1, 1)
+        self.step_spin.setToolTip("Merge step, counted from 1")
         self.play_button = QPushButton("Play")
         self.play_button.setCheckable(True)
         self.merge_label = QLabel("")
@@ -154,18 +161,24 @@ class ProposalsPanel(QWidget):
         play_form = QFormLayout()
         play_form.addRow("strategy", self.strategy_combo)
         play_form.addRow("step", step_row)
-        play_group = QGroupBox("Hierarchy playback")
-        gl = QVBoxLayout(play_group)
+        terms_box = QGroupBox("Similarity of the merged pair")
+        terms_box.setLayout(grid)
+        self.playback_page = QWidget()
+        gl = QVBoxLayout(self.playback_page)
         gl.addWidget(self.playback_box)
         gl.addLayout(play_form)
         gl.addWidget(self.merge_label)
-        gl.addLayout(grid)
+        gl.addWidget(terms_box)
+        gl.addStretch(1)
+        pl.addStretch(1)
+        self.proposals_page = props_box
 
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.proposals_page, "Proposals")
+        self.tabs.addTab(self.playback_page, "Hierarchy playback")
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(props_box)
-        lay.addWidget(play_group)
-        lay.addStretch(1)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tabs)
 
         self._timer = QTimer(self)
         self._timer.setInterval(PLAY_INTERVAL_MS)
@@ -179,8 +192,9 @@ class ProposalsPanel(QWidget):
         self.top_slider.valueChanged.connect(self._emit_top)
         self.all_box.toggled.connect(self._emit_top)
         self.color_combo.currentIndexChanged.connect(self._update_legend)
-        self.step_slider.valueChanged.connect(self.step_spin.setValue)
-        self.step_spin.valueChanged.connect(self.step_slider.setValue)
+        self.step_slider.valueChanged.connect(self._slider_to_spin)
+        self.step_spin.valueChanged.connect(self._spin_to_slider)
+        self.playback_box.toggled.connect(self._reveal_playback)
         self.play_button.toggled.connect(self._on_play)
         self._update_legend()
         self.set_count(0)
@@ -248,14 +262,28 @@ class ProposalsPanel(QWidget):
         self.strategy_combo.setCurrentIndex(min(keep, len(hierarchies) - 1) if hierarchies else -1)
         self.strategy_combo.blockSignals(False)
 
+    def reveal_playback(self) -> None:
+        """Bring the playback tab to the front (when playback is switched on from anywhere)."""
+        self.tabs.setCurrentWidget(self.playback_page)
+
+    def _reveal_playback(self, on: bool) -> None:
+        if on:
+            self.reveal_playback()
+
+    def _slider_to_spin(self, step: int) -> None:
+        self.step_spin.setValue(step + 1)
+
+    def _spin_to_slider(self, shown: int) -> None:
+        self.step_slider.setValue(shown - 1)
+
     def set_steps(self, n_steps: int) -> None:
-        """Step range 0..n_steps-1 for the chosen strategy; back to step 0."""
+        """Slider range 0..n_steps-1 (merge index), spin box 1..n_steps (as read); back to the first step."""
         self.play_button.setChecked(False)
         last = max(0, n_steps - 1)
-        for w in (self.step_slider, self.step_spin):
+        for w, lo in ((self.step_slider, 0), (self.step_spin, 1)):
             w.blockSignals(True)
-            w.setRange(0, last)
-            w.setValue(0)
+            w.setRange(lo, last + lo)
+            w.setValue(lo)
             w.blockSignals(False)
         self.step_slider.setEnabled(n_steps > 0)
         self.step_spin.setEnabled(n_steps > 0)
