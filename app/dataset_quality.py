@@ -1,9 +1,13 @@
 """Proposal quality over the whole open dataset: a dialog, and the measurement it runs in a worker thread.
 
-The figures are those of ``python main.py eval-proposals`` (recall at IoU 0.5 / 0.7 and MABO pooled over the
-ground-truth boxes, difficult and crowd objects left out; boxes per image; median seconds per image counting
-the proposal computation on the decoded image, not the decoding), so a number seen in the app can be
-reproduced headless. Images or annotation files that cannot be read are listed and skipped, never fatal.
+The figures are those of ``python main.py eval-proposals`` (recall at IoU 0.5 / 0.7, average recall over
+IoU 0.50:0.05:0.95 and MABO pooled over the ground-truth boxes, difficult and crowd objects left out; boxes
+per image; median seconds per image counting the proposal computation on the decoded image, not the
+decoding), so a number seen in the app can be reproduced headless. Images or annotation files that cannot be
+read are listed and skipped, never fatal.
+
+Every run adds a row to the results table and a curve to each plot (recall vs IoU, recall vs number of
+proposals; ``app.proposal_curves``), so runs with other modes or settings compare side by side.
 
 ``measure_dataset`` is plain Python (no Qt): it calls ``progress`` and polls ``cancelled`` between images
 and, through Selective Search's own hooks, between groupings, so Cancel answers within a fraction of a second.
@@ -17,25 +21,35 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from app.proposal_curves import ProposalCurves
 from app.workers import Cancelled as JobCancelled
 from app.workers import Job, Worker, WorkerPool
 from models.datasets import DatasetSource
-from models.proposal_metrics import evaluate_dataset
+from models.proposal_metrics import CURVE_BUDGETS, ProposalSummary, curve_points, evaluate_dataset
 from models.selective_search import MODES, Cancelled, warm_up
+
+#: Size the dialog opens at: the plots need room, and it must fit a 1400×1000 screen with its frame.
+DEFAULT_SIZE = (1120, 820)
 
 
 @dataclass
@@ -53,6 +67,11 @@ class QualityReport:
     unannotated: int = 0
     total: int = 0
     mode: str = "fast"
+    average_recall: float = float("nan")
+    #: The pooled figures behind the numbers above, with every IoU threshold and box budget (the curves).
+    summary: ProposalSummary | None = None
+    #: The settings of the run in words (the legend and the table's first column).
+    label: str = ""
 
     def as_dict(self) -> dict[str, float | int | None]:
         def fin(v: float) -> float | None:
@@ -60,7 +79,7 @@ class QualityReport:
 
         return {"images": self.images, "gt_boxes": self.gt_boxes, "boxes_per_image": fin(self.boxes_per_image),
                 "recall@0.5": fin(self.recall_05), "recall@0.7": fin(self.recall_07), "mabo": fin(self.mabo),
-                "seconds_per_image": fin(self.seconds_per_image)}
+                "seconds_per_image": fin(self.seconds_per_image), "ar": fin(self.average_recall)}
 
 
 def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | None = 500, top: int | None = None,
@@ -77,16 +96,19 @@ def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | N
         if progress is not None:
             progress(done / max(total, 1), f"{done}/{total} {name}")
 
-    result = evaluate_dataset(source, mode, max_side=max_side, top=top, seed=seed, progress=step,
-                              cancelled=cancelled)
+    result = evaluate_dataset(source, mode, max_side=max_side, top=top, seed=seed, budgets=CURVE_BUDGETS,
+                              progress=step, cancelled=cancelled)
     summary = result.summary
-    report = QualityReport(total=n, mode=mode, skipped=list(result.skipped), unannotated=result.unannotated)
+    label = f"{mode} · {max_side or 'full'} px" + (f" · top {top}" if top else "") + (f" · seed {seed}" if seed else "")
+    report = QualityReport(total=n, mode=mode, skipped=list(result.skipped), unannotated=result.unannotated,
+                           summary=summary, label=label)
     report.images = summary.images
     report.gt_boxes = summary.gt_boxes
     report.boxes_per_image = summary.boxes_per_image if summary.images else float("nan")
     report.recall_05 = summary.recall[0.5]
     report.recall_07 = summary.recall[0.7]
     report.mabo = summary.mabo
+    report.average_recall = summary.average_recall
     report.seconds_per_image = result.seconds_per_image
     if progress is not None:
         progress(1.0, "done")
@@ -105,8 +127,25 @@ def _fmt(v: float, digits: int = 4) -> str:
     return "—" if math.isnan(v) else f"{v:.{digits}f}"
 
 
+#: Columns of the results table: (header, how to read it from a report).
+COLUMNS: tuple[tuple[str, Callable[[QualityReport], str]], ...] = (
+    ("run", lambda r: r.label),
+    ("images", lambda r: str(r.images)),
+    ("GT boxes", lambda r: str(r.gt_boxes)),
+    ("boxes/img", lambda r: _fmt(r.boxes_per_image, 1)),
+    ("recall@0.5", lambda r: _fmt(r.recall_05)),
+    ("recall@0.7", lambda r: _fmt(r.recall_07)),
+    ("AR", lambda r: _fmt(r.average_recall)),
+    ("MABO", lambda r: _fmt(r.mabo)),
+    ("s/img (median)", lambda r: _fmt(r.seconds_per_image, 3)),
+)
+
+
 class DatasetQualityDialog(QDialog):
-    """Non-modal: choose mode / max side / top N / seed, Start, watch progress, Cancel; read the figures."""
+    """Non-modal: choose mode / max side / top N / seed, Start, watch progress, Cancel; read the figures.
+
+    Each finished run adds a table row and a curve to both plots; "Clear" starts the comparison afresh.
+    """
 
     finished_report = Signal(object)
 
@@ -118,9 +157,11 @@ class DatasetQualityDialog(QDialog):
         self._pool = WorkerPool(self)
         self._worker: Worker | None = None
         self.report: QualityReport | None = None
+        self.reports: list[QualityReport] = []
 
-        self.source_label = QLabel("No dataset open")
-        self.source_label.setWordWrap(True)
+        # A read-only line edit, not a wrapping label: a long path without spaces cannot wrap and was clipped.
+        self.source_edit = QLineEdit("No dataset open")
+        self.source_edit.setReadOnly(True)
         self.mode_combo = QComboBox()
         for m in MODES:
             self.mode_combo.addItem(m, m)
@@ -136,48 +177,84 @@ class DatasetQualityDialog(QDialog):
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         form = QFormLayout()
-        form.addRow("dataset", self.source_label)
-        form.addRow("mode", self.mode_combo)
-        form.addRow("max side", self.max_side_spin)
-        form.addRow("top N", self.top_spin)
-        form.addRow("seed", self.seed_spin)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("dataset", self.source_edit)
+        settings_row = QHBoxLayout()
+        for text, w in (("mode", self.mode_combo), ("max side", self.max_side_spin), ("top N", self.top_spin),
+                        ("seed", self.seed_spin)):
+            settings_row.addWidget(QLabel(text))
+            settings_row.addWidget(w)
+            settings_row.addSpacing(8)
+        settings_row.addStretch(1)
+        form.addRow("settings", settings_row)
 
         self.start_button = QPushButton("Start")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.clear_button = QPushButton("Clear runs")
+        self.clear_button.setToolTip("Remove every run from the table and the plots")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel("")
-        self.result_label = QLabel("")
-        self.result_label.setTextFormat(Qt.TextFormat.RichText)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.skipped_text = QPlainTextEdit()
-        self.skipped_text.setReadOnly(True)
-        self.skipped_text.setPlaceholderText("Unreadable images and annotation files are listed here")
-        self.skipped_text.setMaximumHeight(110)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.close)
-
+        self.progress_label.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
-        row.addStretch(1)
+        row.addWidget(self.clear_button)
+        row.addWidget(self.progress, 1)
+
+        self.curves = ProposalCurves()
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels([c for c, _ in COLUMNS])
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in range(1, len(COLUMNS)):
+            self.table.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.result_label = QLabel("")  # the last run's figures in one line (also in the table)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result_label.setWordWrap(True)
+        self.skipped_text = QPlainTextEdit()
+        self.skipped_text.setReadOnly(True)
+        self.skipped_text.setPlaceholderText("Unreadable images and annotation files are listed here")
+        self.skipped_text.setMaximumHeight(90)
+        # room for the header and four runs before the table scrolls: the last result row is never cut off
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 4 * rows
+                                    + 2 * self.table.frameWidth() + 4)
+        lower = QWidget()
+        ll = QVBoxLayout(lower)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.table, 3)
+        ll.addWidget(self.result_label)
+        ll.addWidget(QLabel("Skipped:"))
+        ll.addWidget(self.skipped_text)
+        # Plots above, table and skipped files below; the user moves the divide (nothing is cut off).
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.curves)
+        split.addWidget(lower)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 0)
+        split.setChildrenCollapsible(False)
+        split.setSizes([520, 240])
+        note = QLabel("Difficult (VOC) and crowd (COCO) objects are left out of recall, AR and MABO; images "
+                      "without annotations are left out. Same figures as `main.py eval-proposals`.")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(row)
-        lay.addWidget(self.progress)
         lay.addWidget(self.progress_label)
-        lay.addWidget(self.result_label)
-        note = QLabel("Difficult (VOC) and crowd (COCO) objects are left out of recall and MABO; images "
-                      "without annotations are left out. Same figures as `main.py eval-proposals`.")
-        note.setWordWrap(True)
+        lay.addWidget(split, 1)
         lay.addWidget(note)
-        lay.addWidget(QLabel("Skipped:"))
-        lay.addWidget(self.skipped_text)
         lay.addWidget(buttons)
+        self.resize(*DEFAULT_SIZE)
 
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        self.clear_button.clicked.connect(self.clear_runs)
         self._update_buttons()
 
     @property
@@ -185,28 +262,37 @@ class DatasetQualityDialog(QDialog):
         return self._worker is not None
 
     def set_source(self, source: DatasetSource | None) -> None:
-        """The dataset to measure; a run in progress on the previous one is cancelled."""
+        """The dataset to measure; a run in progress on the previous one is cancelled, earlier runs cleared."""
         if source is not self._source:
             self.cancel()
+            if self._source is not None:
+                self.clear_runs()  # curves of another dataset do not compare
         self._source = source
         if source is None:
-            self.source_label.setText("No dataset open")
+            self.source_edit.setText("No dataset open")
         else:
-            self.source_label.setText(f"{source.root} ({source.kind}, {len(source.entries)} images)")
+            self.source_edit.setText(f"{source.root} ({source.kind}, {len(source.entries)} images)")
+            self.source_edit.setCursorPosition(0)
+        self.source_edit.setToolTip(self.source_edit.text())
         self._update_buttons()
+
+    def clear_runs(self) -> None:
+        self.reports.clear()
+        self.table.setRowCount(0)
+        self.curves.clear()
+        self.result_label.setText("")
 
     def _update_buttons(self) -> None:
         ok = self._source is not None and bool(self._source.entries)
         self.start_button.setEnabled(ok and not self.running)
         self.cancel_button.setEnabled(self.running)
-        for w in (self.mode_combo, self.max_side_spin, self.top_spin, self.seed_spin):
+        for w in (self.mode_combo, self.max_side_spin, self.top_spin, self.seed_spin, self.clear_button):
             w.setEnabled(not self.running)
 
     def start(self) -> None:
         if self._source is None or self.running:
             return
         self.report = None
-        self.result_label.setText("")
         self.skipped_text.clear()
         self.progress.setValue(0)
         self.progress_label.setText("starting (compiling kernels on first use)…")
@@ -228,16 +314,23 @@ class DatasetQualityDialog(QDialog):
 
     def _on_result(self, report: QualityReport) -> None:
         self.report = report
+        report.label = f"{len(self.reports) + 1}. {report.label}"  # two runs with one setting stay apart
+        self.reports.append(report)
         self.progress.setValue(1000)
         extra = f", {report.unannotated} without annotations left out" if report.unannotated else ""
         self.progress_label.setText(f"{report.images} of {report.total} images measured "
                                     f"({len(report.skipped)} skipped{extra})")
-        rows = [("images", str(report.images)), ("ground-truth boxes", str(report.gt_boxes)),
-                ("boxes per image", _fmt(report.boxes_per_image, 1)), ("recall@0.5", _fmt(report.recall_05)),
-                ("recall@0.7", _fmt(report.recall_07)), ("MABO", _fmt(report.mabo)),
-                ("seconds per image (median)", _fmt(report.seconds_per_image, 3))]
-        self.result_label.setText("<table>" + "".join(f"<tr><td>{k}</td><td align='right'>&nbsp;&nbsp;<b>{v}</b>"
-                                                      f"</td></tr>" for k, v in rows) + "</table>")
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        for c, (_, read) in enumerate(COLUMNS):
+            item = QTableWidgetItem(read(report))
+            if c:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, c, item)
+        self.table.scrollToItem(self.table.item(row, 0))
+        self.result_label.setText(" · ".join(f"{name} {read(report)}" for name, read in COLUMNS[1:]))
+        if report.summary is not None and report.summary.gt_boxes:
+            self.curves.add_run(report.label, curve_points(report.summary))
         self.skipped_text.setPlainText("\n".join(report.skipped))
         self.finished_report.emit(report)
 

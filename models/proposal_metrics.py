@@ -216,6 +216,16 @@ def summarize(scores: Iterable[ImageProposalScore], thresholds: Sequence[float] 
     return ProposalSummary(len(scores), int(best.shape[0]), boxes, recall, mabo, ar, figures)
 
 
+def curve_points(summary: ProposalSummary) -> dict[str, list[float]]:
+    """The two curves of a summary as plain lists (JSON-ready): recall per IoU threshold (all boxes), and per
+    budget the mean boxes used with recall@0.5, recall@0.7, AR and MABO at that budget."""
+    budgets = list(summary.budgets.values())
+    return {"iou": list(summary.recall.keys()), "recall": list(summary.recall.values()),
+            "budget": [float(f.budget) for f in budgets], "boxes": [f.boxes_per_image for f in budgets],
+            "ar": [f.average_recall for f in budgets], "recall@0.5": [f.recall.get(0.5, float("nan")) for f in budgets],
+            "recall@0.7": [f.recall.get(0.7, float("nan")) for f in budgets], "mabo": [f.mabo for f in budgets]}
+
+
 @dataclass
 class DatasetProposalReport:
     """``evaluate_dataset``'s result: the pooled figures plus what was left out and why."""
@@ -288,4 +298,5 @@ def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | None =
 
 __all__ = ["AR_THRESHOLDS", "CURVE_BUDGETS", "DEFAULT_BUDGETS", "DEFAULT_THRESHOLDS", "BudgetFigures",
            "DatasetProposalReport", "ImageProposalScore", "ProposalSummary", "average_recall", "best_overlaps",
+           "curve_points",
            "evaluate_dataset", "iou_matrix", "recall_at", "score_annotation", "score_image", "summarize"]

@@ -21,7 +21,7 @@ from app.proposal_tools import ProposalTools
 from models.annotations import Annotation, BoxObject, write_voc
 from models.datasets import open_dataset
 from models.io import DecodedImage
-from models.proposal_metrics import iou_matrix, score_image
+from models.proposal_metrics import AR_THRESHOLDS, CURVE_BUDGETS, iou_matrix, score_image
 from models.selective_search import TERMS
 
 WAIT_MS = 30_000
@@ -327,9 +327,65 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
     assert report.as_dict()["recall@0.5"] == direct.recall_05
     assert report.mabo == pytest.approx(direct.mabo) and report.boxes_per_image == direct.boxes_per_image
     assert 0.9 <= report.recall_05 <= 1.0 and report.seconds_per_image > 0
-    assert "recall@0.7" in dialog.result_label.text()
+    assert "recall@0.7" in dialog.result_label.text() and "AR" in dialog.result_label.text()
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
     assert dialog.start_button.isEnabled() and not dialog.cancel_button.isEnabled()
+
+    # the curves: one point per IoU threshold and one per box budget, the figures of the report
+    curves = dialog.curves
+    assert len(curves.runs) == 1 and dialog.table.rowCount() == 1
+    iou_x, iou_y = curves.runs[0].items[0].getData()
+    assert list(iou_x) == list(AR_THRESHOLDS)
+    assert list(iou_y) == [report.summary.recall[t] for t in AR_THRESHOLDS]
+    assert iou_y[0] == report.recall_05
+    box_x, box_y = curves.runs[0].items[1].getData()
+    assert len(box_x) == len(CURVE_BUDGETS) == len(report.summary.budgets)
+    assert list(box_y) == [report.summary.budgets[n].average_recall for n in CURVE_BUDGETS]
+    assert list(box_x) == [report.summary.budgets[n].boxes_per_image for n in CURVE_BUDGETS]
+    assert box_x[0] == 10 and box_x[-1] == report.boxes_per_image  # 10 boxes, then all of them
+    curves.metric_combo.setCurrentIndex(curves.metric_combo.findData("recall@0.7"))
+    assert list(curves.runs[0].items[1].getData()[1]) == [report.summary.budgets[n].recall[0.7]
+                                                          for n in CURVE_BUDGETS]
+
+    # a second run with another mode is overlaid: two curves in each plot, two legend entries, two rows
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("fast"))
+    with qtbot.waitSignal(dialog.finished_report, timeout=60_000) as blocker:
+        dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    assert len(curves.runs) == 2 and dialog.table.rowCount() == 2
+    for plot in (curves.iou_plot, curves.budget_plot):
+        assert len(plot.getPlotItem().listDataItems()) == 2
+        assert [label.text for _, label in plot.getPlotItem().legend.items] == ["1. single · 500 px",
+                                                                                "2. fast · 500 px"]
+    assert dialog.table.item(1, 0).text() == "2. fast · 500 px"
+    dialog.clear_button.click()
+    assert not curves.runs and dialog.table.rowCount() == 0
+    assert not curves.iou_plot.getPlotItem().listDataItems()
+    dialog.close()
+
+
+def test_dataset_quality_dialog_fits_a_1400x1000_screen_without_clipping(setup, qtbot, tmp_path):
+    canvas, tools, dec = setup
+    deep = tmp_path / ("a_very_long_folder_name_without_any_spaces_" * 3) / "and_another_level_of_it"
+    deep.mkdir(parents=True)
+    source = open_dataset(_tiny_voc_folder(deep / "ds"))
+    tools.set_dataset(source)
+    dialog = tools.open_quality_dialog()
+    with qtbot.waitSignal(dialog.finished_report, timeout=60_000):
+        dialog.start_button.click()
+    qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
+    # its default size fits the screen with room for the window frame, and holds what the layout needs
+    assert dialog.width() <= 1400 - 40 and dialog.height() <= 1000 - 80
+    minimum = dialog.layout().minimumSize()
+    assert minimum.width() <= dialog.width() and minimum.height() <= dialog.height()
+    # the whole path is in the field (scrollable, selectable), not cut off by a label
+    assert str(source.root) in dialog.source_edit.text()
+    for w in (dialog.mode_combo, dialog.max_side_spin, dialog.top_spin, dialog.seed_spin, dialog.start_button):
+        assert w.width() >= w.minimumSizeHint().width(), w  # fields get at least the room they need
+    # the last result row is on screen in the table
+    table = dialog.table
+    last = table.visualItemRect(table.item(table.rowCount() - 1, 0))
+    assert table.viewport().rect().contains(last)
     dialog.close()
 
 
