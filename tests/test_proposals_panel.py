@@ -338,14 +338,14 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
     assert list(iou_x) == list(AR_THRESHOLDS)
     assert list(iou_y) == [report.summary.recall[t] for t in AR_THRESHOLDS]
     assert iou_y[0] == report.recall_05
-    box_x, box_y = curves.runs[0].items[1].getData()
+    box_item = curves.runs[0].items[1]
+    box_x, box_y = box_item.xData, box_item.yData  # the data, not the log-scaled display values
     assert len(box_x) == len(CURVE_BUDGETS) == len(report.summary.budgets)
     assert list(box_y) == [report.summary.budgets[n].average_recall for n in CURVE_BUDGETS]
     assert list(box_x) == [report.summary.budgets[n].boxes_per_image for n in CURVE_BUDGETS]
     assert box_x[0] == 10 and box_x[-1] == report.boxes_per_image  # 10 boxes, then all of them
     curves.metric_combo.setCurrentIndex(curves.metric_combo.findData("recall@0.7"))
-    assert list(curves.runs[0].items[1].getData()[1]) == [report.summary.budgets[n].recall[0.7]
-                                                          for n in CURVE_BUDGETS]
+    assert list(curves.runs[0].items[1].yData) == [report.summary.budgets[n].recall[0.7] for n in CURVE_BUDGETS]
 
     # a second run with another mode is overlaid: two curves in each plot, two legend entries, two rows
     dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("fast"))
