@@ -16,7 +16,15 @@ from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.layers.hierarchy import COLOR_A, COLOR_B, HierarchyLayer
 from app.layers.proposals import COLOR_BY_IOU, COLOR_BY_RANK, IOU_BANDS, NO_GT_COLOR, ProposalsLayer
-from app.layers.superpixels import BOUNDARIES, FILL_MEAN, FILL_RANDOM, SuperpixelLayer, paint_raster
+from app.layers.superpixels import (
+    BOUNDARIES,
+    FILL_MEAN,
+    FILL_RANDOM,
+    SuperpixelLayer,
+    boundary_raster_size,
+    paint_raster,
+    upsample_labels,
+)
 from models.io import DecodedImage
 from models.segmentation import felzenszwalb
 from models.selective_search import selective_search
@@ -96,17 +104,71 @@ def test_superpixels_fill_maps_working_labels_onto_full_resolution(canvas):
 
     layer.set_style(BOUNDARIES)
     alpha = layer.raster[:, :, 3]
-    # Boundaries: only the pixels along the two quadrant borders are opaque.
-    assert alpha[5, 5] == 0 and alpha[55, 75] == 0
-    assert alpha[29, 10] == 255 and alpha[10, 39] == 255
-    assert (alpha > 0).sum() < 0.1 * alpha.size
+    # Boundaries are traced at the displayed size (160×120), one display pixel thick along the two borders.
+    assert alpha.shape == (120, 160)
+    assert alpha[10, 10] == 0 and alpha[110, 150] == 0
+    assert alpha[59, 20] == 255 and alpha[20, 79] == 255
+    assert alpha[58, 20] == 0 and alpha[60, 20] == 0 and alpha[20, 78] == 0 and alpha[20, 80] == 0
     assert render(layer, 160, 120).pixelColor(150, 110).alpha() == 0
+    assert render(layer, 160, 120).pixelColor(20, 59).alpha() == 255
 
     layer.set_segmentation(None)
     assert layer.n_regions == 0 and layer.raster is None
     with pytest.raises(ValueError):
         layer.set_style("polka dots")
     layer.set_style(FILL_RANDOM)
+
+
+def test_superpixel_boundaries_are_thin_at_display_resolution_on_large_images(canvas):
+    # A 2,000×1,500 photo segmented at 500×375 (scale 0.25): traced at working resolution and stretched, a
+    # boundary would be a 4-pixel band with 4-pixel steps; traced after upsampling the labels it is 1 px.
+    work = np.zeros((375, 500, 3), np.uint8)
+    work[:] = (200, 40, 40)
+    yy, xx = np.mgrid[0:375, 0:500]
+    work[(xx - 250) ** 2 + (yy - 190) ** 2 < 120 ** 2] = (40, 40, 200)  # a disc: a curved boundary
+    seg = felzenszwalb(work, k=50, sigma=0.0, min_size=10, color_space="rgb", scale=0.25)
+    assert seg.n_regions == 2
+    canvas.set_image(decoded(np.repeat(np.repeat(work, 4, 0), 4, 1), 2000, 1500))
+    layer = SuperpixelLayer()
+    canvas.add_layer(layer)
+    layer.set_style(BOUNDARIES)
+    layer.set_segmentation(seg)
+    alpha = layer.raster[:, :, 3]
+    assert alpha.shape == (1500, 2000)
+    # down the column through the disc's centre: two crossings, each exactly one pixel thick
+    column = alpha[:, 1000] > 0
+    assert column.sum() == 2
+    assert not (column[1:] & column[:-1]).any()
+    # the line follows the labels (the region changes right below / right of each boundary pixel)
+    big = np.repeat(np.repeat(seg.labels, 4, 0), 4, 1)
+    ys = np.flatnonzero(column)
+    assert all(big[y, 1000] != big[y + 1, 1000] for y in ys)
+    # it is painted where the image is, with the stretch of the other styles
+    img = render(layer, 2000, 1500)
+    assert img.pixelColor(1000, int(ys[0])).alpha() == 255
+    assert img.pixelColor(1000, int(ys[0]) + 2).alpha() == 0
+    np.testing.assert_array_equal(upsample_labels(seg.labels, 2000, 1500), big)
+
+    # shown at half size, the lines are traced at the zoom: one screen pixel, with no gaps along the circle
+    half = QImage(1000, 750, QImage.Format.Format_ARGB32)
+    half.fill(QColor(0, 0, 0, 0))
+    p = QPainter(half)
+    p.scale(0.5, 0.5)
+    layer.paint(p, None)
+    p.end()
+    assert layer.raster.shape[:2] == (750, 1000) == layer.boundary_size(0.5)[::-1]
+    shown = np.array([[half.pixelColor(x, y).alpha() for x in (500,)] for y in range(750)])[:, 0] > 0
+    assert shown.sum() == 2 and not (shown[1:] & shown[:-1]).any()
+    ring = [(500 + round(239.5 * np.cos(a)), 380 + round(239.5 * np.sin(a))) for a in np.linspace(0, 2 * np.pi, 90)]
+    near = [max(half.pixelColor(x + dx, y + dy).alpha() for dx in (-2, -1, 0, 1, 2) for dy in (-2, -1, 0, 1, 2))
+            for x, y in ring]
+    assert min(near) == 255  # the boundary is drawn all the way round
+    # sizes: never below the labels' own, capped above, the zoom rounded down to a quarter octave
+    assert boundary_raster_size((375, 500), (8000, 6000)) == (4096, 3072)
+    assert boundary_raster_size((375, 500), (400, 300)) == (500, 375)
+    assert layer.boundary_size(0.2) == (500, 375)
+    w, h = layer.boundary_size(0.34)
+    assert 500 < w <= 0.34 * 2000 and w >= 0.34 / 2 ** 0.25 * 2000 - 1
 
 
 def test_proposals_layer_top_n_colouring_and_hover(canvas):
