@@ -25,6 +25,7 @@ as many of our best-ranked boxes as OpenCV returned, to compare at equal box cou
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -39,6 +40,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_tiny" / "annotations" / "instances_val2017.json"
+SAMPLES = ROOT / "resources" / "samples"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
 
@@ -52,14 +54,21 @@ def _maybe_reexec() -> None:
         os.execv(str(BENCH_PYTHON), [str(BENCH_PYTHON), __file__, *sys.argv[1:]])
 
 
-def opencv_fast(bgr: np.ndarray) -> np.ndarray:
-    """OpenCV-contrib ximgproc Selective Search, fast mode with its defaults; xyxy float32 boxes."""
+def opencv_boxes(bgr: np.ndarray, mode: str = "fast") -> np.ndarray:
+    """OpenCV-contrib ximgproc Selective Search in its fast or quality mode with its defaults; xyxy float32."""
     ss = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
     ss.setBaseImage(bgr)
-    ss.switchToSelectiveSearchFast()
+    if mode == "quality":
+        ss.switchToSelectiveSearchQuality()
+    else:
+        ss.switchToSelectiveSearchFast()
     rects = np.asarray(ss.process(), np.float32).reshape(-1, 4)
     rects[:, 2:] += rects[:, :2]
     return rects
+
+
+def opencv_fast(bgr: np.ndarray) -> np.ndarray:
+    return opencv_boxes(bgr, "fast")
 
 
 def boundary_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -94,22 +103,23 @@ def load_images(data: Path, max_side: int, limit: int | None) -> list[tuple[str,
     return out
 
 
-def _row(name: str, secs: list[float], counts: list[int], scores: list) -> dict:
-    from models.proposal_metrics import summarize
+def _row(name: str, secs: list[float], counts: list[int], scores: list, budgets=None) -> dict:
+    from models.proposal_metrics import DEFAULT_BUDGETS, curve_points, summarize
 
-    summ = summarize(scores)
+    summ = summarize(scores, budgets=DEFAULT_BUDGETS if budgets is None else budgets)
     return {"name": name, "s": statistics.median(secs) if secs else float("nan"),
             "mean_s": statistics.fmean(secs) if secs else float("nan"),
             "boxes": float(np.mean(counts)) if counts else 0.0,
-            "r5": summ.recall[0.5], "r7": summ.recall[0.7], "mabo": summ.mabo}
+            "r5": summ.recall[0.5], "r7": summ.recall[0.7], "mabo": summ.mabo, "ar": summ.average_recall,
+            "curves": curve_points(summ)}
 
 
 def _print_rows(rows: list[dict]) -> None:
-    print(f"{'method':<28} {'s/img med':>9} {'s/img mean':>10} {'boxes/img':>9} {'R@0.5':>6} {'R@0.7':>6} "
-          f"{'MABO':>6}")
+    print(f"{'method':<34} {'s/img med':>9} {'s/img mean':>10} {'boxes/img':>9} {'R@0.5':>6} {'R@0.7':>6} "
+          f"{'MABO':>6} {'AR':>6}")
     for r in rows:
-        print(f"{r['name']:<28} {r['s']:>9.3f} {r['mean_s']:>10.3f} {r['boxes']:>9.0f} {r['r5']:>6.3f} "
-              f"{r['r7']:>6.3f} {r['mabo']:>6.3f}")
+        print(f"{r['name']:<34} {r['s']:>9.3f} {r['mean_s']:>10.3f} {r['boxes']:>9.0f} {r['r5']:>6.3f} "
+              f"{r['r7']:>6.3f} {r['mabo']:>6.3f} {r['ar']:>6.3f}")
 
 
 def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = None,
@@ -136,81 +146,109 @@ def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = N
     _print_rows(rows)
 
 
+def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have_cv: bool) -> list[dict]:
+    """Our ``mode`` beside OpenCV's same-named mode on ``images``, interleaved; rows for the table and curves."""
+    from models.proposal_metrics import CURVE_BUDGETS, score_image
+    from models.selective_search import NEAR_DUPLICATE_IOU, selective_search
+
+    nd = NEAR_DUPLICATE_IOU if near_duplicate_iou is None else near_duplicate_iou
+    ours_s, ours_n, ours_sc, ours_eq, cv_s, cv_n, cv_sc, ratios = [], [], [], [], [], [], [], []
+    for i, (_, rgb, gt) in enumerate(images):
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        res = {}
+        for side in (("cv", "ours") if i % 2 == 0 else ("ours", "cv")):
+            if side == "cv" and not have_cv:
+                continue
+            t = time.perf_counter()
+            boxes = opencv_boxes(bgr, mode) if side == "cv" else selective_search(
+                rgb, mode, ks=ks, max_side=None, seed=seed, min_size=min_size, near_duplicate_iou=nd).boxes
+            res[side] = (time.perf_counter() - t, boxes)
+        t_o, b_o = res["ours"]
+        ours_s.append(t_o)
+        ours_n.append(len(b_o))
+        ours_sc.append(score_image(b_o, gt, budgets=CURVE_BUDGETS))
+        if have_cv:
+            t_c, b_c = res["cv"]
+            cv_s.append(t_c)
+            cv_n.append(len(b_c))
+            cv_sc.append(score_image(b_c, gt, budgets=CURVE_BUDGETS))
+            ours_eq.append(score_image(b_o, gt, top=len(b_c), budgets=CURVE_BUDGETS))
+            ratios.append(t_o / t_c)
+    rows = []
+    if have_cv:
+        rows.append(_row(f"opencv {mode}", cv_s, cv_n, cv_sc, CURVE_BUDGETS))
+    label = f"ours {mode}" + (f" k={','.join(f'{k:g}' for k in ks)}" if ks else "") + \
+        (f" nd={near_duplicate_iou:g}" if near_duplicate_iou is not None else "")
+    rows.append(_row(label, ours_s, ours_n, ours_sc, CURVE_BUDGETS))
+    if have_cv:
+        rows.append(_row("  ours @opencv's N per image", ours_s,
+                         [min(a, b) for a, b in zip(ours_n, cv_n, strict=True)], ours_eq, CURVE_BUDGETS))
+    _print_rows(rows)
+    if have_cv:
+        print(f"time ratio ours/opencv ({mode}): median of per-image ratios {statistics.median(ratios):.3f}, "
+              f"ratio of medians {statistics.median(ours_s) / statistics.median(cv_s):.3f}, "
+              f"ratio of totals {sum(ours_s) / sum(cv_s):.3f}")
+    return rows
+
+
+def _resolve_data(text: str) -> Path:
+    return {"coco_tiny": DEFAULT_DATA, "samples": SAMPLES}.get(text, Path(text))
+
+
 def main(argv: list[str] | None = None) -> int:
     _maybe_reexec()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="COCO JSON (default: coco_tiny)")
+    ap.add_argument("--data", action="append", default=None,
+                    help="dataset (COCO JSON, VOC folder...; 'coco_tiny' and 'samples' name the two we have); "
+                         "repeat for several (default: coco_tiny)")
     ap.add_argument("--max-side", type=int, default=500)
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
-    ap.add_argument("--mode", default="fast")
+    ap.add_argument("--mode", default="fast", help="comma-separated modes to compare, e.g. fast,quality")
     ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
+    ap.add_argument("--near-duplicate-iou", type=float, default=None,
+                    help="our near-duplicate removal threshold (default: the library's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", default=None, help='k sets to compare, e.g. "50,100;100,200" (our side only)')
     ap.add_argument("--min-size", type=int, default=None, help="segmentation min_size (default: k)")
     ap.add_argument("--no-segmentation", action="store_true", help="skip the segmentation comparison")
+    ap.add_argument("--curves-json", type=Path, default=None,
+                    help="write every method's curve points here (bench/plot_curves.py draws them)")
     args = ap.parse_args(argv)
 
-    if not args.data.exists():
-        print(f"{args.data}: not found (coco_tiny lives in ../shared/data)", file=sys.stderr)
-        return 2
-    from models.proposal_metrics import score_image
+    datasets = [_resolve_data(d) for d in (args.data or ["coco_tiny"])]
+    for data in datasets:
+        if not data.exists():
+            print(f"{data}: not found (coco_tiny lives in ../shared/data)", file=sys.stderr)
+            return 2
     from models.segmentation import felzenszwalb, reference_felzenszwalb
-    from models.selective_search import selective_search, warm_up
+    from models.selective_search import warm_up
 
     print(f"numba warm-up (compile or cache load, not in the figures): {warm_up():.2f} s")
     print(f"python {sys.executable}; OpenCV {cv2.__version__}, threads {cv2.getNumThreads()}; "
           f"cores {os.cpu_count()}")
-    images = load_images(args.data, args.max_side, args.limit)
-    print(f"{len(images)} images from {args.data}, max side {args.max_side}, "
-          f"{sum(len(g) for _, _, g in images)} GT boxes (crowd excluded)")
-    if args.sweep:
-        run_sweep(images, args.sweep, args.mode, args.seed, args.min_size)
-        return 0
     ks = tuple(float(v) for v in args.ks.split(",")) if args.ks else None
     have_cv = hasattr(cv2, "ximgproc")
     if not have_cv:
         print("cv2.ximgproc missing: create .venv-bench as described at the top of this file; "
               "measuring our side only")
-    ours_s, ours_n, ours_sc, ours_eq = [], [], [], []
-    cv_s, cv_n, cv_sc = [], [], []
-    ratios = []
-    for i, (_, rgb, gt) in enumerate(images):
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        order = ("cv", "ours") if i % 2 == 0 else ("ours", "cv")
-        res = {}
-        for side in order:
-            if side == "cv" and not have_cv:
-                continue
-            t = time.perf_counter()
-            boxes = opencv_fast(bgr) if side == "cv" else selective_search(
-                rgb, args.mode, ks=ks, max_side=None, seed=args.seed, min_size=args.min_size).boxes
-            res[side] = (time.perf_counter() - t, boxes)
-        t_o, b_o = res["ours"]
-        ours_s.append(t_o)
-        ours_n.append(len(b_o))
-        ours_sc.append(score_image(b_o, gt))
-        if have_cv:
-            t_c, b_c = res["cv"]
-            cv_s.append(t_c)
-            cv_n.append(len(b_c))
-            cv_sc.append(score_image(b_c, gt))
-            ours_eq.append(score_image(b_o, gt, top=len(b_c)))
-            ratios.append(t_o / t_c)
-    rows = []
-    if have_cv:
-        rows.append(_row("opencv fast", cv_s, cv_n, cv_sc))
-    rows.append(_row(f"ours {args.mode}" + (f" k={args.ks}" if args.ks else ""), ours_s, ours_n, ours_sc))
-    if have_cv:
-        rows.append(_row("ours @opencv's N per image", ours_s, [min(a, b) for a, b in zip(ours_n, cv_n, strict=True)],
-                         ours_eq))
-    print()
-    _print_rows(rows)
-    if have_cv:
-        print(f"time ratio ours/opencv: median of per-image ratios {statistics.median(ratios):.3f}, "
-              f"ratio of medians {statistics.median(ours_s) / statistics.median(cv_s):.3f}, "
-              f"ratio of totals {sum(ours_s) / sum(cv_s):.3f}")
+    curves: dict[str, dict] = {}
+    images = []
+    for data in datasets:
+        images = load_images(data, args.max_side, args.limit)
+        print(f"\n{len(images)} images from {data}, max side {args.max_side}, "
+              f"{sum(len(g) for _, _, g in images)} GT boxes (crowd/difficult excluded)")
+        if args.sweep:
+            run_sweep(images, args.sweep, args.mode, args.seed, args.min_size)
+            continue
+        for mode in args.mode.split(","):
+            rows = compare(images, mode, ks, args.seed, args.min_size, args.near_duplicate_iou, have_cv)
+            for r in rows:
+                curves[f"{data.parent.name if data.is_file() else data.name} · {r['name'].strip()}"] = r["curves"]
+    if args.curves_json:
+        args.curves_json.write_text(json.dumps(curves, indent=1))
+        print(f"curve points written to {args.curves_json}")
 
-    if not args.no_segmentation:
+    if not args.no_segmentation and not args.sweep:
         print("\nsegmentation (hsv, k=100, sigma=0.8, min_size=100), interleaved per image:")
         ts, tr, ns, nr, bp, br, sratios = [], [], [], [], [], [], []
         for i, (_, rgb, _) in enumerate(images):

@@ -246,7 +246,7 @@ class DatasetProposalReport:
 
 def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | None = None, max_side: int | None = 500,
                      top: int | None = None, seed: int = 0, min_box_size: float = 0.0,
-                     budgets: Sequence[int] = DEFAULT_BUDGETS,
+                     near_duplicate_iou: float | str | None = None, budgets: Sequence[int] = DEFAULT_BUDGETS,
                      progress: Callable[[int, int, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> DatasetProposalReport:
     """Selective Search on every image of a ``models.datasets.DatasetSource``, scored against its annotations.
@@ -285,8 +285,9 @@ def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | None =
                     unannotated += 1
             if ann is not None:
                 t0 = time.perf_counter()
+                extra = {} if near_duplicate_iou is None else {"near_duplicate_iou": near_duplicate_iou}
                 props = selective_search(dec.pixels, mode, ks=ks, max_side=max_side, seed=seed, top=top,
-                                         min_box_size=min_box_size * dec.scale, cancelled=cancelled)
+                                         min_box_size=min_box_size * dec.scale, cancelled=cancelled, **extra)
                 seconds.append(time.perf_counter() - t0)
                 boxes = props.boxes / np.float32(dec.scale) if dec.scale != 1.0 else props.boxes
                 scores.append(score_annotation(boxes, ann, budgets=budgets))

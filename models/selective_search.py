@@ -52,10 +52,29 @@ SINGLE_KS: tuple[float, ...] = (100.0,)
 FAST_KS: tuple[float, ...] = (75.0, 150.0)
 QUALITY_KS: tuple[float, ...] = (50.0, 100.0, 150.0, 300.0)
 MODES = ("single", "fast", "quality")
-#: Boxes overlapping a better-ranked box at least this much are dropped. The 8–80 groupings of a mode find
-#: many boxes a pixel or two apart; on coco_tiny (fast, k 50/100) dropping those at IoU ≥ 0.8 removes ~30 %
-#: of the boxes and no recall@0.5, so at any box budget more distinct objects fit (bench/README.md).
-NEAR_DUPLICATE_IOU = 0.8
+#: Named near-duplicate settings: a box overlapping a better-ranked one at least this much is dropped.
+#: The trade (bench/README.md): the groupings of a mode find many boxes a few pixels apart. "compact" (0.8)
+#: drops them all: ~20 % fewer boxes for the same recall@0.5, i.e. more distinct objects per box. But those
+#: shifted boxes are what tight localisation (recall@0.7, MABO, AR) is made of, so "localise" (0.9, the
+#: default) keeps the ones that differ by more than a pixel or two; "exact" (1.0) is the paper's exact
+#: deduplication only.
+NEAR_DUPLICATES: dict[str, float] = {"compact": 0.8, "localise": 0.9, "exact": 1.0}
+NEAR_DUPLICATE_IOU = NEAR_DUPLICATES["localise"]
+
+
+def near_duplicate_threshold(value: float | str) -> float:
+    """A threshold from a number in (0, 1] or a name of ``NEAR_DUPLICATES``; ValueError otherwise."""
+    if isinstance(value, str):
+        if value in NEAR_DUPLICATES:
+            return NEAR_DUPLICATES[value]
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"near-duplicate setting must be a number in (0, 1] or one of "
+                             f"{', '.join(NEAR_DUPLICATES)}; got {value!r}") from None
+    if not 0.0 < float(value) <= 1.0:
+        raise ValueError(f"near-duplicate IoU must be in (0, 1], got {value}")
+    return float(value)
 
 
 class Cancelled(Exception):
@@ -671,7 +690,8 @@ def _first_unique_rows(boxes: np.ndarray) -> np.ndarray:
 
 
 def combine_hierarchies(hierarchies: Sequence[Hierarchy], image_size: tuple[int, int], scale: float, *,
-                        seed: int = 0, near_duplicate_iou: float = NEAR_DUPLICATE_IOU, min_box_size: float = 0.0,
+                        seed: int = 0, near_duplicate_iou: float | str = NEAR_DUPLICATE_IOU,
+                        min_box_size: float = 0.0,
                         top: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rank the regions of several groupings together, deduplicate, clip: (boxes, priority, source).
 
@@ -679,6 +699,7 @@ def combine_hierarchies(hierarchies: Sequence[Hierarchy], image_size: tuple[int,
     computed once (e.g. every k set from one run over all k) without grouping again.
     """
     ow, oh = image_size
+    near_duplicate_iou = near_duplicate_threshold(near_duplicate_iou)
     order, prio, src = rank_hierarchies(hierarchies, seed)
     all_boxes = np.concatenate([h.region_boxes for h in hierarchies]) if hierarchies else np.zeros((0, 4))
     # Deduplicate at working resolution, where regions' boxes are whole pixels.
@@ -706,7 +727,7 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: Sequence[floa
                      strategies: Sequence[Strategy] | None = None, sigma: float = 0.8,
                      min_size: int | None = None, max_side: int | None = 500, seed: int = 0,
                      top: int | None = None, min_box_size: float = 0.0,
-                     near_duplicate_iou: float = NEAR_DUPLICATE_IOU,
+                     near_duplicate_iou: float | str = NEAR_DUPLICATE_IOU,
                      progress: Callable[[float, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> Proposals:
     """Object proposals for an RGB (or grey) image, in its pixels, best-ranked first.
@@ -715,10 +736,12 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: Sequence[floa
     ``min_size`` of the segmentation defaults to each strategy's k (the paper's setting). ``min_box_size``
     drops boxes narrower or shorter than that many original pixels. ``top`` keeps the N best-ranked.
     Exact duplicate boxes always keep only their best rank; ``near_duplicate_iou`` < 1 also drops a box
-    that overlaps a better-ranked one at least that much (1.0: exact duplicates only, as the paper).
+    that overlaps a better-ranked one at least that much (1.0: exact duplicates only, as the paper); a name
+    of ``NEAR_DUPLICATES`` ("compact", "localise", "exact") stands for its threshold.
     ``progress(fraction, message)`` and ``cancelled()`` let a GUI worker report and stop between steps.
     """
     t0 = time.perf_counter()
+    near_duplicate_iou = near_duplicate_threshold(near_duplicate_iou)  # a bad setting fails before the work
     rgb = as_rgb8(image)
     oh, ow = rgb.shape[:2]
     if oh == 0 or ow == 0:
@@ -773,6 +796,7 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["COLOR_BINS", "Cancelled", "Hierarchy", "MODES", "Merge", "Proposals", "Strategy", "TERMS",
+__all__ = ["COLOR_BINS", "NEAR_DUPLICATES", "NEAR_DUPLICATE_IOU", "Cancelled", "Hierarchy", "MODES", "Merge",
+           "Proposals", "Strategy", "TERMS", "near_duplicate_threshold",
            "TEXTURE_BINS", "TEXTURE_ORIENTATIONS", "combine_hierarchies", "group", "rank_hierarchies", "region_histograms",
            "selective_search", "strategies_for", "warm_up"]

@@ -349,6 +349,7 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
 
     # a second run with another mode is overlaid: two curves in each plot, two legend entries, two rows
     dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("fast"))
+    dialog.dedup_combo.setCurrentIndex(dialog.dedup_combo.findData("compact"))
     with qtbot.waitSignal(dialog.finished_report, timeout=60_000) as blocker:
         dialog.start_button.click()
     qtbot.waitUntil(lambda: not dialog.running, timeout=WAIT_MS)
@@ -356,8 +357,10 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
     for plot in (curves.iou_plot, curves.budget_plot):
         assert len(plot.getPlotItem().listDataItems()) == 2
         assert [label.text for _, label in plot.getPlotItem().legend.items] == ["1. single · 500 px",
-                                                                                "2. fast · 500 px"]
-    assert dialog.table.item(1, 0).text() == "2. fast · 500 px"
+                                                                                "2. fast · 500 px · compact"]
+    assert dialog.table.item(1, 0).text() == "2. fast · 500 px · compact"
+    compact = blocker.args[0]
+    assert compact.summary.gt_boxes == report.summary.gt_boxes
     dialog.clear_button.click()
     assert not curves.runs and dialog.table.rowCount() == 0
     assert not curves.iou_plot.getPlotItem().listDataItems()

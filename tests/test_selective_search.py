@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -10,11 +12,13 @@ from models.proposal_metrics import iou_matrix
 from models.segmentation import felzenszwalb
 from models.selective_search import (
     COLOR_BINS,
+    NEAR_DUPLICATE_IOU,
     TERMS,
     TEXTURE_BINS,
     TEXTURE_ORIENTATIONS,
     Cancelled,
     Strategy,
+    combine_hierarchies,
     rank_hierarchies,
     region_histograms,
     selective_search,
@@ -204,8 +208,36 @@ def test_boxes_are_deduplicated_and_near_duplicates_dropped() -> None:
     assert len(near) <= len(exact)
     iou = iou_matrix(near.boxes, near.boxes)
     np.fill_diagonal(iou, 0)
-    assert iou.max() < 0.8
+    assert iou.max() < NEAR_DUPLICATE_IOU
     assert {tuple(r) for r in near.boxes.tolist()} <= {tuple(r) for r in exact.boxes.tolist()}
+
+
+def test_near_duplicate_threshold_one_is_exact_deduplication_only() -> None:
+    # One "grouping" proposing exact duplicates and near-duplicates (IoU 10/11 ≈ 0.91 and 90/110 ≈ 0.82).
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 11], [1, 0, 11, 10], [0, 0, 10, 10],
+                      [20, 20, 30, 30], [0, 0, 10, 11]], np.float32)
+    fake = SimpleNamespace(region_boxes=boxes)
+    for seed in range(5):
+        out, _, src = combine_hierarchies([fake], (40, 40), 1.0, seed=seed, near_duplicate_iou=1.0)
+        order, _, _ = rank_hierarchies([fake], seed)
+        expected, seen = [], set()
+        for i in order:  # each distinct box once, at the place of its best-ranked copy
+            key = tuple(boxes[i].tolist())
+            if key not in seen:
+                seen.add(key)
+                expected.append(key)
+        assert [tuple(r) for r in out.tolist()] == expected
+        assert len(out) == 4  # near-duplicates all kept
+        np.testing.assert_array_equal(boxes[src[:, 1]], out)
+        # a threshold below 1 drops what overlaps a better-ranked box that much, and only that
+        near, _, _ = combine_hierarchies([fake], (40, 40), 1.0, seed=seed, near_duplicate_iou=0.9)
+        assert len(near) == 3 and [20, 20, 30, 30] in near.tolist()
+    # on a real grouping: no exact duplicate left, near-duplicates kept
+    p = selective_search(_scene(7), "fast", near_duplicate_iou=1.0)
+    assert len({tuple(r) for r in p.boxes.tolist()}) == len(p)
+    iou = iou_matrix(p.boxes, p.boxes)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() >= 0.9
 
 
 def test_top_and_min_box_size() -> None:
