@@ -96,7 +96,7 @@ class ProposalCurves(QWidget):
         lay.setColumnStretch(1, 1)
         self._redraw_budget()
 
-    def metric(self) -> str:
+    def current_metric(self) -> str:
         return str(self.metric_combo.currentData())
 
     def add_run(self, name: str, points: dict[str, list[float]]) -> CurveRun:
@@ -128,7 +128,7 @@ class ProposalCurves(QWidget):
     def _budget_curve(self, i: int) -> pg.PlotDataItem:
         run = self.runs[i]
         pen, color = self._pen(i)
-        x, y = _finite(run.points["boxes"], run.points[self.metric()], positive_x=True)
+        x, y = _finite(run.points["boxes"], run.points[self.current_metric()], positive_x=True)
         return self.budget_plot.plot(x, y, pen=pen, symbol="o", symbolSize=6, symbolBrush=color, symbolPen=color,
                                      name=run.name)
 

@@ -241,7 +241,7 @@ def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
     assert panel.tabs.currentWidget() is panel.playback_page
     assert panel.step_spin.value() == 1 and "Step 1 of" in panel.merge_label.text()
     assert layer.isVisible() and not tools.proposals_layer.isVisible()
-    assert panel.strategy_combo.count() == len(props.hierarchy) == 8
+    assert panel.strategy_combo.count() == len(props.hierarchy) == 12
     h = props.hierarchy[0]
     assert layer.hierarchy is h and panel.step_slider.maximum() == h.n_steps - 1
     assert layer.step == 0 and layer.region_count == h.n_initial

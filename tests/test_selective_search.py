@@ -157,8 +157,8 @@ def test_tsf_similarity_leaves_colour_out() -> None:
 def test_strategies_of_the_paper() -> None:
     single, fast, quality = (strategies_for(m) for m in ("single", "fast", "quality"))
     assert [(s.color_space, s.similarities) for s in single] == [("hsv", "CTSF")]
-    assert len(fast) == 8 and {s.color_space for s in fast} == {"hsv", "lab"}
-    assert {s.similarities for s in fast} == {"CTSF", "TSF"} and len({s.k for s in fast}) == 2
+    assert len(fast) == 12 and {s.color_space for s in fast} == {"hsv", "lab"}
+    assert {s.similarities for s in fast} == {"CTSF", "TSF"} and {s.k for s in fast} == {75.0, 150.0, 300.0}
     assert len(quality) == 80
     assert {s.color_space for s in quality} == {"hsv", "lab", "rgI", "H", "I"}
     assert {s.similarities for s in quality} == {"CTSF", "TSF", "F", "S"}
@@ -171,8 +171,8 @@ def test_strategies_of_the_paper() -> None:
 
 def test_fast_mode_shares_segmentations_between_similarity_sets() -> None:
     p = selective_search(_scene(4), "fast")
-    assert len(p.hierarchy) == 8
-    assert len({id(h.segmentation) for h in p.hierarchy}) == 4
+    assert len(p.hierarchy) == 12
+    assert len({id(h.segmentation) for h in p.hierarchy}) == 6
 
 
 def test_determinism_under_a_seed() -> None:
