@@ -191,8 +191,21 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
     return rows
 
 
+def _sample_photos() -> Path:
+    """A folder with the four bundled photographs and their VOC XML only (not the synthetic shapes)."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="samples_"))
+    for f in sorted(SAMPLES.iterdir()):
+        if f.suffix in (".png", ".jpg", ".xml"):
+            (folder / f.name).symlink_to(f)
+    return folder
+
+
 def _resolve_data(text: str) -> Path:
-    return {"coco_tiny": DEFAULT_DATA, "samples": SAMPLES}.get(text, Path(text))
+    if text == "samples":
+        return _sample_photos()
+    return {"coco_tiny": DEFAULT_DATA}.get(text, Path(text))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="write every method's curve points here (bench/plot_curves.py draws them)")
     args = ap.parse_args(argv)
 
-    datasets = [_resolve_data(d) for d in (args.data or ["coco_tiny"])]
+    names = args.data or ["coco_tiny"]
+    datasets = [_resolve_data(d) for d in names]
     for data in datasets:
         if not data.exists():
             print(f"{data}: not found (coco_tiny lives in ../shared/data)", file=sys.stderr)
@@ -233,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
               "measuring our side only")
     curves: dict[str, dict] = {}
     images = []
-    for data in datasets:
+    for name, data in zip(names, datasets, strict=True):
         images = load_images(data, args.max_side, args.limit)
         print(f"\n{len(images)} images from {data}, max side {args.max_side}, "
               f"{sum(len(g) for _, _, g in images)} GT boxes (crowd/difficult excluded)")
@@ -243,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.mode.split(","):
             rows = compare(images, mode, ks, args.seed, args.min_size, args.near_duplicate_iou, have_cv)
             for r in rows:
-                curves[f"{data.parent.name if data.is_file() else data.name} · {r['name'].strip()}"] = r["curves"]
+                label = name if name in ("coco_tiny", "samples") else data.stem
+                curves[f"{label} · {r['name'].strip()}"] = r["curves"]
     if args.curves_json:
         args.curves_json.write_text(json.dumps(curves, indent=1))
         print(f"curve points written to {args.curves_json}")
