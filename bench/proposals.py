@@ -13,6 +13,8 @@ exists, otherwise it measures our side only):
     .venv-bench/bin/python bench/proposals.py                 # 80 coco_tiny images, max side 500
     .venv-bench/bin/python bench/proposals.py --limit 20      # quicker
     .venv-bench/bin/python bench/proposals.py --sweep "50,100;100,200;150,300"   # our fast mode per k set
+    .venv-bench/bin/python bench/proposals.py --data coco_tiny --data samples --mode fast,quality \
+        --curves-json /tmp/curves.json      # then: .venv/bin/python bench/plot_curves.py /tmp/curves.json
 
 What is measured, per image, in one process, both sides interleaved (which side runs first alternates) so
 that load from other processes on a shared machine hits both alike: wall time of the proposal computation on
@@ -178,7 +180,7 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
     if have_cv:
         rows.append(_row(f"opencv {mode}", cv_s, cv_n, cv_sc, CURVE_BUDGETS))
     label = f"ours {mode}" + (f" k={','.join(f'{k:g}' for k in ks)}" if ks else "") + \
-        (f" nd={near_duplicate_iou:g}" if near_duplicate_iou is not None else "")
+        (f" near-dup {near_duplicate_iou}" if near_duplicate_iou is not None else "")
     rows.append(_row(label, ours_s, ours_n, ours_sc, CURVE_BUDGETS))
     if have_cv:
         rows.append(_row("  ours @opencv's N per image", ours_s,
@@ -218,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
     ap.add_argument("--mode", default="fast", help="comma-separated modes to compare, e.g. fast,quality")
     ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
-    ap.add_argument("--near-duplicate-iou", type=float, default=None,
-                    help="our near-duplicate removal threshold (default: the library's)")
+    ap.add_argument("--near-duplicates", dest="near_duplicate_iou", default=None,
+                    help="our near-duplicate setting: compact, localise, exact or an IoU (default: the library's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", default=None, help='k sets to compare, e.g. "50,100;100,200" (our side only)')
     ap.add_argument("--min-size", type=int, default=None, help="segmentation min_size (default: k)")
