@@ -71,9 +71,17 @@ def image_digest(image: np.ndarray) -> str:
 
 
 def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
-    """The cache key of ``image``'s proposals under ``params``."""
+    """The cache key of ``image``'s proposals under ``params``.
+
+    The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
+    go into the key as their values, so boxes cached before a default changed are never served after it.
+    """
+    from models.selective_search import NEAR_DUPLICATE_IOU, strategies_for
+
+    effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
+                 "near_duplicate_iou": NEAR_DUPLICATE_IOU}
     h = hashlib.sha256(image_digest(image).encode())
-    h.update(json.dumps({"v": FORMAT_VERSION, **params.to_dict()}, sort_keys=True).encode())
+    h.update(json.dumps({"v": FORMAT_VERSION, **params.to_dict(), "effective": effective}, sort_keys=True).encode())
     return h.hexdigest()[:40]
 
 

@@ -92,3 +92,17 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("RCNN_EXPLORER_CACHE", str(tmp_path / "c"))
     assert cache_dir() == tmp_path / "c"
     assert ProposalCache().root == tmp_path / "c" / "proposals"
+
+
+def test_key_follows_the_library_defaults(monkeypatch) -> None:
+    import models.selective_search as ss
+
+    a = _image()
+    before = proposal_key(a, ProposalParams())
+    monkeypatch.setattr(ss, "NEAR_DUPLICATE_IOU", 0.5)
+    assert proposal_key(a, ProposalParams()) != before  # a changed default never serves old boxes
+    monkeypatch.undo()
+    monkeypatch.setattr(ss, "FAST_KS", (10.0,))
+    assert proposal_key(a, ProposalParams()) != before
+    monkeypatch.undo()
+    assert proposal_key(a, ProposalParams()) == before
