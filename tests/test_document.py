@@ -68,7 +68,8 @@ def test_autosave_off_keeps_edits_in_memory_across_images(qtbot, tmp_path, doc):
     assert doc.model.objects == []
     doc.previous()
     assert [o.box for o in doc.model.objects] == [(10, 10, 40, 40)]
-    qtbot.wait(doc.autosave_delay_ms + 100)
+    assert not doc._timer.isActive()  # autosave off: no write is even scheduled
+    qtbot.wait(doc.autosave_delay_ms + 100)  # and past the delay nothing was written
     assert not (tmp_path / "imgs" / "im0.xml").exists() and doc.any_dirty
     assert doc.save_all()
     assert read_voc(tmp_path / "imgs" / "im0.xml").objects[0].name == "cat" and not doc.any_dirty
