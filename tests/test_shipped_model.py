@@ -9,7 +9,7 @@ import torch
 
 from models.checkpoints import load_checkpoint, load_detector, save_checkpoint, weights_only_copy
 from models.detectors import build_detector
-from resources.models import SHIPPED_MODEL
+from resources.models import SHIPPED_FAST_RCNN, SHIPPED_MODEL
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -53,3 +53,27 @@ def test_the_shipped_model_is_weights_only_small_and_says_what_it_is():
     assert len(payload["split"]["files"]) == 300  # the training images, so `evaluate` can warn about overlap
     model = load_detector(SHIPPED_MODEL, "cpu")
     assert model.class_names == CLASSES and not model.test_sizes  # single size, as its recorded mAP
+
+
+@pytest.mark.skipif(not SHIPPED_FAST_RCNN.is_file(), reason="the shipped Fast R-CNN is not in resources/models")
+def test_shipped_fast_rcnn_is_weights_only_and_finds_a_drawn_shape(tmp_path, monkeypatch):
+    monkeypatch.setenv("RCNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    payload = load_checkpoint(SHIPPED_FAST_RCNN)
+    assert payload["generation"] == "fast-rcnn" and payload["optimizer_state"] is None
+    assert payload["extra"]["evaluation"]["mAP"] >= 0.70 and "fast-rcnn" in payload["extra"]["recipe"]["train"]
+    assert SHIPPED_FAST_RCNN.stat().st_size < 15 * 2**20
+    from models.synthetic import draw_image
+
+    drawn = draw_image(23, 0)  # a seed the model was not trained on
+    dets = load_detector(SHIPPED_FAST_RCNN, "cpu").predict([drawn.pixels], 0.5)[0]
+    hits = 0
+    for obj in drawn.objects:
+        b = np.asarray(obj.box, np.float32)
+        for box, name in zip(dets.boxes, dets.names, strict=True):
+            iw = max(0.0, min(b[2], box[2]) - max(b[0], box[0]))
+            ih = max(0.0, min(b[3], box[3]) - max(b[1], box[1]))
+            union = (b[2] - b[0]) * (b[3] - b[1]) + (box[2] - box[0]) * (box[3] - box[1]) - iw * ih
+            if name == obj.name and iw * ih / union >= 0.5:
+                hits += 1
+                break
+    assert drawn.objects and hits >= (len(drawn.objects) + 1) // 2

@@ -4,3 +4,6 @@ from pathlib import Path
 
 #: The small Faster R-CNN trained on the synthetic shapes (circle, square, triangle) that `make run` loads.
 SHIPPED_MODEL = Path(__file__).resolve().with_name("frcnn_shapes.pt")
+
+#: The small Fast R-CNN trained on the same shapes (Selective Search proposals, RoIAlign 7×7 at stride 8).
+SHIPPED_FAST_RCNN = Path(__file__).resolve().with_name("fast_rcnn_shapes.pt")
