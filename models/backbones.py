@@ -440,3 +440,17 @@ register_backbone("efficientnet_lite0", _build_efficientnet, lambda: BackboneInf
 
 #: The built-in names (the registry may grow at run time; prefer :func:`backbone_names`).
 BACKBONES = tuple(backbone_names())
+
+
+def backbone_from_config(config: dict) -> Backbone:
+    """The backbone a detector's saved config describes, rebuilt without reading any weights file (the
+    checkpoint's state dict supplies them). Pops ``backbone`` and ``backbone_pretrained`` from ``config`` —
+    they are not detector arguments — and leaves the rest for the detector's constructor. A backbone trained
+    from ImageNet keeps its frozen-BN layout (``backbone_pretrained``)."""
+    name = config.pop("backbone")
+    pretrained = bool(config.pop("backbone_pretrained", False))
+    return build_backbone(name, "none", small_width=int(config.get("small_width", 32)),
+                          small_norm=str(config.get("small_norm", "group")),
+                          small_stride=int(config.get("small_stride", 16)),
+                          small_context=bool(config.get("small_context", False)), pretrained_layout=pretrained,
+                          options=config.get("backbone_options") or None)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.backbones import Backbone, build_backbone
+from models.backbones import Backbone, backbone_from_config, build_backbone
 from models.boxes import clip_boxes, decode
 from models.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector, checked_size_range
 from models.detectors.roi_heads import RoIHeads
@@ -132,13 +132,7 @@ class FastRCNN(Detector):
     def from_config(cls, class_names: list[str], config: dict) -> FastRCNN:
         """Rebuild without touching any weights file (the checkpoint's state dict supplies the weights)."""
         cfg = dict(config)
-        name = cfg.pop("backbone")
-        pretrained = bool(cfg.pop("backbone_pretrained", False))
-        bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
-                            small_norm=str(cfg.get("small_norm", "group")),
-                            small_stride=int(cfg.get("small_stride", 16)),
-                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained,
-                            options=cfg.get("backbone_options") or None)
+        bb = backbone_from_config(cfg)
         return cls(class_names, bb, **cfg)
 
     # ------------------------------------------------------------------------------------------ proposals

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.anchors import AnchorGenerator, AnchorSet, label_anchors
-from models.backbones import Backbone, build_backbone
+from models.backbones import Backbone, backbone_from_config, build_backbone
 from models.boxes import RPN_STDS, clip_boxes, decode
 from models.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector, checked_size_range
 from models.detectors.roi_heads import RoIHeads
@@ -130,13 +130,7 @@ class FasterRCNN(Detector):
         """Rebuild without touching any weights file: the checkpoint's state dict supplies the weights.
         A backbone trained from ImageNet keeps its frozen-BN layout (``backbone_pretrained``)."""
         cfg = dict(config)
-        name = cfg.pop("backbone")
-        pretrained = bool(cfg.pop("backbone_pretrained", False))
-        bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
-                            small_norm=str(cfg.get("small_norm", "group")),
-                            small_stride=int(cfg.get("small_stride", 16)),
-                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained,
-                            options=cfg.get("backbone_options") or None)
+        bb = backbone_from_config(cfg)
         return cls(class_names, bb, **cfg)
 
     def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from torchvision.ops import roi_align
 
 from models.anchors import NEGATIVE, POSITIVE, sample_balanced
-from models.backbones import Backbone, build_backbone
+from models.backbones import Backbone, backbone_from_config, build_backbone
 from models.boxes import box_iou, clip_boxes, decode, encode
 from models.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector
 from models.detectors.roi_heads import TwoFCHead
@@ -162,13 +162,7 @@ class RCNN(Detector):
     @classmethod
     def from_config(cls, class_names: list[str], config: dict) -> RCNN:
         cfg = dict(config)
-        name = cfg.pop("backbone")
-        pretrained = bool(cfg.pop("backbone_pretrained", False))
-        bb = build_backbone(name, "none", small_width=int(cfg.get("small_width", 32)),
-                            small_norm=str(cfg.get("small_norm", "group")),
-                            small_stride=int(cfg.get("small_stride", 16)),
-                            small_context=bool(cfg.get("small_context", False)), pretrained_layout=pretrained,
-                            options=cfg.get("backbone_options") or None)
+        bb = backbone_from_config(cfg)
         return cls(class_names, bb, **cfg)
 
     @property
