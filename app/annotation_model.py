@@ -1,6 +1,6 @@
 """The current image's editable annotation, shared by the canvas, the box editor and the document.
 
-Why a QObject wrapper around ``models.annotations.Annotation``: several views show the same boxes (canvas,
+Why a QObject wrapper around ``models.data.annotations.Annotation``: several views show the same boxes (canvas,
 box editor, class list, autosave) and each must hear about every edit exactly once. All edits go through
 undo commands (``app.commands``) which call the low-level mutators here; the mutators emit ``changed`` so
 autosave fires once per edit, and keep the selection consistent when boxes are inserted or removed.
@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
-from models.annotations import Annotation, BoxObject
+from models.data.annotations import Annotation, BoxObject
 
 Box = tuple[float, float, float, float]
 

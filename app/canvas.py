@@ -38,8 +38,8 @@ from app.commands import AddObjectsCommand, DeleteObjectsCommand, NudgeCommand, 
 from app.layers.base import OverlayLayer, class_color, cosmetic_pen
 from app.layers.ground_truth import GroundTruthLayer
 from app.layers.image_layer import ImageLayer
-from models.annotations import BoxObject
-from models.io import DecodedImage
+from models.data.annotations import BoxObject
+from models.data.io import DecodedImage
 
 EDIT_MODE = "edit"
 CREATE_MODE = "create"

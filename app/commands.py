@@ -17,7 +17,7 @@ from dataclasses import replace
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from app.annotation_model import AnnotationModel, Box
-from models.annotations import BoxObject
+from models.data.annotations import BoxObject
 
 #: ``QUndoCommand.id`` values: commands with the same id may merge (``mergeWith``).
 NUDGE_ID = 1001

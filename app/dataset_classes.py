@@ -1,7 +1,7 @@
 """Keeps the Classes panel equal to the open dataset's class list, and writes changes back to the dataset.
 
 Why a controller of its own: the list used to live in the global settings, so it leaked from one dataset
-into the next and keys 1–9 changed meaning. ``models.dataset_classes`` decides what the list is and where it
+into the next and keys 1–9 changed meaning. ``models.data.dataset_classes`` decides what the list is and where it
 is stored; this object loads it into the panel when a dataset opens, scans the VOC files for more names in
 a worker thread, and saves each later change (added, renamed, loaded, found in a file) beside the dataset.
 A folder that cannot be written keeps its list in the settings, under the dataset's path, instead.
@@ -17,8 +17,8 @@ from PySide6.QtCore import QObject, Signal
 from app.panels.class_list import ClassListPanel
 from app.settings import Settings
 from app.workers import Worker, WorkerPool
-from models.dataset_classes import DatasetClasses, dataset_classes, save_classes, unique, voc_names_in
-from models.datasets import DatasetSource
+from models.data.dataset_classes import DatasetClasses, dataset_classes, save_classes, unique, voc_names_in
+from models.data.datasets import DatasetSource
 
 
 class DatasetClassList(QObject):

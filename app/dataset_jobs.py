@@ -14,9 +14,9 @@ from typing import Any
 
 from app.dialogs import progress_dialog
 from app.workers import Worker
-from models.annotations import AnnotationError
-from models.datasets import open_dataset
-from models.export import export_dataset, import_annotations, rename_class
+from models.data.annotations import AnnotationError
+from models.data.datasets import open_dataset
+from models.data.export import export_dataset, import_annotations, rename_class
 
 
 class DatasetJobs:

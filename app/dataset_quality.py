@@ -44,9 +44,9 @@ from PySide6.QtWidgets import (
 from app.proposal_curves import ProposalCurves
 from app.workers import Cancelled as JobCancelled
 from app.workers import Job, Worker, WorkerPool
-from models.datasets import DatasetSource
-from models.proposal_metrics import CURVE_BUDGETS, ProposalSummary, curve_points, evaluate_dataset
-from models.selective_search import MODES, NEAR_DUPLICATE_IOU, NEAR_DUPLICATES, Cancelled, warm_up
+from models.data.datasets import DatasetSource
+from models.proposals.metrics import CURVE_BUDGETS, ProposalSummary, curve_points, evaluate_dataset
+from models.proposals.selective_search import MODES, NEAR_DUPLICATE_IOU, NEAR_DUPLICATES, Cancelled, warm_up
 
 #: Size the dialog opens at: the plots need room, and it must fit a 1400×1000 screen with its frame.
 DEFAULT_SIZE = (1120, 820)
@@ -88,7 +88,7 @@ def measure_dataset(source: DatasetSource, mode: str = "fast", max_side: int | N
                     near_duplicates: str | float | None = None) -> QualityReport:
     """Run Selective Search on every image of ``source`` and score it against its annotation.
 
-    Raises ``models.selective_search.Cancelled`` when ``cancelled()`` turns True.
+    Raises ``models.proposals.selective_search.Cancelled`` when ``cancelled()`` turns True.
     """
     warm_up()  # numba compile / cache load: kept out of the per-image seconds
     n = len(source.entries)

@@ -28,9 +28,9 @@ from app.annotation_model import AnnotationModel
 from app.image_decoder import ASYNC_DECODE_PIXELS, BackgroundDecoder, placeholder_image
 from app.settings import Settings
 from app.workers import WorkerPool
-from models.annotations import Annotation, AnnotationError
-from models.datasets import DatasetSource, ImageEntry, VocStore
-from models.io import DecodedImage, ImageError, ImageInfo, read_image, read_image_info
+from models.data.annotations import Annotation, AnnotationError
+from models.data.datasets import DatasetSource, ImageEntry, VocStore
+from models.data.io import DecodedImage, ImageError, ImageInfo, read_image, read_image_info
 
 #: Undo depth per image (the issue asks for no limit below 100; 0 would mean unlimited).
 UNDO_LIMIT = 1000

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.workers import Job, LatestRunner, WorkerPool
-from models.io import DecodedImage, ImageError, ImageInfo, read_image
+from models.data.io import DecodedImage, ImageError, ImageInfo, read_image
 
 #: Images with more stored pixels than this decode in a background thread; smaller ones decode at once,
 #: which keeps navigation simple.

@@ -36,9 +36,9 @@ from app.stages.detector_session import DetectorSession
 from app.stages.registry import build_stages
 from app.window_actions import WindowActions, install_key_guard
 from app.workers import WorkerPool
-from models.annotations import AnnotationError, BoxObject
-from models.datasets import open_dataset
-from models.io import IMAGE_EXTENSIONS
+from models.data.annotations import AnnotationError, BoxObject
+from models.data.datasets import open_dataset
+from models.data.io import IMAGE_EXTENSIONS
 
 APP_TITLE = "R-CNN Explorer"
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
@@ -79,7 +79,7 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.file_list = FileListPanel(self.document, thumbnails)
         self.class_list = ClassListPanel()
         self.class_list.dialogs = self.dialogs
-        # The class list is the open dataset's (models.dataset_classes), never carried to the next one.
+        # The class list is the open dataset's (models.data.dataset_classes), never carried to the next one.
         self.dataset_classes = DatasetClassList(self.class_list, self.settings, self.pool, self._start_class, self)
         self.box_editor = BoxEditor(self.model)
         self.layers_panel = LayersPanel(self.canvas)
@@ -97,12 +97,19 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.stages = build_stages(self.canvas, self.detector_session, self)
         # Stage panels join the Selective Search tab group: one row of pipeline tabs, not a new dock row that
         # squeezes the file list. The first stage's (Model: load a detector) is raised.
-        stage_docks = [d for s in self.stages for d in s.docks()]
+        # Workspaces wider than a side panel (training, evaluation, dataset statistics) ask for the bottom
+        # area (Stage.dock_area) and share one tab row there.
+        stage_docks = [d for s in self.stages if s.dock_area == "left" for d in s.docks()]
         for dock in stage_docks:
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
             self.tabifyDockWidget(self.proposal_tools.docks()[0], dock)
         if stage_docks:
             stage_docks[0].raise_()
+        self.bottom_docks = [d for s in self.stages if s.dock_area == "bottom" for d in s.docks()]
+        for dock in self.bottom_docks:
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+            if dock is not self.bottom_docks[0]:
+                self.tabifyDockWidget(self.bottom_docks[0], dock)
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()
@@ -180,7 +187,7 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
     # --- opening --------------------------------------------------------------------------------------------
     def open_path(self, path: str | Path, image_dir: str | Path | None = None,
                   annotation_dir: str | Path | None = None) -> bool:
-        """Open anything ``models.datasets.open_dataset`` understands; False (with a message) when not."""
+        """Open anything ``models.data.datasets.open_dataset`` understands; False (with a message) when not."""
         try:
             source = open_dataset(path, image_dir, annotation_dir)
         except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:

@@ -3,7 +3,7 @@
 Why curves and not two numbers: recall@0.5 hides how tight the boxes are, and a figure at one box count hides
 what more boxes would buy. Drawn with pyqtgraph (the app's one plotting library): each run added becomes one
 curve in each plot with a legend entry, so a user who changes a setting and runs again sees what it bought.
-The points come from ``models.proposal_metrics.curve_points`` (plain lists), so the benchmark draws the same
+The points come from ``models.proposals.metrics.curve_points`` (plain lists), so the benchmark draws the same
 plots from its JSON without a dialog.
 """
 

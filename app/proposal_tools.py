@@ -33,13 +33,13 @@ from app.panels.proposals_panel import ProposalParams, ProposalsPanel
 from app.panels.superpixels_panel import SuperpixelParams, SuperpixelsPanel
 from app.workers import Cancelled as JobCancelled
 from app.workers import Job, LatestRunner, WorkerPool
-from models.datasets import DatasetSource
-from models.io import DecodedImage, resize_to_max_side
-from models.proposal_metrics import ImageProposalScore, iou_matrix, score_image
-from models.segmentation import Segmentation, felzenszwalb
-from models.segmentation import warm_up as warm_up_segmentation
-from models.selective_search import Cancelled, Proposals, selective_search
-from models.selective_search import warm_up as warm_up_selective_search
+from models.data.datasets import DatasetSource
+from models.data.io import DecodedImage, resize_to_max_side
+from models.proposals.metrics import ImageProposalScore, iou_matrix, score_image
+from models.proposals.segmentation import Segmentation, felzenszwalb
+from models.proposals.segmentation import warm_up as warm_up_segmentation
+from models.proposals.selective_search import Cancelled, Proposals, selective_search
+from models.proposals.selective_search import warm_up as warm_up_selective_search
 
 #: Milliseconds a parameter must stay unchanged before it is computed (spinbox typing, slider drags).
 DEBOUNCE_MS = 200

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.detectors.faster_rcnn import FasterRCNN  # noqa: E402
+from models.detection.detectors.faster_rcnn import FasterRCNN  # noqa: E402
 
 CLASSES = ["person", "cup", "chair", "bottle", "apple"]
 SETTINGS = dict(min_size=600, max_size=1000, box_score_threshold=0.0)

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.features import FeatureCache, cnn_codes, efficientnet_extractor, image_key, warp_crops  # noqa: E402
-from models.linear_classifier import balanced_accuracy, fit_softmax  # noqa: E402
+from models.detection.features import FeatureCache, cnn_codes, efficientnet_extractor, image_key, warp_crops  # noqa: E402
+from models.detection.linear_classifier import balanced_accuracy, fit_softmax  # noqa: E402
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
@@ -40,8 +40,8 @@ def load_boxes(data: Path, n_classes: int = 5,
                min_side: float = 1.0) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The ``n_classes`` most frequent classes and, per image, (pixels, boxes [N,4], labels [N]) of them
     (boxes with a shorter side under ``min_side`` pixels left out; the classes are counted before that)."""
-    from models.datasets import open_dataset
-    from models.io import read_image
+    from models.data.datasets import open_dataset
+    from models.data.io import read_image
 
     json_path = data / "annotations" / "instances_val2017.json"
     source = open_dataset(json_path if json_path.is_file() else data)

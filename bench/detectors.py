@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.detectors.base import to_tensor  # noqa: E402
-from models.detectors.faster_rcnn import FasterRCNN  # noqa: E402
+from models.detection.detectors.base import to_tensor  # noqa: E402
+from models.detection.detectors.faster_rcnn import FasterRCNN  # noqa: E402
 
 SETTINGS = dict(min_size=600, max_size=1000, anchor_sizes=(128, 256, 512), anchor_ratios=(0.5, 1.0, 2.0),
                 rpn_pre_nms_test=6000, rpn_post_nms_test=300, rpn_nms=0.7, box_score_threshold=0.05,
@@ -35,14 +35,14 @@ SETTINGS = dict(min_size=600, max_size=1000, anchor_sizes=(128, 256, 512), ancho
 
 
 def _images(n: int, data: Path | None) -> list[np.ndarray]:
-    from models.datasets import scan_images
-    from models.io import read_image
+    from models.data.datasets import scan_images
+    from models.data.io import read_image
 
     folder = data or (ROOT.parent / "shared" / "data" / "coco_tiny")
     paths = scan_images(folder) if folder.is_dir() else []
     if paths:
         return [read_image(p).pixels for p in paths[:n]]
-    from models.synthetic import draw_image
+    from models.data.synthetic import draw_image
 
     return [draw_image(0, i).pixels for i in range(n)]
 

@@ -114,7 +114,7 @@ def detections_300(canvas, rng) -> str:  # noqa: ANN001
 def make_canvas():  # noqa: ANN201
     from app.annotation_model import AnnotationModel
     from app.canvas import Canvas
-    from models.io import read_image
+    from models.data.io import read_image
 
     model = AnnotationModel()
     canvas = Canvas(model)
@@ -172,7 +172,7 @@ def run_paint(frames: int, only: list[str] | None = None) -> None:
 
 
 def make_folder(n: int, seed: int = 5) -> Path:
-    from models.synthetic import write_synthetic
+    from models.data.synthetic import write_synthetic
 
     out = Path(tempfile.mkdtemp(prefix="bench_gui_")) / "set"
     write_synthetic(out, n, seed)

@@ -38,8 +38,8 @@ from app.canvas import Canvas  # noqa: E402
 from app.layers.anchors import MODE_BOXES, MODE_DOTS, AnchorLayer  # noqa: E402
 from app.layers.box_groups import BoxGroup, BoxGroupsLayer  # noqa: E402
 from app.layers.heatmap import HeatmapLayer  # noqa: E402
-from models.anchor_labels import AnchorSpec, label_anchor_grid  # noqa: E402
-from models.io import DecodedImage  # noqa: E402
+from models.data.io import DecodedImage  # noqa: E402
+from models.detection.anchor_labels import AnchorSpec, label_anchor_grid  # noqa: E402
 
 W, H = 800, 600
 GT = np.array([[60, 80, 260, 300], [300, 100, 380, 180], [420, 250, 700, 560], [100, 400, 160, 470],

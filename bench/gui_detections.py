@@ -76,9 +76,9 @@ def detections_paint_ms(n: int = 300, size: tuple[int, int] = (1000, 800), frame
     from app.canvas import Canvas
     from app.stages.detections import DetectionsStage
     from app.stages.detector_session import DetectorSession
-    from models.annotations import Annotation, BoxObject
-    from models.detectors.base import Detections
-    from models.io import DecodedImage
+    from models.data.annotations import Annotation, BoxObject
+    from models.data.io import DecodedImage
+    from models.detection.detectors.base import Detections
 
     app = QApplication.instance() or QApplication([])
     w, h = size

@@ -96,7 +96,7 @@ def click_to_drawn_ms(canvas, stage, scene_x: float, scene_y: float, timeout_s: 
 def _tiny_model(pooling: str):  # noqa: ANN202
     import torch
 
-    from models.detectors import build_detector
+    from models.detection.detectors import build_detector
 
     torch.manual_seed(0)
     return build_detector("faster-rcnn", ["circle", "square", "triangle"], backbone="small", small_width=16,
@@ -105,7 +105,7 @@ def _tiny_model(pooling: str):  # noqa: ANN202
 
 def _image(path: str | None) -> np.ndarray:
     if path:
-        from models.io import read_image
+        from models.data.io import read_image
 
         return read_image(path).pixels
     rng = np.random.default_rng(0)
@@ -134,11 +134,11 @@ def main() -> None:
     from app.canvas import Canvas
     from app.stages.detector_session import DetectorSession
     from app.stages.roi_grid.stage import RoiGridStage
-    from models.io import DecodedImage
+    from models.data.io import DecodedImage
 
     torch.set_num_threads(1)
     if args.model:
-        from models.checkpoints import load_detector
+        from models.detection.checkpoints import load_detector
 
         model = load_detector(args.model, "cpu")
     else:

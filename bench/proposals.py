@@ -77,7 +77,7 @@ def boundary_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """(precision, recall) of a's region boundaries against b's, within one pixel."""
     from scipy import ndimage as ndi
 
-    from models.segmentation import boundary_mask
+    from models.proposals.segmentation import boundary_mask
 
     ba, bb = boundary_mask(a), boundary_mask(b)
     da, db = ndi.binary_dilation(ba), ndi.binary_dilation(bb)
@@ -86,8 +86,8 @@ def boundary_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 def load_images(data: Path, max_side: int, limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, RGB resized, GT boxes resized with crowd/difficult removed) for each readable image."""
-    from models.datasets import open_dataset
-    from models.io import ImageError, read_image, resize_to_max_side
+    from models.data.datasets import open_dataset
+    from models.data.io import ImageError, read_image, resize_to_max_side
 
     ds = open_dataset(data)
     out = []
@@ -106,7 +106,7 @@ def load_images(data: Path, max_side: int, limit: int | None) -> list[tuple[str,
 
 
 def _row(name: str, secs: list[float], counts: list[int], scores: list, budgets=None) -> dict:
-    from models.proposal_metrics import DEFAULT_BUDGETS, curve_points, summarize
+    from models.proposals.metrics import DEFAULT_BUDGETS, curve_points, summarize
 
     summ = summarize(scores, budgets=DEFAULT_BUDGETS if budgets is None else budgets)
     return {"name": name, "s": statistics.median(secs) if secs else float("nan"),
@@ -127,8 +127,8 @@ def _print_rows(rows: list[dict]) -> None:
 def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = None,
               tops: tuple[int, ...] = (500, 1000, 1400)) -> None:
     """Our mode for each k set: all boxes, then the best-ranked ``tops`` (the recall-for-boxes trade)."""
-    from models.proposal_metrics import score_image
-    from models.selective_search import selective_search
+    from models.proposals.metrics import score_image
+    from models.proposals.selective_search import selective_search
 
     rows = []
     for ks_text in sweep.split(";"):
@@ -150,8 +150,8 @@ def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = N
 
 def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have_cv: bool) -> list[dict]:
     """Our ``mode`` beside OpenCV's same-named mode on ``images``, interleaved; rows for the table and curves."""
-    from models.proposal_metrics import CURVE_BUDGETS, score_image
-    from models.selective_search import NEAR_DUPLICATE_IOU, selective_search
+    from models.proposals.metrics import CURVE_BUDGETS, score_image
+    from models.proposals.selective_search import NEAR_DUPLICATE_IOU, selective_search
 
     nd = NEAR_DUPLICATE_IOU if near_duplicate_iou is None else near_duplicate_iou
     ours_s, ours_n, ours_sc, ours_eq, cv_s, cv_n, cv_sc, ratios = [], [], [], [], [], [], [], []
@@ -236,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if not data.exists():
             print(f"{data}: not found (coco_tiny lives in ../shared/data)", file=sys.stderr)
             return 2
-    from models.segmentation import felzenszwalb, reference_felzenszwalb
-    from models.selective_search import warm_up
+    from models.proposals.segmentation import felzenszwalb, reference_felzenszwalb
+    from models.proposals.selective_search import warm_up
 
     print(f"numba warm-up (compile or cache load, not in the figures): {warm_up():.2f} s")
     print(f"python {sys.executable}; OpenCV {cv2.__version__}, threads {cv2.getNumThreads()}; "

@@ -1,4 +1,4 @@
-"""models.anchor_labels and models.rpn_views: the result objects the anchor, RPN and regression stages draw."""
+"""models.detection.anchor_labels and models.detection.rpn_views: the result objects the anchor, RPN and regression stages draw."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 import torch
 from torchvision.ops import nms as tv_nms
 
-from models.anchor_labels import (
+from models.boxes import RPN_STDS, box_iou, decode
+from models.detection.anchor_labels import (
     CROSS_BOUNDARY,
     AnchorSpec,
     feature_size_for,
@@ -15,10 +16,15 @@ from models.anchor_labels import (
     label_anchor_grid,
     parse_numbers,
 )
-from models.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, label_anchors
-from models.boxes import RPN_STDS, box_iou, decode
-from models.detectors.base import Detector
-from models.rpn_views import anchor_regression, objectness_grid, roi_at, roi_regression, select_proposals
+from models.detection.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, label_anchors
+from models.detection.detectors.base import Detector
+from models.detection.rpn_views import (
+    anchor_regression,
+    objectness_grid,
+    roi_at,
+    roi_regression,
+    select_proposals,
+)
 
 GT = np.array([[40.0, 50.0, 180.0, 170.0], [300.0, 20.0, 330.0, 60.0]], np.float32)
 

@@ -5,7 +5,8 @@ import math
 import torch
 from torchvision.models.detection._utils import BalancedPositiveNegativeSampler, BoxCoder, Matcher
 
-from models.anchors import (
+from models.boxes import HEAD_STDS, RPN_STDS, box_iou, encode
+from models.detection.anchors import (
     AnchorGenerator,
     base_anchors,
     grid_anchors,
@@ -14,9 +15,8 @@ from models.anchors import (
     sample_balanced,
     sample_round_robin,
 )
-from models.boxes import HEAD_STDS, RPN_STDS, box_iou, encode
-from models.detectors.roi_heads import RoIHeads
-from models.detectors.rpn import RegionProposalNetwork
+from models.detection.detectors.roi_heads import RoIHeads
+from models.detection.detectors.rpn import RegionProposalNetwork
 
 
 def test_base_anchor_sizes_and_ratios() -> None:

@@ -11,12 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.annotations import Annotation, AnnotationError, BoxObject, atomic_write_text, read_voc, write_voc
-from models.annotations.coco import coco_from_annotations, read_coco, write_coco
-from models.annotations.orientation import fit_to_orientation, map_box
-from models.annotations.voc import parse_voc
-from models.annotations.yolo import parse_yolo, read_class_file, yolo_text
-from models.io import apply_orientation
+from models.data.annotations import (
+    Annotation,
+    AnnotationError,
+    BoxObject,
+    atomic_write_text,
+    read_voc,
+    write_voc,
+)
+from models.data.annotations.coco import coco_from_annotations, read_coco, write_coco
+from models.data.annotations.orientation import fit_to_orientation, map_box
+from models.data.annotations.voc import parse_voc
+from models.data.annotations.yolo import parse_yolo, read_class_file, yolo_text
+from models.data.io import apply_orientation
 
 VOC_SAMPLE = b"""<annotation verified="yes">
   <filename>dog.jpg</filename>
@@ -174,10 +181,10 @@ objects = st.lists(st.builds(BoxObject, st.sampled_from(["cat", "dog", "car"]), 
 def test_random_boxes_survive_voc_coco_yolo_round_trip(objs: list[BoxObject]) -> None:
     classes = ["cat", "dog", "car"]
     ann = Annotation("img.jpg", 640, 480, 3, objs)
-    voc = parse_voc(__import__("models.annotations.voc", fromlist=["voc_bytes"]).voc_bytes(ann))
+    voc = parse_voc(__import__("models.data.annotations.voc", fromlist=["voc_bytes"]).voc_bytes(ann))
     assert [(o.name, o.box, o.difficult) for o in voc.objects] == [(o.name, o.box, o.difficult) for o in objs]
     ds = coco_from_annotations([("img.jpg", voc)], classes)
-    from models.annotations.coco import coco_document, parse_coco
+    from models.data.annotations.coco import coco_document, parse_coco
 
     coco = parse_coco(coco_document(ds)).annotations[1]
     assert [(o.name, o.box) for o in coco.objects] == [(o.name, o.box) for o in objs]

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from models.annotations import Annotation, BoxObject, write_voc
-from models.annotations.atomic import atomic_write, atomic_write_bytes, atomic_write_text, current_umask
-from models.annotations.coco import coco_from_annotations, write_coco
-from models.annotations.yolo import write_class_file, write_yolo
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.annotations.atomic import atomic_write, atomic_write_bytes, atomic_write_text, current_umask
+from models.data.annotations.coco import coco_from_annotations, write_coco
+from models.data.annotations.yolo import write_class_file, write_yolo
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.backbones import (
+from models.detection.backbones import (
     Backbone,
     BackboneInfo,
     BackboneWeightsError,
@@ -16,8 +16,8 @@ from models.backbones import (
     register_backbone,
     small_cnn,
 )
-from models.checkpoints import load_detector, save_checkpoint
-from models.detectors import build_detector
+from models.detection.checkpoints import load_detector, save_checkpoint
+from models.detection.detectors import build_detector
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -147,8 +147,7 @@ def test_registry_lists_every_backbone_with_what_it_was_pretrained_on() -> None:
 
 
 def test_a_registered_backbone_is_built_by_name_and_unknown_names_or_options_are_clear(monkeypatch) -> None:
-    from models import backbones
-
+    from models.detection import backbones
     monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
     register_backbone("tiny", lambda weights, pretrained_layout, channels=4: Backbone(
         torch.nn.Conv2d(3, channels, 3, 16, 1), channels, 16, "tiny"), lambda: BackboneInfo(
@@ -231,7 +230,7 @@ def test_missing_weights_package_is_a_clear_backbone_error(monkeypatch) -> None:
 
 @needs_lite0
 def test_efficientnet_loads_a_users_copy_and_refuses_a_foreign_file(tmp_path) -> None:
-    from models.efficientnet import weights_path
+    from models.detection.efficientnet import weights_path
 
     copy = tmp_path / "lite0.pth"
     copy.write_bytes(weights_path().read_bytes())
@@ -246,8 +245,7 @@ def test_efficientnet_loads_a_users_copy_and_refuses_a_foreign_file(tmp_path) ->
 def test_faster_rcnn_on_efficientnet_trains_and_round_trips_without_rereading_the_weights(
         tmp_path, monkeypatch) -> None:
     """Stride 8 here (the option must survive the checkpoint); stride 16 is the CLI training test's."""
-    from models import efficientnet
-
+    from models.detection import efficientnet
     stride = 8
     torch.manual_seed(0)
     m = build_detector("faster-rcnn", CLASSES, backbone="efficientnet_lite0", backbone_options={"stride": stride},

@@ -7,7 +7,7 @@ from PySide6.QtGui import QUndoStack
 
 from app.annotation_model import AnnotationModel
 from app.panels.box_editor import BoxEditor
-from models.annotations import Annotation, BoxObject
+from models.data.annotations import Annotation, BoxObject
 
 
 def make_editor(qtbot, objects):

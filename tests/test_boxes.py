@@ -81,9 +81,9 @@ def test_numpy_iou_matches_torch_and_handles_degenerate_boxes() -> None:
 
 def test_one_numpy_iou_is_shared() -> None:
     """Evaluation, proposal metrics and the synthetic generator use the same function, not copies."""
-    import models.evaluation as evaluation
-    import models.proposal_metrics as proposal_metrics
-    import models.synthetic as synthetic
+    import models.data.synthetic as synthetic
+    import models.detection.evaluation as evaluation
+    import models.proposals.metrics as proposal_metrics
     from models.boxes_numpy import box_iou_numpy
 
     assert evaluation.iou_matrix is box_iou_numpy

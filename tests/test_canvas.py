@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QApplication
 from app.annotation_model import AnnotationModel
 from app.canvas import CREATE_MODE, EDIT_MODE, Canvas
 from app.layers.base import BoxArrayLayer, paint_boxes
-from models.annotations import Annotation, BoxObject
-from models.io import DecodedImage
+from models.data.annotations import Annotation, BoxObject
+from models.data.io import DecodedImage
 from tests.conftest import SHARED_DATA
 
 W, H = 400, 300
@@ -263,7 +263,7 @@ def _coco_image() -> str | None:
 
 @pytest.mark.skipif(_coco_image() is None, reason="shared coco_tiny data not present")
 def test_screenshot_real_image_with_selection(qtbot):
-    from models.io import read_image
+    from models.data.io import read_image
 
     image = read_image(_coco_image())
     w, h = image.width, image.height

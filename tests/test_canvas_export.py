@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 
 from app.canvas_export import CanvasExport, export_png
-from models.annotations import Annotation, BoxObject, write_voc
+from models.data.annotations import Annotation, BoxObject, write_voc
 from tests.test_main_window import H, W, make_window, settings, write_image  # noqa: F401 - settings is a fixture
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoints import CheckpointError, load_checkpoint, load_detector, save_checkpoint
-from models.detectors import build_detector
+from models.detection.checkpoints import CheckpointError, load_checkpoint, load_detector, save_checkpoint
+from models.detection.detectors import build_detector
 
 CLASSES = ["circle", "square", "triangle"]
 TINY = dict(small_width=8, anchor_sizes=(16, 32, 64), representation_size=32, min_size=96, max_size=128)

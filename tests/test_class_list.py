@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.panels.class_list import ClassListPanel
-from models.annotations import AnnotationError
+from models.data.annotations import AnnotationError
 
 
 @pytest.fixture

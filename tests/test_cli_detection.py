@@ -17,9 +17,9 @@ import pytest
 
 from app.cli import detection
 from app.cli import main as cli_main
-from models.annotations.coco import coco_from_annotations, write_coco
-from models.datasets import open_dataset
-from models.synthetic import SynthParams, write_synthetic
+from models.data.annotations.coco import coco_from_annotations, write_coco
+from models.data.datasets import open_dataset
+from models.data.synthetic import SynthParams, write_synthetic
 from tests.conftest import SHARED_DATA
 
 CLASSES = ["circle", "square", "triangle"]
@@ -240,8 +240,8 @@ def test_detect_reports_displayed_size_of_exif_rotated_images(tmp_path: Path, mo
 
 def test_real_checkpoint_detect_and_evaluate(synth: Path, tmp_path: Path, capsys) -> None:
     """An untrained tiny Faster R-CNN through the real checkpoint loader: the plumbing, not the score."""
-    from models.checkpoints import save_checkpoint
-    from models.detectors import build_detector
+    from models.detection.checkpoints import save_checkpoint
+    from models.detection.detectors import build_detector
 
     model = build_detector("faster-rcnn", CLASSES, backbone="small", small_width=8, min_size=96, max_size=128,
                            representation_size=32, anchor_sizes=(32, 64, 128), rpn_pre_nms_test=200,

@@ -9,8 +9,8 @@ from PIL import Image
 
 from app.cli import main
 from app.cli.gui import SAMPLES, build_parser, create_window, prepare_samples, run
-from models.annotations import read_voc
-from models.datasets import open_dataset
+from models.data.annotations import read_voc
+from models.data.datasets import open_dataset
 from tests.test_main_window import write_image
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from models.annotations import Annotation, BoxObject, write_voc
-from models.annotations.coco import coco_from_annotations, write_coco
-from models.proposal_metrics import iou_matrix
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.annotations.coco import coco_from_annotations, write_coco
+from models.proposals.metrics import iou_matrix
 
 BOX = (20, 15, 55, 40)  # x1, y1, x2, y2 (exclusive) of the red rectangle
 

@@ -5,15 +5,15 @@ import json
 import pytest
 import torch
 
-from models.checkpoints import save_checkpoint
-from models.detectors import build_detector
+from models.detection.checkpoints import save_checkpoint
+from models.detection.detectors import build_detector
 
 CLASSES = ["circle", "square", "triangle"]
 
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2,
                          min_object_size=30, max_object_size=60, photo_fraction=0.0, close_colour_fraction=0.0,

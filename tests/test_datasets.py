@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.annotations import Annotation, AnnotationError, BoxObject
-from models.datasets import natural_key, open_dataset
+from models.data.annotations import Annotation, AnnotationError, BoxObject
+from models.data.datasets import natural_key, open_dataset
 from tests.conftest import SHARED_DATA
 
 
@@ -147,6 +147,6 @@ def test_annotation_folder_mirrors_subfolders(tmp_path: Path) -> None:
 
 
 def read_names(path: Path) -> list[str]:
-    from models.annotations import read_voc
+    from models.data.annotations import read_voc
 
     return [o.name for o in read_voc(path).objects]

@@ -24,8 +24,8 @@ def _worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
                        "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world)})
     import torch.distributed as dist
 
-    from models.detectors import build_detector
-    from models.training import TrainConfig, train
+    from models.detection.detectors import build_detector
+    from models.detection.training import TrainConfig, train
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -59,7 +59,7 @@ def _worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
                          max_object_size=56, photo_fraction=0.0, image_format="png")
@@ -75,7 +75,7 @@ def test_two_cpu_processes_agree_after_a_step(tiny_set, tmp_path) -> None:
     r1 = torch.load(tmp_path / "train1.pt", weights_only=True)
     assert r0["status"] == r1["status"] == "completed"
     assert r0["events"] > 0 and r1["events"] == 0  # only rank 0 reports
-    from models.checkpoints import load_checkpoint
+    from models.detection.checkpoints import load_checkpoint
 
     payload = load_checkpoint(tmp_path / "ddp.pt")
     assert payload["epoch"] == 1 and not any(k.startswith("module.") for k in payload["state_dict"])

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.datasets import open_dataset
-from models.detection_files import load_detections
+from models.data.datasets import open_dataset
+from models.detection.result_files import load_detections
 
 
 def _images(folder, names):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from models.detection_matching import (
+from models.detection.evaluation import evaluate_detections
+from models.detection.matching import (
     BACKGROUND,
     DUPLICATE,
     IGNORED,
@@ -13,7 +14,6 @@ from models.detection_matching import (
     match_detections,
     suggest_boxes,
 )
-from models.evaluation import evaluate_detections
 
 GT = np.array([[10, 10, 50, 50], [100, 100, 160, 140], [200, 10, 240, 60]], np.float32)
 GT_NAMES = ["cat", "dog", "cat"]

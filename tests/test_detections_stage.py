@@ -16,9 +16,9 @@ from app.stages.detections import DetectionsStage
 from app.stages.detections.panel import COLOR_BY_OUTCOME
 from app.stages.nms import NmsStage
 from app.stages.suggestions import SuggestionsStage
-from models.annotations import Annotation, BoxObject, write_voc
-from models.detection_matching import BACKGROUND, DUPLICATE, LOCALISATION, OUTCOMES, TP, WRONG_CLASS
-from models.detectors.base import Detections
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.detection.detectors.base import Detections
+from models.detection.matching import BACKGROUND, DUPLICATE, LOCALISATION, OUTCOMES, TP, WRONG_CLASS
 from tests.test_canvas import press, release, to_view
 from tests.test_main_window import key, make_window, settings, write_image  # noqa: F401  (fixture)
 from tests.test_nms_stage import stage_of

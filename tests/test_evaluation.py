@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.evaluation import (
+from models.detection.evaluation import (
     ImageDetections,
     ImageGroundTruth,
     coco_results,
@@ -180,7 +180,7 @@ def test_to_dict_and_detection_file_formats(tmp_path: Path) -> None:
 
 
 def test_detect_image_maps_reduced_pixels_back_and_names_labels() -> None:
-    from models.evaluation import detect_image
+    from models.detection.evaluation import detect_image
 
     class Det:
         boxes = np.array([[1, 2, 3, 4]], np.float32)

@@ -1,4 +1,4 @@
-"""Whole-dataset export/import and class rename (models.export): round trips lose nothing a format carries."""
+"""Whole-dataset export/import and class rename (models.data.export): round trips lose nothing a format carries."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.annotations import Annotation, BoxObject, read_voc, write_voc
-from models.annotations.yolo import read_class_file
-from models.datasets import open_dataset
-from models.export import ConversionCancelled, export_dataset, import_annotations, read_all, rename_class
+from models.data.annotations import Annotation, BoxObject, read_voc, write_voc
+from models.data.annotations.yolo import read_class_file
+from models.data.datasets import open_dataset
+from models.data.export import ConversionCancelled, export_dataset, import_annotations, read_all, rename_class
 
 W, H = 64, 48
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.detectors import build_detector, rebuild_detector
-from models.detectors.fast_rcnn import FastRCNN, FastRCNNTrace
-from models.proposal_cache import ProposalCache
+from models.detection.detectors import build_detector, rebuild_detector
+from models.detection.detectors.fast_rcnn import FastRCNN, FastRCNNTrace
+from models.proposals.cache import ProposalCache
 
 CLASSES = ["circle", "square", "triangle"]
 TINY = dict(small_width=8, representation_size=64, min_size=128, max_size=160, proposals_train=300,
@@ -25,7 +25,7 @@ def _tiny_model(seed: int = 0, cache_root=None, **kw) -> FastRCNN:
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=128, max_image_size=160, min_objects=1, max_objects=2,
                          min_object_size=40, max_object_size=80, photo_fraction=0.0, close_colour_fraction=0.0,
@@ -88,7 +88,7 @@ def test_predict_and_trace_use_cached_proposals_in_original_pixels(tmp_path) -> 
 
 
 def test_dataset_carries_proposals_through_flips(tiny_set, tmp_path) -> None:
-    from models.training_data import DetectionDataset, attach_proposals
+    from models.data.training_data import DetectionDataset, attach_proposals
 
     m = _tiny_model()
     ds = DetectionDataset(tiny_set, tiny_set.splits["train"][:2], CLASSES, min_size=128, max_size=160, flip_prob=1.0)
@@ -113,9 +113,9 @@ def test_overfits_a_few_synthetic_images(tiny_set, tmp_path) -> None:
 
 
 def _overfit(tiny_set, tmp_path) -> None:
-    from models.evaluation import evaluate_detections
-    from models.io import read_image
-    from models.training_data import DetectionDataset, attach_proposals, collate
+    from models.data.io import read_image
+    from models.data.training_data import DetectionDataset, attach_proposals, collate
+    from models.detection.evaluation import evaluate_detections
 
     ds = DetectionDataset(tiny_set, tiny_set.splits["train"], CLASSES, min_size=128, max_size=160)
     m = _tiny_model(seed=1, cache_root=tmp_path, pooling="align").train()
@@ -146,7 +146,7 @@ def test_train_detect_evaluate_commands(tiny_set, tmp_path, capsys) -> None:
     import json
 
     from app.cli import main
-    from models.checkpoints import load_checkpoint
+    from models.detection.checkpoints import load_checkpoint
 
     out, cache = tmp_path / "fast.pt", tmp_path / "cache"
     code = main(["train", "--generation", "fast-rcnn", "--data", str(tiny_set), "--out", str(out),

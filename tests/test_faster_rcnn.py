@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.detectors import build_detector
-from models.detectors.base import Detections, Detector
-from models.detectors.faster_rcnn import FasterRCNN, FasterRCNNTrace
+from models.detection.detectors import build_detector
+from models.detection.detectors.base import Detections, Detector
+from models.detection.detectors.faster_rcnn import FasterRCNN, FasterRCNNTrace
 
 CLASSES = ["circle", "square", "triangle"]
 TINY = dict(small_width=8, anchor_sizes=(16, 32, 64), representation_size=64, min_size=128, max_size=160,
@@ -21,7 +21,7 @@ def _tiny_model(seed: int = 0, **kw) -> FasterRCNN:
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
     """A few small drawn images (D2's generator at small sizes, noise backgrounds, no low-contrast shapes)."""
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=128, max_image_size=160, min_objects=1, max_objects=2,
                          min_object_size=40, max_object_size=80, photo_fraction=0.0, close_colour_fraction=0.0,
@@ -173,9 +173,9 @@ def test_overfits_a_few_synthetic_images(tiny_set) -> None:
     """
     import math
 
-    from models.evaluation import evaluate_detections
-    from models.io import read_image
-    from models.training_data import DetectionDataset, collate
+    from models.data.io import read_image
+    from models.data.training_data import DetectionDataset, collate
+    from models.detection.evaluation import evaluate_detections
 
     idx = tiny_set.splits["train"]
     ds = DetectionDataset(tiny_set, idx, CLASSES, min_size=128, max_size=160)

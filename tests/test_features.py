@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.features import (
+from models.detection.features import (
     CnnCodeExtractor,
     FeatureCache,
     cache_dir,
@@ -19,7 +19,7 @@ from models.features import (
     image_key,
     warp_crops,
 )
-from models.linear_classifier import balanced_accuracy, fit_softmax
+from models.detection.linear_classifier import balanced_accuracy, fit_softmax
 
 
 class CountingNet(nn.Module):
@@ -166,7 +166,7 @@ def test_efficientnet_codes_are_1280_wide_and_tell_a_cat_from_a_cup(tmp_path) ->
     """Codes of real objects: crops of the same kind lie closer to each other than to the other kind."""
     from skimage import data
 
-    from models.features import efficientnet_extractor
+    from models.detection.features import efficientnet_extractor
 
     ex = efficientnet_extractor(context=16, input_size=160)
     cat, coffee = data.chelsea(), data.coffee()

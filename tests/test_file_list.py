@@ -8,8 +8,8 @@ from app.annotation_model import AnnotationModel
 from app.document import Document
 from app.panels.file_list import FileListPanel
 from app.settings import Settings
-from models.annotations import Annotation, BoxObject, write_voc
-from models.datasets import open_dataset
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.datasets import open_dataset
 from tests.test_main_window import H, W, write_image
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from app.stages.nms.controller import NmsStage
-from models.checkpoints import save_checkpoint
-from models.detectors import build_detector
+from models.detection.checkpoints import save_checkpoint
+from models.detection.detectors import build_detector
 from tests.test_main_window import make_window, settings  # noqa: F401 - settings is a fixture
 from tests.test_model_stage import load, model_stage, shapes_folder
 

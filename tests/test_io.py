@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from models.io import ImageError, read_image, read_image_info, resize_to_max_side
+from models.data.io import ImageError, read_image, read_image_info, resize_to_max_side
 
 
 def _pattern(h: int = 30, w: int = 50) -> np.ndarray:
@@ -141,7 +141,7 @@ def test_png_with_trailing_bytes_opens_and_cut_png_is_refused(tmp_path: Path) ->
 
 
 def test_one_pixel_cap_covers_opencv_and_the_pillow_fallback(tmp_path: Path, monkeypatch) -> None:
-    import models.io as mio
+    import models.data.io as mio
 
     path = tmp_path / "big.png"
     cv2.imwrite(str(path), _pattern(60, 80))

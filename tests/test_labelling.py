@@ -10,7 +10,7 @@ from app.annotation_model import AnnotationModel
 from app.canvas import CREATE_MODE, EDIT_MODE
 from app.commands import NudgeCommand, apply
 from app.layers.ground_truth import HANDLE_BR, HANDLE_L, HANDLE_TL, handle_points
-from models.annotations import Annotation, BoxObject
+from models.data.annotations import Annotation, BoxObject
 from tests.test_canvas import H, W, drag, drag_image, make_canvas, move, press, release, to_scene, to_view
 
 

@@ -15,9 +15,9 @@ from PySide6.QtGui import QColor, QImage
 from app.layers.base import place_labels
 from app.layers.palette import PALETTE, class_color, contrast_ratio, set_class_order, text_color_for
 from app.main_window import MainWindow
-from models.annotations import Annotation, BoxObject, write_voc
-from models.dataset_classes import dataset_classes, save_classes
-from models.datasets import open_dataset
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.dataset_classes import dataset_classes, save_classes
+from models.data.datasets import open_dataset
 from tests.test_canvas import drag_image, to_view
 from tests.test_main_window import H, W, key, make_window, settings, write_image  # noqa: F401  (fixture)
 

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt
 
 from app.layers.base import BoxArrayLayer
 from app.panels.layers_panel import LayersPanel
-from models.annotations import BoxObject
+from models.data.annotations import BoxObject
 from tests.test_canvas import make_canvas, to_view
 
 

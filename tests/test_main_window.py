@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication
 from app.canvas import CREATE_MODE, EDIT_MODE
 from app.main_window import MainWindow
 from app.settings import Settings
-from models.annotations import Annotation, BoxObject, read_voc, write_voc
+from models.data.annotations import Annotation, BoxObject, read_voc, write_voc
 from tests.test_canvas import drag_image
 
 W, H = 320, 240
@@ -209,7 +209,7 @@ def test_read_only_folder_keeps_edits_and_saves_to_another_folder(qtbot, window,
 
 def test_save_failure_keeps_edits_and_saves_to_another_folder(qtbot, window, folder, tmp_path, monkeypatch):
     """The read-only case, simulated so it also runs as root: the store's write raises PermissionError."""
-    import models.datasets as datasets
+    import models.data.datasets as datasets
 
     real = datasets.write_voc
 
@@ -319,7 +319,7 @@ def test_export_from_the_window_includes_unsaved_edits(qtbot, window, folder, tm
     with qtbot.waitSignal(window.jobFinished, timeout=20000) as sig:
         window.export_to("coco", out)
     assert sig.args[2] == "" and sig.args[1].images == 4
-    from models.datasets import open_dataset
+    from models.data.datasets import open_dataset
 
     ds = open_dataset(out)
     assert ds.kind == "coco" and len(ds.entries) == 4
@@ -499,8 +499,8 @@ def test_real_overwrite_question_dialog(qtbot, settings, folder):
 
 
 def test_import_coco_json_from_the_window(qtbot, window, folder, tmp_path):
-    from models.datasets import open_dataset
-    from models.export import export_dataset
+    from models.data.datasets import open_dataset
+    from models.data.export import export_dataset
 
     write_voc(Annotation("img2.png", W, H, 3, [BoxObject("cat", (3, 3, 33, 33))]), folder / "img2.xml")
     export_dataset(open_dataset(folder), "coco", tmp_path / "c")
@@ -558,8 +558,8 @@ def test_rename_follows_unsaved_edits_in_memory_without_false_conflicts(qtbot, w
 
 @pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
 def test_label_a_dataset_in_each_format_and_find_the_box_on_disk(qtbot, window, folder, tmp_path, fmt):
-    from models.datasets import open_dataset
-    from models.export import export_dataset
+    from models.data.datasets import open_dataset
+    from models.data.export import export_dataset
 
     write_voc(Annotation("img1.png", W, H, 3, [BoxObject("cat", (1, 1, 20, 20))]), folder / "img1.xml")
     export_dataset(open_dataset(folder), fmt, tmp_path / fmt)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.main_window import MainWindow
-from models.annotations import Annotation, BoxObject, write_voc
+from models.data.annotations import Annotation, BoxObject, write_voc
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401  (fixture)
 
 

@@ -13,7 +13,7 @@ from app.stages.anchors.controller import AnchorsStage
 from app.stages.detections import DetectionsStage
 from app.stages.model import ModelStage
 from app.stages.roi_grid.stage import RoiGridStage
-from models.annotations import read_voc
+from models.data.annotations import read_voc
 from resources.models import SHIPPED_MODEL
 
 

@@ -17,10 +17,10 @@ from app.cli.gui import SAMPLES
 from app.stages.detections import DetectionsStage
 from app.stages.model import ModelStage
 from app.stages.model.controller import default_model_path
-from models.checkpoints import save_checkpoint
-from models.detectors import build_detector
-from models.evaluation import load_detection_file
-from models.proposal_metrics import iou_matrix
+from models.detection.checkpoints import save_checkpoint
+from models.detection.detectors import build_detector
+from models.detection.evaluation import load_detection_file
+from models.proposals.metrics import iou_matrix
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
 
 CLASSES = ["circle", "square", "triangle"]
@@ -155,7 +155,7 @@ def test_a_photo_with_other_classes_gets_the_note_not_boxes(qtbot, window, tmp_p
 
 
 def test_class_mapping_renames_what_the_detections_are_called(qtbot, window, tmp_path, tiny_checkpoint):
-    from models.annotations import Annotation, BoxObject, write_voc
+    from models.data.annotations import Annotation, BoxObject, write_voc
 
     folder = tmp_path / "pets"
     write_image(folder / "a.png")

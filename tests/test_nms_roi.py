@@ -7,8 +7,8 @@ from torchvision.ops import box_iou
 from torchvision.ops import nms as tv_nms
 from torchvision.ops import roi_align as tv_roi_align
 
-from models.nms import nms_trace
-from models.roi import roi_align, roi_bins, roi_pool
+from models.detection.nms import nms_trace
+from models.detection.roi import roi_align, roi_bins, roi_pool
 
 
 def _boxes(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

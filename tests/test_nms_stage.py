@@ -13,9 +13,9 @@ from app.main_window import MainWindow
 from app.stages.nms import NmsStage
 from app.stages.nms.controller import CURRENT, KEPT, KIND, SUPPRESSED, SUPPRESSOR, VICTIM
 from app.stages.scene_boxes import FROM_FILE, FROM_MODEL
-from models.detectors import build_detector
-from models.detectors.base import Detections
-from models.nms import nms_trace
+from models.detection.detectors import build_detector
+from models.detection.detectors.base import Detections
+from models.detection.nms import nms_trace
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401  (fixture)
 
 CLASSES = ["circle", "square", "triangle"]

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from models.proposal_cache import ProposalCache, ProposalParams, cache_dir, proposal_key
+from models.proposals.cache import ProposalCache, ProposalParams, cache_dir, proposal_key
 
 
 def _image(seed: int = 0) -> np.ndarray:
@@ -95,7 +95,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
 
 
 def test_key_follows_the_library_defaults(monkeypatch) -> None:
-    import models.selective_search as ss
+    import models.proposals.selective_search as ss
 
     a = _image()
     before = proposal_key(a, ProposalParams())

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from models.datasets import open_dataset
-from models.proposal_metrics import evaluate_dataset
-from models.selective_search import FAST_KS, NEAR_DUPLICATE_IOU
+from models.data.datasets import open_dataset
+from models.proposals.metrics import evaluate_dataset
+from models.proposals.selective_search import FAST_KS, NEAR_DUPLICATE_IOU
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")

@@ -25,9 +25,9 @@ from app.layers.superpixels import (
     paint_raster,
     upsample_labels,
 )
-from models.io import DecodedImage
-from models.segmentation import felzenszwalb
-from models.selective_search import selective_search
+from models.data.io import DecodedImage
+from models.proposals.segmentation import felzenszwalb
+from models.proposals.selective_search import selective_search
 
 
 def quadrants(h: int = 60, w: int = 80) -> np.ndarray:

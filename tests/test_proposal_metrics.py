@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from models.annotations import Annotation, BoxObject
-from models.proposal_metrics import (
+from models.data.annotations import Annotation, BoxObject
+from models.proposals.metrics import (
     AR_THRESHOLDS,
     average_recall,
     best_overlaps,
@@ -80,10 +80,10 @@ def test_no_proposals_scores_zero() -> None:
 def test_evaluate_dataset_reports_progress_skips_and_cancels(tmp_path) -> None:
     import cv2
 
-    from models.annotations import write_voc
-    from models.datasets import open_dataset
-    from models.proposal_metrics import evaluate_dataset
-    from models.selective_search import Cancelled
+    from models.data.annotations import write_voc
+    from models.data.datasets import open_dataset
+    from models.proposals.metrics import evaluate_dataset
+    from models.proposals.selective_search import Cancelled
 
     img = np.zeros((40, 50, 3), np.uint8)
     img[10:30, 15:35] = (0, 0, 230)

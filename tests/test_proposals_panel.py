@@ -18,11 +18,11 @@ from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.dataset_quality import measure_dataset
 from app.proposal_tools import ProposalTools
-from models.annotations import Annotation, BoxObject, write_voc
-from models.datasets import open_dataset
-from models.io import DecodedImage
-from models.proposal_metrics import AR_THRESHOLDS, CURVE_BUDGETS, iou_matrix, score_image
-from models.selective_search import TERMS
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.datasets import open_dataset
+from models.data.io import DecodedImage
+from models.proposals.metrics import AR_THRESHOLDS, CURVE_BUDGETS, iou_matrix, score_image
+from models.proposals.selective_search import TERMS
 
 WAIT_MS = 30_000
 
@@ -168,7 +168,7 @@ def test_proposals_top_n_recall_and_hover(setup, qtbot):
     canvas.grab()
     assert layer.last_painted == len(props)
 
-    # recall read-out = models.proposal_metrics on the shown boxes, the difficult box left out
+    # recall read-out = models.proposals.metrics on the shown boxes, the difficult box left out
     gt = np.array([b for _, b, _ in GT], np.float32)
     ignore = np.array([d for _, _, d in GT])
     expected = score_image(props.boxes, gt, ignore)

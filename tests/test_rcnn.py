@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.detectors import build_detector, rebuild_detector
-from models.detectors.rcnn import RCNN, RCNNTrace
-from models.features import FeatureCache
-from models.proposal_cache import ProposalCache
+from models.detection.detectors import build_detector, rebuild_detector
+from models.detection.detectors.rcnn import RCNN, RCNNTrace
+from models.detection.features import FeatureCache
+from models.proposals.cache import ProposalCache
 
 CLASSES = ["circle", "square", "triangle"]
 TINY = dict(small_width=8, representation_size=64, min_size=128, max_size=160, proposals_train=200,
@@ -24,7 +24,7 @@ def _tiny_model(tmp_path, seed: int = 0, **kw) -> RCNN:
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=128, max_image_size=160, min_objects=1, max_objects=2,
                          min_object_size=40, max_object_size=80, photo_fraction=0.0, close_colour_fraction=0.0,
@@ -75,9 +75,9 @@ def test_overfits_a_few_synthetic_images_and_traces(tiny_set, tmp_path) -> None:
 
 
 def _overfit(tiny_set, tmp_path) -> None:
-    from models.evaluation import evaluate_detections
-    from models.io import read_image
-    from models.training_data import DetectionDataset, attach_proposals, collate
+    from models.data.io import read_image
+    from models.data.training_data import DetectionDataset, attach_proposals, collate
+    from models.detection.evaluation import evaluate_detections
 
     ds = DetectionDataset(tiny_set, tiny_set.splits["train"], CLASSES, min_size=128, max_size=160)
     m = _tiny_model(tmp_path, seed=1, dropout=0.0).train()
@@ -117,7 +117,7 @@ def _overfit(tiny_set, tmp_path) -> None:
 
 def test_train_command_fits_the_svms(tiny_set, tmp_path, capsys) -> None:
     from app.cli import main
-    from models.checkpoints import load_detector
+    from models.detection.checkpoints import load_detector
 
     out = tmp_path / "rcnn.pt"
     code = main(["train", "--generation", "rcnn", "--data", str(tiny_set), "--out", str(out), "--epochs", "1",

@@ -8,10 +8,10 @@ import torch
 from torchvision.ops import roi_align as tv_roi_align
 from torchvision.ops import roi_pool as tv_roi_pool
 
-from models.anchors import POSITIVE
 from models.boxes import box_iou
-from models.detectors.roi_heads import RoIHeads, sample_rois
-from models.roi_explain import explain_roi_pooling, roi_at
+from models.detection.anchors import POSITIVE
+from models.detection.detectors.roi_heads import RoIHeads, sample_rois
+from models.detection.roi_explain import explain_roi_pooling, roi_at
 
 ROIS = ([10.0, 20.0, 170.0, 130.0], [0.0, 0.0, 495.0, 399.0], [33.3, 47.9, 61.2, 300.0],
         [100.0, 100.0, 108.0, 104.0], [450.0, 350.0, 700.0, 600.0])
@@ -161,8 +161,8 @@ def test_sample_rois_respects_thresholds_and_fraction() -> None:
 
 @pytest.mark.parametrize("pooling", ["pool", "align"])
 def test_trace_keeps_the_feature_map_the_head_pooled(pooling) -> None:
-    from models.detectors import build_detector
-    from models.roi_explain import explain_for_head
+    from models.detection.detectors import build_detector
+    from models.detection.roi_explain import explain_for_head
 
     torch.manual_seed(0)
     m = build_detector("faster-rcnn", ["a", "b"], backbone="small", small_width=8, anchor_sizes=(16, 32, 64),
@@ -175,8 +175,8 @@ def test_trace_keeps_the_feature_map_the_head_pooled(pooling) -> None:
 
 
 def test_training_proposals_are_those_of_a_train_mode_rpn() -> None:
-    from models.detectors import build_detector
-    from models.training_rois import training_proposals
+    from models.detection.detectors import build_detector
+    from models.detection.training_rois import training_proposals
 
     torch.manual_seed(0)
     m = build_detector("faster-rcnn", ["a", "b"], backbone="small", small_width=8, anchor_sizes=(16, 32, 64),

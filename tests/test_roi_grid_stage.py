@@ -13,8 +13,8 @@ from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.stages.detector_session import DetectorSession
 from app.stages.roi_grid.stage import RoiGridStage
-from models.detectors import build_detector
-from models.io import DecodedImage
+from models.data.io import DecodedImage
+from models.detection.detectors import build_detector
 
 CLASSES = ["circle", "square", "triangle"]
 TINY = dict(small_width=8, anchor_sizes=(16, 32, 64), representation_size=32, min_size=128, max_size=160,

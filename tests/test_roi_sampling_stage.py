@@ -10,10 +10,10 @@ from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.stages.detector_session import DetectorSession
 from app.stages.roi_sampling.stage import RoiSamplingStage
-from models.annotations.model import Annotation, BoxObject
 from models.boxes import box_iou
-from models.detectors import build_detector
-from models.io import DecodedImage
+from models.data.annotations.model import Annotation, BoxObject
+from models.data.io import DecodedImage
+from models.detection.detectors import build_detector
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -103,7 +103,7 @@ def test_editing_the_ground_truth_resamples_and_no_trace_clears(qtbot, setup) ->
 
 
 def test_training_time_proposals_are_the_default_candidates(qtbot, setup) -> None:
-    from models.training_rois import training_proposals
+    from models.detection.training_rois import training_proposals
 
     canvas, session, stage, model = setup
     t = session.trace
@@ -121,7 +121,7 @@ def test_training_time_proposals_are_the_default_candidates(qtbot, setup) -> Non
 def test_a_model_without_rpn_samples_from_its_own_proposals(qtbot, tmp_path) -> None:
     """Fast R-CNN has no RPN: its RoIs come from Selective Search, and both RoI views use the trace's."""
     from app.stages.roi_grid.stage import RoiGridStage
-    from models.proposal_cache import ProposalCache
+    from models.proposals.cache import ProposalCache
 
     torch.manual_seed(0)
     model = build_detector("fast-rcnn", CLASSES, backbone="small", small_width=8, representation_size=32,

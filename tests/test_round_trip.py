@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from models.annotations import BoxObject, voc_bytes
-from models.annotations.coco import coco_bytes, parse_coco, read_coco
-from models.annotations.fidelity import same_box
-from models.annotations.voc import parse_voc
-from models.annotations.yolo import parse_yolo, yolo_text
-from models.datasets import CocoStore, ImageEntry, VocStore
+from models.data.annotations import BoxObject, voc_bytes
+from models.data.annotations.coco import coco_bytes, parse_coco, read_coco
+from models.data.annotations.fidelity import same_box
+from models.data.annotations.voc import parse_voc
+from models.data.annotations.yolo import parse_yolo, yolo_text
+from models.data.datasets import CocoStore, ImageEntry, VocStore
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from models.color_spaces import COLOR_SPACES, as_rgb8, convert
-from models.segmentation import boundary_mask, felzenszwalb, reference_felzenszwalb
+from models.proposals.color_spaces import COLOR_SPACES, as_rgb8, convert
+from models.proposals.segmentation import boundary_mask, felzenszwalb, reference_felzenszwalb
 
 
 def _halves(h: int = 40, w: int = 60) -> np.ndarray:
@@ -76,7 +76,7 @@ def _assert_similar(labels: np.ndarray, n: int, ref: np.ndarray, count_tol: floa
 
 
 def test_agrees_with_scikit_image_on_a_real_photo() -> None:
-    from models.io import read_image, resize_to_max_side
+    from models.data.io import read_image, resize_to_max_side
     from tests.conftest import SHARED_DATA
 
     folder = SHARED_DATA / "coco_tiny" / "val2017"

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from models.color_spaces import convert
-from models.proposal_metrics import iou_matrix
-from models.segmentation import felzenszwalb
-from models.selective_search import (
+from models.proposals.color_spaces import convert
+from models.proposals.metrics import iou_matrix
+from models.proposals.segmentation import felzenszwalb
+from models.proposals.selective_search import (
     COLOR_BINS,
     NEAR_DUPLICATE_IOU,
     TERMS,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoints import load_checkpoint, load_detector, save_checkpoint, weights_only_copy
-from models.detectors import build_detector
+from models.detection.checkpoints import load_checkpoint, load_detector, save_checkpoint, weights_only_copy
+from models.detection.detectors import build_detector
 from resources.models import SHIPPED_FAST_RCNN, SHIPPED_MODEL
 
 CLASSES = ["circle", "square", "triangle"]
@@ -62,7 +62,7 @@ def test_shipped_fast_rcnn_is_weights_only_and_finds_a_drawn_shape(tmp_path, mon
     assert payload["generation"] == "fast-rcnn" and payload["optimizer_state"] is None
     assert payload["extra"]["evaluation"]["mAP"] >= 0.70 and "fast-rcnn" in payload["extra"]["recipe"]["train"]
     assert SHIPPED_FAST_RCNN.stat().st_size < 15 * 2**20
-    from models.synthetic import draw_image
+    from models.data.synthetic import draw_image
 
     drawn = draw_image(23, 0)  # a seed the model was not trained on
     dets = load_detector(SHIPPED_FAST_RCNN, "cpu").predict([drawn.pixels], 0.5)[0]

@@ -1,5 +1,5 @@
 """The Anchors stage on a real canvas: a clicked cell lists its anchors with their labels, the counts are those
-of ``models.anchors.label_anchors`` on the same anchors, and a loaded model sets the parameters and the scale."""
+of ``models.detection.anchors.label_anchors`` on the same anchors, and a loaded model sets the parameters and the scale."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from app.layers.anchors import MODE_BOXES, MODE_CELL, MODE_DOTS
 from app.stages.anchors.controller import AnchorsStage
 from app.stages.anchors.panel import CELL_COLUMNS, SHOW_BOXES, SHOW_CLICKED, SHOW_HOVER
 from app.stages.detector_session import DetectorSession
-from models.anchor_labels import CROSS_BOUNDARY, KIND_NAMES, feature_size_for
-from models.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, inside_image, label_anchors
-from models.annotations import Annotation, BoxObject
-from models.io import DecodedImage
+from models.data.annotations import Annotation, BoxObject
+from models.data.io import DecodedImage
+from models.detection.anchor_labels import CROSS_BOUNDARY, KIND_NAMES, feature_size_for
+from models.detection.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, inside_image, label_anchors
 
 W, H = 320, 240
 GT = [BoxObject("circle", (40.0, 30.0, 150.0, 140.0)), BoxObject("square", (200.0, 150.0, 230.0, 190.0))]
@@ -62,7 +62,7 @@ def test_clicked_cell_lists_its_anchors_with_label_anchors_labels(qtbot, setup) 
         panel.sizes_edit.editingFinished.emit()
         panel.show_box.setChecked(True)
     assert stage.layer.isVisible()
-    # The same anchors and labels, computed here with models.anchors directly.
+    # The same anchors and labels, computed here with models.detection.anchors directly.
     ref = AnchorGenerator((32, 64, 128), (0.5, 1.0, 2.0), 16)(feature_size_for((H, W), 16))
     gt = torch.tensor([o.box for o in GT])
     labels, _, max_iou = label_anchors(ref, gt, image_size=(H, W))
@@ -129,7 +129,7 @@ def test_ground_truth_edits_and_bad_parameters(qtbot, setup) -> None:
 
 
 def test_model_parameters_and_input_scale(qtbot, setup) -> None:
-    from models.detectors import build_detector
+    from models.detection.detectors import build_detector
 
     canvas, session, stage = setup
     torch.manual_seed(0)

@@ -20,10 +20,10 @@ from app.stages.detector_session import DetectorSession
 from app.stages.regression.controller import RegressionStage
 from app.stages.regression.panel import SOURCE_ROI
 from app.stages.rpn.controller import NO_TRACE, RpnStage
-from models.annotations import Annotation, BoxObject
 from models.boxes import RPN_STDS, decode
-from models.detectors import build_detector
-from models.io import DecodedImage
+from models.data.annotations import Annotation, BoxObject
+from models.data.io import DecodedImage
+from models.detection.detectors import build_detector
 
 W, H = 320, 240
 CLASSES = ["circle", "square", "triangle"]

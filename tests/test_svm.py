@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from models.svm import LinearSVM, fit_ridge, mine_hard_negatives, train_linear_svm
+from models.detection.svm import LinearSVM, fit_ridge, mine_hard_negatives, train_linear_svm
 
 
 def test_mining_adds_only_uncached_negatives_inside_the_margin() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.annotations import read_voc
 from models.boxes_numpy import box_iou_numpy
-from models.datasets import open_dataset
-from models.io import read_image
-from models.synthetic import (
+from models.data.annotations import read_voc
+from models.data.datasets import open_dataset
+from models.data.io import read_image
+from models.data.synthetic import (
     SHAPES,
     SynthParams,
     available_photos,
@@ -21,7 +21,7 @@ from models.synthetic import (
     split_counts,
     write_synthetic,
 )
-from models.training_data import class_names_of
+from models.data.training_data import class_names_of
 
 
 def _files(root: Path) -> dict[str, bytes]:

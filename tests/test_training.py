@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoints import load_checkpoint, load_detector
-from models.training import TrainConfig, train
+from models.detection.checkpoints import load_checkpoint, load_detector
+from models.detection.training import TrainConfig, train
 
 TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=32, rpn_pre_nms_train=300,
                   rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50)
@@ -16,7 +16,7 @@ TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.synthetic import SynthParams, write_synthetic
+    from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
                          max_object_size=56, photo_fraction=0.0, image_format="png")
@@ -114,7 +114,7 @@ def test_cancel_stops_within_a_step_and_keeps_the_weights(tiny_set, tmp_path) ->
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_set, tmp_path, monkeypatch) -> None:
-    from models.detectors.faster_rcnn import FasterRCNN
+    from models.detection.detectors.faster_rcnn import FasterRCNN
 
     original = FasterRCNN.forward
     calls = {"n": 0}
@@ -138,7 +138,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_set, tmp_path, m
 
 @pytest.mark.parametrize("supported", [True, False])
 def test_cpu_bf16_trains_in_bfloat16_where_the_cpu_can(tiny_set, tmp_path, monkeypatch, supported: bool) -> None:
-    import models.training as training
+    import models.detection.training as training
 
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: supported)
     dtypes = []

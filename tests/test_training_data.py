@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from models import training_data
-from models.annotations import Annotation, BoxObject, write_voc
-from models.datasets import open_dataset
-from models.synthetic import SynthParams, write_synthetic
-from models.training_data import (
+from models.data import training_data
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.datasets import open_dataset
+from models.data.synthetic import SynthParams, write_synthetic
+from models.data.training_data import (
     SPLITS_FILE,
     DetectionDataset,
     class_names_of,

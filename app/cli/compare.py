@@ -1,7 +1,7 @@
 """``python main.py compare --data DATASET --models A.pt B.pt C.pt``: the generations side by side.
 
 Per model: VOC mAP@0.5, COCO AP@[.5:.95], seconds per test image with Selective Search's share apart from
-the network's, and the training time stored in the checkpoint. The work is :mod:`models.compare`'s.
+the network's, and the training time stored in the checkpoint. The work is :mod:`models.detection.compare`'s.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def parser() -> argparse.ArgumentParser:
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     prog = command
-    from models.annotations import AnnotationError
-    from models.checkpoints import CheckpointError
-    from models.compare import compare_checkpoints, format_comparison
-    from models.datasets import open_dataset
-    from models.training_data import dataset_splits, split_indices
+    from models.data.annotations import AnnotationError
+    from models.data.datasets import open_dataset
+    from models.data.training_data import dataset_splits, split_indices
+    from models.detection.checkpoints import CheckpointError
+    from models.detection.compare import compare_checkpoints, format_comparison
 
     try:
         source = open_dataset(args.data, image_dir=args.image_dir)
@@ -65,7 +65,7 @@ def run(command: str, argv: list[str]) -> int:
     if args.json:
         from pathlib import Path
 
-        from models.annotations.atomic import atomic_write_text
+        from models.data.annotations.atomic import atomic_write_text
 
         try:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Headless detection commands: ``synth`` (write a synthetic dataset), ``detect`` and ``evaluate``.
 
 This module parses arguments, reads files and prints; every computation lives in ``models`` (drawing in
-``models.synthetic``, splits and ground truth in ``models.training_data``, AP in ``models.evaluation``,
-the detector behind ``models.checkpoints.load_detector``).
+``models.data.synthetic``, splits and ground truth in ``models.data.training_data``, AP in ``models.detection.evaluation``,
+the detector behind ``models.detection.checkpoints.load_detector``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _synth_parser() -> argparse.ArgumentParser:
 def run_synth(argv: list[str]) -> int:
     args = _synth_parser().parse_args(argv)
     from app.cli.progress import FractionBar, show_progress
-    from models.synthetic import SynthParams, available_photos, write_synthetic
+    from models.data.synthetic import SynthParams, available_photos, write_synthetic
 
     if args.images < 1:
         print("synth: --images must be at least 1", file=sys.stderr)
@@ -73,7 +73,7 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 def _size_range(text: str) -> tuple[float, float]:
-    from models.detectors.base import checked_size_range
+    from models.detection.detectors.base import checked_size_range
 
     parts = text.split(",")
     try:
@@ -112,7 +112,7 @@ def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: AN
 def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector, imported lazily
     """The detector in a checkpoint, or None after printing why not (missing, corrupt, foreign file)."""
     try:
-        from models.checkpoints import CheckpointError, load_detector
+        from models.detection.checkpoints import CheckpointError, load_detector
     except ImportError as exc:
         print(f"{prog}: checkpoints cannot be loaded in this build ({exc})", file=sys.stderr)
         return None
@@ -124,8 +124,8 @@ def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector
 
 
 def _open_source(data: str, images: str | None, prog: str):  # noqa: ANN202 - DatasetSource
-    from models.annotations import AnnotationError
-    from models.datasets import open_dataset
+    from models.data.annotations import AnnotationError
+    from models.data.datasets import open_dataset
 
     try:
         return open_dataset(data, image_dir=images)
@@ -147,7 +147,7 @@ def _dumps(doc: object, one_line_items: bool = False) -> str:
 def _write_json(path: str, doc: object, one_line_items: bool = False) -> None:
     from pathlib import Path
 
-    from models.annotations.atomic import atomic_write_text
+    from models.data.annotations.atomic import atomic_write_text
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -189,10 +189,10 @@ def run_detect(argv: list[str]) -> int:
     from pathlib import Path
 
     from app.cli.progress import count_bar, show_progress
-    from models.datasets import scan_images
-    from models.evaluation import coco_results, detect_image, detection_record, detections_document
-    from models.io import ImageError, is_image_file, read_image
-    from models.training_data import dataset_splits, split_indices
+    from models.data.datasets import scan_images
+    from models.data.io import ImageError, is_image_file, read_image
+    from models.data.training_data import dataset_splits, split_indices
+    from models.detection.evaluation import coco_results, detect_image, detection_record, detections_document
 
     if bool(args.images) == bool(args.data):
         print(f"{prog}: give image files/folders or --data DATASET (one of the two)", file=sys.stderr)
@@ -312,7 +312,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     return p
 
 
-def format_table(result) -> str:  # noqa: ANN001 - models.evaluation.EvaluationResult
+def format_table(result) -> str:  # noqa: ANN001 - models.detection.evaluation.EvaluationResult
     """The per-class table the command prints."""
     width = max([len("class")] + [len(c) for c in result.AP])
     lines = [f"{'class':<{width}}  {'objects':>7}  {'difficult':>9}  {'detections':>10}  {'AP':>6}"]
@@ -333,8 +333,10 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
     """(ground truths, detections, sizes, class names, evaluated indices) for --detections, or None."""
     import numpy as np
 
-    from models.annotations import AnnotationError
-    from models.evaluation import (
+    from models.data.annotations import AnnotationError
+    from models.data.io import ImageError
+    from models.data.training_data import class_names_of, dataset_splits, load_targets, split_indices
+    from models.detection.evaluation import (
         ImageDetections,
         ImageGroundTruth,
         detections_from_coco_results,
@@ -342,8 +344,6 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
         load_detection_file,
         match_records,
     )
-    from models.io import ImageError
-    from models.training_data import class_names_of, dataset_splits, load_targets, split_indices
 
     try:
         kind, doc = load_detection_file(args.detections)
@@ -421,8 +421,8 @@ def run_evaluate(argv: list[str]) -> int:
     prog = "evaluate"
     args = _evaluate_parser().parse_args(argv)
     from app.cli.progress import FractionBar, show_progress
-    from models.evaluation import evaluate_detections, evaluate_detector
-    from models.training_data import dataset_splits, split_indices
+    from models.data.training_data import dataset_splits, split_indices
+    from models.detection.evaluation import evaluate_detections, evaluate_detector
 
     source = _open_source(args.data, args.image_dir, prog)
     if source is None:

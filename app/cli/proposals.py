@@ -1,7 +1,7 @@
 """Headless proposal commands: ``superpixels``, ``propose`` and ``eval-proposals``.
 
-Parsing, file reading and printing only: segmentation, grouping and scoring live in ``models.segmentation``,
-``models.selective_search`` and ``models.proposal_metrics``. Times reported per image cover the computation
+Parsing, file reading and printing only: segmentation, grouping and scoring live in ``models.proposals.segmentation``,
+``models.proposals.selective_search`` and ``models.proposals.metrics``. Times reported per image cover the computation
 on the decoded image (resize included), never the decoding, and never numba's one-off compile/cache load,
 which ``warm_up()`` pays before the first timed image.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.color_spaces import COLOR_SPACES
+from models.proposals.color_spaces import COLOR_SPACES
 
 
 def _positive_int(text: str) -> int:
@@ -37,7 +37,7 @@ def _ks(text: str) -> tuple[float, ...]:
 
 
 def _near_duplicates(text: str) -> float:
-    from models.selective_search import near_duplicate_threshold
+    from models.proposals.selective_search import near_duplicate_threshold
 
     try:
         return near_duplicate_threshold(text)
@@ -104,7 +104,7 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 
 def _write_json(path: str, payload: dict, indent: int | None = 1) -> None:
-    from models.annotations import atomic_write_text
+    from models.data.annotations import atomic_write_text
 
     out = Path(path)
     if out.parent and not out.parent.exists():
@@ -131,8 +131,8 @@ def run_superpixels(argv: list[str]) -> int:
         return 2
     import cv2
 
-    from models.io import ImageError, read_image, resize_to_max_side
-    from models.segmentation import felzenszwalb, warm_up
+    from models.data.io import ImageError, read_image, resize_to_max_side
+    from models.proposals.segmentation import felzenszwalb, warm_up
 
     try:
         dec = read_image(args.image)
@@ -162,7 +162,7 @@ def run_superpixels(argv: list[str]) -> int:
         if not ok:
             print(f"superpixels: cannot encode {args.out}", file=sys.stderr)
             return 1
-        from models.annotations import atomic_write_bytes
+        from models.data.annotations import atomic_write_bytes
 
         try:
             atomic_write_bytes(Path(args.out), buf.tobytes())
@@ -176,8 +176,8 @@ def run_superpixels(argv: list[str]) -> int:
 
 def run_propose(argv: list[str]) -> int:
     args = _propose_parser().parse_args(argv)
-    from models.io import ImageError, read_image
-    from models.selective_search import selective_search, warm_up
+    from models.data.io import ImageError, read_image
+    from models.proposals.selective_search import selective_search, warm_up
 
     warm_up()
     records: list[dict] = []
@@ -214,10 +214,10 @@ def run_eval(argv: list[str]) -> int:
     args = _eval_parser().parse_args(argv)
     from tqdm import tqdm
 
-    from models.annotations import AnnotationError
-    from models.datasets import open_dataset
-    from models.proposal_metrics import evaluate_dataset
-    from models.selective_search import warm_up
+    from models.data.annotations import AnnotationError
+    from models.data.datasets import open_dataset
+    from models.proposals.metrics import evaluate_dataset
+    from models.proposals.selective_search import warm_up
 
     try:
         ds = open_dataset(args.dataset, image_dir=args.images)

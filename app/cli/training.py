@@ -1,7 +1,7 @@
 """``python main.py train``: train a detector headless, with a terminal progress bar (losses and ETA).
 
-Parses arguments into :class:`models.training.TrainConfig` and subscribes a tqdm bar to the training
-callbacks; the loop itself lives in ``models.training``. Under ``torchrun --nproc_per_node=N`` the same
+Parses arguments into :class:`models.detection.training.TrainConfig` and subscribes a tqdm bar to the training
+callbacks; the loop itself lives in ``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same
 command trains with DistributedDataParallel; only rank 0 draws the bar and writes the checkpoint.
 """
 
@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--generation", choices=GENERATIONS, default="faster-rcnn", help="detector generation")
     p.add_argument("--data", required=True, help="dataset: VOC root, COCO JSON, YOLO folder or annotated folder")
     p.add_argument("--out", required=True, help="checkpoint file to write (rewritten after every epoch)")
-    from models.backbones import backbone_infos
+    from models.detection.backbones import backbone_infos
 
     infos = backbone_infos()
     listed = "; ".join(f"{i.name} ({'pretrained on ' + i.pretrained_on if i.pretrained_on else 'from scratch'}"
@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fc-size", type=int, default=None, help="width of the two FC layers (default 4096)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="any other detector argument, e.g. rpn_pre_nms_train=2000 or box_nms=0.5 (repeatable; "
-                        "see models.detectors.faster_rcnn.FasterRCNN)")
+                        "see models.detection.detectors.faster_rcnn.FasterRCNN)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: one per core; 1 is faster on a CPU busy with other work)")
     p.add_argument("--max-steps", type=int, default=None,
@@ -111,7 +111,7 @@ class _Bar:
         self.side_bar = None
         self.avg: dict[str, float] = {}
 
-    def __call__(self, ev) -> None:  # noqa: ANN001 - models.training.TrainEvent
+    def __call__(self, ev) -> None:  # noqa: ANN001 - models.detection.training.TrainEvent
         from tqdm import tqdm
 
         if ev.kind == "proposals":  # before training (proposals) or after it (R-CNN's SVM stage): own bar
@@ -149,9 +149,9 @@ def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.batch_size is None:
         args.batch_size = 2 if args.generation in ("fast-rcnn", "rcnn") else 1
-    from models.backbones import BackboneWeightsError
-    from models.checkpoints import CheckpointError
-    from models.training import TrainConfig, train
+    from models.detection.backbones import BackboneWeightsError
+    from models.detection.checkpoints import CheckpointError
+    from models.detection.training import TrainConfig, train
 
     try:
         model: dict = _model_args(args.model_arg)

@@ -1,6 +1,6 @@
 """The anchors layer: anchor boxes or cell centres coloured by how training labels them against the GT.
 
-It draws a :class:`models.anchor_labels.AnchorLabelling` mapped to scene pixels (the controller passes the
+It draws a :class:`models.detection.anchor_labels.AnchorLabelling` mapped to scene pixels (the controller passes the
 boxes already scaled from network-input pixels). What it shows:
 
 * ``dots``: one dot per feature-map cell centre, coloured by the most informative label among the cell's
@@ -22,8 +22,8 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import cosmetic_pen, paint_boxes, paint_labels, visible_mask
 from app.layers.cached import CachedOverlayLayer
-from models.anchor_labels import CROSS_BOUNDARY, KINDS
-from models.anchors import IGNORED, NEGATIVE, POSITIVE
+from models.detection.anchor_labels import CROSS_BOUNDARY, KINDS
+from models.detection.anchors import IGNORED, NEGATIVE, POSITIVE
 
 MODE_CELL = "cell"
 MODE_DOTS = "dots"

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGraphicsItem
 from app.annotation_model import AnnotationModel, Box
 from app.commands import SetBoxesCommand
 from app.layers.base import OverlayLayer, class_color, cosmetic_pen, paint_boxes, paint_labels, visible_mask
-from models.annotations import BoxObject
+from models.data.annotations import BoxObject
 
 #: Handle order around a box: corners and edge midpoints, clockwise from top-left.
 HANDLE_TL, HANDLE_T, HANDLE_TR, HANDLE_R, HANDLE_BR, HANDLE_B, HANDLE_BL, HANDLE_L = range(8)

@@ -18,8 +18,8 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import OverlayLayer, paint_boxes, paint_labels
 from app.layers.superpixels import colorize_labels, paint_raster, rgba_to_qimage
-from models.segmentation import boundary_mask
-from models.selective_search import Hierarchy, Merge
+from models.proposals.segmentation import boundary_mask
+from models.proposals.selective_search import Hierarchy, Merge
 
 COLOR_A = (255, 140, 0)
 COLOR_B = (0, 210, 255)

@@ -18,7 +18,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import OverlayLayer, device_pixel_ratio
-from models.io import DecodedImage
+from models.data.io import DecodedImage
 
 
 def brightness_contrast_lut(brightness: float, contrast: float) -> np.ndarray:

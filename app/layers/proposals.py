@@ -6,7 +6,7 @@ never in ``paint``. Groups are painted in a fixed order so what matters ends on 
 (rank colouring) or the boxes that hit a ground-truth object (IoU colouring).
 
 Boxes come in scene coordinates (full-resolution image pixels); the best IoU of each box with the counted
-ground truth is computed by the caller (``models.proposal_metrics``) and handed over, so the layer only draws.
+ground truth is computed by the caller (``models.proposals.metrics``) and handed over, so the layer only draws.
 """
 
 from __future__ import annotations

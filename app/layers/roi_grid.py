@@ -1,7 +1,7 @@
 """The RoI pooling grid over the image: one RoI, the region its bins divide, the H×W bins, and what each bin
 reads — the arg-max cell (RoI max pooling) or the bilinear sampling points (RoIAlign).
 
-Everything arrives in scene pixels, computed by :mod:`models.roi_explain` and mapped by the stage; the layer
+Everything arrives in scene pixels, computed by :mod:`models.detection.roi_explain` and mapped by the stage; the layer
 only draws. Cells read by more than one bin (a RoI smaller than H×W feature cells) are tinted orange, so the
 repetition RoI pooling makes of a small RoI is visible on the image itself.
 """

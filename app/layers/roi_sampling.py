@@ -1,6 +1,6 @@
 """The RoIs one training step of the detection head would sample: background thin, foreground bold on top.
 
-Boxes come in scene pixels from the stage (computed by :func:`models.detectors.roi_heads.sample_rois`);
+Boxes come in scene pixels from the stage (computed by :func:`models.detection.detectors.roi_heads.sample_rois`);
 ground-truth boxes the head adds to its candidates and then samples as foreground are drawn dashed, so the
 user sees which foreground RoIs are the perfect boxes rather than proposals.
 """

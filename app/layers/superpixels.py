@@ -25,7 +25,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.layers.base import OverlayLayer
-from models.segmentation import Segmentation, boundary_mask
+from models.proposals.segmentation import Segmentation, boundary_mask
 
 #: Display styles of the superpixels layer.
 FILL_RANDOM = "random"

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 
 from app.file_dialogs import FileDialogs
 from app.layers.palette import class_color, set_class_order
-from models.annotations import AnnotationError
-from models.annotations.yolo import read_class_file, write_class_file
+from models.data.annotations import AnnotationError
+from models.data.annotations.yolo import read_class_file, write_class_file
 
 
 def _swatch(color: QColor) -> QIcon:

@@ -30,7 +30,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QListView, QVBoxLayout, QWidget
 
 from app.document import Document
-from models.io import ImageError, read_image, resize_to_max_side
+from models.data.io import ImageError, read_image, resize_to_max_side
 
 THUMB_SIZE = 40
 #: Thumbnails decode reduced (OpenCV's 1/2, 1/4, 1/8 JPEG decode) above this many pixels.

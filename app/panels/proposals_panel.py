@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.layers.proposals import COLOR_BY_IOU, COLOR_BY_RANK, IOU_BANDS
-from models.selective_search import MODES, TERMS, Hierarchy, Merge
+from models.proposals.selective_search import MODES, TERMS, Hierarchy, Merge
 
 #: Boxes shown when a new proposal set arrives (the slider goes up to all of them).
 DEFAULT_TOP = 200

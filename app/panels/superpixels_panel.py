@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.layers.superpixels import BOUNDARIES, FILL_MEAN, FILL_RANDOM
-from models.color_spaces import COLOR_SPACES
+from models.proposals.color_spaces import COLOR_SPACES
 
 STYLE_LABELS = {FILL_RANDOM: "Random colours", FILL_MEAN: "Mean colours", BOUNDARIES: "Boundaries"}
 

@@ -7,7 +7,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QLabel, QScrollArea, QWidget
 
 from app.layers.base import OverlayLayer
-from models.datasets import DatasetSource
+from models.data.datasets import DatasetSource
 
 
 def make_dock(title: str, object_name: str, panel: QWidget, window: QWidget | None) -> QDockWidget:
@@ -18,7 +18,11 @@ def make_dock(title: str, object_name: str, panel: QWidget, window: QWidget | No
     scroll.setWidgetResizable(True)
     scroll.setWidget(panel)
     dock.setWidget(scroll)
-    dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+    dock.setAllowedAreas(
+        Qt.DockWidgetArea.LeftDockWidgetArea
+        | Qt.DockWidgetArea.RightDockWidgetArea
+        | Qt.DockWidgetArea.BottomDockWidgetArea
+    )
     return dock
 
 
@@ -46,6 +50,10 @@ class Stage(QObject):
 
     #: Menu the host puts :meth:`actions` in ("Detector", "Proposals", …).
     menu_title: str = "Detector"
+
+    #: Where the host puts :meth:`docks`: "left" (the pipeline's tab row beside the canvas) or "bottom" (wide
+    #: workspaces: training, evaluation, dataset statistics, tabified together under the canvas).
+    dock_area: str = "left"
 
     def docks(self) -> list[QDockWidget]:
         return []

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.canvas import Canvas
-from models.io import DecodedImage
+from models.data.io import DecodedImage
 
 
 class DetectorSession(QObject):
@@ -54,7 +54,7 @@ class DetectorSession(QObject):
     # --- the model -------------------------------------------------------------------------------------------
     @property
     def model(self) -> Any:
-        """The loaded :class:`models.detectors.base.Detector` (eval mode), or None."""
+        """The loaded :class:`models.detection.detectors.base.Detector` (eval mode), or None."""
         return self._model
 
     @property
@@ -119,7 +119,7 @@ class DetectorSession(QObject):
         return self._stored_source
 
     def set_stored_detections(self, by_path: dict[str, Any], source: str) -> None:
-        """Replace the stored detections: resolved image path (str) → :class:`models.detectors.base.Detections`
+        """Replace the stored detections: resolved image path (str) → :class:`models.detection.detectors.base.Detections`
         in that image's displayed pixels. Used for images without a live trace."""
         self._stored = dict(by_path)
         self._stored_source = str(source)

@@ -5,7 +5,7 @@ model's parameters and the anchors live where the model sees them, in its *netwo
 to ``min_size``); they are drawn mapped back onto the displayed image (:class:`app.stages.input_scale.InputScale`)
 and the panel says at which scale. Without a model, network input = the displayed image.
 
-Labelling (:func:`models.anchor_labels.label_anchor_grid`) runs in a worker: 17,000 anchors × a few GT boxes
+Labelling (:func:`models.detection.anchor_labels.label_anchor_grid`) runs in a worker: 17,000 anchors × a few GT boxes
 takes 1–5 ms on an idle machine, but a stride-8 map of a large image or many GT boxes takes 100 ms–1 s, and a
 busy machine multiplies that. A :class:`app.proposal_tools.LatestRunner` keeps only the latest request. Nothing
 is computed while the layer is hidden.
@@ -30,7 +30,7 @@ from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
 from app.workers import Job, WorkerPool
-from models.anchor_labels import (
+from models.detection.anchor_labels import (
     KIND_NAMES,
     AnchorLabelling,
     AnchorSpec,
@@ -38,7 +38,7 @@ from models.anchor_labels import (
     label_anchor_grid,
     spec_from_model,
 )
-from models.anchors import POSITIVE
+from models.detection.anchors import POSITIVE
 
 #: Milliseconds the parameters must stay unchanged before relabelling (spin-box typing).
 DEBOUNCE_MS = 150

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.layers.anchors import KIND_COLORS
 from app.stages.base import explanation_label
-from models.anchor_labels import KIND_NAMES, KINDS, AnchorSpec, format_numbers, parse_numbers
+from models.detection.anchor_labels import KIND_NAMES, KINDS, AnchorSpec, format_numbers, parse_numbers
 
 SHOW_HOVER = "hover"
 SHOW_CLICKED = "clicked"

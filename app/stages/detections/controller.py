@@ -1,10 +1,10 @@
 """The Detections stage: final detections with class and score, scored against the ground truth, and loading
 detections made elsewhere.
 
-Scoring is :func:`models.detection_matching.match_detections` (VOC's matching, with a reason for every false
+Scoring is :func:`models.detection.matching.match_detections` (VOC's matching, with a reason for every false
 positive); the score slider and the match IoU re-apply to the boxes already there, never re-running the
 network. "Load detections…" reads a COCO results JSON or our ``detect`` JSON in a worker
-(:func:`models.detection_files.load_detections`, matched to the open dataset) and stores them in the session
+(:func:`models.detection.result_files.load_detections`, matched to the open dataset) and stores them in the session
 per image, so this view, the NMS view and the suggestions work with no model loaded.
 """
 
@@ -32,9 +32,8 @@ from app.stages.detections.panel import (
 from app.stages.detector_session import DetectorSession
 from app.stages.scene_boxes import SceneBoxes, ground_truth_ignored, no_boxes_text, scene_detections
 from app.workers import Job, WorkerPool
-from models.datasets import DatasetSource
-from models.detection_files import LoadedDetections, load_detections
-from models.detection_matching import (
+from models.data.datasets import DatasetSource
+from models.detection.matching import (
     FP_REASONS,
     IGNORED,
     OUTCOME_TEXT,
@@ -43,6 +42,7 @@ from models.detection_matching import (
     DetectionMatch,
     match_detections,
 )
+from models.detection.result_files import LoadedDetections, load_detections
 
 #: Style keys: outcome index * KIND + class id (class colouring) or outcome index (outcome colouring).
 KIND = 1000

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.stages.base import explanation_label
-from models.detection_matching import (
+from models.detection.matching import (
     BACKGROUND,
     DUPLICATE,
     IGNORED,

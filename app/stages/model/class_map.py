@@ -20,7 +20,7 @@ def shown_names(model_names: list[str], mapping: dict[str, str]) -> list[str]:
 
 
 def renamed(dets: Any, names: list[str]) -> Any:
-    """``dets`` (a :class:`models.detectors.base.Detections`) shown under ``names`` (same order as the model's).
+    """``dets`` (a :class:`models.detection.detectors.base.Detections`) shown under ``names`` (same order as the model's).
 
     Changes the object in place (it is the stage's own, fresh from a worker) and returns it."""
     if dets is not None and hasattr(dets, "class_names") and len(names) == len(dets.class_names):

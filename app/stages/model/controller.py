@@ -44,7 +44,7 @@ from app.stages.model.jobs import (
 from app.stages.model.notice import CanvasNotice
 from app.stages.model.panel import ModelPanel
 from app.workers import Worker, WorkerPool
-from models.datasets import DatasetSource
+from models.data.datasets import DatasetSource
 
 #: Milliseconds the image or ground truth must stay unchanged before the model runs (an image change and the
 #: reset of its boxes arrive as two events; box edits can come in bursts).
@@ -481,7 +481,7 @@ class ModelStage(Stage):
 
     def save_detections(self, path: str | Path) -> bool:
         """Write the last folder inference as a ``detect`` JSON (one image per line), atomically."""
-        from models.annotations.atomic import atomic_write_text
+        from models.data.annotations.atomic import atomic_write_text
 
         result = self._folder_result
         if result is None:

@@ -76,16 +76,16 @@ def oom_error(device: str, what: str) -> ModelRunError:
 
 @dataclass
 class LoadedModel:
-    model: Any  # a models.detectors.base.Detector, eval mode, on ``device``
+    model: Any  # a models.detection.detectors.base.Detector, eval mode, on ``device``
     path: str
     device: str
     summary: ModelSummary
 
 
 def load_model_job(job: Job, path: str, device: str) -> LoadedModel:
-    """Read ``path`` with ``weights_only=True`` (via models.checkpoints), rebuild the detector, move it to
+    """Read ``path`` with ``weights_only=True`` (via models.detection.checkpoints), rebuild the detector, move it to
     ``device``. CheckpointError / RuntimeError messages say what is wrong with the file or the device."""
-    from models.checkpoints import detector_from_payload, load_checkpoint, resolve_device
+    from models.detection.checkpoints import detector_from_payload, load_checkpoint, resolve_device
 
     limit_torch_threads()
     job.progress(0.1, "reading")
@@ -160,9 +160,9 @@ class FolderResult:
 def folder_job(job: Job, model: Any, paths: list[tuple[str, str]],
                score_threshold: float = LOW_SCORE_THRESHOLD) -> FolderResult:
     """Run ``model.predict`` on each (path, dataset name) in turn; progress after each, cancel between them."""
-    from models.detectors.base import Detections
-    from models.evaluation import ImageDetections, detection_record
-    from models.io import ImageError, read_image
+    from models.data.io import ImageError, read_image
+    from models.detection.detectors.base import Detections
+    from models.detection.evaluation import ImageDetections, detection_record
 
     limit_torch_threads()
     out = FolderResult(n_images=len(paths))
@@ -197,7 +197,7 @@ def folder_job(job: Job, model: Any, paths: list[tuple[str, str]],
 
 def dataset_classes_job(job: Job, source: Any) -> list[str]:
     """The open dataset's class names (reads every annotation of a folder/VOC set: hence a worker)."""
-    from models.training_data import class_names_of
+    from models.data.training_data import class_names_of
 
     job.check()
     return class_names_of(source)

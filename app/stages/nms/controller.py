@@ -3,7 +3,7 @@
 Input: the model's candidates (every class score above the trace's threshold, before per-class NMS) when the
 model ran on the current image, else detections stored for it (a results file or folder inference; those are
 after their detector's NMS already, and the slider applies a further NMS). Moving the IoU slider re-runs
-:func:`models.nms.nms_trace` on those boxes, never the network: a few hundred boxes take a millisecond or two,
+:func:`models.detection.nms.nms_trace` on those boxes, never the network: a few hundred boxes take a millisecond or two,
 so it runs right here on each slider move. The trace says who suppressed whom; the step mode walks the
 score-sorted list with it.
 """
@@ -24,7 +24,7 @@ from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.nms.panel import NmsPanel
 from app.stages.scene_boxes import FROM_MODEL, SceneBoxes, no_boxes_text, scene_candidates
-from models.nms import NmsTrace, nms_trace
+from models.detection.nms import NmsTrace, nms_trace
 
 # Style kinds; a style key is kind * KIND + class id, so every kind has one colour per class.
 KIND = 1000

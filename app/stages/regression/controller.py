@@ -1,6 +1,6 @@
 """The Box regression stage: one anchor (RPN) or one RoI (head) before and after its predicted deltas.
 
-Reads the session's trace only (:mod:`models.rpn_views` decodes one box at a time: microseconds, so on the
+Reads the session's trace only (:mod:`models.detection.rpn_views` decodes one box at a time: microseconds, so on the
 GUI thread). A click on the image picks, when the layer is visible: the best-scoring anchor of the cell under
 it (RPN), or the best-scoring RoI containing it (head). Drawn in displayed-image pixels; the table gives the
 boxes in network-input pixels, where the deltas apply.
@@ -22,7 +22,7 @@ from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
 from app.stages.regression.panel import SOURCE_ANCHOR, SOURCE_ROI, RegressionPanel
-from models.rpn_views import (
+from models.detection.rpn_views import (
     AnchorRegression,
     RoIRegression,
     anchor_regression,

@@ -1,7 +1,7 @@
 """Side panel of the RoI pooling grid: which RoI, which channel, the read-out and two heat maps.
 
 A plain widget: it computes nothing. The stage (``app.stages.roi_grid.stage``) fills it from a
-:class:`models.roi_explain.RoiPoolingExplanation` through :meth:`RoiGridPanel.show_explanation`.
+:class:`models.detection.roi_explain.RoiPoolingExplanation` through :meth:`RoiGridPanel.show_explanation`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QSpinBox, QVBoxLay
 from app.layers.heat_map import HeatMapWidget
 from app.layers.roi_grid import ARGMAX_COLOR, BIN_COLOR, REGION_COLOR, ROI_COLOR, SAMPLE_COLOR
 from app.stages.base import explanation_label
-from models.roi_explain import ChannelView, RoiPoolingExplanation
+from models.detection.roi_explain import ChannelView, RoiPoolingExplanation
 
 EXPLANATION = (
     "RoI pooling turns a proposal of any size into the fixed H×W grid the detection head's fully connected "

@@ -2,7 +2,7 @@
 
 Follows the :class:`DetectorSession`: each new trace offers its proposals (the RoIs the head pooled at test
 time) in the panel's spin box; a click on the canvas while the grid is shown picks the smallest RoI around the
-point. The explanation (:func:`models.roi_explain.explain_for_head`, a few milliseconds) runs in a
+point. The explanation (:func:`models.detection.roi_explain.explain_for_head`, a few milliseconds) runs in a
 latest-wins worker so a fast spin through RoIs never queues stale work; changing the channel only re-slices
 the explanation already computed. Boxes of the trace are in network-input pixels; they are mapped to the scene
 (full-resolution image pixels) by the trace's resize factors and the preview scale of the decoded image.
@@ -22,7 +22,7 @@ from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.roi_grid.panel import RoiGridPanel
 from app.workers import Job, WorkerPool
-from models.roi_explain import RoiPoolingExplanation, explain_roi_pooling, roi_at
+from models.detection.roi_explain import RoiPoolingExplanation, explain_roi_pooling, roi_at
 
 
 def explain_job(job: Job, features: np.ndarray, roi: np.ndarray, method: str, output_size: tuple[int, int],

@@ -130,7 +130,7 @@ class RoiSamplingPanel(QWidget):
         self.domain_label.setVisible(bool(note))
 
     def params(self) -> dict:
-        """Keyword arguments for :func:`models.detectors.roi_heads.sample_rois`."""
+        """Keyword arguments for :func:`models.detection.detectors.roi_heads.sample_rois`."""
         return dict(fg_iou=self.fg_spin.value(), bg_iou_high=self.bg_high_spin.value(),
                     bg_iou_low=self.bg_low_spin.value(), batch_size=self.batch_spin.value(),
                     positive_fraction=self.fraction_spin.value(), positive_sampling=self.mode_combo.currentData(),

@@ -1,10 +1,10 @@
 """The RoI sampling stage: which RoIs one training step of the head would learn from on this image.
 
-Runs :func:`models.detectors.roi_heads.sample_rois` — the very function the head's training calls — on the
+Runs :func:`models.detection.detectors.roi_heads.sample_rois` — the very function the head's training calls — on the
 trace's proposals and the canvas's ground truth (edits included), with the settings of the panel (initially the
 loaded model's) and the panel's seed, in a latest-wins worker. Nothing is computed while the layer is hidden.
 By default the candidates are the RPN's training-time proposals (more of them, e.g. 2000, recomputed from the
-trace's feature map by :func:`models.training_rois.training_proposals`); the trace's test-time proposals are the
+trace's feature map by :func:`models.detection.training_rois.training_proposals`); the trace's test-time proposals are the
 other choice. What still differs from a real step, said in the read-out: training sees an augmented image.
 """
 
@@ -25,13 +25,13 @@ from app.stages.detector_session import DetectorSession
 from app.stages.roi_grid.stage import input_to_scene
 from app.stages.roi_sampling.panel import RoiSamplingPanel
 from app.workers import Job, WorkerPool
-from models.detectors.roi_heads import sample_rois
-from models.training_rois import training_proposals
+from models.detection.detectors.roi_heads import sample_rois
+from models.detection.training_rois import training_proposals
 
 
 @dataclass
 class SampledBatch:
-    """:class:`models.detectors.roi_heads.RoiSample` as numpy, with the settings and seed it was drawn with."""
+    """:class:`models.detection.detectors.roi_heads.RoiSample` as numpy, with the settings and seed it was drawn with."""
 
     candidates: np.ndarray  # [N, 4] network-input pixels: proposals, then GT boxes when added
     num_proposals: int

@@ -2,7 +2,7 @@
 
 It never runs the network: the Model stage traces the loaded Faster R-CNN on the image and the session hands
 the trace over. Changing N or the NMS threshold re-runs NMS on the trace's stored pre-NMS boxes
-(:func:`models.rpn_views.select_proposals`) in a worker through a :class:`app.proposal_tools.LatestRunner`:
+(:func:`models.detection.rpn_views.select_proposals`) in a worker through a :class:`app.proposal_tools.LatestRunner`:
 6,000 boxes at a high threshold take from a few ms to ~0.5 s on a busy 2-core machine, too long for the GUI
 thread while a slider is dragged. Boxes are drawn mapped from network-input pixels to the displayed image.
 """
@@ -26,7 +26,7 @@ from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
 from app.stages.rpn.panel import AFTER_COLOR, BEFORE_COLOR, RpnPanel
 from app.workers import Job, WorkerPool
-from models.rpn_views import ProposalSelection, objectness_grid, select_proposals
+from models.detection.rpn_views import ProposalSelection, objectness_grid, select_proposals
 
 NO_TRACE = ("No RPN to show yet: load a Faster R-CNN and run it on this image (Model panel). The RPN's outputs "
             "come from that run.")

@@ -1,6 +1,6 @@
 """Model-assisted labelling: the current image's detections offered as ground-truth boxes for review.
 
-Which detections are offered is :func:`models.detection_matching.suggest_boxes` (score ≥ threshold, no
+Which detections are offered is :func:`models.detection.matching.suggest_boxes` (score ≥ threshold, no
 same-class ground-truth box at IoU ≥ 0.5, no better same-class suggestion at IoU ≥ 0.5). Accepting pushes one
 ``AddObjectsCommand`` on the image's undo stack, so it is undone like any drawn box; the accepted box is then
 ground truth, which takes it off the offer by the same rule. Rejected suggestions are remembered until the
@@ -22,8 +22,8 @@ from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.scene_boxes import SceneBoxes, no_boxes_text, scene_detections
 from app.stages.suggestions.panel import SuggestionsPanel
-from models.annotations import BoxObject
-from models.detection_matching import suggest_boxes
+from models.data.annotations import BoxObject
+from models.detection.matching import suggest_boxes
 
 #: A suggestion over a user's box of the same class at this IoU or more is not offered.
 OVERLAP_IOU = 0.5

@@ -1,0 +1,370 @@
+"""Any opened dataset (VOC, COCO, YOLO, a folder of images with XML) as a torch Dataset for detectors.
+
+Why a separate module from ``models.data.datasets``: that one lists files and reads/writes annotations for the
+labelling GUI and never touches torch; this one turns them into tensors, resizes the way the papers do
+(shorter side 600, longer at most 1000), flips for augmentation, and fixes the train/test split that both
+the GUI and the command line use.
+
+Normalisation (ImageNet mean/std) is the model's job, not the dataset's: a checkpoint then carries
+everything needed to run on raw 0..1 RGB.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from models.data.annotations import AnnotationError
+from models.data.annotations.atomic import atomic_write_text
+from models.data.datasets import DatasetSource
+from models.data.io import ImageError, read_image, read_image_info
+from models.data.synthetic import split_counts  # the same rounding as the synthetic sets
+
+log = logging.getLogger(__name__)
+
+#: Name of the split file written beside a dataset that has no splits of its own.
+SPLITS_FILE = "rcnn_explorer_splits.json"
+
+#: Kinds whose store declares its class list (COCO categories, YOLO class file); the others only know
+#: the names they have met so far, in reading order, which is not a stable class order.
+_DECLARED_CLASS_KINDS = ("coco", "yolo")
+
+
+def resize_scale(h: int, w: int, min_size: int = 600, max_size: int = 1000) -> float:
+    """Scale that makes the shorter side ``min_size`` unless the longer side would then exceed ``max_size``."""
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {w}×{h}")
+    scale = min_size / min(h, w)
+    if max(h, w) * scale > max_size:
+        scale = max_size / max(h, w)
+    return float(scale)
+
+
+@dataclass
+class ImageTargets:
+    """One image's ground truth in displayed full-resolution pixels (before any resizing)."""
+
+    index: int  # index into source.entries
+    path: Path
+    width: int  # displayed size (EXIF applied); 0 when unknown
+    height: int
+    boxes: np.ndarray  # float32 [N, 4]
+    labels: np.ndarray  # int64 [N], 1..K into class_names
+    difficult: np.ndarray  # bool [N]: VOC difficult or COCO iscrowd
+    names: list[str]  # class name per object
+
+
+def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True
+                 ) -> tuple[ImageTargets, list[str]]:
+    """Ground truth of ``source.entries[index]`` with labels into ``class_names``; messages for the user.
+
+    Raises AnnotationError (unreadable annotation) or ImageError (``need_image_info`` and the header is
+    unreadable). Objects of classes not in ``class_names`` are dropped with a message; boxes are clipped
+    to the image and dropped if nothing is left. Without image info (evaluating a detections file with no
+    images at hand) boxes are taken as stored.
+    """
+    entry = source.entries[index]
+    info = None
+    if need_image_info:
+        info = read_image_info(entry.path)
+    elif entry.path.is_file():
+        try:
+            info = read_image_info(entry.path)
+        except ImageError:
+            info = None
+    ann = source.store.load(entry, info)
+    messages: list[str] = []
+    width = info.width if info is not None else (ann.width if ann is not None else 0)
+    height = info.height if info is not None else (ann.height if ann is not None else 0)
+    boxes: list[tuple[float, float, float, float]] = []
+    labels: list[int] = []
+    difficult: list[bool] = []
+    names: list[str] = []
+    lookup = {n: i + 1 for i, n in enumerate(class_names)}
+    for obj in ann.objects if ann is not None else []:
+        if obj.name not in lookup:
+            messages.append(f"{entry.name}: object of class '{obj.name}' is not among the classes; skipped")
+            continue
+        x1, y1, x2, y2 = (float(v) for v in obj.box)
+        if width and height:
+            x1, x2 = min(max(x1, 0.0), width), min(max(x2, 0.0), width)
+            y1, y2 = min(max(y1, 0.0), height), min(max(y2, 0.0), height)
+        if x2 - x1 < 1e-3 or y2 - y1 < 1e-3:
+            messages.append(f"{entry.name}: {obj.name} box {obj.box} lies outside the image; skipped")
+            continue
+        boxes.append((x1, y1, x2, y2))
+        labels.append(lookup[obj.name])
+        difficult.append(bool(obj.difficult or obj.crowd))
+        names.append(obj.name)
+    targets = ImageTargets(index, entry.path, int(width), int(height),
+                           np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
+                           np.asarray(difficult, bool), names)
+    return targets, messages
+
+
+class DetectionDataset(Dataset):
+    """Items: ``(image float32 [3, H, W] RGB in 0..1, target dict)``, resized and optionally flipped.
+
+    target keys: ``boxes`` float32 [N, 4] in resized pixels, ``labels`` int64 [N] in 1..K, ``difficult``
+    bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image, ``path`` str,
+    ``index`` (into ``source.entries``), ``flipped`` bool, ``quarter_turns`` (0-3 counter-clockwise).
+
+    Augmentation, all drawn from (seed, epoch, image) so a run repeats exactly:
+    ``flip_prob`` mirrors left-right (the papers' only augmentation); ``rotate90`` also turns the image by a
+    random multiple of 90°, which only suits data with no "up" (aerial views, microscopy, the synthetic
+    shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
+    side per image from a list (multi-scale training) instead of always ``min_size``.
+
+    Annotations are read once, at construction, so a broken file is reported before training starts
+    (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
+    """
+
+    def __init__(self, source: DatasetSource, indices: list[int], class_names: list[str],
+                 min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
+                 rotate90: bool = False, train_sizes: list[int] | None = None) -> None:
+        self.source = source
+        self.rotate90 = bool(rotate90)
+        self.train_sizes = [int(v) for v in train_sizes] if train_sizes else None
+        self.class_names = list(class_names)
+        self.min_size = int(min_size)
+        self.max_size = int(max_size)
+        self.flip_prob = float(flip_prob)
+        self.seed = int(seed)
+        self.epoch = 0
+        #: External proposals per image (``source.entries`` index → float32 [P, 4] in full-resolution pixels),
+        #: for the generations that take Selective Search boxes; filled by :func:`attach_proposals`.
+        self.proposals: dict[int, np.ndarray] | None = None
+        self.problems: list[str] = []
+        self.targets: list[ImageTargets] = []
+        for idx in indices:
+            entry = source.entries[idx]
+            try:
+                t, msgs = load_targets(source, idx, self.class_names)
+            except AnnotationError as exc:
+                self.problems.append(f"{entry.name}: annotation cannot be read ({exc}); image skipped")
+                continue
+            except ImageError as exc:
+                self.problems.append(f"{exc}; image skipped")
+                continue
+            self.problems.extend(msgs)
+            self.targets.append(t)
+
+    @property
+    def indices(self) -> list[int]:
+        """Indices into ``source.entries`` of the images kept, in item order."""
+        return [t.index for t in self.targets]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the flip draw per epoch (each item's flip depends on seed, epoch and image only)."""
+        self.epoch = int(epoch)
+
+    def _draws(self, index: int) -> tuple[bool, int, int]:
+        """(flip, quarter turns, shorter side) for this image in this epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
+        turns = int(rng.integers(4)) if self.rotate90 else 0
+        size = int(self.train_sizes[int(rng.integers(len(self.train_sizes)))]) if self.train_sizes else self.min_size
+        return flip, turns, size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
+        t = self.targets[i]
+        img = read_image(t.path)
+        h, w = img.height, img.width
+        flipped, turns, min_size = self._draws(t.index)
+        scale = resize_scale(h, w, min_size, self.max_size)
+        new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        px = img.pixels
+        # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
+        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
+        # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
+        factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
+        boxes = _move_boxes(t.boxes.copy() * factors, new_w, new_h, flipped, turns)
+        proposals = None
+        if self.proposals is not None:
+            proposals = _move_boxes(self.proposals[t.index].astype(np.float32) * factors, new_w, new_h, flipped,
+                                    turns)
+        if flipped:
+            px = px[:, ::-1]
+        for _ in range(turns):
+            px = np.rot90(px)
+        image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
+        target = {
+            "boxes": torch.from_numpy(boxes.astype(np.float32)),
+            "labels": torch.from_numpy(t.labels.copy()),
+            "difficult": torch.from_numpy(t.difficult.copy()),
+            "scale": float(scale),
+            "orig_size": (int(h), int(w)),
+            "path": str(t.path),
+            "index": int(t.index),
+            "flipped": flipped,
+            "quarter_turns": turns,
+        }
+        if proposals is not None:
+            target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
+        return image, target
+
+
+def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:
+    """Boxes of a ``width``×``height`` image after its left-right flip and then ``turns`` quarter turns."""
+    if flipped:
+        x1 = width - boxes[:, 2]
+        x2 = width - boxes[:, 0]
+        boxes[:, 0], boxes[:, 2] = x1, x2
+    for _ in range(turns):
+        # np.rot90 turns counter-clockwise: the pixel at (x, y) moves to (y, width - x).
+        boxes = np.stack([boxes[:, 1], width - boxes[:, 2], boxes[:, 3], width - boxes[:, 0]], axis=1)
+        width, height = height, width
+    return boxes
+
+
+def attach_proposals(dataset: DetectionDataset, cache: Any, params: Any,
+                     progress: Callable[[int, int], None] | None = None) -> None:
+    """Selective Search boxes for every image of ``dataset``, computed once (or read from ``cache``, a
+    :class:`models.proposals.cache.ProposalCache`) before training, so no training step waits for them.
+    ``progress(done, total)`` after each image."""
+    out: dict[int, np.ndarray] = {}
+    total = len(dataset.targets)
+    for i, t in enumerate(dataset.targets):
+        dec = read_image(t.path)
+        boxes = cache.get(dec.pixels, params)
+        out[t.index] = boxes / np.float32(dec.scale) if dec.scale != 1.0 else boxes
+        if progress is not None:
+            progress(i + 1, total)
+    dataset.proposals = out
+
+
+def collate(batch: list[tuple[torch.Tensor, dict[str, Any]]]) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    """Images differ in size, so a batch stays a list (the detector pads or loops)."""
+    return [b[0] for b in batch], [b[1] for b in batch]
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+
+def splits_path(source: DatasetSource) -> Path:
+    """Where the seeded split of a dataset without its own splits lives.
+
+    Beside a COCO JSON it is named after the JSON, so train and val files in one folder do not clash.
+    """
+    if source.kind == "coco":
+        json_path = getattr(getattr(source.store, "dataset", None), "path", None)
+        if json_path is not None:
+            return Path(json_path).with_name(f"{Path(json_path).stem}.{SPLITS_FILE}")
+    return Path(source.root) / SPLITS_FILE
+
+
+def _stable_fraction(seed: int, name: str) -> float:
+    """A number in [0, 1) fixed by seed and file name: places images added after the split was written."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def _read_split_file(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("splits"), dict):
+        return None
+    return doc
+
+
+def dataset_splits(source: DatasetSource, seed: int = 0, test_fraction: float = 0.25) -> dict[str, list[int]]:
+    """Named splits (indices into ``source.entries``): the dataset's own, else a seeded, saved one.
+
+    Why saved: the GUI and the command line must train and evaluate on the same images, and a split
+    recomputed from a changed file list would silently move images between train and test. The file
+    stores image names; an image added later is placed by a hash of its name (never moving the others).
+    When the folder is read-only the split is computed without writing and a note goes to
+    ``source.problems``.
+    """
+    if source.splits:
+        return {k: list(v) for k, v in source.splits.items()}
+    names = [e.name for e in source.entries]
+    index_of = {n: i for i, n in enumerate(names)}
+    path = splits_path(source)
+    doc = _read_split_file(path) if path.is_file() else None
+    if doc is not None:
+        seed = int(doc.get("seed", seed))
+        test_fraction = float(doc.get("test_fraction", test_fraction))
+        result: dict[str, list[int]] = {}
+        placed: set[int] = set()
+        for split, members in doc["splits"].items():
+            if not isinstance(members, list):
+                continue
+            idx = [index_of[n] for n in members if isinstance(n, str) and n in index_of]
+            result[str(split)] = idx
+            placed.update(idx)
+        new = [i for i in range(len(names)) if i not in placed]
+        if not new:
+            return {k: sorted(v) for k, v in result.items()}
+        result.setdefault("train", [])
+        result.setdefault("test", [])
+        for i in new:
+            result["test" if _stable_fraction(seed, names[i]) < test_fraction else "train"].append(i)
+        result = {k: sorted(v) for k, v in result.items()}
+    else:
+        _, n_test = split_counts(len(names), test_fraction) if names else (0, 0)
+        order = np.random.default_rng(int(seed)).permutation(len(names))
+        result = {"train": sorted(int(i) for i in order[n_test:]), "test": sorted(int(i) for i in order[:n_test])}
+    _write_splits(source, path, result, seed, test_fraction)
+    return result
+
+
+def _write_splits(source: DatasetSource, path: Path, splits: dict[str, list[int]], seed: int,
+                  test_fraction: float) -> None:
+    if source.kind == "image":  # a single image: nothing worth a file in the user's folder
+        return
+    doc = {"about": "train/test split written by R-CNN Explorer so the app and the commands use the same images",
+           "version": 1, "seed": int(seed), "test_fraction": float(test_fraction),
+           "splits": {k: [source.entries[i].name for i in v] for k, v in splits.items()}}
+    try:
+        atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    except OSError as exc:
+        msg = (f"{path}: split could not be saved ({exc.strerror or exc}); using a split computed from "
+               f"seed {seed}, which changes if images are added")
+        log.warning(msg)
+        source.problems.append(msg)
+
+
+def split_indices(splits: dict[str, list[int]], name: str) -> list[int]:
+    """The split called ``name``; ``test`` falls back to ``val`` and ``train`` to ``trainval`` (YOLO, VOC)."""
+    if name in splits:
+        return list(splits[name])
+    fallback = {"test": ("val", "valid", "validation"), "val": ("test",), "train": ("trainval",)}
+    for alt in fallback.get(name, ()):
+        if alt in splits:
+            return list(splits[alt])
+    raise KeyError(f"no split named '{name}'; the dataset has: {', '.join(sorted(splits)) or 'none'}")
+
+
+def class_names_of(source: DatasetSource) -> list[str]:
+    """The class list: the store's declared one (COCO, YOLO), else the sorted names found in annotations.
+
+    Sorted rather than first-met order, so the label ids do not depend on which image was read first.
+    """
+    if source.kind in _DECLARED_CLASS_KINDS and source.store.class_names:
+        return list(source.store.class_names)
+    found: set[str] = set(source.store.class_names)
+    for entry in source.entries:
+        try:
+            ann = source.store.load(entry, None)
+        except (AnnotationError, ImageError, OSError):
+            continue
+        if ann is not None:
+            found.update(o.name for o in ann.objects)
+    return sorted(found)

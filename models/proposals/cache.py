@@ -1,0 +1,156 @@
+"""Selective Search proposals cached on disk, keyed by image content and the proposal parameters.
+
+Why: R-CNN and Fast R-CNN need Selective Search boxes for every training image in every epoch and for every
+image at test time; ``fast`` mode costs about a second per image on this CPU, a whole epoch's worth of
+proposals would cost more than the training step itself. The boxes depend only on the pixels and on the
+parameters, so they are computed once and read back afterwards.
+
+Key = SHA-256 of (the decoded pixels' shape, dtype and bytes) + (the parameters as canonical JSON + a
+format version). A renamed or copied image still hits; an edited image, or any changed parameter (mode, k
+values, working size, seed, top N, ...), misses. Nothing is ever invalidated by hand: stale entries are
+simply never asked for again. Each entry is one small ``.npy`` file written atomically, so concurrent
+readers never see half a file and two processes computing the same entry both write the same bytes.
+
+Location: ``proposals/`` in the product's cache folder (:func:`models.detection.features.cache_dir`:
+``$RCNN_EXPLORER_CACHE``, else ``$XDG_CACHE_HOME/rcnn-explorer``, else ``~/.cache/rcnn-explorer``, beside the
+CNN-code cache) — a user cache rather than beside the dataset, because datasets are
+often read-only (shared folders, the bundled samples); pass ``root`` to put it anywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.data.annotations.atomic import atomic_write_bytes
+from models.detection.features import CACHE_ENV, cache_dir, image_key  # one cache folder and image identity
+
+#: Bump when the stored format or the meaning of the parameters changes: old entries then miss.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ProposalParams:
+    """Every argument of :func:`models.proposals.selective_search.selective_search` that changes its boxes.
+
+    Defaults: ``fast`` mode at working size 500 (the settings bench/README.md measured), the best 2,000 boxes
+    (R-CNN's and Fast R-CNN's test-time budget), boxes at least 4 px on each side (thinner ones cannot hold
+    an object a detector is asked for and waste RoIs).
+    """
+
+    mode: str = "fast"
+    ks: tuple[float, ...] | None = None
+    max_side: int | None = 500
+    seed: int = 0
+    top: int | None = 2000
+    min_box_size: float = 4.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ks"] = None if self.ks is None else [float(k) for k in self.ks]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProposalParams:
+        d = dict(d)
+        if d.get("ks") is not None:
+            d["ks"] = tuple(float(k) for k in d["ks"])
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def image_digest(image: np.ndarray) -> str:
+    """Hash of an image's decoded content (shape, dtype, pixels): the same identity as the CNN-code cache."""
+    return image_key(image)
+
+
+def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
+    """The cache key of ``image``'s proposals under ``params``.
+
+    The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
+    go into the key as their values, so boxes cached before a default changed are never served after it.
+    """
+    from models.proposals.selective_search import NEAR_DUPLICATE_IOU, strategies_for
+
+    effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
+                 "near_duplicate_iou": NEAR_DUPLICATE_IOU}
+    h = hashlib.sha256(image_digest(image).encode())
+    h.update(json.dumps({"v": FORMAT_VERSION, **params.to_dict(), "effective": effective}, sort_keys=True).encode())
+    return h.hexdigest()[:40]
+
+
+def compute_proposals(image: np.ndarray, params: ProposalParams) -> np.ndarray:
+    """Selective Search boxes (float32 [N, 4], the image's pixels, best-ranked first) without the cache."""
+    from models.proposals.selective_search import selective_search
+
+    props = selective_search(image, params.mode, ks=params.ks, max_side=params.max_side, seed=params.seed,
+                             top=params.top, min_box_size=params.min_box_size)
+    return np.ascontiguousarray(props.boxes, dtype=np.float32).reshape(-1, 4)
+
+
+class ProposalCache:
+    """Get-or-compute Selective Search boxes; ``hits``/``misses`` count what happened (for tests and logs).
+
+    ``root=None`` uses :func:`cache_dir`/proposals; ``enabled=False`` always computes (and writes nothing).
+    An unwritable cache folder is not an error: the boxes are returned and the failure is counted in
+    ``write_errors`` so a read-only home never stops a training run.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, enabled: bool = True,
+                 compute: Callable[[np.ndarray, ProposalParams], np.ndarray] = compute_proposals) -> None:
+        self.root = Path(root) if root is not None else cache_dir() / "proposals"
+        self.enabled = bool(enabled)
+        self.compute = compute
+        self.hits = 0
+        self.misses = 0
+        self.write_errors = 0
+
+    def path_for(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, image: np.ndarray, params: ProposalParams) -> np.ndarray:
+        """``image``'s proposals under ``params``: read back when cached, else computed and stored."""
+        if not self.enabled:
+            self.misses += 1
+            return self.compute(image, params)
+        key = proposal_key(image, params)
+        path = self.path_for(key)
+        if path.is_file():
+            try:
+                boxes = np.load(path, allow_pickle=False)
+                if boxes.ndim == 2 and boxes.shape[1] == 4:
+                    self.hits += 1
+                    return boxes.astype(np.float32, copy=False)
+            except (OSError, ValueError):
+                pass  # a damaged entry is recomputed and overwritten
+        self.misses += 1
+        boxes = np.ascontiguousarray(self.compute(image, params), dtype=np.float32).reshape(-1, 4)
+        buf = io.BytesIO()
+        np.save(buf, boxes, allow_pickle=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, buf.getvalue())
+        except OSError:
+            self.write_errors += 1
+        return boxes
+
+    def get_many(self, images: Sequence[Callable[[], np.ndarray]], params: ProposalParams,
+                 progress: Callable[[int, int], None] | None = None) -> list[np.ndarray]:
+        """Proposals of several images given as loaders (so only one image is in memory at a time);
+        ``progress(done, total)`` after each."""
+        out = []
+        for i, load in enumerate(images):
+            out.append(self.get(load(), params))
+            if progress is not None:
+                progress(i + 1, len(images))
+        return out
+
+
+__all__ = ["CACHE_ENV", "FORMAT_VERSION", "ProposalCache", "ProposalParams", "cache_dir", "compute_proposals",
+           "image_digest", "proposal_key"]
