@@ -33,9 +33,9 @@ SETTINGS = dict(min_size=600, max_size=1000, box_score_threshold=0.0)
 def _models() -> dict[str, FasterRCNN]:
     torch.manual_seed(0)
     return {
-        "small (width 32, stride 16)": FasterRCNN(CLASSES, "small", **SETTINGS).eval(),
-        "efficientnet_lite0 (stride 16)": FasterRCNN(CLASSES, "efficientnet_lite0", **SETTINGS).eval(),
-        "efficientnet_lite0 (stride 8)": FasterRCNN(CLASSES, "efficientnet_lite0",
+        "small (width 32, stride 16)": FasterRCNN.build(CLASSES, "small", **SETTINGS).eval(),
+        "efficientnet_lite0 (stride 16)": FasterRCNN.build(CLASSES, "efficientnet_lite0", **SETTINGS).eval(),
+        "efficientnet_lite0 (stride 8)": FasterRCNN.build(CLASSES, "efficientnet_lite0",
                                                     backbone_options={"stride": 8}, **SETTINGS).eval(),
     }
 

@@ -53,7 +53,7 @@ def build_pair(num_classes: int = 20, seed: int = 0):  # noqa: ANN201
     from torchvision.ops import MultiScaleRoIAlign
 
     torch.manual_seed(seed)
-    ours = FasterRCNN([f"c{i}" for i in range(num_classes)], "mobilenet_v3", **SETTINGS).eval()
+    ours = FasterRCNN.build([f"c{i}" for i in range(num_classes)], "mobilenet_v3", **SETTINGS).eval()
     body = ours.backbone
 
     class Body(torch.nn.Module):  # torchvision wants .out_channels and a tensor (or dict) out

@@ -15,6 +15,7 @@ from models.detection.anchors import (
     sample_balanced,
     sample_round_robin,
 )
+from models.detection.config import RoIHeadConfig, RPNConfig
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.detectors.rpn import RegionProposalNetwork
 
@@ -115,7 +116,7 @@ def test_per_object_positive_sampling_in_the_roi_head() -> None:
     proposals = torch.cat([big + jitter[:1900], small + jitter[1900:] * 0.1])
     counts = {}
     for mode in ("random", "per_object"):
-        heads = RoIHeads(8, 2, positive_sampling=mode)
+        heads = RoIHeads(8, 2, RoIHeadConfig(positive_sampling=mode))
         _, labels, _ = heads.sample(proposals, gt, torch.tensor([1, 2]))
         counts[mode] = int((labels == 2).sum())
         assert int((labels > 0).sum()) == 32
@@ -124,7 +125,7 @@ def test_per_object_positive_sampling_in_the_roi_head() -> None:
 
 def test_rpn_regression_targets_match_box_coder() -> None:
     anchors, gt = _scene(2)
-    rpn = RegionProposalNetwork(8, AnchorGenerator((32, 64, 128)), ignore_cross_boundary=False)
+    rpn = RegionProposalNetwork(8, 16, RPNConfig(anchor_sizes=[32, 64, 128], ignore_cross_boundary=False))
     labels, reg = rpn.targets_for(anchors, gt, (320, 400))
     tv = Matcher(0.7, 0.3, allow_low_quality_matches=True)(box_iou(gt, anchors))
     pos = labels == 1
@@ -139,7 +140,7 @@ def test_roi_head_sampled_targets_match_torchvision() -> None:
     labels_gt = torch.tensor([1, 2, 3, 1, 2, 3])
     xy = torch.rand(400, 2) * 300
     proposals = torch.cat([xy, xy + torch.rand(400, 2) * 120 + 10], 1)
-    heads = RoIHeads(8, 3, representation_size=16, bg_iou_low=0.0)
+    heads = RoIHeads(8, 3, RoIHeadConfig(representation_size=16, bg_iou_low=0.0))
     rois, labels, targets = heads.sample(proposals, gt, labels_gt)
     assert rois.shape[0] == labels.shape[0] == targets.shape[0] <= 128
     fg = labels > 0

@@ -97,8 +97,8 @@ def test_faster_rcnn_on_a_stride_8_small_backbone_trains_and_round_trips(tmp_pat
     assert trace.anchors.boxes.shape[0] == (96 // 8) * (120 // 8) * 6
     path = save_checkpoint(tmp_path / "m.pt", model=m, config={}, class_names=CLASSES, split={}, epoch=1)
     loaded = load_detector(path, device="cpu")
-    assert loaded.config()["small_stride"] == 8 and loaded.backbone.stride == 8
-    assert loaded.config()["small_context"] is False
+    assert loaded.config()["backbone"]["small_stride"] == 8 and loaded.backbone.stride == 8
+    assert loaded.config()["backbone"]["small_context"] is False
     a, b = m.predict([image], 0.0)[0], loaded.predict([image], 0.0)[0]
     assert np.allclose(a.scores, b.scores, atol=1e-5)
 
@@ -252,7 +252,7 @@ def test_faster_rcnn_on_efficientnet_trains_and_round_trips_without_rereading_th
                        anchor_sizes=(32, 64), representation_size=32, min_size=128, max_size=160,
                        rpn_pre_nms_train=300, rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50,
                        box_score_threshold=0.0)
-    assert m.config()["backbone_pretrained"] is True and m.config()["backbone_options"] == {"stride": stride}
+    assert m.parts.backbone.pretrained is True and m.parts.backbone.options == {"stride": stride}
     m.train()
     losses = m([torch.rand(3, 128, 160)], [{"boxes": torch.tensor([[10.0, 12.0, 70.0, 90.0]]),
                                              "labels": torch.tensor([2])}])

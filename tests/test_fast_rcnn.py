@@ -34,7 +34,7 @@ def tiny_set(tmp_path_factory):
 
 
 def test_defaults_are_the_papers() -> None:
-    m = FastRCNN(CLASSES, "small", small_width=8, representation_size=32)
+    m = FastRCNN.build(CLASSES, "small", small_width=8, representation_size=32)
     h = m.roi_heads
     assert (h.batch_size_per_image, h.positive_fraction, h.fg_iou, h.bg_iou_low, h.bg_iou_high) == \
         (64, 0.25, 0.5, 0.1, 0.5)
@@ -156,7 +156,7 @@ def test_train_detect_evaluate_commands(tiny_set, tmp_path, capsys) -> None:
     assert code == 0, capsys.readouterr().err
     payload = load_checkpoint(out)
     assert payload["generation"] == "fast-rcnn" and payload["config"]["batch_size"] == 2
-    assert payload["model_config"]["proposals_train"] == 200
+    assert payload["model_config"]["proposals"]["train"] == 200
     assert payload["extra"]["train_seconds"] > 0
     assert any(cache.rglob("*.npy"))
     dets = tmp_path / "d.json"

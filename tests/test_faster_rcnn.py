@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from models.detection.config import DetectorConfig
 from models.detection.detectors import build_detector
 from models.detection.detectors.base import Detections, Detector
 from models.detection.detectors.faster_rcnn import FasterRCNN, FasterRCNNTrace
@@ -106,7 +107,7 @@ class _TwoBoxDetector(Detector):
     input height: which test size reported a surviving detection is then readable from its score."""
 
     def __init__(self) -> None:
-        super().__init__(["a", "b"], min_size=300, max_size=1000)
+        super().__init__(["a", "b"], DetectorConfig.default("faster-rcnn").with_overrides({"input.min_size": 300}))
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # a device to run on
 
     def forward(self, images, targets=None):  # noqa: ANN001, ANN201

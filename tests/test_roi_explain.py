@@ -10,6 +10,7 @@ from torchvision.ops import roi_pool as tv_roi_pool
 
 from models.boxes import box_iou
 from models.detection.anchors import POSITIVE
+from models.detection.config import RoIHeadConfig
 from models.detection.detectors.roi_heads import RoIHeads, sample_rois
 from models.detection.roi_explain import explain_roi_pooling, roi_at
 
@@ -129,7 +130,7 @@ def _proposals(n: int, seed: int) -> torch.Tensor:
 def test_sample_rois_is_what_the_head_trains_on(mode) -> None:
     props = _proposals(400, 0)
     gt = torch.tensor([[50.0, 60.0, 200.0, 210.0], [220.0, 30.0, 300.0, 120.0]])
-    heads = RoIHeads(8, 3, positive_sampling=mode, batch_size_per_image=64, positive_fraction=0.25)
+    heads = RoIHeads(8, 3, RoIHeadConfig(positive_sampling=mode, batch_size=64, positive_fraction=0.25))
     torch.manual_seed(7)
     rois, labels, _ = heads.sample(props, gt, torch.tensor([1, 2]))
     torch.manual_seed(7)

@@ -94,7 +94,7 @@ def test_resume_keeps_the_checkpoints_size_or_switches_to_a_new_one(tiny_set, tm
     assert sizes and max(sizes) == 128
     assert any("instead of 96" in (e.message or "") for e in events if e.kind == "message")
     model = load_detector(out, device="cpu")
-    assert (model.min_size, model.max_size) == (128, 192) and model.config()["min_size"] == 128
+    assert (model.min_size, model.max_size) == (128, 192) and model.parts.input.min_size == 128
 
 
 def test_cancel_stops_within_a_step_and_keeps_the_weights(tiny_set, tmp_path) -> None:
@@ -172,10 +172,10 @@ def test_train_command(tiny_set, tmp_path, capsys) -> None:
                  "rpn_post_nms_train=100", "--rotate90", "--train-sizes", "96,112", "--bf16", "--quiet"])
     assert code == 0
     payload = load_checkpoint(out)
-    assert payload["config"]["batch_size"] == 3 and payload["model_config"]["anchor_sizes"] == [16.0, 32.0, 64.0]
+    assert payload["config"]["batch_size"] == 3 and payload["model_config"]["rpn"]["anchor_sizes"] == [16.0, 32.0, 64.0]
     assert payload["config"]["rotate90"] is True and payload["config"]["train_sizes"] == [96, 112]
     assert payload["config"]["cpu_bf16"] is True
-    assert payload["model_config"]["small_stride"] == 8
+    assert payload["model_config"]["backbone"]["small_stride"] == 8
     assert main(["train", "--data", str(tiny_set), "--out", str(out), "--model-arg", "nonsense"]) == 2
 
 
@@ -206,8 +206,8 @@ def test_train_command_fine_tunes_the_pretrained_efficientnet(tiny_set, tmp_path
     assert code == 0, capsys.readouterr().err
     assert "ImageNet weights from" in capsys.readouterr().err
     payload = load_checkpoint(out)
-    assert payload["model_config"]["backbone"] == "efficientnet_lite0"
-    assert payload["model_config"]["backbone_pretrained"] is True
+    assert payload["model_config"]["backbone"]["name"] == "efficientnet_lite0"
+    assert payload["model_config"]["backbone"]["pretrained"] is True
     model = load_detector(out, device="cpu")
     assert not model.backbone.body._conv_stem.weight.requires_grad
     image = np.zeros((100, 120, 3), np.uint8)

@@ -30,6 +30,7 @@ import torchvision
 from torch import nn
 
 from models.detection import efficientnet
+from models.detection.config import BackboneConfig
 
 
 class BackboneWeightsError(RuntimeError):
@@ -442,15 +443,20 @@ register_backbone("efficientnet_lite0", _build_efficientnet, lambda: BackboneInf
 BACKBONES = tuple(backbone_names())
 
 
-def backbone_from_config(config: dict) -> Backbone:
-    """The backbone a detector's saved config describes, rebuilt without reading any weights file (the
-    checkpoint's state dict supplies them). Pops ``backbone`` and ``backbone_pretrained`` from ``config`` —
-    they are not detector arguments — and leaves the rest for the detector's constructor. A backbone trained
-    from ImageNet keeps its frozen-BN layout (``backbone_pretrained``)."""
-    name = config.pop("backbone")
-    pretrained = bool(config.pop("backbone_pretrained", False))
-    return build_backbone(name, "none", small_width=int(config.get("small_width", 32)),
-                          small_norm=str(config.get("small_norm", "group")),
-                          small_stride=int(config.get("small_stride", 16)),
-                          small_context=bool(config.get("small_context", False)), pretrained_layout=pretrained,
-                          options=config.get("backbone_options") or None)
+def backbone_from_part(config: BackboneConfig, rebuild: bool = False) -> Backbone:
+    """The backbone a :class:`~models.detection.config.BackboneConfig` describes.
+
+    ``rebuild``: for a checkpoint's model — no weights file is read (the checkpoint's state dict supplies the
+    weights) and a backbone trained from ImageNet keeps its frozen-BN layout (``config.pretrained``).
+    Otherwise ``config.weights`` is loaded as :func:`build_backbone` says."""
+    return build_backbone(config.name, "none" if rebuild else config.weights, small_width=config.small_width,
+                          small_norm=config.small_norm, small_stride=config.small_stride,
+                          small_context=config.small_context,
+                          pretrained_layout=config.pretrained if rebuild else None, options=config.options or None)
+
+
+def built_backbone_part(config: BackboneConfig, backbone: Backbone) -> BackboneConfig:
+    """``config`` as the backbone was actually built (its name, pretrained layout and options), so a saved
+    config rebuilds the same network whatever was asked for."""
+    return config.replace(name=backbone.name, pretrained=backbone.weights_info.source != "scratch",
+                          options=dict(backbone.options or config.options or {}))

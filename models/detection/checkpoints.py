@@ -1,6 +1,7 @@
 """Detector checkpoints: weights + everything needed to rebuild and reuse them, in one file.
 
-A checkpoint holds the generation, the model's constructor config, the class names (label i is
+A checkpoint holds the generation, the model's settings (one dict per part, :mod:`models.detection.config`;
+read them with :func:`model_parts`, which also understands format version 1), the class names (label i is
 ``class_names[i-1]``), the split it was trained on (so evaluation never scores training images by accident),
 the training config, the epoch and, for ``--resume``, the optimiser state. It is read with
 ``torch.load(weights_only=True)``: only tensors and plain containers, so opening a file from elsewhere cannot run
@@ -19,7 +20,10 @@ import torch
 from models.data.annotations.atomic import atomic_write
 
 FORMAT = "rcnn-explorer/detector-checkpoint"
-VERSION = 1
+#: 2: ``model_config`` holds one dict per part (``{"backbone": {...}, "rpn": {...}, ...}``,
+#: :class:`models.detection.config.DetectorConfig`); 1: one flat dict of constructor arguments. Version 1 files
+#: keep loading: :func:`model_parts` migrates them (:func:`models.detection.config.migrate_v1`).
+VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -95,6 +99,22 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+def payload_version(payload: dict) -> int:
+    """The format version a payload was written in (files before versioning count as 1)."""
+    return int(payload.get("version", 1) or 1)
+
+
+def model_parts(payload: dict):  # noqa: ANN201 - DetectorConfig; imported lazily like the detectors
+    """The per-part settings (:class:`~models.detection.config.DetectorConfig`) of a validated payload, in
+    whichever format version it was written: what to read instead of ``payload["model_config"]``'s keys."""
+    from models.detection.config import ConfigError, detector_config
+
+    try:
+        return detector_config(str(payload["generation"]), dict(payload["model_config"]), payload_version(payload))
+    except ConfigError as exc:
+        raise CheckpointError(f"model config cannot be read ({exc})") from exc
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` → CUDA, else Apple MPS, else CPU; an explicit device that is absent is a clear error."""
     d = str(device)
@@ -117,7 +137,8 @@ def detector_from_payload(payload: dict, path: str | os.PathLike = "checkpoint")
     from models.detection.detectors import UnknownGeneration, rebuild_detector
 
     try:
-        model = rebuild_detector(payload["generation"], list(payload["class_names"]), dict(payload["model_config"]))
+        model = rebuild_detector(payload["generation"], list(payload["class_names"]), dict(payload["model_config"]),
+                                 payload_version(payload))
     except UnknownGeneration as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
     except (TypeError, ValueError, KeyError) as exc:

@@ -57,7 +57,7 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
                         progress: Callable[[str], None] | None = None) -> tuple[list[ModelComparison], list[str]]:
     """Evaluate each checkpoint on ``source.entries[indices]``; rows in the order given, plus user messages.
     A checkpoint that cannot be loaded raises :class:`models.detection.checkpoints.CheckpointError`."""
-    from models.detection.checkpoints import load_checkpoint, load_detector
+    from models.detection.checkpoints import load_checkpoint, load_detector, model_parts
     from models.detection.evaluation import evaluate_detector
     from models.proposals.cache import ProposalCache
     from models.proposals.selective_search import warm_up
@@ -84,7 +84,7 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
         train_s = extra.get("train_seconds")
         rows.append(ModelComparison(
             path=str(path), generation=str(payload["generation"]),
-            backbone=str(payload["model_config"].get("backbone", "?")), images=int(result.n_images),
+            backbone=model_parts(payload).backbone.name, images=int(result.n_images),
             mAP=float(result.mAP), coco_AP=None if result.coco_AP is None else float(result.coco_AP),
             seconds_per_image=timed.seconds / n, proposal_seconds_per_image=proposal / n,
             network_seconds_per_image=(timed.seconds - proposal) / n,

@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from models.detection.checkpoints import load_checkpoint, resolve_device, save_checkpoint
+from models.detection.checkpoints import (
+    load_checkpoint,
+    model_parts,
+    payload_version,
+    resolve_device,
+    save_checkpoint,
+)
+from models.detection.config import DetectorConfig, detector_config
 from models.detection.detectors import build_detector, rebuild_detector
 
 log = logging.getLogger(__name__)
@@ -36,8 +43,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; saved in every checkpoint. ``model``: extra detector arguments
-    (e.g. ``{"anchor_sizes": [32, 64, 128], "representation_size": 512}``) passed to the generation's builder."""
+    """Everything a run depends on (the training part of the configuration); saved in every checkpoint.
+
+    ``model``: the detector's settings — a :class:`~models.detection.config.DetectorConfig` (what a preset
+    gives), or a plain dict of overrides over the generation's paper settings: part dicts
+    (``{"rpn": {"anchor_sizes": [32, 64]}}``), dotted names (``{"rpn.anchor_sizes": [32, 64]}``) or the flat
+    names (``{"anchor_sizes": [32, 64, 128], "representation_size": 512}``). ``backbone``, ``weights``,
+    ``min_size`` and ``max_size`` here win over the same settings in ``model`` (see :meth:`detector_config`).
+    """
 
     data: str
     out: str
@@ -77,13 +90,31 @@ class TrainConfig:
     #: CPU threads for torch (None: torch's default, one per core). On a CPU shared with other jobs, 1 thread
     #: is often several times faster than 2: OpenMP threads waiting on a descheduled sibling spin for nothing.
     threads: int | None = None
-    model: dict = field(default_factory=dict)
+    model: dict[str, Any] | DetectorConfig = field(default_factory=dict)
     #: Folder of the Selective Search proposal cache (generations with external proposals); None: the user
     #: cache folder (models.proposals.cache.cache_dir).
     proposal_cache: str | None = None
 
+    def detector_config(self) -> DetectorConfig:
+        """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
+        ``backbone``, ``weights``, ``min_size`` and ``max_size`` (each where set)."""
+        base = self.model if isinstance(self.model, DetectorConfig) else None
+        parts = detector_config(self.generation, base) if base is not None else \
+            DetectorConfig.default(self.generation).with_overrides(self.model)
+        top: dict[str, Any] = {"backbone.name": self.backbone}
+        if self.weights is not None:
+            top["backbone.weights"] = self.weights
+        if self.min_size:
+            top["input.min_size"] = self.min_size
+        if self.max_size:
+            top["input.max_size"] = self.max_size
+        return parts.with_overrides(top)
+
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain data (the detector settings as part → field → value when ``model`` is a DetectorConfig)."""
+        out = dataclasses.asdict(self)
+        out["model"] = self.model.to_dict() if isinstance(self.model, DetectorConfig) else dict(self.model)
+        return out
 
 
 @dataclass
@@ -181,9 +212,6 @@ def _barrier(dist_info: DistInfo) -> None:
 
 
 # -------------------------------------------------------------------------------------------- helpers
-
-
-DEFAULT_MIN_SIZE, DEFAULT_MAX_SIZE = 600, 1000
 
 
 def cpu_supports_bf16() -> bool:
@@ -332,10 +360,10 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     payload = load_checkpoint(config.resume) if config.resume else None
     if payload is not None and payload["generation"] != config.generation:
         raise ValueError(f"{config.resume}: holds a {payload['generation']} model, not {config.generation}")
-    saved = payload.get("model_config", {}) if payload is not None else {}
-    config = dataclasses.replace(
-        config, min_size=int(config.min_size or saved.get("min_size", DEFAULT_MIN_SIZE)),
-        max_size=int(config.max_size or saved.get("max_size", DEFAULT_MAX_SIZE)))
+    # A new run builds ``parts``; a resumed one keeps its checkpoint's, at the size asked for (if any).
+    parts = model_parts(payload) if payload is not None else config.detector_config()
+    config = dataclasses.replace(config, min_size=int(config.min_size or parts.input.min_size),
+                                 max_size=int(config.max_size or parts.input.max_size))
     fixed = None
     if payload is not None and payload.get("split", {}).get("name") == config.split:
         fixed = payload["split"].get("indices")
@@ -345,7 +373,8 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         emit(TrainEvent("message", message=p))
 
     if payload is not None:
-        model = rebuild_detector(payload["generation"], class_names, payload["model_config"])
+        model = rebuild_detector(payload["generation"], class_names, payload["model_config"],
+                                 payload_version(payload))
         model.load_state_dict(payload["state_dict"])
         start_epoch = int(payload["epoch"])
         if (model.min_size, model.max_size) != (config.min_size, config.max_size):
@@ -353,9 +382,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
                                                f" instead of {model.min_size} (max {model.max_size})"))
             model.set_input_size(config.min_size, config.max_size)
     else:
-        model = build_detector(config.generation, class_names, backbone=config.backbone,
-                               backbone_weights=config.weights, min_size=config.min_size,
-                               max_size=config.max_size, **config.model)
+        model = build_detector(config.generation, class_names, config=parts)
         start_epoch = 0
         info = getattr(getattr(model, "backbone", None), "weights_info", None)
         if info is not None:

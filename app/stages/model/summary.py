@@ -49,29 +49,38 @@ class ModelSummary:
         return f"<table>{body}</table>"
 
 
-def _backbone(cfg: dict) -> str:
-    name = str(cfg.get("backbone", "?"))
-    if name == "small":
-        parts = [f"small CNN (width {cfg.get('small_width', 32)}, stride {cfg.get('small_stride', 16)}"]
-        if cfg.get("small_context"):
-            parts.append("context stage")
-        if cfg.get("pooling"):
-            parts.append(f"RoI {'Align' if cfg.get('pooling') == 'align' else 'pooling'}")
-        return ", ".join(parts) + ")"
-    pre = " from ImageNet" if cfg.get("backbone_pretrained") else ""
-    return f"{name}{pre}"
+def _backbone(parts: Any) -> str:
+    """The backbone in words, from a :class:`~models.detection.config.DetectorConfig` (None: unknown)."""
+    if parts is None:
+        return "unknown"
+    bb = parts.backbone
+    if bb.name == "small":
+        words = [f"small CNN (width {bb.small_width}, stride {bb.small_stride}"]
+        if bb.small_context:
+            words.append("context stage")
+        if parts.warp is None:  # a head that pools RoIs (R-CNN warps crops instead)
+            words.append(f"RoI {'Align' if parts.roi_head.pooling == 'align' else 'pooling'}")
+        return ", ".join(words) + ")"
+    pre = " from ImageNet" if bb.pretrained else ""
+    return f"{bb.name}{pre}"
 
 
 def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
     """A :class:`ModelSummary` of a validated checkpoint payload (missing fields read as "unknown")."""
-    cfg = payload.get("model_config") or {}
+    from models.detection.checkpoints import CheckpointError, model_parts
+
+    try:
+        parts = model_parts(payload)
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        parts = None
     train = payload.get("config") or {}
     split = payload.get("split") or {}
     extra = payload.get("extra") or {}
-    lo, hi = cfg.get("min_size"), cfg.get("max_size")
-    size = f"shorter side {lo}, longer side ≤ {hi}" if lo and hi else "unknown"
-    if cfg.get("test_sizes"):
-        size += f"; tests at {', '.join(str(s) for s in cfg['test_sizes'])}"
+    size = "unknown"
+    if parts is not None:
+        size = f"shorter side {parts.input.min_size}, longer side ≤ {parts.input.max_size}"
+        if parts.input.test_sizes:
+            size += f"; tests at {', '.join(str(s) for s in parts.input.test_sizes)}"
     trained_on = str(extra.get("trained_on") or "")
     n_files = len(split.get("files") or split.get("indices") or []) if isinstance(split, dict) else 0
     data = str(train.get("data") or "")
@@ -90,7 +99,7 @@ def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
         bits = [f"{ev['split']} split" if ev.get("split") else "", f"{ev['images']} images" if ev.get("images") else "",
                 str(ev.get("test_sizes") or "")]
         detail = "(" + ", ".join(b for b in bits if b) + ")" if any(bits) else ""
-    return ModelSummary(path=str(path), generation=str(payload.get("generation", "?")), backbone=_backbone(cfg),
+    return ModelSummary(path=str(path), generation=str(payload.get("generation", "?")), backbone=_backbone(parts),
                         class_names=[str(c) for c in payload.get("class_names") or []], input_size=size,
                         trained_on=trained_on, test_map=None if test_map is None else float(test_map),
                         test_map_detail=detail)

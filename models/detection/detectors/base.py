@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-#: torchvision's ImageNet statistics; the backbones' weights expect them and the small CNN uses them too.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from models.detection.config import IMAGENET_MEAN, IMAGENET_STD, DetectorConfig, detector_config
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Detections", "Detector", "checked_size_range", "resize_image",
+           "resize_scale", "to_tensor"]
 
 
 @dataclass
@@ -83,23 +84,63 @@ class Detector(torch.nn.Module):
     ``forward(images, targets)`` takes already-resized [3, H, W] 0..1 tensors (what the training dataset
     yields); in training mode it returns the loss dict, in eval mode a list of ``{"boxes", "scores",
     "labels"}`` in those resized pixels.
+
+    Every setting comes from one :class:`~models.detection.config.DetectorConfig` (``self.parts``), saved in
+    checkpoints by :meth:`config`; :meth:`build` takes settings as keywords, :meth:`from_config` a saved config.
     """
 
     generation: str = "base"
 
-    def __init__(self, class_names: list[str], min_size: int = 600, max_size: int = 1000) -> None:
+    def __init__(self, class_names: list[str], config: DetectorConfig) -> None:
         super().__init__()
         self.class_names = list(class_names)
-        self.min_size = int(min_size)
-        self.max_size = int(max_size)
+        self.parts = config
+        inp = config.input
+        self.min_size = inp.min_size
+        self.max_size = inp.max_size
+        self.test_sizes = tuple(inp.test_sizes)
+        self.test_flip = inp.test_flip
+        self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
+        self.merge_nms, self.merge_max_detections = config.roi_head.nms, config.roi_head.detections_per_image
+        self.register_buffer("image_mean", torch.tensor(inp.image_mean, dtype=torch.float32).view(3, 1, 1),
+                             persistent=False)
+        self.register_buffer("image_std", torch.tensor(inp.image_std, dtype=torch.float32).view(3, 1, 1),
+                             persistent=False)
+
+    @classmethod
+    def build(cls, class_names: list[str], backbone: object = None, *, config: DetectorConfig | None = None,
+              **settings: object) -> Detector:
+        """A fresh detector from keyword settings: ``backbone`` a name or a built
+        :class:`~models.detection.backbones.Backbone`; ``settings`` part dicts (``rpn={"nms": 0.6}``), dotted
+        names as ``**{"rpn.nms": 0.6}`` or the flat names (``anchor_sizes=(16, 32)``, ``small_width=8``),
+        applied over ``config`` (default: the generation's paper settings)."""
+        overrides = dict(settings)
+        built = None
+        if isinstance(backbone, str):
+            overrides["backbone.name"] = backbone
+        elif backbone is not None:
+            built = backbone
+        cfg = (config or DetectorConfig.default(cls.generation)).with_overrides(overrides)
+        return cls(class_names, cfg, backbone=built)
+
+    @classmethod
+    def from_config(cls, class_names: list[str], config: dict | DetectorConfig, version: int = 2) -> Detector:
+        """Rebuild a saved model without touching any weights file (the checkpoint's state dict supplies the
+        weights); ``config`` in either checkpoint layout (``version`` 1: flat names)."""
+        from models.detection.backbones import backbone_from_part
+
+        cfg = detector_config(cls.generation, config, version)
+        return cls(class_names, cfg, backbone=backbone_from_part(cfg.backbone, rebuild=True))
+
+    def config(self) -> dict:
+        """Every setting as plain nested dicts (part → field → value): with the state dict, enough to rebuild."""
+        return self.parts.to_dict()
 
     def set_input_size(self, min_size: int, max_size: int) -> None:
         """Change the size images are resized to (kept in the config, so checkpoints remember it): for
         fine-tuning at a larger size than the model was first trained at."""
-        self.min_size, self.max_size = int(min_size), int(max_size)
-        config = getattr(self, "_config", None)
-        if isinstance(config, dict):
-            config["min_size"], config["max_size"] = self.min_size, self.max_size
+        self.parts = self.parts.with_overrides({"input": {"min_size": min_size, "max_size": max_size}})
+        self.min_size, self.max_size = self.parts.input.min_size, self.parts.input.max_size
 
     @property
     def num_classes(self) -> int:
@@ -109,10 +150,6 @@ class Detector(torch.nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
-
-    def config(self) -> dict:
-        """Constructor arguments as plain data: enough, with the state dict, to rebuild the model."""
-        raise NotImplementedError
 
     #: Shorter sides to test at (multi-scale testing); empty: ``min_size`` alone, as the papers.
     test_sizes: tuple[int, ...] = ()

@@ -19,7 +19,6 @@ comparison can report the network's time and the proposals' time separately.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,17 +27,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.boxes import clip_boxes, decode
-from models.detection.backbones import Backbone, backbone_from_config, build_backbone
-from models.detection.detectors.base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Detections,
-    Detector,
-    checked_size_range,
-)
+from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.config import DetectorConfig, ProposalConfig
+from models.detection.detectors.base import Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.nms import NmsTrace, nms_trace
 from models.proposals.cache import ProposalCache, ProposalParams
+
+
+def proposal_params(config: ProposalConfig) -> ProposalParams:
+    """The Selective Search parameters (the proposal cache's key) of a proposals part; the cache holds the
+    larger of the training and test budgets, so one run serves both."""
+    return ProposalParams(mode=config.mode, ks=None if config.ks is None else tuple(config.ks),
+                          max_side=config.max_side, seed=config.seed, top=max(config.train, config.test),
+                          min_box_size=config.min_box_size)
 
 
 @dataclass
@@ -70,76 +72,24 @@ class FastRCNNTrace:
 class FastRCNN(Detector):
     generation = "fast-rcnn"
 
-    def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
-                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
-                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
-                 proposal_mode: str = "fast", proposal_ks: Sequence[float] | None = None,
-                 proposal_max_side: int | None = 500, proposal_seed: int = 0, proposal_min_box_size: float = 4.0,
-                 proposals_train: int = 2000, proposals_test: int = 2000,
-                 pool_size: int = 7, pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
-                 roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.1,
-                 roi_batch_size: int = 64, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
-                 box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
-                 test_sizes: Sequence[int] = (), test_flip: bool = False,
-                 test_size_range: Sequence[float] | None = None,
-                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
-        super().__init__(class_names, min_size, max_size)
-        size_range = None if test_size_range is None else checked_size_range(test_size_range)
-        if isinstance(backbone, str):
-            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride, small_context=small_context,
-                                      options=backbone_options)
+    def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
+                 backbone: Backbone | None = None) -> None:
+        """``config``: every setting (default: the paper's); ``backbone``: an already built body, else one is
+        built from ``config.backbone``. Keyword settings: :meth:`build`."""
+        config = config or DetectorConfig.default(self.generation)
+        backbone = backbone or backbone_from_part(config.backbone)
+        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        super().__init__(class_names, config)
         self.backbone = backbone
-        ks = None if proposal_ks is None else [float(k) for k in proposal_ks]
-        self._config = dict(
-            backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
-            small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
-            backbone_options=dict(getattr(backbone, "options", None) or backbone_options or {}),
-            min_size=min_size, max_size=max_size, proposal_mode=proposal_mode, proposal_ks=ks,
-            proposal_max_side=proposal_max_side, proposal_seed=int(proposal_seed),
-            proposal_min_box_size=float(proposal_min_box_size), proposals_train=int(proposals_train),
-            proposals_test=int(proposals_test), pool_size=pool_size, pooling=pooling,
-            representation_size=representation_size, dropout=dropout, roi_fg_iou=roi_fg_iou,
-            roi_bg_iou_high=roi_bg_iou_high, roi_bg_iou_low=roi_bg_iou_low, roi_batch_size=roi_batch_size,
-            roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
-            box_score_threshold=box_score_threshold, box_nms=box_nms, detections_per_image=detections_per_image,
-            test_sizes=[int(v) for v in test_sizes], test_flip=bool(test_flip),
-            test_size_range=None if size_range is None else list(size_range),
-            image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
-        self.proposals_train = int(proposals_train)
-        self.proposals_test = int(proposals_test)
+        props = config.proposals
+        self.proposals_train = props.train
+        self.proposals_test = props.test
         # One Selective Search run serves training and testing: the cache holds the larger budget.
-        self.proposal_params = ProposalParams(
-            mode=proposal_mode, ks=None if ks is None else tuple(ks), max_side=proposal_max_side,
-            seed=int(proposal_seed), top=max(self.proposals_train, self.proposals_test),
-            min_box_size=float(proposal_min_box_size))
+        self.proposal_params = proposal_params(props)
         self.proposal_cache = ProposalCache()
         self.proposal_seconds = 0.0
-        self.test_sizes = tuple(int(v) for v in test_sizes)
-        self.test_flip = bool(test_flip)
-        self.test_size_range = size_range
-        self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
-        self.roi_heads = RoIHeads(
-            backbone.out_channels, len(class_names), pool_size=pool_size, spatial_scale=1.0 / backbone.stride,
-            pooling=pooling, representation_size=representation_size, dropout=dropout, fg_iou=roi_fg_iou,
-            bg_iou_high=roi_bg_iou_high, bg_iou_low=roi_bg_iou_low, batch_size_per_image=roi_batch_size,
-            positive_fraction=roi_positive_fraction, positive_sampling=roi_positive_sampling,
-            add_gt_as_proposals=True, score_threshold=box_score_threshold, nms_threshold=box_nms,
-            detections_per_image=detections_per_image)
-        self.register_buffer("image_mean", torch.tensor(list(image_mean), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer("image_std", torch.tensor(list(image_std), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-
-    def config(self) -> dict:
-        return dict(self._config)
-
-    @classmethod
-    def from_config(cls, class_names: list[str], config: dict) -> FastRCNN:
-        """Rebuild without touching any weights file (the checkpoint's state dict supplies the weights)."""
-        cfg = dict(config)
-        bb = backbone_from_config(cfg)
-        return cls(class_names, bb, **cfg)
+        self.roi_heads = RoIHeads(backbone.out_channels, len(class_names), config.roi_head,
+                                  spatial_scale=1.0 / backbone.stride, add_gt_as_proposals=True)
 
     # ------------------------------------------------------------------------------------------ proposals
 

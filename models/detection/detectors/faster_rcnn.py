@@ -2,13 +2,13 @@
 feature map, trained jointly on the four losses (the paper's "approximate joint training": proposals are
 treated as constants, no gradient flows through their coordinates).
 
-Defaults are the paper's; every one is a constructor argument and is saved in checkpoints through
-:meth:`FasterRCNN.config`, so a trained model is rebuilt exactly.
+Defaults are the paper's; the settings are the parts of a :class:`~models.detection.config.DetectorConfig`
+(backbone, input, RPN, RoI head), saved in checkpoints through :meth:`FasterRCNN.config`, so a trained model
+is rebuilt exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,15 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.boxes import RPN_STDS, clip_boxes, decode
-from models.detection.anchors import AnchorGenerator, AnchorSet, label_anchors
-from models.detection.backbones import Backbone, backbone_from_config, build_backbone
-from models.detection.detectors.base import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Detections,
-    Detector,
-    checked_size_range,
-)
+from models.detection.anchors import AnchorSet, label_anchors
+from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.config import DetectorConfig
+from models.detection.detectors.base import Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.detectors.rpn import RegionProposalNetwork
 from models.detection.nms import NmsTrace, nms_trace
@@ -63,81 +58,18 @@ class FasterRCNNTrace:
 class FasterRCNN(Detector):
     generation = "faster-rcnn"
 
-    def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
-                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
-                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
-                 anchor_sizes: Sequence[float] = (128, 256, 512), anchor_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-                 rpn_mid_channels: int | None = None, rpn_positive_iou: float = 0.7, rpn_negative_iou: float = 0.3,
-                 rpn_batch_size: int = 256, rpn_positive_fraction: float = 0.5, rpn_pre_nms_train: int = 12000,
-                 rpn_post_nms_train: int = 2000, rpn_pre_nms_test: int = 6000, rpn_post_nms_test: int = 300,
-                 rpn_nms: float = 0.7, rpn_min_size: float = 0.0, ignore_cross_boundary: bool = True,
-                 pool_size: int = 7, pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
-                 roi_fg_iou: float = 0.5, roi_bg_iou_high: float = 0.5, roi_bg_iou_low: float = 0.0,
-                 roi_batch_size: int = 128, roi_positive_fraction: float = 0.25, roi_positive_sampling: str = "random",
-                 box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
-                 test_sizes: Sequence[int] = (), test_flip: bool = False,
-                 test_size_range: Sequence[float] | None = None,
-                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
-        super().__init__(class_names, min_size, max_size)
-        size_range = None if test_size_range is None else checked_size_range(test_size_range)
-        if isinstance(backbone, str):
-            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride, small_context=small_context,
-                                      options=backbone_options)
+    def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
+                 backbone: Backbone | None = None) -> None:
+        """``config``: every setting (default: the paper's); ``backbone``: an already built body, else one is
+        built from ``config.backbone``. Keyword settings: :meth:`build`."""
+        config = config or DetectorConfig.default(self.generation)
+        backbone = backbone or backbone_from_part(config.backbone)
+        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        super().__init__(class_names, config)
         self.backbone = backbone
-        self._config = dict(
-            backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
-            small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
-            backbone_options=dict(backbone.options or backbone_options or {}), min_size=min_size, max_size=max_size,
-            anchor_sizes=[float(s) for s in anchor_sizes], anchor_ratios=[float(r) for r in anchor_ratios],
-            rpn_mid_channels=rpn_mid_channels, rpn_positive_iou=rpn_positive_iou,
-            rpn_negative_iou=rpn_negative_iou, rpn_batch_size=rpn_batch_size,
-            rpn_positive_fraction=rpn_positive_fraction, rpn_pre_nms_train=rpn_pre_nms_train,
-            rpn_post_nms_train=rpn_post_nms_train, rpn_pre_nms_test=rpn_pre_nms_test,
-            rpn_post_nms_test=rpn_post_nms_test, rpn_nms=rpn_nms, rpn_min_size=rpn_min_size,
-            ignore_cross_boundary=ignore_cross_boundary, pool_size=pool_size, pooling=pooling,
-            representation_size=representation_size, dropout=dropout, roi_fg_iou=roi_fg_iou,
-            roi_bg_iou_high=roi_bg_iou_high, roi_bg_iou_low=roi_bg_iou_low, roi_batch_size=roi_batch_size,
-            roi_positive_fraction=roi_positive_fraction, roi_positive_sampling=roi_positive_sampling,
-            box_score_threshold=box_score_threshold,
-            box_nms=box_nms, detections_per_image=detections_per_image, test_sizes=[int(v) for v in test_sizes],
-            test_flip=bool(test_flip),
-            test_size_range=None if size_range is None else list(size_range),
-            image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
-        self.test_sizes = tuple(int(v) for v in test_sizes)
-        self.test_flip = bool(test_flip)
-        self.test_size_range = size_range
-        self.merge_nms, self.merge_max_detections = float(box_nms), int(detections_per_image)
-        stride = backbone.stride
-        self.rpn = RegionProposalNetwork(
-            backbone.out_channels, AnchorGenerator(anchor_sizes, anchor_ratios, stride),
-            mid_channels=rpn_mid_channels, positive_iou=rpn_positive_iou, negative_iou=rpn_negative_iou,
-            batch_size_per_image=rpn_batch_size, positive_fraction=rpn_positive_fraction,
-            pre_nms_top_n_train=rpn_pre_nms_train, post_nms_top_n_train=rpn_post_nms_train,
-            pre_nms_top_n_test=rpn_pre_nms_test, post_nms_top_n_test=rpn_post_nms_test,
-            nms_threshold=rpn_nms, min_size=rpn_min_size, ignore_cross_boundary=ignore_cross_boundary)
-        self.roi_heads = RoIHeads(
-            backbone.out_channels, len(class_names), pool_size=pool_size, spatial_scale=1.0 / stride,
-            pooling=pooling, representation_size=representation_size, dropout=dropout, fg_iou=roi_fg_iou,
-            bg_iou_high=roi_bg_iou_high, bg_iou_low=roi_bg_iou_low, batch_size_per_image=roi_batch_size,
-            positive_fraction=roi_positive_fraction, positive_sampling=roi_positive_sampling,
-            score_threshold=box_score_threshold,
-            nms_threshold=box_nms, detections_per_image=detections_per_image)
-        self.register_buffer("image_mean", torch.tensor(list(image_mean), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer("image_std", torch.tensor(list(image_std), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-
-    def config(self) -> dict:
-        return dict(self._config)
-
-    @classmethod
-    def from_config(cls, class_names: list[str], config: dict) -> FasterRCNN:
-        """Rebuild without touching any weights file: the checkpoint's state dict supplies the weights.
-        A backbone trained from ImageNet keeps its frozen-BN layout (``backbone_pretrained``)."""
-        cfg = dict(config)
-        bb = backbone_from_config(cfg)
-        return cls(class_names, bb, **cfg)
+        self.rpn = RegionProposalNetwork(backbone.out_channels, backbone.stride, config.rpn)
+        self.roi_heads = RoIHeads(backbone.out_channels, len(class_names), config.roi_head,
+                                  spatial_scale=1.0 / backbone.stride)
 
     def batch(self, images: list[Tensor]) -> tuple[Tensor, list[tuple[int, int]]]:
         """Normalise and zero-pad (after normalisation: padding is the mean colour) to a common size."""

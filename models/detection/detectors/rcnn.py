@@ -37,13 +37,15 @@ from torchvision.ops import roi_align
 
 from models.boxes import box_iou, clip_boxes, decode, encode
 from models.detection.anchors import NEGATIVE, POSITIVE, sample_balanced
-from models.detection.backbones import Backbone, backbone_from_config, build_backbone
-from models.detection.detectors.base import IMAGENET_MEAN, IMAGENET_STD, Detections, Detector
+from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.config import V1_NAMES, DetectorConfig
+from models.detection.detectors.base import Detections, Detector
+from models.detection.detectors.fast_rcnn import proposal_params
 from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
 from models.detection.nms import NmsTrace, batched_nms, nms_trace
 from models.detection.svm import fit_ridge, mine_hard_negatives, train_linear_svm
-from models.proposals.cache import ProposalCache, ProposalParams
+from models.proposals.cache import ProposalCache
 
 #: R-CNN regresses un-normalised (dx, dy, dw, dh) with ridge regression.
 UNIT_STDS = (1.0, 1.0, 1.0, 1.0)
@@ -89,44 +91,21 @@ class RCNNTrace:
 class RCNN(Detector):
     generation = "rcnn"
 
-    def __init__(self, class_names: list[str], backbone: Backbone | str = "small", *, backbone_weights=None,
-                 small_width: int = 32, small_norm: str = "group", small_stride: int = 16, small_context: bool = False,
-                 backbone_options: dict | None = None, min_size: int = 600, max_size: int = 1000,
-                 proposal_mode: str = "fast", proposal_ks: Sequence[float] | None = None,
-                 proposal_max_side: int | None = 500, proposal_seed: int = 0, proposal_min_box_size: float = 4.0,
-                 proposals_train: int = 500, proposals_test: int = 500,
-                 warp_size: int = 64, context: int = 5, representation_size: int = 512, dropout: float = 0.5,
-                 fg_iou: float = 0.5, crops_per_image: int = 32, positive_fraction: float = 0.25,
-                 svm_c: float = 1e-3, svm_positive_weight: float = 2.0, svm_negative_iou: float = 0.3,
-                 svm_margin: float = 1.0, svm_passes: int = 2, svm_retrain_every: int = 20,
-                 bbox_iou: float = 0.6, ridge_alpha: float = 1000.0,
-                 box_score_threshold: float = 0.05, box_nms: float = 0.3, detections_per_image: int = 100,
-                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD) -> None:
-        super().__init__(class_names, min_size, max_size)
-        if isinstance(backbone, str):
-            backbone = build_backbone(backbone, backbone_weights, small_width=small_width, small_norm=small_norm,
-                                      small_stride=small_stride, small_context=small_context,
-                                      options=backbone_options)
-        ks = None if proposal_ks is None else [float(k) for k in proposal_ks]
-        self._config = dict(
-            backbone=backbone.name, backbone_pretrained=backbone.weights_info.source != "scratch",
-            small_width=small_width, small_norm=small_norm, small_stride=small_stride, small_context=bool(small_context),
-            backbone_options=dict(getattr(backbone, "options", None) or backbone_options or {}),
-            min_size=min_size, max_size=max_size, proposal_mode=proposal_mode, proposal_ks=ks,
-            proposal_max_side=proposal_max_side, proposal_seed=int(proposal_seed),
-            proposal_min_box_size=float(proposal_min_box_size), proposals_train=int(proposals_train),
-            proposals_test=int(proposals_test), warp_size=int(warp_size), context=int(context),
-            representation_size=int(representation_size), dropout=float(dropout), fg_iou=float(fg_iou),
-            crops_per_image=int(crops_per_image), positive_fraction=float(positive_fraction), svm_c=float(svm_c),
-            svm_positive_weight=float(svm_positive_weight), svm_negative_iou=float(svm_negative_iou),
-            svm_margin=float(svm_margin), svm_passes=int(svm_passes), svm_retrain_every=int(svm_retrain_every),
-            bbox_iou=float(bbox_iou), ridge_alpha=float(ridge_alpha), box_score_threshold=box_score_threshold,
-            box_nms=box_nms, detections_per_image=detections_per_image,
-            image_mean=[float(v) for v in image_mean], image_std=[float(v) for v in image_std])
-        for key, value in self._config.items():
-            if key not in ("backbone", "min_size", "max_size"):
-                setattr(self, f"_{key}" if key in ("image_mean", "image_std") else key, value)
-        self.cnn = WarpCNN(backbone, warp_size, representation_size, dropout)
+    def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
+                 backbone: Backbone | None = None) -> None:
+        """``config``: every setting (default: the CPU adaptation above); ``backbone``: an already built body,
+        else one is built from ``config.backbone``. Keyword settings: :meth:`build`."""
+        config = config or DetectorConfig.default(self.generation)
+        backbone = backbone or backbone_from_part(config.backbone)
+        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        super().__init__(class_names, config)
+        # Each setting also as an attribute under its flat name (self.warp_size, self.crops_per_image,
+        # self.svm_c, self.box_nms ...), which the stages below read.
+        for flat, (part, name) in V1_NAMES.items():
+            if part in ("proposals", "roi_head", "warp", "svm"):
+                setattr(self, flat, getattr(getattr(config, part), name))
+        warp_size, representation_size = config.warp.size, config.roi_head.representation_size
+        self.cnn = WarpCNN(backbone, warp_size, representation_size, config.roi_head.dropout)
         k = len(class_names)
         self.classifier = nn.Linear(representation_size, k + 1)  # fine-tuning only
         nn.init.normal_(self.classifier.weight, std=0.01)
@@ -136,14 +115,7 @@ class RCNN(Detector):
         self.register_buffer("reg_weight", torch.zeros(k, representation_size, 4))
         self.register_buffer("reg_bias", torch.zeros(k, 4))
         self.register_buffer("svm_trained", torch.zeros((), dtype=torch.uint8))
-        self.register_buffer("image_mean", torch.tensor(list(image_mean), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer("image_std", torch.tensor(list(image_std), dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.proposal_params = ProposalParams(
-            mode=proposal_mode, ks=None if ks is None else tuple(ks), max_side=proposal_max_side,
-            seed=int(proposal_seed), top=max(int(proposals_train), int(proposals_test)),
-            min_box_size=float(proposal_min_box_size))
+        self.proposal_params = proposal_params(config.proposals)
         self.proposal_cache = ProposalCache()
         self.proposal_seconds = 0.0
         self._feature_cache: FeatureCache | None = None
@@ -155,15 +127,6 @@ class RCNN(Detector):
     @property
     def backbone(self) -> Backbone:
         return self.cnn.backbone
-
-    def config(self) -> dict:
-        return dict(self._config)
-
-    @classmethod
-    def from_config(cls, class_names: list[str], config: dict) -> RCNN:
-        cfg = dict(config)
-        bb = backbone_from_config(cfg)
-        return cls(class_names, bb, **cfg)
 
     @property
     def feature_cache(self) -> FeatureCache:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from models.boxes import HEAD_STDS, box_iou, clip_boxes, decode, encode, remove_small
 from models.detection.anchors import POSITIVE, match_boxes, sample_balanced, sample_round_robin
+from models.detection.config import RoIHeadConfig
 from models.detection.nms import batched_nms
 from models.detection.roi import roi_align, roi_pool
 
@@ -120,37 +121,32 @@ class HeadOutput:
 
 
 class RoIHeads(nn.Module):
-    """RoI pooling + two FC layers + classifier/regressor, with sampling, losses and per-class NMS."""
+    """RoI pooling + two FC layers + classifier/regressor, with sampling, losses and per-class NMS; the
+    settings come from one :class:`RoIHeadConfig` (pooling and sampling validated there)."""
 
-    def __init__(self, in_channels: int, num_classes: int, *, pool_size: int = 7, spatial_scale: float = 1.0 / 16,
-                 pooling: str = "pool", representation_size: int = 4096, dropout: float = 0.0,
-                 fg_iou: float = 0.5, bg_iou_high: float = 0.5, bg_iou_low: float = 0.0,
-                 batch_size_per_image: int = 128, positive_fraction: float = 0.25,
-                 positive_sampling: str = "random", add_gt_as_proposals: bool = True,
-                 box_stds: Sequence[float] = HEAD_STDS,
-                 smooth_l1_beta: float = 1.0, score_threshold: float = 0.05, nms_threshold: float = 0.3,
-                 detections_per_image: int = 100, min_box_size: float = 1e-2) -> None:
+    def __init__(self, in_channels: int, num_classes: int, config: RoIHeadConfig | None = None, *,
+                 spatial_scale: float = 1.0 / 16, add_gt_as_proposals: bool = True,
+                 box_stds: Sequence[float] = HEAD_STDS, smooth_l1_beta: float = 1.0,
+                 min_box_size: float = 1e-2) -> None:
         super().__init__()
-        if pooling not in ("pool", "align"):
-            raise ValueError("pooling is 'pool' (RoI max pooling, the paper) or 'align'")
+        cfg = config or RoIHeadConfig()
+        self.config = cfg
         self.num_classes = int(num_classes)  # K, without background
-        self.pool_size = (int(pool_size), int(pool_size))
+        self.pool_size = (cfg.pool_size, cfg.pool_size)
         self.spatial_scale = float(spatial_scale)
-        self.pooling = pooling
-        self.box_head = TwoFCHead(in_channels * pool_size * pool_size, representation_size, dropout)
-        self.predictor = BoxPredictor(representation_size, self.num_classes + 1)
-        self.fg_iou, self.bg_iou_high, self.bg_iou_low = fg_iou, bg_iou_high, bg_iou_low
-        self.batch_size_per_image = batch_size_per_image
-        self.positive_fraction = positive_fraction
-        if positive_sampling not in ("random", "per_object"):
-            raise ValueError("positive_sampling is 'random' (the paper) or 'per_object' (each object its share)")
-        self.positive_sampling = positive_sampling
+        self.pooling = cfg.pooling
+        self.box_head = TwoFCHead(in_channels * cfg.pool_size * cfg.pool_size, cfg.representation_size, cfg.dropout)
+        self.predictor = BoxPredictor(cfg.representation_size, self.num_classes + 1)
+        self.fg_iou, self.bg_iou_high, self.bg_iou_low = cfg.fg_iou, cfg.bg_iou_high, cfg.bg_iou_low
+        self.batch_size_per_image = cfg.batch_size
+        self.positive_fraction = cfg.positive_fraction
+        self.positive_sampling = cfg.positive_sampling
         self.add_gt_as_proposals = add_gt_as_proposals
         self.box_stds = tuple(float(s) for s in box_stds)
         self.smooth_l1_beta = smooth_l1_beta
-        self.score_threshold = score_threshold
-        self.nms_threshold = nms_threshold
-        self.detections_per_image = detections_per_image
+        self.score_threshold = cfg.score_threshold
+        self.nms_threshold = cfg.nms
+        self.detections_per_image = cfg.detections_per_image
         self.min_box_size = min_box_size
 
     def pool(self, features: Tensor, rois: list[Tensor]) -> Tensor:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from models.boxes import RPN_STDS, clip_boxes, decode, encode, remove_small
 from models.detection.anchors import AnchorGenerator, label_anchors, sample_balanced
+from models.detection.config import RPNConfig
 from models.detection.nms import nms
 
 
@@ -52,26 +53,24 @@ class RPNOutput:
 
 
 class RegionProposalNetwork(nn.Module):
-    """Anchors + head + proposal selection + the two RPN losses. Every threshold is an argument."""
+    """Anchors + head + proposal selection + the two RPN losses, set by one :class:`RPNConfig`."""
 
-    def __init__(self, in_channels: int, anchor_generator: AnchorGenerator, *, mid_channels: int | None = None,
-                 positive_iou: float = 0.7, negative_iou: float = 0.3, batch_size_per_image: int = 256,
-                 positive_fraction: float = 0.5, pre_nms_top_n_train: int = 12000,
-                 post_nms_top_n_train: int = 2000, pre_nms_top_n_test: int = 6000,
-                 post_nms_top_n_test: int = 300, nms_threshold: float = 0.7, min_size: float = 0.0,
-                 ignore_cross_boundary: bool = True, smooth_l1_beta: float = 1.0 / 9) -> None:
+    def __init__(self, in_channels: int, stride: int, config: RPNConfig | None = None,
+                 smooth_l1_beta: float = 1.0 / 9) -> None:
         super().__init__()
-        self.anchor_generator = anchor_generator
-        self.head = RPNHead(in_channels, anchor_generator.num_per_cell, mid_channels)
-        self.positive_iou = positive_iou
-        self.negative_iou = negative_iou
-        self.batch_size_per_image = batch_size_per_image
-        self.positive_fraction = positive_fraction
-        self.pre_nms_top_n = {"train": pre_nms_top_n_train, "test": pre_nms_top_n_test}
-        self.post_nms_top_n = {"train": post_nms_top_n_train, "test": post_nms_top_n_test}
-        self.nms_threshold = nms_threshold
-        self.min_size = min_size
-        self.ignore_cross_boundary = ignore_cross_boundary
+        cfg = config or RPNConfig()
+        self.config = cfg
+        self.anchor_generator = AnchorGenerator(cfg.anchor_sizes, cfg.anchor_ratios, stride)
+        self.head = RPNHead(in_channels, self.anchor_generator.num_per_cell, cfg.mid_channels)
+        self.positive_iou = cfg.positive_iou
+        self.negative_iou = cfg.negative_iou
+        self.batch_size_per_image = cfg.batch_size
+        self.positive_fraction = cfg.positive_fraction
+        self.pre_nms_top_n = {"train": cfg.pre_nms_train, "test": cfg.pre_nms_test}
+        self.post_nms_top_n = {"train": cfg.post_nms_train, "test": cfg.post_nms_test}
+        self.nms_threshold = cfg.nms
+        self.min_size = cfg.min_size
+        self.ignore_cross_boundary = cfg.ignore_cross_boundary
         self.smooth_l1_beta = smooth_l1_beta
 
     def _mode(self) -> str:
