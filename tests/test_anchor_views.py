@@ -17,6 +17,7 @@ from models.detection.anchor_labels import (
     parse_numbers,
 )
 from models.detection.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, label_anchors
+from models.detection.config import DetectorConfig
 from models.detection.detectors.base import Detector
 from models.detection.rpn_views import (
     anchor_regression,
@@ -102,7 +103,8 @@ def test_bad_parameters_give_clear_errors() -> None:
 
 
 def test_input_geometry_is_the_detectors_resize() -> None:
-    det = Detector(["a"], min_size=600, max_size=1000)
+    det = Detector(["a"], DetectorConfig.default("faster-rcnn").with_overrides({"input": {"min_size": 600,
+                                                                                           "max_size": 1000}}))
     det.dummy = torch.nn.Linear(1, 1)  # prepare() moves to the model's device: it needs one parameter
     image = np.zeros((333, 517, 3), np.uint8)
     t, factors = det.prepare(image)
