@@ -1,7 +1,8 @@
 """``python main.py train``: train a detector headless, with a terminal progress bar (losses and ETA).
 
-Parses arguments into :class:`models.detection.training.TrainConfig` and subscribes a tqdm bar to the training
-callbacks; the loop itself lives in ``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same
+Parses arguments into :class:`models.detection.training.TrainConfig` — a named preset
+(:mod:`models.detection.presets`, ``--preset``) or the generation's paper settings, with the flags given
+overriding them — and subscribes a tqdm bar to the training callbacks; the loop itself lives in ``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same
 command trains with DistributedDataParallel; only rank 0 draws the bar and writes the checkpoint.
 """
 
@@ -47,59 +48,106 @@ def _model_args(items: list[str]) -> dict:
 
 
 def parser() -> argparse.ArgumentParser:
+    """Every training flag defaults to None ("not given"): given flags override the preset (``--preset``) or,
+    without one, the generation's paper settings (:func:`models.detection.presets.default_train_config`)."""
     p = argparse.ArgumentParser(prog="python main.py train", description="Train a detector on a dataset.")
-    p.add_argument("--generation", choices=GENERATIONS, default="faster-rcnn", help="detector generation")
-    p.add_argument("--data", required=True, help="dataset: VOC root, COCO JSON, YOLO folder or annotated folder")
-    p.add_argument("--out", required=True, help="checkpoint file to write (rewritten after every epoch)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="start from a named recipe (see --list-presets); the flags below override its fields")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
+    p.add_argument("--print-config", action="store_true",
+                   help="print every setting this command would train with (per part) and exit")
+    p.add_argument("--generation", choices=GENERATIONS, default=None,
+                   help="detector generation (default faster-rcnn, or the preset's)")
+    p.add_argument("--data", help="dataset: VOC root, COCO JSON, YOLO folder or annotated folder")
+    p.add_argument("--out", help="checkpoint file to write (rewritten after every epoch)")
     from models.detection.backbones import backbone_infos
 
     infos = backbone_infos()
     listed = "; ".join(f"{i.name} ({'pretrained on ' + i.pretrained_on if i.pretrained_on else 'from scratch'}"
                        f"{'' if i.available else ', weights not installed'})" for i in infos)
-    p.add_argument("--backbone", choices=[i.name for i in infos], default="small", help=listed)
+    p.add_argument("--backbone", choices=[i.name for i in infos], default=None, help=listed + " (default small)")
     p.add_argument("--weights", default=None,
                    help="backbone weights: a .pth file, 'imagenet' or 'none'; default: the backbone's pretrained "
                         "weights when present offline (efficientnet_lite0: its pip package; torchvision's: the "
                         "local torch cache), else random")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=None, help="default 12")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per step (default 2 for fast-rcnn, the paper's 2 images x 64 RoIs, and rcnn; else 1)")
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
-                   help="sgd with momentum 0.9 (the papers) or adamw (faster from scratch)")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=None, help="default 0.01")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
+                   help="sgd with momentum 0.9 (the papers, the default) or adamw (faster from scratch)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 1e-4")
     p.add_argument("--min-size", type=int, default=None,
-                   help="shorter image side after resizing (default 600; with --resume, the checkpoint's — "
-                        "give another to continue at that size)")
+                   help="shorter image side after resizing (default 600 or the preset's; with --resume, the "
+                        "checkpoint's — give another to continue at that size)")
     p.add_argument("--max-size", type=int, default=None,
-                   help="cap on the longer side after resizing (default 1000, or the checkpoint's)")
+                   help="cap on the longer side after resizing (default 1000, the preset's or the checkpoint's)")
     p.add_argument("--train-sizes", type=_ints, default=None, metavar="S1,S2,...",
                    help="multi-scale training: each image's shorter side drawn from these (default: --min-size)")
-    p.add_argument("--rotate90", action="store_true",
+    p.add_argument("--rotate90", action="store_true", default=None,
                    help="also turn training images by random multiples of 90 degrees (data with no 'up' only)")
-    p.add_argument("--split", default="train", help="split to train on (default train)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default=None, help="split to train on (default train)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="default auto")
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", default=None, help="continue from this checkpoint (its epoch, optimiser, split)")
     p.add_argument("--images", default=None, help="image folder of a COCO JSON, when not beside it")
     p.add_argument("--anchor-sizes", type=_floats, default=None,
                    help="anchor sizes in pixels, comma-separated (default 128,256,512 as the paper)")
     p.add_argument("--fc-size", type=int, default=None, help="width of the two FC layers (default 4096)")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other detector argument, e.g. rpn_pre_nms_train=2000 or box_nms=0.5 (repeatable; "
-                        "see models.detection.detectors.faster_rcnn.FasterRCNN)")
+                   help="any other detector setting as part.field (e.g. rpn.pre_nms_train=2000, roi_head.nms=0.5) "
+                        "or by its flat name (rpn_pre_nms_train=2000); --print-config lists them all")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: one per core; 1 is faster on a CPU busy with other work)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimiser steps in all, keeping --epochs' learning-rate schedule "
                         "(the first phase of progressive resizing; --resume continues it)")
-    p.add_argument("--bf16", action="store_true",
+    p.add_argument("--bf16", action="store_true", default=None,
                    help="CPU training in bfloat16 autocast (about 30%% faster on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--proposal-cache", default=None, metavar="DIR",
                    help="folder of the Selective Search proposal cache (fast-rcnn; default: the user cache folder, "
                         "$RCNN_EXPLORER_CACHE/proposals)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+#: Command-line flag (argparse dest) → training field, for the flags that map one to one.
+_TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights": "weights", "epochs": "epochs",
+                   "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
+                   "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
+                   "rotate90": "rotate90", "split": "split", "device": "device", "seed": "seed", "resume": "resume",
+                   "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
+                   "proposal_cache": "proposal_cache"}
+
+
+def overrides_of(args: argparse.Namespace) -> dict:
+    """The settings the command line gave explicitly: training fields, then detector settings
+    (``--model-arg`` first, so the dedicated flags win over a --model-arg of the same setting)."""
+    out: dict = {field: getattr(args, dest) for dest, field in _TRAINING_FLAGS.items()
+                 if getattr(args, dest) is not None}
+    out.update(_model_args(args.model_arg))
+    if args.anchor_sizes:
+        out["rpn.anchor_sizes"] = args.anchor_sizes
+    if args.fc_size:
+        out["roi_head.representation_size"] = args.fc_size
+    return out
+
+
+def list_presets() -> str:
+    from models.detection.presets import get_preset, preset_names
+
+    lines = []
+    for name in preset_names():
+        item = get_preset(name)
+        lines.append(f"{name} ({item.generation})\n    {item.description}")
+    return "\n".join(lines) + "\n(--preset NAME --print-config shows every setting of one)"
+
+
+def format_settings(config) -> str:  # noqa: ANN001 - TrainConfig
+    """Part → field → value of a training config, one ``part.field = value`` line each."""
+    settings = config.detector_config().to_dict()
+    settings["training"] = {k: v for k, v in config.to_dict().items() if k != "model"}
+    return "\n".join(f"{part}.{k} = {v!r}" for part, values in settings.items() for k, v in values.items())
 
 
 class _Bar:
@@ -147,28 +195,33 @@ class _Bar:
 
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.batch_size is None:
-        args.batch_size = 2 if args.generation in ("fast-rcnn", "rcnn") else 1
+    if args.list_presets:
+        print(list_presets())
+        return 0
     from models.detection.backbones import BackboneWeightsError
     from models.detection.checkpoints import CheckpointError
-    from models.detection.training import TrainConfig, train
+    from models.detection.presets import default_train_config, train_config_from_preset
+    from models.detection.training import train
 
+    if not args.data or not args.out:
+        print("train: --data and --out are required (or --list-presets)", file=sys.stderr)
+        return 2
     try:
-        model: dict = _model_args(args.model_arg)
-    except ValueError as exc:
+        overrides = overrides_of(args)
+        if args.preset:
+            config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+        else:
+            generation = overrides.pop("generation", "faster-rcnn")
+            config = default_train_config(args.data, args.out, generation, overrides)
+    except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2
-    if args.anchor_sizes:
-        model["anchor_sizes"] = args.anchor_sizes
-    if args.fc_size:
-        model["representation_size"] = args.fc_size
-    config = TrainConfig(data=args.data, out=args.out, generation=args.generation, backbone=args.backbone,
-                         weights=args.weights, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         min_size=args.min_size, max_size=args.max_size, split=args.split, device=args.device,
-                         seed=args.seed, resume=args.resume, images_dir=args.images, model=model,
-                         threads=args.threads, rotate90=args.rotate90, train_sizes=args.train_sizes,
-                         cpu_bf16=args.bf16, max_steps=args.max_steps, proposal_cache=args.proposal_cache)
+    if args.print_config:
+        print(format_settings(config))
+        return 0
+    if args.preset:
+        print(f"train: preset {args.preset}" + (f", overridden: {', '.join(sorted(overrides))}" if overrides else ""),
+              file=sys.stderr)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001

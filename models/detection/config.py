@@ -41,7 +41,7 @@ class ConfigError(ValueError):
     """A setting that does not exist, or a value of the wrong kind; the message names the setting."""
 
 
-def _coerce(part: str, name: str, hint: str, value: Any) -> Any:
+def coerce_value(part: str, name: str, hint: str, value: Any) -> Any:
     """``value`` as the field's declared type (JSON and the command line give ints for floats, lists for
     tuples): so equal settings compare equal and the saved dicts hold plain numbers and lists."""
     if value is None:
@@ -87,7 +87,7 @@ class Part:
     def __post_init__(self) -> None:
         hints = _hints(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            object.__setattr__(self, f.name, _coerce(self.PART, f.name, hints[f.name], getattr(self, f.name)))
+            object.__setattr__(self, f.name, coerce_value(self.PART, f.name, hints[f.name], getattr(self, f.name)))
         self.validate()
 
     def validate(self) -> None:
@@ -119,11 +119,11 @@ def _hints(cls: type) -> dict[str, str]:
     if cls not in _HINTS:
         import models.detection.config as module
 
-        _HINTS[cls] = {k: _type_text(v) for k, v in get_type_hints(cls, vars(module)).items()}
+        _HINTS[cls] = {k: type_text(v) for k, v in get_type_hints(cls, vars(module)).items()}
     return _HINTS[cls]
 
 
-def _type_text(hint: Any) -> str:
+def type_text(hint: Any) -> str:
     """``int | None`` / ``list[float]`` as text, whichever way typing spells it."""
     text = str(hint).replace("typing.", "")
     if text.startswith("<class '"):
@@ -467,4 +467,4 @@ def describe(config: DetectorConfig) -> dict[str, dict[str, Any]]:
 __all__ = ["BackboneConfig", "ConfigError", "DetectorConfig", "GENERATION_DEFAULTS", "GENERATION_PARTS",
            "IMAGENET_MEAN", "IMAGENET_STD", "InputConfig", "PART_TYPES", "Part", "ProposalConfig",
            "RPNConfig", "RoIHeadConfig", "SVMConfig", "V1_NAMES", "WarpConfig", "describe", "detector_config",
-           "field_names", "migrate_v1", "resolve_name"]
+           "coerce_value", "field_names", "migrate_v1", "resolve_name", "type_text"]

@@ -1,0 +1,217 @@
+"""Named presets: recipes we have measured (or the papers' settings), each a complete set of part objects.
+
+A :class:`Preset` is a generation, a :class:`~models.detection.config.DetectorConfig` (backbone, input, RPN /
+proposals, RoI head ...) and the training part, a :class:`~models.detection.training.TrainConfig` without
+data or output. ``python main.py train --preset NAME`` and the training panel start from one and override it
+field by field (:func:`train_config_from_preset`); with no preset, :func:`default_train_config` gives the
+generation's paper settings.
+
+Adding a preset is one entry: append a :func:`preset` call to :data:`BUILTIN` below, or call
+:func:`register_preset` from anywhere (e.g. a plug-in) before the preset list is read.
+
+Override keys (:func:`apply_overrides`): a training field (``"epochs"``, ``"lr"``, also as
+``"training.epochs"``), a detector setting as ``"part.field"`` (``"rpn.anchor_sizes"``) or by its flat name
+(``"anchor_sizes"``, ``"small_width"``). ``backbone``, ``weights``, ``min_size`` and ``max_size`` are both
+training fields and part settings (``backbone.name``, ``backbone.weights``, ``input.min_size``,
+``input.max_size``); either spelling changes both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+from models.detection.config import ConfigError, DetectorConfig, coerce_value, resolve_name, type_text
+from models.detection.training import TrainConfig
+
+
+class UnknownPreset(ValueError):
+    """A preset name that is not registered; the message lists the ones that are."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe. ``training`` holds every training field (its ``data``/``out`` are empty, its
+    ``backbone``/``weights`` mirror ``model`` and its ``min_size``/``max_size`` are None: the model's input
+    part says); ``model`` every detector part."""
+
+    name: str
+    description: str
+    generation: str
+    model: DetectorConfig
+    training: TrainConfig
+
+
+#: Training fields that mirror a detector setting: changing either changes both.
+MIRRORED: dict[str, str] = {"backbone": "backbone.name", "weights": "backbone.weights",
+                            "min_size": "input.min_size", "max_size": "input.max_size"}
+#: Training fields that say where and how this machine runs, not what is trained: not part of a recipe's
+#: description (still overridable).
+_ENVIRONMENT = ("data", "out", "model", "resume", "images_dir", "proposal_cache", "device", "threads",
+                "num_workers")
+#: Per generation, training settings of the no-preset path that differ from TrainConfig's defaults.
+GENERATION_TRAINING: dict[str, dict[str, Any]] = {
+    "faster-rcnn": {},
+    "fast-rcnn": {"batch_size": 2},  # the paper's 2 images × 64 RoIs
+    "rcnn": {"batch_size": 2},
+}
+
+
+def _train_hints() -> dict[str, str]:
+    import models.detection.training as module
+    return {k: type_text(v) for k, v in get_type_hints(TrainConfig, vars(module)).items()}
+
+
+def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any] | None) -> TrainConfig:
+    """``config`` with training fields and detector settings changed (keys: see the module docstring).
+    ``config.model`` becomes a full :class:`DetectorConfig`; values are converted to each field's type
+    ("0.5" → 0.5, "16,32" → [16.0, 32.0]) or a :class:`ConfigError` names the field."""
+    model = config.detector_config()
+    training: dict[str, Any] = {}
+    detector: dict[str, Any] = {}
+    hints = _train_hints()
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    for key, value in (overrides or {}).items():
+        name = key[len("training."):] if key.startswith("training.") else key
+        if name == "generation" and value != config.generation:
+            raise ConfigError(f"these settings are for {config.generation}; a {value} needs its own preset "
+                              "(or none)")
+        if name in MIRRORED or key in MIRRORED.values():
+            part_key = MIRRORED.get(name, key)
+            detector[part_key] = value
+            if part_key in ("input.min_size", "input.max_size"):  # also the run's size (it wins on --resume)
+                field_name = part_key.split(".")[1]
+                training[field_name] = coerce_value("training", field_name, "int", value)
+        elif name in fields:
+            training[name] = coerce_value("training", name, hints[name], value)
+        elif key.startswith("training."):
+            raise ConfigError(f"training has no setting {name!r}; its settings are: {', '.join(sorted(fields))}")
+        else:
+            detector[".".join(resolve_name(key))] = value
+    model = model.with_overrides(detector)
+    return _synced(dataclasses.replace(config, **training), model)
+
+
+def _synced(config: TrainConfig, model: DetectorConfig) -> TrainConfig:
+    """``config`` carrying ``model``, its backbone fields set from it. ``min_size``/``max_size`` stay None
+    unless overridden: None means "the model's" (the preset's, or on ``--resume`` the checkpoint's)."""
+    return dataclasses.replace(config, model=model, backbone=model.backbone.name, weights=model.backbone.weights)
+
+
+def preset(name: str, description: str, generation: str, model: Mapping[str, Any] | None = None,
+           training: Mapping[str, Any] | None = None) -> Preset:
+    """A preset from overrides of the generation's paper settings: ``model`` detector settings (dotted or
+    flat names), ``training`` training fields."""
+    base = TrainConfig(data="", out="", generation=generation, model=DetectorConfig.default(generation))
+    config = apply_overrides(base, {**GENERATION_TRAINING.get(generation, {}), **dict(training or {}),
+                                    **dict(model or {})})
+    assert isinstance(config.model, DetectorConfig)
+    # the sizes live in the input part; None in the training part lets --resume keep a checkpoint's
+    return Preset(name, description, generation, config.model,
+                  dataclasses.replace(config, min_size=None, max_size=None))
+
+
+_SHAPES_BACKBONE = {"backbone.name": "small", "backbone.small_width": 24, "backbone.small_stride": 8,
+                    "backbone.small_context": True, "input.min_size": 512, "input.max_size": 768,
+                    "roi_head.pooling": "align", "roi_head.representation_size": 256}
+_SHAPES_TRAINING = {"batch_size": 2, "optimizer": "adamw", "lr": 0.001, "rotate90": True, "cpu_bf16": True,
+                    "seed": 0}
+_PAPER_TRAINING = {"optimizer": "sgd", "lr": 0.001, "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "step",
+                   "rotate90": False, "flip_prob": 0.5, "amp": True}
+_PAPER_MODEL = {"backbone.name": "vgg16", "backbone.weights": "imagenet", "input.min_size": 600,
+                "input.max_size": 1000, "roi_head.representation_size": 4096}
+
+#: The built-in presets, in the order a list shows them. One entry per preset.
+BUILTIN: list[Preset] = [
+    preset("shapes-cpu",
+           "Faster R-CNN from scratch on the synthetic shapes, on a 2-core CPU (bench/README.md, run I: test "
+           "mAP@0.5 0.78-0.83 at one size after ~14 min). Small CNN width 24 at stride 8 with a context stage, "
+           "RoIAlign, 512 px, anchors 32-256, AdamW.",
+           "faster-rcnn",
+           model={**_SHAPES_BACKBONE, "rpn.anchor_sizes": [32, 64, 128, 256], "rpn.pre_nms_train": 2000,
+                  "rpn.post_nms_train": 512, "roi_head.positive_sampling": "per_object"},
+           training={**_SHAPES_TRAINING, "epochs": 18}),
+    preset("fast-rcnn-shapes-cpu",
+           "Fast R-CNN on the synthetic shapes on a CPU (README: test mAP@0.5 0.720 after 9.6 min plus ~2 min of "
+           "Selective Search): the shapes-cpu backbone and head on Selective Search 'fast' proposals.",
+           "fast-rcnn", model=_SHAPES_BACKBONE, training={**_SHAPES_TRAINING, "epochs": 12}),
+    preset("rcnn-shapes-cpu",
+           "R-CNN on the synthetic shapes on a CPU: small CNN width 24 fine-tuned on 64-px warped proposals "
+           "(4 epochs, then SVMs and box regressors: about 6 min in all on the 300 training images).",
+           "rcnn", model={"backbone.name": "small", "backbone.small_width": 24},
+           training={"batch_size": 2, "optimizer": "adamw", "lr": 0.001, "rotate90": True, "epochs": 4}),
+    preset("paper-gpu",
+           "Faster R-CNN as the paper (Ren et al. 2015) on a GPU: ImageNet VGG16, 600/1000 px, anchors "
+           "128/256/512 × 1:2, 1:1, 2:1, 4096-wide head, SGD lr 0.001 momentum 0.9, one image per step, "
+           "the learning rate ÷10 for the last third.",
+           "faster-rcnn", model=_PAPER_MODEL, training={**_PAPER_TRAINING, "batch_size": 1, "epochs": 16}),
+    preset("fast-rcnn-paper-gpu",
+           "Fast R-CNN as the paper (Girshick 2015) on a GPU: ImageNet VGG16, 600/1000 px, 2 images × 64 RoIs "
+           "from 2000 Selective Search proposals, 25% foreground, SGD lr 0.001.",
+           "fast-rcnn", model={**_PAPER_MODEL, "proposals.train": 2000, "proposals.test": 2000},
+           training={**_PAPER_TRAINING, "batch_size": 2, "epochs": 16}),
+    preset("rcnn-paper-gpu",
+           "R-CNN as the paper (Girshick et al. 2014) on a GPU, with VGG16 (the paper's 'O-Net'): 2000 "
+           "proposals, 16 px of context, 4096-wide fc6/fc7 with dropout, 128 crops per step (2 images × 64, "
+           "25% foreground), fine-tuned with SGD lr 0.001, then SVMs (C 0.001) and ridge box regressors. Crops "
+           "are 112 px so that fc6 sees the 7×7 map of the paper's network.",
+           "rcnn", model={**_PAPER_MODEL, "proposals.train": 2000, "proposals.test": 2000, "warp.size": 112,
+                          "warp.context": 8, "roi_head.dropout": 0.5, "roi_head.batch_size": 64},
+           training={**_PAPER_TRAINING, "batch_size": 2, "epochs": 4}),
+]
+
+_REGISTRY: dict[str, Preset] = {}
+
+
+def register_preset(item: Preset, replace: bool = False) -> Preset:
+    """Add a preset (``replace`` to change one that exists; otherwise a name clash is an error)."""
+    if item.name in _REGISTRY and not replace:
+        raise ValueError(f"a preset named {item.name!r} exists already")
+    if item.model.generation != item.generation or item.training.generation != item.generation:
+        raise ConfigError(f"preset {item.name!r}: its parts are not all for {item.generation}")
+    _REGISTRY[item.name] = item
+    return item
+
+
+for _item in BUILTIN:
+    register_preset(_item)
+
+
+def preset_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownPreset(f"no preset named {name!r}; the presets are: {', '.join(_REGISTRY)}") from None
+
+
+def describe_preset(name: str) -> dict[str, dict[str, Any]]:
+    """Part name → field → value, every detector part of the preset's generation and then ``training`` (the
+    recipe's training fields; the mirrored ones appear under their parts)."""
+    item = get_preset(name)
+    out = item.model.to_dict()
+    training = item.training.to_dict()
+    out["training"] = {k: v for k, v in training.items() if k not in _ENVIRONMENT and k not in MIRRORED}
+    return out
+
+
+def train_config_from_preset(name: str, data: str, out: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The preset's training config for ``data`` → ``out``, with ``overrides`` applied field by field."""
+    item = get_preset(name)
+    return apply_overrides(dataclasses.replace(item.training, data=str(data), out=str(out)), overrides)
+
+
+def default_train_config(data: str, out: str, generation: str = "faster-rcnn",
+                         overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The training config when no preset is named: the generation's paper settings, then ``overrides``."""
+    base = TrainConfig(data=str(data), out=str(out), generation=generation, model=DetectorConfig.default(generation))
+    return apply_overrides(base, {**GENERATION_TRAINING.get(generation, {}), **dict(overrides or {})})
+
+
+__all__ = ["BUILTIN", "Preset", "UnknownPreset", "apply_overrides", "default_train_config", "describe_preset",
+           "get_preset", "preset", "preset_names", "register_preset", "train_config_from_preset"]
