@@ -186,7 +186,7 @@ class DatasetQualityDialog(QDialog):
         self.dedup_combo.setCurrentIndex(self.dedup_combo.findData(
             next(n for n, v in NEAR_DUPLICATES.items() if v == NEAR_DUPLICATE_IOU)))
         self.dedup_combo.setToolTip("Near-duplicates: a box overlapping a better-ranked one at least this much is "
-                                    "dropped. compact: fewer boxes, same recall@0.5; localise: tighter boxes; "
+                                    "dropped. compact: fewer boxes, same recall@0.5; balanced; localise: tighter boxes; "
                                     "exact: the paper's exact deduplication only")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)

@@ -41,8 +41,12 @@ if str(ROOT) not in sys.path:
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "coco_tiny" / "annotations" / "instances_val2017.json"
+_COCO_TINY = Path("shared") / "data" / "coco_tiny" / "annotations" / "instances_val2017.json"
+#: ../shared beside the checkout; a worktree one level deeper (wt/<name>) finds it two levels up.
+DEFAULT_DATA = next((p / _COCO_TINY for p in ROOT.parents if (p / _COCO_TINY).exists()), ROOT.parent / _COCO_TINY)
 SAMPLES = ROOT / "resources" / "samples"
+#: Hand-labelled boxes (VOC XML) for photographs that ship inside scikit-image (not copied here).
+SKIMAGE_PHOTOS = ROOT / "bench" / "data" / "skimage_photos"
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
 
@@ -204,9 +208,30 @@ def _sample_photos() -> Path:
     return folder
 
 
+def _skimage_photos() -> Path:
+    """A folder linking scikit-image's own copies of the photographs to our boxes in bench/data/skimage_photos."""
+    import tempfile
+
+    import skimage
+
+    source = Path(skimage.__file__).parent / "data"
+    folder = Path(tempfile.mkdtemp(prefix="skimage_photos_"))
+    for xml in sorted(SKIMAGE_PHOTOS.glob("*.xml")):
+        image = next((source / (xml.stem + ext) for ext in (".png", ".jpg") if (source / (xml.stem + ext)).exists()),
+                     None)
+        if image is None:
+            print(f"{xml.stem}: not in {source}; skipped", file=sys.stderr)
+            continue
+        (folder / image.name).symlink_to(image)
+        (folder / xml.name).symlink_to(xml)
+    return folder
+
+
 def _resolve_data(text: str) -> Path:
     if text == "samples":
         return _sample_photos()
+    if text == "skimage_photos":
+        return _skimage_photos()
     return {"coco_tiny": DEFAULT_DATA}.get(text, Path(text))
 
 
@@ -214,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     _maybe_reexec()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", action="append", default=None,
-                    help="dataset (COCO JSON, VOC folder...; 'coco_tiny' and 'samples' name the two we have); "
+                    help="dataset (COCO JSON, VOC folder...; 'coco_tiny', 'samples' and 'skimage_photos' name the "
+                         "three we have); "
                          "repeat for several (default: coco_tiny)")
     ap.add_argument("--max-side", type=int, default=500)
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
@@ -259,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.mode.split(","):
             rows = compare(images, mode, ks, args.seed, args.min_size, args.near_duplicate_iou, have_cv)
             for r in rows:
-                label = name if name in ("coco_tiny", "samples") else data.stem
+                label = name if name in ("coco_tiny", "samples", "skimage_photos") else data.stem
                 curves[f"{label} · {r['name'].strip()}"] = r["curves"]
     if args.curves_json:
         args.curves_json.write_text(json.dumps(curves, indent=1))

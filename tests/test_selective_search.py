@@ -158,7 +158,7 @@ def test_strategies_of_the_paper() -> None:
     single, fast, quality = (strategies_for(m) for m in ("single", "fast", "quality"))
     assert [(s.color_space, s.similarities) for s in single] == [("hsv", "CTSF")]
     assert len(fast) == 12 and {s.color_space for s in fast} == {"hsv", "lab"}
-    assert {s.similarities for s in fast} == {"CTSF", "TSF"} and {s.k for s in fast} == {75.0, 150.0, 300.0}
+    assert {s.similarities for s in fast} == {"CTSF", "TSF"} and {s.k for s in fast} == {100.0, 150.0, 300.0}
     assert len(quality) == 80
     assert {s.color_space for s in quality} == {"hsv", "lab", "rgI", "H", "I"}
     assert {s.similarities for s in quality} == {"CTSF", "TSF", "F", "S"}

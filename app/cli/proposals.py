@@ -54,12 +54,12 @@ def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None
     p.add_argument("--top", type=_positive_int, default=None, help="keep the N best-ranked boxes")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomised ranking (default 0)")
     p.add_argument("--ks", type=_ks, default=None,
-                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 75,150,300)")
+                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 100,150,300)")
     p.add_argument("--min-box-size", type=float, default=0.0,
                    help="drop boxes narrower or shorter than this many pixels (default 0)")
     p.add_argument("--near-duplicates", type=_near_duplicates, default=None, metavar="NAME|IOU",
                    help="drop a box overlapping a better-ranked one at least this much: compact (0.8: fewer "
-                        "boxes, same recall@0.5), localise (0.9, the default: tighter boxes), exact (1.0: "
+                        "boxes, same recall@0.5), balanced (0.9), localise (0.95, the default: tighter boxes), exact (1.0: "
                         "exact duplicates only, as the paper), or a number in (0, 1]")
 
 
