@@ -23,6 +23,9 @@ def _synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image file format (default jpg)")
     p.add_argument("--photo-fraction", type=float, default=0.5,
                    help="share of images drawn on photo crops rather than noise (default 0.5)")
+    p.add_argument("--single-object", action="store_true",
+                   help="exactly one shape per image, its side 15-60%% of the image's shorter side "
+                        "(for classification + localisation: train --generation cls-loc)")
     p.add_argument("--force", action="store_true", help="replace an earlier synthetic set in --out")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
@@ -31,7 +34,7 @@ def _synth_parser() -> argparse.ArgumentParser:
 def run_synth(argv: list[str]) -> int:
     args = _synth_parser().parse_args(argv)
     from app.cli.progress import FractionBar, show_progress
-    from models.data.synthetic import SynthParams, available_photos, write_synthetic
+    from models.data.synthetic import SynthParams, available_photos, single_object_params, write_synthetic
 
     if args.images < 1:
         print("synth: --images must be at least 1", file=sys.stderr)
@@ -39,7 +42,10 @@ def run_synth(argv: list[str]) -> int:
     if not 0.0 <= args.test_fraction <= 1.0 or not 0.0 <= args.photo_fraction <= 1.0:
         print("synth: --test-fraction and --photo-fraction must lie in [0, 1]", file=sys.stderr)
         return 2
-    params = SynthParams(image_format=args.format, photo_fraction=args.photo_fraction)
+    if args.single_object:
+        params = single_object_params(image_format=args.format, photo_fraction=args.photo_fraction)
+    else:
+        params = SynthParams(image_format=args.format, photo_fraction=args.photo_fraction)
 
     try:
         with FractionBar("synth", show_progress(args.quiet)) as progress:

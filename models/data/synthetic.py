@@ -59,6 +59,18 @@ class SynthParams:
     photo_fraction: float = 0.5  # share of images drawn on a photo crop (others on textured noise)
     close_colour_fraction: float = 0.25  # share of objects whose colour is close to the background
     image_format: str = "jpg"  # "jpg" (quality 95) or "png" (lossless, bigger)
+    #: When set, each shape's longer side is drawn uniformly from this range of the image's shorter side
+    #: (instead of log-uniformly between ``min_object_size`` and ``max_object_size``): the single-object
+    #: sets for classification + localisation use (0.15, 0.6).
+    object_side_fraction: tuple[float, float] | None = None
+
+
+def single_object_params(**overrides: object) -> SynthParams:
+    """The classification + localisation set: exactly one shape per image, its side 15–60% of the image's
+    shorter side, anywhere in the image, on the usual backgrounds."""
+    values: dict = {"min_objects": 1, "max_objects": 1, "object_side_fraction": (0.15, 0.6)}
+    values.update(overrides)
+    return SynthParams(**values)
 
 
 @dataclass
@@ -200,7 +212,11 @@ def _place_objects(rng: np.random.Generator, h: int, w: int, params: SynthParams
     for _ in range(n_wanted):
         for _attempt in range(60):
             shape = SHAPES[int(rng.integers(len(SHAPES)))]
-            size = int(round(math.exp(rng.uniform(lo, hi))))
+            if params.object_side_fraction is not None:
+                f_lo, f_hi = params.object_side_fraction
+                size = int(round(min(rng.uniform(f_lo, f_hi) * min(h, w), h - 2, w - 2)))
+            else:
+                size = int(round(math.exp(rng.uniform(lo, hi))))
             mask = _shape_mask(rng, shape, size)
             mh, mw = mask.shape
             if mh > h or mw > w:
