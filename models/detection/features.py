@@ -172,6 +172,29 @@ def efficientnet_extractor(context: int = 0, input_size: int = efficientnet.INPU
                             context=context, batch_size=batch_size, device=device)
 
 
+def random_efficientnet_extractor(seed: int = 0, context: int = 0, input_size: int = efficientnet.INPUT_SIZE,
+                                  batch_size: int = 32, device: str | torch.device = "cpu") -> CnnCodeExtractor:
+    """The same network and layer as :func:`efficientnet_extractor` with random weights (seeded, so its cache
+    key is stable): the control that shows what ImageNet training, not the architecture, puts in a code."""
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(int(seed))
+        net = efficientnet.EfficientNetLite0(norm=efficientnet.frozen_batch_norm).eval().to(device)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return CnnCodeExtractor(net, lambda m, x: m.features(x), input_size=input_size, layer=f"pool1280-random{seed}",
+                            context=context, batch_size=batch_size, device=device)
+
+
+def code_distances(query: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Euclidean distance of one code ``query`` [D] to each of ``codes`` [N, D] — the distance every
+    nearest-neighbour view of CNN codes uses (Krizhevsky et al. 2012 compared images by the Euclidean distance
+    of their last hidden layer's activations)."""
+    q = np.asarray(query, np.float64).reshape(1, -1)
+    c = np.asarray(codes, np.float64).reshape(len(codes), -1)
+    return np.sqrt(np.maximum(((c - q) ** 2).sum(axis=1), 0.0))
+
+
 # --- the cache -------------------------------------------------------------------------------------------
 
 @dataclass
