@@ -10,6 +10,7 @@ from app.stages.anchors.controller import AnchorsStage
 from app.stages.base import Stage
 from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
+from app.stages.features import FeaturesStage
 from app.stages.model import ModelStage
 from app.stages.nms import NmsStage
 from app.stages.regression.controller import RegressionStage
@@ -32,5 +33,6 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(NmsStage(canvas, session, window))
     stages.append(DetectionsStage(canvas, session, window))
     stages.append(SuggestionsStage(canvas, session, window))
+    stages.append(FeaturesStage(canvas, session, window))  # bottom area: CNN codes and their neighbours
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

@@ -124,3 +124,61 @@ def same_class_share(index: CodeIndex, k: int = 5) -> float:
             hits += nb.box.class_name == box.class_name
             total += 1
     return hits / total if total else 0.0
+
+
+@dataclass
+class BoxQuery:
+    """A box's code and its nearest neighbours, with the crops a view shows as thumbnails."""
+
+    code: np.ndarray  # [D]
+    from_index: bool  # the code is the dataset's own (the selected box is one of the indexed boxes)
+    neighbours: list[Neighbour]
+    neighbour_codes: np.ndarray  # [k, D], in neighbour order
+    thumbnails: list[np.ndarray]  # H×W×3 uint8 crops of the neighbours, in neighbour order
+
+
+def index_row(index: CodeIndex, image: str, box: tuple[float, float, float, float], tol: float = 0.5) -> int | None:
+    """The row of ``index`` holding ``box`` of ``image`` (coordinates within ``tol`` px), or None (a box drawn
+    or moved since the index was built)."""
+    for row, b in enumerate(index.boxes):
+        if b.image == image and max(abs(u - v) for u, v in zip(b.box, box, strict=True)) <= tol:
+            return row
+    return None
+
+
+def crop_thumbnail(pixels: np.ndarray, box: tuple[float, float, float, float], side: int = 72) -> np.ndarray:
+    """The box's pixels, resized so the longer side is ``side`` (aspect kept), for a neighbour list."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    x1, y1 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x2, y2 = min(w, max(x1 + 1, int(np.ceil(box[2])))), min(h, max(y1 + 1, int(np.ceil(box[3]))))
+    crop = np.ascontiguousarray(pixels[y1:y2, x1:x2])
+    scale = side / max(crop.shape[:2])
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def query_box(index: CodeIndex, extractor: CnnCodeExtractor, image: str, pixels: np.ndarray | None,
+              box: tuple[float, float, float, float], k: int = 8, cache: FeatureCache | None = None,
+              pixel_scale: float = 1.0) -> BoxQuery:
+    """Code and ``k`` nearest labelled boxes of ``box`` (image pixels) in ``image``. The dataset's own code is
+    used when the box is indexed; otherwise it is computed from ``pixels`` (a preview reduced by
+    ``pixel_scale`` maps the box with it). The query's own row never lists itself."""
+    row = index_row(index, image, box)
+    if row is not None:
+        code = index.codes[row]
+    else:
+        if pixels is None:
+            raise ValueError("the box is not in the index and no pixels were given to compute its code")
+        scaled = np.asarray(box, np.float32).reshape(1, 4) * float(pixel_scale)
+        code = cnn_codes(pixels, scaled, extractor, cache).codes[0]
+    found = nearest(index, code, k, exclude_row=row)
+    thumbs: list[np.ndarray] = []
+    images: dict[str, np.ndarray] = {}
+    for nb in found:
+        if nb.box.image not in images:
+            images[nb.box.image] = read_image(nb.box.image, max_pixels=None).pixels
+        thumbs.append(crop_thumbnail(images[nb.box.image], nb.box.box))
+    codes = index.codes[[nb.row for nb in found]] if found else np.zeros((0, index.codes.shape[1]), np.float32)
+    return BoxQuery(code, row is not None, found, codes, thumbs)

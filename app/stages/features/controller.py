@@ -1,0 +1,197 @@
+"""Controller of the CNN-codes view: indexes the dataset's labelled boxes in a worker, answers the selected box.
+
+The network is built lazily in the worker (EfficientNet-Lite0 takes a second to build and load) and reused;
+codes go through the product's one CNN-code cache, so re-indexing, or indexing boxes R-CNN or the linear
+classifier already saw, costs no network pass. Selecting a box asks for its code and nearest neighbours
+(latest selection wins); double-clicking a neighbour opens its image with that box selected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import QDockWidget, QWidget
+
+from app.canvas import Canvas
+from app.stages.base import Stage, make_dock
+from app.stages.detector_session import DetectorSession
+from app.stages.features.panel import FeaturesPanel
+from app.workers import Job, LatestRunner, WorkerPool
+from models.data.datasets import DatasetSource
+from models.detection.code_neighbours import BoxQuery, CodeIndex, IndexCancelled, build_code_index, query_box
+from models.detection.features import (
+    CnnCodeExtractor,
+    FeatureCache,
+    efficientnet_extractor,
+    random_efficientnet_extractor,
+)
+
+#: Crops are warped with R-CNN's 16 px of context at the network's 224-px input.
+CONTEXT = 16
+_EXTRACTORS: dict[str, CnnCodeExtractor] = {}
+
+
+def extractor_for(key: str) -> CnnCodeExtractor:
+    """The network behind ``key`` (built once per process; the worker thread builds it, not the GUI)."""
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = (efficientnet_extractor(context=CONTEXT) if key == "imagenet"
+                            else random_efficientnet_extractor(context=CONTEXT))
+    return _EXTRACTORS[key]
+
+
+def index_job(job: Job, source: DatasetSource, key: str, cache_path: str | None) -> CodeIndex:
+    extractor = extractor_for(key)
+    with FeatureCache(cache_path) as cache:
+        try:
+            return build_code_index(source, extractor, cache, progress=job.progress, cancelled=lambda: job.cancelled)
+        except IndexCancelled:
+            job.check()
+            raise
+
+
+def query_job(job: Job, index: CodeIndex, key: str, image: str, pixels: Any, box: tuple, k: int,
+              scale: float, cache_path: str | None) -> BoxQuery:
+    job.check()
+    with FeatureCache(cache_path) as cache:
+        return query_box(index, extractor_for(key), image, pixels, box, k, cache, pixel_scale=scale)
+
+
+class FeaturesStage(Stage):
+    """See the module docstring."""
+
+    menu_title = "Detector"
+    dock_area = "bottom"
+
+    def __init__(self, canvas: Canvas, session: DetectorSession, window: QWidget | None = None,
+                 cache_path: str | None = None) -> None:
+        super().__init__(window)
+        self._canvas = canvas
+        self._session = session
+        self._window = window
+        self._cache_path = cache_path
+        self._source: DatasetSource | None = None
+        self.index: CodeIndex | None = None
+        self._index_key = ""
+        self.query: BoxQuery | None = None
+        self.panel = FeaturesPanel()
+        self._dock = make_dock("CNN codes", "cnn_codes_dock", self.panel, window)
+        self._pool = WorkerPool(self)
+        self.index_runner = LatestRunner(self._pool, index_job, self._on_index, on_error=self._on_index_error,
+                                         on_progress=self.panel.set_progress, on_idle=self._on_index_idle,
+                                         parent=self)
+        self.query_runner = LatestRunner(self._pool, query_job, self._on_query, on_error=self._on_query_error,
+                                         parent=self)
+        self.panel.indexRequested.connect(self.start_index)
+        self.panel.cancelRequested.connect(self.cancel_index)
+        self.panel.neighbourActivated.connect(self.open_neighbour)
+        self.panel.k_spin.valueChanged.connect(self.ask_selected)
+        self.panel.extractor_combo.currentIndexChanged.connect(self._on_extractor_changed)
+        canvas.model.selectionChanged.connect(self.ask_selected)
+
+    def docks(self) -> list[QDockWidget]:
+        return [self._dock]
+
+    def set_dataset(self, source: DatasetSource | None) -> None:
+        self._source = source
+        self.index_runner.cancel()
+        self.index = None
+        self._show_query(None)
+        self.panel.set_busy(False)
+        self.panel.status.setText("Index the dataset's labelled boxes to see neighbours." if source is not None
+                                  else "Open a dataset with labelled boxes, then index it.")
+
+    # --- indexing -------------------------------------------------------------------------------------------
+    def start_index(self) -> None:
+        if self._source is None:
+            self.panel.status.setText("Open a dataset first.")
+            return
+        self.index = None
+        self._index_key = self.panel.extractor_key
+        self.panel.set_busy(True)
+        self.panel.status.setText("Building the network and computing codes…")
+        self.index_runner.request(self._source, self._index_key, self._cache_path)
+
+    def cancel_index(self) -> None:
+        self.index_runner.cancel()
+        self.panel.set_busy(False)
+        self.panel.status.setText("Indexing cancelled.")
+
+    def _on_extractor_changed(self) -> None:
+        if self.index is not None or self.index_runner.busy:
+            self.start_index()  # another network: another index (from the cache when seen before)
+
+    def _on_index(self, index: CodeIndex) -> None:
+        self.index = index
+        self.panel.set_busy(False)
+        problems = f"; {len(index.problems)} image(s) could not be read" if index.problems else ""
+        self.panel.status.setText(f"{len(index)} labelled boxes indexed ({index.from_cache} from the cache), "
+                                  f"{index.description}{problems}. Select a box.")
+        self.message.emit(f"CNN codes: {len(index)} boxes indexed")
+        self.ask_selected()
+
+    def _on_index_error(self, message: str) -> None:
+        self.panel.set_busy(False)
+        self.panel.status.setText(f"Indexing failed: {message}")
+        self.message.emit(f"CNN codes: {message}")
+
+    def _on_index_idle(self) -> None:
+        if self.index is None and not self.index_runner.busy:
+            self.panel.set_busy(False)
+
+    # --- the selected box -----------------------------------------------------------------------------------
+    def ask_selected(self) -> None:
+        """Ask for the code and neighbours of the canvas's selected box (the first, if several)."""
+        model = self._canvas.model
+        decoded = self._session.decoded
+        selected = model.selected_indices
+        if self.index is None or not selected or decoded is None or decoded.path is None:
+            return
+        box = tuple(float(v) for v in model.object(selected[0]).box)
+        self.query_runner.request(self.index, self._index_key, str(decoded.path), decoded.pixels, box,
+                                  self.panel.k_spin.value(), float(decoded.scale), self._cache_path)
+
+    def _on_query(self, query: BoxQuery) -> None:
+        self._show_query(query)
+
+    def _on_query_error(self, message: str) -> None:
+        self.panel.status.setText(f"Could not compute the box's code: {message}")
+
+    def _show_query(self, query: BoxQuery | None) -> None:
+        self.query = query
+        if query is None:
+            self.panel.show_codes(None, None)
+            self.panel.show_neighbours([])
+            return
+        self.panel.show_codes(query.code, query.neighbour_codes)
+        self.panel.show_neighbours([(t, nb.box.class_name, nb.distance)
+                                    for t, nb in zip(query.thumbnails, query.neighbours, strict=True)])
+        same = 0
+        model = self._canvas.model
+        if model.selected_indices:
+            name = model.object(model.selected_indices[0]).name
+            same = sum(nb.box.class_name == name for nb in query.neighbours)
+        origin = "its code from the index" if query.from_index else "its code computed now (box not in the index)"
+        self.panel.status.setText(f"{same} of {len(query.neighbours)} nearest boxes share its class; {origin}.")
+
+    def open_neighbour(self, position: int) -> bool:
+        """Open the image of neighbour ``position`` and select its box."""
+        if self.query is None or not 0 <= position < len(self.query.neighbours):
+            return False
+        target = self.query.neighbours[position].box
+        document = getattr(self._window, "document", None)
+        if document is None or document.source is not self._source:
+            self.message.emit("Open the indexed dataset in the window to go to a neighbour.")
+            return False
+        if not document.go_to(target.entry_index):
+            return False
+        self._canvas.model.select([target.object_index])
+        self._dock.raise_()
+        return True
+
+    def shutdown(self) -> None:
+        self.index_runner.cancel()
+        self.query_runner.cancel()
+        self._pool.shutdown()
+
+
+

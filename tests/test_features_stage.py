@@ -1,0 +1,71 @@
+"""The CNN-codes view in the real window: index a dataset's boxes, select one, see its nearest boxes by the
+cache's distance, and open a neighbour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from app.stages.features import FeaturesStage
+from models.data.synthetic import write_synthetic
+from models.detection.features import code_distances
+from tests.test_main_window import make_window, settings  # noqa: F401  (fixture)
+from tests.test_nms_stage import stage_of
+
+
+@pytest.fixture
+def window(qtbot, settings, tmp_path):  # noqa: F811
+    ds = write_synthetic(tmp_path / "syn", 4, seed=7)
+    w = make_window(qtbot, settings, thumbnails=False)
+    w.resize(1400, 900)
+    assert w.open_path(ds.root)
+    qtbot.waitUntil(lambda: w.detector_session.decoded is not None and len(w.model) > 0, timeout=10000)
+    yield w
+    w.close()
+
+
+def indexed(qtbot, w) -> FeaturesStage:
+    stage = stage_of(w, FeaturesStage)
+    panel = stage.panel
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("random"))
+    panel.k_spin.setValue(3)
+    qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.index is not None, timeout=120000)
+    return stage
+
+
+def test_selected_box_lists_its_nearest_boxes(qtbot, window):
+    w = window
+    stage = indexed(qtbot, w)
+    total = sum(len(w.document.source.store.load(e).objects) for e in w.document.source.entries)
+    assert len(stage.index) == total
+    assert f"{total} labelled boxes indexed" in stage.panel.status.text()
+    w.model.select([0])
+    qtbot.waitUntil(lambda: stage.query is not None, timeout=60000)
+    q = stage.query
+    assert q.from_index
+    assert stage.panel.neighbours.count() == 3
+    d = code_distances(q.code, stage.index.codes)
+    own = int(np.argmin(d))  # the box itself, at distance 0
+    expected = [int(r) for r in np.argsort(d, kind="stable") if r != own][:3]
+    assert [nb.row for nb in q.neighbours] == expected
+    first = stage.panel.neighbours.item(0).text()
+    assert q.neighbours[0].box.class_name in first and f"{q.neighbours[0].distance:.1f}" in first
+    # The strip: the query's code on top of its neighbours', one column per dimension.
+    assert stage.panel.strip_image.image.shape == (q.code.shape[0], 4)
+
+
+def test_activating_a_neighbour_opens_its_image_with_the_box_selected(qtbot, window):
+    w = window
+    stage = indexed(qtbot, w)
+    w.model.select([0])
+    qtbot.waitUntil(lambda: stage.query is not None, timeout=60000)
+    target = stage.query.neighbours[1].box
+    lst = stage.panel.neighbours
+    lst.setCurrentRow(1)
+    lst.setFocus()
+    qtbot.keyClick(lst.viewport(), Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: w.document.index == target.entry_index and w.model.selected_indices
+                    == [target.object_index], timeout=10000)
+    assert tuple(w.model.object(target.object_index).box) == pytest.approx(target.box)
