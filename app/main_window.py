@@ -110,6 +110,9 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
             if dock is not self.bottom_docks[0]:
                 self.tabifyDockWidget(self.bottom_docks[0], dock)
+            # Closed until asked for (the stage's menu toggles it): open, they take height from the canvas
+            # and the pipeline tabs, which a labelling session needs more.
+            dock.hide()
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()

@@ -27,6 +27,10 @@ def window(qtbot, settings, tmp_path):  # noqa: F811
 
 def indexed(qtbot, w) -> FeaturesStage:
     stage = stage_of(w, FeaturesStage)
+    dock = stage.docks()[0]
+    assert not dock.isVisible()  # bottom workspaces start closed; the Detector menu opens them
+    dock.toggleViewAction().trigger()
+    qtbot.waitUntil(dock.isVisible)
     panel = stage.panel
     panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("random"))
     panel.k_spin.setValue(3)
