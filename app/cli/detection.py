@@ -465,8 +465,16 @@ def run_evaluate(argv: list[str]) -> int:
         print(f"{prog}: no image could be evaluated", file=sys.stderr)
         return 1
     print(format_table(result))
+    one_box = None
+    if args.model and getattr(detector, "generation", "") == "cls-loc":
+        from models.detection.cls_loc_evaluation import evaluate_cls_loc_model, format_cls_loc
+
+        one_box, _ = evaluate_cls_loc_model(detector, source, indices)
+        print(format_cls_loc(one_box))
     if args.json:
         doc = result.to_dict()
+        if one_box is not None:
+            doc["cls_loc"] = one_box.as_dict()
         doc["split"] = split_name
         doc["data"] = str(args.data)
         try:

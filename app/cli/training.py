@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-GENERATIONS = ("rcnn", "fast-rcnn", "faster-rcnn")
+GENERATIONS = ("cls-loc", "rcnn", "fast-rcnn", "faster-rcnn")
 
 
 def _floats(text: str) -> list[float]:

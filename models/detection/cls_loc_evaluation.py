@@ -9,8 +9,9 @@ several is the one the model was trained on (:func:`~models.detection.cls_loc_ta
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -92,3 +93,41 @@ def evaluate_cls_loc(pairs: Iterable[tuple[tuple[np.ndarray, np.ndarray], tuple[
         mean_iou=float(np.mean([o.iou for o in outcomes])) if n else 0.0,
         localisation_accuracy=sum(o.localised for o in outcomes) / n if n else 0.0,
         per_class_accuracy=per_class, images=n, selection=report, outcomes=outcomes)
+
+
+def evaluate_cls_loc_model(model: Any, source: Any, indices: Sequence[int],
+                           progress: Callable[[float, str], None] | None = None) -> tuple[ClsLocResult, list[str]]:
+    """Run a one-box model over ``source.entries[indices]`` and compute the three figures; unreadable images
+    are reported and skipped. Objects of classes the model does not know are left out of the ground truth."""
+    from models.data.annotations import AnnotationError
+    from models.data.io import ImageError, read_image
+    from models.data.training_data import load_targets
+
+    names = list(model.class_names)
+    pairs = []
+    problems: list[str] = []
+    for k, idx in enumerate(indices):
+        entry = source.entries[idx]
+        try:
+            t, msgs = load_targets(source, idx, names)
+            img = read_image(entry.path)
+        except (AnnotationError, ImageError) as exc:
+            problems.append(f"{entry.name}: {exc}; skipped")
+            continue
+        problems.extend(msgs)
+        det = model.predict([img.pixels], score_threshold=0.0)[0]
+        boxes = det.boxes / img.scale if img.scale != 1.0 else det.boxes
+        pairs.append(((t.boxes, t.labels), (boxes, det.scores, det.labels)))
+        if progress is not None:
+            progress((k + 1) / max(1, len(indices)), f"image {k + 1}/{len(indices)}")
+    return evaluate_cls_loc(pairs, names), problems
+
+
+def format_cls_loc(result: ClsLocResult) -> str:
+    """The figures as a few lines for the terminal."""
+    lines = [f"classification accuracy  {result.accuracy:.3f}",
+             f"mean IoU of the box      {result.mean_iou:.3f}",
+             f"localisation accuracy    {result.localisation_accuracy:.3f}  (right class and IoU ≥ {LOCALISED_IOU})",
+             f"images                   {result.images}  ({result.selection.message()})"]
+    lines += [f"  {name:<22} accuracy {acc:.3f}" for name, acc in result.per_class_accuracy.items()]
+    return "\n".join(lines)

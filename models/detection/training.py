@@ -389,6 +389,9 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             emit(TrainEvent("message", message=f"backbone {config.backbone}: {info.message}"))
     if getattr(model, "proposal_params", None) is not None:
         _attach_proposals(model, dataset, config, emit)
+    describe = getattr(model, "describe_training_set", None)
+    if describe is not None:  # e.g. classification + localisation: which images were reduced or skipped
+        emit(TrainEvent("message", message=describe(dataset.targets)))
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adamw":

@@ -58,7 +58,7 @@ def _backbone(parts: Any) -> str:
         words = [f"small CNN (width {bb.small_width}, stride {bb.small_stride}"]
         if bb.small_context:
             words.append("context stage")
-        if parts.warp is None:  # a head that pools RoIs (R-CNN warps crops instead)
+        if parts.warp is None and parts.roi_head is not None:  # pools RoIs (R-CNN warps, cls-loc has none)
             words.append(f"RoI {'Align' if parts.roi_head.pooling == 'align' else 'pooling'}")
         return ", ".join(words) + ")"
     pre = " from ImageNet" if bb.pretrained else ""

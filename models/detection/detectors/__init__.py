@@ -39,6 +39,9 @@ def _ensure_builtin() -> None:
     if "rcnn" not in _BUILDERS:
         from models.detection.detectors.rcnn import RCNN
         register("rcnn", RCNN.build, RCNN.from_config)
+    if "cls-loc" not in _BUILDERS:
+        from models.detection.detectors.cls_loc import ClsLoc
+        register("cls-loc", ClsLoc.build, ClsLoc.from_config)
 
 
 def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:

@@ -101,7 +101,8 @@ class Detector(torch.nn.Module):
         self.test_sizes = tuple(inp.test_sizes)
         self.test_flip = inp.test_flip
         self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
-        self.merge_nms, self.merge_max_detections = config.roi_head.nms, config.roi_head.detections_per_image
+        if config.roi_head is not None:  # multi-scale merging; classification + localisation has one box
+            self.merge_nms, self.merge_max_detections = config.roi_head.nms, config.roi_head.detections_per_image
         self.register_buffer("image_mean", torch.tensor(inp.image_mean, dtype=torch.float32).view(3, 1, 1),
                              persistent=False)
         self.register_buffer("image_std", torch.tensor(inp.image_std, dtype=torch.float32).view(3, 1, 1),

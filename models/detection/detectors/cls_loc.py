@@ -1,0 +1,165 @@
+"""Classification + localisation: a CNN that names the one object of an image and regresses its box.
+
+The step before R-CNN (Sermanet et al.'s OverFeat and the ImageNet localisation task, 2013): the image is
+warped to a fixed square, a backbone computes its feature map, the map is averaged to a small grid (so the
+head still knows *where* — a global average would keep only *what*), and one fully connected layer feeds two
+outputs: K class scores and 4 box numbers ``(x / W, y / H, w / W, h / H)``
+(:mod:`models.detection.cls_loc_targets`). The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
+
+It answers with exactly one box, which is its limit and the reason detection needed region proposals: an
+image with two objects gets one answer. It shares the :class:`Detector` interface, so ``predict``, ``train``,
+``evaluate``, ``compare`` and the window take it like the three detectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.cls_loc_targets import (
+    SelectionReport,
+    choose_object,
+    cls_loc_loss,
+    decode_boxes,
+    encode_boxes,
+)
+from models.detection.config import DetectorConfig
+from models.detection.detectors.base import Detections, Detector
+
+
+@dataclass
+class ClsLocTrace:
+    """Everything between the image and its one box. ``input_size`` is the warped square's (h, w);
+    ``factors`` (sy, sx) map the decoded image to it, as in the detectors' traces."""
+
+    input_size: tuple[int, int]
+    factors: tuple[float, float]
+    feature_size: tuple[int, int]
+    features: np.ndarray  # [C, h, w] the backbone's map
+    pooled: np.ndarray  # [C, grid, grid] what the head sees
+    class_scores: np.ndarray  # [K] softmax
+    box_output: np.ndarray  # [4] the raw (x/W, y/H, w/W, h/H)
+    detections: Detections  # the one box, in ORIGINAL image pixels
+
+
+class ClsLocHead(nn.Module):
+    """Grid-pooled features → one hidden layer → K class logits and 4 box numbers."""
+
+    def __init__(self, in_channels: int, num_classes: int, grid: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.grid = int(grid)
+        self.fc = nn.Linear(in_channels * grid * grid, hidden)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.cls_score = nn.Linear(hidden, num_classes)
+        self.box_pred = nn.Linear(hidden, 4)
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.zeros_(self.cls_score.bias)
+        nn.init.normal_(self.box_pred.weight, std=0.001)
+        # Start at a centred box of half the image: the mean of the 15–60 % shapes, not a point at 0.
+        with torch.no_grad():
+            self.box_pred.bias.copy_(torch.tensor([0.3, 0.3, 0.4, 0.4]))
+
+    def pool(self, features: Tensor) -> Tensor:
+        return F.adaptive_avg_pool2d(features, self.grid)
+
+    def forward(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.dropout(F.relu(self.fc(pooled.flatten(1))))
+        return self.cls_score(x), self.box_pred(x)
+
+
+class ClsLoc(Detector):
+    generation = "cls-loc"
+
+    def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
+                 backbone: Backbone | None = None) -> None:
+        config = config or DetectorConfig.default(self.generation)
+        backbone = backbone or backbone_from_part(config.backbone)
+        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        super().__init__(class_names, config)
+        head = config.cls_loc_head
+        self.backbone = backbone
+        self.input_side = head.input_size
+        self.alpha = head.alpha
+        self.head = ClsLocHead(backbone.out_channels, len(class_names), head.grid, head.hidden, head.dropout)
+
+    # --- the network ----------------------------------------------------------------------------------------
+    def _warp(self, images: list[Tensor]) -> Tensor:
+        """Each [3, H, W] 0..1 image warped (aspect not kept) to the square input and normalised."""
+        side = self.input_side
+        warped = [F.interpolate(im[None], size=(side, side), mode="bilinear", align_corners=False)[0]
+                  for im in images]
+        return (torch.stack(warped) - self.image_mean) / self.image_std
+
+    def _outputs(self, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        features = self.backbone(self._warp(images))
+        pooled = self.head.pool(features)
+        logits, box = self.head(pooled)
+        return features, pooled, logits, box
+
+    def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
+        if self.training:
+            if targets is None:
+                raise ValueError("training needs targets")
+            return self._losses(images, targets)
+        _, _, logits, box = self._outputs(images)
+        out = []
+        for im, lg, bx in zip(images, logits, box, strict=True):
+            h, w = im.shape[-2:]
+            probs = lg.softmax(-1)
+            score, label = probs.max(-1)
+            out.append({"boxes": decode_boxes(bx[None], w, h), "scores": score[None],
+                        "labels": (label + 1)[None]})
+        return out
+
+    def _losses(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
+        chosen = [(i, choose_object(t["boxes"], t["labels"])) for i, t in enumerate(targets)]
+        chosen = [(i, k) for i, k in chosen if k is not None]
+        if not chosen:  # no image of the batch has an object: nothing to learn, but keep the graph
+            zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            return {"loss_classifier": zero, "loss_box_l2": zero}
+        kept = [images[i] for i, _ in chosen]
+        _, _, logits, box = self._outputs(kept)
+        labels = torch.stack([targets[i]["labels"][k] for i, k in chosen]).to(logits.device) - 1
+        goals = torch.stack([encode_boxes(targets[i]["boxes"][k].float(), images[i].shape[-1], images[i].shape[-2])
+                             for i, k in chosen]).to(box.device)
+        return cls_loc_loss(logits, box, labels.long(), goals, self.alpha)
+
+    def _forward_test(self, image: np.ndarray, t: Tensor, factors: tuple[float, float]) -> dict[str, Tensor]:
+        return self.forward([t])[0]
+
+    # --- what training reports ------------------------------------------------------------------------------
+    @staticmethod
+    def describe_training_set(targets: list) -> str:
+        """How the training images became one-object examples (each ``ImageTargets`` with ``boxes``)."""
+        report = SelectionReport()
+        for t in targets:
+            report.add(len(t.boxes))
+        return "classification + localisation: " + report.message()
+
+    # --- inspection -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def trace(self, image: np.ndarray) -> ClsLocTrace:
+        was_training = self.training
+        self.eval()
+        try:
+            height, width = image.shape[:2]
+            t, _ = self.prepare(image)
+            features, pooled, logits, box = self._outputs([t])
+            probs = logits[0].softmax(-1)
+            score, label = probs.max(-1)
+            boxes = decode_boxes(box, width, height).clamp(min=0)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
+            dets = Detections(boxes.cpu().numpy().astype(np.float32), score[None].cpu().numpy().astype(np.float32),
+                              (label + 1)[None].cpu().numpy().astype(np.int64), list(self.class_names))
+            side = self.input_side
+            return ClsLocTrace((side, side), (side / height, side / width), tuple(features.shape[-2:]),
+                               features[0].cpu().numpy(), pooled[0].cpu().numpy(), probs.cpu().numpy(),
+                               box[0].cpu().numpy(), dets)
+        finally:
+            self.train(was_training)
