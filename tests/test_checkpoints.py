@@ -78,5 +78,5 @@ def test_unknown_generation_is_a_clear_error(tmp_path) -> None:
     payload = torch.load(path, weights_only=True)
     payload["generation"] = "yolo-v99"
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="unknown detector generation .yolo-v99. .available: fast-rcnn, faster-rcnn, rcnn"):
+    with pytest.raises(CheckpointError, match="unknown detector generation .yolo-v99. .available: cls-loc, fast-rcnn, faster-rcnn, rcnn"):
         load_detector(path)
