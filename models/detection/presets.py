@@ -142,6 +142,13 @@ BUILTIN: list[Preset] = [
            "(4 epochs, then SVMs and box regressors: about 6 min in all on the 300 training images).",
            "rcnn", model={"backbone.name": "small", "backbone.small_width": 24},
            training={"batch_size": 2, "optimizer": "adamw", "lr": 0.001, "rotate90": True, "epochs": 4}),
+    preset("cls-loc-shapes-cpu",
+           "Classification + localisation on one-shape synthetic images (synth --single-object), on a CPU: "
+           "small CNN width 24 on a 128-px warp, a 4×4 grid and one 256-wide layer, alpha 0.1, AdamW, "
+           "flips and quarter turns.",
+           "cls-loc", model={"backbone.name": "small", "backbone.small_width": 24},
+           training={"batch_size": 8, "optimizer": "adamw", "lr": 0.002, "rotate90": True, "epochs": 30,
+                     "warmup_iters": 50, "seed": 0}),
     preset("paper-gpu",
            "Faster R-CNN as the paper (Ren et al. 2015) on a GPU: ImageNet VGG16, 600/1000 px, anchors "
            "128/256/512 × 1:2, 1:1, 2:1, 4096-wide head, SGD lr 0.001 momentum 0.9, one image per step, "
