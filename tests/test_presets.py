@@ -18,6 +18,7 @@ from models.detection.presets import (
     preset,
     preset_names,
     register_preset,
+    setting_help,
     train_config_from_preset,
 )
 from models.detection.training import TrainConfig
@@ -57,6 +58,7 @@ def test_every_preset_describes_in_full_and_builds_its_model(name) -> None:
     assert {k: v for k, v in described.items() if k != "training"} == item.model.to_dict()
     assert described["training"]["epochs"] == item.training.epochs
     assert "data" not in described["training"] and "min_size" not in described["training"]
+    assert all(setting_help(part, key) for part, values in described.items() for key in values)  # tooltips
     parts = train_config_from_preset(name, "d", "o", {"backbone.weights": "none"}).detector_config()
     with torch.device("meta"):  # the papers' VGG16 heads are 100M+ parameters: build the shapes only
         model = build_detector(item.generation, CLASSES, config=parts)

@@ -117,9 +117,7 @@ _HINTS: dict[type, dict[str, str]] = {}
 
 def _hints(cls: type) -> dict[str, str]:
     if cls not in _HINTS:
-        import models.detection.config as module
-
-        _HINTS[cls] = {k: type_text(v) for k, v in get_type_hints(cls, vars(module)).items()}
+        _HINTS[cls] = {k: type_text(v) for k, v in get_type_hints(cls, globals()).items()}
     return _HINTS[cls]
 
 
@@ -486,12 +484,7 @@ def detector_config(generation: str, model_config: Mapping[str, Any] | DetectorC
     return DetectorConfig.default(generation).with_overrides(model_config or {})
 
 
-def describe(config: DetectorConfig) -> dict[str, dict[str, Any]]:
-    """Part → field → value of every part the generation uses (what a panel shows in full)."""
-    return config.to_dict()
-
-
 __all__ = ["BackboneConfig", "ConfigError", "DetectorConfig", "GENERATION_DEFAULTS", "GENERATION_PARTS",
            "IMAGENET_MEAN", "IMAGENET_STD", "InputConfig", "PART_TYPES", "Part", "ProposalConfig",
-           "RPNConfig", "RoIHeadConfig", "SVMConfig", "V1_NAMES", "WarpConfig", "describe", "detector_config",
+           "RPNConfig", "RoIHeadConfig", "SVMConfig", "V1_NAMES", "WarpConfig", "detector_config",
            "coerce_value", "field_names", "migrate_v1", "resolve_name", "type_text"]

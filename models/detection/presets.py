@@ -59,6 +59,40 @@ GENERATION_TRAINING: dict[str, dict[str, Any]] = {
 }
 
 
+#: One line per training field, for the panel's tooltips (the detector parts carry theirs: ``Part.help``).
+TRAINING_HELP: dict[str, str] = {
+    "generation": "detector generation: rcnn, fast-rcnn or faster-rcnn",
+    "epochs": "passes over the training images",
+    "batch_size": "images per optimiser step",
+    "lr": "peak learning rate (after the warm-up)",
+    "optimizer": "sgd (momentum, the papers) or adamw (faster from scratch)",
+    "momentum": "SGD momentum",
+    "weight_decay": "L2 penalty on the weights",
+    "warmup_iters": "steps of linear learning-rate warm-up from lr/1000",
+    "lr_schedule": "cosine, step (×0.1 for the last third, the papers) or constant",
+    "split": "the dataset split to train on",
+    "seed": "seed of the data order, augmentation and initialisation",
+    "flip_prob": "probability of a horizontal flip per image",
+    "rotate90": "random quarter turns too (only for data with no 'up')",
+    "train_sizes": "multi-scale training: shorter sides to draw from (empty: the input size)",
+    "amp": "float16 mixed precision on CUDA",
+    "cpu_bf16": "bfloat16 autocast on CPUs with AVX512-BF16 or AMX",
+    "grad_clip": "clip the gradient norm to this (empty: no clipping)",
+    "max_steps": "stop after this many steps in all (keeps the schedule of all epochs)",
+}
+
+
+def setting_help(part: str, name: str) -> str:
+    """The one-line help of a setting shown by :func:`describe_preset` (``part`` "training" or a part)."""
+    if part == "training":
+        return TRAINING_HELP.get(name, "")
+    from models.detection.config import PART_TYPES
+
+    if part not in PART_TYPES:
+        raise ConfigError(f"no part {part!r}")
+    return PART_TYPES[part].help(name)
+
+
 def _train_hints() -> dict[str, str]:
     import models.detection.training as module
     return {k: type_text(v) for k, v in get_type_hints(TrainConfig, vars(module)).items()}
@@ -221,4 +255,4 @@ def default_train_config(data: str, out: str, generation: str = "faster-rcnn",
 
 
 __all__ = ["BUILTIN", "Preset", "UnknownPreset", "apply_overrides", "default_train_config", "describe_preset",
-           "get_preset", "preset", "preset_names", "register_preset", "train_config_from_preset"]
+           "get_preset", "preset", "preset_names", "register_preset", "setting_help", "train_config_from_preset"]
