@@ -48,12 +48,13 @@ class ClsLocTrace:
 
 
 class ClsLocHead(nn.Module):
-    """Grid-pooled features → one hidden layer → K class logits and 4 box numbers."""
+    """Grid-averaged features (where) and the map's global maximum per channel (what: a shape detector's
+    strongest response, wherever the shape is) → one hidden layer → K class logits and 4 box numbers."""
 
     def __init__(self, in_channels: int, num_classes: int, grid: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.grid = int(grid)
-        self.fc = nn.Linear(in_channels * grid * grid, hidden)
+        self.fc = nn.Linear(in_channels * (grid * grid + 1), hidden)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.cls_score = nn.Linear(hidden, num_classes)
         self.box_pred = nn.Linear(hidden, 4)
@@ -67,8 +68,8 @@ class ClsLocHead(nn.Module):
     def pool(self, features: Tensor) -> Tensor:
         return F.adaptive_avg_pool2d(features, self.grid)
 
-    def forward(self, pooled: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.dropout(F.relu(self.fc(pooled.flatten(1))))
+    def forward(self, pooled: Tensor, peak: Tensor) -> tuple[Tensor, Tensor]:
+        x = self.dropout(F.relu(self.fc(torch.cat([pooled.flatten(1), peak.flatten(1)], dim=1))))
         return self.cls_score(x), self.box_pred(x)
 
 
@@ -98,7 +99,7 @@ class ClsLoc(Detector):
     def _outputs(self, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         features = self.backbone(self._warp(images))
         pooled = self.head.pool(features)
-        logits, box = self.head(pooled)
+        logits, box = self.head(pooled, features.amax(dim=(-2, -1)))
         return features, pooled, logits, box
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
