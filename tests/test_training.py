@@ -212,3 +212,49 @@ def test_train_command_fine_tunes_the_pretrained_efficientnet(tiny_set, tmp_path
     assert not model.backbone.body._conv_stem.weight.requires_grad
     image = np.zeros((100, 120, 3), np.uint8)
     assert model.predict([image], 0.0)[0].boxes.shape[1] == 4
+
+
+def test_class_filter_and_fixed_images_train_one_class_on_exactly_those_images(tiny_set, tmp_path) -> None:
+    """A cross-validation fold: the chosen images only, one class of three."""
+    events = []
+    result = train(_config(tiny_set, tmp_path / "fold.pt", classes=["square"], train_indices=[0, 2, 5],
+                           split="cv-fold0", batch_size=1), callbacks=events.append)
+    assert result.status == "completed"
+    payload = load_checkpoint(result.checkpoint)
+    assert payload["class_names"] == ["square"]
+    from models.data.datasets import open_dataset
+
+    names = [e.name for e in open_dataset(tiny_set).entries]
+    assert payload["split"] == {"name": "cv-fold0", "indices": [0, 2, 5], "files": [names[0], names[2], names[5]]}
+    assert len([e for e in events if e.kind == "step"]) == 3
+    assert any(e.kind == "message" and "square only" in e.message and "left out" in e.message for e in events)
+    assert not any("is not among the classes" in e.message for e in events)
+    assert load_detector(result.checkpoint, device="cpu").class_names == ["square"]
+
+
+def test_unknown_class_or_image_index_is_refused_before_training(tiny_set, tmp_path) -> None:
+    with pytest.raises(ValueError, match="no class 'zebra'.*circle, square, triangle"):
+        train(_config(tiny_set, tmp_path / "z.pt", classes=["zebra"]))
+    with pytest.raises(ValueError, match="image index 99 is outside"):
+        train(_config(tiny_set, tmp_path / "z.pt", train_indices=[0, 99]))
+    assert not (tmp_path / "z.pt").exists()
+
+
+def test_backbone_learns_at_its_fraction_of_the_learning_rate(tiny_set, tmp_path) -> None:
+    from models.detection.detectors import build_detector
+    from models.detection.training import parameter_groups
+
+    model = build_detector("faster-rcnn", ["a"], **TINY_MODEL)
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    one = parameter_groups(model, 1.0)
+    assert len(one) == 1 and {id(p) for p in one[0]["params"]} == trainable
+    rest, backbone = parameter_groups(model, 0.1)
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.backbone.parameters()}
+    assert backbone["lr_scale"] == 0.1 and rest["lr_scale"] == 1.0
+    assert {id(p) for p in rest["params"] + backbone["params"]} == trainable
+
+    lrs = []
+    result = train(_config(tiny_set, tmp_path / "s.pt", lr=0.02, backbone_lr_scale=0.1, lr_schedule="constant",
+                           warmup_iters=1), callbacks=lambda e: lrs.append(e.lr) if e.kind == "step" else None)
+    groups = load_checkpoint(result.checkpoint)["optimizer_state"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.02, 0.002]) and lrs[-1] == pytest.approx(0.02)

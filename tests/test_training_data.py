@@ -228,3 +228,20 @@ def test_class_names(tmp_path: Path) -> None:
             "categories": [{"id": 3, "name": "zebra"}, {"id": 1, "name": "ant"}], "annotations": []}
     (tmp_path / "f" / "c.json").write_text(json.dumps(coco))
     assert class_names_of(open_dataset(tmp_path / "f" / "c.json")) == ["zebra", "ant"]  # declared order
+
+
+def test_class_filter_keeps_one_class_and_the_images_without_it_as_negatives(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _img(tmp_path / "f" / f"{name}.png")
+    write_voc(Annotation("a.png", 40, 30, 3, [BoxObject("person", (1, 1, 9, 20)), BoxObject("cup", (20, 5, 30, 15))]),
+              tmp_path / "f" / "a.xml")
+    write_voc(Annotation("b.png", 40, 30, 3, [BoxObject("cup", (2, 2, 8, 8))]), tmp_path / "f" / "b.xml")
+    src = open_dataset(tmp_path / "f")  # c.png has no annotation at all
+    ds = DetectionDataset(src, [0, 1, 2], ["person"], class_filter=True)
+    assert len(ds) == 3 and ds.problems == [] and ds.left_out == 2
+    labels = {Path(t.path).name: t.labels.tolist() for t in ds.targets}
+    assert labels == {"a.png": [1], "b.png": [], "c.png": []}
+    assert ds.targets[0].boxes.tolist() == [[1.0, 1.0, 9.0, 20.0]]
+    # Without the filter a class outside the list is something to tell the user about.
+    unfiltered = DetectionDataset(src, [0, 1, 2], ["person"])
+    assert len(unfiltered.problems) == 2 and all("'cup' is not among the classes" in p for p in unfiltered.problems)

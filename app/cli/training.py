@@ -86,6 +86,14 @@ def parser() -> argparse.ArgumentParser:
                    help="multi-scale training: each image's shorter side drawn from these (default: --min-size)")
     p.add_argument("--rotate90", action="store_true", default=None,
                    help="also turn training images by random multiples of 90 degrees (data with no 'up' only)")
+    p.add_argument("--classes", default=None, metavar="NAME,NAME,...",
+                   help="train on these classes only (e.g. person of a COCO file); objects of the others are left "
+                        "out and images without any of these stay in as negatives")
+    p.add_argument("--backbone-lr-scale", type=float, default=None, metavar="F",
+                   help="the backbone's learning rate as a fraction of --lr (default 1; 0.1 when fine-tuning a "
+                        "pretrained one)")
+    p.add_argument("--warmup-iters", type=int, default=None,
+                   help="steps of linear learning-rate warm-up (default 200, at most a quarter of the run)")
     p.add_argument("--split", default=None, help="split to train on (default train)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="default auto")
     p.add_argument("--seed", type=int, default=None)
@@ -117,7 +125,8 @@ _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights"
                    "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
                    "rotate90": "rotate90", "split": "split", "device": "device", "seed": "seed", "resume": "resume",
                    "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
-                   "proposal_cache": "proposal_cache"}
+                   "proposal_cache": "proposal_cache", "backbone_lr_scale": "backbone_lr_scale",
+                   "warmup_iters": "warmup_iters"}
 
 
 def overrides_of(args: argparse.Namespace) -> dict:
@@ -125,6 +134,8 @@ def overrides_of(args: argparse.Namespace) -> dict:
     (``--model-arg`` first, so the dedicated flags win over a --model-arg of the same setting)."""
     out: dict = {field: getattr(args, dest) for dest, field in _TRAINING_FLAGS.items()
                  if getattr(args, dest) is not None}
+    if args.classes:
+        out["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
     out.update(_model_args(args.model_arg))
     if args.anchor_sizes:
         out["rpn.anchor_sizes"] = args.anchor_sizes

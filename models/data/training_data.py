@@ -63,14 +63,15 @@ class ImageTargets:
     names: list[str]  # class name per object
 
 
-def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True
-                 ) -> tuple[ImageTargets, list[str]]:
+def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True,
+                 report_other_classes: bool = True) -> tuple[ImageTargets, list[str]]:
     """Ground truth of ``source.entries[index]`` with labels into ``class_names``; messages for the user.
 
     Raises AnnotationError (unreadable annotation) or ImageError (``need_image_info`` and the header is
-    unreadable). Objects of classes not in ``class_names`` are dropped with a message; boxes are clipped
-    to the image and dropped if nothing is left. Without image info (evaluating a detections file with no
-    images at hand) boxes are taken as stored.
+    unreadable). Objects of classes not in ``class_names`` are dropped, with a message unless
+    ``report_other_classes`` is False (training on a chosen subset of the classes, where leaving the others
+    out is the point); boxes are clipped to the image and dropped if nothing is left. Without image info
+    (evaluating a detections file with no images at hand) boxes are taken as stored.
     """
     entry = source.entries[index]
     info = None
@@ -92,7 +93,8 @@ def load_targets(source: DatasetSource, index: int, class_names: list[str], need
     lookup = {n: i + 1 for i, n in enumerate(class_names)}
     for obj in ann.objects if ann is not None else []:
         if obj.name not in lookup:
-            messages.append(f"{entry.name}: object of class '{obj.name}' is not among the classes; skipped")
+            if report_other_classes:
+                messages.append(f"{entry.name}: object of class '{obj.name}' is not among the classes; skipped")
             continue
         x1, y1, x2, y2 = (float(v) for v in obj.box)
         if width and height:
@@ -126,11 +128,15 @@ class DetectionDataset(Dataset):
 
     Annotations are read once, at construction, so a broken file is reported before training starts
     (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
+
+    ``class_filter``: ``class_names`` is a chosen subset of the dataset's classes (train a person detector
+    on COCO): objects of the other classes are left out without a message each (``left_out`` counts them),
+    and images holding none of the chosen classes stay in, as negatives.
     """
 
     def __init__(self, source: DatasetSource, indices: list[int], class_names: list[str],
                  min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
-                 rotate90: bool = False, train_sizes: list[int] | None = None) -> None:
+                 rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False) -> None:
         self.source = source
         self.rotate90 = bool(rotate90)
         self.train_sizes = [int(v) for v in train_sizes] if train_sizes else None
@@ -145,10 +151,12 @@ class DetectionDataset(Dataset):
         self.proposals: dict[int, np.ndarray] | None = None
         self.problems: list[str] = []
         self.targets: list[ImageTargets] = []
+        #: Objects of classes outside ``class_names`` left out under ``class_filter``.
+        self.left_out = 0
         for idx in indices:
             entry = source.entries[idx]
             try:
-                t, msgs = load_targets(source, idx, self.class_names)
+                t, msgs = load_targets(source, idx, self.class_names, report_other_classes=not class_filter)
             except AnnotationError as exc:
                 self.problems.append(f"{entry.name}: annotation cannot be read ({exc}); image skipped")
                 continue
@@ -157,6 +165,9 @@ class DetectionDataset(Dataset):
                 continue
             self.problems.extend(msgs)
             self.targets.append(t)
+            if class_filter:
+                ann = source.store.load(entry, None)
+                self.left_out += sum(o.name not in self.class_names for o in ann.objects) if ann is not None else 0
 
     @property
     def indices(self) -> list[int]:

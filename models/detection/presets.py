@@ -50,7 +50,7 @@ MIRRORED: dict[str, str] = {"backbone": "backbone.name", "weights": "backbone.we
 #: Training fields that say where and how this machine runs, not what is trained: not part of a recipe's
 #: description (still overridable).
 _ENVIRONMENT = ("data", "out", "model", "resume", "images_dir", "proposal_cache", "device", "threads",
-                "num_workers")
+                "num_workers", "train_indices")
 #: Per generation, training settings of the no-preset path that differ from TrainConfig's defaults.
 GENERATION_TRAINING: dict[str, dict[str, Any]] = {
     "faster-rcnn": {},
@@ -79,6 +79,9 @@ TRAINING_HELP: dict[str, str] = {
     "cpu_bf16": "bfloat16 autocast on CPUs with AVX512-BF16 or AMX",
     "grad_clip": "clip the gradient norm to this (empty: no clipping)",
     "max_steps": "stop after this many steps in all (keeps the schedule of all epochs)",
+    "classes": "train on these classes only (others left out; images without them stay as negatives)",
+    "train_indices": "train on exactly these images (indices into the dataset), e.g. a cross-validation fold",
+    "backbone_lr_scale": "the backbone's learning rate as a fraction of lr (0.1: fine-tuning a pretrained one)",
 }
 
 

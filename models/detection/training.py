@@ -94,6 +94,16 @@ class TrainConfig:
     #: Folder of the Selective Search proposal cache (generations with external proposals); None: the user
     #: cache folder (models.proposals.cache.cache_dir).
     proposal_cache: str | None = None
+    #: Train on these classes only (e.g. ``["person"]`` of COCO's 80): objects of the others are left out and
+    #: images without any of them stay in, as negatives. None: every class of the dataset.
+    classes: list[str] | None = None
+    #: Train on exactly these images (indices into the opened dataset's entries, e.g. a cross-validation
+    #: fold) instead of the named ``split``; ``split`` then only names them in the checkpoint.
+    train_indices: list[int] | None = None
+    #: The backbone's learning rate as a fraction of ``lr``. Fine-tuning a pretrained backbone wants it lower
+    #: (0.1) than the randomly initialised RPN and head: large steps would wash out the ImageNet features
+    #: before the head has learnt to use them.
+    backbone_lr_scale: float = 1.0
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
@@ -248,6 +258,20 @@ def lr_at(config: TrainConfig, step: int, total: int) -> float:
     return base * warm
 
 
+def parameter_groups(model: torch.nn.Module, backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The trainable parameters as optimiser groups: the backbone's with ``lr_scale`` = ``backbone_lr_scale``,
+    the rest (RPN, heads) with 1. One group when the scale is 1, so checkpoints of earlier runs resume."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if float(backbone_lr_scale) == 1.0:
+        return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
+    backbone = [p for n, p in trainable if n.startswith("backbone.")]
+    rest = [p for n, p in trainable if not n.startswith("backbone.")]
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if backbone:
+        groups.append({"params": backbone, "lr_scale": float(backbone_lr_scale)})
+    return groups
+
+
 def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.device):  # noqa: ANN202
     images = [im.to(device, non_blocking=True) for im in images]
     targets = [{k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
@@ -263,10 +287,22 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
 
     source = open_dataset(config.data, image_dir=config.images_dir)
     names = list(class_names) if class_names else class_names_of(source)
+    if config.classes and not class_names:
+        available = names
+        missing = [c for c in config.classes if c not in available]
+        if missing:
+            raise ValueError(f"{config.data}: no class {', '.join(map(repr, missing))}; its classes are: "
+                             f"{', '.join(available) or 'none'}")
+        names = [c for c in available if c in set(config.classes)]  # the dataset's order: stable label ids
     if not names:
         raise ValueError(f"{config.data}: no labelled objects found, nothing to train on")
     if split_indices_fixed is not None:
         indices = list(split_indices_fixed)
+    elif config.train_indices is not None:
+        bad = [i for i in config.train_indices if not 0 <= int(i) < len(source.entries)]
+        if bad:
+            raise ValueError(f"{config.data}: image index {bad[0]} is outside its {len(source.entries)} images")
+        indices = [int(i) for i in config.train_indices]
     else:
         if dist_info.is_main:
             splits = dataset_splits(source, seed=config.seed)
@@ -276,7 +312,7 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
         indices = split_indices(splits, config.split)
     dataset = DetectionDataset(source, indices, names, min_size=config.min_size, max_size=config.max_size,
                                flip_prob=config.flip_prob, seed=config.seed, rotate90=config.rotate90,
-                               train_sizes=config.train_sizes)
+                               train_sizes=config.train_sizes, class_filter=bool(config.classes))
     if len(dataset) == 0:
         raise ValueError(f"{config.data}: split '{config.split}' has no usable images")
     split = {"name": config.split, "indices": list(indices),
@@ -371,6 +407,9 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         config, dist_info, payload["class_names"] if payload else None, fixed)
     for p in dataset.problems[:20]:
         emit(TrainEvent("message", message=p))
+    if config.classes:
+        emit(TrainEvent("message", message=f"classes {', '.join(class_names)} only: {dataset.left_out} objects of "
+                                           f"other classes left out"))
 
     if payload is not None:
         model = rebuild_detector(payload["generation"], class_names, payload["model_config"],
@@ -393,11 +432,12 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     if describe is not None:  # e.g. classification + localisation: which images were reduced or skipped
         emit(TrainEvent("message", message=describe(dataset.targets)))
     model.to(device).train()
-    params = [p for p in model.parameters() if p.requires_grad]
+    groups = parameter_groups(model, config.backbone_lr_scale)
+    params = [p for g in groups for p in g["params"]]
     if config.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     elif config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'sgd' or 'adamw'")
     if payload is not None and payload.get("optimizer_state"):
@@ -472,7 +512,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             images, targets = _to_device(images, targets, device)
             lr = lr_at(config, global_step, total_steps)
             for g in optimizer.param_groups:
-                g["lr"] = lr
+                g["lr"] = lr * g.get("lr_scale", 1.0)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp), \
                     torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 losses = net(images, targets)
