@@ -258,3 +258,20 @@ def test_backbone_learns_at_its_fraction_of_the_learning_rate(tiny_set, tmp_path
                            warmup_iters=1), callbacks=lambda e: lrs.append(e.lr) if e.kind == "step" else None)
     groups = load_checkpoint(result.checkpoint)["optimizer_state"]["param_groups"]
     assert [g["lr"] for g in groups] == pytest.approx([0.02, 0.002]) and lrs[-1] == pytest.approx(0.02)
+
+
+def test_train_command_takes_a_class_filter_and_a_backbone_learning_rate(tiny_set, tmp_path) -> None:
+    from app.cli import main
+
+    out = tmp_path / "cls.pt"
+    code = main(["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "1", "--max-steps", "1",
+                 "--min-size", "96", "--max-size", "128", "--device", "cpu", "--anchor-sizes", "16,32,64",
+                 "--fc-size", "32", "--model-arg", "small_width=8", "--classes", "triangle, circle",
+                 "--backbone-lr-scale", "0.1", "--warmup-iters", "5", "--quiet"])
+    assert code == 0
+    payload = load_checkpoint(out)
+    assert payload["class_names"] == ["circle", "triangle"]  # the dataset's order, whatever the flag's
+    assert payload["config"]["classes"] == ["triangle", "circle"]
+    assert payload["config"]["backbone_lr_scale"] == 0.1 and payload["config"]["warmup_iters"] == 5
+    assert main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "x.pt"), "--classes", "zebra",
+                 "--quiet"]) == 2
