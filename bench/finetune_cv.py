@@ -7,7 +7,7 @@ class stay in, as negatives. Folds are made from the dataset deterministically b
 on the other folds' images and is scored on its own: VOC AP@0.5 of the class (all-point, iscrowd ignored).
 Prints per fold and the mean ± standard deviation over folds.
 
-The recipe (the "fine-tune on my photos" preset) is chosen by principle, not by these folds' scores:
+The recipe (the "fine-tune on my photos" preset, ``finetune-photos-cpu``) is chosen by principle, not by these folds' scores:
 shorter side 512 (longer ≤ 853): photos at about the size the backbone's stride-16 map still resolves a
 30-px person, at half the cost of 600 × 1000; anchors 32-512 px at ratios 1:2, 1:1, 2:1 (persons here are
 20-390 px at that size, median height/width 2), anchors crossing the image border kept (in photos objects
@@ -48,13 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The recipe for a few dozen labelled photos (see the module docstring for why each value).
-RECIPE = dict(backbone="efficientnet_lite0", epochs=6, lr=1e-3, optimizer="adamw", weight_decay=1e-4,
-              warmup_iters=50, backbone_lr_scale=0.1, min_size=512, max_size=853, batch_size=1, flip_prob=0.5,
-              model=dict(backbone_options={"stride": 16}, anchor_sizes=[32, 64, 128, 256, 512],
-                         anchor_ratios=[0.5, 1.0, 2.0], pooling="align", representation_size=512,
-                         rpn_pre_nms_train=2000, rpn_post_nms_train=1000, rpn_pre_nms_test=1000,
-                         rpn_post_nms_test=300, ignore_cross_boundary=False))
+#: The recipe: the "fine-tune on my photos" preset (models/detection/presets.py).
+PRESET = "finetune-photos-cpu"
 
 
 @contextlib.contextmanager
@@ -91,24 +86,22 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     from models.data.folds import train_indices
     from models.detection.checkpoints import load_detector
     from models.detection.evaluation import evaluate_detector
-    from models.detection.training import TrainConfig, train
+    from models.detection.presets import train_config_from_preset
+    from models.detection.training import train
 
-    recipe = json.loads(json.dumps(RECIPE))
-    weights = "none" if args.scratch else None
-    if args.scratch:
-        recipe["backbone_lr_scale"] = 1.0
-    if args.epochs is not None:
-        recipe["epochs"] = args.epochs
     tag = "scratch" if args.scratch else "pretrained"
     out = Path(args.out_dir) / f"{tag}_seed{args.seed}_fold{fold}.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():
         out.unlink()  # a fresh run, never a silent resume of an older one
-    model_args = recipe.pop("model")
-    config = TrainConfig(data=args.data, out=str(out), generation="faster-rcnn", weights=weights,
-                         classes=[args.cls], train_indices=train_indices(folds, fold),
-                         split=f"cv{len(folds)}-seed{args.seed}-fold{fold}", seed=args.seed, device="cpu",
-                         threads=args.threads, model=model_args, **recipe)
+    overrides: dict = {"classes": [args.cls], "train_indices": train_indices(folds, fold),
+                       "split": f"cv{len(folds)}-seed{args.seed}-fold{fold}", "seed": args.seed, "device": "cpu",
+                       "threads": args.threads}
+    if args.scratch:
+        overrides.update({"backbone.weights": "none", "backbone_lr_scale": 1.0})
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    config = train_config_from_preset(PRESET, args.data, str(out), overrides)
     cancel = threading.Event()
     budget = args.max_minutes * 60.0
     state = {"last": 0.0}
@@ -145,8 +138,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
            "detections": int(res.n_detections.get(args.cls, 0)), "status": result.status,
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
-           "recipe": {**RECIPE, **({"backbone_lr_scale": 1.0} if args.scratch else {}),
-                      **({"epochs": args.epochs} if args.epochs is not None else {}), "weights": weights}}
+           "preset": PRESET, "overrides": {k: v for k, v in overrides.items() if k != "train_indices"}}
     note = "" if result.status == "completed" else f" [{result.status} at the {args.max_minutes:g}-min cap]"
     print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} on {row['test_images']} images "
           f"({row['test_objects']} objects), trained {train_cpu_s / 60:.1f} min CPU ({train_s / 60:.1f} min wall), "
