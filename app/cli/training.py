@@ -1,7 +1,8 @@
 """``python main.py train``: train a detector headless, with a terminal progress bar (losses and ETA).
 
 Parses arguments into :class:`models.detection.training.TrainConfig` — a named preset
-(:mod:`models.detection.presets`, ``--preset``) or the generation's paper settings, with the flags given
+(:mod:`models.detection.presets`, ``--preset``), settings chosen from the data when neither a preset nor any
+model flag is given (:mod:`app.cli.auto_training`), or the generation's paper settings, with the flags given
 overriding them — and subscribes a tqdm bar to the training callbacks; the loop itself lives in ``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same
 command trains with DistributedDataParallel; only rank 0 draws the bar and writes the checkpoint.
 """
@@ -223,7 +224,11 @@ def run(command: str, argv: list[str]) -> int:
             config = train_config_from_preset(args.preset, args.data, args.out, overrides)
         else:
             generation = overrides.pop("generation", "faster-rcnn")
-            config = default_train_config(args.data, args.out, generation, overrides)
+            from app.cli.auto_training import auto_overrides, wants_auto
+
+            # no preset, no model flags: settings from the data (app/cli/auto_training.py); given flags win
+            chosen = auto_overrides(args, overrides) if wants_auto(args) else {}
+            config = default_train_config(args.data, args.out, generation, {**chosen, **overrides})
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2
