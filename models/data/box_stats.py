@@ -17,6 +17,7 @@ learned through the "best anchor of a GT box" rule, with a weaker regression sta
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,7 +53,7 @@ class ProblemBox:
     kind: str
     image_index: int  # into source.entries
     image_name: str
-    box_index: int  # into the image's annotation objects
+    box_index: int  # into the image's annotation objects; -1 for a box the reader does not show
     class_name: str
     box: tuple[float, float, float, float]
     detail: str  # in words, e.g. "width 0", "IoU 1.00 with box 2"
@@ -147,6 +148,32 @@ def _box_problems(boxes: np.ndarray, names: list[str], width: float, height: flo
     return out
 
 
+_SIZE_ERROR = re.compile(r"(negative|zero)[^:]*size")
+_OBJECT_NUMBER = re.compile(r"object (\d+)")
+
+
+def _skipped_coco_boxes(source: DatasetSource, wanted: set[int]) -> list[ProblemBox]:
+    """Zero-size boxes of a COCO file: its reader skips them (they are never shown), so list them from the file."""
+    dataset = getattr(source.store, "dataset", None)
+    raw = getattr(dataset, "raw", None)
+    if not isinstance(raw, dict) or not isinstance(raw.get("annotations"), list):
+        return []
+    index_of = {e.coco_id: i for i, e in enumerate(source.entries) if e.coco_id is not None}
+    names = dict(zip(dataset.category_ids, dataset.class_names, strict=False))
+    out = []
+    for k, a in enumerate(raw["annotations"]):
+        try:
+            x, y, w, h = (float(v) for v in a["bbox"])
+            i = index_of[a["image_id"]]
+        except (KeyError, TypeError, ValueError):
+            continue
+        if (w <= 0 or h <= 0) and i in wanted:
+            out.append(ProblemBox("degenerate", i, source.entries[i].name, -1, names.get(a.get("category_id"), ""),
+                                  (x, y, x + w, y + h), f"width {w:g}, height {h:g} (annotation {k + 1} of the "
+                                                        "file; skipped when read, so not shown)"))
+    return out
+
+
 def compute_box_stats(source: DatasetSource, indices: Sequence[int] | None = None,
                       progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None) -> BoxStats:
     """Read every annotation (and image header) of ``source`` (or of ``indices``) and measure its boxes.
@@ -180,7 +207,15 @@ def compute_box_stats(source: DatasetSource, indices: Sequence[int] | None = Non
                                     "against the image size")
         try:
             ann = source.store.load(entry, info)
-        except (AnnotationError, OSError, ValueError) as exc:
+        except AnnotationError as exc:
+            stats.unreadable.append(f"{entry.name}: annotation unreadable ({exc})")
+            if _SIZE_ERROR.search(exc.reason):  # VOC and YOLO readers refuse a file with a zero-size box
+                num = _OBJECT_NUMBER.search(exc.reason)
+                stats.problems.append(ProblemBox("degenerate", i, entry.name, -1, "", (math.nan,) * 4,
+                                                 f"file unreadable: {exc.reason}"
+                                                 + (f" (object {num.group(1)})" if num else "")))
+            continue
+        except (OSError, ValueError) as exc:
             stats.unreadable.append(f"{entry.name}: annotation unreadable ({exc})")
             continue
         stats.n_images += 1
@@ -214,6 +249,7 @@ def compute_box_stats(source: DatasetSource, indices: Sequence[int] | None = Non
             image_of.append(i)
             box_index.append(b)
             box_wh.append((width, height))
+    stats.problems.extend(_skipped_coco_boxes(source, set(idx)))
     if progress is not None:
         progress(1.0, f"{len(idx)} images read")
     stats.class_names = names_order
