@@ -26,9 +26,14 @@ def _image(path: Path, w: int, h: int) -> None:
 
 @pytest.fixture()
 def hand_made(tmp_path: Path) -> Path:
+    return write_hand_made(tmp_path)
+
+
+def write_hand_made(tmp_path: Path) -> Path:
     """A COCO file over four images: one clean, one with a zero-width box (the reader skips it), two identical
     boxes of one class (a duplicate) and a third of another class (not one), one box past the image border,
     and an image without boxes."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     sizes = {"a.png": (200, 100), "b.png": (120, 80), "c.png": (64, 64), "d.png": (50, 50)}
     for name, (w, h) in sizes.items():
         _image(tmp_path / name, w, h)

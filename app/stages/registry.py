@@ -8,6 +8,7 @@ from app.canvas import Canvas
 from app.canvas_export import CanvasExport
 from app.stages.anchors.controller import AnchorsStage
 from app.stages.base import Stage
+from app.stages.dataset_stats import DatasetStatsStage
 from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
 from app.stages.features import FeaturesStage
@@ -34,5 +35,6 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(DetectionsStage(canvas, session, window))
     stages.append(SuggestionsStage(canvas, session, window))
     stages.append(FeaturesStage(canvas, session, window))  # bottom area: CNN codes and their neighbours
+    stages.append(DatasetStatsStage(canvas, session, window))  # bottom dock: counts, sizes vs anchors
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

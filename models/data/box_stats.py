@@ -332,3 +332,18 @@ def anchor_coverage(stats: BoxStats, sizes: Sequence[float], ratios: Sequence[fl
             best[group] = m[own, own].max(dim=1).values.numpy()
     return AnchorCoverage(tuple(float(v) for v in sizes), tuple(float(r) for r in ratios), int(stride),
                           int(min_size), int(max_size), float(iou), best)
+
+
+def log_histogram(values: np.ndarray, per_octave: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of positive ``values`` in geometric bins, ``per_octave`` bins per factor 2, edges on powers of
+    2^(1/per_octave): ``(edges [B + 1], counts [B])``. Geometric because anchor sizes and ratios are
+    geometric series; equal-width bins would squeeze the small objects into one bar."""
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return np.asarray([1.0, 2.0]), np.zeros(1, np.int64)
+    k = np.log2(v) * per_octave
+    lo, hi = math.floor(k.min()), math.floor(k.max()) + 1
+    edges = 2.0 ** (np.arange(lo, hi + 1) / per_octave)
+    counts = np.bincount((np.floor(k) - lo).astype(np.int64), minlength=hi - lo)[: hi - lo]
+    return edges, counts
