@@ -37,9 +37,13 @@ def _table(table) -> list[list[str]]:
 def test_counts_match_and_a_click_opens_the_problem_box(qtbot, window, tmp_path) -> None:
     path = write_hand_made(tmp_path / "set")
     stage = stage_of(window, DatasetStatsStage)
-    assert stage.dock_area == "bottom" and stage.docks()[0] in window.bottom_docks
+    dock = stage.docks()[0]
+    assert stage.dock_area == "bottom" and dock in window.bottom_docks
+    assert not dock.isVisible()  # hidden until asked for: nothing is read
+    assert window.open_path(path)
+    assert stage.result is None and not stage.busy
     with qtbot.waitSignal(stage.statsReady, timeout=20000):
-        assert window.open_path(path)
+        dock.toggleViewAction().trigger()  # View ▸ Dataset Statistics
     expected = compute_box_stats(open_dataset(path))
     rows = _table(stage.panel.counts)
     assert rows[:-1] == [[n, str(expected.images_per_class[n]), str(expected.boxes_per_class[n]), "0"]
@@ -66,6 +70,7 @@ def test_counts_match_and_a_click_opens_the_problem_box(qtbot, window, tmp_path)
 def test_a_loaded_model_s_anchors_are_measured_and_drawn(qtbot, window, tmp_path) -> None:
     path = write_hand_made(tmp_path / "set")
     stage = stage_of(window, DatasetStatsStage)
+    stage.docks()[0].show()
     with qtbot.waitSignal(stage.statsReady, timeout=20000):
         assert window.open_path(path)
     model = FasterRCNN(["cat", "dog"], "small", small_width=8, min_size=128, max_size=256,

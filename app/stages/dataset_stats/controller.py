@@ -5,7 +5,8 @@ coverage of each anchor set on offer) runs in a :class:`app.workers.LatestRunner
 takes seconds and must never freeze the window; a new dataset or Recompute replaces a running measurement.
 Anchor sets on offer: the loaded model's (when the Model stage has one), the settings ``train`` would choose
 from this data with no preset (``models.detection.auto_settings``), and the papers' (128–512 at stride 16).
-A click on a problem box opens its image through the window's document and selects the box.
+A click on a problem box opens its image through the window's document and selects the box. The dock starts
+hidden and reads nothing until it is shown.
 """
 
 from __future__ import annotations
@@ -115,6 +116,11 @@ class DatasetStatsStage(Stage):
         self.panel.anchorsChosen.connect(self.choose_anchors)
         self.panel.problemActivated.connect(self.open_problem)
         session.modelChanged.connect(self._on_model)
+        # Hidden until asked for (View ▸ Dataset Statistics): a bottom dock spans the window and would take
+        # height from the pipeline's left tab row; and nothing is read while nobody looks.
+        self._stale = False
+        self._dock.hide()
+        self._dock.visibilityChanged.connect(self._on_visibility)
 
     def docks(self) -> list[QDockWidget]:
         return [self._dock]
@@ -130,16 +136,26 @@ class DatasetStatsStage(Stage):
     def set_dataset(self, source: DatasetSource | None) -> None:
         self._source = source
         self.result = None
+        self._runner.cancel()
         self.panel.show_stats(None, None, None)
         if source is None:
             self.panel.set_busy(False, "No dataset open")
             return
-        self.recompute()
+        if self._dock.isVisible():
+            self.recompute()
+        else:
+            self._stale = True
+            self.panel.set_busy(False, "Not read yet")
+
+    def _on_visibility(self, visible: bool) -> None:
+        if visible and self._stale:
+            self.recompute()
 
     def recompute(self) -> None:
         if self._source is None:
             self.message.emit("Dataset statistics: no dataset open")
             return
+        self._stale = False
         self.panel.set_busy(True, f"Reading {len(self._source.entries)} annotations…")
         self._runner.request(self._source, model_choice(self._session.model))
 

@@ -1,0 +1,49 @@
+"""``train`` with no preset and no model flags takes its settings from the data and says why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.cli import main as cli_main
+from app.cli.auto_training import wants_auto
+from app.cli.training import parser
+from models.data.datasets import open_dataset
+from models.data.synthetic import write_synthetic
+from models.detection.auto_settings import auto_settings
+from models.detection.checkpoints import load_checkpoint
+
+
+def test_which_command_lines_let_the_data_choose() -> None:
+    base = ["--data", "d", "--out", "c"]
+    for extra, auto in (([], True), (["--epochs", "3", "--lr", "0.01"], True), (["--anchor-sizes", "32,64"], False),
+                        (["--model-arg", "small_stride=8"], False), (["--fc-size=512"], False),
+                        (["--min-size", "400"], False), (["--generation", "fast-rcnn"], False),
+                        (["--backbone", "vgg16"], False), (["--resume", "x.pt"], False)):
+        argv = base + extra
+        try:
+            args = parser().parse_args(argv)
+        except SystemExit:  # a backbone this build does not list
+            continue
+        assert wants_auto(args, argv) is auto, extra
+
+
+def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path: Path, capsys) -> None:
+    data = write_synthetic(tmp_path / "syn", 6, seed=2)
+    out = tmp_path / "m.pt"
+    code = cli_main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--max-steps", "1",
+                     "--threads", "1", "--quiet", "--device", "cpu"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "settings chosen from" in err and "anchor sizes:" in err and "(your --epochs kept)" in err
+    source = open_dataset(data)
+    chosen, _ = auto_settings(source, source.splits["train"])
+    payload = load_checkpoint(out)
+    cfg = payload["model_config"]
+    assert cfg["anchor_sizes"] == pytest.approx(chosen.anchor_sizes)
+    assert cfg["anchor_ratios"] == pytest.approx(chosen.anchor_ratios)
+    assert (cfg["min_size"], cfg["max_size"]) == (chosen.min_size, chosen.max_size)
+    assert cfg["small_stride"] == chosen.model["small_stride"] and cfg["representation_size"] == 256
+    assert payload["config"]["epochs"] == 1 and payload["config"]["optimizer"] == "adamw"
+    assert payload["config"]["rotate90"] is True  # a synthetic set says it has no "up"
