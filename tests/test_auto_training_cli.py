@@ -13,6 +13,7 @@ from models.data.datasets import open_dataset
 from models.data.synthetic import write_synthetic
 from models.detection.auto_settings import auto_settings
 from models.detection.checkpoints import load_checkpoint
+from models.detection.config import detector_config
 
 
 def test_which_command_lines_let_the_data_choose() -> None:
@@ -40,10 +41,11 @@ def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path:
     source = open_dataset(data)
     chosen, _ = auto_settings(source, source.splits["train"])
     payload = load_checkpoint(out)
-    cfg = payload["model_config"]
-    assert cfg["anchor_sizes"] == pytest.approx(chosen.anchor_sizes)
-    assert cfg["anchor_ratios"] == pytest.approx(chosen.anchor_ratios)
-    assert (cfg["min_size"], cfg["max_size"]) == (chosen.min_size, chosen.max_size)
-    assert cfg["small_stride"] == chosen.model["small_stride"] and cfg["representation_size"] == 256
+    cfg = detector_config("faster-rcnn", payload["model_config"], int(payload.get("version", 2)))
+    assert cfg == chosen.detector_config()
+    assert cfg.rpn.anchor_sizes == pytest.approx(chosen.anchor_sizes)
+    assert cfg.rpn.anchor_ratios == pytest.approx(chosen.anchor_ratios)
+    assert (cfg.input.min_size, cfg.input.max_size) == (chosen.min_size, chosen.max_size)
+    assert cfg.backbone.small_stride == chosen.model["small_stride"] and cfg.roi_head.representation_size == 256
     assert payload["config"]["epochs"] == 1 and payload["config"]["optimizer"] == "adamw"
     assert payload["config"]["rotate90"] is True  # a synthetic set says it has no "up"

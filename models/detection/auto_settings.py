@@ -41,6 +41,7 @@ from models.data.box_stats import BoxStats, anchor_coverage, compute_box_stats
 from models.data.datasets import DatasetSource
 from models.data.synthetic import is_synthetic_root
 from models.data.training_data import resize_scale
+from models.detection.config import DetectorConfig
 
 #: √area (training pixels) the smallest objects should reach: in the bench runs the RPN found 77% of the
 #: shapes under 32 px at 512 and ≥ 98% above.
@@ -86,6 +87,11 @@ class AutoSettings:
     @property
     def anchor_ratios(self) -> list[float]:
         return list(self.model["anchor_ratios"])
+
+    def detector_config(self, generation: str = "faster-rcnn") -> DetectorConfig:
+        """The chosen model settings as the per-part configuration objects (what a preset is)."""
+        return DetectorConfig.default(generation).with_overrides(
+            {**self.model, "min_size": self.min_size, "max_size": self.max_size})
 
     def config_fields(self) -> dict:
         """The TrainConfig fields this sets (``model`` merged by the caller with explicit ``--model-arg``)."""
