@@ -73,7 +73,7 @@ def test_a_loaded_model_s_anchors_are_measured_and_drawn(qtbot, window, tmp_path
     stage.docks()[0].show()
     with qtbot.waitSignal(stage.statsReady, timeout=20000):
         assert window.open_path(path)
-    model = FasterRCNN(["cat", "dog"], "small", small_width=8, min_size=128, max_size=256,
+    model = FasterRCNN.build(["cat", "dog"], "small", small_width=8, min_size=128, max_size=256,
                        anchor_sizes=(16, 32), anchor_ratios=(1.0,)).eval()
     with qtbot.waitSignal(stage.anchorsShown, timeout=10000,
                           check_params_cb=lambda c: c.key == "model") as blocker:

@@ -15,6 +15,8 @@ recipe measured in ``bench/README.md`` ("Faster R-CNN from scratch on the synthe
 - **Anchor sizes**: a geometric series with step √2 from the 2nd to the 98th percentile of √area at the
   training size. Why √2: a square box halfway (geometrically) between two anchor sizes ``a`` and ``a·f`` has
   IoU ``1/f`` with either, so ``f ≤ 1/0.7 ≈ 1.43`` keeps every box in range matchable at the RPN's 0.7.
+  When that gives more than ``MAX_ANCHORS_PER_CELL`` anchors per cell (objects over a 30× range of sizes and
+  several shapes), every second size is dropped: the papers' step of 2.
 - **Anchor ratios**: powers of two (h / w = …, 0.5, 1, 2, …) spanning the 5th–95th percentile of the boxes'
   aspect ratio, each ratio covering a factor √2 around it: square-ish data gets one ratio, not three.
 - **Epochs**: a budget of training pixels — what fits in about 13 minutes of this project's 2-core CPU at
@@ -59,6 +61,9 @@ SIZE_STEP = math.sqrt(2.0)
 #: training images at shorter side 512 (longer ≤ 768; 0.302 MP per image on average) in 836 s.
 PIXEL_BUDGET = 18 * 300 * 0.302e6 * (780.0 / 836.0)
 MIN_EPOCHS, MAX_EPOCHS = 8, 100
+#: Anchors per feature cell above which the size step widens from √2 to 2: the RPN head's outputs, the anchor
+#: matching and the proposal NMS grow with it (the papers use 9).
+MAX_ANCHORS_PER_CELL = 16
 
 
 @dataclass
@@ -155,13 +160,13 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
     # Training size: the small objects reach SMALL_OBJECT_PX.
     wanted = med_short * SMALL_OBJECT_PX / max(q5_orig, 1.0)
     min_size = int(min(MAX_SIDE, max(MIN_SIDE, _round_to(wanted, 32))))
-    aspect = float(min(MAX_ASPECT, max(1.0, np.max(long_ / short))))
+    aspect = float(min(MAX_ASPECT, max(1.0, np.percentile(long_ / short, 95))))
     max_size = int(math.ceil(min_size * aspect / 32.0) * 32)
     bound = " (bounded)" if min_size != _round_to(wanted, 32) else ""
     reasons["training size"] = (f"median shorter image side {med_short:.0f} px × {SMALL_OBJECT_PX:.0f} / "
                                 f"{q5_orig:.1f} px (5th percentile of box √area) so small objects reach "
-                                f"{SMALL_OBJECT_PX:.0f} px{bound}; longer side from the widest image "
-                                f"aspect {aspect:.2f}")
+                                f"{SMALL_OBJECT_PX:.0f} px{bound}; longer side from the images' aspect "
+                                f"(95th percentile, {aspect:.2f})")
 
     # Box sizes at that training size.
     scale = stats.training_scales(min_size, max_size)
@@ -175,13 +180,18 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
     reasons["stride"] += (f"; 95th percentile {q95:.0f} px {'exceeds' if context else 'is within'} the body's "
                           f"~{BODY_RECEPTIVE_FIELD:.0f}-px receptive field, so context stage "
                           f"{'on' if context else 'off'}")
-    anchor_sizes = _anchor_sizes(q2, q98)
-    reasons["anchor sizes"] = (f"step √2 (IoU ≥ 0.7 between neighbours) from the 2nd to the 98th percentile "
-                               f"of √area at training size, {q2:.0f}–{q98:.0f} px")
     ratios = stats.ratios
     r5, r95 = _q(ratios, 5, 1.0), _q(ratios, 95, 1.0)
     anchor_ratios = _anchor_ratios(r5, r95)
     reasons["anchor ratios"] = (f"powers of two spanning the 5th–95th percentile of h/w, {r5:.2f}–{r95:.2f}")
+    anchor_sizes = _anchor_sizes(q2, q98)
+    reasons["anchor sizes"] = (f"step √2 (IoU ≥ 0.7 between neighbours) from the 2nd to the 98th percentile "
+                               f"of √area at training size, {q2:.0f}–{q98:.0f} px")
+    if len(anchor_sizes) * len(anchor_ratios) > MAX_ANCHORS_PER_CELL:
+        anchor_sizes = anchor_sizes[::2]
+        reasons["anchor sizes"] = (f"step 2 (the papers'; √2 would give more than {MAX_ANCHORS_PER_CELL} anchors "
+                                   f"per cell with {len(anchor_ratios)} ratios) over the 2nd to the 98th "
+                                   f"percentile of √area at training size, {q2:.0f}–{q98:.0f} px")
 
     # Epochs: a pixel budget.
     pixels = [(h * resize_scale(int(h), int(w), min_size, max_size)) * (w * resize_scale(int(h), int(w),
