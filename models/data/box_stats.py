@@ -30,6 +30,7 @@ from models.data.annotations import AnnotationError
 from models.data.datasets import DatasetSource
 from models.data.io import ImageError, read_image_info
 from models.data.training_data import resize_scale
+from models.detection.anchor_labels import feature_size_for, input_geometry
 from models.detection.anchors import AnchorGenerator
 
 #: Same class and at least this IoU: the second box is listed as a duplicate of the first.
@@ -298,7 +299,8 @@ def anchor_coverage(stats: BoxStats, sizes: Sequence[float], ratios: Sequence[fl
                     cancelled: Callable[[], bool] | None = None) -> AnchorCoverage:
     """Best anchor IoU of every well-formed box, each image resized as training resizes it.
 
-    The grid is the RPN's (``models.detection.anchors``): ``ceil(side / stride)`` cells per side, every anchor
+    The grid is the RPN's (``models.detection.anchors``) over the network input as ``Detector.prepare`` sizes it
+    (``models.detection.anchor_labels.input_geometry``): ``ceil(side / stride)`` cells per side, every anchor
     kept, including those crossing the border (the RPN ignores those in training; counting them here measures
     the anchor shapes and spacing, not the image borders). Only the anchors of the cell holding the box's
     centre are compared: the overlap of two intervals never grows as their centres move apart, so for each
@@ -316,14 +318,20 @@ def anchor_coverage(stats: BoxStats, sizes: Sequence[float], ratios: Sequence[fl
         for group in np.split(order, splits):
             if cancelled is not None and cancelled():
                 raise StatsCancelled()
-            s = float(scales[group[0]])
             w, h = stats.box_image_size[group[0]]
-            gt = stats.boxes[group].astype(np.float64) * s
+            gt = stats.boxes[group].astype(np.float64)
+            if w > 0 and h > 0:  # the network input's rounded size, as Detector.prepare resizes
+                input_size, (sy, sx) = input_geometry(int(h), int(w), min_size, max_size)
+                fh, fw = feature_size_for(input_size, stride)
+                gt = gt * np.asarray([sx, sy, sx, sy])
+            else:
+                gt = gt * float(scales[group[0]])
+                fh = fw = None
             ix = np.floor((gt[:, 0] + gt[:, 2]) / 2 / stride)
             iy = np.floor((gt[:, 1] + gt[:, 3]) / 2 / stride)
-            if w > 0 and h > 0:
-                ix = np.clip(ix, 0, math.ceil(w * s / stride) - 1)
-                iy = np.clip(iy, 0, math.ceil(h * s / stride) - 1)
+            if fh is not None:
+                ix = np.clip(ix, 0, fw - 1)
+                iy = np.clip(iy, 0, fh - 1)
             ix, iy = np.maximum(ix, 0), np.maximum(iy, 0)
             shift = torch.from_numpy(np.stack([ix, iy, ix, iy], axis=1) * stride).float()
             anchors = (cell[None, :, :] + shift[:, None, :]).reshape(-1, 4)  # [G * A, 4]
