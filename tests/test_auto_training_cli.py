@@ -21,13 +21,14 @@ def test_which_command_lines_let_the_data_choose() -> None:
     for extra, auto in (([], True), (["--epochs", "3", "--lr", "0.01"], True), (["--anchor-sizes", "32,64"], False),
                         (["--model-arg", "small_stride=8"], False), (["--fc-size=512"], False),
                         (["--min-size", "400"], False), (["--generation", "fast-rcnn"], False),
-                        (["--backbone", "vgg16"], False), (["--resume", "x.pt"], False)):
+                        (["--backbone", "vgg16"], False), (["--resume", "x.pt"], False),
+                        (["--preset", "shapes"], False)):
         argv = base + extra
         try:
             args = parser().parse_args(argv)
         except SystemExit:  # a backbone this build does not list
             continue
-        assert wants_auto(args, argv) is auto, extra
+        assert wants_auto(args) is auto, extra
 
 
 def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path: Path, capsys) -> None:
@@ -37,7 +38,7 @@ def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path:
                      "--threads", "1", "--quiet", "--device", "cpu"])
     assert code == 0
     err = capsys.readouterr().err
-    assert "settings chosen from" in err and "anchor sizes:" in err and "(your --epochs kept)" in err
+    assert "settings chosen from" in err and "anchor sizes:" in err and "(yours kept: epochs 1" in err
     source = open_dataset(data)
     chosen, _ = auto_settings(source, source.splits["train"])
     payload = load_checkpoint(out)
