@@ -32,6 +32,7 @@ from app.panels.layers_panel import LayersPanel
 from app.proposal_tools import ProposalTools
 from app.settings import Settings
 from app.shortcuts import ShortcutSheet
+from app.stages.bottom_docks import add_bottom_docks
 from app.stages.detector_session import DetectorSession
 from app.stages.registry import build_stages
 from app.window_actions import WindowActions, install_key_guard
@@ -106,13 +107,7 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         if stage_docks:
             stage_docks[0].raise_()
         self.bottom_docks = [d for s in self.stages if s.dock_area == "bottom" for d in s.docks()]
-        for dock in self.bottom_docks:
-            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
-            if dock is not self.bottom_docks[0]:
-                self.tabifyDockWidget(self.bottom_docks[0], dock)
-            # Closed until asked for (the stage's menu toggles it): open, they take height from the canvas
-            # and the pipeline tabs, which a labelling session needs more.
-            dock.hide()
+        add_bottom_docks(self, self.bottom_docks)  # closed until asked for; open ones share a tab row
 
         self.coord_label = QLabel()
         self.zoom_label = QLabel()

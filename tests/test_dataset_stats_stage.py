@@ -88,3 +88,14 @@ def test_a_loaded_model_s_anchors_are_measured_and_drawn(qtbot, window, tmp_path
     with qtbot.waitSignal(stage.anchorsShown, timeout=5000, check_params_cb=lambda c: c.key == "paper"):
         combo.activated.emit(combo.findData("paper"))
     assert _line_values(stage) == [0.5, 1.0, 2.0, 128.0, 256.0, 512.0]
+
+
+def test_open_bottom_docks_share_one_tab_row(qtbot, window) -> None:
+    """Bottom docks start closed; each joins the tab row of an open one when shown."""
+    first, second = window.bottom_docks[:2]
+    assert first.isHidden() and second.isHidden()
+    first.toggleViewAction().trigger()
+    qtbot.waitUntil(first.isVisible, timeout=2000)
+    second.toggleViewAction().trigger()
+    qtbot.waitUntil(lambda: second in window.tabifiedDockWidgets(first), timeout=2000)
+    assert second.isVisible() and not second.visibleRegion().isEmpty()  # the newly opened tab is in front

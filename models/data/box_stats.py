@@ -144,7 +144,7 @@ def _box_problems(boxes: np.ndarray, names: list[str], width: float, height: flo
                 ia, ib = int(good[a]), int(good[b])
                 same = bool(np.array_equal(boxes[ia], boxes[ib]))
                 if names[ia] == names[ib] and (same or iou[a, b] >= DUPLICATE_IOU):
-                    out.append(("duplicate", ib, f"IoU {iou[a, b]:.2f} with box {ia} of the same class"))
+                    out.append(("duplicate", ib, f"IoU {iou[a, b]:.2f} with box {ia + 1} of the same class"))
                     break
     return out
 

@@ -116,10 +116,9 @@ class DatasetStatsStage(Stage):
         self.panel.anchorsChosen.connect(self.choose_anchors)
         self.panel.problemActivated.connect(self.open_problem)
         session.modelChanged.connect(self._on_model)
-        # Hidden until asked for (View ▸ Dataset Statistics): a bottom dock spans the window and would take
-        # height from the pipeline's left tab row; and nothing is read while nobody looks.
+        # The host keeps bottom docks closed until asked for (View ▸ Dataset Statistics); nothing is read while
+        # nobody looks.
         self._stale = False
-        self._dock.hide()
         self._dock.visibilityChanged.connect(self._on_visibility)
 
     def docks(self) -> list[QDockWidget]:

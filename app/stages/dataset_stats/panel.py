@@ -82,7 +82,7 @@ def _plot(title: str, x_label: str) -> pg.PlotWidget:
     item.setLogMode(x=True, y=False)
     item.showGrid(x=True, y=True, alpha=0.2)
     item.setMenuEnabled(False)
-    w.setMinimumSize(260, 120)
+    w.setMinimumSize(160, 120)
     return w
 
 
@@ -133,7 +133,7 @@ class DatasetStatsPanel(QWidget):
         self.counts.verticalHeader().setVisible(False)
         self.counts.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.counts.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.counts.setMinimumWidth(230)
+        self.counts.setMinimumWidth(150)
 
         self.size_plot = _plot("Box size at the training size", "√area (input pixels)")
         self.ratio_plot = _plot("Box shape", "height / width")
@@ -158,7 +158,7 @@ class DatasetStatsPanel(QWidget):
         self.problem_table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         self.problem_table.setToolTip("Click a row to open its image with the box selected")
         right = QWidget()
-        right.setMinimumWidth(320)
+        right.setMinimumWidth(200)
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.coverage)
@@ -277,7 +277,9 @@ class DatasetStatsPanel(QWidget):
             values = (KIND_TEXT.get(p.kind, p.kind), p.image_name, "—" if p.box_index < 0 else str(p.box_index + 1),
                       p.class_name, p.detail)
             for c, v in enumerate(values):
-                self.problem_table.setItem(r, c, QTableWidgetItem(v))
+                item = QTableWidgetItem(v)
+                item.setToolTip(f"{p.image_name}: {p.detail}")
+                self.problem_table.setItem(r, c, item)
         self.problem_table.resizeColumnsToContents()
         n = len(self.problems)
         self.problems_label.setText("No problem boxes" if not n else
