@@ -50,3 +50,17 @@ def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path:
     assert cfg.backbone.small_stride == chosen.model["small_stride"] and cfg.roi_head.representation_size == 256
     assert payload["config"]["epochs"] == 1 and payload["config"]["optimizer"] == "adamw"
     assert payload["config"]["rotate90"] is True  # a synthetic set says it has no "up"
+
+
+def test_synth_object_and_image_sizes(tmp_path: Path, capsys) -> None:
+    """A second synthetic set with other object sizes, to check the data-chosen settings on."""
+    out = tmp_path / "big"
+    assert cli_main(["synth", "--out", str(out), "--images", "4", "--seed", "1", "--object-sizes", "40,60",
+                     "--image-sizes", "200,240", "--quiet"]) == 0
+    source = open_dataset(out)
+    for entry in source.entries:
+        ann = source.store.load(entry)
+        assert 200 <= min(ann.width, ann.height) and max(ann.width, ann.height) <= 240
+        assert all(max(o.width, o.height) <= 60 for o in ann.objects)
+    with pytest.raises(SystemExit):  # argparse refuses LO > HI
+        cli_main(["synth", "--out", str(tmp_path / "bad"), "--object-sizes", "60,40"])

@@ -8,6 +8,7 @@ the detector behind ``models.detection.checkpoints.load_detector``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -26,9 +27,24 @@ def _synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--single-object", action="store_true",
                    help="exactly one shape per image, its side 15-60%% of the image's shorter side "
                         "(for classification + localisation: train --generation cls-loc)")
+    p.add_argument("--object-sizes", type=_int_pair, default=None, metavar="LO,HI",
+                   help="longer side of the shapes in pixels (default 20,200): another set to check that "
+                        "settings chosen from the data are not fitted to one")
+    p.add_argument("--image-sizes", type=_int_pair, default=None, metavar="LO,HI",
+                   help="image sides in pixels (default 320,480)")
     p.add_argument("--force", action="store_true", help="replace an earlier synthetic set in --out")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
+
+
+def _int_pair(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.replace(" ", "").split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two whole numbers), got {text!r}") from exc
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI, got {text!r}")
+    return lo, hi
 
 
 def run_synth(argv: list[str]) -> int:
@@ -46,6 +62,11 @@ def run_synth(argv: list[str]) -> int:
         params = single_object_params(image_format=args.format, photo_fraction=args.photo_fraction)
     else:
         params = SynthParams(image_format=args.format, photo_fraction=args.photo_fraction)
+    if args.object_sizes:
+        params = dataclasses.replace(params, min_object_size=args.object_sizes[0],
+                                     max_object_size=args.object_sizes[1])
+    if args.image_sizes:
+        params = dataclasses.replace(params, min_image_size=args.image_sizes[0], max_image_size=args.image_sizes[1])
 
     try:
         with FractionBar("synth", show_progress(args.quiet)) as progress:
