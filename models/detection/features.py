@@ -180,6 +180,11 @@ def random_efficientnet_extractor(seed: int = 0, context: int = 0, input_size: i
     try:
         torch.manual_seed(int(seed))
         net = efficientnet.EfficientNetLite0(norm=efficientnet.frozen_batch_norm).eval().to(device)
+        # He initialisation (variance-preserving through ReLU): with torch's default init the activations
+        # shrink layer by layer and every box's code comes out ~0, which would show nothing at all.
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
     finally:
         torch.random.set_rng_state(generator_state)
     return CnnCodeExtractor(net, lambda m, x: m.features(x), input_size=input_size, layer=f"pool1280-random{seed}",

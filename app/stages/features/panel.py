@@ -121,7 +121,10 @@ class FeaturesPanel(QWidget):
             rows += [np.asarray(c, np.float32) for c in neighbour_codes]
         # ImageItem's first axis is x: transpose so dimensions run left to right and row 0 is on top.
         stacked = np.stack(rows)[::-1]
-        self.strip_image.setImage(stacked.T, autoLevels=True)
+        # Codes are sparse with a few large peaks: colour levels from the 2nd–98th percentiles show the
+        # pattern instead of a dark strip with a few bright lines.
+        lo, hi = np.percentile(stacked, [2, 98])
+        self.strip_image.setImage(stacked.T, levels=(float(lo), float(max(hi, lo + 1e-6))))
         self.strip.getPlotItem().setRange(xRange=(0, stacked.shape[1]), yRange=(0, stacked.shape[0]), padding=0)
 
     def show_neighbours(self, entries: list[tuple[np.ndarray, str, float]]) -> None:
