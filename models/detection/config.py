@@ -234,7 +234,12 @@ class ProposalConfig(Part):
 
     PART = "proposals"
     mode: str = setting("fast", "Selective Search mode: single, fast or quality", "proposal_mode")
-    ks: list[float] | None = setting(None, "segmentation scales k; empty: the mode's", "proposal_ks")
+    ks: list[float] | None = setting(None, "segmentation scales k; empty: the mode's (fixed when the model is "
+                                           "built, so a later change of the library's default cannot change it)",
+                                     "proposal_ks")
+    near_duplicates: float | None = setting(None, "drop a box at IoU ≥ this with a better-ranked one (1: exact "
+                                                  "duplicates only); empty: the library's, fixed at build",
+                                            "proposal_near_duplicates")
     max_side: int | None = setting(500, "images are shrunk to this longer side for Selective Search",
                                    "proposal_max_side")
     seed: int = setting(0, "seed of Selective Search's random ranking", "proposal_seed")

@@ -51,6 +51,7 @@ class ProposalParams:
     seed: int = 0
     top: int | None = 2000
     min_box_size: float = 4.0
+    near_duplicate_iou: float | None = None  # None: the library's default (NEAR_DUPLICATE_IOU)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -79,7 +80,8 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
     from models.proposals.selective_search import NEAR_DUPLICATE_IOU, strategies_for
 
     effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
-                 "near_duplicate_iou": NEAR_DUPLICATE_IOU}
+                 "near_duplicate_iou": (NEAR_DUPLICATE_IOU if params.near_duplicate_iou is None
+                                        else float(params.near_duplicate_iou))}
     h = hashlib.sha256(image_digest(image).encode())
     h.update(json.dumps({"v": FORMAT_VERSION, **params.to_dict(), "effective": effective}, sort_keys=True).encode())
     return h.hexdigest()[:40]
@@ -89,8 +91,9 @@ def compute_proposals(image: np.ndarray, params: ProposalParams) -> np.ndarray:
     """Selective Search boxes (float32 [N, 4], the image's pixels, best-ranked first) without the cache."""
     from models.proposals.selective_search import selective_search
 
+    extra = {} if params.near_duplicate_iou is None else {"near_duplicate_iou": float(params.near_duplicate_iou)}
     props = selective_search(image, params.mode, ks=params.ks, max_side=params.max_side, seed=params.seed,
-                             top=params.top, min_box_size=params.min_box_size)
+                             top=params.top, min_box_size=params.min_box_size, **extra)
     return np.ascontiguousarray(props.boxes, dtype=np.float32).reshape(-1, 4)
 
 

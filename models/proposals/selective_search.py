@@ -111,6 +111,14 @@ class Strategy:
         return f"{self.color_space} k={self.k:g} {self.similarities}"
 
 
+def default_ks(mode: str) -> tuple[float, ...]:
+    """The k values a mode uses when none are given."""
+    table = {"single": SINGLE_KS[:1], "fast": FAST_KS, "quality": QUALITY_KS}
+    if mode not in table:
+        raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    return table[mode]
+
+
 def strategies_for(mode: str, ks: Sequence[float] | None = None) -> list[Strategy]:
     """The paper's diversification sets (section 5.2): single, fast, quality."""
     if mode == "single":

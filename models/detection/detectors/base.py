@@ -122,7 +122,7 @@ class Detector(torch.nn.Module):
         elif backbone is not None:
             built = backbone
         cfg = (config or DetectorConfig.default(cls.generation)).with_overrides(overrides)
-        return cls(class_names, cfg, backbone=built)
+        return cls(class_names, cls.pinned(cfg, legacy=False), backbone=built)
 
     @classmethod
     def from_config(cls, class_names: list[str], config: dict | DetectorConfig, version: int = 2) -> Detector:
@@ -130,8 +130,15 @@ class Detector(torch.nn.Module):
         weights); ``config`` in either checkpoint layout (``version`` 1: flat names)."""
         from models.detection.backbones import backbone_from_part
 
-        cfg = detector_config(cls.generation, config, version)
+        cfg = cls.pinned(detector_config(cls.generation, config, version), legacy=True)
         return cls(class_names, cfg, backbone=backbone_from_part(cfg.backbone, rebuild=True))
+
+    @classmethod
+    def pinned(cls, config: DetectorConfig, legacy: bool) -> DetectorConfig:
+        """``config`` with settings that mean "the library's default" written out as values, so a model does
+        not change when a default does (``legacy``: a saved model's, whose empty settings mean the defaults
+        of its time). Generations with such settings override this."""
+        return config
 
     def config(self) -> dict:
         """Every setting as plain nested dicts (part → field → value): with the state dict, enough to rebuild."""

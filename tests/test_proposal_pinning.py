@@ -1,0 +1,53 @@
+"""A Fast R-CNN or R-CNN keeps the Selective Search settings it was trained with when the library's defaults
+change: "the mode's" k values and near-duplicate threshold are written into the model when it is built, and a
+model saved without them gets the values of its time."""
+
+from __future__ import annotations
+
+import pytest
+
+import models.proposals.selective_search as ss
+from models.detection.checkpoints import load_checkpoint, load_detector, model_parts, save_checkpoint
+from models.detection.detectors import build_detector
+from models.detection.detectors.fast_rcnn import LEGACY_FAST_KS, LEGACY_NEAR_DUPLICATES
+
+CLASSES = ["a", "b"]
+
+
+@pytest.mark.parametrize("generation", ["fast-rcnn", "rcnn"])
+def test_a_new_model_writes_out_the_current_defaults_and_keeps_them(generation, tmp_path, monkeypatch) -> None:
+    model = build_detector(generation, CLASSES, small_width=8)
+    props = model.parts.proposals
+    assert props.ks == list(ss.FAST_KS) and props.near_duplicates == ss.NEAR_DUPLICATE_IOU
+    assert model.proposal_params.near_duplicate_iou == ss.NEAR_DUPLICATE_IOU
+    path = save_checkpoint(tmp_path / "m.pt", model=model, config={}, class_names=CLASSES, split={}, epoch=1)
+    # The library's defaults move on; the saved model does not.
+    monkeypatch.setattr(ss, "FAST_KS", (60.0, 120.0))
+    monkeypatch.setattr(ss, "NEAR_DUPLICATE_IOU", 0.85)
+    again = load_detector(path, device="cpu")
+    assert again.parts.proposals.ks == props.ks and again.parts.proposals.near_duplicates == props.near_duplicates
+    assert model_parts(load_checkpoint(path)).proposals == props
+
+
+def test_a_model_saved_without_them_gets_the_defaults_of_its_time(tmp_path) -> None:
+    model = build_detector("fast-rcnn", CLASSES, small_width=8)
+    path = save_checkpoint(tmp_path / "old.pt", model=model, config={}, class_names=CLASSES, split={}, epoch=1)
+    import torch
+
+    payload = torch.load(path, weights_only=True)
+    payload["model_config"]["proposals"]["ks"] = None
+    payload["model_config"]["proposals"].pop("near_duplicates")  # written before the setting existed
+    torch.save(payload, path)
+    props = load_detector(path, device="cpu").parts.proposals
+    assert props.ks == list(LEGACY_FAST_KS) and props.near_duplicates == LEGACY_NEAR_DUPLICATES
+
+
+def test_the_cache_key_follows_the_pinned_threshold() -> None:
+    import numpy as np
+
+    from models.proposals.cache import ProposalParams, proposal_key
+
+    image = np.zeros((20, 30, 3), np.uint8)
+    a = proposal_key(image, ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.9))
+    b = proposal_key(image, ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.95))
+    assert a != b
