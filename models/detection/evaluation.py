@@ -78,6 +78,10 @@ class EvaluationResult:
     interpolation: str = "all-point"
     #: (recall, precision) per class, in score order: for plotting PR curves.
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    #: The detection score at each point of ``curves`` (same length): where a score threshold sits on the curve.
+    curve_scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: COCO AP@[.5:.95] per class (NaN for a class without ground truth); empty when COCO AP was not run.
+    coco_AP_per_class: dict[str, float] = field(default_factory=dict)
 
     @property
     def classes_evaluated(self) -> list[str]:
@@ -280,8 +284,9 @@ def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], 
     tps: dict[str, int] = {}
     fps: dict[str, int] = {}
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    curve_scores: dict[str, np.ndarray] = {}
     for cls in p.classes:
-        _, tp, fp, npos, ndiff = _evaluate_class(p, cls, iou_threshold)
+        scores, tp, fp, npos, ndiff = _evaluate_class(p, cls, iou_threshold)
         n_gt[cls], n_diff[cls] = npos, ndiff
         n_det[cls] = int(sum(n == cls for names in p.det_names for n in names))
         tps[cls], fps[cls] = int(tp.sum()), int(fp.sum())
@@ -292,10 +297,12 @@ def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], 
         rec = ctp / npos
         prec = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
         curves[cls] = (rec, prec)
+        curve_scores[cls] = scores
         ap[cls] = voc_ap(rec, prec, use_11_point) if tp.size else 0.0
     valid = [v for c, v in ap.items() if n_gt[c] > 0]
     m_ap = float(np.mean(valid)) if valid else float("nan")
-    coco_stats = coco_ap(p, image_sizes) if coco else None
+    coco_per_class: dict[str, float] = {}
+    coco_stats = _coco_eval(p, image_sizes, coco_per_class) if coco else None
     return EvaluationResult(
         mAP=m_ap, AP=ap,
         coco_AP=coco_stats[0] if coco_stats else None,
@@ -303,12 +310,23 @@ def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], 
         coco_AP75=coco_stats[2] if coco_stats else None,
         n_images=len(p.gt_boxes), n_ground_truth=n_gt, n_difficult=n_diff, n_detections=n_det,
         true_positives=tps, false_positives=fps, iou_threshold=iou_threshold,
-        interpolation="11-point" if use_11_point else "all-point", curves=curves)
+        interpolation="11-point" if use_11_point else "all-point", curves=curves, curve_scores=curve_scores,
+        coco_AP_per_class=coco_per_class)
 
 
 def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
             ) -> tuple[float, float, float] | None:
     """(AP@[.5:.95], AP@.5, AP@.75) from pycocotools; None without ground truth or without pycocotools."""
+    return _coco_eval(p, image_sizes, None)
+
+
+def _coco_eval(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None,
+               per_class: dict[str, float] | None) -> tuple[float, float, float] | None:
+    """:func:`coco_ap`, also filling ``per_class`` (class → AP@[.5:.95]) when given.
+
+    Per-class AP is the mean of COCOeval's precision array over IoU thresholds and recall points for that
+    category (all areas, 100 detections), the same average its ``stats[0]`` takes over every category.
+    """
     try:
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -330,6 +348,9 @@ def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
     if not any(not a["iscrowd"] for a in anns):
         return None
     if not results:
+        if per_class is not None:
+            per_class.update({c: 0.0 if any(not a["iscrowd"] and a["category_id"] == k for a in anns)
+                              else float("nan") for c, k in cat_id.items()})
         return 0.0, 0.0, 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and its table
         gt = COCO()
@@ -342,6 +363,13 @@ def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
         ev.accumulate()
         ev.summarize()
     stats = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 means "no data" there; we return None above
+    if per_class is not None:
+        precision = ev.eval["precision"]  # [IoU thresholds, recall points, categories, areas, max dets]
+        order = list(ev.params.catIds)
+        for c, cid in cat_id.items():
+            pr = precision[:, :, order.index(cid), 0, -1]
+            valid = pr[pr > -1]
+            per_class[c] = float(valid.mean()) if valid.size else float("nan")
     return stats[0], stats[1], stats[2]
 
 
@@ -454,11 +482,33 @@ def detect_image(detector: Any, pixels: np.ndarray, score_threshold: float = 0.0
     return ImageDetections(boxes, scores, labels)
 
 
-def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
-                      score_threshold: float = 0.05, iou_threshold: float = 0.5, use_11_point: bool = False,
-                      progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
-                      coco: bool = True) -> tuple[EvaluationResult, list[str]]:
-    """Run a detector over ``source.entries[indices]`` and score it; returns the result and user messages.
+@dataclass
+class DetectorRun:
+    """A detector's detections on dataset images with their ground truth, one entry per image that was read.
+
+    Kept apart from the scoring so that the evaluation view can re-score (another IoU, another score
+    threshold, a confusion matrix) without running the network again, and so that the view and ``evaluate``
+    score exactly the same inputs.
+    """
+
+    #: ``source.entries`` index of each image (skipped images are absent).
+    indices: list[int]
+    ground_truth: list[ImageGroundTruth]
+    detections: list[ImageDetections]
+    #: (width, height) per image (COCO's image records).
+    sizes: list[tuple[int, int]]
+    #: The detector's classes, then any extra ones in the data.
+    class_names: list[str]
+    #: Messages for the user (unreadable images, dropped objects).
+    problems: list[str]
+    #: True when ``cancelled`` stopped the run before every image was seen.
+    cancelled: bool = False
+
+
+def run_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
+                 score_threshold: float = 0.05, progress: ProgressFn | None = None,
+                 cancelled: Callable[[], bool] | None = None) -> DetectorRun:
+    """Run a detector over ``source.entries[indices]`` and load their ground truth (see :class:`DetectorRun`).
 
     Classes are the detector's (then any extra ones in the data). Images that cannot be read are skipped
     and reported; ``cancelled`` is polled between images.
@@ -469,30 +519,41 @@ def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_
 
     names = list(class_names or getattr(detector, "class_names", []) or [])
     all_names = names + [n for n in class_names_of(source) if n not in names]
-    gts: list[ImageGroundTruth] = []
-    dets: list[ImageDetections] = []
-    sizes: list[tuple[int, int]] = []
-    problems: list[str] = []
+    run = DetectorRun([], [], [], [], names, [])
     for k, idx in enumerate(indices):
         if cancelled is not None and cancelled():
-            problems.append(f"cancelled after {k} of {len(indices)} images")
+            run.problems.append(f"cancelled after {k} of {len(indices)} images")
+            run.cancelled = True
             break
         entry = source.entries[idx]
         try:
             t, msgs = load_targets(source, idx, all_names)
             img = read_image(entry.path)
         except (AnnotationError, ImageError) as exc:
-            problems.append(f"{entry.name}: {exc}; skipped")
+            run.problems.append(f"{entry.name}: {exc}; skipped")
             continue
-        problems.extend(msgs)
-        dets.append(detect_image(detector, img.pixels, score_threshold, img.scale))
-        gts.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
-        sizes.append((img.width, img.height))
+        run.problems.extend(msgs)
+        run.detections.append(detect_image(detector, img.pixels, score_threshold, img.scale))
+        run.ground_truth.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
+        run.sizes.append((img.width, img.height))
+        run.indices.append(int(idx))
         if progress is not None:
             progress((k + 1) / max(1, len(indices)), f"image {k + 1}/{len(indices)}")
-    result = evaluate_detections(gts, dets, names, iou_threshold, use_11_point, coco=coco, image_sizes=sizes)
-    return result, problems
+    return run
 
+
+def evaluate_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
+                      score_threshold: float = 0.05, iou_threshold: float = 0.5, use_11_point: bool = False,
+                      progress: ProgressFn | None = None, cancelled: Callable[[], bool] | None = None,
+                      coco: bool = True) -> tuple[EvaluationResult, list[str]]:
+    """Run a detector over ``source.entries[indices]`` and score it; returns the result and user messages.
+
+    :func:`run_detector` then :func:`evaluate_detections`; a cancelled run scores the images seen so far.
+    """
+    run = run_detector(detector, source, indices, class_names, score_threshold, progress, cancelled)
+    result = evaluate_detections(run.ground_truth, run.detections, run.class_names, iou_threshold, use_11_point,
+                                 coco=coco, image_sizes=run.sizes)
+    return result, run.problems
 
 
 def match_records(records: Sequence[dict[str, Any]], source: Any, base: Path | None = None
