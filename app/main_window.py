@@ -154,6 +154,7 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.detector_session.message.connect(self.show_message)
         for stage in self.stages:
             stage.message.connect(self.show_message)
+            stage.imageRequested.connect(doc.go_to)
         doc.dirtyChanged.connect(lambda _d: self._update_title())
         doc.saved.connect(lambda _i: self._update_labels())
         doc.entryChanged.connect(lambda i: self._update_labels() if i == doc.index else None)

@@ -47,6 +47,9 @@ class Stage(QObject):
 
     #: One line for the status bar.
     message = Signal(str)
+    #: The stage asks the host to show image ``i`` of the open dataset (``source.entries`` index): a click from a
+    #: number to the image behind it (worst images of an evaluation, a listed bad box).
+    imageRequested = Signal(int)
 
     #: Menu the host puts :meth:`actions` in ("Detector", "Proposals", …).
     menu_title: str = "Detector"

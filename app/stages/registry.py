@@ -11,6 +11,7 @@ from app.stages.base import Stage
 from app.stages.dataset_stats import DatasetStatsStage
 from app.stages.detections import DetectionsStage
 from app.stages.detector_session import DetectorSession
+from app.stages.evaluation import EvaluationStage
 from app.stages.features import FeaturesStage
 from app.stages.model import ModelStage
 from app.stages.nms import NmsStage
@@ -32,8 +33,12 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(RoiSamplingStage(canvas, session, window))
     stages.append(RoiGridStage(canvas, session, window))
     stages.append(NmsStage(canvas, session, window))
-    stages.append(DetectionsStage(canvas, session, window))
+    detections = DetectionsStage(canvas, session, window)
+    stages.append(detections)
     stages.append(SuggestionsStage(canvas, session, window))
+    # Bottom dock area: evaluation of the model (or a detections file) on the dataset; opens worst images with
+    # the Detections layer set to its thresholds.
+    stages.append(EvaluationStage(canvas, session, window, detections=detections))
     stages.append(FeaturesStage(canvas, session, window))  # bottom area: CNN codes and their neighbours
     stages.append(DatasetStatsStage(canvas, session, window))  # bottom dock: counts, sizes vs anchors
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers

@@ -168,25 +168,26 @@ def _num(v: float | None, digits: int = 4) -> str:
 
 
 def ap_table_rows(report: EvaluationReport) -> list[list[str]]:
-    """The AP table: header, one row per class, then the mean. Counts at the score threshold are the
-    matching's (what the Detections view shows); AP uses every detection."""
+    """The AP table: header, one row per class, then the mean (AP first: the number a user looks for).
+    Counts at the score threshold are the matching's (what the Detections view shows); AP uses every
+    detection."""
     r = report.result
     errors = report.analysis.errors
     s = f"score ≥ {report.score_threshold:g}"
-    header = ["class", "objects", "difficult", "detections", f"TP ({s})", f"FP ({s})", f"missed ({s})",
-              f"precision ({s})", f"recall ({s})", f"AP@{report.iou_threshold:g} ({r.interpolation})",
-              "COCO AP@[.5:.95]"]
+    header = ["class", f"AP@{report.iou_threshold:g} ({r.interpolation})", "COCO AP@[.5:.95]", "objects",
+              "difficult", "detections", f"TP ({s})", f"FP ({s})", f"missed ({s})", f"precision ({s})",
+              f"recall ({s})"]
     rows: list[list[str]] = [header]
     for c in report.classes:
         t = errors.totals(c) if c in errors.classes else {"tp": 0, "fp": 0, "missed": 0}
         prec = t["tp"] / (t["tp"] + t["fp"]) if t["tp"] + t["fp"] else float("nan")
         rec = t["tp"] / r.n_ground_truth[c] if r.n_ground_truth[c] else float("nan")
-        rows.append([c, str(r.n_ground_truth[c]), str(r.n_difficult[c]), str(r.n_detections[c]), str(t["tp"]),
-                     str(t["fp"]), str(t["missed"]), _num(prec), _num(rec), _num(r.AP[c]),
-                     _num(r.coco_AP_per_class.get(c))])
-    rows.append([f"mean over {len(r.classes_evaluated)} classes", str(sum(r.n_ground_truth.values())),
-                 str(sum(r.n_difficult.values())), str(sum(r.n_detections.values())),
-                 "", "", "", "", "", _num(r.mAP), _num(r.coco_AP)])
+        rows.append([c, _num(r.AP[c]), _num(r.coco_AP_per_class.get(c)), str(r.n_ground_truth[c]),
+                     str(r.n_difficult[c]), str(r.n_detections[c]), str(t["tp"]), str(t["fp"]), str(t["missed"]),
+                     _num(prec), _num(rec)])
+    rows.append([f"mean over {len(r.classes_evaluated)} classes", _num(r.mAP), _num(r.coco_AP),
+                 str(sum(r.n_ground_truth.values())), str(sum(r.n_difficult.values())),
+                 str(sum(r.n_detections.values())), "", "", "", "", ""])
     return rows
 
 
