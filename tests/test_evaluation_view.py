@@ -40,6 +40,12 @@ def window(qtbot, settings, synth_root):  # noqa: F811 - the fixture above
     w.resize(1500, 950)
     assert w.open_path(synth_root)
     qtbot.waitUntil(lambda: w.detector_session.decoded is not None, timeout=5000)
+    # The view starts closed (the left tab row needs the height); the Detector menu's "Evaluation" opens it.
+    dock = stage_of(w, EvaluationStage).docks()[0]
+    assert not dock.isVisible()
+    dock.toggleViewAction().trigger()
+    qtbot.waitUntil(dock.isVisible)
+    w.resizeDocks([dock], [420], Qt.Orientation.Vertical)
     yield w
     w.close()
 

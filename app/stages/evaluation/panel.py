@@ -7,7 +7,7 @@ worst images / confusion matrix in three columns.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -175,7 +175,7 @@ class EvaluationPanel(QWidget):
         self.splitter.setStretchFactor(2, 1)
         self.splitter.setSizes([480, 480, 480])
         self.splitter.setChildrenCollapsible(False)
-        self.splitter.setMinimumHeight(220)
+        self.splitter.setMinimumHeight(160)
 
         lay = QVBoxLayout(self)
         lay.addWidget(explanation_label(EXPLANATION))
@@ -188,6 +188,11 @@ class EvaluationPanel(QWidget):
         self.iou_spin.valueChanged.connect(lambda _v: self.thresholdsChanged.emit())
         self.score_spin.valueChanged.connect(lambda _v: self.thresholdsChanged.emit())
         self._sync_source()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Short: the bottom area shares the window's height with the canvas and the left tab row; the dock
+        scrolls, and a user who wants the tables taller drags its edge."""
+        return QSize(1200, 240)
 
     # --- reading the controls ------------------------------------------------------------------------------
     def mode(self) -> str:
