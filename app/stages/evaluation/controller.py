@@ -117,10 +117,6 @@ class EvaluationStage(Stage):
     def docks(self) -> list[QDockWidget]:
         if self._dock is None:
             self._dock = make_dock("Evaluation", "evaluation_dock", self.panel, self._window)
-            # Closed until asked for (Detector menu: "Evaluate on the Dataset…" or "Evaluation"): open on a
-            # first start at 1280×800, the bottom area takes the height the left tab row of the pipeline
-            # needs. A saved window state reopens it where the user left it.
-            self._dock.hide()
         return [self._dock]
 
     def actions(self) -> list[QAction]:
