@@ -282,3 +282,19 @@ def test_cancel_and_errors(qtbot, window, tmp_path):
     assert done.args[0] is None and "Cancelled" in p.status_label.text()
     qtbot.waitUntil(lambda: not stage.running)
     assert p.evaluate_button.isEnabled() and stage.report is None
+
+
+def test_bottom_workspaces_open_into_one_tab_row(qtbot, window):
+    """Bottom docks start closed and untabified (tabified closed docks reserve height in Qt); the second one
+    opened joins the first's tab row instead of splitting the area."""
+    w = window
+    ours = stage_of(w, EvaluationStage).docks()[0]
+    others = [d for d in w.bottom_docks if d is not ours]
+    if not others:
+        pytest.skip("only one bottom workspace in this build")
+    other = others[0]
+    assert not other.isVisible()
+    other.toggleViewAction().trigger()
+    qtbot.waitUntil(other.isVisible)
+    assert other in w.tabifiedDockWidgets(ours)
+    assert w.dockWidgetArea(other) == Qt.DockWidgetArea.BottomDockWidgetArea
