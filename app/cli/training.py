@@ -103,6 +103,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor-sizes", type=_floats, default=None,
                    help="anchor sizes in pixels, comma-separated (default 128,256,512 as the paper)")
     p.add_argument("--fc-size", type=int, default=None, help="width of the two FC layers (default 4096)")
+    p.add_argument("--warp-size", type=int, default=None, metavar="PX",
+                   help="rcnn: side of the square each proposal is warped to (default 64, sized for the small CNN "
+                        "on a CPU; 224 as the paper for an ImageNet backbone such as efficientnet_lite0), with the "
+                        "paper's 16/227 of it as context unless --model-arg context=N says otherwise")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="any other detector setting as part.field (e.g. rpn.pre_nms_train=2000, roi_head.nms=0.5) "
                         "or by its flat name (rpn_pre_nms_train=2000); --print-config lists them all")
@@ -142,6 +146,10 @@ def overrides_of(args: argparse.Namespace) -> dict:
         out["rpn.anchor_sizes"] = args.anchor_sizes
     if args.fc_size:
         out["roi_head.representation_size"] = args.fc_size
+    if args.warp_size is not None:
+        out["warp.size"] = args.warp_size
+        if not {"warp.context", "context"} & set(out):  # the paper's 16 px of 227, at this size
+            out["warp.context"] = max(1, round(16 * args.warp_size / 227))
     return out
 
 
@@ -231,6 +239,13 @@ def run(command: str, argv: list[str]) -> int:
             config = default_train_config(args.data, args.out, generation, {**chosen, **overrides})
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
+        return 2
+    if args.warp_size is not None and config.generation != "rcnn":
+        print("train: --warp-size is R-CNN's (each proposal warped to a square); "
+              f"{config.generation} pools proposals from one feature map instead", file=sys.stderr)
+        return 2
+    if args.warp_size is not None and args.warp_size < 16:
+        print(f"train: --warp-size {args.warp_size} is too small (at least 16 px)", file=sys.stderr)
         return 2
     if args.print_config:
         print(format_settings(config))

@@ -25,7 +25,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,13 +82,15 @@ def context_boxes(boxes: np.ndarray, size: int, context: int) -> np.ndarray:
     return boxes + np.concatenate([-w, -h, w, h], axis=1) * grow
 
 
-def warp_crops(image: np.ndarray, boxes: np.ndarray, size: int, context: int = 0) -> torch.Tensor:
+def warp_crops(image: np.ndarray, boxes: np.ndarray, size: int, context: int = 0,
+               mean: Sequence[float] = efficientnet.IMAGENET_MEAN,
+               std: Sequence[float] = efficientnet.IMAGENET_STD) -> torch.Tensor:
     """Each box (with ``context``) warped anisotropically to ``size``×``size``: ``[N, 3, size, size]``,
-    ImageNet-normalised. Parts outside the image are the mean colour (0 after normalisation), as R-CNN
-    fills them. Bilinear sampling with several samples per output pixel (RoIAlign), so a large box is
-    averaged down rather than aliased."""
+    normalised with ``mean``/``std`` (ImageNet's unless the network was trained with others). Parts outside
+    the image are the mean colour (0 after normalisation), as R-CNN fills them. Bilinear sampling with
+    several samples per output pixel (RoIAlign), so a large box is averaged down rather than aliased."""
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0)[None]
-    x = efficientnet.normalise(x)
+    x = (x - torch.tensor(list(mean)).view(1, 3, 1, 1)) / torch.tensor(list(std)).view(1, 3, 1, 1)
     grown = torch.from_numpy(context_boxes(boxes, size, context))
     if grown.shape[0] == 0:
         return x.new_zeros((0, 3, size, size))
@@ -118,8 +120,12 @@ class CnnCodeExtractor:
 
     def __init__(self, network: nn.Module, embed: Callable[[nn.Module, torch.Tensor], torch.Tensor], *,
                  input_size: int, layer: str, context: int = 0, batch_size: int = 32,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", mean: Sequence[float] = efficientnet.IMAGENET_MEAN,
+                 std: Sequence[float] = efficientnet.IMAGENET_STD) -> None:
         self.network = network
+        #: The input normalisation the network was trained with (part of how crops are made, so of the key).
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
         self.embed = embed
         self.input_size = int(input_size)
         self.layer = str(layer)
@@ -138,6 +144,8 @@ class CnnCodeExtractor:
         versions = self._versions()
         if versions != self._fingerprint:
             spec = f"{weights_digest(self.network)}|size={self.input_size}|context={self.context}|{self.layer}"
+            if (self.mean, self.std) != (tuple(efficientnet.IMAGENET_MEAN), tuple(efficientnet.IMAGENET_STD)):
+                spec += f"|mean={self.mean}|std={self.std}"  # ImageNet's leave the keys of existing codes as they were
             self._key = hashlib.sha256(spec.encode()).hexdigest()[:32]
             self._fingerprint = versions
         return self._key
@@ -148,7 +156,7 @@ class CnnCodeExtractor:
 
     def compute(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
         """Codes of ``boxes`` without any cache, and the crops the network saw."""
-        crops = warp_crops(image, boxes, self.input_size, self.context)
+        crops = warp_crops(image, boxes, self.input_size, self.context, self.mean, self.std)
         was_training = self.network.training
         self.network.eval()
         out = []

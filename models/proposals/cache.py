@@ -5,9 +5,12 @@ image at test time; ``fast`` mode costs about a second per image on this CPU, a 
 proposals would cost more than the training step itself. The boxes depend only on the pixels and on the
 parameters, so they are computed once and read back afterwards.
 
-Key = SHA-256 of (the decoded pixels' shape, dtype and bytes) + (the parameters as canonical JSON + a
-format version). A renamed or copied image still hits; an edited image, or any changed parameter (mode, k
-values, working size, seed, top N, ...), misses. Nothing is ever invalidated by hand: stale entries are
+Key = SHA-256 of (the decoded pixels' shape, dtype and bytes) + (the Selective Search parameters as canonical
+JSON + a format version). A renamed or copied image still hits; an edited image, or any changed parameter
+(mode, k values, working size, seed, smallest box, ...), misses. How many boxes a caller wants (``top``) is
+NOT part of the key: Selective Search ranks its boxes once and ``top`` only truncates that ranking, so an
+entry holds the whole ranked list and every budget is a prefix of it. R-CNN (500 or 2,000 test boxes) and
+Fast R-CNN (2,000) thus share one entry per image instead of each computing its own. Nothing is ever invalidated by hand: stale entries are
 simply never asked for again. Each entry is one small ``.npy`` file written atomically, so concurrent
 readers never see half a file and two processes computing the same entry both write the same bytes.
 
@@ -24,7 +27,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ from models.data.annotations.atomic import atomic_write_bytes
 from models.detection.features import CACHE_ENV, cache_dir, image_key  # one cache folder and image identity
 
 #: Bump when the stored format or the meaning of the parameters changes: old entries then miss.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: entries hold every ranked box; ``top`` left out of the key
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class ProposalParams:
 
     Defaults: ``fast`` mode at working size 500 (the settings bench/README.md measured), the best 2,000 boxes
     (R-CNN's and Fast R-CNN's test-time budget), boxes at least 4 px on each side (thinner ones cannot hold
-    an object a detector is asked for and waste RoIs).
+    an object a detector is asked for and waste RoIs). ``top`` is the caller's budget, applied to the
+    cached ranking, not a parameter of the search (:meth:`search_params`).
     """
 
     mode: str = "fast"
@@ -58,6 +62,10 @@ class ProposalParams:
         d["ks"] = None if self.ks is None else [float(k) for k in self.ks]
         return d
 
+    def search_params(self) -> ProposalParams:
+        """These parameters without the budget: what the boxes and their order depend on (the cache key)."""
+        return replace(self, top=None)
+
     @classmethod
     def from_dict(cls, d: dict) -> ProposalParams:
         d = dict(d)
@@ -72,7 +80,8 @@ def image_digest(image: np.ndarray) -> str:
 
 
 def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
-    """The cache key of ``image``'s proposals under ``params``.
+    """The cache key of ``image``'s proposals under ``params`` (``params.top`` is ignored: one key for every
+    budget, so all generations share an entry).
 
     The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
     go into the key as their values, so boxes cached before a default changed are never served after it.
@@ -83,7 +92,9 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
                  "near_duplicate_iou": (NEAR_DUPLICATE_IOU if params.near_duplicate_iou is None
                                         else float(params.near_duplicate_iou))}
     h = hashlib.sha256(image_digest(image).encode())
-    h.update(json.dumps({"v": FORMAT_VERSION, **params.to_dict(), "effective": effective}, sort_keys=True).encode())
+    search = params.search_params().to_dict()
+    del search["top"]
+    h.update(json.dumps({"v": FORMAT_VERSION, **search, "effective": effective}, sort_keys=True).encode())
     return h.hexdigest()[:40]
 
 
@@ -118,10 +129,15 @@ class ProposalCache:
         return self.root / key[:2] / f"{key}.npy"
 
     def get(self, image: np.ndarray, params: ProposalParams) -> np.ndarray:
-        """``image``'s proposals under ``params``: read back when cached, else computed and stored."""
+        """``image``'s best ``params.top`` proposals (all when None): read back when cached, else computed
+        (the whole ranking, which is what is stored) and stored."""
+        top = params.top if params.top is not None and params.top > 0 else None
+        return self._ranked(image, params.search_params())[:top]
+
+    def _ranked(self, image: np.ndarray, params: ProposalParams) -> np.ndarray:
         if not self.enabled:
             self.misses += 1
-            return self.compute(image, params)
+            return np.ascontiguousarray(self.compute(image, params), dtype=np.float32).reshape(-1, 4)
         key = proposal_key(image, params)
         path = self.path_for(key)
         if path.is_file():

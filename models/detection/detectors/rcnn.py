@@ -49,15 +49,27 @@ from models.proposals.cache import ProposalCache
 
 #: R-CNN regresses un-normalised (dx, dy, dw, dh) with ridge regression.
 UNIT_STDS = (1.0, 1.0, 1.0, 1.0)
+#: Mean L2 norm the fc7 codes are scaled to before the SVMs and the ridge regressors (the paper's released code,
+#: ``feat_norm_mean = 20``). The SVM's C = 10⁻³ and ridge's α = 1000 are tuned for features of that size: fc7
+#: codes of a small network trained from scratch have a mean norm of a few units, at which C = 10⁻³ weighs the
+#: hinge loss ~50× less than intended and the SVMs come out nearly flat. The scale is folded into the saved
+#: weights (w·(s·x) = (s·w)·x), so detection needs nothing new and older checkpoints load unchanged.
+FEATURE_NORM = 20.0
 
 
 class WarpCNN(nn.Module):
-    """backbone → flatten the whole (warp_size / stride)² map → fc6 → fc7: fc7 is the CNN code."""
+    """backbone → flatten the (warp_size / stride)² map → fc6 → fc7: fc7 is the CNN code.
+
+    The map is average-pooled to at most :data:`MAX_GRID`² cells first (AlexNet's pool5 is 6×6, VGG's 7×7): a
+    224-px warp on a stride-16 ImageNet backbone gives 14×14, which flattened would make fc6 alone ~4× larger
+    than everything else together."""
+
+    MAX_GRID = 8
 
     def __init__(self, backbone: Backbone, warp_size: int, representation_size: int, dropout: float) -> None:
         super().__init__()
         self.backbone = backbone
-        self.grid = max(1, int(warp_size) // backbone.stride)
+        self.grid = min(self.MAX_GRID, max(1, int(warp_size) // backbone.stride))
         self.head = TwoFCHead(backbone.out_channels * self.grid * self.grid, representation_size, dropout)
 
     def forward(self, crops: Tensor) -> Tensor:
@@ -128,7 +140,8 @@ class RCNN(Detector):
         #: Read and write CNN codes through the cache; off when timing the network honestly (``compare``).
         self.use_feature_cache = True
         self.extractor = CnnCodeExtractor(self.cnn, lambda m, x: m(x), input_size=self.warp_size, layer="fc7",
-                                          context=self.context, batch_size=64)
+                                          context=self.context, batch_size=64, mean=self._image_mean,
+                                          std=self._image_std)
 
     @property
     def backbone(self) -> Backbone:
@@ -294,6 +307,9 @@ class RCNN(Detector):
         gx = np.concatenate(gt_codes) if gt_codes else np.zeros((0, dim), np.float32)
         gl = np.concatenate(gt_labels) if gt_labels else np.zeros(0, np.int64)
         px = np.concatenate(prop_codes) if prop_codes else np.zeros((0, dim), np.float32)
+        mean_norm = float(np.linalg.norm(px, axis=1).mean()) if len(px) else 0.0
+        scale = np.float32(FEATURE_NORM / mean_norm) if mean_norm > 0 else np.float32(1.0)
+        gx, px = gx * scale, px * scale
         pic = np.concatenate(prop_iou_cls) if prop_iou_cls else np.zeros((0, k), np.float32)
         bounds = np.cumsum([0] + prop_best)
         stats: dict[str, float] = {}
@@ -322,19 +338,19 @@ class RCNN(Detector):
                 if grown == 0:
                     break
                 svm = train_linear_svm(pos, px[cache], self.svm_c, self.svm_positive_weight)
-            weights[c - 1] = torch.from_numpy(svm.weight)
+            weights[c - 1] = torch.from_numpy(svm.weight * scale)  # back to unscaled codes
             biases[c - 1] = svm.bias
             stats[f"negatives_{self.class_names[c - 1]}"] = float(cache.sum())
             if progress is not None:
                 progress("svm", c, k)
-        rx = np.concatenate(reg_x) if reg_x else np.zeros((0, dim), np.float32)
+        rx = np.concatenate(reg_x) * scale if reg_x else np.zeros((0, dim), np.float32)
         ry = np.concatenate(reg_y) if reg_y else np.zeros((0, 4), np.float32)
         rc = np.concatenate(reg_cls) if reg_cls else np.zeros(0, np.int64)
         rw = torch.zeros(k, dim, 4)
         rb = torch.zeros(k, 4)
         for c in range(1, k + 1):
             reg = fit_ridge(rx[rc == c], ry[rc == c], self.ridge_alpha)
-            rw[c - 1], rb[c - 1] = torch.from_numpy(reg.weight), torch.from_numpy(reg.bias)
+            rw[c - 1], rb[c - 1] = torch.from_numpy(reg.weight * scale), torch.from_numpy(reg.bias)
         with torch.no_grad():
             self.svm_weight.copy_(weights)
             self.svm_bias.copy_(biases)
@@ -342,6 +358,7 @@ class RCNN(Detector):
             self.reg_bias.copy_(rb)
             self.svm_trained.fill_(1)
         stats["regression_examples"] = float(len(rx))
+        stats["code_mean_norm"] = round(mean_norm, 3)
         return stats
 
     # ------------------------------------------------------------------------------------------- trace
@@ -374,7 +391,7 @@ class RCNN(Detector):
             scale = torch.tensor([sx, sy, sx, sy])
             final = Detections(cb[kept].numpy().astype(np.float32), cs[kept].numpy().astype(np.float32),
                                cl[kept].numpy().astype(np.int64), list(self.class_names))
-            crops = warp_crops(image, original, self.warp_size, self.context)
+            crops = warp_crops(image, original, self.warp_size, self.context, self._image_mean, self._image_std)
             rgb = (crops * self.image_std.cpu() + self.image_mean.cpu()).clamp(0, 1).mul(255).round().byte()
             n = len(original)
             input_size = (int(round(h * sy)), int(round(w * sx)))
