@@ -140,8 +140,8 @@ class RCNN(Detector):
         #: Read and write CNN codes through the cache; off when timing the network honestly (``compare``).
         self.use_feature_cache = True
         self.extractor = CnnCodeExtractor(self.cnn, lambda m, x: m(x), input_size=self.warp_size, layer="fc7",
-                                          context=self.context, batch_size=64, mean=self._image_mean,
-                                          std=self._image_std)
+                                          context=self.context, batch_size=64, mean=config.input.image_mean,
+                                          std=config.input.image_std)
 
     @property
     def backbone(self) -> Backbone:
@@ -391,7 +391,7 @@ class RCNN(Detector):
             scale = torch.tensor([sx, sy, sx, sy])
             final = Detections(cb[kept].numpy().astype(np.float32), cs[kept].numpy().astype(np.float32),
                                cl[kept].numpy().astype(np.int64), list(self.class_names))
-            crops = warp_crops(image, original, self.warp_size, self.context, self._image_mean, self._image_std)
+            crops = warp_crops(image, original, self.warp_size, self.context, self.extractor.mean, self.extractor.std)
             rgb = (crops * self.image_std.cpu() + self.image_mean.cpu()).clamp(0, 1).mul(255).round().byte()
             n = len(original)
             input_size = (int(round(h * sy)), int(round(w * sx)))
