@@ -36,8 +36,9 @@ from models.proposals.cache import ProposalCache, ProposalParams
 
 
 def proposal_params(config: ProposalConfig) -> ProposalParams:
-    """The Selective Search parameters (the proposal cache's key) of a proposals part; the cache holds the
-    larger of the training and test budgets, so one run serves both."""
+    """The Selective Search parameters of a proposals part. ``top`` is the larger of the training and test
+    budgets; the cache key leaves it out (every budget is a prefix of one cached ranking), so R-CNN and Fast
+    R-CNN with different budgets read the same entry."""
     return ProposalParams(mode=config.mode, ks=None if config.ks is None else tuple(config.ks),
                           max_side=config.max_side, seed=config.seed, top=max(config.train, config.test),
                           min_box_size=config.min_box_size, near_duplicate_iou=config.near_duplicates)

@@ -50,10 +50,10 @@ from models.proposals.cache import ProposalCache
 #: R-CNN regresses un-normalised (dx, dy, dw, dh) with ridge regression.
 UNIT_STDS = (1.0, 1.0, 1.0, 1.0)
 #: Mean L2 norm the fc7 codes are scaled to before the SVMs and the ridge regressors (the paper's released code,
-#: ``feat_norm_mean = 20``). The SVM's C = 10⁻³ and ridge's α = 1000 are tuned for features of that size: fc7
-#: codes of a small network trained from scratch have a mean norm of a few units, at which C = 10⁻³ weighs the
-#: hinge loss ~50× less than intended and the SVMs come out nearly flat. The scale is folded into the saved
-#: weights (w·(s·x) = (s·w)·x), so detection needs nothing new and older checkpoints load unchanged.
+#: ``feat_norm_mean = 20``). The SVM's C = 10⁻³ and ridge's α = 1000 only mean what the paper meant for
+#: features of that size, and the size depends on the network: 25-30 for the small CNN fine-tuned on the shapes
+#: (where scaling changes little), other values for other backbones and training lengths. The scale is folded
+#: into the saved weights (w·(s·x) = (s·w)·x), so detection needs nothing new and older checkpoints load as they were.
 FEATURE_NORM = 20.0
 
 
