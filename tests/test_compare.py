@@ -65,3 +65,41 @@ def test_unreadable_checkpoint_is_a_message(tiny_set, tmp_path, capsys) -> None:
     bad.write_bytes(b"nope")
     assert main(["compare", "--data", str(tiny_set), "--models", str(bad)]) == 2
     assert "bad.pt" in capsys.readouterr().err
+
+
+def _cls_loc_checkpoint(path) -> str:
+    torch.manual_seed(0)
+    model = build_detector("cls-loc", CLASSES, backbone="small", small_width=8)
+    save_checkpoint(path, model=model, config={"generation": "cls-loc"}, class_names=CLASSES,
+                    split={"name": "train", "indices": [], "files": []}, epoch=1, extra={"train_seconds": 30.0})
+    return str(path)
+
+
+def test_cls_loc_row_has_its_own_figures_and_detectors_leave_them_blank(tiny_set, tmp_path, capsys) -> None:
+    from app.cli import main
+    from models.data.datasets import open_dataset
+    from models.detection.checkpoints import load_detector
+    from models.detection.cls_loc_evaluation import evaluate_cls_loc_model
+    from models.detection.compare import compare_checkpoints
+
+    one_box = _cls_loc_checkpoint(tmp_path / "clsloc.pt")
+    faster = _checkpoint(tmp_path / "faster.pt", "faster-rcnn", None, anchor_sizes=(16, 32, 64),
+                         rpn_pre_nms_test=300, rpn_post_nms_test=30)
+    source = open_dataset(str(tiny_set))
+    rows, _ = compare_checkpoints([one_box, faster], source, [0, 1, 2], device="cpu", coco=False)
+    expected, _ = evaluate_cls_loc_model(load_detector(one_box, "cpu"), source, [0, 1, 2])
+    assert rows[0].generation == "cls-loc" and rows[0].images == 3
+    assert (rows[0].accuracy, rows[0].mean_iou, rows[0].localisation_accuracy) == pytest.approx(
+        (expected.accuracy, expected.mean_iou, expected.localisation_accuracy))
+    assert (rows[1].accuracy, rows[1].mean_iou, rows[1].localisation_accuracy) == (None, None, None)
+
+    out = tmp_path / "cmp.json"
+    assert main(["compare", "--data", str(tiny_set), "--models", one_box, faster, "--device", "cpu",
+                 "--limit", "2", "--json", str(out)]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    head, clsloc_line, faster_line = table
+    assert head.split()[-6:] == ["cls", "acc", "mean", "IoU", "loc", "acc"]
+    assert clsloc_line.split()[-1] == f"{json.loads(out.read_text())['models'][0]['localisation_accuracy']:.3f}"
+    assert faster_line.rstrip().endswith("n/a")  # its train time is the last thing: the three columns are blank
+    saved = json.loads(out.read_text())["models"]
+    assert saved[1]["accuracy"] is None and saved[0]["accuracy"] is not None

@@ -1,5 +1,10 @@
 """The three generations side by side: accuracy, test time (proposals apart from the network), training time.
 
+A classification + localisation model (``cls-loc``, the step before R-CNN) gets a row too. Its mAP is computed
+like the detectors' (one box per image, scored), so it stands in the same column; its own three figures
+(classification accuracy, mean IoU of its one box, localisation accuracy) are extra columns, left blank for
+the detectors, which answer with many boxes and have no single "the" box to score that way.
+
 Why proposals are timed apart: R-CNN and Fast R-CNN spend most of their test time in Selective Search, which
 runs outside the network on the CPU; Faster R-CNN's RPN is inside it. The papers' story (R-CNN's per-proposal
 CNN passes, Fast R-CNN's one shared map, Faster R-CNN's free proposals) shows only when the two are separate.
@@ -32,6 +37,10 @@ class ModelComparison:
     proposal_seconds_per_image: float  # of which external proposals (0 for Faster R-CNN)
     network_seconds_per_image: float  # the rest
     train_seconds: float | None
+    # classification + localisation only (None for the detectors): models.detection.cls_loc_evaluation
+    accuracy: float | None = None
+    mean_iou: float | None = None
+    localisation_accuracy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +89,11 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
         problems += [f"{path}: {m}" for m in msgs]
         n = max(result.n_images, 1)
         proposal = float(getattr(detector, "proposal_seconds", 0.0)) - before
+        one_box = None
+        if detector.generation == "cls-loc":  # its own figures, not timed (the row's times come from above)
+            from models.detection.cls_loc_evaluation import evaluate_cls_loc_model
+
+            one_box, _ = evaluate_cls_loc_model(detector, source, list(indices))
         extra = payload.get("extra") or {}
         train_s = extra.get("train_seconds")
         rows.append(ModelComparison(
@@ -88,20 +102,30 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
             mAP=float(result.mAP), coco_AP=None if result.coco_AP is None else float(result.coco_AP),
             seconds_per_image=timed.seconds / n, proposal_seconds_per_image=proposal / n,
             network_seconds_per_image=(timed.seconds - proposal) / n,
-            train_seconds=None if train_s is None else float(train_s)))
+            train_seconds=None if train_s is None else float(train_s),
+            accuracy=None if one_box is None else float(one_box.accuracy),
+            mean_iou=None if one_box is None else float(one_box.mean_iou),
+            localisation_accuracy=None if one_box is None else float(one_box.localisation_accuracy)))
     return rows, problems
 
 
 def format_comparison(rows: Sequence[ModelComparison]) -> str:
-    """A fixed-width table, one row per model."""
+    """A fixed-width table, one row per model. The classification + localisation columns appear only when a
+    row has them, blank for the detectors."""
     head = ["model", "generation", "backbone", "images", "mAP@0.5", "COCO AP", "s/image", "proposals s",
             "network s", "train time"]
+    one_box = any(r.accuracy is not None for r in rows)
+    if one_box:
+        head += ["cls acc", "mean IoU", "loc acc"]
     table = [head]
     for r in rows:
         train = "n/a" if r.train_seconds is None else f"{r.train_seconds / 60:.1f} min"
-        table.append([r.path, r.generation, r.backbone, str(r.images), f"{r.mAP:.4f}",
-                      "n/a" if r.coco_AP is None else f"{r.coco_AP:.4f}", f"{r.seconds_per_image:.3f}",
-                      f"{r.proposal_seconds_per_image:.3f}", f"{r.network_seconds_per_image:.3f}", train])
+        row = [r.path, r.generation, r.backbone, str(r.images), f"{r.mAP:.4f}",
+               "n/a" if r.coco_AP is None else f"{r.coco_AP:.4f}", f"{r.seconds_per_image:.3f}",
+               f"{r.proposal_seconds_per_image:.3f}", f"{r.network_seconds_per_image:.3f}", train]
+        if one_box:
+            row += ["" if v is None else f"{v:.3f}" for v in (r.accuracy, r.mean_iou, r.localisation_accuracy)]
+        table.append(row)
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
                                                                                                   strict=True)))
