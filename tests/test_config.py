@@ -81,7 +81,7 @@ def test_a_resaved_old_model_is_written_in_the_new_layout(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("relative", ["resources/models/frcnn_shapes.pt", "resources/models/fast_rcnn_shapes.pt",
-                                      "/work/ship/rcnn/rcnn.pt"])
+                                      "resources/models/rcnn_shapes.pt"])
 def test_every_shipped_model_keeps_loading(relative) -> None:
     path = ROOT / relative
     if not path.is_file():

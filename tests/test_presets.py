@@ -154,7 +154,7 @@ def test_train_command_with_a_preset_and_explicit_flags(tiny_set, tmp_path, caps
 
 @pytest.mark.parametrize("path, name", [("resources/models/frcnn_shapes.pt", "shapes-cpu"),
                                         ("resources/models/fast_rcnn_shapes.pt", "fast-rcnn-shapes-cpu"),
-                                        ("/work/ship/rcnn/rcnn.pt", "rcnn-shapes-cpu")])
+                                        ("resources/models/rcnn_shapes.pt", "rcnn-shapes-cpu")])
 def test_the_cpu_presets_are_the_recipes_of_the_shipped_models(path, name) -> None:
     """Each CPU preset holds exactly the settings the shipped model of its generation was trained with."""
     from pathlib import Path
