@@ -194,8 +194,8 @@ BUILTIN: list[Preset] = [
                      "warmup_iters": 50, "seed": 0}),
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
-           "photographs, on a CPU (bench/finetune_cv.py: person of coco_tiny, AP@0.5 0.10-0.32 per held-out "
-           "fold after ~4 CPU-min; it still underfits, more epochs fit the budget). "
+           "photographs, on a CPU (bench/finetune_cv.py: person of coco_tiny, AP@0.5 0.18 ± 0.11 over 5 held-out "
+           "folds after ~4 CPU-min each; it still underfits, more epochs fit the budget). "
            "512 px (longer side ≤ 853), anchors 32-512 × 1:2, 1:1, 2:1 also across the border, backbone batch "
            "norm and first three stages frozen, the rest at a tenth of the learning rate, RoIAlign and two "
            "512-wide layers, AdamW 1e-3 for 6 epochs, flips only.",
