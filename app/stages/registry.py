@@ -20,13 +20,15 @@ from app.stages.roi_grid.stage import RoiGridStage
 from app.stages.roi_sampling.stage import RoiSamplingStage
 from app.stages.rpn.controller import RpnStage
 from app.stages.suggestions import SuggestionsStage
+from app.stages.training import TrainingStage
 
 
 def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | None) -> list[Stage]:
     """Every detector stage, built once per window. Each adds its own layers to ``canvas``."""
     stages: list[Stage] = []
     # The Model stage first: it loads the model and produces the trace every later stage draws from.
-    stages.append(ModelStage(canvas, session, window))
+    model_stage = ModelStage(canvas, session, window)
+    stages.append(model_stage)
     stages.append(AnchorsStage(canvas, session, window))
     stages.append(RpnStage(canvas, session, window))
     stages.append(RegressionStage(canvas, session, window))
@@ -41,5 +43,7 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(EvaluationStage(canvas, session, window, detections=detections))
     stages.append(FeaturesStage(canvas, session, window))  # bottom area: CNN codes and their neighbours
     stages.append(DatasetStatsStage(canvas, session, window))  # bottom dock: counts, sizes vs anchors
+    # Bottom dock area: trains in worker processes; a finished run loads into the Model stage.
+    stages.append(TrainingStage(canvas, session, window, load_model=model_stage.load_model))
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

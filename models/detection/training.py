@@ -104,6 +104,10 @@ class TrainConfig:
     #: (0.1) than the randomly initialised RPN and head: large steps would wash out the ImageNet features
     #: before the head has learnt to use them.
     backbone_lr_scale: float = 1.0
+    #: Validation mAP@0.5 after every epoch on at most this many images of ``val_split`` (0: off). Small on
+    #: purpose: a live curve to watch in the window, not the final figure (``evaluate`` gives that).
+    val_images: int = 0
+    val_split: str = "test"
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
@@ -129,8 +133,10 @@ class TrainConfig:
 
 @dataclass
 class TrainEvent:
-    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end, and proposals
-    (``step`` of ``total_steps`` images given their Selective Search boxes, before "start")."""
+    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end, proposals
+    (``step`` of ``total_steps`` images given their Selective Search boxes, before "start"), validation
+    (``metrics``: mAP and AP per class of the epoch just finished) and classifiers (R-CNN: ``metrics`` of the
+    SVM stage)."""
 
     kind: str
     epoch: int = 0  # 1-based epoch being run (or just finished for "epoch")
@@ -145,6 +151,7 @@ class TrainEvent:
     eta_s: float | None = None
     message: str = ""
     checkpoint: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -359,6 +366,52 @@ def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> No
         TrainEvent("proposals", step=done, total_steps=count, message=stage)))
     text = ", ".join(f"{k} {v:g}" for k, v in stats.items())
     emit(TrainEvent("message", message=f"SVMs trained in {time.monotonic() - t:.1f} s ({text})"))
+    emit(TrainEvent("classifiers", metrics={k: float(v) for k, v in stats.items()},
+                    message=f"SVMs trained in {time.monotonic() - t:.1f} s"))
+
+
+def _validation_indices(config: TrainConfig, source: Any, dist_info: DistInfo, emit: _Emitter) -> list[int]:
+    """At most ``config.val_images`` images of ``config.val_split``, spread over it (rank 0 only)."""
+    if config.val_images <= 0 or not dist_info.is_main:
+        return []
+    from models.data.training_data import dataset_splits, split_indices
+
+    try:
+        indices = split_indices(dataset_splits(source, seed=config.seed), config.val_split)
+    except KeyError as exc:
+        emit(TrainEvent("message", message=f"no validation mAP: {exc.args[0]}"))
+        return []
+    if not indices:
+        emit(TrainEvent("message", message=f"no validation mAP: split '{config.val_split}' is empty"))
+        return []
+    step = max(1, len(indices) // config.val_images)
+    return indices[::step][: config.val_images]
+
+
+def _validate(model: torch.nn.Module, source: Any, indices: list[int], class_names: list[str],
+              cancel: threading.Event | None) -> dict[str, float]:
+    """mAP@0.5 (VOC all-point) and AP per class ("AP <name>") of ``model`` on ``indices``; classes without
+    ground truth there are left out rather than reported as NaN."""
+    from models.detection.evaluation import evaluate_detector
+
+    with torch.no_grad():
+        result, _ = evaluate_detector(model, source, indices, class_names, coco=False,
+                                      cancelled=(lambda: cancel.is_set()) if cancel is not None else None)
+    metrics = {"mAP": float(result.mAP), "images": float(result.n_images)}
+    metrics.update({f"AP {c}": float(v) for c, v in result.AP.items() if math.isfinite(v)})
+    return metrics
+
+
+def _cancel_requested(cancel: threading.Event | None, dist_info: DistInfo, device: torch.device) -> bool:
+    """The cancel flag, agreed by all ranks: one rank leaving the loop alone would hang the others in the
+    next gradient all-reduce (a GUI sets one shared flag, but the ranks read it at different moments)."""
+    flag = bool(cancel is not None and cancel.is_set())
+    if dist_info.enabled:
+        import torch.distributed as dist
+        t = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(t)
+        flag = bool(t.item() > 0)
+    return flag
 
 
 def _check_finite(losses: dict[str, torch.Tensor], dist_info: DistInfo) -> str | None:
@@ -410,6 +463,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     if config.classes:
         emit(TrainEvent("message", message=f"classes {', '.join(class_names)} only: {dataset.left_out} objects of "
                                            f"other classes left out"))
+    val_indices = _validation_indices(config, source, dist_info, emit)
 
     if payload is not None:
         model = rebuild_detector(payload["generation"], class_names, payload["model_config"],
@@ -504,7 +558,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         sums: dict[str, float] = {}
         n = 0
         for step, (images, targets) in enumerate(loader, start=1):
-            if cancel is not None and cancel.is_set():
+            if _cancel_requested(cancel, dist_info, device):
                 status = "cancelled"
                 break
             if config.max_steps is not None and global_step >= config.max_steps:
@@ -562,6 +616,16 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             message = f"cancelled during epoch {epoch}; weights so far saved to {out}"
             break
         done_epochs = epoch
+        if val_indices and history:
+            t_val = time.monotonic()
+            metrics = _validate(model, source, val_indices, class_names, cancel)
+            history[-1]["val_mAP"] = metrics["mAP"]
+            emit(TrainEvent("validation", epoch=epoch, epochs=config.epochs, global_step=global_step,
+                            total_steps=total_steps, metrics=metrics, elapsed_s=time.monotonic() - t0,
+                            message=f"validation mAP@0.5 {metrics['mAP']:.3f} on {len(val_indices)} "
+                                    f"'{config.val_split}' images ({time.monotonic() - t_val:.1f} s)"))
+        if config.val_images > 0:
+            _barrier(dist_info)  # the other ranks wait while rank 0 validates
         last_good = save(epoch) or last_good
         emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, global_step=global_step,
                         total_steps=total_steps, losses=history[-1] if history else {},

@@ -1,0 +1,266 @@
+"""What the training panel offers and how its choices become a :class:`TrainConfig` — no Qt here.
+
+Kept apart from the widgets so the rules (which generation can train on this dataset and why not, which devices
+exist, where a run's files go, how a preset and the user's overrides make the config) are plain functions a
+test calls directly. Presets come from :mod:`models.detection.presets` when it is there; without it the
+settings shown are :class:`TrainConfig`'s own fields (the paper's defaults), still overridable one by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.data.datasets import DatasetSource
+
+#: Part name of the settings that belong to the training loop (lr, epochs…) when no preset module says.
+TRAINING_PART = "training"
+#: TrainConfig fields the panel sets itself (or that describe one run, not a recipe): never in the table.
+RUN_FIELDS = ("data", "out", "generation", "backbone", "epochs", "device", "resume", "images_dir", "threads",
+              "max_steps", "model", "val_images", "val_split", "proposal_cache", "split")
+
+
+#: Without a preset module: the detector arguments the ``train`` command has flags for, at their defaults
+#: (the paper's). Only values the user changes are passed on, so a generation never gets one it lacks.
+MODEL_PART = "model"
+MODEL_DEFAULTS = {"anchor_sizes": [128, 256, 512], "representation_size": 4096, "small_width": 32}
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """Counts that decide what can train: images, labelled images, boxes, the most boxes in one image."""
+
+    images: int
+    labelled_images: int
+    boxes: int
+    max_boxes_per_image: int
+    class_names: tuple[str, ...]
+
+
+def summarise_dataset(source: DatasetSource, cancelled: Any = None) -> DatasetSummary:
+    """Read every annotation once (a worker's job: thousands of files on a large set)."""
+    from models.data.annotations import AnnotationError
+    from models.data.io import ImageError
+
+    labelled = boxes = most = 0
+    names: set[str] = set()
+    for entry in source.entries:
+        if cancelled is not None and cancelled():
+            break
+        try:
+            ann = source.store.load(entry, None)
+        except (AnnotationError, ImageError, OSError):
+            continue
+        if ann is None or not ann.objects:
+            continue
+        labelled += 1
+        boxes += len(ann.objects)
+        most = max(most, len(ann.objects))
+        names.update(o.name for o in ann.objects)
+    return DatasetSummary(len(source.entries), labelled, boxes, most, tuple(sorted(names)))
+
+
+def generation_problem(generation: str, summary: DatasetSummary | None) -> str | None:
+    """Why ``generation`` cannot train on the open dataset now, or None when it can."""
+    if summary is None:
+        return "open a dataset first"
+    if summary.boxes == 0:
+        return "the dataset has no labelled boxes yet"
+    try:
+        from models.detection.detectors import _builders
+
+        builder = _builders(generation)[0]
+    except (ValueError, ImportError) as exc:
+        return str(exc)
+    # A generation may declare what data it needs (classification + localisation: one object per image).
+    if getattr(builder, "one_object_per_image", False) and summary.max_boxes_per_image > 1:
+        return "it learns one object per image; some images here have several"
+    if summary.labelled_images < 2:
+        return "needs at least two labelled images (one to train on, one to hold out)"
+    return None
+
+
+def generation_choices(summary: DatasetSummary | None) -> list[tuple[str, str | None]]:
+    """Every registered generation with the reason it cannot train here (None: it can)."""
+    from models.detection.detectors import generations
+
+    order = {"rcnn": 0, "fast-rcnn": 1, "faster-rcnn": 2}
+    names = sorted(generations(), key=lambda g: (order.get(g, -1), g))
+    return [(g, generation_problem(g, summary)) for g in names]
+
+
+def backbone_choices() -> list[tuple[str, str, bool]]:
+    """(name, one-line description for the list, usable now) per registered backbone."""
+    from models.detection.backbones import backbone_infos
+
+    out = []
+    for info in backbone_infos():
+        if info.pretrained_on is None:
+            text = f"{info.name} — from scratch"
+        elif info.available:
+            text = f"{info.name} — pretrained on {info.pretrained_on}"
+        else:
+            text = f"{info.name} — {info.pretrained_on} weights not installed (random start)"
+        out.append((info.name, text, True))
+    return out
+
+
+def backbone_tooltip(name: str) -> str:
+    from models.detection.backbones import backbone_infos
+
+    for info in backbone_infos():
+        if info.name == name:
+            return (f"{info.description}\nweights: {info.weights_source}\nstrides: "
+                    f"{', '.join(str(s) for s in info.strides)}; channels {info.out_channels}")
+    return ""
+
+
+def device_choices() -> list[str]:
+    """auto first, then the accelerators present, then cpu."""
+    import torch
+
+    out = ["auto"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    out.append("cpu")
+    return out
+
+
+def resolves_to_cpu(device: str) -> bool:
+    return device == "cpu" or (device == "auto" and device_choices() == ["auto", "cpu"])
+
+
+def runs_dir() -> Path:
+    from app.settings import data_dir
+
+    return data_dir() / "runs"
+
+
+def new_run_path(generation: str, now: float | None = None) -> Path:
+    """``<data dir>/runs/<timestamp>-<generation>/model.pt`` (a suffix when two runs start in one second)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    base = runs_dir()
+    folder = base / f"{stamp}-{generation}"
+    n = 2
+    while folder.exists():
+        folder = base / f"{stamp}-{generation}-{n}"
+        n += 1
+    return folder / "model.pt"
+
+
+# ------------------------------------------------------------------------------------------------- presets
+
+
+def _presets() -> Any:
+    try:
+        from models.detection import presets
+    except ImportError:
+        return None
+    return presets
+
+
+def preset_names() -> list[str]:
+    presets = _presets()
+    return list(presets.preset_names()) if presets is not None else []
+
+
+def describe_settings(preset: str | None) -> dict[str, dict[str, Any]]:
+    """The settings a run would use, by part: the preset's in full, or TrainConfig's defaults without one."""
+    presets = _presets()
+    if preset and presets is not None:
+        return {part: dict(values) for part, values in presets.describe_preset(preset).items()}
+    from models.detection.training import TrainConfig
+
+    defaults = TrainConfig(data="", out="")
+    values = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS}
+    return {TRAINING_PART: values, MODEL_PART: dict(MODEL_DEFAULTS)}
+
+
+def parse_value(text: str, like: Any) -> Any:
+    """A table cell's text as the kind of value it replaces: JSON when it reads as JSON, else the text;
+    "none"/empty for a field that may be empty."""
+    stripped = text.strip()
+    if stripped.lower() in ("", "none", "null"):
+        return None
+    if isinstance(like, bool):
+        if stripped.lower() in ("true", "yes", "1", "on"):
+            return True
+        if stripped.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {text!r}")
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        if isinstance(like, (list, tuple)):
+            parts = [p for p in stripped.replace(" ", "").split(",") if p]
+            try:
+                return [json.loads(p) for p in parts]
+            except json.JSONDecodeError:
+                return parts
+        if isinstance(like, (int, float)):
+            raise ValueError(f"expected a number, got {text!r}") from None
+        return stripped
+    if isinstance(like, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass
+class RunChoices:
+    """What the panel holds when the user presses Train."""
+
+    data: str
+    generation: str
+    backbone: str
+    preset: str | None
+    epochs: int
+    device: str
+    overrides: dict[str, dict[str, Any]]
+    processes: int = 1
+    threads: int | None = None
+    val_images: int = 0
+    max_steps: int | None = None
+
+
+def build_config(choices: RunChoices, out: str | os.PathLike, resume: str | None = None) -> Any:
+    """The :class:`TrainConfig` of a run: the preset (or TrainConfig's defaults), the user's overrides, then
+    the panel's own fields (data, generation, backbone, epochs, device...), which win."""
+    from models.detection.training import TrainConfig
+
+    presets = _presets()
+    run_fields = dict(data=choices.data, out=str(out), generation=choices.generation, backbone=choices.backbone,
+                      epochs=int(choices.epochs), device=choices.device, threads=choices.threads,
+                      val_images=int(choices.val_images), max_steps=choices.max_steps, resume=resume)
+    if choices.preset and presets is not None:
+        config = presets.train_config_from_preset(choices.preset, choices.data, str(out), choices.overrides)
+        names = {f.name for f in dataclasses.fields(config)}
+        return dataclasses.replace(config, **{k: v for k, v in run_fields.items() if k in names})
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    for part, values in choices.overrides.items():
+        for name, value in values.items():
+            if part == TRAINING_PART and name in known:
+                fields[name] = value
+            else:
+                model[name] = value
+    fields.update(run_fields)
+    return TrainConfig(model=model, **fields)

@@ -1,0 +1,318 @@
+"""The Training panel: what to train (generation, backbone, preset and its settings, epochs, device), the run's
+controls (train, pause, cancel, continue from a checkpoint, load the result) and its live plots.
+
+A plain widget: it computes nothing and starts nothing; :class:`app.stages.training.stage.TrainingStage`
+fills it and listens to its signals.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QStandardItemModel
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.stages.base import explanation_label
+from app.stages.training.options import format_value, parse_value
+from app.stages.training.plots import TrainingPlots
+
+EXPLANATION = (
+    "Train a detector on the open dataset's training split (a split is made and saved if it has none) and "
+    "watch it learn. Training runs in its own processes, so the window stays responsive; cancel keeps what "
+    "was learnt as a checkpoint, and a finished run can be loaded into the Model stage, where every detector "
+    "layer shows it.")
+NO_PRESET = "(none: the paper's defaults)"
+ERROR_STYLE = "color: #c62828;"
+#: Tree item data role holding the value a settings row started with (to see what the user changed).
+ORIGINAL_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class TrainingPanel(QWidget):
+    trainRequested = Signal()
+    pauseToggled = Signal(bool)
+    cancelRequested = Signal()
+    continueRequested = Signal()
+    loadRequested = Signal()
+    presetChosen = Signal(str)
+    deviceChosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.generation = QComboBox()
+        #: The generation the user picked last (kept while the list is refilled for another dataset).
+        self._preferred_generation = "faster-rcnn"
+        self.generation.activated.connect(
+            lambda _i: setattr(self, "_preferred_generation", self.generation.currentText()))
+        self.generation_note = QLabel("")
+        self.generation_note.setWordWrap(True)
+        self.generation_note.setStyleSheet("color: palette(placeholder-text);")
+        self.backbone = QComboBox()
+        self.preset = QComboBox()
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 1000)
+        self.epochs.setValue(12)
+        self.device = QComboBox()
+        self.two_processes = QCheckBox("Two processes (data-parallel, CPU)")
+        self.two_processes.setToolTip(
+            "Two training processes with one thread each, gradients averaged after every step "
+            "(DistributedDataParallel, as torchrun --nproc_per_node=2). About 20% faster than one process "
+            "on a two-core CPU.")
+        self.val_images = QSpinBox()
+        self.val_images.setRange(0, 1000)
+        self.val_images.setValue(20)
+        self.val_images.setSpecialValueText("off")
+        self.val_images.setToolTip("Validation mAP@0.5 after each epoch on this many test-split images "
+                                   "(a live curve, not the final figure: use Evaluate for that)")
+
+        form = QFormLayout()
+        form.addRow("Generation", self.generation)
+        form.addRow("", self.generation_note)
+        form.addRow("Backbone", self.backbone)
+        form.addRow("Preset", self.preset)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Device", self.device)
+        form.addRow("", self.two_processes)
+        form.addRow("Validation images", self.val_images)
+
+        self.train_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.continue_button = QPushButton("Continue from Checkpoint…")
+        self.load_button = QPushButton("Load into Model Stage")
+        self.load_button.setToolTip("Load the run's checkpoint into the Model stage: every detector layer shows it")
+        row1 = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.cancel_button):
+            row1.addWidget(b)
+        row2 = QHBoxLayout()
+        row2.addWidget(self.continue_button)
+        row2.addWidget(self.load_button)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        left = QVBoxLayout()
+        left.addWidget(explanation_label(EXPLANATION))
+        left.addLayout(form)
+        left.addLayout(row1)
+        left.addLayout(row2)
+        left.addWidget(self.progress)
+        left.addWidget(self.status)
+        left.addStretch(1)
+        left_box = QWidget()
+        left_box.setLayout(left)
+        left_box.setFixedWidth(340)
+
+        self.settings = QTreeWidget()
+        self.settings.setColumnCount(2)
+        self.settings.setHeaderLabels(["Setting", "Value"])
+        self.settings.setToolTip("The preset's settings in full; double-click a value to change it for this run")
+        self.settings.setMinimumWidth(260)
+        self.settings.itemChanged.connect(self._on_setting_edited)
+        self.reset_settings = QPushButton("Reset to Preset")
+        self.reset_settings.clicked.connect(lambda: self.presetChosen.emit(self.preset.currentText()))
+        middle = QVBoxLayout()
+        middle.addWidget(QLabel("Settings (double-click a value to override it)"))
+        middle.addWidget(self.settings, 1)
+        middle.addWidget(self.reset_settings)
+
+        self.plots = TrainingPlots()
+        layout = QHBoxLayout(self)
+        layout.addWidget(left_box)
+        layout.addLayout(middle)
+        layout.addWidget(self.plots, 1)
+
+        self.train_button.clicked.connect(self.trainRequested)
+        self.pause_button.toggled.connect(self.pauseToggled)
+        self.cancel_button.clicked.connect(self.cancelRequested)
+        self.continue_button.clicked.connect(self.continueRequested)
+        self.load_button.clicked.connect(self.loadRequested)
+        self.preset.currentTextChanged.connect(self.presetChosen)
+        self.device.currentTextChanged.connect(self.deviceChosen)
+        self.set_running(False)
+        self.load_button.setEnabled(False)
+
+    # --- filling ------------------------------------------------------------------------------------------
+    def set_generations(self, choices: list[tuple[str, str | None]]) -> None:
+        """Each generation, greyed (not selectable) with its reason when it cannot train on this dataset."""
+        current = self._preferred_generation
+        self.generation.blockSignals(True)
+        self.generation.clear()
+        model = self.generation.model()
+        notes = []
+        for i, (name, problem) in enumerate(choices):
+            self.generation.addItem(name)
+            if problem is not None:
+                item = model.item(i) if isinstance(model, QStandardItemModel) else None
+                if item is not None:
+                    item.setEnabled(False)
+                    item.setToolTip(f"cannot train here: {problem}")
+                notes.append(f"{name}: {problem}")
+        usable = [n for n, p in choices if p is None]
+        pick = current if current in usable else ("faster-rcnn" if "faster-rcnn" in usable else
+                                                  (usable[0] if usable else ""))
+        if pick:
+            self.generation.setCurrentText(pick)
+        self.generation.blockSignals(False)
+        self.generation_note.setText("Not available: " + "; ".join(notes) if notes else "")
+        self.train_button.setEnabled(bool(usable) and not self._running)
+
+    def generation_enabled(self, name: str) -> bool:
+        model = self.generation.model()
+        i = self.generation.findText(name)
+        return i >= 0 and bool(model.item(i).isEnabled()) if isinstance(model, QStandardItemModel) else i >= 0
+
+    def set_backbones(self, choices: list[tuple[str, str, bool]], tooltips: dict[str, str]) -> None:
+        self.backbone.clear()
+        for name, text, _usable in choices:
+            self.backbone.addItem(text, name)
+            self.backbone.setItemData(self.backbone.count() - 1, tooltips.get(name, ""),
+                                      Qt.ItemDataRole.ToolTipRole)
+
+    def backbone_name(self) -> str:
+        return str(self.backbone.currentData() or "small")
+
+    def set_presets(self, names: list[str]) -> None:
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItems(list(names) + [NO_PRESET])
+        self.preset.blockSignals(False)
+
+    def preset_name(self) -> str | None:
+        text = self.preset.currentText()
+        return None if text in ("", NO_PRESET) else text
+
+    def set_devices(self, devices: list[str]) -> None:
+        self.device.blockSignals(True)
+        self.device.clear()
+        self.device.addItems(devices)
+        self.device.blockSignals(False)
+
+    def set_settings(self, settings: dict[str, dict[str, Any]]) -> None:
+        """Show ``{part: {field: value}}`` in full; values editable, an edited one in bold."""
+        self.settings.blockSignals(True)
+        self.settings.clear()
+        for part, values in settings.items():
+            top = QTreeWidgetItem([part, ""])
+            top.setFlags(Qt.ItemFlag.ItemIsEnabled)
+            self.settings.addTopLevelItem(top)
+            for name, value in values.items():
+                child = QTreeWidgetItem([name, format_value(value)])
+                child.setData(1, ORIGINAL_ROLE, value)
+                child.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable)
+                top.addChild(child)
+            top.setExpanded(True)
+        self.settings.resizeColumnToContents(0)
+        self.settings.blockSignals(False)
+
+    def setting_item(self, part: str, name: str) -> QTreeWidgetItem | None:
+        for i in range(self.settings.topLevelItemCount()):
+            top = self.settings.topLevelItem(i)
+            if top.text(0) != part:
+                continue
+            for j in range(top.childCount()):
+                if top.child(j).text(0) == name:
+                    return top.child(j)
+        return None
+
+    def set_setting_text(self, part: str, name: str, text: str) -> None:
+        """What typing into the value cell does (for tests and for code that sets a value)."""
+        item = self.setting_item(part, name)
+        if item is None:
+            raise KeyError(f"no setting {part}.{name}")
+        item.setText(1, text)
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """The values the user changed, parsed; raises ValueError naming the setting whose text is not valid."""
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(self.settings.topLevelItemCount()):
+            top = self.settings.topLevelItem(i)
+            for j in range(top.childCount()):
+                item = top.child(j)
+                original = item.data(1, ORIGINAL_ROLE)
+                if item.text(1) == format_value(original):
+                    continue
+                try:
+                    value = parse_value(item.text(1), original)
+                except ValueError as exc:
+                    raise ValueError(f"{top.text(0)}.{item.text(0)}: {exc}") from None
+                if value != original:
+                    out.setdefault(top.text(0), {})[item.text(0)] = value
+        return out
+
+    def _on_setting_edited(self, item: QTreeWidgetItem, column: int) -> None:
+        if column != 1:
+            return
+        font = QFont(item.font(1))
+        font.setBold(item.text(1) != format_value(item.data(1, ORIGINAL_ROLE)))
+        self.settings.blockSignals(True)
+        item.setFont(1, font)
+        item.setFont(0, font)
+        self.settings.blockSignals(False)
+
+    # --- run state ----------------------------------------------------------------------------------------
+    _running = False
+
+    def set_running(self, running: bool) -> None:
+        self._running = running
+        for w in (self.generation, self.backbone, self.preset, self.epochs, self.device, self.val_images,
+                  self.settings, self.reset_settings, self.continue_button):
+            w.setEnabled(not running)
+        self.two_processes.setEnabled(not running and self._two_ok)
+        self.train_button.setEnabled(not running and self.generation.count() > 0)
+        self.pause_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.pause_button.blockSignals(True)
+            self.pause_button.setChecked(False)
+            self.pause_button.setText("Pause")
+            self.pause_button.blockSignals(False)
+
+    _two_ok = False
+
+    def set_two_processes_allowed(self, allowed: bool, reason: str = "") -> None:
+        self._two_ok = allowed
+        if not allowed:
+            self.two_processes.setChecked(False)
+        self.two_processes.setEnabled(allowed and not self._running)
+        base = self.two_processes.toolTip().split("\n\nNot now:")[0]
+        self.two_processes.setToolTip(base + (f"\n\nNot now: {reason}" if reason and not allowed else ""))
+
+    def set_paused(self, paused: bool) -> None:
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(paused)
+        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_button.blockSignals(False)
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.status.setText(text)
+        self.status.setStyleSheet(ERROR_STYLE if error else "")
+
+    def set_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(min(done, max(1, total)))
+
+    def processes(self) -> int:
+        return 2 if self.two_processes.isChecked() else 1
+
+
+def cpu_cores() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,175 @@
+"""Live plots of a training run: every loss, validation mAP per epoch, learning rate, images per second.
+
+Drawn with pyqtgraph (the app's one plotting library; made for plots that grow while you watch). Events are
+appended to plain lists as they arrive and the curves are redrawn at most :data:`REDRAW_MS` apart, so a burst
+of a hundred step events costs one ``setData`` per curve, not a hundred. R-CNN's stages after fine-tuning
+(the feature pass over the training set, then the SVM rounds per class) get their own progress plot, which
+appears only when a run has them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+from app.proposal_curves import PALETTE, _plot
+
+REDRAW_MS = 200
+#: Fixed colours for the losses every generation reports, so a curve keeps its colour across runs.
+LOSS_COLOURS = {"total": "#000000", "rpn_objectness": PALETTE[0], "rpn_box": PALETTE[1], "cls": PALETTE[2],
+                "box": PALETTE[3]}
+
+
+@dataclass
+class Series:
+    """Points of one curve and the item drawing them."""
+
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    item: Any = None
+    drawn: int = -1  # len(xs) when last drawn
+
+    def add(self, x: float, y: float) -> None:
+        if math.isfinite(y):
+            self.xs.append(float(x))
+            self.ys.append(float(y))
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "–"
+    s = int(round(s))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+class TrainingPlots(QWidget):
+    """Four live plots (five for R-CNN); :meth:`add_event` takes TrainEvents, :meth:`clear` starts over."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = _plot("Losses (per step)", "step", "loss", (-10, 10))
+        self.map_plot = _plot("Validation mAP@0.5 (per epoch)", "epoch", "mAP", (-10, -10))
+        self.map_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.lr_plot = _plot("Learning rate", "step", "lr", (-10, 10))
+        self.speed_plot = _plot("Images per second", "step", "images/s", (-10, -10))
+        self.stage_plot = _plot("R-CNN after fine-tuning: feature pass, SVMs", "seconds", "done", (-10, -10))
+        self.stage_plot.setYRange(0.0, 1.0, padding=0.02)
+        self.stage_plot.hide()
+        for w in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
+            w.setMinimumSize(220, 160)
+            w.getPlotItem().setClipToView(True)
+            w.getPlotItem().setDownsampling(auto=True, mode="peak")
+        self.eta_label = QLabel("")
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.loss_plot, 0, 0)
+        grid.addWidget(self.map_plot, 0, 1)
+        grid.addWidget(self.lr_plot, 1, 0)
+        grid.addWidget(self.speed_plot, 1, 1)
+        grid.addWidget(self.stage_plot, 0, 2, 2, 1)
+        grid.addWidget(self.eta_label, 2, 0, 1, 3)
+        self.losses: dict[str, Series] = {}
+        self.val: dict[str, Series] = {}
+        self.lr = Series()
+        self.speed = Series()
+        self.stages: dict[str, Series] = {}
+        self._stage_t0: float | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self.flush)
+        self.steps_seen = 0
+
+    # --- data ---------------------------------------------------------------------------------------------
+    def clear(self) -> None:
+        for plot in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
+            plot.getPlotItem().clear()
+        self.losses.clear()
+        self.val.clear()
+        self.lr = Series()
+        self.speed = Series()
+        self.stages.clear()
+        self._stage_t0 = None
+        self.stage_plot.hide()
+        self.eta_label.setText("")
+        self.steps_seen = 0
+
+    def add_event(self, ev: Any) -> None:
+        """Take one TrainEvent; the plots follow within :data:`REDRAW_MS`."""
+        if ev.kind == "step":
+            self.steps_seen += 1
+            for name, value in ev.losses.items():
+                self.losses.setdefault(name, Series()).add(ev.global_step, value)
+            self.lr.add(ev.global_step, ev.lr)
+            rate = ev.metrics.get("images_per_s")
+            if rate is not None:
+                self.speed.add(ev.global_step, rate)
+            self.eta_label.setText(
+                f"epoch {ev.epoch}/{ev.epochs} · step {ev.global_step}/{ev.total_steps} · "
+                + (f"{rate:.2f} images/s · " if rate is not None else "")
+                + f"ETA {format_seconds(ev.eta_s)}")
+        elif ev.kind == "validation":
+            for name, value in ev.metrics.items():
+                if name == "mAP" or name.startswith("AP "):
+                    self.val.setdefault(name, Series()).add(ev.epoch, value)
+        elif ev.kind == "proposals" and ev.message in ("codes", "svm"):
+            # R-CNN's stages after fine-tuning report (stage, done, count): the feature pass, then the SVMs.
+            import time
+
+            now = time.monotonic()
+            if self._stage_t0 is None:
+                self._stage_t0 = now
+                self.stage_plot.show()
+            label = "feature pass (images)" if ev.message == "codes" else "SVMs (classes)"
+            self.stages.setdefault(label, Series()).add(now - self._stage_t0, ev.step / max(1, ev.total_steps))
+        elif ev.kind == "classifiers":
+            negatives = {k[len("negatives_"):]: v for k, v in ev.metrics.items() if k.startswith("negatives_")}
+            if negatives:
+                text = ", ".join(f"{c} {int(v)}" for c, v in negatives.items())
+                self.stage_plot.getPlotItem().setTitle(f"R-CNN SVMs: hard-negative cache per class: {text}",
+                                                       color="k")
+        else:
+            return
+        if not self._timer.isActive():
+            self._timer.start()
+
+    # --- drawing ------------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Redraw the curves that have new points (called by the timer; tests call it to skip the wait)."""
+        self._timer.stop()
+        for i, (name, s) in enumerate(self.losses.items()):
+            self._draw(self.loss_plot, s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
+                       width=2 if name == "total" else 1)
+        for i, (name, s) in enumerate(self.val.items()):
+            colour = "#000000" if name == "mAP" else PALETTE[i % len(PALETTE)]
+            self._draw(self.map_plot, s, name, colour, width=2 if name == "mAP" else 1, symbol="o")
+        self._draw(self.lr_plot, self.lr, "lr", PALETTE[0])
+        self._draw(self.speed_plot, self.speed, "images/s", PALETTE[2])
+        for i, (name, s) in enumerate(self.stages.items()):
+            self._draw(self.stage_plot, s, name, PALETTE[i % len(PALETTE)])
+
+    @staticmethod
+    def _draw(plot: pg.PlotWidget, s: Series, name: str, colour: str, width: int = 1,
+              symbol: str | None = None) -> None:
+        if s.drawn == len(s.xs):
+            return
+        if s.item is None:
+            s.item = plot.getPlotItem().plot([], [], pen=pg.mkPen(colour, width=width), name=name,
+                                             symbol=symbol, symbolSize=6, symbolBrush=colour, symbolPen=colour)
+        s.item.setData(s.xs, s.ys)
+        s.drawn = len(s.xs)
+
+    def point_count(self, loss: str = "total") -> int:
+        """Points drawn on the loss plot for ``loss`` (what a test checks against the steps logged)."""
+        s = self.losses.get(loss)
+        if s is None or s.item is None:
+            return 0
+        xs = s.item.xData  # the data given, not the downsampled view
+        return 0 if xs is None else len(xs)

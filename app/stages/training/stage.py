@@ -1,0 +1,327 @@
+"""The Training stage: trains a detector on the open dataset in worker processes and plots it live.
+
+Wiring only: the panel's choices become a ``TrainConfig`` (:mod:`app.stages.training.options`), a
+:class:`~app.stages.training.run.TrainingRun` runs it out of the window's process, its events go to the plots
+and the status line, and a finished run's checkpoint can be loaded into the Model stage. Each run writes
+``<data dir>/runs/<timestamp>-<generation>/model.pt`` (and ``model.pt.log.jsonl`` beside it), where the
+finished-runs list finds it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
+
+from app.stages.base import Stage, make_dock
+from app.stages.training import options
+from app.stages.training.panel import TrainingPanel, cpu_cores
+from app.stages.training.run import TrainingRun
+from app.workers import Job, WorkerPool
+from models.data.datasets import DatasetSource
+
+
+def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
+    return options.summarise_dataset(source, lambda: job.cancelled)
+
+
+def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
+    from models.detection.checkpoints import load_checkpoint
+
+    payload = load_checkpoint(path)
+    return dict(payload.get("config") or {}), int(payload.get("epoch", 0))
+
+
+class TrainingStage(Stage):
+    """Signals: ``runStarted(TrainConfig)``, ``runFinished(TrainResult)``, ``runFailed(str)``."""
+
+    menu_title = "Detector"
+    dock_area = "bottom"
+
+    runStarted = Signal(object)
+    runFinished = Signal(object)
+    runFailed = Signal(str)
+
+    def __init__(self, canvas: Any = None, session: Any = None, window: QWidget | None = None,
+                 load_model: Callable[[str], Any] | None = None) -> None:
+        super().__init__(window)
+        self._window = window
+        self._load_model = load_model
+        self.source: DatasetSource | None = None
+        self.summary: options.DatasetSummary | None = None
+        self.run: TrainingRun | None = None
+        self.last_checkpoint: str | None = None
+        self._closed = False
+        #: Stop after this many steps (tests and quick looks; None: the epochs decide).
+        self.max_steps: int | None = None
+        #: File chooser for "continue from checkpoint" (tests replace it): () -> path or "".
+        self.choose_checkpoint: Callable[[], str] = self._ask_checkpoint
+        self._pool = WorkerPool(self)
+        self.panel = TrainingPanel()
+        self._dock: QDockWidget | None = None
+        self.act_show = QAction("&Training Panel", window or self)
+        self.act_show.triggered.connect(self._raise)
+
+        self.panel.set_backbones(options.backbone_choices(),
+                                 {n: options.backbone_tooltip(n) for n in [c[0] for c in options.backbone_choices()]})
+        self.panel.set_presets(options.preset_names())
+        self.panel.set_devices(options.device_choices())
+        self.panel.set_generations(options.generation_choices(None))
+        self._show_settings(self.panel.preset_name())
+        self._update_two_processes()
+
+        self.panel.trainRequested.connect(self.start)
+        self.panel.pauseToggled.connect(self._on_pause_toggled)
+        self.panel.cancelRequested.connect(self.cancel)
+        self.panel.continueRequested.connect(self.ask_continue)
+        self.panel.loadRequested.connect(self.load_result)
+        self.panel.presetChosen.connect(lambda _name: self._show_settings(self.panel.preset_name()))
+        self.panel.deviceChosen.connect(lambda _d: self._update_two_processes())
+
+    # --- Stage --------------------------------------------------------------------------------------------
+    def docks(self) -> list[QDockWidget]:
+        if self._dock is None:
+            self._dock = make_dock("Training", "dock_training", self.panel, self._window)
+        return [self._dock]
+
+    def actions(self) -> list[QAction]:
+        return [self.act_show]
+
+    def set_dataset(self, source: DatasetSource | None) -> None:
+        self.source = source
+        self.summary = None
+        self.panel.set_generations(options.generation_choices(None) if source is None else
+                                   [(g, "reading the dataset's boxes…") for g, _ in options.generation_choices(None)])
+        if source is not None:
+            self._pool.start(_summary_job, source, on_result=lambda s, src=source: self._on_summary(s, src),
+                             on_error=lambda m: self.panel.set_status(f"Cannot read the dataset: {m}", error=True))
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.run is not None and self.run.running:
+            self.run.shutdown()
+        self._pool.shutdown()
+
+    # --- choices ------------------------------------------------------------------------------------------
+    def _on_summary(self, summary: options.DatasetSummary, source: DatasetSource) -> None:
+        if self._closed or source is not self.source:  # a dataset opened since: its own summary is coming
+            return
+        self.summary = summary
+        self.panel.set_generations(options.generation_choices(summary))
+        if summary.boxes:
+            self.panel.set_status(f"{summary.labelled_images} labelled images of {summary.images}, "
+                                  f"{summary.boxes} boxes, {len(summary.class_names)} classes")
+
+    def _show_settings(self, preset: str | None) -> None:
+        try:
+            self.panel.set_settings(options.describe_settings(preset))
+        except (KeyError, ValueError) as exc:
+            self.panel.set_status(f"Preset {preset}: {exc}", error=True)
+
+    def _update_two_processes(self) -> None:
+        device = self.panel.device.currentText() or "auto"
+        if cpu_cores() < 2:
+            self.panel.set_two_processes_allowed(False, "this machine has one CPU core")
+        elif not options.resolves_to_cpu(device):
+            self.panel.set_two_processes_allowed(False, "only for training on the CPU")
+        else:
+            self.panel.set_two_processes_allowed(True)
+
+    def choices(self) -> options.RunChoices:
+        """What the panel says now (raises ValueError for a setting that does not parse)."""
+        processes = self.panel.processes()
+        return options.RunChoices(
+            data=str(self.source.root) if self.source is not None else "",
+            generation=self.panel.generation.currentText(), backbone=self.panel.backbone_name(),
+            preset=self.panel.preset_name(), epochs=self.panel.epochs.value(),
+            device=self.panel.device.currentText() or "auto", overrides=self.panel.overrides(),
+            processes=processes, threads=1 if processes > 1 else None, val_images=self.panel.val_images.value(),
+            max_steps=self.max_steps)
+
+    def _data_path(self) -> str | None:
+        """The dataset path ``open_dataset`` reads back: a COCO JSON itself, else the root folder."""
+        if self.source is None:
+            return None
+        json_path = getattr(getattr(self.source.store, "dataset", None), "path", None)
+        if self.source.kind == "coco" and json_path is not None:
+            return str(json_path)
+        return str(self.source.root)
+
+    # --- running ------------------------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.run.running
+
+    def start(self) -> TrainingRun | None:
+        """Train with the panel's choices on the open dataset; None (with a message) when that cannot be."""
+        if self.running or self._closed:
+            return None
+        data = self._data_path()
+        generation = self.panel.generation.currentText()
+        problem = options.generation_problem(generation, self.summary) if generation else "no generation"
+        if data is None or problem is not None:
+            self.panel.set_status(f"Cannot train {generation or ''}: {problem or 'open a dataset first'}",
+                                  error=True)
+            return None
+        try:
+            choices = self.choices()
+            choices.data = data
+            out = options.new_run_path(generation)
+            config = options.build_config(choices, out)
+        except (ValueError, KeyError, TypeError) as exc:
+            self.panel.set_status(f"Cannot train: {exc}", error=True)
+            return None
+        return self._launch(config, choices.processes, f"Training {generation} on {Path(data).name}…")
+
+    def ask_continue(self) -> None:
+        path = self.choose_checkpoint()
+        if path:
+            self.continue_from(path)
+
+    def _ask_checkpoint(self) -> str:
+        start = str(options.runs_dir()) if options.runs_dir().is_dir() else ""
+        path, _ = QFileDialog.getOpenFileName(self._window, "Continue training from a checkpoint", start,
+                                              "Checkpoints (*.pt *.pth);;All files (*)")
+        return path
+
+    def continue_from(self, path: str | Path) -> None:
+        """Resume the run saved in ``path`` (same file, its settings and split) up to the panel's epochs."""
+        if self.running or self._closed:
+            return
+        self.panel.set_status(f"Reading {Path(path).name}…")
+        self._pool.start(_checkpoint_config_job, str(path), on_result=lambda r: self._continue(str(path), *r),
+                         on_error=lambda m: self.panel.set_status(f"Cannot continue from {path}: {m}", error=True))
+
+    def _continue(self, path: str, saved: dict, epoch: int) -> None:
+        import dataclasses
+
+        from models.detection.training import TrainConfig
+
+        if self.running or self._closed:
+            return
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        fields = {k: v for k, v in saved.items() if k in known}
+        epochs = max(self.panel.epochs.value(), int(fields.get("epochs", 0) or 0))
+        if epochs <= epoch:
+            self.panel.set_status(f"{Path(path).name} has trained {epoch} epochs already; set Epochs above {epoch} "
+                                  "to train it further", error=True)
+            return
+        data = self._data_path() or fields.get("data")
+        if not data:
+            self.panel.set_status("Open the dataset to continue training on", error=True)
+            return
+        processes = self.panel.processes()
+        fields.update(data=data, out=path, resume=path, epochs=epochs, device=self.panel.device.currentText() or "auto",
+                      max_steps=self.max_steps, threads=1 if processes > 1 else fields.get("threads"),
+                      val_images=self.panel.val_images.value())
+        if data != saved.get("data"):
+            fields["images_dir"] = None
+        try:
+            config = TrainConfig(**fields)
+        except TypeError as exc:
+            self.panel.set_status(f"Cannot continue from {path}: {exc}", error=True)
+            return
+        self._launch(config, processes, f"Continuing {config.generation} from epoch {epoch} of {Path(path).name}…")
+
+    def _launch(self, config: Any, processes: int, text: str) -> TrainingRun | None:
+        self._save_open_edits()
+        Path(config.out).parent.mkdir(parents=True, exist_ok=True)
+        self.panel.plots.clear()
+        self.panel.set_progress(0, 1)
+        self.panel.load_button.setEnabled(False)
+        run = TrainingRun(config, processes, parent=self)
+        run.event.connect(self._on_event)
+        run.pausedChanged.connect(self._on_paused)
+        run.finished.connect(self._on_finished)
+        run.failed.connect(self._on_failed)
+        self.run = run
+        try:
+            run.start()
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.run = None
+            self.panel.set_status(f"Cannot start training: {exc}", error=True)
+            return None
+        self.panel.set_running(True)
+        self.panel.set_status(text + (f" ({processes} processes)" if processes > 1 else ""))
+        self.runStarted.emit(config)
+        return run
+
+    def _save_open_edits(self) -> None:
+        """Boxes drawn a moment ago must be in the files the training processes read."""
+        document = getattr(self._window, "document", None)
+        if document is not None and hasattr(document, "save_pending"):
+            document.save_pending()
+
+    def cancel(self) -> None:
+        if self.running:
+            self.run.cancel()
+            self.panel.set_status("Cancelling after this step…")
+
+    def pause(self) -> None:
+        if self.running:
+            self.run.pause()
+            self.panel.set_status("Pausing after this step…")
+
+    def resume(self) -> None:
+        if self.running:
+            self.run.resume()
+
+    def _on_pause_toggled(self, paused: bool) -> None:
+        self.pause() if paused else self.resume()
+
+    def _on_paused(self, paused: bool) -> None:
+        self.panel.set_paused(paused)
+        self.panel.set_status("Paused (Resume to go on)" if paused else "Training…")
+
+    # --- events -------------------------------------------------------------------------------------------
+    def _on_event(self, ev: Any) -> None:
+        self.panel.plots.add_event(ev)
+        if ev.kind == "step":
+            self.panel.set_progress(ev.global_step, ev.total_steps)
+        elif ev.kind == "proposals":
+            what = {"codes": "R-CNN feature pass", "svm": "R-CNN SVMs"}.get(ev.message, "Selective Search proposals")
+            self.panel.set_progress(ev.step, ev.total_steps)
+            self.panel.set_status(f"{what}: {ev.step}/{ev.total_steps}")
+        elif ev.kind in ("message", "start"):
+            self.panel.set_status(ev.message)
+        elif ev.kind == "validation":
+            value = ev.metrics.get("mAP", float("nan"))
+            if math.isfinite(value):
+                self.panel.set_status(f"epoch {ev.epoch}: validation mAP@0.5 {value:.3f}")
+        elif ev.kind == "checkpoint":
+            self.last_checkpoint = ev.checkpoint
+
+    def _on_finished(self, result: Any) -> None:
+        self.panel.plots.flush()
+        self.panel.set_running(False)
+        checkpoint = result.checkpoint if result.checkpoint and Path(result.checkpoint).is_file() else None
+        self.last_checkpoint = checkpoint
+        self.panel.load_button.setEnabled(checkpoint is not None and self._load_model is not None)
+        text = {"completed": "Finished", "cancelled": "Cancelled", "diverged": "Stopped"}.get(result.status, "Ended")
+        offer = " — load it into the Model stage to see it on the image" if checkpoint and self._load_model else ""
+        self.panel.set_status(f"{text}: {result.message}{offer}", error=result.status == "diverged")
+        self.runFinished.emit(result)
+
+    def _on_failed(self, message: str) -> None:
+        self.panel.plots.flush()
+        self.panel.set_running(False)
+        self.panel.set_status(f"Training failed: {message}", error=True)
+        self.runFailed.emit(message)
+
+    def load_result(self) -> None:
+        """Load the last run's checkpoint into the Model stage."""
+        if self.last_checkpoint and self._load_model is not None:
+            self._load_model(self.last_checkpoint)
+            self.message.emit(f"Loading {self.last_checkpoint} into the Model stage")
+
+    def _raise(self) -> None:
+        if self._dock is not None:
+            self._dock.show()
+            self._dock.raise_()

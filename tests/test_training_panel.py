@@ -1,0 +1,196 @@
+"""The Training panel in the real window: train a tiny Faster R-CNN from it in worker processes, live plots,
+pause/resume, cancel with a checkpoint, continue from it, load the result into the Model stage; generations
+that cannot train greyed with the reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.stages.model import ModelStage
+from app.stages.training import TrainingStage, options
+from models.detection.checkpoints import load_checkpoint, load_detector
+from models.detection.training import TrainResult
+from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
+
+#: Spawning a training process imports torch afresh: seconds on a quiet machine, more on a busy one.
+RUN_TIMEOUT = 240_000
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    from models.data.synthetic import SynthParams, write_synthetic
+
+    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
+                         max_object_size=56, photo_fraction=0.0, image_format="png")
+    return write_synthetic(tmp_path_factory.mktemp("panel_set") / "set", 8, seed=5, params=params)
+
+
+@pytest.fixture
+def window(qtbot, settings):  # noqa: F811 - the fixture above
+    w = make_window(qtbot, settings, thumbnails=False)
+    yield w
+    w.close()
+
+
+def training(window) -> TrainingStage:
+    return next(s for s in window.stages if isinstance(s, TrainingStage))
+
+
+def open_set(qtbot, window, path) -> TrainingStage:
+    stage = training(window)
+    assert window.open_path(Path(path))
+    qtbot.waitUntil(lambda: stage.summary is not None, timeout=20_000)
+    return stage
+
+
+def tiny_settings(stage: TrainingStage, epochs: int = 1, val_images: int = 0) -> None:
+    """A model small enough to train in a blink, set the way a user would: through the panel's widgets."""
+    panel = stage.panel
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.backbone.setCurrentIndex(panel.backbone.findData("small"))
+    panel.epochs.setValue(epochs)
+    panel.device.setCurrentText("cpu")
+    panel.val_images.setValue(val_images)
+    for part, name, text in (("training", "min_size", "96"), ("training", "max_size", "128"),
+                             ("training", "warmup_iters", "2"), ("training", "lr", "0.01"),
+                             ("model", "small_width", "8"), ("model", "anchor_sizes", "16, 32, 64"),
+                             ("model", "representation_size", "32")):
+        panel.set_setting_text(part, name, text)
+
+
+def test_the_panel_sits_in_the_bottom_area_and_lists_what_can_train(qtbot, window, tiny_set):
+    stage = training(window)
+    assert stage.dock_area == "bottom" and stage.docks()[0] in window.bottom_docks
+    assert window.dockWidgetArea(stage.docks()[0]) == Qt.DockWidgetArea.BottomDockWidgetArea
+    # Nothing open: every generation greyed, with the reason.
+    assert stage.panel.generation.count() >= 3
+    assert not any(stage.panel.generation_enabled(g) for g, _ in options.generation_choices(None))
+    assert "open a dataset" in stage.panel.generation_note.text()
+    # The backbone list says what is pretrained and on what.
+    texts = [stage.panel.backbone.itemText(i) for i in range(stage.panel.backbone.count())]
+    assert any(t.startswith("small") and "from scratch" in t for t in texts)
+    assert any(t.startswith("efficientnet_lite0") and "ImageNet" in t for t in texts)
+    open_set(qtbot, window, tiny_set)
+    assert all(stage.panel.generation_enabled(g) for g in ("rcnn", "fast-rcnn", "faster-rcnn"))
+    assert stage.panel.generation.currentText() == "faster-rcnn"
+
+
+def test_a_dataset_without_boxes_greys_every_generation(qtbot, window, tmp_path):
+    folder = tmp_path / "unlabelled"
+    folder.mkdir()
+    for i in range(3):
+        write_image(folder / f"im{i}.png", seed=i)
+    stage = open_set(qtbot, window, folder)
+    assert not any(stage.panel.generation_enabled(g) for g in ("rcnn", "fast-rcnn", "faster-rcnn"))
+    assert "no labelled boxes" in stage.panel.generation_note.text()
+    assert stage.start() is None and "no labelled boxes" in stage.panel.status.text()
+
+
+def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qtbot, window, tiny_set, tmp_path):
+    stage = open_set(qtbot, window, tiny_set)
+    tiny_settings(stage, epochs=2, val_images=2)
+    stage.max_steps = 8  # two epochs of six images are twelve steps; stop at eight, in epoch two
+    steps, validations = [], []
+    with qtbot.waitSignal(stage.runStarted, timeout=10_000) as started:
+        qtbot.mouseClick(stage.panel.train_button, Qt.MouseButton.LeftButton)
+    config = started.args[0]
+    stage.run.event.connect(lambda ev: (steps if ev.kind == "step" else validations if ev.kind == "validation"
+                                        else []).append(ev))
+    assert stage.panel.train_button.isEnabled() is False and stage.panel.cancel_button.isEnabled()
+    # The panel's overrides reached the run's config.
+    assert config.min_size == 96 and config.model["small_width"] == 8 and config.model["anchor_sizes"] == [16, 32, 64]
+    assert config.generation == "faster-rcnn" and config.backbone == "small" and config.device == "cpu"
+    out = Path(config.out)
+    assert out.name == "model.pt" and out.parent.parent == Path(options.runs_dir())
+    assert out.parent.name.endswith("-faster-rcnn")
+    with qtbot.waitSignal(stage.runFinished, timeout=RUN_TIMEOUT) as done:
+        pass
+    result: TrainResult = done.args[0]
+    assert result.status == "completed", result.message
+    assert len(steps) == 8 and [e.global_step for e in steps] == list(range(1, 9))
+    plots = stage.panel.plots
+    for loss in ("total", "rpn_objectness", "rpn_box", "cls", "box"):
+        assert plots.point_count(loss) == len(steps)
+    assert len(plots.lr.xs) == 8 and len(plots.speed.xs) >= 7  # a rate needs two steps
+    # after each epoch, the second one ended by the step limit
+    assert len(validations) == 2 and plots.val["mAP"].xs == [1.0, 2.0]
+    assert out.is_file() and Path(str(out) + ".log.jsonl").is_file()
+    log = json.loads(Path(str(out) + ".log.jsonl").read_text().splitlines()[-1])
+    assert log["status"] == "completed" and log["config"]["model"]["small_width"] == 8
+    assert "val_mAP" in log["history"][0]
+    assert stage.panel.train_button.isEnabled() and stage.panel.load_button.isEnabled()
+    model_stage = next(s for s in window.stages if isinstance(s, ModelStage))
+    with qtbot.waitSignal(model_stage.modelLoaded, timeout=60_000) as loaded:
+        qtbot.mouseClick(stage.panel.load_button, Qt.MouseButton.LeftButton)
+    assert Path(loaded.args[0].path) == out
+
+
+def test_pause_resume_cancel_keeps_a_checkpoint_that_continues(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    tiny_settings(stage, epochs=50)
+    steps = []
+    with qtbot.waitSignal(stage.runStarted, timeout=10_000):
+        stage.start()
+    stage.run.event.connect(lambda ev: steps.append(ev) if ev.kind == "step" else None)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=RUN_TIMEOUT)
+    with qtbot.waitSignal(stage.run.pausedChanged, timeout=30_000, check_params_cb=lambda p: p):
+        qtbot.mouseClick(stage.panel.pause_button, Qt.MouseButton.LeftButton)
+    assert stage.panel.pause_button.text() == "Resume"
+    paused_at = len(steps)
+    with qtbot.waitSignal(stage.run.pausedChanged, timeout=30_000, check_params_cb=lambda p: not p):
+        qtbot.mouseClick(stage.panel.pause_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) >= paused_at + 8, timeout=RUN_TIMEOUT)  # into the second epoch
+    with qtbot.waitSignal(stage.runFinished, timeout=30_000) as done:
+        qtbot.mouseClick(stage.panel.cancel_button, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    assert result.status == "cancelled" and result.checkpoint
+    payload = load_checkpoint(result.checkpoint)
+    assert payload["epoch"] >= 1 and payload["extra"]["cancelled_in_epoch"] == payload["epoch"] + 1
+    assert load_detector(result.checkpoint, device="cpu").class_names == ["circle", "square", "triangle"]
+    assert stage.panel.load_button.isEnabled()
+
+    # Continue that run from its checkpoint: it starts after the epoch it had finished.
+    done_epochs = payload["epoch"]
+    stage.max_steps = done_epochs * 6 + 2  # six steps an epoch: two steps into the next one
+    starts = []
+    with qtbot.waitSignal(stage.runStarted, timeout=30_000) as started:
+        stage.choose_checkpoint = lambda: result.checkpoint
+        qtbot.mouseClick(stage.panel.continue_button, Qt.MouseButton.LeftButton)
+    assert started.args[0].resume == result.checkpoint and started.args[0].out == result.checkpoint
+    stage.run.event.connect(lambda ev: starts.append(ev) if ev.kind == "start" else None)
+    with qtbot.waitSignal(stage.runFinished, timeout=RUN_TIMEOUT) as again:
+        pass
+    assert again.args[0].status == "completed", again.args[0].message
+    assert starts and starts[0].epoch == done_epochs + 1
+    assert load_checkpoint(result.checkpoint)["epoch"] == done_epochs + 1
+
+
+def test_a_diverged_run_is_reported_with_its_checkpoint(qtbot, window, tmp_path):
+    stage = training(window)
+    kept = tmp_path / "m.pt"
+    kept.write_bytes(b"x")
+    stage._on_finished(TrainResult("diverged", 3, str(kept), "training stopped: loss 'cls' became nan at "
+                                   "epoch 4, step 2; the last good checkpoint (m.pt) is kept; try a lower --lr", 1.0))
+    assert "became nan" in stage.panel.status.text() and "c62828" in stage.panel.status.styleSheet()
+    assert stage.last_checkpoint == str(kept) and stage.panel.load_button.isEnabled()
+
+
+def test_settings_cells_parse_as_the_values_they_replace():
+    assert options.parse_value("0.5", 0.01) == 0.5 and options.parse_value("2", 0.1) == 2.0
+    assert options.parse_value("16, 32", [128, 256]) == [16, 32]
+    assert options.parse_value("[16, 32]", [128]) == [16, 32]
+    assert options.parse_value("no", True) is False and options.parse_value("none", None) is None
+    assert options.parse_value("adamw", "sgd") == "adamw"
+    with pytest.raises(ValueError):
+        options.parse_value("fast", 0.1)
+
+
+def test_an_unparseable_setting_is_a_message_not_a_run(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    stage.panel.set_setting_text("training", "lr", "fast")
+    assert stage.start() is None
+    assert "training.lr" in stage.panel.status.text() and stage.run is None
