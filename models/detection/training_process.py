@@ -178,7 +178,7 @@ class TrainingProcess:
                 out.append(self._events.get_nowait())
             except queue_module.Empty:
                 break
-            except (EOFError, OSError):
+            except (EOFError, OSError, ValueError):  # ValueError: the queue was closed
                 break
         return out
 

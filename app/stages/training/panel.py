@@ -79,15 +79,23 @@ class TrainingPanel(QWidget):
         self.val_images.setToolTip("Validation mAP@0.5 after each epoch on this many test-split images "
                                    "(a live curve, not the final figure: use Evaluate for that)")
 
+        def pair(a: QWidget, label: str, b: QWidget) -> QHBoxLayout:
+            row = QHBoxLayout()
+            row.addWidget(a, 1)
+            if label:
+                row.addWidget(QLabel(label))
+            row.addWidget(b)
+            return row
+
         form = QFormLayout()
+        form.setVerticalSpacing(4)
         form.addRow("Generation", self.generation)
         form.addRow("", self.generation_note)
         form.addRow("Backbone", self.backbone)
         form.addRow("Preset", self.preset)
-        form.addRow("Epochs", self.epochs)
-        form.addRow("Device", self.device)
-        form.addRow("", self.two_processes)
-        form.addRow("Validation images", self.val_images)
+        form.addRow("Epochs", pair(self.epochs, "Validation images", self.val_images))
+        form.addRow("Device", pair(self.device, "", self.two_processes))
+        self.two_processes.setText("Two processes")
 
         self.train_button = QPushButton("Train")
         self.pause_button = QPushButton("Pause")
@@ -96,30 +104,22 @@ class TrainingPanel(QWidget):
         self.continue_button = QPushButton("Continue from Checkpoint…")
         self.load_button = QPushButton("Load into Model Stage")
         self.load_button.setToolTip("Load the run's checkpoint into the Model stage: every detector layer shows it")
-        row1 = QHBoxLayout()
-        for b in (self.train_button, self.pause_button, self.cancel_button):
-            row1.addWidget(b)
-        row2 = QHBoxLayout()
-        row2.addWidget(self.continue_button)
-        row2.addWidget(self.load_button)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        controls = QHBoxLayout()
+        for b in (self.train_button, self.pause_button, self.cancel_button, self.continue_button,
+                  self.load_button):
+            controls.addWidget(b)
+        controls.addWidget(self.progress, 1)
 
-        left = QVBoxLayout()
-        left.addWidget(explanation_label(EXPLANATION))
-        left.addLayout(form)
-        left.addLayout(row1)
-        left.addLayout(row2)
-        left.addWidget(self.progress)
-        left.addWidget(self.status)
-        left.addStretch(1)
         left_box = QWidget()
-        left_box.setLayout(left)
-        left_box.setFixedWidth(340)
+        left_box.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
+        left_box.setFixedWidth(360)
 
         self.settings = QTreeWidget()
         self.settings.setColumnCount(2)
@@ -130,15 +130,22 @@ class TrainingPanel(QWidget):
         self.reset_settings = QPushButton("Reset to Preset")
         self.reset_settings.clicked.connect(lambda: self.presetChosen.emit(self.preset.currentText()))
         middle = QVBoxLayout()
-        middle.addWidget(QLabel("Settings (double-click a value to override it)"))
         middle.addWidget(self.settings, 1)
         middle.addWidget(self.reset_settings)
 
         self.plots = TrainingPlots()
-        layout = QHBoxLayout(self)
+        # The bottom area is wide and short: the explanation runs across the top, then choices, the
+        # settings table and the plots side by side.
+        outer = QVBoxLayout(self)
+        outer.setSpacing(4)
+        outer.addWidget(explanation_label(EXPLANATION))
+        outer.addLayout(controls)
+        outer.addWidget(self.status)
+        layout = QHBoxLayout()
         layout.addWidget(left_box)
         layout.addLayout(middle)
         layout.addWidget(self.plots, 1)
+        outer.addLayout(layout, 1)
 
         self.train_button.clicked.connect(self.trainRequested)
         self.pause_button.toggled.connect(self.pauseToggled)
@@ -173,6 +180,7 @@ class TrainingPanel(QWidget):
             self.generation.setCurrentText(pick)
         self.generation.blockSignals(False)
         self.generation_note.setText("Not available: " + "; ".join(notes) if notes else "")
+        self.generation_note.setVisible(bool(notes))
         self.train_button.setEnabled(bool(usable) and not self._running)
 
     def generation_enabled(self, name: str) -> bool:

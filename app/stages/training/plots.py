@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QSize, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
-from app.proposal_curves import PALETTE, _plot
+from app.proposal_curves import PALETTE
 
 REDRAW_MS = 200
 #: Fixed colours for the losses every generation reports, so a curve keeps its colour across runs.
@@ -40,6 +40,24 @@ class Series:
             self.ys.append(float(y))
 
 
+def _plot(title: str, legend: bool = True) -> pg.PlotWidget:
+    """A compact white plot (the bottom dock is short): title, no axis titles, a small legend top right."""
+    w = pg.PlotWidget(background="w")
+    item = w.getPlotItem()
+    item.setTitle(title, color="k", size="10pt")
+    for axis in ("left", "bottom"):
+        item.getAxis(axis).setPen(pg.mkPen("k"))
+        item.getAxis(axis).setTextPen(pg.mkPen("k"))
+    item.getAxis("bottom").enableAutoSIPrefix(False)
+    item.showGrid(x=True, y=True, alpha=0.25)
+    if legend:
+        legend = item.addLegend(offset=(-5, 5), labelTextColor="k", labelTextSize="8pt", verticalSpacing=-6,
+                                brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen("#999999"))
+        legend.setColumnCount(3)  # two short rows instead of a tall column over the curves
+    item.setMenuEnabled(False)
+    return w
+
+
 def format_seconds(s: float | None) -> str:
     if s is None or not math.isfinite(s):
         return "–"
@@ -54,27 +72,32 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = _plot("Losses (per step)", "step", "loss", (-10, 10))
-        self.map_plot = _plot("Validation mAP@0.5 (per epoch)", "epoch", "mAP", (-10, -10))
+        self.loss_plot = _plot("Losses, per step")
+        self.map_plot = _plot("Validation mAP@0.5", legend=False)
         self.map_plot.setYRange(0.0, 1.0, padding=0.02)
-        self.lr_plot = _plot("Learning rate", "step", "lr", (-10, 10))
-        self.speed_plot = _plot("Images per second", "step", "images/s", (-10, -10))
-        self.stage_plot = _plot("R-CNN after fine-tuning: feature pass, SVMs", "seconds", "done", (-10, -10))
+        self.lr_plot = _plot("Learning rate", legend=False)
+        self.speed_plot = _plot("Images per second", legend=False)
+        self.stage_plot = _plot("R-CNN after fine-tuning (fraction done vs s)")
         self.stage_plot.setYRange(0.0, 1.0, padding=0.02)
         self.stage_plot.hide()
         for w in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
-            w.setMinimumSize(220, 160)
+            w.setMinimumSize(170, 180)
             w.getPlotItem().setClipToView(True)
             w.getPlotItem().setDownsampling(auto=True, mode="peak")
         self.eta_label = QLabel("")
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
+        # One row: the bottom dock area is wide and short. The loss plot gets the most room.
         grid.addWidget(self.loss_plot, 0, 0)
         grid.addWidget(self.map_plot, 0, 1)
-        grid.addWidget(self.lr_plot, 1, 0)
-        grid.addWidget(self.speed_plot, 1, 1)
-        grid.addWidget(self.stage_plot, 0, 2, 2, 1)
-        grid.addWidget(self.eta_label, 2, 0, 1, 3)
+        grid.addWidget(self.lr_plot, 0, 2)
+        grid.addWidget(self.speed_plot, 0, 3)
+        grid.addWidget(self.stage_plot, 0, 4)
+        self._grid = grid
+        grid.setColumnStretch(0, 2)
+        for c in range(1, 4):
+            grid.setColumnStretch(c, 1)
+        grid.addWidget(self.eta_label, 1, 0, 1, 5)
         self.losses: dict[str, Series] = {}
         self.val: dict[str, Series] = {}
         self.lr = Series()
@@ -87,6 +110,10 @@ class TrainingPlots(QWidget):
         self._timer.timeout.connect(self.flush)
         self.steps_seen = 0
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Short by default: pyqtgraph asks 600×480 per plot, which would make the bottom dock scroll."""
+        return QSize(900, 230)
+
     # --- data ---------------------------------------------------------------------------------------------
     def clear(self) -> None:
         for plot in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
@@ -98,11 +125,15 @@ class TrainingPlots(QWidget):
         self.stages.clear()
         self._stage_t0 = None
         self.stage_plot.hide()
+        self._grid.setColumnStretch(4, 0)
         self.eta_label.setText("")
         self.steps_seen = 0
 
     def add_event(self, ev: Any) -> None:
         """Take one TrainEvent; the plots follow within :data:`REDRAW_MS`."""
+        if ev.kind == "start":
+            self.map_plot.setXRange(0.5, max(1, ev.epochs) + 0.5, padding=0)
+            return
         if ev.kind == "step":
             self.steps_seen += 1
             for name, value in ev.losses.items():
@@ -127,6 +158,7 @@ class TrainingPlots(QWidget):
             if self._stage_t0 is None:
                 self._stage_t0 = now
                 self.stage_plot.show()
+                self._grid.setColumnStretch(4, 1)
             label = "feature pass (images)" if ev.message == "codes" else "SVMs (classes)"
             self.stages.setdefault(label, Series()).add(now - self._stage_t0, ev.step / max(1, ev.total_steps))
         elif ev.kind == "classifiers":
@@ -147,13 +179,29 @@ class TrainingPlots(QWidget):
         for i, (name, s) in enumerate(self.losses.items()):
             self._draw(self.loss_plot, s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
                        width=2 if name == "total" else 1)
-        for i, (name, s) in enumerate(self.val.items()):
-            colour = "#000000" if name == "mAP" else PALETTE[i % len(PALETTE)]
-            self._draw(self.map_plot, s, name, colour, width=2 if name == "mAP" else 1, symbol="o")
+        for name, s in self.val.items():
+            self._draw(self.map_plot, s, name, self.val_colour(name), width=2 if name == "mAP" else 1, symbol="o")
         self._draw(self.lr_plot, self.lr, "lr", PALETTE[0])
         self._draw(self.speed_plot, self.speed, "images/s", PALETTE[2])
         for i, (name, s) in enumerate(self.stages.items()):
             self._draw(self.stage_plot, s, name, PALETTE[i % len(PALETTE)])
+
+    def val_colour(self, name: str) -> str:
+        """mAP black; each class's AP its own colour (in the order the classes first appeared)."""
+        if name == "mAP":
+            return "#000000"
+        names = [n for n in self.val if n != "mAP"]
+        i = names.index(name) if name in names else len(names)
+        return PALETTE[i % len(PALETTE)]
+
+    def validation_text(self, metrics: dict[str, float]) -> str:
+        """The validation figures as rich text, each class in its curve's colour (the plot has no room for a
+        legend)."""
+        parts = [f"<b>mAP@0.5 {metrics.get('mAP', float('nan')):.3f}</b>"]
+        for name, value in metrics.items():
+            if name.startswith("AP ") and math.isfinite(value):
+                parts.append(f"<span style='color:{self.val_colour(name)}'>{name[3:]} {value:.3f}</span>")
+        return " · ".join(parts)
 
     @staticmethod
     def _draw(plot: pg.PlotWidget, s: Series, name: str, colour: str, width: int = 1,

@@ -92,6 +92,8 @@ class TrainingRun(QObject):
                 self._drain()
                 time.sleep(0.02)
             self._drain()
+        self._ended = True
+        self._timer.stop()
         self._finish_processes(0.5)
 
     # --- polling ------------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ from app.stages.training.run import TrainingRun
 from app.workers import Job, WorkerPool
 from models.data.datasets import DatasetSource
 
+#: Smallest height of the dock's contents: the plots and the run controls stay readable.
+MIN_DOCK_HEIGHT = 300
+
 
 def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
     return options.summarise_dataset(source, lambda: job.cancelled)
@@ -87,6 +90,8 @@ class TrainingStage(Stage):
     def docks(self) -> list[QDockWidget]:
         if self._dock is None:
             self._dock = make_dock("Training", "dock_training", self.panel, self._window)
+            # Tall enough for the plots to be read; the dock can still be closed or floated.
+            self._dock.widget().setMinimumHeight(MIN_DOCK_HEIGHT)
         return [self._dock]
 
     def actions(self) -> list[QAction]:
@@ -294,7 +299,8 @@ class TrainingStage(Stage):
         elif ev.kind == "validation":
             value = ev.metrics.get("mAP", float("nan"))
             if math.isfinite(value):
-                self.panel.set_status(f"epoch {ev.epoch}: validation mAP@0.5 {value:.3f}")
+                self.panel.set_status(f"epoch {ev.epoch} validation on {int(ev.metrics.get('images', 0))} images: "
+                                      + self.panel.plots.validation_text(ev.metrics))
         elif ev.kind == "checkpoint":
             self.last_checkpoint = ev.checkpoint
 
