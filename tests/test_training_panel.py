@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 
 from app.stages.model import ModelStage
 from app.stages.training import TrainingStage, options
+from app.stages.training.panel import NO_PRESET
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainResult
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
@@ -48,17 +49,18 @@ def open_set(qtbot, window, path) -> TrainingStage:
 
 
 def tiny_settings(stage: TrainingStage, epochs: int = 1, val_images: int = 0) -> None:
-    """A model small enough to train in a blink, set the way a user would: through the panel's widgets."""
+    """The CPU preset made small enough to train in a blink, set the way a user would: through the panel."""
     panel = stage.panel
     panel.generation.setCurrentText("faster-rcnn")
-    panel.backbone.setCurrentIndex(panel.backbone.findData("small"))
+    panel.preset.setCurrentText("shapes-cpu")
     panel.epochs.setValue(epochs)
     panel.device.setCurrentText("cpu")
     panel.val_images.setValue(val_images)
-    for part, name, text in (("training", "min_size", "96"), ("training", "max_size", "128"),
-                             ("training", "warmup_iters", "2"), ("training", "lr", "0.01"),
-                             ("model", "small_width", "8"), ("model", "anchor_sizes", "16, 32, 64"),
-                             ("model", "representation_size", "32")):
+    for part, name, text in (("input", "min_size", "96"), ("input", "max_size", "128"),
+                             ("backbone", "small_width", "8"), ("backbone", "small_stride", "16"),
+                             ("backbone", "small_context", "false"), ("rpn", "anchor_sizes", "16, 32, 64"),
+                             ("roi_head", "representation_size", "32"), ("training", "warmup_iters", "2"),
+                             ("training", "batch_size", "1"), ("training", "cpu_bf16", "false")):
         panel.set_setting_text(part, name, text)
 
 
@@ -101,8 +103,10 @@ def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qt
     stage.run.event.connect(lambda ev: (steps if ev.kind == "step" else validations if ev.kind == "validation"
                                         else []).append(ev))
     assert stage.panel.train_button.isEnabled() is False and stage.panel.cancel_button.isEnabled()
-    # The panel's overrides reached the run's config.
-    assert config.min_size == 96 and config.model["small_width"] == 8 and config.model["anchor_sizes"] == [16, 32, 64]
+    # The panel's overrides reached the run's config; what was not overridden is the preset's.
+    model = config.detector_config()
+    assert model.input.min_size == 96 and model.backbone.small_width == 8 and model.rpn.anchor_sizes == [16, 32, 64]
+    assert config.optimizer == "adamw" and config.lr == 0.001 and config.batch_size == 1
     assert config.generation == "faster-rcnn" and config.backbone == "small" and config.device == "cpu"
     out = Path(config.out)
     assert out.name == "model.pt" and out.parent.parent == Path(options.runs_dir())
@@ -120,7 +124,7 @@ def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qt
     assert len(validations) == 2 and plots.val["mAP"].xs == [1.0, 2.0]
     assert out.is_file() and Path(str(out) + ".log.jsonl").is_file()
     log = json.loads(Path(str(out) + ".log.jsonl").read_text().splitlines()[-1])
-    assert log["status"] == "completed" and log["config"]["model"]["small_width"] == 8
+    assert log["status"] == "completed" and log["config"]["model"]["backbone"]["small_width"] == 8
     assert "val_mAP" in log["history"][0]
     assert stage.panel.train_button.isEnabled() and stage.panel.load_button.isEnabled()
     model_stage = next(s for s in window.stages if isinstance(s, ModelStage))
@@ -179,7 +183,7 @@ def test_a_diverged_run_is_reported_with_its_checkpoint(qtbot, window, tmp_path)
     assert stage.last_checkpoint == str(kept) and stage.panel.load_button.isEnabled()
 
 
-def test_settings_cells_parse_as_the_values_they_replace():
+def test_settings_cells_parse_as_the_values_they_replace() -> None:
     assert options.parse_value("0.5", 0.01) == 0.5 and options.parse_value("2", 0.1) == 2.0
     assert options.parse_value("16, 32", [128, 256]) == [16, 32]
     assert options.parse_value("[16, 32]", [128]) == [16, 32]
@@ -187,6 +191,44 @@ def test_settings_cells_parse_as_the_values_they_replace():
     assert options.parse_value("adamw", "sgd") == "adamw"
     with pytest.raises(ValueError):
         options.parse_value("fast", 0.1)
+
+
+def test_a_presets_values_appear_in_full_and_reach_the_config(qtbot, window, tiny_set):
+    from models.detection.presets import describe_preset, get_preset
+
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    panel.generation.setCurrentText("fast-rcnn")
+    assert all(preset_generation_is(n, "fast-rcnn") for n in items(panel.preset) if n != NO_PRESET)
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.preset.setCurrentText("shapes-cpu")
+    described = describe_preset("shapes-cpu")
+    for part in ("backbone", "input", "rpn", "roi_head", "training"):
+        for name, value in described[part].items():
+            if name in options.HIDDEN_SETTINGS.get(part, ()):
+                continue
+            assert panel.setting_item(part, name).text(1) == options.format_value(value), (part, name)
+    assert panel.epochs.value() == get_preset("shapes-cpu").training.epochs
+    assert panel.backbone_name() == "small"
+    panel.set_setting_text("rpn", "anchor_sizes", "20, 40")
+    panel.set_setting_text("training", "lr", "0.002")
+    assert panel.setting_item("rpn", "anchor_sizes").font(1).bold()
+    panel.epochs.setValue(3)
+    config = options.build_config(stage.choices(), "/tmp/x/model.pt")
+    assert config.detector_config().rpn.anchor_sizes == [20.0, 40.0] and config.lr == 0.002 and config.epochs == 3
+    assert config.detector_config().roi_head.pooling == described["roi_head"]["pooling"]  # the preset's own
+    qtbot.mouseClick(panel.reset_settings, Qt.MouseButton.LeftButton)
+    assert panel.setting_item("training", "lr").text(1) == options.format_value(described["training"]["lr"])
+    panel.preset.setCurrentText(NO_PRESET)  # the paper's settings
+    assert panel.setting_item("rpn", "anchor_sizes").text(1) != options.format_value(described["rpn"]["anchor_sizes"])
+
+
+def items(combo) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def preset_generation_is(name: str, generation: str) -> bool:
+    return options.preset_generation(name) == generation
 
 
 def test_an_unparseable_setting_is_a_message_not_a_run(qtbot, window, tiny_set):

@@ -2,8 +2,8 @@
 
 Kept apart from the widgets so the rules (which generation can train on this dataset and why not, which devices
 exist, where a run's files go, how a preset and the user's overrides make the config) are plain functions a
-test calls directly. Presets come from :mod:`models.detection.presets` when it is there; without it the
-settings shown are :class:`TrainConfig`'s own fields (the paper's defaults), still overridable one by one.
+test calls directly. Presets come from :mod:`models.detection.presets`; with none chosen the settings are
+the generation's paper settings (as ``train`` without ``--preset``), overridable one by one all the same.
 """
 
 from __future__ import annotations
@@ -20,15 +20,9 @@ from models.data.datasets import DatasetSource
 
 #: Part name of the settings that belong to the training loop (lr, epochs…) when no preset module says.
 TRAINING_PART = "training"
-#: TrainConfig fields the panel sets itself (or that describe one run, not a recipe): never in the table.
+#: TrainConfig fields that say where and how this machine runs one run, not what is trained.
 RUN_FIELDS = ("data", "out", "generation", "backbone", "epochs", "device", "resume", "images_dir", "threads",
               "max_steps", "model", "val_images", "val_split", "proposal_cache", "split")
-
-
-#: Without a preset module: the detector arguments the ``train`` command has flags for, at their defaults
-#: (the paper's). Only values the user changes are passed on, so a generation never gets one it lacks.
-MODEL_PART = "model"
-MODEL_DEFAULTS = {"anchor_sizes": [128, 256, 512], "representation_size": 4096, "small_width": 32}
 
 
 @dataclass(frozen=True)
@@ -158,30 +152,58 @@ def new_run_path(generation: str, now: float | None = None) -> Path:
 
 # ------------------------------------------------------------------------------------------------- presets
 
+#: Settings the panel has its own widget for (or that describe one run, not a recipe): not in the table.
+HIDDEN_SETTINGS = {TRAINING_PART: ("generation", "epochs", "max_steps", "val_images", "val_split", "resume"),
+                   "backbone": ("name",)}
 
-def _presets() -> Any:
-    try:
-        from models.detection import presets
-    except ImportError:
+
+def preset_names(generation: str | None = None) -> list[str]:
+    """Registered presets, those of ``generation`` only when given (a preset is one generation's recipe)."""
+    from models.detection import presets
+
+    names = presets.preset_names()
+    if generation is None:
+        return list(names)
+    return [n for n in names if presets.get_preset(n).generation == generation]
+
+
+def preset_generation(name: str) -> str:
+    from models.detection import presets
+
+    return presets.get_preset(name).generation
+
+
+def describe_settings(preset: str | None, generation: str = "faster-rcnn") -> dict[str, dict[str, Any]]:
+    """The settings a run would use, by part: the preset's in full, or without one the generation's paper
+    settings (what ``train`` uses when no preset is named)."""
+    from models.detection import presets
+
+    if preset:
+        described = presets.describe_preset(preset)
+    else:
+        config = presets.default_train_config("", "", generation)
+        described = config.detector_config().to_dict()
+        training = config.to_dict()
+        skip = set(presets.MIRRORED) | set(RUN_FIELDS) | {"num_workers"}
+        described[TRAINING_PART] = {k: v for k, v in training.items() if k not in skip}
+    return {part: {k: v for k, v in values.items() if k not in HIDDEN_SETTINGS.get(part, ())}
+            for part, values in described.items()}
+
+
+def preset_epochs(preset: str | None) -> int | None:
+    if not preset:
         return None
-    return presets
+    from models.detection import presets
+
+    return int(presets.get_preset(preset).training.epochs)
 
 
-def preset_names() -> list[str]:
-    presets = _presets()
-    return list(presets.preset_names()) if presets is not None else []
+def preset_backbone(preset: str | None) -> str | None:
+    if not preset:
+        return None
+    from models.detection import presets
 
-
-def describe_settings(preset: str | None) -> dict[str, dict[str, Any]]:
-    """The settings a run would use, by part: the preset's in full, or TrainConfig's defaults without one."""
-    presets = _presets()
-    if preset and presets is not None:
-        return {part: dict(values) for part, values in presets.describe_preset(preset).items()}
-    from models.detection.training import TrainConfig
-
-    defaults = TrainConfig(data="", out="")
-    values = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS}
-    return {TRAINING_PART: values, MODEL_PART: dict(MODEL_DEFAULTS)}
+    return str(presets.get_preset(preset).model.backbone.name)
 
 
 def parse_value(text: str, like: Any) -> Any:
@@ -240,27 +262,27 @@ class RunChoices:
     max_steps: int | None = None
 
 
-def build_config(choices: RunChoices, out: str | os.PathLike, resume: str | None = None) -> Any:
-    """The :class:`TrainConfig` of a run: the preset (or TrainConfig's defaults), the user's overrides, then
-    the panel's own fields (data, generation, backbone, epochs, device...), which win."""
-    from models.detection.training import TrainConfig
+def flat_overrides(overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The table's ``{part: {field: value}}`` as the override keys presets take: training fields by name,
+    detector settings as ``part.field``."""
+    return {(name if part == TRAINING_PART else f"{part}.{name}"): value
+            for part, values in overrides.items() for name, value in values.items()}
 
-    presets = _presets()
-    run_fields = dict(data=choices.data, out=str(out), generation=choices.generation, backbone=choices.backbone,
-                      epochs=int(choices.epochs), device=choices.device, threads=choices.threads,
-                      val_images=int(choices.val_images), max_steps=choices.max_steps, resume=resume)
-    if choices.preset and presets is not None:
-        config = presets.train_config_from_preset(choices.preset, choices.data, str(out), choices.overrides)
-        names = {f.name for f in dataclasses.fields(config)}
-        return dataclasses.replace(config, **{k: v for k, v in run_fields.items() if k in names})
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    fields: dict[str, Any] = {}
-    model: dict[str, Any] = {}
-    for part, values in choices.overrides.items():
-        for name, value in values.items():
-            if part == TRAINING_PART and name in known:
-                fields[name] = value
-            else:
-                model[name] = value
-    fields.update(run_fields)
-    return TrainConfig(model=model, **fields)
+
+def build_config(choices: RunChoices, out: str | os.PathLike, resume: str | None = None) -> Any:
+    """The :class:`TrainConfig` of a run: the preset (or the generation's paper settings), the user's
+    overrides, then the panel's own fields (backbone, epochs, device...), which win. A setting that does not
+    exist or does not parse raises ``ValueError`` naming it."""
+    from models.detection import presets
+
+    flat = flat_overrides(choices.overrides)
+    flat["backbone"] = choices.backbone
+    if choices.preset:
+        if preset_generation(choices.preset) != choices.generation:
+            raise ValueError(f"preset {choices.preset} is for {preset_generation(choices.preset)}, "
+                             f"not {choices.generation}")
+        config = presets.train_config_from_preset(choices.preset, choices.data, str(out), flat)
+    else:
+        config = presets.default_train_config(choices.data, str(out), choices.generation, flat)
+    return dataclasses.replace(config, epochs=int(choices.epochs), device=choices.device, threads=choices.threads,
+                               val_images=int(choices.val_images), max_steps=choices.max_steps, resume=resume)

@@ -36,7 +36,7 @@ EXPLANATION = (
     "watch it learn. Training runs in its own processes, so the window stays responsive; cancel keeps what "
     "was learnt as a checkpoint, and a finished run can be loaded into the Model stage, where every detector "
     "layer shows it.")
-NO_PRESET = "(none: the paper's defaults)"
+NO_PRESET = "(none: the paper's settings)"
 ERROR_STYLE = "color: #c62828;"
 #: Tree item data role holding the value a settings row started with (to see what the user changed).
 ORIGINAL_ROLE = Qt.ItemDataRole.UserRole + 1

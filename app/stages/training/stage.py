@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.stages.base import Stage, make_dock
@@ -67,15 +66,13 @@ class TrainingStage(Stage):
         self._pool = WorkerPool(self)
         self.panel = TrainingPanel()
         self._dock: QDockWidget | None = None
-        self.act_show = QAction("&Training Panel", window or self)
-        self.act_show.triggered.connect(self._raise)
 
         self.panel.set_backbones(options.backbone_choices(),
                                  {n: options.backbone_tooltip(n) for n in [c[0] for c in options.backbone_choices()]})
-        self.panel.set_presets(options.preset_names())
         self.panel.set_devices(options.device_choices())
         self.panel.set_generations(options.generation_choices(None))
-        self._show_settings(self.panel.preset_name())
+        self._generation_shown = ""
+        self._on_generation()
         self._update_two_processes()
 
         self.panel.trainRequested.connect(self.start)
@@ -83,7 +80,8 @@ class TrainingStage(Stage):
         self.panel.cancelRequested.connect(self.cancel)
         self.panel.continueRequested.connect(self.ask_continue)
         self.panel.loadRequested.connect(self.load_result)
-        self.panel.presetChosen.connect(lambda _name: self._show_settings(self.panel.preset_name()))
+        self.panel.presetChosen.connect(lambda _name: self._on_preset())
+        self.panel.generation.currentTextChanged.connect(lambda _g: self._on_generation())
         self.panel.deviceChosen.connect(lambda _d: self._update_two_processes())
 
     # --- Stage --------------------------------------------------------------------------------------------
@@ -94,14 +92,12 @@ class TrainingStage(Stage):
             self._dock.widget().setMinimumHeight(MIN_DOCK_HEIGHT)
         return [self._dock]
 
-    def actions(self) -> list[QAction]:
-        return [self.act_show]
-
     def set_dataset(self, source: DatasetSource | None) -> None:
         self.source = source
         self.summary = None
         self.panel.set_generations(options.generation_choices(None) if source is None else
                                    [(g, "reading the dataset's boxes…") for g, _ in options.generation_choices(None)])
+        self._on_generation()
         if source is not None:
             self._pool.start(_summary_job, source, on_result=lambda s, src=source: self._on_summary(s, src),
                              on_error=lambda m: self.panel.set_status(f"Cannot read the dataset: {m}", error=True))
@@ -120,15 +116,36 @@ class TrainingStage(Stage):
             return
         self.summary = summary
         self.panel.set_generations(options.generation_choices(summary))
+        self._on_generation()
         if summary.boxes:
             self.panel.set_status(f"{summary.labelled_images} labelled images of {summary.images}, "
                                   f"{summary.boxes} boxes, {len(summary.class_names)} classes")
 
-    def _show_settings(self, preset: str | None) -> None:
+    def _on_generation(self) -> None:
+        """A preset is one generation's recipe: the list follows the generation (its first preset chosen)."""
+        generation = self.panel.generation.currentText()
+        if generation == self._generation_shown:
+            return
+        self._generation_shown = generation
+        self.panel.set_presets(options.preset_names(generation) if generation else [])
+        self._on_preset()
+
+    def _on_preset(self) -> None:
+        """Show the preset's settings in full; its epochs and backbone go to their own widgets."""
+        preset = self.panel.preset_name()
+        generation = self.panel.generation.currentText() or "faster-rcnn"
         try:
-            self.panel.set_settings(options.describe_settings(preset))
+            self.panel.set_settings(options.describe_settings(preset, generation))
         except (KeyError, ValueError) as exc:
             self.panel.set_status(f"Preset {preset}: {exc}", error=True)
+            return
+        epochs = options.preset_epochs(preset)
+        if epochs:
+            self.panel.epochs.setValue(epochs)
+        backbone = options.preset_backbone(preset) or "small"
+        i = self.panel.backbone.findData(backbone)
+        if i >= 0:
+            self.panel.backbone.setCurrentIndex(i)
 
     def _update_two_processes(self) -> None:
         device = self.panel.device.currentText() or "auto"
@@ -327,7 +344,3 @@ class TrainingStage(Stage):
             self._load_model(self.last_checkpoint)
             self.message.emit(f"Loading {self.last_checkpoint} into the Model stage")
 
-    def _raise(self) -> None:
-        if self._dock is not None:
-            self._dock.show()
-            self._dock.raise_()
