@@ -61,6 +61,8 @@ class TrainingStage(Stage):
         self._closed = False
         #: Stop after this many steps (tests and quick looks; None: the epochs decide).
         self.max_steps: int | None = None
+        #: torch threads per training process (None: one each with two processes, else torch's default).
+        self.threads: int | None = None
         #: File chooser for "continue from checkpoint" (tests replace it): () -> path or "".
         self.choose_checkpoint: Callable[[], str] = self._ask_checkpoint
         self._pool = WorkerPool(self)
@@ -164,7 +166,8 @@ class TrainingStage(Stage):
             generation=self.panel.generation.currentText(), backbone=self.panel.backbone_name(),
             preset=self.panel.preset_name(), epochs=self.panel.epochs.value(),
             device=self.panel.device.currentText() or "auto", overrides=self.panel.overrides(),
-            processes=processes, threads=1 if processes > 1 else None, val_images=self.panel.val_images.value(),
+            processes=processes, threads=self.threads or (1 if processes > 1 else None),
+            val_images=self.panel.val_images.value(),
             max_steps=self.max_steps)
 
     def _data_path(self) -> str | None:

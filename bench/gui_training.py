@@ -1,0 +1,177 @@
+"""Benchmark: the window while it trains — longest event-loop stall, and training throughput against ``train``.
+
+    QT_QPA_PLATFORM=offscreen python bench/gui_training.py                  # one process, 30 steps each side
+    QT_QPA_PLATFORM=offscreen python bench/gui_training.py --processes 2    # data-parallel on both sides
+
+Both sides train the same thing: the ``shapes-cpu`` preset at a reduced input size (``--size``) on a fresh
+synthetic set, ``--steps`` optimiser steps, one torch thread per process. The window side sets it through the
+Training panel's widgets and presses Train (worker processes, events polled by a timer in the GUI thread); the
+headless side runs ``python main.py train --preset shapes-cpu ...`` (under ``torch.distributed.run`` for two
+processes). The checkpoints' stored configs are compared, so "same settings" is checked, not assumed.
+
+Throughput is steps per second of training time as each checkpoint records it (``extra.train_seconds``: from
+the start of the training loop's set-up to the last save — interpreter start and ``import torch`` excluded,
+which a window pays once per run and a shell once per command alike); wall seconds are printed too. The stall
+is the longest gap between ticks of a 5 ms timer in the window while the run goes (an idle baseline first:
+the gaps the machine's own load causes). Targets (issue 16): stall <= 50 ms, window/headless >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+
+IDLE_BASELINE_S = 3.0
+PRESET = "shapes-cpu"
+#: Config fields that differ between the two runs by design (where each writes, how it was started).
+RUN_ONLY = ("out", "threads", "val_images", "resume", "proposal_cache", "images_dir")
+
+
+def make_set(n: int, seed: int) -> Path:
+    from models.data.synthetic import write_synthetic
+
+    out = Path(tempfile.mkdtemp(prefix="bench_gui_training_")) / "set"
+    write_synthetic(out, n, seed)
+    return out
+
+
+def headless(data: Path, out: Path, steps: int, size: int, processes: int) -> dict:
+    cmd = [sys.executable, "main.py", "train", "--preset", PRESET, "--data", str(data), "--out", str(out),
+           "--max-steps", str(steps), "--threads", "1", "--device", "cpu", "--min-size", str(size),
+           "--max-size", str(int(size * 1.5)), "--quiet"]
+    if processes > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"] + cmd[1:]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"headless train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return {"wall_s": wall, **_from_checkpoint(out, steps)}
+
+
+def _from_checkpoint(path: Path, steps: int) -> dict:
+    from models.detection.checkpoints import load_checkpoint
+
+    payload = load_checkpoint(path)
+    seconds = float(payload["extra"]["train_seconds"])
+    return {"train_s": seconds, "steps_per_s": steps / seconds, "config": payload["config"]}
+
+
+def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: float = 1800.0) -> dict:
+    """Train from the panel of a real window; the timer gaps while it runs."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow, process_events_until
+    from app.settings import Settings
+    from app.stages.training import TrainingStage
+
+    QApplication.instance() or QApplication(sys.argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gui_training_settings_"))
+    os.environ["RCNN_EXPLORER_DATA"] = str(tmp / "data")
+    window = MainWindow(Settings(tmp / "s.ini"), thumbnails=False)
+    window.resize(1500, 950)
+    window.show()
+    window.open_path(data)
+    stage = next(s for s in window.stages if isinstance(s, TrainingStage))
+    stage.docks()[0].show()
+    if not process_events_until(lambda: stage.summary is not None, 60_000):
+        raise SystemExit("the dataset summary did not arrive")
+    panel = stage.panel
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.preset.setCurrentText(PRESET)
+    panel.device.setCurrentText("cpu")
+    panel.val_images.setValue(0)
+    panel.two_processes.setChecked(processes > 1)
+    panel.set_setting_text("input", "min_size", str(size))
+    panel.set_setting_text("input", "max_size", str(int(size * 1.5)))
+    stage.max_steps = steps
+    stage.threads = 1  # as --threads 1 on the headless side
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(lambda: gaps.append(clock.restart()))
+    clock.start()
+    timer.start()
+    process_events_until(lambda: False, int(IDLE_BASELINE_S * 1000))
+    idle = np.asarray(gaps[1:] or [0.0])
+    gaps.clear()
+    done: list[object] = []
+    failed: list[str] = []
+    stage.runFinished.connect(done.append)
+    stage.runFailed.connect(failed.append)
+    t0 = time.perf_counter()
+    clock.restart()
+    run = stage.start()
+    if run is None:
+        raise SystemExit(f"the panel did not start: {panel.status.text()}")
+    process_events_until(lambda: bool(done or failed), int(timeout_s * 1000))
+    wall = time.perf_counter() - t0
+    timer.stop()
+    out = Path(run.config.out)
+    window.grab().save(str(tmp / "window.png"))
+    window.close()
+    if failed or not done:
+        raise SystemExit(f"training in the window failed: {failed or 'timed out'}")
+    g = np.asarray(gaps[1:] or [0.0])
+    return {"wall_s": wall, "max_gap_ms": float(g.max()), "p99_gap_ms": float(np.percentile(g, 99)),
+            "idle_max_gap_ms": float(idle.max()), "idle_p99_gap_ms": float(np.percentile(idle, 99)),
+            "ticks": int(g.size), "screenshot": str(tmp / "window.png"), **_from_checkpoint(out, steps)}
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: window {a.get(k)!r} vs headless {b.get(k)!r}" for k in keys
+            if k not in RUN_ONLY and a.get(k) != b.get(k)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=30, help="optimiser steps per run (default 30)")
+    p.add_argument("--processes", type=int, default=1, choices=(1, 2))
+    p.add_argument("--images", type=int, default=24, help="synthetic images (75%% train)")
+    p.add_argument("--size", type=int, default=256, help="shorter image side for training (default 256)")
+    p.add_argument("--rounds", type=int, default=1, help="headless, window pairs (interleaved)")
+    p.add_argument("--data", type=Path, default=None, help="dataset instead of a fresh synthetic set")
+    p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = p.parse_args(argv)
+    data = args.data or make_set(args.images, seed=0)
+    rows = []
+    for r in range(args.rounds):
+        h = headless(data, Path(tempfile.mkdtemp(prefix="bench_headless_")) / "model.pt", args.steps, args.size,
+                     args.processes)
+        w = in_window(data, args.steps, args.size, args.processes)
+        diff = config_differences(w["config"], h["config"])
+        rows.append({"round": r + 1, "headless": {k: v for k, v in h.items() if k != "config"},
+                     "window": {k: v for k, v in w.items() if k != "config"}, "config_differences": diff})
+        print(f"round {r + 1}: {args.steps} steps, {args.processes} process(es), preset {PRESET} at {args.size} px")
+        print(f"  headless train: {h['train_s']:.1f} s training ({h['steps_per_s']:.3f} steps/s), {h['wall_s']:.1f} s wall")
+        print(f"  window:         {w['train_s']:.1f} s training ({w['steps_per_s']:.3f} steps/s), {w['wall_s']:.1f} s wall")
+        print(f"  throughput window/headless: {w['steps_per_s'] / h['steps_per_s']:.3f} (training time), "
+              f"{h['wall_s'] / w['wall_s']:.3f} (wall)")
+        print(f"  event-loop stall while training: max {w['max_gap_ms']:.1f} ms, p99 {w['p99_gap_ms']:.1f} ms "
+              f"over {w['ticks']} ticks (idle baseline: max {w['idle_max_gap_ms']:.1f} ms, "
+              f"p99 {w['idle_p99_gap_ms']:.1f} ms)")
+        print("  same settings: " + ("yes" if not diff else "NO: " + "; ".join(diff)))
+        print(f"  screenshot: {w['screenshot']}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
