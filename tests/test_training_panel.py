@@ -76,6 +76,16 @@ def test_the_panel_sits_in_the_bottom_area_and_lists_what_can_train(qtbot, windo
     texts = [stage.panel.backbone.itemText(i) for i in range(stage.panel.backbone.count())]
     assert any(t.startswith("small") and "from scratch" in t for t in texts)
     assert any(t.startswith("efficientnet_lite0") and "ImageNet" in t for t in texts)
+    # Closed at start; the Detector menu opens it, and a second bottom workspace opened joins its tab row.
+    dock = stage.docks()[0]
+    assert not dock.isVisible()
+    dock.toggleViewAction().trigger()
+    qtbot.waitUntil(dock.isVisible)
+    others = [d for d in window.bottom_docks if d is not dock]
+    if others:
+        others[0].toggleViewAction().trigger()
+        qtbot.waitUntil(others[0].isVisible)
+        assert others[0] in window.tabifiedDockWidgets(dock)
     open_set(qtbot, window, tiny_set)
     assert all(stage.panel.generation_enabled(g) for g in ("rcnn", "fast-rcnn", "faster-rcnn"))
     assert stage.panel.generation.currentText() == "faster-rcnn"
