@@ -82,6 +82,8 @@ TRAINING_HELP: dict[str, str] = {
     "classes": "train on these classes only (others left out; images without them stay as negatives)",
     "train_indices": "train on exactly these images (indices into the dataset), e.g. a cross-validation fold",
     "backbone_lr_scale": "the backbone's learning rate as a fraction of lr (0.1: fine-tuning a pretrained one)",
+    "val_images": "validation mAP@0.5 after each epoch on at most this many images (0: off)",
+    "val_split": "the split the per-epoch validation reads",
 }
 
 

@@ -42,6 +42,16 @@ ERROR_STYLE = "color: #c62828;"
 ORIGINAL_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+def setting_help(part: str, name: str) -> str:
+    """The setting's one-line help from the presets module ("" when it has none)."""
+    try:
+        from models.detection.presets import setting_help as help_of
+
+        return help_of(part, name)
+    except (ImportError, ValueError, KeyError):
+        return ""
+
+
 class TrainingPanel(QWidget):
     trainRequested = Signal()
     pauseToggled = Signal(bool)
@@ -225,6 +235,10 @@ class TrainingPanel(QWidget):
             for name, value in values.items():
                 child = QTreeWidgetItem([name, format_value(value)])
                 child.setData(1, ORIGINAL_ROLE, value)
+                tip = setting_help(part, name)
+                if tip:
+                    child.setToolTip(0, tip)
+                    child.setToolTip(1, tip)
                 child.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable)
                 top.addChild(child)
             top.setExpanded(True)
