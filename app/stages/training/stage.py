@@ -24,9 +24,6 @@ from app.stages.training.run import TrainingRun
 from app.workers import Job, WorkerPool
 from models.data.datasets import DatasetSource
 
-#: Smallest height of the dock's contents: the plots and the run controls stay readable.
-MIN_DOCK_HEIGHT = 300
-
 
 def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
     return options.summarise_dataset(source, lambda: job.cancelled)
@@ -89,9 +86,9 @@ class TrainingStage(Stage):
     # --- Stage --------------------------------------------------------------------------------------------
     def docks(self) -> list[QDockWidget]:
         if self._dock is None:
+            # No minimum height forced on it: with the left column's docks as they are, a tall minimum made the
+            # window grow past the height asked for; a short dock scrolls instead.
             self._dock = make_dock("Training", "dock_training", self.panel, self._window)
-            # Tall enough for the plots to be read; the dock can still be closed or floated.
-            self._dock.widget().setMinimumHeight(MIN_DOCK_HEIGHT)
         return [self._dock]
 
     def set_dataset(self, source: DatasetSource | None) -> None:
