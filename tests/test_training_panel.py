@@ -138,9 +138,14 @@ def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qt
     assert "val_mAP" in log["history"][0]
     assert stage.panel.train_button.isEnabled() and stage.panel.load_button.isEnabled()
     model_stage = next(s for s in window.stages if isinstance(s, ModelStage))
-    with qtbot.waitSignal(model_stage.modelLoaded, timeout=60_000) as loaded:
+    # Loaded, and run on the image shown (waiting for that trace too: no worker thread is left running when
+    # the window closes).
+    loaded = []
+    model_stage.modelLoaded.connect(loaded.append)
+    with qtbot.waitSignal(window.detector_session.traceChanged, timeout=60_000,
+                          check_params_cb=lambda t: t is not None):
         qtbot.mouseClick(stage.panel.load_button, Qt.MouseButton.LeftButton)
-    assert Path(loaded.args[0].path) == out
+    assert len(loaded) == 1 and Path(loaded[0].path) == out
 
 
 def test_pause_resume_cancel_keeps_a_checkpoint_that_continues(qtbot, window, tiny_set):
