@@ -157,6 +157,14 @@ class Settings:
     def set_model_device(self, device: str) -> None:
         self.qsettings.setValue("model_device", str(device))
 
+    # --- runs --------------------------------------------------------------------------------------------
+    def run_checkpoints(self) -> list[str]:
+        """Checkpoints from outside the runs folder the user added to the Runs list (kept across sessions)."""
+        return _as_list(self.qsettings.value("runs/added"))
+
+    def set_run_checkpoints(self, paths: list[str]) -> None:
+        self.qsettings.setValue("runs/added", [str(p) for p in paths])
+
     # --- window ------------------------------------------------------------------------------------------
     def geometry(self) -> QByteArray | None:
         v = self.qsettings.value("window/geometry")

@@ -19,6 +19,7 @@ from app.stages.regression.controller import RegressionStage
 from app.stages.roi_grid.stage import RoiGridStage
 from app.stages.roi_sampling.stage import RoiSamplingStage
 from app.stages.rpn.controller import RpnStage
+from app.stages.runs import RunsStage
 from app.stages.suggestions import SuggestionsStage
 from app.stages.training import TrainingStage
 
@@ -45,5 +46,6 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(DatasetStatsStage(canvas, session, window))  # bottom dock: counts, sizes vs anchors
     # Bottom dock area: trains in worker processes; a finished run loads into the Model stage.
     stages.append(TrainingStage(canvas, session, window, load_model=model_stage.load_model))
+    stages.append(RunsStage(canvas, session, window))  # bottom dock: finished runs side by side
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

@@ -434,8 +434,65 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     """Train ``config.generation`` on ``config.data`` and write checkpoints to ``config.out``.
 
     Returns how it ended; raises only for set-up errors (bad paths, missing weights, unknown generation).
+    An error after the first step (out of memory, a bug) is re-raised too, but first a "failed" line goes to
+    the training log, so the runs list shows the run and why it stopped (``models.detection.runs``).
     """
+    run_log = _RunLog()
+    try:
+        return _train_run(config, callbacks, cancel, run_log)
+    except Exception as exc:
+        if run_log.started:
+            run_log.write_failure(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+class _RunLog:
+    """What one call of :func:`train` appends to ``<checkpoint>.log.jsonl``: one JSON line per call (a resumed
+    run adds a line), with the settings, how it ended, the per-epoch means and every step's losses, the
+    device and the wall-clock start. ``models.detection.runs`` reads it to list and compare runs."""
+
+    VERSION = 2
+
+    def __init__(self) -> None:
+        self.started = False
+        self.path: Path | None = None
+        self.base: dict[str, Any] = {}
+        self.steps: list[dict[str, float]] = []
+        self.history: list[dict[str, float]] = []
+        self.t0 = time.monotonic()
+        self.epochs = 0
+
+    def start(self, out: Path, base: dict[str, Any]) -> None:
+        self.started, self.path, self.base = True, Path(str(out) + ".log.jsonl"), dict(base)
+
+    def step(self, global_step: int, epoch: int, lr: float, losses: dict[str, float]) -> None:
+        row = {"step": int(global_step), "epoch": int(epoch), "lr": float(f"{lr:.6g}")}
+        row.update({k: float(f"{v:.6g}") for k, v in losses.items()})
+        self.steps.append(row)
+
+    def record(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {**fields, **self.base, "log_version": self.VERSION,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "steps": self.steps}
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(self.record(fields)) + "\n")
+        except OSError as exc:
+            log.warning("could not write the training log: %s", exc)
+
+    def write_failure(self, message: str) -> None:
+        self.write({"status": "failed", "message": message, "epochs": self.epochs, "history": self.history,
+                    "elapsed_s": round(time.monotonic() - self.t0, 1)})
+
+
+def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None,
+               cancel: threading.Event | None, run_log: _RunLog) -> TrainResult:
+    """The body of :func:`train`; ``run_log`` collects what the training log records."""
     t0 = time.monotonic()
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     dist_info = init_distributed(config.device)
     if dist_info.enabled and torch.cuda.is_available() and config.device in ("auto", "cuda"):
         device = torch.device("cuda", dist_info.local_rank)
@@ -542,6 +599,13 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
                         elapsed_s=time.monotonic() - t0))
         return str(out)
 
+    if dist_info.is_main:
+        run_log.history = history
+        run_log.start(out, {"config": cfg_dict, "generation": config.generation, "backbone": config.backbone,
+                            "device": str(device), "amp": use_amp, "bf16": use_bf16,
+                            "steps_per_epoch": steps_per_epoch, "world_size": dist_info.world_size,
+                            "start_epoch": start_epoch, "started_at": started_at,
+                            "class_names": list(class_names), "checkpoint": str(out)})
     emit(TrainEvent("start", epoch=start_epoch + 1, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                     global_step=global_step, total_steps=total_steps,
                     message=f"{len(dataset)} images, {len(class_names)} classes, device {device}"
@@ -601,6 +665,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
+            run_log.step(global_step, epoch, lr, vals)
             elapsed = time.monotonic() - run_start
             eta = elapsed / steps_this_run * max(0, total_steps - global_step)
             emit(TrainEvent("step", epoch=epoch, epochs=config.epochs, step=step, steps_per_epoch=steps_per_epoch,
@@ -626,6 +691,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
                                     f"'{config.val_split}' images ({time.monotonic() - t_val:.1f} s)"))
         if config.val_images > 0:
             _barrier(dist_info)  # the other ranks wait while rank 0 validates
+        run_log.epochs = done_epochs
         last_good = save(epoch) or last_good
         emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, global_step=global_step,
                         total_steps=total_steps, losses=history[-1] if history else {},
@@ -638,13 +704,10 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     if status == "completed":
         message = f"trained {done_epochs} epochs; checkpoint {out}"
     if dist_info.is_main:
-        try:
-            with open(str(out) + ".log.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps({"status": status, "message": message, "epochs": done_epochs,
-                                     "history": history, "config": cfg_dict,
-                                     "elapsed_s": round(time.monotonic() - t0, 1)}) + "\n")
-        except OSError as exc:
-            log.warning("could not write the training log: %s", exc)
+        run_log.write({"status": status, "message": message, "epochs": done_epochs, "history": history,
+                       "elapsed_s": round(time.monotonic() - t0, 1), "global_step": global_step,
+                       "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2)})
+        run_log.started = False  # written: an error after this point is not the run's
     _barrier(dist_info)
     emit(TrainEvent("end", epoch=done_epochs, epochs=config.epochs, global_step=global_step,
                     total_steps=total_steps, message=message, elapsed_s=time.monotonic() - t0,

@@ -1,0 +1,527 @@
+"""Finished and interrupted training runs: listed with their settings, time and figures, and compared.
+
+A run is a checkpoint (``*.pt``) plus, when :func:`models.detection.training.train` wrote it, the training log
+beside it (``<checkpoint>.log.jsonl``: one JSON line per call of ``train``; a resumed run adds a line). The log
+says how the run ended (finished, cancelled, failed), how long it took, on which device, and every step's
+losses; the checkpoint alone (a shipped model, a file copied from elsewhere) still gives the generation, the
+settings, the epochs and the per-epoch mean losses. Nothing here raises for a bad file: an unreadable
+checkpoint becomes a record with ``error`` set, so a list of runs never fails because of one of them.
+
+Why per-class AP is cached beside the checkpoint (``<checkpoint>.eval.json``): running a detector over a
+test split takes seconds to minutes, and comparing runs means looking at the same pairs again and again. The
+cache key holds the checkpoint's size and modification time, the dataset folder, the split, and a digest of
+the ground truth of every image evaluated, so relabelling a box or retraining the model computes it afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Training-log statuses → what the runs list says.
+_STATUS = {"completed": "finished", "cancelled": "cancelled", "diverged": "failed", "failed": "failed"}
+#: Losses drawn first (the sum), then each part in the order the detector reports them.
+TOTAL = "total"
+EVAL_CACHE_VERSION = 1
+#: How deep below the runs folder checkpoints are looked for (``runs/<timestamp>-<generation>/model.pt`` is 1).
+MAX_DEPTH = 3
+
+
+@dataclass
+class LossCurves:
+    """One run's losses against training progress, ready to plot.
+
+    ``per_step``: one point per logged optimiser step (from the training log); otherwise one point per epoch
+    (the epoch means every checkpoint keeps). ``epochs`` is the position in epochs (step / steps per epoch,
+    or the epoch number), so runs with different batch sizes line up; ``steps`` the global optimiser step
+    (None where the steps per epoch are unknown).
+    """
+
+    steps: list[int | None] = field(default_factory=list)
+    epochs: list[float] = field(default_factory=list)
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    per_step: bool = False
+    steps_per_epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    @property
+    def names(self) -> list[str]:
+        """Loss names, the total first."""
+        return sorted(self.losses, key=lambda k: (k != TOTAL, list(self.losses).index(k)))
+
+
+@dataclass
+class RunRecord:
+    """What the runs list shows about one checkpoint; ``error`` set when the file is not a usable checkpoint."""
+
+    path: Path
+    name: str
+    status: str  # finished, cancelled, failed, incomplete, unreadable
+    message: str = ""
+    generation: str = "?"
+    backbone: str = "?"
+    preset: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    epochs_completed: int = 0
+    epochs_planned: int | None = None
+    train_seconds: float | None = None
+    final_losses: dict[str, float] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    #: Training images (file names) of the checkpoint's split: evaluating on them would flatter the model.
+    train_files: list[str] = field(default_factory=list)
+    #: The evaluation the checkpoint itself records (shipped models: their test score), else None.
+    recorded_evaluation: dict[str, Any] | None = None
+    device: str | None = None
+    started_at: str | None = None
+    curves: LossCurves = field(default_factory=LossCurves)
+    mtime: float = 0.0
+    size: int = 0
+    error: str | None = None
+    #: Sizes and modification times of the checkpoint and its log: an unchanged signature needs no re-read.
+    signature: tuple = ()
+    #: False for a run that failed before writing its first checkpoint (listed from its log alone).
+    has_checkpoint: bool = True
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None
+
+    @property
+    def summary(self) -> str:
+        """The settings in one line: what differs between two runs is usually here."""
+        return settings_summary(self.settings, self.preset)
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+def setting(config: dict[str, Any], key: str, default: Any = None) -> Any:
+    """``config[key]``, also when the config groups its fields per part (``{"training": {"lr": ...}}``)."""
+    if key in config:
+        return config[key]
+    for value in config.values():
+        if isinstance(value, dict) and key in value:
+            return value[key]
+    return default
+
+
+def settings_summary(config: dict[str, Any], preset: str | None = None) -> str:
+    """``adamw lr 0.001 · batch 1 · 512/768 px · 18 epochs`` (plus the preset's name when there is one)."""
+    if not config:
+        return "settings not recorded"
+    parts = []
+    if preset:
+        parts.append(f"preset {preset}")
+    opt, lr = setting(config, "optimizer"), setting(config, "lr")
+    if opt or lr is not None:
+        parts.append(" ".join(str(p) for p in (opt, f"lr {lr:g}" if isinstance(lr, (int, float)) else None) if p))
+    bs = setting(config, "batch_size")
+    if bs is not None:
+        parts.append(f"batch {bs}")
+    lo, hi = setting(config, "min_size"), setting(config, "max_size")
+    if lo:
+        parts.append(f"{lo}/{hi} px" if hi else f"{lo} px")
+    ep = setting(config, "epochs")
+    if ep is not None:
+        parts.append(f"{ep} epochs")
+    model = setting(config, "model") or {}
+    if isinstance(model, dict) and model.get("small_width"):
+        parts.append(f"width {model['small_width']}")
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- logs
+
+
+LOG_SUFFIX = ".log.jsonl"
+
+
+def log_path(checkpoint: str | os.PathLike) -> Path:
+    return Path(str(checkpoint) + LOG_SUFFIX)
+
+
+def read_log(checkpoint: str | os.PathLike) -> list[dict[str, Any]]:
+    """The training-log lines of this checkpoint's current run: from its last fresh start (a line whose config
+    has no ``resume``) on, so an older run written to the same file name does not mix in. Bad lines are
+    skipped (a log cut short by a full disk still gives what it has)."""
+    path = log_path(checkpoint)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    lines: list[dict[str, Any]] = []
+    for raw in text.splitlines():
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            lines.append(doc)
+    start = 0
+    for i, doc in enumerate(lines):
+        cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        if not setting(cfg, "resume"):
+            start = i
+    return lines[start:]
+
+
+def _curves(lines: list[dict[str, Any]], history: list[dict[str, float]], steps_per_epoch: int | None
+            ) -> LossCurves:
+    """Per-step curves when the log has them (later lines win for a step run twice: a resume redoes the
+    epoch a cancel interrupted), else the per-epoch means."""
+    by_step: dict[int, dict[str, float]] = {}
+    spe = steps_per_epoch
+    for doc in lines:
+        spe = int(doc.get("steps_per_epoch") or 0) or spe
+        for row in doc.get("steps") or []:
+            if isinstance(row, dict) and isinstance(row.get("step"), (int, float)):
+                by_step[int(row["step"])] = row
+    if by_step:
+        order = sorted(by_step)
+        names: list[str] = []
+        for s in order:
+            names += [k for k in by_step[s] if k not in ("step", "epoch", "lr") and k not in names]
+        losses = {k: [float(by_step[s].get(k, math.nan)) for s in order] for k in names}
+        epochs = [s / spe if spe else float(by_step[s].get("epoch", 0)) for s in order]
+        return LossCurves(list(order), epochs, losses, True, spe)
+    names = []
+    for h in history:
+        names += [k for k in h if k not in names]
+    losses = {k: [float(h.get(k, math.nan)) for h in history] for k in names}
+    epochs = [float(i + 1) for i in range(len(history))]
+    steps = [int((i + 1) * spe) if spe else None for i in range(len(history))]
+    return LossCurves(steps, epochs, losses, False, spe)
+
+
+def loss_curves(run: RunRecord) -> LossCurves:
+    """Step (or epoch) → each loss of ``run``, read when the run was listed."""
+    return run.curves
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def _display_name(path: Path, root: Path | None) -> str:
+    """``20260130-101500-faster-rcnn`` for ``runs/20260130-101500-faster-rcnn/model.pt``, else the file name."""
+    if path.stem == "model" and path.parent != root:
+        return path.parent.name
+    return path.name
+
+
+def run_signature(path: str | os.PathLike) -> tuple:
+    """(size, mtime) of the checkpoint and of its training log; what :func:`list_runs` compares to reuse."""
+    out: list[int] = []
+    for p in (Path(path), log_path(path)):
+        try:
+            st = p.stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except OSError:
+            out += [-1, -1]
+    return tuple(out)
+
+
+def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> RunRecord:
+    """One run's record; never raises (an unreadable file gives ``status="unreadable"`` and ``error``)."""
+    path = Path(path)
+    signature = run_signature(path)
+    record = _read_run(path, root)
+    record.signature = signature
+    return record
+
+
+def _read_run(path: Path, root: str | os.PathLike | None) -> RunRecord:
+    from models.detection.checkpoints import CheckpointError, load_checkpoint
+
+    name = _display_name(path, Path(root) if root else None)
+    try:
+        st = path.stat()
+        mtime, size = st.st_mtime, st.st_size
+    except OSError:
+        mtime, size = 0.0, 0
+    lines = read_log(path)
+    try:
+        if not path.exists() and lines:
+            # A run that failed before its first checkpoint: its log alone says what happened.
+            payload = {"config": lines[-1].get("config"), "generation": lines[-1].get("generation", "?"),
+                       "class_names": lines[-1].get("class_names") or [], "epoch": 0}
+        else:
+            payload = load_checkpoint(path)
+    except CheckpointError as exc:
+        return RunRecord(path, name, "unreadable", str(exc), mtime=mtime, size=size, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a list of runs must survive any one bad file
+        msg = f"{path}: cannot be read ({type(exc).__name__}: {exc})"
+        return RunRecord(path, name, "unreadable", msg, mtime=mtime, size=size, error=msg)
+    config = payload.get("config") if isinstance(payload.get("config"), dict) else {}
+    extra = payload.get("extra") if isinstance(payload.get("extra"), dict) else {}
+    model_config = payload.get("model_config") or {}
+    history = [h for h in (extra.get("history") or []) if isinstance(h, dict)]
+    last = lines[-1] if lines else {}
+    epoch = int(payload.get("epoch") or 0)
+    planned = setting(config, "epochs")
+    planned = int(planned) if isinstance(planned, (int, float)) else None
+    if last:
+        status = _STATUS.get(str(last.get("status")), str(last.get("status") or "incomplete"))
+        message = str(last.get("message") or "")
+        epoch = max(epoch, int(last.get("epochs") or 0)) if status != "failed" else epoch
+    elif extra.get("cancelled_in_epoch"):
+        status, message = "cancelled", f"cancelled during epoch {extra['cancelled_in_epoch']}"
+    elif planned is not None and epoch >= planned:
+        status, message = "finished", ""
+    else:
+        status = "incomplete"
+        message = (f"{epoch} of {planned} epochs saved and no training log: still training, or stopped "
+                   "without a chance to record why")
+    seconds = last.get("train_seconds", extra.get("train_seconds"))
+    if seconds is None and last.get("elapsed_s") is not None:
+        seconds = sum(float(d.get("elapsed_s") or 0.0) for d in lines)
+    split = payload.get("split") if isinstance(payload.get("split"), dict) else {}
+    spe = None
+    if not lines and split.get("indices") and isinstance(setting(config, "batch_size"), int):
+        spe = math.ceil(len(split["indices"]) / max(1, int(setting(config, "batch_size"))))
+    curves = _curves(lines, history, spe)
+    final = {k: v[-1] for k, v in curves.losses.items() if v}
+    if history:
+        final = dict(history[-1])  # the last epoch's mean: steadier than its last step
+    evaluation = extra.get("evaluation") if isinstance(extra.get("evaluation"), dict) else None
+    return RunRecord(
+        path=path, name=name, status=status, message=message, generation=str(payload.get("generation", "?")),
+        backbone=str(model_config.get("backbone") or setting(config, "backbone") or "?"),
+        preset=setting(config, "preset"), settings=dict(config), epochs_completed=epoch, epochs_planned=planned,
+        train_seconds=None if seconds is None else float(seconds), final_losses=final,
+        class_names=[str(c) for c in payload.get("class_names") or []],
+        train_files=[str(f) for f in split.get("files") or []], recorded_evaluation=evaluation,
+        device=last.get("device"), started_at=last.get("started_at") or (lines[0].get("started_at") if lines else None),
+        curves=curves, mtime=mtime, size=size, has_checkpoint=path.exists())
+
+
+def find_checkpoints(root: str | os.PathLike, max_depth: int = MAX_DEPTH) -> list[Path]:
+    """Every ``*.pt`` under ``root`` (not in hidden folders), at most ``max_depth`` folders down, and the
+    checkpoint path of every training log whose checkpoint was never written."""
+    root = Path(root)
+    found: list[Path] = []
+    logs: list[Path] = []
+    if not root.is_dir():
+        return found
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                if e.is_dir(follow_symlinks=False) and depth < max_depth:
+                    stack.append((Path(e.path), depth + 1))
+                elif e.is_file() and e.name.endswith(".pt"):
+                    found.append(Path(e.path))
+                elif e.is_file() and e.name.endswith(".pt" + LOG_SUFFIX):
+                    logs.append(Path(e.path[: -len(LOG_SUFFIX)]))
+            except OSError:
+                continue
+    have = set(found)
+    return found + [p for p in logs if p not in have]  # runs that failed before their first checkpoint
+
+
+def list_runs(root: str | os.PathLike | None, extra: Iterable[str | os.PathLike] = (),
+              previous: Iterable[RunRecord] = ()) -> list[RunRecord]:
+    """The runs under ``root`` (newest first), then the ``extra`` checkpoints (e.g. ones the user added from
+    elsewhere) in the order given; a path found twice is listed once. A record in ``previous`` whose files
+    have not changed is reused rather than read again (a checkpoint is megabytes; the list refreshes often)."""
+    known = {str(r.path): r for r in previous}
+    paths = sorted(find_checkpoints(root), key=lambda p: _mtime(p), reverse=True) if root else []
+    seen = {p.resolve() for p in paths}
+    for p in extra:
+        q = Path(p)
+        if q.resolve() not in seen:
+            seen.add(q.resolve())
+            paths.append(q)
+    out = []
+    for p in paths:
+        old = known.get(str(p))
+        out.append(old if old is not None and old.signature == run_signature(p) else read_run(p, root))
+    return out
+
+
+def _mtime(path: Path) -> float:
+    """When the run last changed: its checkpoint or its log, whichever is newer."""
+    times = []
+    for p in (path, log_path(path)):
+        try:
+            times.append(p.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times, default=0.0)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``42 s``, ``9.6 min``, ``1.0 h``; an empty string when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class RunEvaluation:
+    """AP per class (VOC, IoU 0.5) of one run on one split of one dataset: ``result`` is
+    ``EvaluationResult.to_dict()`` (NaN AP stored as None)."""
+
+    checkpoint: str
+    data: str
+    split: str
+    result: dict[str, Any]
+    cached: bool = False
+    #: Images of the split the model was trained on (the score is then optimistic).
+    overlap: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def mAP(self) -> float:
+        v = self.result.get("mAP")
+        return math.nan if v is None else float(v)
+
+    @property
+    def AP(self) -> dict[str, float]:
+        return {c: (math.nan if v is None else float(v)) for c, v in (self.result.get("AP") or {}).items()}
+
+
+def cache_path(checkpoint: str | os.PathLike) -> Path:
+    return Path(str(checkpoint) + ".eval.json")
+
+
+def _fallback_cache_path(checkpoint: str | os.PathLike) -> Path:
+    """For a checkpoint in a read-only folder (an installed package's models): the user cache folder."""
+    from models.detection.features import cache_dir
+
+    digest = hashlib.sha1(str(Path(checkpoint).resolve()).encode("utf-8")).hexdigest()[:16]
+    return cache_dir() / "run_evaluations" / f"{Path(checkpoint).name}.{digest}.eval.json"
+
+
+def evaluation_key(checkpoint: str | os.PathLike, source: Any, split: str, indices: Sequence[int],
+                   score_threshold: float = 0.05, iou_threshold: float = 0.5) -> str:
+    """What the cached AP depends on: the checkpoint file, the dataset, the split and its ground truth."""
+    from models.data.training_data import class_names_of, load_targets
+
+    st = Path(checkpoint).stat()
+    h = hashlib.sha1()
+    h.update(f"{st.st_size}|{st.st_mtime_ns}|{Path(source.root).resolve()}|{split}|{score_threshold}|"
+             f"{iou_threshold}".encode())
+    names = class_names_of(source)
+    for i in indices:
+        entry = source.entries[i]
+        h.update(f"|{entry.name}".encode())
+        try:
+            t, _ = load_targets(source, i, names, need_image_info=False)
+        except Exception as exc:  # noqa: BLE001 - an unreadable annotation is part of the state too
+            h.update(f"!{type(exc).__name__}".encode())
+            continue
+        h.update(np.ascontiguousarray(t.boxes, dtype=np.float32).tobytes())
+        h.update(("|".join(map(str, t.names)) + repr(np.asarray(t.difficult).tolist())).encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("version") != EVAL_CACHE_VERSION or not isinstance(doc.get("entries"),
+                                                                                                dict):
+        return {}
+    return doc["entries"]
+
+
+def cached_evaluation(checkpoint: str | os.PathLike, key: str) -> dict[str, Any] | None:
+    """The cached entry under ``key``, beside the checkpoint or in the user cache; None when absent."""
+    for path in (cache_path(checkpoint), _fallback_cache_path(checkpoint)):
+        entry = _read_cache(path).get(key)
+        if isinstance(entry, dict):
+            return entry
+    return None
+
+
+def _store(checkpoint: str | os.PathLike, key: str, entry: dict[str, Any]) -> None:
+    """Add ``entry`` to the cache beside the checkpoint (atomically), else to the user cache folder."""
+    from models.data.annotations.atomic import atomic_write_bytes
+
+    for path in (cache_path(checkpoint), _fallback_cache_path(checkpoint)):
+        entries = _read_cache(path)
+        entries[key] = entry
+        data = json.dumps({"version": EVAL_CACHE_VERSION, "entries": entries}, indent=1).encode("utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data)
+            return
+        except OSError:
+            continue
+
+
+def evaluation_indices(source: Any, split: str = "test") -> list[int]:
+    """The dataset's ``split`` (its own, else the saved seeded one that ``train`` and ``evaluate`` use);
+    KeyError with a readable message when there is none."""
+    from models.data.training_data import dataset_splits, split_indices
+
+    return split_indices(dataset_splits(source), split)
+
+
+def evaluate_run(checkpoint: str | os.PathLike, source: Any, split: str = "test", *, device: str = "auto",
+                 score_threshold: float = 0.05, iou_threshold: float = 0.5,
+                 progress: Callable[[float, str], None] | None = None, cancelled: Callable[[], bool] | None = None,
+                 use_cache: bool = True) -> RunEvaluation:
+    """AP per class of ``checkpoint`` on ``split`` of ``source``, the same numbers as ``evaluate`` (and
+    :func:`models.detection.evaluation.evaluate_detector`) gives; read from the cache when nothing changed.
+
+    Raises CheckpointError for an unusable checkpoint, KeyError when the dataset has no such split; returns
+    nothing for a cancelled run (raises :class:`EvaluationCancelled`) so a partial score is never cached.
+    """
+    from models.detection.checkpoints import load_detector
+    from models.detection.evaluation import evaluate_detector
+
+    indices = evaluation_indices(source, split)
+    key = evaluation_key(checkpoint, source, split, indices, score_threshold, iou_threshold)
+    names = {source.entries[i].name for i in indices}
+    if use_cache:
+        entry = cached_evaluation(checkpoint, key)
+        if entry is not None:
+            return RunEvaluation(str(checkpoint), str(source.root), split, dict(entry["result"]), True,
+                                 int(entry.get("overlap", 0)), list(entry.get("problems", [])))
+    detector = load_detector(checkpoint, device)
+    split_info = (detector.checkpoint_info or {}).get("split") or {}
+    overlap = len(names & {str(f) for f in split_info.get("files") or []})
+    result, problems = evaluate_detector(detector, source, indices, None, score_threshold, iou_threshold,
+                                         progress=progress, cancelled=cancelled)
+    if cancelled is not None and cancelled():
+        raise EvaluationCancelled(f"{checkpoint}: evaluation cancelled")
+    doc = result.to_dict()
+    _store(checkpoint, key, {"result": doc, "overlap": overlap, "problems": problems[:50], "data": str(source.root),
+                             "split": split, "computed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return RunEvaluation(str(checkpoint), str(source.root), split, doc, False, overlap, problems)
+
+
+class EvaluationCancelled(RuntimeError):
+    """The user cancelled an evaluation; nothing was cached."""
+
+
+__all__ = ["EvaluationCancelled", "LossCurves", "RunEvaluation", "RunRecord", "cache_path", "cached_evaluation",
+           "evaluate_run", "evaluation_key", "find_checkpoints", "format_duration", "list_runs", "loss_curves",
+           "read_log", "read_run", "run_signature", "setting", "settings_summary", "evaluation_indices"]

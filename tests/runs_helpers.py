@@ -1,0 +1,33 @@
+"""Tiny trained runs for the runs tests: a few optimiser steps of an 8-channel Faster R-CNN on 8 small images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=32, rpn_pre_nms_train=300,
+                  rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50)
+
+
+def tiny_dataset(folder: Path) -> Path:
+    from models.data.synthetic import SynthParams, write_synthetic
+
+    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
+                         max_object_size=56, photo_fraction=0.0, image_format="png")
+    write_synthetic(folder, 8, seed=5, params=params)
+    return folder
+
+
+def tiny_config(data: Path, out: Path, **kw):  # noqa: ANN201 - TrainConfig
+    from models.detection.training import TrainConfig
+
+    base = dict(data=str(data), out=str(out), epochs=2, batch_size=2, lr=0.01, min_size=96, max_size=128,
+                device="cpu", warmup_iters=2, max_steps=4, threads=1, model=dict(TINY_MODEL))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def train_tiny(data: Path, out: Path, **kw):  # noqa: ANN201 - TrainResult
+    from models.detection.training import train
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return train(tiny_config(data, out, **kw))
