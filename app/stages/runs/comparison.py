@@ -59,9 +59,10 @@ class LossComparison(QWidget):
         self.note.setStyleSheet("color: palette(placeholder-text);")
         top = QHBoxLayout()
         top.addWidget(QLabel("Loss:"))
-        top.addWidget(self.loss_combo, 1)
+        top.addWidget(self.loss_combo)
         top.addWidget(QLabel("against"))
         top.addWidget(self.axis_combo)
+        top.addStretch(1)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
@@ -110,13 +111,13 @@ class LossComparison(QWidget):
             if by_steps and len(pts) < len(ys):
                 notes.append(f"{run.name}: steps per epoch unknown, drawn against epochs only")
             pen, color = run_pen(i)
-            kind = "per step" if c.per_step else "epoch means"
             self.items[run.name] = self.plot.plot(
-                [p[0] for p in pts], [p[1] for p in pts], pen=pen, name=f"{run.name} ({kind})",
+                [p[0] for p in pts], [p[1] for p in pts], pen=pen, name=run.name,
                 symbol=None if c.per_step else "o", symbolSize=6, symbolBrush=color, symbolPen=color)
-            if not c.per_step:
-                notes.append(f"{run.name}: no training log beside it, so one point per epoch (the epoch means "
-                             "its checkpoint keeps)")
+        means = [r.name for r in self.runs if not r.curves.per_step]
+        if means:
+            notes.append(f"One point per epoch (the means its checkpoint keeps; no training log beside it): "
+                         f"{', '.join(means)}")
         self.note.setText("\n".join(notes))
         self.note.setVisible(bool(notes))
 
@@ -169,10 +170,10 @@ class ApComparison(QTableWidget):
 
     def _rebuild(self) -> None:
         two = len(self.runs) == 2
-        headers = ["class"] + [f"{r.name}\n{r.generation}" for r in self.runs] + (["difference\n(2nd − 1st)"]
+        headers = ["class"] + [f"{r.name}\n{r.generation}" for r in self.runs] + (["2nd − 1st"]
                                                                                      if two else [])
         classes = self._classes()
-        rows = [(c, "AP") for c in classes] + [("mAP@0.5", "mAP"), ("COCO AP@[.5:.95]", "coco_AP"),
+        rows = [(c, "AP") for c in classes] + [("mAP@0.5", "mAP"), ("COCO AP", "coco_AP"),
                                                 ("images", "images")]
         self.clear()
         self.setColumnCount(len(headers))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,7 +32,8 @@ EXPLANATION = (
     "(Ctrl+click), or two generations, to overlay their loss curves and read their AP per class side by side; "
     "AP is computed on the open dataset's test split, once, and kept beside the checkpoint.")
 
-COLUMNS = ("run", "model", "status", "settings", "epochs", "training time", "final loss", "mAP@0.5")
+COLUMNS = ("run", "model", "status", "epochs", "training time", "final loss", "mAP@0.5", "settings")
+SETTINGS = COLUMNS.index("settings")
 #: Colours of the status cell.
 STATUS_COLORS = {"finished": "#2ca02c", "cancelled": "#ff7f0e", "failed": "#d62728", "unreadable": "#d62728",
                  "incomplete": "#7f7f7f"}
@@ -51,6 +52,7 @@ class RunsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.records: list[RunRecord] = []
+        self._order: list[str] = []
         self.folder_label = QLabel("")
         self.folder_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.refresh_button = QPushButton("Refresh")
@@ -70,8 +72,7 @@ class RunsPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
-        self.table.setColumnWidth(3, 260)
+        header.setStretchLastSection(True)  # the settings: long, last
         self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
 
@@ -86,13 +87,14 @@ class RunsPanel(QWidget):
         self.cancel_eval_button.setVisible(False)
 
         buttons = QHBoxLayout()
-        buttons.addWidget(self.folder_label, 1)
         buttons.addWidget(self.refresh_button)
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
         left = QWidget()
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 0, 0)
+        left_lay.addWidget(self.folder_label)
         left_lay.addLayout(buttons)
         left_lay.addWidget(self.table, 1)
         left_lay.addWidget(self.status_label)
@@ -106,31 +108,39 @@ class RunsPanel(QWidget):
         eval_row.addWidget(self.eval_label, 1)
         eval_row.addWidget(self.cancel_eval_button)
         ap_lay.addLayout(eval_row)
-        compare = QSplitter(Qt.Orientation.Horizontal)
-        compare.addWidget(self.losses)
-        compare.addWidget(ap_box)
-        compare.setStretchFactor(0, 3)
-        compare.setStretchFactor(1, 2)
-        right = QWidget()
-        right_lay = QVBoxLayout(right)
-        right_lay.setContentsMargins(0, 0, 0, 0)
-        right_lay.addWidget(self.compare_label)
-        right_lay.addWidget(compare, 1)
+        plot_box = QWidget()
+        plot_lay = QVBoxLayout(plot_box)
+        plot_lay.setContentsMargins(0, 0, 0, 0)
+        plot_lay.addWidget(self.compare_label)
+        plot_lay.addWidget(self.losses, 1)
 
+        # table | loss curves | AP table, in shares of the width (set once the panel has its width)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
+        for w in (left, plot_box, ap_box):
+            self.splitter.addWidget(w)
+        self._shares = (0.34, 0.36, 0.30)
+        self._sized = False
         lay = QVBoxLayout(self)
         lay.addWidget(explanation_label(EXPLANATION))
         lay.addWidget(self.splitter, 1)
+
+    def showEvent(self, event) -> None:  # noqa: ANN001 - QShowEvent
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            QTimer.singleShot(0, self._apply_shares)  # after the layout has given the splitter its width
+
+    def _apply_shares(self) -> None:
+        w = self.splitter.width()
+        if w > 100:
+            self.splitter.setSizes([int(w * f) for f in self._shares])
 
     # ----------------------------------------------------------------------------------------- table
 
     def set_records(self, records: list[RunRecord], maps: dict[str, tuple[float, str]] | None = None) -> None:
         """Fill the table, keeping the selection (by path). ``maps``: path → (mAP, where it comes from)."""
-        selected = set(self.selected_paths())
+        order = self.selected_paths()
+        selected = set(order)
         self.records = list(records)
         self.table.blockSignals(True)
         self.table.setRowCount(len(records))
@@ -140,6 +150,7 @@ class RunsPanel(QWidget):
         for row, r in enumerate(records):
             if str(r.path) in selected:
                 self._add_row_to_selection(row)
+        self._order = [p for p in order if any(str(r.path) == p for r in records)]
         self.table.blockSignals(False)
         if set(self.selected_paths()) != selected:
             self._selection_changed()
@@ -166,34 +177,41 @@ class RunsPanel(QWidget):
             put(1, "")
             status = put(2, "unreadable", r.error or "")
             status.setForeground(QBrush(QColor(STATUS_COLORS["unreadable"])))
-            put(3, r.error or "", r.error or "")
-            for col in range(4, len(COLUMNS)):
+            for col in range(3, len(COLUMNS) - 1):
                 put(col, "")
+            put(SETTINGS, r.error or "", r.error or "")
             return
         put(1, f"{r.generation} · {r.backbone}")
         status = put(2, r.status, r.message or r.status)
         status.setForeground(QBrush(QColor(STATUS_COLORS.get(r.status, "#000000"))))
-        put(3, r.summary, r.summary + (f"\ndevice {r.device}" if r.device else ""))
         planned = "" if r.epochs_planned is None else f"/{r.epochs_planned}"
-        put(4, f"{r.epochs_completed}{planned}", align_right=True)
-        put(5, format_duration(r.train_seconds), align_right=True)
+        put(3, f"{r.epochs_completed}{planned}", align_right=True)
+        put(4, format_duration(r.train_seconds), align_right=True)
         total = r.final_losses.get("total")
-        put(6, "" if total is None else f"{total:.3f}", "mean loss of the last epoch", align_right=True)
+        put(5, "" if total is None else f"{total:.3f}", "mean loss of the last epoch", align_right=True)
         if mapped is not None and math.isfinite(mapped[0]):
-            put(7, f"{mapped[0]:.3f}", mapped[1], align_right=True)
+            put(6, f"{mapped[0]:.3f}", mapped[1], align_right=True)
         else:
-            put(7, "")
+            put(6, "")
+        put(SETTINGS, r.summary, r.summary + (f"\ndevice {r.device}" if r.device else ""))
 
     def selected_paths(self) -> list[str]:
+        """The selected runs in the order they were selected (the first clicked is compared first)."""
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
-        return [str(self.records[r].path) for r in rows if r < len(self.records)]
+        now = [str(self.records[r].path) for r in rows if r < len(self.records)]
+        kept = [p for p in self._order if p in now]
+        self._order = kept + [p for p in now if p not in kept]
+        return list(self._order)
 
     def select_paths(self, paths: list[str]) -> None:
         """Select the rows of ``paths`` (for the host and tests: what Ctrl+click does)."""
         self.table.clearSelection()
-        for row, r in enumerate(self.records):
-            if str(r.path) in paths:
-                self._add_row_to_selection(row)
+        self._order = []
+        for p in paths:
+            for row, r in enumerate(self.records):
+                if str(r.path) == p:
+                    self._add_row_to_selection(row)
+                    self.selected_paths()
 
     def record(self, path: str) -> RunRecord | None:
         return next((r for r in self.records if str(r.path) == path), None)

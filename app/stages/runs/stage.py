@@ -21,7 +21,7 @@ from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
-from app.stages.base import Stage, make_dock
+from app.stages.base import Stage
 from app.stages.runs.comparison import evaluation_state
 from app.stages.runs.panel import MAX_COMPARED, RunsPanel
 from app.workers import Job, Worker, WorkerPool
@@ -89,7 +89,11 @@ class RunsStage(Stage):
 
         self.panel = RunsPanel()
         self.panel.folder_label.setText(f"Runs in {self.root}")
-        self.dock = make_dock("Runs", "runs_dock", self.panel, window)
+        # No scroll area here (unlike make_dock): in the bottom area height is scarce, and a scroll area would
+        # size the panel by its preferred height (the plot's) and hide the AP table's lower rows below the fold.
+        self.dock = QDockWidget("Runs", window)
+        self.dock.setObjectName("runs_dock")
+        self.dock.setWidget(self.panel)
         self.panel.refresh_button.clicked.connect(self.refresh)
         self.panel.add_button.clicked.connect(self._ask_checkpoint)
         self.panel.remove_button.clicked.connect(self._remove_selected)
@@ -332,7 +336,10 @@ class RunsStage(Stage):
                 Path(self._eval_key[0]).name
             self.panel.eval_label.setText(f"Computing AP of {name} on the test split: {self._eval_fraction:.0%}")
         elif self.source is None:
-            self.panel.eval_label.setText("Open a dataset to compute AP on its test split.")
+            recorded = any(r.recorded_evaluation for r in self._compared())
+            self.panel.eval_label.setText(
+                ("Showing the AP each checkpoint records about itself (its own test data, in the column's "
+                 "tooltip). " if recorded else "") + "Open a dataset to compute AP on its test split.")
         else:
             self.panel.eval_label.setText(f"AP on the test split of {self.source.root}")
 
