@@ -135,10 +135,32 @@ def settings_summary(config: dict[str, Any], preset: str | None = None) -> str:
     ep = setting(config, "epochs")
     if ep is not None:
         parts.append(f"{ep} epochs")
-    model = setting(config, "model") or {}
-    if isinstance(model, dict) and model.get("small_width"):
-        parts.append(f"width {model['small_width']}")
+    width = _find(setting(config, "model") or {}, ("small_width", "width"))
+    if width:
+        parts.append(f"width {width}")
     return " · ".join(parts)
+
+
+def _find(tree: Any, keys: tuple[str, ...]) -> Any:
+    """The first of ``keys`` anywhere in nested dicts (flat ``small_width`` or ``{"backbone": {"width": ..}}``)."""
+    if not isinstance(tree, dict):
+        return None
+    for k in keys:
+        if k in tree and not isinstance(tree[k], dict):
+            return tree[k]
+    for v in tree.values():
+        found = _find(v, keys)
+        if found is not None:
+            return found
+    return None
+
+
+def _backbone_name(model_config: dict[str, Any], config: dict[str, Any]) -> str:
+    """Flat (format 1: ``"backbone": "small"``) or per part (format 2: ``"backbone": {"name": "small"}``)."""
+    b = model_config.get("backbone")
+    if isinstance(b, dict):
+        b = b.get("name")
+    return str(b or setting(config, "backbone") or "?")
 
 
 # ---------------------------------------------------------------------------------------------- logs
@@ -296,7 +318,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> RunRecord:
     evaluation = extra.get("evaluation") if isinstance(extra.get("evaluation"), dict) else None
     return RunRecord(
         path=path, name=name, status=status, message=message, generation=str(payload.get("generation", "?")),
-        backbone=str(model_config.get("backbone") or setting(config, "backbone") or "?"),
+        backbone=_backbone_name(model_config if isinstance(model_config, dict) else {}, config),
         preset=setting(config, "preset"), settings=dict(config), epochs_completed=epoch, epochs_planned=planned,
         train_seconds=None if seconds is None else float(seconds), final_losses=final,
         class_names=[str(c) for c in payload.get("class_names") or []],
