@@ -11,6 +11,7 @@ from app.stages.runs import RunsStage
 from app.stages.runs.panel import COLUMNS
 from models.detection.runs import evaluation_indices, loss_curves
 from tests.runs_helpers import tiny_dataset, train_tiny
+from tests.test_main_window import settings  # noqa: F401  (fixture)
 
 A, B = "20260101-000000-faster-rcnn", "20260101-000100-faster-rcnn"
 
@@ -30,8 +31,7 @@ def runs_root(tmp_path_factory):
 @pytest.fixture
 def stage(qtbot, runs_root, tmp_path):
     _, root = runs_root
-    settings = Settings(tmp_path / "settings.ini")
-    st = RunsStage(root=root, settings=settings)
+    st = RunsStage(root=root, settings=Settings(tmp_path / "settings.ini"))
     qtbot.addWidget(st.panel)
     st.panel.resize(1400, 520)
     with qtbot.waitSignal(st.runsListed, timeout=30_000):
@@ -140,3 +140,24 @@ def test_added_checkpoints_two_generations_show_their_recorded_ap(qtbot, stage) 
     # no training log beside them: one point per epoch
     assert len(panel.losses.items["frcnn_shapes.pt"].getData()[0]) == 18
     panel.grab().save("/tmp/runs_compare_shipped.png")
+
+
+def test_the_window_hosts_runs_in_the_bottom_area_opened_from_the_training_menu(qtbot, settings, tmp_path,  # noqa: F811
+                                                                                monkeypatch) -> None:
+    from app.main_window import MainWindow
+    from tests.test_main_window import make_window
+
+    monkeypatch.setenv("RCNN_EXPLORER_DATA", str(tmp_path / "data"))
+    w: MainWindow = make_window(qtbot, settings, thumbnails=False)
+    try:
+        stage = next(s for s in w.stages if isinstance(s, RunsStage))
+        assert stage.root == tmp_path / "data" / "runs"
+        assert w.dockWidgetArea(stage.dock) == Qt.DockWidgetArea.BottomDockWidgetArea
+        assert not stage.dock.isVisible()  # closed at first: the side docks keep their height
+        menu = next(a.menu() for a in w.menuBar().actions() if a.text().replace("&", "") == "Training")
+        toggle = next(a for a in menu.actions() if a is stage.dock.toggleViewAction())
+        toggle.trigger()
+        qtbot.waitUntil(stage.dock.isVisible, timeout=2000)
+        assert "No runs yet" in stage.panel.status_label.text() or stage.panel.table.rowCount() == 0
+    finally:
+        w.close()

@@ -567,7 +567,8 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     from models.data.training_data import collate
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=config.num_workers, drop_last=False,
-                        persistent_workers=config.num_workers > 0)
+                        persistent_workers=config.num_workers > 0,
+                        pin_memory=device.type == "cuda")  # page-locked: the non_blocking copies overlap
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:

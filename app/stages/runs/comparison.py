@@ -53,7 +53,7 @@ class LossComparison(QWidget):
         self.axis_combo.setToolTip("Epochs line up runs with different batch sizes; steps are what the "
                                    "optimiser took")
         self.plot = _plot("Training loss", "epoch", "loss", (-10, 10))
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumHeight(120)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: palette(placeholder-text);")

@@ -94,6 +94,9 @@ class RunsStage(Stage):
         self.dock = QDockWidget("Runs", window)
         self.dock.setObjectName("runs_dock")
         self.dock.setWidget(self.panel)
+        # Closed on a first start: at the default window size the bottom area would take the height the
+        # pipeline's side docks need. Training ▸ Runs opens it; so does a run finishing (:meth:`run_finished`).
+        self.dock.setVisible(False)
         self.panel.refresh_button.clicked.connect(self.refresh)
         self.panel.add_button.clicked.connect(self._ask_checkpoint)
         self.panel.remove_button.clicked.connect(self._remove_selected)
@@ -150,10 +153,16 @@ class RunsStage(Stage):
     def run_finished(self, checkpoint: str | Path | None = None) -> None:
         """For the training panel: a run ended (its checkpoint, if any, is listed on the next refresh; one
         outside the runs folder is added to the list)."""
+        self.show_runs()
         if checkpoint is not None and not self._under_root(Path(checkpoint)):
             self.add_checkpoint(checkpoint)
             return
         self.refresh()
+
+    def show_runs(self) -> None:
+        """Open the Runs dock and bring its tab forward."""
+        self.dock.show()
+        self.dock.raise_()
 
     def add_checkpoint(self, path: str | Path) -> None:
         """List ``path`` beside the runs (kept in the settings across sessions)."""
