@@ -153,7 +153,7 @@ def test_the_window_hosts_runs_in_the_bottom_area_opened_from_the_training_menu(
         stage = next(s for s in w.stages if isinstance(s, RunsStage))
         assert stage.root == tmp_path / "data" / "runs"
         assert w.dockWidgetArea(stage.dock) == Qt.DockWidgetArea.BottomDockWidgetArea
-        assert not stage.dock.isVisible()  # closed at first: the side docks keep their height
+        assert not stage.dock.isVisible()  # closed at first (the host closes bottom docks)
         menu = next(a.menu() for a in w.menuBar().actions() if a.text().replace("&", "") == "Training")
         toggle = next(a for a in menu.actions() if a is stage.dock.toggleViewAction())
         toggle.trigger()

@@ -94,9 +94,6 @@ class RunsStage(Stage):
         self.dock = QDockWidget("Runs", window)
         self.dock.setObjectName("runs_dock")
         self.dock.setWidget(self.panel)
-        # Closed on a first start: at the default window size the bottom area would take the height the
-        # pipeline's side docks need. Training ▸ Runs opens it; so does a run finishing (:meth:`run_finished`).
-        self.dock.setVisible(False)
         self.panel.refresh_button.clicked.connect(self.refresh)
         self.panel.add_button.clicked.connect(self._ask_checkpoint)
         self.panel.remove_button.clicked.connect(self._remove_selected)
