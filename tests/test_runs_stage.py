@@ -159,5 +159,10 @@ def test_the_window_hosts_runs_in_the_bottom_area_opened_from_the_training_menu(
         toggle.trigger()
         qtbot.waitUntil(stage.dock.isVisible, timeout=2000)
         assert "No runs yet" in stage.panel.status_label.text() or stage.panel.table.rowCount() == 0
+        # a second bottom workspace opened joins the first one's tabs rather than splitting the height
+        other = next(d for d in w.bottom_docks if d is not stage.dock)
+        other.toggleViewAction().trigger()
+        qtbot.waitUntil(other.isVisible, timeout=2000)
+        assert other in w.tabifiedDockWidgets(stage.dock)
     finally:
         w.close()

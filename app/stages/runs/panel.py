@@ -124,6 +124,12 @@ class RunsPanel(QWidget):
         lay.addWidget(explanation_label(EXPLANATION))
         lay.addWidget(self.splitter, 1)
 
+    def heightForWidth(self, width: int) -> int:
+        """None preferred (-1): the dock's scroll area would otherwise size the panel by the height its wrapped
+        labels ask for at that width, the plot's preferred height included, and push the AP table's lower
+        rows below the fold. The panel fills the dock's height instead, down to its minimum."""
+        return -1
+
     def showEvent(self, event) -> None:  # noqa: ANN001 - QShowEvent
         super().showEvent(event)
         if not self._sized:

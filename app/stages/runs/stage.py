@@ -21,7 +21,7 @@ from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
-from app.stages.base import Stage
+from app.stages.base import Stage, make_dock
 from app.stages.runs.comparison import evaluation_state
 from app.stages.runs.panel import MAX_COMPARED, RunsPanel
 from app.workers import Job, Worker, WorkerPool
@@ -89,11 +89,7 @@ class RunsStage(Stage):
 
         self.panel = RunsPanel()
         self.panel.folder_label.setText(f"Runs in {self.root}")
-        # No scroll area here (unlike make_dock): in the bottom area height is scarce, and a scroll area would
-        # size the panel by its preferred height (the plot's) and hide the AP table's lower rows below the fold.
-        self.dock = QDockWidget("Runs", window)
-        self.dock.setObjectName("runs_dock")
-        self.dock.setWidget(self.panel)
+        self.dock = make_dock("Runs", "runs_dock", self.panel, window)
         self.panel.refresh_button.clicked.connect(self.refresh)
         self.panel.add_button.clicked.connect(self._ask_checkpoint)
         self.panel.remove_button.clicked.connect(self._remove_selected)
