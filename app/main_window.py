@@ -136,7 +136,6 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self._update_labels()
 
     # --- construction -------------------------------------------------------------------------------------
-
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"{title.lower()}_dock")  # saveState needs names
