@@ -359,7 +359,7 @@ def find_checkpoints(root: str | os.PathLike, max_depth: int = MAX_DEPTH) -> lis
 
 
 def list_runs(root: str | os.PathLike | None, extra: Iterable[str | os.PathLike] = (),
-              previous: Iterable[RunRecord] = ()) -> list[RunRecord]:
+              previous: Iterable[RunRecord] = (), check: Callable[[], None] | None = None) -> list[RunRecord]:
     """The runs under ``root`` (newest first), then the ``extra`` checkpoints (e.g. ones the user added from
     elsewhere) in the order given; a path found twice is listed once. A record in ``previous`` whose files
     have not changed is reused rather than read again (a checkpoint is megabytes; the list refreshes often)."""
@@ -373,6 +373,8 @@ def list_runs(root: str | os.PathLike | None, extra: Iterable[str | os.PathLike]
             paths.append(q)
     out = []
     for p in paths:
+        if check is not None:
+            check()  # a caller's cancel point between checkpoints (each may take a second to read)
         old = known.get(str(p))
         out.append(old if old is not None and old.signature == run_signature(p) else read_run(p, root))
     return out

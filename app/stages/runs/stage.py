@@ -40,7 +40,7 @@ def default_runs_root() -> Path:
 
 def list_job(job: Job, root: Path, extra: list[str], previous: list[RunRecord]) -> list[RunRecord]:
     job.progress(0.0, "listing runs")
-    return list_runs(root, extra, previous)
+    return list_runs(root, extra, previous, check=job.check)
 
 
 def evaluate_job(job: Job, path: str, source: DatasetSource, device: str) -> RunEvaluation:
@@ -127,7 +127,9 @@ class RunsStage(Stage):
     def shutdown(self) -> None:
         self._shut = True
         self._debounce.stop()
-        self.pool.shutdown()
+        # Both jobs stop at their next check (a checkpoint read, an image); the long wait is for a loaded
+        # machine: a thread left running when its pool goes away would take the process down.
+        self.pool.shutdown(timeout_ms=120_000)
 
     # --------------------------------------------------------------------------------------- listing
 
