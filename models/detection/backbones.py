@@ -30,7 +30,7 @@ import torchvision
 from torch import nn
 
 from models.detection import efficientnet
-from models.detection.config import BackboneConfig
+from models.detection.config import BackboneConfig, DetectorConfig
 
 
 class BackboneWeightsError(RuntimeError):
@@ -453,6 +453,16 @@ def backbone_from_part(config: BackboneConfig, rebuild: bool = False) -> Backbon
                           small_norm=config.small_norm, small_stride=config.small_stride,
                           small_context=config.small_context,
                           pretrained_layout=config.pretrained if rebuild else None, options=config.options or None)
+
+
+def config_with_backbone(generation: str, config: DetectorConfig | None, backbone: Backbone | None
+                         ) -> tuple[DetectorConfig, Backbone]:
+    """What every detector's constructor starts from: ``config`` (default: the generation's paper settings)
+    and the backbone it names (``backbone`` when one is given, else built), with the backbone part rewritten
+    as the network was actually built (:func:`built_backbone_part`)."""
+    config = config or DetectorConfig.default(generation)
+    backbone = backbone or backbone_from_part(config.backbone)
+    return config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)}), backbone
 
 
 def built_backbone_part(config: BackboneConfig, backbone: Backbone) -> BackboneConfig:

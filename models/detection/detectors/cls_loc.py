@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.cls_loc_targets import (
     SelectionReport,
     choose_object,
@@ -78,9 +78,7 @@ class ClsLoc(Detector):
 
     def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
                  backbone: Backbone | None = None) -> None:
-        config = config or DetectorConfig.default(self.generation)
-        backbone = backbone or backbone_from_part(config.backbone)
-        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        config, backbone = config_with_backbone(self.generation, config, backbone)
         super().__init__(class_names, config)
         head = config.cls_loc_head
         self.backbone = backbone

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from models.boxes import RPN_STDS, clip_boxes, decode
 from models.detection.anchors import AnchorSet, label_anchors
-from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import DetectorConfig
 from models.detection.detectors.base import Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
@@ -62,9 +62,7 @@ class FasterRCNN(Detector):
                  backbone: Backbone | None = None) -> None:
         """``config``: every setting (default: the paper's); ``backbone``: an already built body, else one is
         built from ``config.backbone``. Keyword settings: :meth:`build`."""
-        config = config or DetectorConfig.default(self.generation)
-        backbone = backbone or backbone_from_part(config.backbone)
-        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        config, backbone = config_with_backbone(self.generation, config, backbone)
         super().__init__(class_names, config)
         self.backbone = backbone
         self.rpn = RegionProposalNetwork(backbone.out_channels, backbone.stride, config.rpn)

@@ -37,7 +37,7 @@ from torchvision.ops import roi_align
 
 from models.boxes import box_iou, clip_boxes, decode, encode
 from models.detection.anchors import NEGATIVE, POSITIVE, sample_balanced
-from models.detection.backbones import Backbone, backbone_from_part, built_backbone_part
+from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import V1_NAMES, DetectorConfig
 from models.detection.detectors.base import Detections, Detector
 from models.detection.detectors.fast_rcnn import pin_proposals, proposal_params
@@ -113,9 +113,7 @@ class RCNN(Detector):
                  backbone: Backbone | None = None) -> None:
         """``config``: every setting (default: the CPU adaptation above); ``backbone``: an already built body,
         else one is built from ``config.backbone``. Keyword settings: :meth:`build`."""
-        config = config or DetectorConfig.default(self.generation)
-        backbone = backbone or backbone_from_part(config.backbone)
-        config = config.with_overrides({"backbone": built_backbone_part(config.backbone, backbone)})
+        config, backbone = config_with_backbone(self.generation, config, backbone)
         super().__init__(class_names, config)
         # Each setting also as an attribute under its flat name (self.warp_size, self.crops_per_image,
         # self.svm_c, self.box_nms ...), which the stages below read.
