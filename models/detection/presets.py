@@ -181,12 +181,12 @@ BUILTIN: list[Preset] = [
            "fast-rcnn", model={**_SHAPES_BACKBONE, **_SHIPPED_PROPOSALS}, training={**_SHAPES_TRAINING, "epochs": 12}),
     preset("rcnn-shapes-cpu",
            "R-CNN on the synthetic shapes on a CPU (README: resources/models/rcnn_shapes.pt): small CNN width 24 "
-           "fine-tuned 8 epochs on 64-px warped proposals (500 per training image), then SVMs and box regressors "
-           "on its fc7 codes; 2,000 proposals per test image. About 8 min of CPU time on one thread.",
+           "fine-tuned 12 epochs on 64-px warped proposals (500 per training image), then SVMs and box regressors "
+           "on its fc7 codes; 2,000 proposals per test image. About 9 min on two threads.",
            "rcnn", model={"backbone.name": "small", "backbone.small_width": 24, "proposals.test": 2000,
                           **_SHIPPED_PROPOSALS},
            training={"batch_size": 2, "optimizer": "adamw", "lr": 0.001, "rotate90": True, "cpu_bf16": True,
-                     "epochs": 8, "seed": 0}),
+                     "epochs": 12, "seed": 0}),
     preset("cls-loc-shapes-cpu",
            "Classification + localisation on one-shape synthetic images (synth --single-object), on a CPU: "
            "small CNN width 24 on a 128-px warp, a 4×4 grid and one 256-wide layer, alpha 0.1, AdamW, "
