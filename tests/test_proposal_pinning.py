@@ -8,8 +8,8 @@ import pytest
 
 import models.proposals.selective_search as ss
 from models.detection.checkpoints import load_checkpoint, load_detector, model_parts, save_checkpoint
+from models.detection.config import LEGACY_FAST_KS, LEGACY_NEAR_DUPLICATES
 from models.detection.detectors import build_detector
-from models.detection.detectors.fast_rcnn import LEGACY_FAST_KS, LEGACY_NEAR_DUPLICATES
 
 CLASSES = ["a", "b"]
 

@@ -108,15 +108,13 @@ def model_parts(payload: dict):  # noqa: ANN201 - DetectorConfig; imported lazil
     """The per-part settings (:class:`~models.detection.config.DetectorConfig`) of a validated payload, in
     whichever format version it was written: what to read instead of ``payload["model_config"]``'s keys.
     Settings the file left to the library's defaults are written out as the defaults of its time
-    (:meth:`~models.detection.detectors.base.Detector.pinned`): the settings the loaded model runs with."""
+    (:meth:`~models.detection.config.DetectorConfig.pinned`): the settings the loaded model runs with."""
     from models.detection.config import ConfigError, detector_config
-    from models.detection.detectors import UnknownGeneration, detector_class
 
     try:
-        generation = str(payload["generation"])
-        parts = detector_config(generation, dict(payload["model_config"]), payload_version(payload))
-        return detector_class(generation).pinned(parts, legacy=True)
-    except (ConfigError, UnknownGeneration) as exc:
+        parts = detector_config(str(payload["generation"]), dict(payload["model_config"]), payload_version(payload))
+        return parts.pinned(legacy=True)
+    except ConfigError as exc:
         raise CheckpointError(f"model config cannot be read ({exc})") from exc
 
 

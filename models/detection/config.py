@@ -247,6 +247,27 @@ class ProposalConfig(Part):
     train: int = setting(2000, "proposals per training image", "proposals_train")
     test: int = setting(2000, "proposals per test image", "proposals_test")
 
+    def pinned(self, legacy: bool) -> ProposalConfig:
+        """This part with "the mode's" k values and near-duplicate threshold written out, so a model keeps the
+        proposals it was trained on when the library's defaults change. ``legacy``: a saved model that left
+        them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_NEAR_DUPLICATES`); a new
+        one the current defaults."""
+        from models.proposals.selective_search import NEAR_DUPLICATE_IOU, default_ks
+
+        ks = self.ks
+        if ks is None:
+            ks = list(LEGACY_FAST_KS) if legacy and self.mode == "fast" else list(default_ks(self.mode))
+        near = self.near_duplicates
+        if near is None:
+            near = LEGACY_NEAR_DUPLICATES if legacy else NEAR_DUPLICATE_IOU
+        return self.replace(ks=ks, near_duplicates=near)
+
+
+#: "The mode's" Selective Search settings when a model saved without them (``ks`` / ``near_duplicates``
+#: empty) was trained: until 2026-11-30 fast mode used k 75, 150, 300 and dropped near-duplicates at IoU 0.9.
+LEGACY_FAST_KS = (75.0, 150.0, 300.0)
+LEGACY_NEAR_DUPLICATES = 0.9
+
 
 @dataclass(frozen=True)
 class RoIHeadConfig(Part):
@@ -439,6 +460,13 @@ class DetectorConfig:
                                   f"{', '.join(field_names(type(current)))}")
             values[part] = dataclasses.replace(current, **fields)
         return dataclasses.replace(self, **values)
+
+    def pinned(self, legacy: bool) -> DetectorConfig:
+        """A copy with settings that mean "the library's default" written out as values (the Selective Search
+        part of the generations that take external proposals: :meth:`ProposalConfig.pinned`)."""
+        if self.proposals is None:
+            return self
+        return dataclasses.replace(self, proposals=self.proposals.pinned(legacy))
 
     def get(self, key: str) -> Any:
         """A setting by dotted or flat v1 name."""

@@ -44,13 +44,6 @@ def _ensure_builtin() -> None:
         register("cls-loc", ClsLoc.build, ClsLoc.from_config)
 
 
-def detector_class(generation: str) -> type[Detector]:
-    """The class behind a generation name (the class whose ``build`` was registered; :class:`Detector` when
-    a plain function was)."""
-    owner = getattr(_builders(generation)[0], "__self__", None)
-    return owner if isinstance(owner, type) and issubclass(owner, Detector) else Detector
-
-
 def build_detector(generation: str, class_names: list[str], **kwargs) -> Detector:
     """A fresh detector of ``generation``; :class:`UnknownGeneration` names the generations that exist."""
     return _builders(generation)[0](class_names, **kwargs)
@@ -70,5 +63,5 @@ def _builders(generation: str) -> tuple[Callable[..., Detector], Callable[..., D
     return _BUILDERS[generation]
 
 
-__all__ = ["Detections", "Detector", "UnknownGeneration", "build_detector", "detector_class", "generations",
+__all__ = ["Detections", "Detector", "UnknownGeneration", "build_detector", "generations",
            "rebuild_detector", "register"]

@@ -137,8 +137,8 @@ class Detector(torch.nn.Module):
     def pinned(cls, config: DetectorConfig, legacy: bool) -> DetectorConfig:
         """``config`` with settings that mean "the library's default" written out as values, so a model does
         not change when a default does (``legacy``: a saved model's, whose empty settings mean the defaults
-        of its time). Generations with such settings override this."""
-        return config
+        of its time; :meth:`~models.detection.config.DetectorConfig.pinned`)."""
+        return config.pinned(legacy)
 
     def config(self) -> dict:
         """Every setting as plain nested dicts (part → field → value): with the state dict, enough to rebuild."""

@@ -44,28 +44,6 @@ def proposal_params(config: ProposalConfig) -> ProposalParams:
                           min_box_size=config.min_box_size, near_duplicate_iou=config.near_duplicates)
 
 
-#: "The mode's" Selective Search settings when a model saved without them (``ks`` / ``near_duplicates``
-#: empty) was trained: until 2026-11-30 fast mode used k 75, 150, 300 and dropped near-duplicates at IoU 0.9.
-LEGACY_FAST_KS = (75.0, 150.0, 300.0)
-LEGACY_NEAR_DUPLICATES = 0.9
-
-
-def pin_proposals(config: ProposalConfig, legacy: bool) -> ProposalConfig:
-    """``config`` with "the mode's" k values and near-duplicate threshold written out, so a model keeps the
-    proposals it was trained on when the library's defaults change. ``legacy``: a saved model that left them
-    empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_NEAR_DUPLICATES`); a new one the
-    current defaults."""
-    from models.proposals.selective_search import NEAR_DUPLICATE_IOU, default_ks
-
-    ks = config.ks
-    if ks is None:
-        ks = list(LEGACY_FAST_KS) if legacy and config.mode == "fast" else list(default_ks(config.mode))
-    near = config.near_duplicates
-    if near is None:
-        near = LEGACY_NEAR_DUPLICATES if legacy else NEAR_DUPLICATE_IOU
-    return config.replace(ks=ks, near_duplicates=near)
-
-
 @dataclass
 class FastRCNNTrace:
     """Everything between the image and the detections. Field names mean what they mean in
@@ -94,12 +72,6 @@ class FastRCNNTrace:
 
 class FastRCNN(Detector):
     generation = "fast-rcnn"
-
-
-    @classmethod
-    def pinned(cls, config: DetectorConfig, legacy: bool) -> DetectorConfig:
-        """The Selective Search settings written out (:func:`pin_proposals`)."""
-        return config.with_overrides({"proposals": pin_proposals(config.proposals, legacy)})
 
     def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
                  backbone: Backbone | None = None) -> None:

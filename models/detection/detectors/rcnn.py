@@ -40,7 +40,7 @@ from models.detection.anchors import NEGATIVE, POSITIVE, sample_balanced
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import V1_NAMES, DetectorConfig
 from models.detection.detectors.base import Detections, Detector
-from models.detection.detectors.fast_rcnn import pin_proposals, proposal_params
+from models.detection.detectors.fast_rcnn import proposal_params
 from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
 from models.detection.nms import NmsTrace, batched_nms, nms_trace
@@ -102,12 +102,6 @@ class RCNNTrace:
 
 class RCNN(Detector):
     generation = "rcnn"
-
-
-    @classmethod
-    def pinned(cls, config: DetectorConfig, legacy: bool) -> DetectorConfig:
-        """The Selective Search settings written out (:func:`pin_proposals`)."""
-        return config.with_overrides({"proposals": pin_proposals(config.proposals, legacy)})
 
     def __init__(self, class_names: list[str], config: DetectorConfig | None = None, *,
                  backbone: Backbone | None = None) -> None:
