@@ -47,6 +47,9 @@ DEFAULT_DATA = next((p / _COCO_TINY for p in ROOT.parents if (p / _COCO_TINY).ex
 SAMPLES = ROOT / "resources" / "samples"
 #: Hand-labelled boxes (VOC XML) for photographs that ship inside scikit-image (not copied here).
 SKIMAGE_PHOTOS = ROOT / "bench" / "data" / "skimage_photos"
+#: Hand-labelled photographs that ship inside other Python packages, copied here with their licences.
+PACKAGE_PHOTOS = ROOT / "bench" / "data" / "package_photos"
+NAMED_SETS = ("coco_tiny", "samples", "skimage_photos", "package_photos")
 BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 
 
@@ -88,14 +91,19 @@ def boundary_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float((ba & db).sum() / max(ba.sum(), 1)), float((bb & da).sum() / max(bb.sum(), 1))
 
 
-def load_images(data: Path, max_side: int, limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, RGB resized, GT boxes resized with crowd/difficult removed) for each readable image."""
+def load_images(data: Path, max_side: int, limit: int | None,
+                offset: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, RGB resized, GT boxes resized with crowd/difficult removed) for each readable image.
+
+    ``offset`` skips the first images and ``limit`` keeps the next N, so a long run can be split in chunks
+    (``--scores-json`` each, then ``--combine``)."""
     from models.data.datasets import open_dataset
     from models.data.io import ImageError, read_image, resize_to_max_side
 
     ds = open_dataset(data)
     out = []
-    for entry in ds.entries[:limit] if limit else ds.entries:
+    entries = ds.entries[offset:]
+    for entry in entries[:limit] if limit else entries:
         try:
             dec = read_image(entry.path)
         except ImageError as exc:
@@ -152,8 +160,52 @@ def run_sweep(images, sweep: str, mode: str, seed: int, min_size: int | None = N
     _print_rows(rows)
 
 
-def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have_cv: bool) -> list[dict]:
-    """Our ``mode`` beside OpenCV's same-named mode on ``images``, interleaved; rows for the table and curves."""
+def _raw(secs: list[float], counts: list[int], scores: list) -> dict:
+    """Per-image figures of one method as plain lists, so chunks of a long run can be pooled exactly later."""
+    return {"s": list(secs), "n": list(counts),
+            "best": [s.best_iou.tolist() for s in scores], "n_props": [s.n_proposals for s in scores],
+            "budget_best": [{str(k): v.tolist() for k, v in s.budget_best.items()} for s in scores]}
+
+
+def _unraw(raw: dict) -> tuple[list[float], list[int], list]:
+    from models.proposals.metrics import ImageProposalScore
+
+    scores = [ImageProposalScore(np.asarray(b, np.float64), n, None,
+                                 {int(k): np.asarray(v, np.float64) for k, v in bb.items()})
+              for b, n, bb in zip(raw["best"], raw["n_props"], raw["budget_best"], strict=True)]
+    return raw["s"], raw["n"], scores
+
+
+def combine(files: list[Path]) -> int:
+    """Pool the ``--scores-json`` files of several chunks (same set, same methods) into one table."""
+    from models.proposals.metrics import CURVE_BUDGETS
+
+    merged: dict[str, dict[str, dict]] = {}
+    for f in files:
+        for block, methods in json.loads(Path(f).read_text()).items():
+            for name, raw in methods.items():
+                into = merged.setdefault(block, {}).setdefault(name, {k: [] for k in raw})
+                for k, v in raw.items():
+                    into[k].extend(v)
+    for block, methods in merged.items():
+        first = next(iter(methods.values()))
+        print(f"\n{block}: {len(first['s'])} images pooled from {len(files)} file(s)")
+        rows = [_row(name, *_unraw(raw), CURVE_BUDGETS) for name, raw in methods.items()]
+        _print_rows(rows)
+        cv = next((m for n, m in methods.items() if n.startswith("opencv")), None)
+        ours = next((m for n, m in methods.items() if n.startswith("ours")), None)
+        if cv and ours:
+            ratios = [a / b for a, b in zip(ours["s"], cv["s"], strict=True)]
+            print(f"time ratio ours/opencv: median of per-image ratios {statistics.median(ratios):.3f}, "
+                  f"ratio of totals {sum(ours['s']) / sum(cv['s']):.3f}")
+    return 0
+
+
+def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have_cv: bool,
+            raw: dict | None = None) -> list[dict]:
+    """Our ``mode`` beside OpenCV's same-named mode on ``images``, interleaved; rows for the table and curves.
+
+    ``raw``, when given, receives each method's per-image figures (see ``_raw``)."""
     from models.proposals.metrics import CURVE_BUDGETS, score_image
     from models.proposals.selective_search import NEAR_DUPLICATE_IOU, selective_search
 
@@ -181,6 +233,13 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
             ours_eq.append(score_image(b_o, gt, top=len(b_c), budgets=CURVE_BUDGETS))
             ratios.append(t_o / t_c)
     rows = []
+    if raw is not None:
+        if have_cv:
+            raw[f"opencv {mode}"] = _raw(cv_s, cv_n, cv_sc)
+        raw[f"ours {mode}"] = _raw(ours_s, ours_n, ours_sc)
+        if have_cv:
+            raw[f"ours {mode} @opencv's N"] = _raw(ours_s, [min(a, b) for a, b in zip(ours_n, cv_n, strict=True)],
+                                                   ours_eq)
     if have_cv:
         rows.append(_row(f"opencv {mode}", cv_s, cv_n, cv_sc, CURVE_BUDGETS))
     label = f"ours {mode}" + (f" k={','.join(f'{k:g}' for k in ks)}" if ks else "") + \
@@ -197,12 +256,12 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
     return rows
 
 
-def _sample_photos() -> Path:
-    """A folder with the four bundled photographs and their VOC XML only (not the synthetic shapes)."""
+def _sample_photos(source: Path = SAMPLES) -> Path:
+    """A folder with the photographs of ``source`` and their VOC XML only (not the synthetic shapes, READMEs)."""
     import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="samples_"))
-    for f in sorted(SAMPLES.iterdir()):
+    folder = Path(tempfile.mkdtemp(prefix=source.name + "_"))
+    for f in sorted(source.iterdir()):
         if f.suffix in (".png", ".jpg", ".xml"):
             (folder / f.name).symlink_to(f)
     return folder
@@ -232,6 +291,8 @@ def _resolve_data(text: str) -> Path:
         return _sample_photos()
     if text == "skimage_photos":
         return _skimage_photos()
+    if text == "package_photos":
+        return _sample_photos(PACKAGE_PHOTOS)
     return {"coco_tiny": DEFAULT_DATA}.get(text, Path(text))
 
 
@@ -239,11 +300,16 @@ def main(argv: list[str] | None = None) -> int:
     _maybe_reexec()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", action="append", default=None,
-                    help="dataset (COCO JSON, VOC folder...; 'coco_tiny', 'samples' and 'skimage_photos' name the "
-                         "three we have); "
+                    help="dataset (COCO JSON, VOC folder...; 'coco_tiny', 'samples', 'skimage_photos' and "
+                         "'package_photos' name the four we have); "
                          "repeat for several (default: coco_tiny)")
     ap.add_argument("--max-side", type=int, default=500)
     ap.add_argument("--limit", type=int, default=None, help="first N images only")
+    ap.add_argument("--offset", type=int, default=0, help="skip the first N images (to split a long run)")
+    ap.add_argument("--scores-json", type=Path, default=None,
+                    help="write every method's per-image figures here, to pool chunks with --combine")
+    ap.add_argument("--combine", type=Path, nargs="+", default=None,
+                    help="print the pooled table of several --scores-json files and exit")
     ap.add_argument("--mode", default="fast", help="comma-separated modes to compare, e.g. fast,quality")
     ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
     ap.add_argument("--near-duplicates", dest="near_duplicate_iou", default=None,
@@ -255,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves-json", type=Path, default=None,
                     help="write every method's curve points here (bench/plot_curves.py draws them)")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine)
 
     names = args.data or ["coco_tiny"]
     datasets = [_resolve_data(d) for d in names]
@@ -274,19 +342,24 @@ def main(argv: list[str] | None = None) -> int:
         print("cv2.ximgproc missing: create .venv-bench as described at the top of this file; "
               "measuring our side only")
     curves: dict[str, dict] = {}
+    raw_all: dict[str, dict] = {}
     images = []
     for name, data in zip(names, datasets, strict=True):
-        images = load_images(data, args.max_side, args.limit)
+        images = load_images(data, args.max_side, args.limit, args.offset)
         print(f"\n{len(images)} images from {data}, max side {args.max_side}, "
               f"{sum(len(g) for _, _, g in images)} GT boxes (crowd/difficult excluded)")
         if args.sweep:
             run_sweep(images, args.sweep, args.mode, args.seed, args.min_size)
             continue
         for mode in args.mode.split(","):
-            rows = compare(images, mode, ks, args.seed, args.min_size, args.near_duplicate_iou, have_cv)
+            label = name if name in NAMED_SETS else data.stem
+            rows = compare(images, mode, ks, args.seed, args.min_size, args.near_duplicate_iou, have_cv,
+                           raw_all.setdefault(f"{label} {mode}", {}))
             for r in rows:
-                label = name if name in ("coco_tiny", "samples", "skimage_photos") else data.stem
                 curves[f"{label} · {r['name'].strip()}"] = r["curves"]
+    if args.scores_json:
+        args.scores_json.write_text(json.dumps(raw_all))
+        print(f"per-image figures written to {args.scores_json}")
     if args.curves_json:
         args.curves_json.write_text(json.dumps(curves, indent=1))
         print(f"curve points written to {args.curves_json}")
