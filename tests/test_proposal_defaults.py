@@ -3,7 +3,9 @@
 Two small sets, ``fast`` mode's defaults (k 100, 150, 300; near-duplicates "localise", 0.95), seed 0, max side 500:
 - the bundled sample photographs (``resources/samples``: 4 photos, 17 objects in VOC XML);
 - scikit-image's coins, camera and motorcycle photographs with our boxes (``bench/data/skimage_photos``:
-  3 photos, 37 objects; the images are read from the installed scikit-image, not copied).
+  3 photos, 37 objects; the images are read from the installed scikit-image, not copied);
+- five photographs from the scikit-learn, matplotlib and SciPy packages with our boxes
+  (``bench/data/package_photos``: 15 counted objects, one more marked difficult; images copied there).
 The figures were measured once (bench/README.md, where OpenCV-contrib's fast mode scores, on the samples,
 recall@0.7 0.941, MABO 0.859, AR 0.776 with 1,065 boxes per image; on the scikit-image photos 0.946, 0.892,
 0.835 with 1,178). The tolerances allow numeric noise, not a regression: one object more or less at IoU 0.7
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "resources" / "samples"
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 SKIMAGE_BOXES = ROOT / "bench" / "data" / "skimage_photos"
+PACKAGE_PHOTOS = ROOT / "bench" / "data" / "package_photos"
 
 
 @pytest.fixture
@@ -79,3 +82,25 @@ def test_fast_defaults_localise_on_the_scikit_image_photographs(skimage_photos: 
     assert s.mabo == pytest.approx(0.896, abs=0.01)
     assert s.average_recall == pytest.approx(0.843, abs=0.02)
     assert s.boxes_per_image == pytest.approx(1104, rel=0.05)
+
+
+@pytest.fixture
+def package_photos(tmp_path: Path) -> Path:
+    """The five package photographs and their XML (the folder's README left out)."""
+    for f in sorted(PACKAGE_PHOTOS.iterdir()):
+        if f.suffix in (".jpg", ".png", ".xml"):
+            (tmp_path / f.name).symlink_to(f)
+    return tmp_path
+
+
+def test_fast_defaults_localise_on_the_package_photographs(package_photos: Path) -> None:
+    # Measured once with these defaults (bench/README.md, beside OpenCV-fast on the same images); one object
+    # more or less at an IoU threshold is 1/15 ≈ 0.07.
+    report = evaluate_dataset(open_dataset(package_photos), "fast", seed=0, max_side=500)
+    s = report.summary
+    assert s.images == 5 and s.gt_boxes == 15 and not report.skipped  # the difficult tree is left out
+    assert s.recall[0.5] == pytest.approx(13 / 15, abs=0.07)
+    assert s.recall[0.7] == pytest.approx(13 / 15, abs=0.07)
+    assert s.mabo == pytest.approx(0.833, abs=0.015)
+    assert s.average_recall == pytest.approx(0.727, abs=0.03)
+    assert s.boxes_per_image == pytest.approx(1203, rel=0.05)
