@@ -64,7 +64,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 200
-    lr_schedule: str = "cosine"  # "cosine", "step" (×0.1 at 2/3 of the run, as the papers) or "constant"
+    lr_schedule: str = "cosine"  # one of LR_SCHEDULES: "cosine", "step" (×0.1 at 2/3, as the papers), "constant"
     #: Shorter side / longer-side cap of training images. None: a resumed run keeps its checkpoint's, a new
     #: one uses 600 / 1000 (the papers). A resumed run given other sizes switches to them — progressive
     #: resizing: most epochs cheap at a small size, the last ones at the size the model will be tested at.
@@ -245,11 +245,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+#: Learning-rate schedules after the warm-up: "cosine" decays smoothly to ~0 at the last step; "step" divides
+#: by 10 for the last third (Fast / Faster R-CNN); "constant" keeps ``lr``.
+LR_SCHEDULES = ("cosine", "step", "constant")
+
+
 def lr_at(config: TrainConfig, step: int, total: int) -> float:
     """Linear warm-up from lr/1000, then the schedule; ``step`` counts from 0.
 
-    The warm-up is capped at a quarter of the run, so a short run still reaches its learning rate.
+    The warm-up is capped at a quarter of the run, so a short run still reaches its learning rate. An unknown
+    schedule is an error, not a silent constant rate (a typo would otherwise train a whole run undecayed).
     """
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
     base = config.lr
     warmup = min(config.warmup_iters, max(1, total // 4))
     if step < warmup:
@@ -502,6 +510,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     if config.threads:
         torch.set_num_threads(int(config.threads))
     seed_everything(config.seed)
+    lr_at(config, 0, 1)  # an unknown schedule fails here, before the data and model are built
 
     payload = load_checkpoint(config.resume) if config.resume else None
     if payload is not None and payload["generation"] != config.generation:
