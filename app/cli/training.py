@@ -115,6 +115,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimiser steps in all, keeping --epochs' learning-rate schedule "
                         "(the first phase of progressive resizing; --resume continues it)")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="fit the run into this much training time (process CPU seconds on a CPU, wall seconds on "
+                        "a GPU): --epochs becomes a cap and the learning-rate schedule spans the steps the budget "
+                        "buys at the measured cost per step")
     p.add_argument("--bf16", action="store_true", default=None,
                    help="CPU training in bfloat16 autocast (about 30%% faster on CPUs with AVX512-BF16 or AMX)")
     p.add_argument("--proposal-cache", default=None, metavar="DIR",
@@ -130,6 +134,7 @@ _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights"
                    "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
                    "rotate90": "rotate90", "split": "split", "device": "device", "seed": "seed", "resume": "resume",
                    "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
+                   "time_budget": "time_budget_s",
                    "proposal_cache": "proposal_cache", "backbone_lr_scale": "backbone_lr_scale",
                    "warmup_iters": "warmup_iters"}
 

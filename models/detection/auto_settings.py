@@ -19,9 +19,15 @@ recipe measured in ``bench/README.md`` ("Faster R-CNN from scratch on the synthe
   several shapes), every second size is dropped: the papers' step of 2.
 - **Anchor ratios**: powers of two (h / w = …, 0.5, 1, 2, …) spanning the 5th–95th percentile of the boxes'
   aspect ratio, each ratio covering a factor √2 around it: square-ish data gets one ratio, not three.
-- **Epochs**: a budget of training pixels — what fits in about 13 minutes of this project's 2-core CPU at
-  the measured cost of the small backbone — divided by the pixels of one epoch at the chosen size; at least
-  ``MIN_EPOCHS`` (the RPN needs a few passes) and at most ``MAX_EPOCHS``.
+- **Epochs and time budget**: the run gets ``TRAIN_BUDGET_S`` seconds of training (15 minutes of one
+  core for the whole command, less start-up and checkpoints), measured by the trainer as CPU time per
+  thread (``TrainConfig.time_budget_s``): after its first steps it sets the run's length to the steps the
+  budget buys at the cost it measures, and stretches the learning-rate schedule over them. The epochs
+  printed are the estimate from the dataset's size — images × (a fixed cost per image + a cost per
+  megapixel at the chosen size, measured on this CPU: the fixed part, RPN NMS, sampling, the head on 512 RoIs
+  and Python, is about a third of a step at 512 px and most of it at 256 px) — and, with ``EPOCH_HEADROOM``,
+  the cap a quieter or faster CPU may reach. Fewer than ``MIN_EPOCHS`` (the RPN needs a few passes) in the
+  budget: ``MIN_EPOCHS`` and no budget, with the estimated time said.
 - **Optimiser and head**: AdamW at lr 1e-3, weight decay 1e-4, 2 images per step, a 256-wide head, RoIAlign,
   per-object positive sampling, bfloat16 autocast where the CPU has it: the recipe that trains from scratch
   on a CPU (SGD at lr 0.01 needs ~3× the epochs there; a 4096-wide head is 60× the FC weights).
@@ -57,9 +63,17 @@ MAX_ASPECT = 2.0
 BODY_RECEPTIVE_FIELD = 120.0
 #: Anchor size step: ≤ 1/0.7 keeps a box between two sizes at IoU ≥ 0.7 with one of them.
 SIZE_STEP = math.sqrt(2.0)
-#: Training pixels that fit the CPU budget: run I of bench/README trained 18 epochs of the 300 synthetic
-#: training images at shorter side 512 (longer ≤ 768; 0.302 MP per image on average) in 836 s.
-PIXEL_BUDGET = 18 * 300 * 0.302e6 * (780.0 / 836.0)
+#: Seconds of training (CPU time per thread) for a run with no preset: the issue's 15 minutes of this CPU for
+#: the whole command, less ~50 s of start-up, data preparation and per-epoch checkpoints.
+TRAIN_BUDGET_S = 850.0
+#: Cost of one training image on one thread with bfloat16 autocast (this project's CPU, small backbone width
+#: 24 at stride 8 with the context stage, 2 images per step): a fixed part and a part per megapixel at the
+#: training size. Measured 2026-11-30 (bench/README.md, "train with settings chosen from the data"): 0.256 s
+#: per image at 0.34 MP (syn400 at 544 px) and 0.131 s at 0.07 MP (the 64–320-px set at 256 px).
+COST_PER_IMAGE_S = 0.10
+COST_PER_MP_S = 0.46
+#: The epoch cap over the estimate: room for a CPU faster than the one measured (the budget still decides).
+EPOCH_HEADROOM = 1.25
 MIN_EPOCHS, MAX_EPOCHS = 8, 100
 #: Anchors per feature cell above which the size step widens from √2 to 2: the RPN head's outputs, the anchor
 #: matching and the proposal NMS grow with it (the papers use 9).
@@ -80,6 +94,8 @@ class AutoSettings:
     rotate90: bool
     cpu_bf16: bool
     model: dict
+    #: Seconds of training (CPU time per thread); None when ``MIN_EPOCHS`` do not fit and the epochs decide.
+    time_budget_s: float | None = None
     reasons: dict[str, str] = field(default_factory=dict)
     #: Share of training boxes no chosen anchor matches at IoU ≥ 0.7, and the same for the papers' anchors.
     unmatched_share: float = float("nan")
@@ -102,7 +118,8 @@ class AutoSettings:
         """The TrainConfig fields this sets (``model`` merged by the caller with explicit ``--model-arg``)."""
         return {"min_size": self.min_size, "max_size": self.max_size, "epochs": self.epochs,
                 "batch_size": self.batch_size, "optimizer": self.optimizer, "lr": self.lr,
-                "weight_decay": self.weight_decay, "rotate90": self.rotate90, "cpu_bf16": self.cpu_bf16}
+                "weight_decay": self.weight_decay, "rotate90": self.rotate90, "cpu_bf16": self.cpu_bf16,
+                "time_budget_s": self.time_budget_s}
 
     def lines(self) -> list[str]:
         """One line per setting: ``name = value  (reason)``, in the order a reader needs them."""
@@ -110,7 +127,8 @@ class AutoSettings:
                   "stride": f"{self.model['small_stride']}, context stage {'on' if self.model['small_context'] else 'off'}",
                   "anchor sizes": ", ".join(f"{v:g}" for v in self.anchor_sizes),
                   "anchor ratios": ", ".join(f"{v:g}" for v in self.anchor_ratios),
-                  "epochs": str(self.epochs),
+                  "epochs": (f"at most {self.epochs}, within {self.time_budget_s:.0f} s of training"
+                             if self.time_budget_s else str(self.epochs)),
                   "optimiser": f"{self.optimizer}, lr {self.lr:g}, weight decay {self.weight_decay:g}, "
                                f"{self.batch_size} images per step",
                   "head": f"{self.model['representation_size']}-wide FC, {self.model['pooling']} pooling, "
@@ -161,7 +179,7 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
     wanted = med_short * SMALL_OBJECT_PX / max(q5_orig, 1.0)
     min_size = int(min(MAX_SIDE, max(MIN_SIDE, _round_to(wanted, 32))))
     aspect = float(min(MAX_ASPECT, max(1.0, np.percentile(long_ / short, 95))))
-    max_size = int(math.ceil(min_size * aspect / 32.0) * 32)
+    max_size = int(math.ceil(min_size * aspect / 32.0 - 1e-6) * 32)  # float32 sizes: 4/3 must not round up
     bound = " (bounded)" if min_size != _round_to(wanted, 32) else ""
     reasons["training size"] = (f"median shorter image side {med_short:.0f} px × {SMALL_OBJECT_PX:.0f} / "
                                 f"{q5_orig:.1f} px (5th percentile of box √area) so small objects reach "
@@ -193,15 +211,25 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
                                    f"per cell with {len(anchor_ratios)} ratios) over the 2nd to the 98th "
                                    f"percentile of √area at training size, {q2:.0f}–{q98:.0f} px")
 
-    # Epochs: a pixel budget.
+    # Epochs: what the time budget buys at the estimated cost of an epoch of this dataset at this size.
     pixels = [(h * resize_scale(int(h), int(w), min_size, max_size)) * (w * resize_scale(int(h), int(w),
               min_size, max_size)) for w, h in sizes]
-    epoch_pixels = float(np.mean(pixels)) * n_train
-    raw_epochs = PIXEL_BUDGET / max(epoch_pixels, 1.0)
-    epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.floor(raw_epochs))))
-    reasons["epochs"] = (f"{n_train} training images of {np.mean(pixels) / 1e6:.2f} MP at this size: "
-                         f"{raw_epochs:.1f} epochs fit the ~13-minute CPU budget"
-                         + (f", bounded to [{MIN_EPOCHS}, {MAX_EPOCHS}]" if epochs != math.floor(raw_epochs) else ""))
+    mp = float(np.mean(pixels)) / 1e6
+    image_cost = COST_PER_IMAGE_S + COST_PER_MP_S * mp
+    raw_epochs = TRAIN_BUDGET_S / (n_train * image_cost)
+    cost_text = (f"{n_train} training images of {mp:.2f} MP at this size, ~{image_cost:.2f} s each on one thread "
+                 f"of this CPU")
+    time_budget: float | None = TRAIN_BUDGET_S
+    if raw_epochs < MIN_EPOCHS:
+        epochs, time_budget = MIN_EPOCHS, None
+        reasons["epochs"] = (f"{cost_text}: the {TRAIN_BUDGET_S:.0f}-s budget buys only {raw_epochs:.1f} epochs, "
+                             f"fewer than the {MIN_EPOCHS} the RPN needs, so {MIN_EPOCHS} epochs, about "
+                             f"{MIN_EPOCHS * n_train * image_cost / 60:.0f} min of one core")
+    else:
+        epochs = int(min(MAX_EPOCHS, math.ceil(raw_epochs * EPOCH_HEADROOM)))
+        reasons["epochs"] = (f"{cost_text}: about {raw_epochs:.1f} epochs in {TRAIN_BUDGET_S:.0f} s of CPU time "
+                             f"per thread; the trainer measures the real cost and fits the run and its "
+                             f"learning-rate schedule to the budget (cap {epochs} for a faster CPU)")
     reasons["optimiser"] = "AdamW trains from scratch in a CPU budget; SGD at 0.01 needs ~3× the epochs"
     reasons["head"] = "a 256-wide head and 24-wide backbone: the measured CPU recipe (a 4096 head is 60× the weights)"
     reasons["quarter turns"] = ("the dataset says it has no 'up' (synthetic.json)" if synthetic
@@ -212,7 +240,7 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
              "rpn_pre_nms_train": 2000, "rpn_post_nms_train": 512, "roi_positive_sampling": "per_object"}
     out = AutoSettings(min_size=min_size, max_size=max_size, epochs=epochs, batch_size=2, optimizer="adamw",
                        lr=1e-3, weight_decay=1e-4, rotate90=bool(synthetic), cpu_bf16=True, model=model,
-                       reasons=reasons)
+                       time_budget_s=time_budget, reasons=reasons)
     if coverage and len(stats.boxes):
         out.unmatched_share = anchor_coverage(stats, anchor_sizes, anchor_ratios, stride, min_size,
                                               max_size).unmatched_share

@@ -79,6 +79,7 @@ TRAINING_HELP: dict[str, str] = {
     "cpu_bf16": "bfloat16 autocast on CPUs with AVX512-BF16 or AMX",
     "grad_clip": "clip the gradient norm to this (empty: no clipping)",
     "max_steps": "stop after this many steps in all (keeps the schedule of all epochs)",
+    "time_budget_s": "fit the run into this many seconds of training (CPU time on a CPU); epochs become a cap",
     "classes": "train on these classes only (others left out; images without them stay as negatives)",
     "train_indices": "train on exactly these images (indices into the dataset), e.g. a cross-validation fold",
     "backbone_lr_scale": "the backbone's learning rate as a fraction of lr (0.1: fine-tuning a pretrained one)",

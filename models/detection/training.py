@@ -87,6 +87,13 @@ class TrainConfig:
     grad_clip: float | None = 10.0
     num_workers: int = 0
     max_steps: int | None = None  # stop after this many optimiser steps in total (tests, quick looks)
+    #: Seconds of training this run may take: process CPU time per torch thread on a CPU (a machine shared
+    #: with other jobs inflates the wall clock, not this), wall time on a GPU. None: no budget, ``epochs`` decides. With a
+    #: budget, ``epochs`` is a cap: after the first steps (and again every ``BUDGET_REPLAN`` steps) the run's
+    #: length is set to the steps the remaining budget buys at the cost measured so far, and the learning-rate
+    #: schedule is stretched over that length — a run cut short by a hard stop would skip the low-rate end,
+    #: where most of the accuracy is made.
+    time_budget_s: float | None = None
     #: CPU threads for torch (None: torch's default, one per core). On a CPU shared with other jobs, 1 thread
     #: is often several times faster than 2: OpenMP threads waiting on a descheduled sibling spin for nothing.
     threads: int | None = None
@@ -410,6 +417,48 @@ def _validate(model: torch.nn.Module, source: Any, indices: list[int], class_nam
     return metrics
 
 
+#: Steps after which a time-budgeted run first measures its cost per step (the first steps pay one-off costs:
+#: allocations, oneDNN kernel selection), then re-plans every this many steps (the load of a shared machine
+#: changes; the cumulative cost keeps the plan steady).
+BUDGET_REPLAN = 20
+
+
+class _StepBudget:
+    """Sizes a run to ``seconds`` of training: process CPU time per thread on a CPU, wall time on a GPU (whose
+    work a CPU clock does not see). :meth:`plan` returns the total steps the run should have."""
+
+    def __init__(self, seconds: float, device: torch.device, dist_info: DistInfo) -> None:
+        self.seconds = float(seconds)
+        self.cpu = device.type == "cpu"
+        self.dist_info = dist_info
+        self.start = self.now()
+        self.planned = False
+
+    def now(self) -> float:
+        """CPU: process CPU time per torch thread (alone on a quiet machine, about the wall time; on a shared
+        one, what the run would have taken alone). GPU: wall time."""
+        return time.process_time() / max(1, torch.get_num_threads()) if self.cpu else time.monotonic()
+
+    def used(self) -> float:
+        return self.now() - self.start
+
+    def plan(self, global_step: int, steps_this_run: int, cap: int, device: torch.device) -> int:
+        """Total steps: those done plus what the rest of the budget buys at the mean cost so far, at most
+        ``cap`` and at least one more than done until the budget is spent. All ranks agree (the slowest's)."""
+        used = self.used()
+        cost = used / max(1, steps_this_run)
+        if self.dist_info.enabled:
+            import torch.distributed as dist
+            t = torch.tensor([cost, used], dtype=torch.float64, device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            cost, used = float(t[0]), float(t[1])
+        self.planned = True
+        left = self.seconds - used
+        if left <= 0:
+            return min(cap, global_step)
+        return min(cap, global_step + max(1, int(left / max(cost, 1e-9))))
+
+
 def _cancel_requested(cancel: threading.Event | None, dist_info: DistInfo, device: torch.device) -> bool:
     """The cancel flag, agreed by all ranks: one rank leaving the loop alone would hang the others in the
     next gradient all-reduce (a GUI sets one shared flag, but the ranks read it at different moments)."""
@@ -582,6 +631,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
+    cap_steps = total_steps
     global_step = start_epoch * steps_per_epoch
     use_amp = bool(config.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
@@ -594,6 +644,8 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     cfg_dict = config.to_dict()
     last_good = str(out) if (payload is not None and Path(config.resume).resolve() == out.resolve()) else None
     run_start = time.monotonic()
+    cpu_start = time.process_time()
+    budget = _StepBudget(config.time_budget_s, device, dist_info) if config.time_budget_s else None
     steps_this_run = 0
     # Training time across resumed runs, stored in every checkpoint (``compare`` reports it).
     earlier_seconds = float(payload.get("extra", {}).get("train_seconds", 0.0)) if payload else 0.0
@@ -604,6 +656,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
         save_checkpoint(out, model=model, config=cfg_dict, class_names=class_names, split=split, epoch=epoch,
                         optimizer_state=optimizer.state_dict(),
                         extra={"history": history, "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2),
+                               "train_cpu_seconds": round(time.process_time() - cpu_start, 1),
                                **(extra or {})})
         emit(TrainEvent("checkpoint", epoch=epoch, epochs=config.epochs, checkpoint=str(out),
                         elapsed_s=time.monotonic() - t0))
@@ -635,7 +688,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
             if _cancel_requested(cancel, dist_info, device):
                 status = "cancelled"
                 break
-            if config.max_steps is not None and global_step >= config.max_steps:
+            if global_step >= total_steps:  # max_steps, or the time budget's plan
                 break
             images, targets = _to_device(images, targets, device)
             lr = lr_at(config, global_step, total_steps)
@@ -676,6 +729,16 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
             run_log.step(global_step, epoch, lr, vals)
+            if budget is not None and steps_this_run % BUDGET_REPLAN == 0:
+                first = not budget.planned
+                total_steps = budget.plan(global_step, steps_this_run, cap_steps, device)
+                if first:
+                    emit(TrainEvent("message", message=(
+                        f"time budget {budget.seconds:.0f} s ({'CPU time per thread' if budget.cpu else 'wall time'}): "
+                        f"{budget.used() / steps_this_run:.2f} s per step so far, so {total_steps} steps "
+                        f"(~{total_steps / steps_per_epoch:.1f} epochs"
+                        + (f", capped by --epochs {config.epochs}" if total_steps >= cap_steps else "")
+                        + "); re-planned as the cost changes")))
             elapsed = time.monotonic() - run_start
             eta = elapsed / steps_this_run * max(0, total_steps - global_step)
             emit(TrainEvent("step", epoch=epoch, epochs=config.epochs, step=step, steps_per_epoch=steps_per_epoch,
@@ -706,17 +769,21 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
         emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, global_step=global_step,
                         total_steps=total_steps, losses=history[-1] if history else {},
                         elapsed_s=time.monotonic() - t0))
-        if config.max_steps is not None and global_step >= config.max_steps:
+        if global_step >= total_steps:
             break
     if status == "completed" and hasattr(model, "fit_classifiers"):
         _fit_classifiers(model, dataset, emit)
         last_good = save(done_epochs) or last_good
     if status == "completed":
         message = f"trained {done_epochs} epochs; checkpoint {out}"
+        if budget is not None and total_steps < cap_steps:
+            message = (f"trained {global_step} steps ({global_step / steps_per_epoch:.1f} epochs), what the "
+                       f"{budget.seconds:.0f}-s time budget bought; checkpoint {out}")
     if dist_info.is_main:
         run_log.write({"status": status, "message": message, "epochs": done_epochs, "history": history,
                        "elapsed_s": round(time.monotonic() - t0, 1), "global_step": global_step,
-                       "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2)})
+                       "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2),
+                       "train_cpu_seconds": round(time.process_time() - cpu_start, 1)})
         run_log.started = False  # written: an error after this point is not the run's
     _barrier(dist_info)
     emit(TrainEvent("end", epoch=done_epochs, epochs=config.epochs, global_step=global_step,
