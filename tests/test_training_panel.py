@@ -11,6 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.stages.model import ModelStage
+from app.stages.runs import RunsStage
+from app.stages.runs.panel import COLUMNS
 from app.stages.training import TrainingStage, options
 from app.stages.training.panel import NO_PRESET
 from models.detection.checkpoints import load_checkpoint, load_detector
@@ -137,6 +139,13 @@ def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qt
     assert log["status"] == "completed" and log["config"]["model"]["backbone"]["small_width"] == 8
     assert "val_mAP" in log["history"][0]
     assert stage.panel.train_button.isEnabled() and stage.panel.load_button.isEnabled()
+    # The Runs stage lists the run without a Refresh click, with the preset it started from.
+    runs = next(s for s in window.stages if isinstance(s, RunsStage))
+    qtbot.waitUntil(lambda: any(r.path == out for r in runs.records), timeout=30_000)
+    record = next(r for r in runs.records if r.path == out)
+    assert record.status == "finished" and record.preset == "shapes-cpu"
+    row = next(i for i, r in enumerate(runs.panel.records) if r.path == out)
+    assert runs.panel.table.item(row, COLUMNS.index("settings")).text().startswith("preset shapes-cpu")
     model_stage = next(s for s in window.stages if isinstance(s, ModelStage))
     # Loaded, and run on the image shown (waiting for that trace too: no worker thread is left running when
     # the window closes).

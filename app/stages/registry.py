@@ -41,11 +41,17 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     stages.append(SuggestionsStage(canvas, session, window))
     # Bottom dock area: evaluation of the model (or a detections file) on the dataset; opens worst images with
     # the Detections layer set to its thresholds.
-    stages.append(EvaluationStage(canvas, session, window, detections=detections))
+    stages.append(EvaluationStage(canvas, session, window, detections=detections,
+                                  class_map=lambda: model_stage.mapping))
     stages.append(FeaturesStage(canvas, session, window))  # bottom area: CNN codes and their neighbours
     stages.append(DatasetStatsStage(canvas, session, window))  # bottom dock: counts, sizes vs anchors
     # Bottom dock area: trains in worker processes; a finished run loads into the Model stage.
-    stages.append(TrainingStage(canvas, session, window, load_model=model_stage.load_model))
-    stages.append(RunsStage(canvas, session, window))  # bottom dock: finished runs side by side
+    training = TrainingStage(canvas, session, window, load_model=model_stage.load_model)
+    stages.append(training)
+    runs = RunsStage(canvas, session, window)  # bottom dock: finished runs side by side
+    stages.append(runs)
+    # A run that ends is listed at once (both live in the GUI thread: a direct call to a QObject's slot).
+    training.runFinished.connect(runs.training_ended)
+    training.runFailed.connect(runs.training_ended)
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers
     return stages

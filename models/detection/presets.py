@@ -50,7 +50,7 @@ MIRRORED: dict[str, str] = {"backbone": "backbone.name", "weights": "backbone.we
 #: Training fields that say where and how this machine runs, not what is trained: not part of a recipe's
 #: description (still overridable).
 _ENVIRONMENT = ("data", "out", "model", "resume", "images_dir", "proposal_cache", "device", "threads",
-                "num_workers", "train_indices")
+                "num_workers", "train_indices", "preset")
 #: Per generation, training settings of the no-preset path that differ from TrainConfig's defaults.
 GENERATION_TRAINING: dict[str, dict[str, Any]] = {
     "faster-rcnn": {},
@@ -276,7 +276,8 @@ def describe_preset(name: str) -> dict[str, dict[str, Any]]:
 def train_config_from_preset(name: str, data: str, out: str, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The preset's training config for ``data`` → ``out``, with ``overrides`` applied field by field."""
     item = get_preset(name)
-    return apply_overrides(dataclasses.replace(item.training, data=str(data), out=str(out)), overrides)
+    return apply_overrides(dataclasses.replace(item.training, data=str(data), out=str(out), preset=item.name),
+                           overrides)
 
 
 def default_train_config(data: str, out: str, generation: str = "faster-rcnn",

@@ -115,6 +115,9 @@ class TrainConfig:
     #: purpose: a live curve to watch in the window, not the final figure (``evaluate`` gives that).
     val_images: int = 0
     val_split: str = "test"
+    #: The preset these settings started from (None: none named). A label for the runs list; it changes
+    #: nothing in training (the preset's values are the fields above, overrides included).
+    preset: str | None = None
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own

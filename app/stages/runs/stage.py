@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal
+from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
@@ -145,14 +145,25 @@ class RunsStage(Stage):
                                             on_result=self._listed, on_error=self._list_failed,
                                             on_finished=self._list_done)
 
-    def run_finished(self, checkpoint: str | Path | None = None) -> None:
+    def run_finished(self, checkpoint: str | Path | None = None, show: bool = True) -> None:
         """For the training panel: a run ended (its checkpoint, if any, is listed on the next refresh; one
-        outside the runs folder is added to the list)."""
-        self.show_runs()
+        outside the runs folder is added to the list). ``show`` opens the Runs dock and brings it forward."""
+        if show:
+            self.show_runs()
         if checkpoint is not None and not self._under_root(Path(checkpoint)):
             self.add_checkpoint(checkpoint)
             return
         self.refresh()
+
+    @Slot(object)
+    def training_ended(self, result: Any = None) -> None:
+        """Connected to the Training stage's ``runFinished``/``runFailed`` (both emitted in the GUI thread):
+        the run is listed at once, whatever its end (a failed run is listed from its log). The Runs tab is
+        not brought forward: the user is reading the training panel's last plots and message."""
+        checkpoint = getattr(result, "checkpoint", None)
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            checkpoint = None
+        self.run_finished(checkpoint, show=False)
 
     def show_runs(self) -> None:
         """Open the Runs dock and bring its tab forward."""

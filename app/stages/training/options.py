@@ -22,7 +22,7 @@ from models.data.datasets import DatasetSource
 TRAINING_PART = "training"
 #: TrainConfig fields that say where and how this machine runs one run, not what is trained.
 RUN_FIELDS = ("data", "out", "generation", "backbone", "epochs", "device", "resume", "images_dir", "threads",
-              "max_steps", "model", "val_images", "val_split", "proposal_cache", "split")
+              "max_steps", "model", "val_images", "val_split", "proposal_cache", "split", "preset")
 
 
 @dataclass(frozen=True)
