@@ -255,6 +255,74 @@ def test_threshold_change_rescores_without_the_model(qtbot, window, synth_root, 
     assert stage.report is after
 
 
+def test_the_model_stages_class_mapping_is_applied(qtbot, window, synth_root, tmp_path):
+    """A dataset calling the model's "circle" "ring": mapped in the Model stage, the view scores the model's
+    circles against the rings, with the AP the model gets on the circles of the original set."""
+    import shutil
+
+    from models.data.datasets import open_dataset
+    from models.detection.checkpoints import load_detector
+    from models.detection.evaluation import evaluate_detector
+    from resources.models import SHIPPED_MODEL
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(synth_root, renamed)
+    for xml in renamed.rglob("*.xml"):
+        xml.write_text(xml.read_text().replace("<name>circle</name>", "<name>ring</name>"))
+    for txt in renamed.rglob("classes.txt"):
+        txt.write_text(txt.read_text().replace("circle", "ring"))
+    w = window
+    assert w.open_path(renamed)
+    load_shipped_model(qtbot, w)
+    stage_of(w, ModelStage).set_mapping({"circle": "ring"})  # what the "Map Classes…" dialog returns
+    stage = stage_of(w, EvaluationStage)
+    p = stage.panel
+    p.set_mode(FROM_MODEL)
+    p.set_split("test")
+    with qtbot.waitSignal(stage.evaluated, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as done:
+        qtbot.mouseClick(p.evaluate_button, Qt.MouseButton.LeftButton)
+    result = done.args[0].result
+    source = open_dataset(str(synth_root))
+    from app.stages.evaluation.jobs import images_of
+
+    expected, _ = evaluate_detector(load_detector(SHIPPED_MODEL, "cpu"), source, images_of(source, "test"))
+    assert "circle" not in result.AP
+    assert result.AP["ring"] == pytest.approx(expected.AP["circle"], abs=1e-6)
+    assert result.mAP == pytest.approx(expected.mAP, abs=1e-6)
+    assert "circle → ring" in p.status_label.text()
+
+
+def test_unsaved_edits_are_the_ground_truth_evaluated(qtbot, window, synth_root):
+    """Boxes deleted in the window and not saved (autosave off) are gone from the evaluated ground truth; the
+    file keeps them, and the status says that unsaved edits were used."""
+    from app.stages.evaluation.jobs import images_of
+    from models.data.datasets import open_dataset
+
+    w = window
+    w.document.set_autosave(False)
+    source = open_dataset(str(synth_root))
+    first = images_of(source, "test")[0]
+    assert w.document.go_to(first)
+    qtbot.waitUntil(lambda: w.document.index == first and len(w.model) > 0, timeout=5000)
+    on_disk = len(w.model)
+    w.model.select(range(on_disk))
+    w.act_delete.trigger()
+    assert len(w.model) == 0 and w.document.is_dirty(first)
+    load_shipped_model(qtbot, w)
+    stage = stage_of(w, EvaluationStage)
+    p = stage.panel
+    p.set_mode(FROM_MODEL)
+    p.set_split("test")
+    with qtbot.waitSignal(stage.evaluated, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as done:
+        qtbot.mouseClick(p.evaluate_button, Qt.MouseButton.LeftButton)
+    inputs = done.args[0].inputs
+    k = inputs.indices.index(first)
+    assert len(inputs.ground_truth[k].boxes) == 0
+    assert len(source.store.load(source.entries[first]).objects) == on_disk  # the file is untouched
+    assert "unsaved edits of 1 image" in p.status_label.text()
+    assert w.document.is_dirty(first)
+
+
 def test_cancel_and_errors(qtbot, window, tmp_path):
     w = window
     stage = stage_of(w, EvaluationStage)

@@ -26,7 +26,7 @@ import contextlib
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -507,17 +507,22 @@ class DetectorRun:
 
 def run_detector(detector: Any, source: Any, indices: Sequence[int], class_names: Sequence[str] | None = None,
                  score_threshold: float = 0.05, progress: ProgressFn | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> DetectorRun:
+                 cancelled: Callable[[], bool] | None = None,
+                 class_map: Mapping[str, str] | None = None) -> DetectorRun:
     """Run a detector over ``source.entries[indices]`` and load their ground truth (see :class:`DetectorRun`).
 
-    Classes are the detector's (then any extra ones in the data). Images that cannot be read are skipped
-    and reported; ``cancelled`` is polled between images.
+    Classes are the detector's (then any extra ones in the data). ``class_map`` (model class name → dataset
+    class name) renames the detector's classes first: a model that calls the dataset's "person"
+    "pedestrian" is scored against the persons, not given AP 0 for a class the data lacks. Images that
+    cannot be read are skipped and reported; ``cancelled`` is polled between images.
     """
     from models.data.annotations import AnnotationError
     from models.data.io import ImageError, read_image
     from models.data.training_data import class_names_of, load_targets
 
-    names = list(class_names or getattr(detector, "class_names", []) or [])
+    mapping = {str(k): str(v) for k, v in (class_map or {}).items() if v}
+    names = list(dict.fromkeys(mapping.get(n, n) for n in (class_names or getattr(detector, "class_names", [])
+                                                           or [])))
     all_names = names + [n for n in class_names_of(source) if n not in names]
     run = DetectorRun([], [], [], [], names, [])
     for k, idx in enumerate(indices):
@@ -533,7 +538,10 @@ def run_detector(detector: Any, source: Any, indices: Sequence[int], class_names
             run.problems.append(f"{entry.name}: {exc}; skipped")
             continue
         run.problems.extend(msgs)
-        run.detections.append(detect_image(detector, img.pixels, score_threshold, img.scale))
+        found = detect_image(detector, img.pixels, score_threshold, img.scale)
+        if mapping:
+            found.labels = [mapping.get(lab, lab) if isinstance(lab, str) else lab for lab in found.labels]
+        run.detections.append(found)
         run.ground_truth.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
         run.sizes.append((img.width, img.height))
         run.indices.append(int(idx))

@@ -12,6 +12,7 @@ counts for the class are the ones listed here.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from app.stages.evaluation.jobs import (
 from app.stages.evaluation.panel import EvaluationPanel
 from app.workers import Worker, WorkerPool
 from models.data.datasets import DatasetSource
+from models.data.edited_source import with_annotations
 from models.detection.error_analysis import WorstImage
 from models.detection.evaluation_report import (
     EvaluationReport,
@@ -53,6 +55,18 @@ def first_line(message: str) -> str:
     return line
 
 
+def unsaved_annotations(document: Any, source: DatasetSource | None) -> dict[Path, Any]:
+    """Image path → in-memory annotation of every image of ``source`` the window's document holds unsaved
+    edits for (none when the document shows another dataset)."""
+    if document is None or source is None or getattr(document, "source", None) is None:
+        return {}
+    if Path(document.source.root).resolve() != Path(source.root).resolve():
+        return {}
+    entries = document.entries
+    return {entries[i].path: st.annotation for i, st in sorted(document.states.items())
+            if st.dirty and 0 <= i < len(entries)}
+
+
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
@@ -69,8 +83,11 @@ class EvaluationStage(Stage):
     rescored = Signal(object)
 
     def __init__(self, canvas: Canvas, session: DetectorSession, window: QWidget | None = None,
-                 detections: Any = None) -> None:
+                 detections: Any = None, class_map: Callable[[], dict[str, str]] | None = None) -> None:
         super().__init__(window)
+        #: The Model stage's mapping of the model's class names onto the dataset's (model name → dataset
+        #: name), read when an evaluation starts: the view scores what the Detections view shows.
+        self._class_map = class_map
         self._canvas = canvas
         self._session = session
         self._window = window
@@ -192,9 +209,15 @@ class EvaluationStage(Stage):
             self.panel.set_status("Choose a detections file first.", error=True)
             return None
         model_name = Path(self._session.model_path).name if self._session.model_path else "the model"
-        req = EvaluationRequest(mode, self._source, self.panel.split(), self._session.model, model_name,
+        # Ground truth as the user sees it: edits not yet written (autosave pending, a read-only folder)
+        # replace those images' files, copied now so that editing on while the worker reads is safe.
+        edits = unsaved_annotations(getattr(self._window, "document", None), self._source)
+        source = with_annotations(self._source, edits)
+        mapping = dict(self._class_map() or {}) if self._class_map is not None and mode == FROM_MODEL else {}
+        req = EvaluationRequest(mode, source, self.panel.split(), self._session.model, model_name,
                                 self.file_path, self.panel.iou_threshold(), self.panel.score_threshold(),
-                                self.panel.eleven_box.isChecked(), self.panel.coco_box.isChecked())
+                                self.panel.eleven_box.isChecked(), self.panel.coco_box.isChecked(),
+                                class_map=mapping, unsaved_images=len(edits))
         self._rescorer.cancel()
         self.panel.set_running(True)
         self.panel.set_progress(0.0, "starting")
@@ -218,6 +241,8 @@ class EvaluationStage(Stage):
             self._session.set_stored_detections(outcome.loaded.by_path, Path(outcome.loaded.path).name)
         problems = outcome.report.inputs.problems
         status = (f"{len(problems)} note(s): {problems[0]}" if problems else "")
+        if outcome.notes:
+            status = " ".join(outcome.notes + ([status] if status else []))
         self.panel.set_status(status, error=False)
         self.show_report(outcome.report)
         r = outcome.report.result

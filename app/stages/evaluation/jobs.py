@@ -9,7 +9,7 @@ GUI keeps a core and stays responsive while a split is evaluated.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,11 @@ class EvaluationRequest:
     use_11_point: bool = False
     coco: bool = True
     seed: int = 0
+    #: Model class name → dataset class name (the Model stage's mapping; FROM_MODEL only).
+    class_map: dict[str, str] = field(default_factory=dict)
+    #: Images whose ground truth comes from the window's unsaved edits (already in ``source``): said in the
+    #: view's status, so the figure is not mistaken for one of the files on disk.
+    unsaved_images: int = 0
 
 
 @dataclass
@@ -49,6 +54,8 @@ class EvaluationOutcome:
     loaded: Any = None  # models.detection.result_files.LoadedDetections
     seconds: float = 0.0
     detector_seconds: float = 0.0
+    #: What the user should know about the inputs (unsaved edits used, classes mapped).
+    notes: list[str] = field(default_factory=list)
 
 
 def images_of(source: Any, split: str, seed: int = 0) -> list[int] | None:
@@ -83,7 +90,7 @@ def evaluation_job(job: Job, req: EvaluationRequest) -> EvaluationOutcome:
         try:
             run = run_detector(req.model, source, chosen, None, LOW_SCORE_THRESHOLD,
                                progress=lambda f, m: job.progress(0.97 * f, m),
-                               cancelled=lambda: job.cancelled)
+                               cancelled=lambda: job.cancelled, class_map=req.class_map)
         except Exception as exc:
             if is_out_of_memory(exc):
                 raise oom_error(str(getattr(req.model, "device", "?")), "evaluating the model") from exc
@@ -108,7 +115,19 @@ def evaluation_job(job: Job, req: EvaluationRequest) -> EvaluationOutcome:
     report = build_report(run, names, req.iou_threshold, req.score_threshold, req.use_11_point, req.coco,
                           description=f"{what} ({len(run.indices)} images)")
     job.progress(1.0, "done")
-    return EvaluationOutcome(report, loaded, time.perf_counter() - t0, detector_seconds)
+    return EvaluationOutcome(report, loaded, time.perf_counter() - t0, detector_seconds, input_notes(req))
+
+
+def input_notes(req: EvaluationRequest) -> list[str]:
+    """Sentences for the status line about where the ground truth and the class names came from."""
+    notes = []
+    if req.unsaved_images:
+        notes.append(f"Ground truth includes your unsaved edits of {req.unsaved_images} image"
+                     f"{'s' if req.unsaved_images != 1 else ''}.")
+    pairs = [f"{m} → {d}" for m, d in req.class_map.items() if d and d != m] if req.mode == FROM_MODEL else []
+    if pairs:
+        notes.append("Model classes scored as the dataset's: " + ", ".join(pairs) + ".")
+    return notes
 
 
 def rescore_job(job: Job, report: Any, iou_threshold: float, score_threshold: float) -> Any:
