@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QFileSystemWatcher, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
@@ -125,11 +126,31 @@ class RunsStage(Stage):
         self._compare(self.panel.selected_paths())
 
     def shutdown(self) -> None:
+        """Stop the workers, then free this stage's Qt objects here, in the GUI thread.
+
+        Why not leave them to Python: the stage sits in reference cycles (the workers' callbacks hold it), so
+        it is freed by a garbage-collection pass, and such a pass runs in whichever thread happens to allocate
+        — often a worker thread evaluating a run. A QFileSystemWatcher destroyed there leaves the GUI thread's
+        event loop spinning on an invalid inotify socket ("QSocketNotifier: Invalid socket", a flood of
+        warnings), and widgets destroyed there crash the process (seen in the test suite as a segfault in
+        the event loop, some tests after a parentless stage had been dropped)."""
+        if self._shut:
+            return
         self._shut = True
         self._debounce.stop()
         # Both jobs stop at their next check (a checkpoint read, an image); the long wait is for a loaded
         # machine: a thread left running when its pool goes away would take the process down.
         self.pool.shutdown(timeout_ms=120_000)
+        paths = self.watcher.files() + self.watcher.directories()
+        if paths:
+            self.watcher.removePaths(paths)
+        shiboken6.delete(self.watcher)
+        if self.window is None:
+            # No window owns the dock (and the panel in it) nor this stage: delete them now / at the next
+            # turn of the GUI thread's event loop, never in a collector's thread.
+            if shiboken6.isValid(self.dock):
+                shiboken6.delete(self.dock)
+            self.deleteLater()
 
     # --------------------------------------------------------------------------------------- listing
 
@@ -210,6 +231,8 @@ class RunsStage(Stage):
         self.refresh()
 
     def _listed(self, records: list[RunRecord]) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         self.records = records
         self._watch()
         self._show_table()
@@ -225,6 +248,8 @@ class RunsStage(Stage):
         self.runsListed.emit(records)
 
     def _list_failed(self, message: str) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         self.panel.status_label.setText(f"Could not list the runs: {first_line(message)}")
 
     def _list_done(self) -> None:
@@ -244,6 +269,8 @@ class RunsStage(Stage):
             self.watcher.addPaths(new)
 
     def _folder_changed(self, _path: str) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         self._debounce.start()
 
     # ---------------------------------------------------------------------------------------- figures
@@ -365,6 +392,8 @@ class RunsStage(Stage):
         return -1
 
     def _eval_progress(self, key: tuple, fraction: float, _message: str) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         if key != self._eval_key:
             return
         self._eval_fraction = fraction
@@ -374,6 +403,8 @@ class RunsStage(Stage):
         self._update_eval_label()
 
     def _evaluated(self, key: tuple, evaluation: RunEvaluation) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         self.evaluations[key] = evaluation
         col = self._column_of(key)
         if col >= 0:
@@ -382,6 +413,8 @@ class RunsStage(Stage):
         self.evaluationFinished.emit(key[0], evaluation)
 
     def _eval_failed(self, key: tuple, message: str) -> None:
+        if self._shut:  # queued before shutdown; the widgets may be gone
+            return
         if message == "cancelled" or "EvaluationCancelled" in message.splitlines()[0]:
             col = self._column_of(key)
             if col >= 0:
