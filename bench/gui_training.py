@@ -71,8 +71,75 @@ def _from_checkpoint(path: Path, steps: int) -> dict:
     return {"train_s": seconds, "steps_per_s": steps / seconds, "config": payload["config"]}
 
 
-def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: float = 1800.0) -> dict:
+class StallWatch:
+    """Where the GUI thread is when the event loop stalls: a watchdog thread samples every thread's Python stack
+    whenever the 5 ms ticks have been silent for ``after_ms``. A main thread found inside the event loop's own
+    wait (``exec``) was not busy: the process was not given a core (the machine's load); anything else is the
+    window's own work, named by its stack."""
+
+    def __init__(self, after_ms: float = 40.0) -> None:
+        import threading
+
+        self.after_s = after_ms / 1000.0
+        self.last_tick = time.perf_counter()
+        self.main = threading.get_ident()
+        self.samples: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stall-watch", daemon=True)
+
+    def tick(self) -> None:
+        self.last_tick = time.perf_counter()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.005):
+            if time.perf_counter() - self.last_tick < self.after_s:
+                continue
+            frames = sys._current_frames()
+            main = frames.get(self.main)
+            if main is None:
+                continue
+            stack = traceback.extract_stack(main)[-6:]
+            key = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+            others = [f"{Path(traceback.extract_stack(fr)[-1].filename).name}:{traceback.extract_stack(fr)[-1].name}"
+                      for ident, fr in frames.items() if ident not in (self.main, self._thread.ident)]
+            if others:
+                key += "   | other threads: " + ", ".join(sorted(set(others)))
+            self.samples[key] = self.samples.get(key, 0) + 1
+
+    def report(self, top: int = 6) -> list[str]:
+        total = sum(self.samples.values())
+        return [f"{n * 5:>6} ms ({n / max(1, total):.0%}) {k}"
+                for k, n in sorted(self.samples.items(), key=lambda kv: -kv[1])[:top]]
+
+
+def run_loop_until(signals: list, timeout_ms: int) -> None:
+    """A real event loop (``QEventLoop.exec``, as the app's) until one of ``signals`` or the timeout: a
+    processEvents/sleep loop would add its own sleeps to the gaps measured."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    for signal in signals:
+        signal.connect(loop.quit)
+    QTimer.singleShot(int(timeout_ms), loop.quit)
+    loop.exec()
+    for signal in signals:
+        signal.disconnect(loop.quit)
+
+
+def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: float = 1800.0,
+              watch: bool = False) -> dict:
     """Train from the panel of a real window; the timer gaps while it runs."""
+    import resource
+
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -108,16 +175,20 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
     timer = QTimer()
     timer.setInterval(5)
 
+    watcher = StallWatch() if watch else None
+
     def tick() -> None:
         gaps.append(clock.restart())
         now = time.thread_time()
         cpu.append((now - last_cpu[0]) * 1000.0)
         last_cpu[0] = now
+        if watcher is not None:
+            watcher.tick()
 
     timer.timeout.connect(tick)
     clock.start()
     timer.start()
-    process_events_until(lambda: False, int(IDLE_BASELINE_S * 1000))
+    run_loop_until([], int(IDLE_BASELINE_S * 1000))
     idle = np.asarray(gaps[1:] or [0.0])
     gaps.clear()
     cpu.clear()
@@ -125,14 +196,22 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
     failed: list[str] = []
     stage.runFinished.connect(done.append)
     stage.runFailed.connect(failed.append)
+    if watcher is not None:
+        watcher.start()
+    load_before = os.getloadavg()[0]
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     clock.restart()
     run = stage.start()
     if run is None:
         raise SystemExit(f"the panel did not start: {panel.status.text()}")
-    process_events_until(lambda: bool(done or failed), int(timeout_s * 1000))
+    if not (done or failed):
+        run_loop_until([stage.runFinished, stage.runFailed], int(timeout_s * 1000))
     wall = time.perf_counter() - t0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
     timer.stop()
+    if watcher is not None:
+        watcher.stop()
     out = Path(run.config.out)
     window.grab().save(str(tmp / "window.png"))
     window.close()
@@ -144,7 +223,10 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
             "max_gap_at_s": float(g[: int(g.argmax()) + 1].sum() / 1000.0), "max_gap_cpu_ms": float(c[g.argmax()]),
             "max_cpu_ms": float(c.max()), "gaps_over_50ms": int((g > 50).sum()),
             "idle_max_gap_ms": float(idle.max()), "idle_p99_gap_ms": float(np.percentile(idle, 99)),
-            "ticks": int(g.size), "screenshot": str(tmp / "window.png"), **_from_checkpoint(out, steps)}
+            "ticks": int(g.size), "screenshot": str(tmp / "window.png"),
+            "window_cpu_s": (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime),
+            "load": (load_before, os.getloadavg()[0]), "stalls": watcher.report() if watcher else [],
+            **_from_checkpoint(out, steps)}
 
 
 def config_differences(a: dict, b: dict) -> list[str]:
@@ -162,13 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1, help="headless, window pairs (interleaved)")
     p.add_argument("--data", type=Path, default=None, help="dataset instead of a fresh synthetic set")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
+    p.add_argument("--watch", action="store_true",
+                   help="sample the GUI thread's stack during stalls over 40 ms and print where it was")
     args = p.parse_args(argv)
     data = args.data or make_set(args.images, seed=0)
     rows = []
     for r in range(args.rounds):
         h = headless(data, Path(tempfile.mkdtemp(prefix="bench_headless_")) / "model.pt", args.steps, args.size,
                      args.processes)
-        w = in_window(data, args.steps, args.size, args.processes)
+        w = in_window(data, args.steps, args.size, args.processes, watch=args.watch)
         diff = config_differences(w["config"], h["config"])
         rows.append({"round": r + 1, "headless": {k: v for k, v in h.items() if k != "config"},
                      "window": {k: v for k, v in w.items() if k != "config"}, "config_differences": diff})
@@ -183,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  longest gap {w['max_gap_at_s']:.1f} s after Train, GUI-thread CPU in it {w['max_gap_cpu_ms']:.1f} ms; "
               f"most GUI-thread CPU between two ticks {w['max_cpu_ms']:.1f} ms; gaps over 50 ms: "
               f"{w['gaps_over_50ms']}")
+        print(f"  window process CPU while training (GUI and its threads, not the trainer): {w['window_cpu_s']:.2f} s "
+              f"in {w['wall_s']:.1f} s wall; load average {w['load'][0]:.1f} at Train, {w['load'][1]:.1f} at the end")
+        for line in w["stalls"]:
+            print(f"  stalled in: {line}")
         print("  same settings: " + ("yes" if not diff else "NO: " + "; ".join(diff)))
         print(f"  screenshot: {w['screenshot']}")
     if args.json:

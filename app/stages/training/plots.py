@@ -19,7 +19,9 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
 from app.proposal_curves import PALETTE
 
-REDRAW_MS = 200
+REDRAW_MS = 250
+#: Headroom kept above the highest point, so the y axis is not rescaled at every new maximum.
+Y_HEADROOM = 1.05
 #: Fixed colours for the losses every generation reports, so a curve keeps its colour across runs.
 LOSS_COLOURS = {"total": "#000000", "rpn_objectness": PALETTE[0], "rpn_box": PALETTE[1], "cls": PALETTE[2],
                 "box": PALETTE[3]}
@@ -33,11 +35,15 @@ class Series:
     ys: list[float] = field(default_factory=list)
     item: Any = None
     drawn: int = -1  # len(xs) when last drawn
+    top: float = -math.inf  # highest and lowest y so far (the axis range, without a pass over the points)
+    bottom: float = math.inf
 
     def add(self, x: float, y: float) -> None:
         if math.isfinite(y):
             self.xs.append(float(x))
             self.ys.append(float(y))
+            self.top = max(self.top, float(y))
+            self.bottom = min(self.bottom, float(y))
 
 
 def _plot(title: str, legend: bool = True) -> pg.PlotWidget:
@@ -56,6 +62,17 @@ def _plot(title: str, legend: bool = True) -> pg.PlotWidget:
         legend.setColumnCount(3)  # two short rows instead of a tall column over the curves
     item.setMenuEnabled(False)
     return w
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10^k at or above ``value`` (> 0): an axis end that changes rarely."""
+    if not math.isfinite(value) or value <= 0:
+        return 1.0
+    base = 10.0 ** math.floor(math.log10(value))
+    for f in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if f * base >= value * (1 - 1e-9):
+            return f * base
+    return 10.0 * base
 
 
 def format_seconds(s: float | None) -> str:
@@ -84,6 +101,17 @@ class TrainingPlots(QWidget):
             w.setMinimumSize(170, 180)
             w.getPlotItem().setClipToView(True)
             w.getPlotItem().setDownsampling(auto=True, mode="peak")
+            # A fixed-width tick column: a label one digit wider would otherwise re-lay-out the whole plot.
+            w.getPlotItem().getAxis("left").setWidth(44)
+        # Why the step plots do not auto-range: every new point would move both axes, and a moved axis is
+        # laid out and painted again (tick texts) — most of the GUI thread's time while training. Their x axis
+        # spans the whole run (known from the first step) and their y axis ends at a round number above the
+        # highest point, so axes change a few times per run and a redraw paints only the curves.
+        self._ranged = (self.loss_plot, self.lr_plot, self.speed_plot)
+        for w in self._ranged:
+            w.getPlotItem().disableAutoRange()
+        self._ranges: dict[int, tuple[float, float, float, float]] = {}
+        self.total_steps = 0
         self.eta_label = QLabel("")
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -127,7 +155,10 @@ class TrainingPlots(QWidget):
         self.stage_plot.hide()
         self._grid.setColumnStretch(4, 0)
         self.eta_label.setText("")
+        self._eta_text = ""
         self.steps_seen = 0
+        self.total_steps = 0
+        self._ranges.clear()
 
     def add_event(self, ev: Any) -> None:
         """Take one TrainEvent; the plots follow within :data:`REDRAW_MS`."""
@@ -142,10 +173,11 @@ class TrainingPlots(QWidget):
             rate = ev.metrics.get("images_per_s")
             if rate is not None:
                 self.speed.add(ev.global_step, rate)
-            self.eta_label.setText(
-                f"epoch {ev.epoch}/{ev.epochs} · step {ev.global_step}/{ev.total_steps} · "
-                + (f"{rate:.2f} images/s · " if rate is not None else "")
-                + f"ETA {format_seconds(ev.eta_s)}")
+            self.total_steps = max(self.total_steps, int(ev.total_steps or 0))
+            # shown with the curves (at most every REDRAW_MS), not at every step
+            self._eta_text = (f"epoch {ev.epoch}/{ev.epochs} · step {ev.global_step}/{ev.total_steps} · "
+                              + (f"{rate:.2f} images/s · " if rate is not None else "")
+                              + f"ETA {format_seconds(ev.eta_s)}")
         elif ev.kind == "validation":
             for name, value in ev.metrics.items():
                 if name == "mAP" or name.startswith("AP "):
@@ -176,6 +208,11 @@ class TrainingPlots(QWidget):
     def flush(self) -> None:
         """Redraw the curves that have new points (called by the timer; tests call it to skip the wait)."""
         self._timer.stop()
+        if self._eta_text and self.eta_label.text() != self._eta_text:
+            self.eta_label.setText(self._eta_text)
+        self._fit(self.loss_plot, list(self.losses.values()))
+        self._fit(self.lr_plot, [self.lr])
+        self._fit(self.speed_plot, [self.speed])
         for i, (name, s) in enumerate(self.losses.items()):
             self._draw(self.loss_plot, s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
                        width=2 if name == "total" else 1)
@@ -185,6 +222,23 @@ class TrainingPlots(QWidget):
         self._draw(self.speed_plot, self.speed, "images/s", PALETTE[2])
         for i, (name, s) in enumerate(self.stages.items()):
             self._draw(self.stage_plot, s, name, PALETTE[i % len(PALETTE)])
+
+    def _fit(self, plot: pg.PlotWidget, series: list[Series]) -> None:
+        """Set ``plot``'s range to hold ``series`` (x: the whole run; y: 0 to a round number above the top),
+        touching the axes only when that range changed."""
+        series = [s for s in series if s.xs]
+        if not series:
+            return
+        last_x = max(s.xs[-1] for s in series)
+        x_end = float(self.total_steps) if self.total_steps >= last_x else nice_ceiling(last_x)
+        low = min(0.0, min(s.bottom for s in series))
+        y_end = nice_ceiling(max(s.top for s in series) * Y_HEADROOM)
+        wanted = (0.0, x_end, low, y_end)
+        key = id(plot)
+        if self._ranges.get(key) == wanted:
+            return
+        self._ranges[key] = wanted
+        plot.getPlotItem().getViewBox().setRange(xRange=(0.0, x_end), yRange=(low, y_end), padding=0.02)
 
     def val_colour(self, name: str) -> str:
         """mAP black; each class's AP its own colour (in the order the classes first appeared)."""
