@@ -191,16 +191,18 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. speed
     runs = []
+    # amp is CUDA's float16 autocast: on the CPU (a smoke run) it is off, and the label must not claim it
+    mixed = "mixed precision" if cuda else "amp requested (off: CPU, float32)"
     cpu_steps = min(args.cpu_steps, 4) if args.smoke else args.cpu_steps
     for label, dev, amp, kw in (("CPU float32", "cpu", False, {"max_steps": cpu_steps, "epochs": 100}),
                                 (f"{device.upper()} float32", device, False, {"epochs": args.epochs}),
-                                (f"{device.upper()} mixed precision", device, True, {"epochs": args.epochs})):
+                                (f"{device.upper()} {mixed}", device, True, {"epochs": args.epochs})):
         if args.smoke:
             kw = {"max_steps": 4, "epochs": 2}
         r = train_once(data, work / f"{label.replace(' ', '_')}.pt", dev, amp, recipe, **kw)
         r["label"] = label
         runs.append(r)
-        say(f"  {label:<24} {r['steps']:>5} steps  {r['steps_per_second']:7.2f} steps/s  status {r['status']}"
+        say(f"  {label:<38} {r['steps']:>5} steps  {r['steps_per_second']:7.2f} steps/s  status {r['status']}"
             f"  last total loss {r['last_losses'].get('total', math.nan):.4f}")
         if r["status"] != "completed" or not r["finite"]:
             failures.append(f"{label}: {r['status']} ({r['message']})")
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_cpu"] = r["steps_per_second"] / cpu_rate if cpu_rate else math.nan
         say(f"  {r['label']}: {r['speedup_vs_cpu']:.1f}× the CPU's steps per second")
     if runs[2]["steps_per_second"] and runs[1]["steps_per_second"]:
-        say(f"  mixed precision / float32 on {device}: "
+        say(f"  {mixed} / float32 on {device}: "
             f"{runs[2]['steps_per_second'] / runs[1]['steps_per_second']:.2f}×")
     report["training"] = runs
 
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         r = train_once(data, work / f"{gen}_amp.pt", device, True, recipe, generation=gen, epochs=100,
                        max_steps=steps)
         gens.append(r)
-        say(f"  {gen:<10} mixed precision: {r['steps']} steps, status {r['status']}, losses "
+        say(f"  {gen:<10} {mixed}: {r['steps']} steps, status {r['status']}, losses "
             + ", ".join(f"{k} {v:.4f}" for k, v in r["last_losses"].items()))
         if r["status"] != "completed" or not r["finite"]:
             failures.append(f"{gen} with mixed precision: {r['status']} ({r['message']}), losses {r['last_losses']}")

@@ -214,6 +214,7 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
         watcher.stop()
     out = Path(run.config.out)
     window.grab().save(str(tmp / "window.png"))
+    stage.docks()[0].grab().save(str(tmp / "training_panel.png"))
     window.close()
     if failed or not done:
         raise SystemExit(f"training in the window failed: {failed or 'timed out'}")

@@ -112,6 +112,7 @@ class TrainingPlots(QWidget):
             w.getPlotItem().disableAutoRange()
         self._ranges: dict[int, tuple[float, float, float, float]] = {}
         self.total_steps = 0
+        self._eta_text = ""
         self.eta_label = QLabel("")
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
