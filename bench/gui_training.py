@@ -216,6 +216,8 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
     window.grab().save(str(tmp / "window.png"))
     stage.docks()[0].grab().save(str(tmp / "training_panel.png"))
     window.close()
+    window.deleteLater()  # freed here, in the GUI thread, before the next round's window
+    run_loop_until([], 200)
     if failed or not done:
         raise SystemExit(f"training in the window failed: {failed or 'timed out'}")
     g = np.asarray(gaps or [0.0])

@@ -10,6 +10,7 @@ from app.settings import Settings
 from app.stages.runs import RunsStage
 from app.stages.runs.panel import COLUMNS
 from models.detection.runs import evaluation_indices, loss_curves
+from models.detection.training import TrainResult
 from tests.runs_helpers import tiny_dataset, train_tiny
 from tests.test_main_window import settings  # noqa: F401  (fixture)
 
@@ -146,6 +147,24 @@ def test_a_new_run_folder_is_listed_without_a_click(qtbot, stage, runs_root) -> 
         with qtbot.waitSignal(stage.runsListed, timeout=10_000,
                               check_params_cb=lambda recs: any(r.name == copy.name for r in recs)):
             shutil.copytree(root / A, copy)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_while_a_run_trains_its_folder_writes_wait_and_its_end_lists_it(qtbot, stage, runs_root) -> None:
+    _, root = runs_root
+    stage.training_started(None)
+    stage._folder_changed(str(root))  # what the watcher reports at each checkpoint write of the run
+    assert not stage._debounce.isActive()  # no listing (no checkpoint read in the window) mid-run
+    copy = root / "20260101-000300-faster-rcnn"
+    try:
+        shutil.copytree(root / A, copy)
+        result = TrainResult("completed", 2, str(copy / "model.pt"), "done", 1.0)
+        with qtbot.waitSignal(stage.runsListed, timeout=30_000,
+                              check_params_cb=lambda recs: any(r.name == copy.name for r in recs)):
+            stage.training_ended(result)
+        stage._folder_changed(str(root))
+        assert stage._debounce.isActive()  # after the run, folder changes are listed again
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 

@@ -146,6 +146,7 @@ def test_train_from_the_panel_plots_every_step_and_loads_into_the_model_stage(qt
     assert record.status == "finished" and record.preset == "shapes-cpu"
     row = next(i for i, r in enumerate(runs.panel.records) if r.path == out)
     assert runs.panel.table.item(row, COLUMNS.index("settings")).text().startswith("preset shapes-cpu")
+    assert runs.panel.table.item(row, COLUMNS.index("model")).text() == "faster-rcnn · small · shapes-cpu"
     model_stage = next(s for s in window.stages if isinstance(s, ModelStage))
     # Loaded, and run on the image shown (waiting for that trace too: no worker thread is left running when
     # the window closes).

@@ -51,6 +51,7 @@ def build_stages(canvas: Canvas, session: DetectorSession, window: QWidget | Non
     runs = RunsStage(canvas, session, window)  # bottom dock: finished runs side by side
     stages.append(runs)
     # A run that ends is listed at once (both live in the GUI thread: a direct call to a QObject's slot).
+    training.runStarted.connect(runs.training_started)
     training.runFinished.connect(runs.training_ended)
     training.runFailed.connect(runs.training_ended)
     stages.append(CanvasExport(canvas, window))  # View menu: export the canvas with its visible layers

@@ -187,7 +187,8 @@ class RunsPanel(QWidget):
                 put(col, "")
             put(SETTINGS, r.error or "", r.error or "")
             return
-        put(1, f"{r.generation} · {r.backbone}")
+        put(1, f"{r.generation} · {r.backbone}" + (f" · {r.preset}" if r.preset else ""),
+            f"{r.generation}, backbone {r.backbone}" + (f", preset {r.preset}" if r.preset else ", no preset"))
         status = put(2, r.status, r.message or r.status)
         status.setForeground(QBrush(QColor(STATUS_COLORS.get(r.status, "#000000"))))
         planned = "" if r.epochs_planned is None else f"/{r.epochs_planned}"

@@ -109,6 +109,8 @@ class RunsStage(Stage):
         self.add_action = QAction("Add a Checkpoint to Runs…", self)
         self.add_action.triggered.connect(self._ask_checkpoint)
         self._shut = False
+        #: True while the Training stage runs a training (see :meth:`training_started`).
+        self._training = False
         QTimer.singleShot(0, self.refresh)
 
     # ------------------------------------------------------------------------------------- Stage API
@@ -177,10 +179,19 @@ class RunsStage(Stage):
         self.refresh()
 
     @Slot(object)
+    def training_started(self, _config: Any = None) -> None:
+        """Connected to the Training stage's ``runStarted``: while a run trains, its folder changes every epoch
+        (checkpoint, log); listing then would read that checkpoint in this process — CPU and the GIL taken
+        from the window and from nothing else, since the run is listed when it ends. Folder changes wait."""
+        self._training = True
+        self._debounce.stop()
+
+    @Slot(object)
     def training_ended(self, result: Any = None) -> None:
         """Connected to the Training stage's ``runFinished``/``runFailed`` (both emitted in the GUI thread):
         the run is listed at once, whatever its end (a failed run is listed from its log). The Runs tab is
         not brought forward: the user is reading the training panel's last plots and message."""
+        self._training = False
         checkpoint = getattr(result, "checkpoint", None)
         if checkpoint is not None and not Path(checkpoint).is_file():
             checkpoint = None
@@ -271,7 +282,8 @@ class RunsStage(Stage):
     def _folder_changed(self, _path: str) -> None:
         if self._shut:  # queued before shutdown; the widgets may be gone
             return
-        self._debounce.start()
+        if not self._training:  # a training run's own writes: it is listed when it ends
+            self._debounce.start()
 
     # ---------------------------------------------------------------------------------------- figures
 
