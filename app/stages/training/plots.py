@@ -22,6 +22,8 @@ from app.proposal_curves import PALETTE
 REDRAW_MS = 250
 #: Headroom kept above the highest point, so the y axis is not rescaled at every new maximum.
 Y_HEADROOM = 1.05
+#: Room on the x axis past the last step (the axis then ends at the next round number, or the run's end).
+X_HEADROOM = 1.1
 #: Fixed colours for the losses every generation reports, so a curve keeps its colour across runs.
 LOSS_COLOURS = {"total": "#000000", "rpn_objectness": PALETTE[0], "rpn_box": PALETTE[1], "cls": PALETTE[2],
                 "box": PALETTE[3]}
@@ -101,12 +103,10 @@ class TrainingPlots(QWidget):
             w.setMinimumSize(170, 180)
             w.getPlotItem().setClipToView(True)
             w.getPlotItem().setDownsampling(auto=True, mode="peak")
-            # A fixed-width tick column: a label one digit wider would otherwise re-lay-out the whole plot.
-            w.getPlotItem().getAxis("left").setWidth(44)
         # Why the step plots do not auto-range: every new point would move both axes, and a moved axis is
-        # laid out and painted again (tick texts) — most of the GUI thread's time while training. Their x axis
-        # spans the whole run (known from the first step) and their y axis ends at a round number above the
-        # highest point, so axes change a few times per run and a redraw paints only the curves.
+        # laid out and painted again (tick texts) — most of the GUI thread's time while training. Their axes
+        # end at round numbers (1, 2, 2.5, 5 × 10^k) above the last step (at most the run's total) and above
+        # the highest point, so they change a dozen times per run and a redraw paints only the curves.
         self._ranged = (self.loss_plot, self.lr_plot, self.speed_plot)
         for w in self._ranged:
             w.getPlotItem().disableAutoRange()
@@ -225,13 +225,15 @@ class TrainingPlots(QWidget):
             self._draw(self.stage_plot, s, name, PALETTE[i % len(PALETTE)])
 
     def _fit(self, plot: pg.PlotWidget, series: list[Series]) -> None:
-        """Set ``plot``'s range to hold ``series`` (x: the whole run; y: 0 to a round number above the top),
-        touching the axes only when that range changed."""
+        """Set ``plot``'s range to hold ``series`` (from 0 to round numbers past the last step and the top
+        point), touching the axes only when that range changed."""
         series = [s for s in series if s.xs]
         if not series:
             return
         last_x = max(s.xs[-1] for s in series)
-        x_end = float(self.total_steps) if self.total_steps >= last_x else nice_ceiling(last_x)
+        x_end = nice_ceiling(last_x * X_HEADROOM)
+        if self.total_steps >= last_x:
+            x_end = min(x_end, float(self.total_steps))
         low = min(0.0, min(s.bottom for s in series))
         y_end = nice_ceiling(max(s.top for s in series) * Y_HEADROOM)
         wanted = (0.0, x_end, low, y_end)
