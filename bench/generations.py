@@ -8,22 +8,26 @@ proposals inside the network, so it needs no Selective Search at all. To see tha
   the same input scale (shorter side 600, the papers'), random weights seeded alike (the network's time does
   not depend on what the weights learnt; the score threshold is set so that no random box reaches NMS);
 - the SAME Selective Search boxes for R-CNN and Fast R-CNN, the same count (``--proposals``, 2,000 as both
-  papers test with): computed once per image, timed on their own ("proposals" column), and served to both
-  from one proposal cache, so the detector columns are the network's time only (R-CNN's CNN-code cache is
-  off: every crop goes through the CNN, as for a new image);
+  papers test with): computed once per image before any detector runs, timed on their own ("proposals"), and
+  served to both from one proposal cache whose reads are timed and taken out of the detector columns, so those
+  are the network's time only (R-CNN's CNN-code cache is off: every crop goes through the CNN, as for a new
+  image); a hook counts the regions each network really received, so "the same number" is checked, not assumed;
 - images run one at a time, the models interleaved image by image so that load from other processes on a
-  shared CPU hits all of them alike.
+  shared CPU hits all of them alike; each time is read on two clocks, the process's CPU seconds (one thread: its
+  work, what a quiet machine's wall clock shows) and wall seconds (on a shared CPU also the waits for a core),
+  beside the FLOPs of its convolutions and fully connected layers (torch's counter).
 
 R-CNN is timed at several warp sizes: 64 px is what the shipped small R-CNN uses on the CPU, 224 px with
 16 px of context is the paper's (227). Its cost is proposals × warp² (every crop is a full CNN pass).
 
     python bench/generations.py [--images 5] [--proposals 2000] [--warps 64,96,224] [--threads 1]
-                                [--data DIR] [--json OUT]
+                                [--data DIR] [--json OUT] [--profile]
 
-Prints seconds per image for each model (network only; Selective Search apart), the share spent in the
-backbone (the rest: R-CNN's warping, fc6/fc7 and SVMs; Fast R-CNN's RoI pooling and its fc6/fc7 per RoI,
-which at 2,000 RoIs is most of its time — why the paper compressed fc6/fc7 with a truncated SVD), and each
-model's time over Fast R-CNN's.
+Prints, per model, CPU and wall seconds per image (network only; Selective Search apart), the backbone's share,
+the regions it received, GFLOP, each ratio over Fast R-CNN's, then one line per claim of the papers ("R-CNN more
+than an order of magnitude slower at the same proposals", "Fast R-CNN well below R-CNN", "Faster R-CNN without
+external proposals") saying whether this run shows it; ``--profile`` adds seconds by op family (warping/RoI
+pooling, conv, norm, fc, NMS, the rest) of one more pass per model.
 """
 
 from __future__ import annotations
