@@ -112,3 +112,15 @@ def test_anchor_ratios_span_the_box_shapes(ratios: tuple[float, float], expected
     stats = _stats([1.0] * len(boxes), (480, 320), 100)
     stats.boxes = np.asarray(boxes, np.float32)
     assert choose_settings(stats, coverage=False).anchor_ratios == expected
+
+
+def test_data_parallel_processes_each_get_the_budget_and_a_share_of_the_images() -> None:
+    """Under torchrun with 2 processes (one core each) an epoch costs each process half the images, so the
+    budget buys twice the epochs, at one image per step per process (still the recipe's 2 per step)."""
+    one = choose_settings(_stats(_spread(20, 160), (480, 320), 300), coverage=False)
+    two = choose_settings(_stats(_spread(20, 160), (480, 320), 300), coverage=False, processes=2)
+    assert (one.batch_size, two.batch_size) == (2, 1)
+    assert two.time_budget_s == one.time_budget_s == rule.TRAIN_BUDGET_S
+    assert two.epochs == pytest.approx(2 * one.epochs, abs=1)
+    assert "150 per epoch on each of 2 processes" in two.reasons["epochs"]
+    assert "1 image per step on each of 2 processes" in two.reasons["optimiser"]

@@ -11,6 +11,7 @@ none of the flags that describe the model (``--anchor-sizes``, ``--fc-size``, ``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 #: argparse destinations of the flags that describe the model: any of them means the user chose the model.
@@ -38,7 +39,8 @@ def auto_overrides(args: argparse.Namespace, given: dict) -> dict:
     try:
         source = open_dataset(args.data, image_dir=args.images)
         indices = split_indices(dataset_splits(source, seed=args.seed or 0), split)
-        chosen, stats = auto_settings(source, indices)
+        # under torchrun every process has its own core and budget: the rule sizes the run per process
+        chosen, stats = auto_settings(source, indices, processes=int(os.environ.get("WORLD_SIZE", "1") or 1))
     except (FileNotFoundError, NotADirectoryError, AnnotationError, KeyError, ValueError, OSError) as exc:
         print(f"train: settings from the data not possible ({exc}); using the paper settings", file=sys.stderr)
         return {}

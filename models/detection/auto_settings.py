@@ -160,11 +160,14 @@ def _anchor_ratios(lo: float, hi: float) -> list[float]:
     return [float(2.0 ** k) for k in range(k_lo, k_hi + 1)]
 
 
-def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool = True) -> AutoSettings:
+def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool = True,
+                    processes: int = 1) -> AutoSettings:
     """Settings for a Faster R-CNN with the small backbone trained from scratch on a CPU, from ``stats``.
 
     ``stats`` should describe the training images. ``synthetic``: the data has no "up" (quarter turns allowed).
     ``coverage``: also measure the chosen anchors' coverage against the papers' (a second pass over boxes).
+    ``processes``: data-parallel processes (``torchrun``): each gets the budget (one core each) and a share of
+    every epoch's images, and one image per step of the recipe's two.
     """
     reasons: dict[str, str] = {}
     n_train = max(1, stats.n_images)
@@ -216,15 +219,19 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
               min_size, max_size)) for w, h in sizes]
     mp = float(np.mean(pixels)) / 1e6
     image_cost = COST_PER_IMAGE_S + COST_PER_MP_S * mp
-    raw_epochs = TRAIN_BUDGET_S / (n_train * image_cost)
+    processes = max(1, int(processes))
+    per_process = math.ceil(n_train / processes)
+    raw_epochs = TRAIN_BUDGET_S / (per_process * image_cost)
     cost_text = (f"{n_train} training images of {mp:.2f} MP at this size, ~{image_cost:.2f} s each on one thread "
-                 f"of this CPU")
+                 f"of this CPU" + (f", {per_process} per epoch on each of {processes} processes" if processes > 1
+                                   else ""))
     time_budget: float | None = TRAIN_BUDGET_S
     if raw_epochs < MIN_EPOCHS:
         epochs, time_budget = MIN_EPOCHS, None
         reasons["epochs"] = (f"{cost_text}: the {TRAIN_BUDGET_S:.0f}-s budget buys only {raw_epochs:.1f} epochs, "
                              f"fewer than the {MIN_EPOCHS} the RPN needs, so {MIN_EPOCHS} epochs, about "
-                             f"{MIN_EPOCHS * n_train * image_cost / 60:.0f} min of one core")
+                             f"{MIN_EPOCHS * per_process * image_cost / 60:.0f} min of one core"
+                             + (" per process" if processes > 1 else ""))
     else:
         epochs = int(min(MAX_EPOCHS, math.ceil(raw_epochs * EPOCH_HEADROOM)))
         reasons["epochs"] = (f"{cost_text}: about {raw_epochs:.1f} epochs in {TRAIN_BUDGET_S:.0f} s of CPU time "
@@ -238,7 +245,10 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
     model = {"anchor_sizes": anchor_sizes, "anchor_ratios": anchor_ratios, "small_width": 24,
              "small_stride": stride, "small_context": context, "pooling": "align", "representation_size": 256,
              "rpn_pre_nms_train": 2000, "rpn_post_nms_train": 512, "roi_positive_sampling": "per_object"}
-    out = AutoSettings(min_size=min_size, max_size=max_size, epochs=epochs, batch_size=2, optimizer="adamw",
+    batch = max(1, 2 // processes)  # the recipe's 2 images per step, over all processes
+    if processes > 1:
+        reasons["optimiser"] += f"; {batch} image per step on each of {processes} processes"
+    out = AutoSettings(min_size=min_size, max_size=max_size, epochs=epochs, batch_size=batch, optimizer="adamw",
                        lr=1e-3, weight_decay=1e-4, rotate90=bool(synthetic), cpu_bf16=True, model=model,
                        time_budget_s=time_budget, reasons=reasons)
     if coverage and len(stats.boxes):
@@ -251,9 +261,11 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
     return out
 
 
-def auto_settings(source: DatasetSource, indices: list[int] | None = None) -> tuple[AutoSettings, BoxStats]:
-    """Measure ``source`` (the training ``indices``) and choose; raises ValueError when it has no boxes."""
+def auto_settings(source: DatasetSource, indices: list[int] | None = None,
+                  processes: int = 1) -> tuple[AutoSettings, BoxStats]:
+    """Measure ``source`` (the training ``indices``) and choose (``processes``: see :func:`choose_settings`);
+    raises ValueError when it has no boxes."""
     stats = compute_box_stats(source, indices)
     if not len(stats.boxes):
         raise ValueError(f"{source.root}: no usable boxes in the training images, nothing to choose settings from")
-    return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root))), stats
+    return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root)), processes=processes), stats
