@@ -297,7 +297,6 @@ def _resolve_data(text: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _maybe_reexec()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", action="append", default=None,
                     help="dataset (COCO JSON, VOC folder...; 'coco_tiny', 'samples', 'skimage_photos' and "
@@ -322,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="write every method's curve points here (bench/plot_curves.py draws them)")
     args = ap.parse_args(argv)
     if args.combine:
-        return combine(args.combine)
+        return combine(args.combine)  # pooling needs no OpenCV-contrib: never re-run under .venv-bench
+    _maybe_reexec()
 
     names = args.data or ["coco_tiny"]
     datasets = [_resolve_data(d) for d in names]
