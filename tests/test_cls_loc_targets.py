@@ -95,3 +95,24 @@ def test_single_object_synthetic_images_hold_one_shape_of_15_to_60_percent() -> 
         side = max(x2 - x1, y2 - y1)
         # The mask's longer side is the drawn size (±1 px of rasterisation).
         assert 0.15 * min(h, w) - 2 <= side <= 0.6 * min(h, w) + 2
+
+
+def test_a_training_crop_keeps_the_whole_object_and_moves_its_box() -> None:
+    from models.detection.detectors.cls_loc import random_crop
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 120, 200)
+    box = torch.tensor([50.0, 30.0, 110.0, 70.0])
+    same, same_box = random_crop(image, box, 1.0)
+    assert same is image and torch.equal(same_box, box)
+    sizes = set()
+    for _ in range(200):
+        crop, b = random_crop(image, box, 0.5)
+        h, w = crop.shape[-2:]
+        assert 0 <= b[0] and 0 <= b[1] and b[2] <= w and b[3] <= h  # the object is whole
+        assert torch.allclose(b[2:] - b[:2], box[2:] - box[:2])  # moved, not resized
+        assert w >= 0.5 * 200 - 1 and h >= 0.5 * 120 - 1
+        x0, y0 = int(box[0] - b[0]), int(box[1] - b[1])
+        assert torch.equal(crop, image[:, y0:y0 + h, x0:x0 + w])  # a window of the image, not a resample
+        sizes.add((w, h))
+    assert len(sizes) > 50  # new views, not one

@@ -336,6 +336,9 @@ class ClsLocHeadConfig(Part):
                            "so the head still knows where things are (a global average would not)")
     hidden: int = setting(256, "width of the fully connected layer")
     dropout: float = setting(0.0, "dropout after the fully connected layer")
+    train_crop: float = setting(1.0, "training only: each image is cut to a random window of this fraction to "
+                                     "1 of its width and height that still holds the whole object (1: no "
+                                     "cropping); new scales, positions and backgrounds every epoch")
     alpha: float = setting(0.1, "loss = alpha·cross-entropy + (1 − alpha)·mean squared error of the box: "
                                 "cross-entropy starts near ln K ≈ 1, the box error of normalised coordinates "
                                 "near 0.04, so an even split would let classification drown the box")
@@ -343,6 +346,8 @@ class ClsLocHeadConfig(Part):
     def validate(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"cls_loc_head.alpha lies in [0, 1], got {self.alpha}")
+        if not 0.0 < self.train_crop <= 1.0:
+            raise ConfigError(f"cls_loc_head.train_crop lies in (0, 1], got {self.train_crop}")
         if self.input_size < 32 or self.grid < 1:
             raise ConfigError("cls_loc_head needs input_size ≥ 32 and grid ≥ 1")
 

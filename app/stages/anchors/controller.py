@@ -26,6 +26,7 @@ from app.layers.anchors import MODE_BOXES, MODE_CELL, MODE_DOTS, AnchorLayer
 from app.layers.base import OverlayLayer
 from app.proposal_tools import LatestRunner
 from app.stages.anchors.panel import SHOW_BOXES, SHOW_DOTS, SHOW_HOVER, AnchorsPanel
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
@@ -181,6 +182,10 @@ class AnchorsStage(Stage):
         if d is None or self._closed:
             self._clear("No image")
             return -1
+        why = not_applicable(self._session.model, "anchors")
+        if why:
+            self._clear(why)
+            return -1
         try:
             spec = self.panel.spec()
         except ValueError as exc:
@@ -231,6 +236,11 @@ class AnchorsStage(Stage):
 
     # --- session -------------------------------------------------------------------------------------------
     def _on_model(self, model: Any) -> None:
+        why = not_applicable(model, "anchors")
+        show_not_applicable(self.panel, why)
+        if why:
+            self._clear(why)
+            return
         spec = spec_from_model(model)
         self.panel.reset_button.setEnabled(spec is not None)
         if spec is not None:

@@ -21,6 +21,7 @@ from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
 from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
 from app.proposal_tools import LatestRunner
+from app.stages.applicability import is_cls_loc
 from app.stages.base import Stage, make_dock
 from app.stages.detections.panel import (
     COLOR_BY_OUTCOME,
@@ -30,7 +31,13 @@ from app.stages.detections.panel import (
     swatch,
 )
 from app.stages.detector_session import DetectorSession
-from app.stages.scene_boxes import SceneBoxes, ground_truth_ignored, no_boxes_text, scene_detections
+from app.stages.scene_boxes import (
+    FROM_MODEL,
+    SceneBoxes,
+    ground_truth_ignored,
+    no_boxes_text,
+    scene_detections,
+)
 from app.workers import Job, WorkerPool
 from models.data.datasets import DatasetSource
 from models.detection.matching import (
@@ -164,8 +171,11 @@ class DetectionsStage(Stage):
     def reload(self) -> None:
         self._dets = scene_detections(self._session)
         d = self._dets
-        self.panel.source_label.setText(no_boxes_text(self._session) if d is None
-                                        else f"{len(d)} boxes: {d.description}")
+        text = no_boxes_text(self._session) if d is None else f"{len(d)} boxes: {d.description}"
+        if d is not None and d.origin == FROM_MODEL and is_cls_loc(self._session.model):
+            text = (f"classification + localisation: one class and one box for the whole image ({d.description});"
+                    " drawn whatever the score threshold")
+        self.panel.source_label.setText(text)
         self.refresh()
 
     def refresh(self) -> None:
@@ -177,7 +187,12 @@ class DetectionsStage(Stage):
             self.layer.clear()
             self.panel.counts_label.setText("")
             return
-        self._shown = np.flatnonzero(d.scores >= np.float32(self.panel.score_threshold()))
+        if d.origin == FROM_MODEL and is_cls_loc(self._session.model):
+            # Classification + localisation answers exactly once per image, with the best of K class
+            # probabilities (at least 1/K): that one answer is drawn whatever the threshold.
+            self._shown = np.arange(len(d))
+        else:
+            self._shown = np.flatnonzero(d.scores >= np.float32(self.panel.score_threshold()))
         names = d.names
         shown_names = [names[i] for i in self._shown.tolist()]
         gt = self._session.gt_boxes()

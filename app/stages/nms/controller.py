@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QDockWidget, QWidget
 from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
 from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.nms.panel import NmsPanel
@@ -124,10 +125,12 @@ class NmsStage(Stage):
 
     def reload(self) -> None:
         """Take the session's candidates for the current image and run NMS on them."""
-        self._cand = scene_candidates(self._session)
+        why = not_applicable(self._session.model, "nms")
+        show_not_applicable(self.panel, why)
+        self._cand = None if why else scene_candidates(self._session)
         n = 0 if self._cand is None else len(self._cand)
         if self._cand is None:
-            self.panel.source_label.setText(no_boxes_text(self._session))
+            self.panel.source_label.setText(why or no_boxes_text(self._session))
         else:
             self.panel.source_label.setText(f"{n} boxes: {self._cand.description}")
         self._order = (np.argsort(-self._cand.scores, kind="stable") if n else np.zeros(0, np.int64))

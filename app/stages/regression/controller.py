@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QDockWidget, QWidget
 from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
 from app.layers.regression import REFERENCE_COLOR, RESULT_COLOR, RegressionLayer
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
@@ -88,7 +89,9 @@ class RegressionStage(Stage):
 
     def _on_trace(self, trace: Any) -> None:
         d = self._session.decoded
-        usable = trace is not None and d is not None and all(
+        why = not_applicable(self._session.model, "regression")
+        show_not_applicable(self.panel, why)
+        usable = not why and trace is not None and d is not None and all(
             hasattr(trace, a) for a in ("anchors", "rpn_deltas", "proposals", "class_boxes"))
         if not usable:
             self._trace = None
@@ -96,7 +99,7 @@ class RegressionStage(Stage):
             self.layer.clear()
             self.panel.set_ranges(0, 0)
             self.panel.show_table("", [], [])
-            self.panel.set_status(NO_TRACE if trace is None else "The loaded model has no RPN and head to show.")
+            self.panel.set_status(why or (NO_TRACE if trace is None else "The loaded model has no RPN and head to show."))
             self.shown.emit(None)
             return
         self._trace = trace

@@ -18,6 +18,7 @@ from app.canvas import Canvas
 from app.layers.base import OverlayLayer
 from app.layers.roi_grid import GridDrawing, RoiGridLayer
 from app.proposal_tools import LatestRunner
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.roi_grid.panel import RoiGridPanel
@@ -103,6 +104,9 @@ class RoiGridStage(Stage):
     def _usable(self) -> str:
         """Why the current trace cannot be shown ("" when it can)."""
         t, m = self._session.trace, self._session.model
+        why = not_applicable(m, "roi_grid")
+        if why:
+            return why
         if t is None:
             return "No model trace: load a model and run it on this image."
         if getattr(t, "features", None) is None or getattr(t, "proposals", None) is None:
@@ -119,6 +123,7 @@ class RoiGridStage(Stage):
         self._explanation = None
         self.layer.set_drawing(None)
         why = self._usable()
+        show_not_applicable(self.panel, not_applicable(self._session.model, "roi_grid"))
         if why:
             self.panel.set_roi_count(0)
             self.panel.set_message(why)

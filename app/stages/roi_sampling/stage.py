@@ -20,6 +20,7 @@ from app.canvas import Canvas
 from app.layers.base import OverlayLayer
 from app.layers.roi_sampling import RoiSamplingLayer
 from app.proposal_tools import LatestRunner
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.roi_grid.stage import input_to_scene
@@ -117,6 +118,9 @@ class RoiSamplingStage(Stage):
 
     def _why_not(self) -> str:
         t = self._session.trace
+        why = not_applicable(self._session.model, "roi_sampling")
+        if why:
+            return why
         if t is None:
             return "No model trace: load a model and run it on this image."
         if getattr(t, "proposals", None) is None or getattr(self._session.model, "roi_heads", None) is None:
@@ -126,6 +130,7 @@ class RoiSamplingStage(Stage):
     def refresh(self) -> None:
         """Sample again for the current trace, ground truth and settings (when the layer is shown)."""
         why = self._why_not()
+        show_not_applicable(self.panel, not_applicable(self._session.model, "roi_sampling"))
         if why:
             self.runner.cancel()
             self.batch = None

@@ -21,6 +21,7 @@ from app.layers.base import OverlayLayer
 from app.layers.box_groups import BoxGroup, BoxGroupsLayer
 from app.layers.heatmap import HeatmapLayer
 from app.proposal_tools import LatestRunner
+from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.input_scale import InputScale
@@ -115,14 +116,16 @@ class RpnStage(Stage):
         self._selection = None
         self.proposals_layer.set_groups([])
         d = self._session.decoded
-        if not has_rpn(trace) or d is None:
+        why = not_applicable(self._session.model, "rpn")
+        show_not_applicable(self.panel, why)
+        if why or not has_rpn(trace) or d is None:
             self._trace = None
             self._grid = None
             self.heat_layer.set_map(None)
             self.panel.set_available(False)
             self.panel.readout.setText("")
             self.panel.heat_label.setText("")
-            self.panel.set_status(NO_TRACE if trace is None else NO_RPN)
+            self.panel.set_status(why or (NO_TRACE if trace is None else NO_RPN))
             return
         self._trace = trace
         self._scale = InputScale.from_sizes(trace.input_size, d.width, d.height)

@@ -88,6 +88,29 @@ def generation_choices(summary: DatasetSummary | None) -> list[tuple[str, str | 
     return [(g, generation_problem(g, summary)) for g in names]
 
 
+#: What a user should know about a generation before training it (shown under the generation list).
+GENERATION_NOTES: dict[str, str] = {
+    "cls-loc": ("One class + one box per image. Loss = alpha·cross-entropy + (1 − alpha)·box MSE: the terms differ "
+                "in scale (ln 3 ≈ 1.1 vs ≈ 0.03), so alpha balances them."),
+}
+
+#: The longer why, as the note's tooltip.
+GENERATION_DETAILS: dict[str, str] = {
+    "cls-loc": (
+        "Classification + localisation, the step before R-CNN: one class and one box per image (images with "
+        "several objects keep their largest). Loss = alpha · cross-entropy + (1 − alpha) · mean squared error "
+        "of the box (x, y, w, h divided by the image's width and height). The two terms live on different "
+        "scales: cross-entropy starts at ln K (1.1 for 3 classes), the box error near 0.03, and their "
+        "gradients differ as much. alpha (cls_loc_head → alpha in the settings) balances them: near 1 the box "
+        "is barely learnt, near 0 the class is."),
+}
+
+
+def generation_note(generation: str) -> tuple[str, str]:
+    """The note on ``generation`` and its longer explanation ("" for none)."""
+    return GENERATION_NOTES.get(generation, ""), GENERATION_DETAILS.get(generation, "")
+
+
 def backbone_choices() -> list[tuple[str, str, bool]]:
     """(name, one-line description for the list, usable now) per registered backbone."""
     from models.detection.backbones import backbone_infos

@@ -71,6 +71,11 @@ class TrainingPanel(QWidget):
         self.generation_note = QLabel("")
         self.generation_note.setWordWrap(True)
         self.generation_note.setStyleSheet("color: palette(placeholder-text);")
+        #: What to know about the chosen generation (classification + localisation: why alpha).
+        self.generation_about = QLabel("")
+        self.generation_about.setObjectName("generation_about")
+        self.generation_about.setWordWrap(True)
+        self.generation_about.setVisible(False)
         self.backbone = QComboBox()
         self.preset = QComboBox()
         self.epochs = QSpinBox()
@@ -101,6 +106,7 @@ class TrainingPanel(QWidget):
         form.setVerticalSpacing(4)
         form.addRow("Generation", self.generation)
         form.addRow("", self.generation_note)
+        form.addRow("", self.generation_about)
         form.addRow("Backbone", self.backbone)
         form.addRow("Preset", self.preset)
         form.addRow("Epochs", pair(self.epochs, "Validation images", self.val_images))
@@ -192,6 +198,11 @@ class TrainingPanel(QWidget):
         self.generation_note.setText("Not available: " + "; ".join(notes) if notes else "")
         self.generation_note.setVisible(bool(notes))
         self.train_button.setEnabled(bool(usable) and not self._running)
+
+    def set_generation_about(self, text: str, details: str = "") -> None:
+        self.generation_about.setText(text)
+        self.generation_about.setToolTip(details)
+        self.generation_about.setVisible(bool(text))
 
     def generation_enabled(self, name: str) -> bool:
         model = self.generation.model()

@@ -126,6 +126,7 @@ class TrainingStage(Stage):
         if generation == self._generation_shown:
             return
         self._generation_shown = generation
+        self.panel.set_generation_about(*options.generation_note(generation))
         self.panel.set_presets(options.preset_names(generation) if generation else [])
         self._on_preset()
 
