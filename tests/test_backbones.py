@@ -38,6 +38,35 @@ def test_small_cnn_context_stage_keeps_the_output_shape(stride: int) -> None:
     assert ctx.out_channels == plain.out_channels and ctx.stride == plain.stride
 
 
+@pytest.mark.parametrize("stride", [8, 16])
+def test_small_cnn_pooled_keeps_the_output_shape_and_a_shifted_corner(stride: int) -> None:
+    """``pool``: stride-2 convolutions become full-resolution ones + 2×2 max-pooling, same map size; the
+    option travels in ``backbone.options`` and comes back with a checkpoint."""
+    torch.manual_seed(0)
+    plain, pooled = small_cnn(width=8, stride=stride), small_cnn(width=8, stride=stride, pool=True)
+    x = torch.rand(1, 3, 160, 128)
+    assert pooled(x).shape == plain(x).shape and pooled.stride == plain.stride
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in pooled.modules()) == 4
+    built = build_backbone("small", "none", small_width=8, options={"pool": True})
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in built.modules()) == 4
+    shallow = build_backbone("small", "none", small_width=8, small_stride=stride,
+                             options={"pool": True, "shallow": True})
+    assert shallow(x).shape == plain(x).shape
+    convs = [m for m in shallow.body.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 4 + (stride == 8)  # the four downsampling layers (+ the fusion's 3×3 at stride 8)
+
+
+def test_a_pooled_small_cnn_round_trips_a_checkpoint(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_detector("cls-loc", CLASSES, small_width=8, **{"backbone.options": {"pool": True}}).eval()
+    path = save_checkpoint(tmp_path / "p.pt", model=model, config={}, class_names=CLASSES,
+                           split={"name": "train", "files": []}, epoch=1)
+    again = load_detector(path).eval()
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in again.backbone.modules()) == 4
+    image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
+    assert np.allclose(model.predict([image])[0].boxes, again.predict([image])[0].boxes)
+
+
 def _receptive_reach(bb, size: int = 384) -> int:
     """How far (pixels, along x) from the image centre an input pixel still moves the centre output cell."""
     x = torch.rand(1, 3, size, size, requires_grad=True)
