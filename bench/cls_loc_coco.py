@@ -36,6 +36,23 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def train_on(root: Path, out: Path, args: argparse.Namespace) -> str | None:
+    """Train the pretrained cls-loc model on the crops' train split; the checkpoint's path (None: failed)."""
+    t_wall, t_cpu = time.perf_counter(), cpu_seconds()
+    config = TrainConfig(
+        data=str(root), out=str(out / "cls_loc_effnet.pt"), generation="cls-loc",
+        backbone="efficientnet_lite0", epochs=args.epochs, batch_size=16, optimizer="adamw", lr=args.lr,
+        weight_decay=1e-4, warmup_iters=20, backbone_lr_scale=0.1, flip_prob=0.5, threads=args.threads,
+        seed=args.seed, model={"cls_loc_head.input_size": args.input_size, "input.min_size": args.input_size,
+                               "input.max_size": 2 * args.input_size})
+    result = train(config)
+    print(f"training: {result.status}, {result.epochs_completed} epochs, {time.perf_counter() - t_wall:.0f} s "
+          f"wall, {cpu_seconds() - t_cpu:.0f} s CPU (shared 2-core machine, {args.threads} thread)", flush=True)
+    if result.checkpoint is None:
+        print(result.message, file=sys.stderr)
+    return result.checkpoint
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "coco_tiny"))
@@ -46,6 +63,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="margins and the split by image")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="folder for the crops and the checkpoint (default: a temporary one)")
+    ap.add_argument("--model", default=None, help="evaluate this checkpoint (trained on the same crops) instead of "
+                                                  "training one")
     args = ap.parse_args()
     data = Path(args.data)
     coco = data / "annotations" / "instances_val2017.json"
@@ -58,20 +77,10 @@ def main() -> int:
     crops, report = write_object_crops(source, out / "crops", classes, seed=args.seed)
     print(f"crops: {report.message()} -> {out / 'crops'}", flush=True)
 
-    t_wall, t_cpu = time.perf_counter(), cpu_seconds()
-    config = TrainConfig(
-        data=str(crops.root), out=str(out / "cls_loc_effnet.pt"), generation="cls-loc",
-        backbone="efficientnet_lite0", epochs=args.epochs, batch_size=16, optimizer="adamw", lr=args.lr,
-        weight_decay=1e-4, warmup_iters=20, backbone_lr_scale=0.1, flip_prob=0.5, threads=args.threads,
-        seed=args.seed, model={"cls_loc_head.input_size": args.input_size, "input.min_size": args.input_size,
-                               "input.max_size": 2 * args.input_size})
-    result = train(config)
-    print(f"training: {result.status}, {result.epochs} epochs, {time.perf_counter() - t_wall:.0f} s wall, "
-          f"{cpu_seconds() - t_cpu:.0f} s CPU (shared 2-core machine, {args.threads} thread)", flush=True)
-    if result.checkpoint is None:
-        print(result.message, file=sys.stderr)
+    checkpoint = args.model or train_on(crops.root, out, args)
+    if checkpoint is None:
         return 1
-    model = load_detector(result.checkpoint)
+    model = load_detector(checkpoint)
     test = split_indices(dataset_splits(crops), "test")
     figures, problems = evaluate_cls_loc_model(model, crops, test)
     for p in problems[:5]:
