@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.tiny_training import tiny_dataset
+
 TINY = dict(small_width=8, anchor_sizes=(16, 32, 64), representation_size=32, min_size=96, max_size=128,
             rpn_pre_nms_train=300, rpn_post_nms_train=100)
 
@@ -59,11 +61,7 @@ def _worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.data.synthetic import SynthParams, write_synthetic
-
-    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
-                         max_object_size=56, photo_fraction=0.0, image_format="png")
-    return write_synthetic(tmp_path_factory.mktemp("ddp_set") / "set", 8, seed=7, params=params)
+    return tiny_dataset(tmp_path_factory.mktemp("ddp_set") / "set", seed=7)
 
 
 def test_two_cpu_processes_agree_after_a_step(tiny_set, tmp_path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.runs_helpers import tiny_config, tiny_dataset
+from tests.tiny_training import tiny_config, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,17 +22,14 @@ from models.detection.presets import (
     train_config_from_preset,
 )
 from models.detection.training import TrainConfig
+from tests.tiny_training import tiny_dataset
 
 CLASSES = ["circle", "square", "triangle"]
 
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.data.synthetic import SynthParams, write_synthetic
-
-    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
-                         max_object_size=56, photo_fraction=0.0, image_format="png")
-    return write_synthetic(tmp_path_factory.mktemp("preset_set") / "set", 6, seed=5, params=params)
+    return tiny_dataset(tmp_path_factory.mktemp("preset_set") / "set", count=6)
 
 
 def test_the_measured_recipes_and_the_papers_settings_are_there() -> None:

@@ -3,6 +3,7 @@
 import json
 import math
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from models.detection.runs import (
     loss_curves,
     read_log,
 )
-from tests.runs_helpers import tiny_dataset, train_tiny
+from tests.tiny_training import tiny_dataset, train_tiny
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_cancelled_and_failed_runs_say_so(runs_root, tmp_path, monkeypatch) -> N
     data, _ = runs_root
     cancel = threading.Event()
     from models.detection.training import train
-    from tests.runs_helpers import tiny_config
+    from tests.tiny_training import tiny_config
 
     out = tmp_path / "c" / "model.pt"
     out.parent.mkdir()
@@ -124,7 +125,7 @@ def test_ap_per_class_equals_the_evaluation_and_is_cached(runs_root) -> None:
     entry = source.entries[indices[0]]
     xml = entry.path.with_suffix(".xml")
     if not xml.is_file():
-        xml = next(data.rglob(entry.path.stem + ".xml"))
+        xml = next(Path(data).rglob(entry.path.stem + ".xml"))
     text = xml.read_text()
     xml.write_text(text.replace("<name>", "<name>x", 1))
     try:

@@ -11,8 +11,8 @@ from app.stages.runs import RunsStage
 from app.stages.runs.panel import COLUMNS
 from models.detection.runs import evaluation_indices, loss_curves
 from models.detection.training import TrainResult
-from tests.runs_helpers import tiny_dataset, train_tiny
 from tests.test_main_window import settings  # noqa: F401  (fixture)
+from tests.tiny_training import tiny_dataset, train_tiny
 
 A, B = "20260101-000000-faster-rcnn", "20260101-000100-faster-rcnn"
 

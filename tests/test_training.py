@@ -9,18 +9,12 @@ import torch
 
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainConfig, train
-
-TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=32, rpn_pre_nms_train=300,
-                  rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50)
+from tests.tiny_training import TINY_MODEL, tiny_dataset
 
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.data.synthetic import SynthParams, write_synthetic
-
-    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
-                         max_object_size=56, photo_fraction=0.0, image_format="png")
-    return write_synthetic(tmp_path_factory.mktemp("train_set") / "set", 8, seed=5, params=params)
+    return tiny_dataset(tmp_path_factory.mktemp("train_set") / "set")
 
 
 def _config(data, out, **kw) -> TrainConfig:

@@ -18,6 +18,7 @@ from app.stages.training.panel import NO_PRESET
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainResult
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
+from tests.tiny_training import tiny_dataset
 
 #: Spawning a training process imports torch afresh: seconds on a quiet machine, more on a busy one.
 RUN_TIMEOUT = 240_000
@@ -25,11 +26,7 @@ RUN_TIMEOUT = 240_000
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.data.synthetic import SynthParams, write_synthetic
-
-    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
-                         max_object_size=56, photo_fraction=0.0, image_format="png")
-    return write_synthetic(tmp_path_factory.mktemp("panel_set") / "set", 8, seed=5, params=params)
+    return tiny_dataset(tmp_path_factory.mktemp("panel_set") / "set")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from models.detection.training import TrainConfig
 from models.detection.training_process import TrainingProcess
+from tests.tiny_training import tiny_dataset
 
 TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=32)
 TIMEOUT_S = 240
@@ -16,11 +17,7 @@ TIMEOUT_S = 240
 
 @pytest.fixture(scope="module")
 def tiny_set(tmp_path_factory):
-    from models.data.synthetic import SynthParams, write_synthetic
-
-    params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
-                         max_object_size=56, photo_fraction=0.0, image_format="png")
-    return write_synthetic(tmp_path_factory.mktemp("process_set") / "set", 8, seed=5, params=params)
+    return tiny_dataset(tmp_path_factory.mktemp("process_set") / "set")
 
 
 def _wait(proc: TrainingProcess, until, timeout_s: float = TIMEOUT_S) -> list[tuple]:

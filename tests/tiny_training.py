@@ -1,4 +1,7 @@
-"""Tiny trained runs for the runs tests: a few optimiser steps of an 8-channel Faster R-CNN on 8 small images."""
+"""Tiny training for tests: a few small drawn images and an 8-channel Faster R-CNN that trains in seconds.
+
+One definition for every test that trains, so that a change to the synthetic generator or the model's settings
+is made once (the same fixture had been copied into eight test files)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ TINY_MODEL = dict(small_width=8, anchor_sizes=[16, 32, 64], representation_size=
                   rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50)
 
 
-def tiny_dataset(folder: Path) -> Path:
+def tiny_dataset(folder: Path, count: int = 8, seed: int = 5):  # noqa: ANN201 - SyntheticDataset (path-like)
+    """``count`` images of 96-128 px with one or two shapes of 24-56 px on plain backgrounds (VOC layout)."""
     from models.data.synthetic import SynthParams, write_synthetic
 
     params = SynthParams(min_image_size=96, max_image_size=128, min_objects=1, max_objects=2, min_object_size=24,
                          max_object_size=56, photo_fraction=0.0, image_format="png")
-    write_synthetic(folder, 8, seed=5, params=params)
-    return folder
+    return write_synthetic(folder, count, seed=seed, params=params)
 
 
 def tiny_config(data: Path, out: Path, **kw):  # noqa: ANN201 - TrainConfig
