@@ -74,6 +74,16 @@ def shown_table(table) -> list[list[str]]:
     return [header] + [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())]
 
 
+def evaluate_test_split_by_click(qtbot, stage):  # noqa: ANN201 - the EvaluationReport
+    """Evaluate the loaded model on the test split the way a user does (mode, split, the Evaluate button)."""
+    p = stage.panel
+    p.set_mode(FROM_MODEL)
+    p.set_split("test")
+    with qtbot.waitSignal(stage.evaluated, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as done:
+        qtbot.mouseClick(p.evaluate_button, Qt.MouseButton.LeftButton)
+    return done.args[0]
+
+
 def test_view_ap_equals_the_evaluate_command(qtbot, window, synth_root, tmp_path, capsys):
     from app.cli.detection import run_evaluate
     from resources.models import SHIPPED_MODEL
@@ -277,11 +287,7 @@ def test_the_model_stages_class_mapping_is_applied(qtbot, window, synth_root, tm
     stage_of(w, ModelStage).set_mapping({"circle": "ring"})  # what the "Map Classes…" dialog returns
     stage = stage_of(w, EvaluationStage)
     p = stage.panel
-    p.set_mode(FROM_MODEL)
-    p.set_split("test")
-    with qtbot.waitSignal(stage.evaluated, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as done:
-        qtbot.mouseClick(p.evaluate_button, Qt.MouseButton.LeftButton)
-    result = done.args[0].result
+    result = evaluate_test_split_by_click(qtbot, stage).result
     source = open_dataset(str(synth_root))
     from app.stages.evaluation.jobs import images_of
 
@@ -311,11 +317,7 @@ def test_unsaved_edits_are_the_ground_truth_evaluated(qtbot, window, synth_root)
     load_shipped_model(qtbot, w)
     stage = stage_of(w, EvaluationStage)
     p = stage.panel
-    p.set_mode(FROM_MODEL)
-    p.set_split("test")
-    with qtbot.waitSignal(stage.evaluated, timeout=TIMEOUT, check_params_cb=lambda r: r is not None) as done:
-        qtbot.mouseClick(p.evaluate_button, Qt.MouseButton.LeftButton)
-    inputs = done.args[0].inputs
+    inputs = evaluate_test_split_by_click(qtbot, stage).inputs
     k = inputs.indices.index(first)
     assert len(inputs.ground_truth[k].boxes) == 0
     assert len(source.store.load(source.entries[first]).objects) == on_disk  # the file is untouched
