@@ -20,6 +20,9 @@ from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QWidget
 from app.proposal_curves import PALETTE
 
 REDRAW_MS = 250
+# When a redraw must create curves or move a plot's axes (a new layout and a full repaint of that plot), the
+# other plots wait this long, so each such repaint happens in its own turn of the event loop.
+STAGGER_MS = 15
 #: Headroom kept above the highest point, so the y axis is not rescaled at every new maximum.
 Y_HEADROOM = 1.05
 #: Room on the x axis past the last step (the axis then ends at the next round number, or the run's end).
@@ -139,7 +142,7 @@ class TrainingPlots(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._redraw_in_turns)
         self.steps_seen = 0
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
@@ -210,29 +213,58 @@ class TrainingPlots(QWidget):
 
     # --- drawing ------------------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Redraw the curves that have new points (called by the timer; tests call it to skip the wait)."""
+        """Redraw everything that has new points now (tests call it to skip the wait)."""
         self._timer.stop()
+        self._timer.setInterval(REDRAW_MS)
+        while self._redraw_step():
+            pass
+
+    def _redraw_in_turns(self) -> None:
+        """The timer's redraw. Why in turns: the first redraw of a run creates every curve and sets every
+        plot's axes, and all plots repainted in one go held the GUI thread ~70 ms (bench/gui_training.py);
+        one plot's structural change per turn keeps each repaint short."""
+        if self._redraw_step():
+            self._timer.start(STAGGER_MS)
+        else:
+            self._timer.setInterval(REDRAW_MS)
+
+    def _redraw_step(self) -> bool:
+        """Redraw the plots in order, stopping after the first one whose curves were created or whose axes
+        moved; True when it stopped early (call again for the rest)."""
         if self._eta_text and self.eta_label.text() != self._eta_text:
             self.eta_label.setText(self._eta_text)
-        self._fit(self.loss_plot, list(self.losses.values()))
-        self._fit(self.lr_plot, [self.lr])
-        self._fit(self.speed_plot, [self.speed])
-        for i, (name, s) in enumerate(self.losses.items()):
-            self._draw(self.loss_plot, s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
-                       width=2 if name == "total" else 1)
-        for name, s in self.val.items():
-            self._draw(self.map_plot, s, name, self.val_colour(name), width=2 if name == "mAP" else 1, symbol="o")
-        self._draw(self.lr_plot, self.lr, "lr", PALETTE[0])
-        self._draw(self.speed_plot, self.speed, "images/s", PALETTE[2])
-        for i, (name, s) in enumerate(self.stages.items()):
-            self._draw(self.stage_plot, s, name, PALETTE[i % len(PALETTE)])
+        steps = (
+            lambda: self._fit(self.loss_plot, list(self.losses.values())) | self._draw_all(
+                self.loss_plot, [(s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
+                                  2 if name == "total" else 1, None)
+                                 for i, (name, s) in enumerate(self.losses.items())]),
+            lambda: self._fit(self.lr_plot, [self.lr]) | self._draw_all(
+                self.lr_plot, [(self.lr, "lr", PALETTE[0], 1, None)]),
+            lambda: self._fit(self.speed_plot, [self.speed]) | self._draw_all(
+                self.speed_plot, [(self.speed, "images/s", PALETTE[2], 1, None)]),
+            lambda: self._draw_all(self.map_plot, [(s, name, self.val_colour(name), 2 if name == "mAP" else 1, "o")
+                                                   for name, s in self.val.items()]),
+            lambda: self._draw_all(self.stage_plot, [(s, name, PALETTE[i % len(PALETTE)], 1, None)
+                                                     for i, (name, s) in enumerate(self.stages.items())]),
+        )
+        for k, step in enumerate(steps):
+            if step() and k < len(steps) - 1:
+                return True
+        return False
 
-    def _fit(self, plot: pg.PlotWidget, series: list[Series]) -> None:
+    def _draw_all(self, plot: pg.PlotWidget, curves: list[tuple[Series, str, str, int, str | None]]) -> bool:
+        """Draw each (series, name, colour, width, symbol) on ``plot``; True when a curve was created."""
+        created = False
+        for s, name, colour, width, symbol in curves:
+            created |= self._draw(plot, s, name, colour, width=width, symbol=symbol)
+        return created
+
+    def _fit(self, plot: pg.PlotWidget, series: list[Series]) -> bool:
         """Set ``plot``'s range to hold ``series`` (from 0 to round numbers past the last step and the top
-        point), touching the axes only when that range changed."""
+        point), touching the axes only when that range changed; True when it did."""
         series = [s for s in series if s.xs]
         if not series:
-            return
+            return False
         last_x = max(s.xs[-1] for s in series)
         x_end = nice_ceiling(last_x * X_HEADROOM)
         if self.total_steps >= last_x:
@@ -242,9 +274,10 @@ class TrainingPlots(QWidget):
         wanted = (0.0, x_end, low, y_end)
         key = id(plot)
         if self._ranges.get(key) == wanted:
-            return
+            return False
         self._ranges[key] = wanted
         plot.getPlotItem().getViewBox().setRange(xRange=(0.0, x_end), yRange=(low, y_end), padding=0.02)
+        return True
 
     def val_colour(self, name: str) -> str:
         """mAP black; each class's AP its own colour (in the order the classes first appeared)."""
@@ -265,14 +298,17 @@ class TrainingPlots(QWidget):
 
     @staticmethod
     def _draw(plot: pg.PlotWidget, s: Series, name: str, colour: str, width: int = 1,
-              symbol: str | None = None) -> None:
+              symbol: str | None = None) -> bool:
+        """Give ``s``'s new points to its curve; True when the curve had to be created first."""
         if s.drawn == len(s.xs):
-            return
-        if s.item is None:
+            return False
+        created = s.item is None
+        if created:
             s.item = plot.getPlotItem().plot([], [], pen=pg.mkPen(colour, width=width), name=name,
                                              symbol=symbol, symbolSize=6, symbolBrush=colour, symbolPen=colour)
         s.item.setData(s.xs, s.ys)
         s.drawn = len(s.xs)
+        return created
 
     def point_count(self, loss: str = "total") -> int:
         """Points drawn on the loss plot for ``loss`` (what a test checks against the steps logged)."""
