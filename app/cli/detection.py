@@ -434,14 +434,11 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
 
 
 def _training_overlap(detector, source, indices: list[int]) -> int:  # noqa: ANN001
-    """How many of the images to evaluate appear in the checkpoint's training split (by dataset name)."""
-    info = getattr(detector, "checkpoint_info", None) or {}
-    split = info.get("split") if isinstance(info, dict) else None
-    files = split.get("files") if isinstance(split, dict) else None
-    if not isinstance(files, list):
-        return 0
-    trained = set(files)
-    return sum(1 for i in indices if source.entries[i].name in trained)
+    """How many of the images to evaluate the checkpoint was trained on (models.detection.training_overlap)."""
+    from models.detection.training_overlap import training_overlap
+
+    return training_overlap(getattr(detector, "checkpoint_info", None), source.root,
+                            [source.entries[i] for i in indices])
 
 
 def run_evaluate(argv: list[str]) -> int:

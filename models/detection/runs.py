@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from models.detection.training_overlap import training_overlap
+
 #: Training-log statuses → what the runs list says.
 _STATUS = {"completed": "finished", "cancelled": "cancelled", "diverged": "failed", "failed": "failed"}
 #: Losses drawn first (the sum), then each part in the order the detector reports them.
@@ -523,15 +525,13 @@ def evaluate_run(checkpoint: str | os.PathLike, source: Any, split: str = "test"
 
     indices = evaluation_indices(source, split)
     key = evaluation_key(checkpoint, source, split, indices, score_threshold, iou_threshold)
-    names = {source.entries[i].name for i in indices}
     if use_cache:
         entry = cached_evaluation(checkpoint, key)
         if entry is not None:
             return RunEvaluation(str(checkpoint), str(source.root), split, dict(entry["result"]), True,
                                  int(entry.get("overlap", 0)), list(entry.get("problems", [])))
     detector = load_detector(checkpoint, device)
-    split_info = (detector.checkpoint_info or {}).get("split") or {}
-    overlap = len(names & {str(f) for f in split_info.get("files") or []})
+    overlap = training_overlap(detector.checkpoint_info, source.root, [source.entries[i] for i in indices])
     result, problems = evaluate_detector(detector, source, indices, None, score_threshold, iou_threshold,
                                          progress=progress, cancelled=cancelled)
     if cancelled is not None and cancelled():
