@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.tiny_training import tiny_config, tiny_dataset
+from tests.tiny_training import record_conv_output_dtypes, tiny_config, tiny_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,15 +29,7 @@ def test_every_generation_trains_under_reduced_precision_autocast(tiny_set, tmp_
     from models.detection.training import train
 
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: True)
-    seen = []
-    original = torch.nn.Conv2d.forward
-
-    def spy(self, x):  # noqa: ANN001, ANN202
-        out = original(self, x)
-        seen.append(out.dtype)
-        return out
-
-    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    seen = record_conv_output_dtypes(monkeypatch)
     model = {k: v for k, v in tiny_config(tiny_set, "x").model.items() if not k.startswith(("rpn_", "anchor_"))}
     result = train(tiny_config(tiny_set, tmp_path / "m.pt", generation=generation, cpu_bf16=True, max_steps=2,
                                model=model, proposal_cache=str(tmp_path / "proposals")))

@@ -9,7 +9,7 @@ import torch
 
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainConfig, train
-from tests.tiny_training import TINY_MODEL, tiny_dataset
+from tests.tiny_training import TINY_MODEL, record_conv_output_dtypes, tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -135,15 +135,7 @@ def test_cpu_bf16_trains_in_bfloat16_where_the_cpu_can(tiny_set, tmp_path, monke
     import models.detection.training as training
 
     monkeypatch.setattr(training, "cpu_supports_bf16", lambda: supported)
-    dtypes = []
-    original = torch.nn.Conv2d.forward
-
-    def spy(self, x):  # noqa: ANN001, ANN202
-        out = original(self, x)
-        dtypes.append(out.dtype)
-        return out
-
-    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    dtypes = record_conv_output_dtypes(monkeypatch)
     events = []
     result = train(_config(tiny_set, tmp_path / "m.pt", cpu_bf16=True, max_steps=2), callbacks=events.append)
     assert result.status == "completed"

@@ -34,3 +34,19 @@ def train_tiny(data: Path, out: Path, **kw):  # noqa: ANN201 - TrainResult
 
     out.parent.mkdir(parents=True, exist_ok=True)
     return train(tiny_config(data, out, **kw))
+
+
+def record_conv_output_dtypes(monkeypatch) -> list:  # noqa: ANN001 - pytest's MonkeyPatch
+    """Every Conv2d output's dtype from now on, in order: what shows whether bfloat16 autocast is on."""
+    import torch
+
+    dtypes: list = []
+    original = torch.nn.Conv2d.forward
+
+    def spy(self, x):  # noqa: ANN001, ANN202
+        out = original(self, x)
+        dtypes.append(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)
+    return dtypes
