@@ -35,7 +35,7 @@ def test_train_without_model_flags_uses_and_prints_the_chosen_settings(tmp_path:
     data = write_synthetic(tmp_path / "syn", 6, seed=2)
     out = tmp_path / "m.pt"
     code = cli_main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--max-steps", "1",
-                     "--threads", "1", "--quiet", "--device", "cpu"])
+                     "--threads", "1", "--quiet", "--device", "cpu", "--processes", "1"])
     assert code == 0
     err = capsys.readouterr().err
     assert "settings chosen from" in err and "anchor sizes:" in err and "(yours kept: epochs 1" in err

@@ -260,4 +260,4 @@ def test_train_command_takes_a_class_filter_and_a_backbone_learning_rate(tiny_se
     assert payload["config"]["classes"] == ["triangle", "circle"]
     assert payload["config"]["backbone_lr_scale"] == 0.1 and payload["config"]["warmup_iters"] == 5
     assert main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "x.pt"), "--classes", "zebra",
-                 "--quiet"]) == 2
+                 "--quiet", "--processes", "1"]) == 2

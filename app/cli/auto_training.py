@@ -24,9 +24,11 @@ def wants_auto(args: argparse.Namespace) -> bool:
             and not args.preset and not args.model_arg and all(getattr(args, f) is None for f in MODEL_FLAGS))
 
 
-def auto_overrides(args: argparse.Namespace, given: dict) -> dict:
+def auto_overrides(args: argparse.Namespace, given: dict, processes: int | None = None) -> dict:
     """Measure the training split and return the chosen settings as overrides (training fields and flat
     detector names), after printing each with its reason; ``given``: the flags the user gave (they win).
+    ``processes``: the data-parallel processes the run will have (None: torchrun's ``WORLD_SIZE``, else 1);
+    the rule sizes batch and epochs per process. Only rank 0 of a torchrun launch prints.
 
     Returns {} (after saying why) when the dataset gives nothing to choose from: the paper settings remain.
     """
@@ -36,15 +38,21 @@ def auto_overrides(args: argparse.Namespace, given: dict) -> dict:
     from models.detection.auto_settings import auto_settings
 
     split = args.split or "train"
+    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     try:
         source = open_dataset(args.data, image_dir=args.images)
         indices = split_indices(dataset_splits(source, seed=args.seed or 0), split)
-        # under torchrun every process has its own core and budget: the rule sizes the run per process
-        chosen, stats = auto_settings(source, indices, processes=int(os.environ.get("WORLD_SIZE", "1") or 1))
+        # several processes: each has its own core and budget, so the rule sizes the run per process
+        if processes is None:
+            processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        chosen, stats = auto_settings(source, indices, processes=processes)
     except (FileNotFoundError, NotADirectoryError, AnnotationError, KeyError, ValueError, OSError) as exc:
-        print(f"train: settings from the data not possible ({exc}); using the paper settings", file=sys.stderr)
+        if speak:
+            print(f"train: settings from the data not possible ({exc}); using the paper settings", file=sys.stderr)
         return {}
     out = {**chosen.config_fields(), **chosen.model}
+    if not speak:
+        return out
     print(f"train: no preset and no model flags: settings chosen from the {stats.n_boxes} boxes of the "
           f"{stats.n_images} '{split}' images (give --preset or any model flag to choose yourself):",
           file=sys.stderr)

@@ -3,8 +3,14 @@
 Parses arguments into :class:`models.detection.training.TrainConfig` — a named preset
 (:mod:`models.detection.presets`, ``--preset``), settings chosen from the data when neither a preset nor any
 model flag is given (:mod:`app.cli.auto_training`), or the generation's paper settings, with the flags given
-overriding them — and subscribes a tqdm bar to the training callbacks; the loop itself lives in ``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same
-command trains with DistributedDataParallel; only rank 0 draws the bar and writes the checkpoint.
+overriding them — and subscribes a tqdm bar to the training callbacks; the loop itself lives in
+``models.detection.training``. Under ``torchrun --nproc_per_node=N`` the same command trains with
+DistributedDataParallel; only rank 0 prints, draws the bar and writes the checkpoint.
+
+With the data-chosen settings on a CPU with two or more cores, the command starts that data-parallel run itself
+(two processes, :func:`models.detection.training_process.choose_processes` says why) and waits on them here:
+the same checkpoint and training log as ``torchrun --standalone --nproc_per_node=2 main.py train ...``.
+``--processes N`` overrides the choice (1: train in this process).
 """
 
 from __future__ import annotations
@@ -111,7 +117,11 @@ def parser() -> argparse.ArgumentParser:
                    help="any other detector setting as part.field (e.g. rpn.pre_nms_train=2000, roi_head.nms=0.5) "
                         "or by its flat name (rpn_pre_nms_train=2000); --print-config lists them all")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: one per core; 1 is faster on a CPU busy with other work)")
+                   help="CPU threads per process (default: one per core, shared among --processes; 1 is faster on "
+                        "a CPU busy with other work)")
+    p.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="data-parallel training processes on the CPU, as torchrun --nproc_per_node=N (default: 2 "
+                        "for the data-chosen settings on a CPU with 2+ cores, else 1; 1 trains in this process)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this many optimiser steps in all, keeping --epochs' learning-rate schedule "
                         "(the first phase of progressive resizing; --resume continues it)")
@@ -218,6 +228,32 @@ class _Bar:
             self.bar.close()
 
 
+def is_rank0() -> bool:
+    """Whether this process speaks: not one of torchrun's other ranks (only rank 0 prints)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+#: Errors a training process reports that need no traceback (a bad path, missing weights, a bad setting):
+#: the same classes the single-process command reports in one line.
+_PLAIN_ERRORS = ("BackboneWeightsError", "CheckpointError", "FileNotFoundError", "ValueError", "KeyError",
+                 "AnnotationError")
+
+
+def _known_error(text: str) -> bool:
+    return text.split(":", 1)[0] in _PLAIN_ERRORS
+
+
+def _on_cpu(device: str | None) -> bool:
+    """Whether a run asked to use ``device`` trains on the CPU (an absent accelerator: not the CPU; the run
+    itself then says so)."""
+    from models.detection.checkpoints import resolve_device
+
+    try:
+        return resolve_device(device or "auto").type == "cpu"
+    except RuntimeError:
+        return False
+
+
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.list_presets:
@@ -227,6 +263,7 @@ def run(command: str, argv: list[str]) -> int:
     from models.detection.checkpoints import CheckpointError
     from models.detection.presets import default_train_config, train_config_from_preset
     from models.detection.training import train
+    from models.detection.training_process import TrainingFailed, choose_processes, run_training_processes
 
     if not args.data or not args.out:
         print("train: --data and --out are required (or --list-presets)", file=sys.stderr)
@@ -235,13 +272,25 @@ def run(command: str, argv: list[str]) -> int:
         overrides = overrides_of(args)
         if args.preset:
             config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+            choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
         else:
             generation = overrides.pop("generation", "faster-rcnn")
             from app.cli.auto_training import auto_overrides, wants_auto
 
+            auto = wants_auto(args)
+            choice = choose_processes(data_chosen=auto, requested=args.processes,
+                                      on_cpu=_on_cpu(overrides.get("device")))
+            if choice.processes > 1 and is_rank0():
+                print(f"train: {choice.processes} processes: {choice.reason}", file=sys.stderr)
             # no preset, no model flags: settings from the data (app/cli/auto_training.py); given flags win
-            chosen = auto_overrides(args, overrides) if wants_auto(args) else {}
+            # (one process here under torchrun: the rule then reads torchrun's WORLD_SIZE itself)
+            chosen = (auto_overrides(args, overrides, processes=choice.processes if choice.processes > 1 else None)
+                      if auto else {})
             config = default_train_config(args.data, args.out, generation, {**chosen, **overrides})
+        if choice.processes > 1 and args.threads is None:
+            import dataclasses
+
+            config = dataclasses.replace(config, threads=choice.threads)
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2
@@ -255,26 +304,44 @@ def run(command: str, argv: list[str]) -> int:
     if args.print_config:
         print(format_settings(config))
         return 0
-    if args.preset:
+    if args.preset and is_rank0():
         print(f"train: preset {args.preset}" + (f", overridden: {', '.join(sorted(overrides))}" if overrides else ""),
               file=sys.stderr)
+        if choice.processes > 1:
+            print(f"train: {choice.processes} processes ({choice.reason})", file=sys.stderr)
     cancel = threading.Event()
 
     def on_sigint(signum, frame) -> None:  # noqa: ANN001
         if cancel.is_set():
             raise KeyboardInterrupt
-        print("\ntrain: stopping after this step (Ctrl+C again to abort without saving)", file=sys.stderr)
+        if is_rank0():
+            print("\ntrain: stopping after this step (Ctrl+C again to abort without saving)", file=sys.stderr)
         cancel.set()
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = train(config, callbacks=_Bar(not args.quiet), cancel=cancel)
+        if choice.processes > 1:
+            result = run_training_processes(config, choice.processes, callbacks=_Bar(not args.quiet), cancel=cancel)
+        else:
+            result = train(config, callbacks=_Bar(not args.quiet), cancel=cancel)
     except (BackboneWeightsError, CheckpointError, FileNotFoundError, ValueError,
             KeyError, RuntimeError, TypeError) as exc:
-        print(f"train: {exc}", file=sys.stderr)
+        text = str(exc)
+        if isinstance(exc, TrainingFailed):
+            if _known_error(text):  # as the single-process command says it: no class name, no traceback
+                text = text.split(": ", 1)[1]
+            elif exc.detail:
+                text += "\n" + exc.detail.rstrip()
+        print(f"train: {text}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if choice.processes <= 1:
+            raise
+        print(f"train: aborted; the training processes are stopped (the last epoch's checkpoint, if any, is "
+              f"{config.out})", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 speaks
+    if is_rank0():  # under torchrun only rank 0 speaks
         print(f"train: {result.message}", file=sys.stderr)
     return {"completed": 0, "cancelled": 130, "diverged": 3}.get(result.status, 1)
