@@ -258,3 +258,32 @@ def test_an_unparseable_setting_is_a_message_not_a_run(qtbot, window, tiny_set):
     stage.panel.set_setting_text("training", "lr", "fast")
     assert stage.start() is None
     assert "training.lr" in stage.panel.status.text() and stage.run is None
+
+
+def test_two_processes_default_follows_the_train_command_rule(qtbot, window, tiny_set, monkeypatch):
+    """As ``train``: ticked for a Faster R-CNN with no preset on a CPU with two or more usable cores, unticked
+    for a preset; once the user clicks the box, a change of preset no longer moves it."""
+    from app.stages.training import stage as stage_module
+
+    monkeypatch.setattr(stage_module, "usable_cores", lambda: 2)
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.device.setCurrentText("cpu")
+    panel.preset.setCurrentText("shapes-cpu")
+    assert panel.two_processes.isEnabled() and not panel.two_processes.isChecked()
+    panel.preset.setCurrentText(NO_PRESET)
+    assert panel.two_processes.isChecked() and stage.choices().processes == 2 and stage.choices().threads == 1
+    assert "faster than one process" in panel.two_processes.toolTip()
+    panel.preset.setCurrentText("shapes-cpu")
+    assert not panel.two_processes.isChecked()
+    stage.docks()[0].show()
+    qtbot.mouseClick(panel.two_processes, Qt.MouseButton.LeftButton)  # the user's choice sticks
+    assert panel.two_processes.isChecked()
+    panel.preset.setCurrentText(NO_PRESET)
+    panel.preset.setCurrentText("shapes-cpu")
+    assert panel.two_processes.isChecked()
+    monkeypatch.setattr(stage_module, "usable_cores", lambda: 1)
+    panel.preset.setCurrentText(NO_PRESET)
+    assert not panel.two_processes.isChecked() and not panel.two_processes.isEnabled()
+    assert "one usable CPU core" in panel.two_processes.toolTip()

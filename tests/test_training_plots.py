@@ -37,3 +37,46 @@ def test_every_logged_step_is_a_point_after_flush(qtbot) -> None:
     assert plots.point_count("total") == 7
     assert list(plots.lr.item.xData) == list(range(1, 8))
     assert list(plots.speed.item.yData) == [2.0 + i for i in range(1, 8)]
+
+
+def test_the_loss_legend_names_every_curve_in_its_colour(qtbot) -> None:
+    plots = TrainingPlots()
+    qtbot.addWidget(plots)
+    plots.add_event(step(1))
+    plots.flush()
+    text = plots.loss_legend.text()
+    assert text.index("total") < min(text.index(n) for n in LOSSES if n != "total")  # the total first
+    for name in LOSSES:
+        assert f"color:{plots.loss_colour(name)}'>━ " in text and name in text
+    assert plots.loss_plot.getPlotItem().legend is None  # no box over the curves
+    plots.clear()
+    assert plots.loss_legend.text() == ""
+
+
+def test_the_plots_fit_the_bottom_dock_of_a_950_px_window(qtbot, tmp_path, monkeypatch) -> None:
+    """At 1400×950 the bottom dock is about 230 px tall: the training panel must fit it without scrolling, so
+    every plot shows its x axis (the dock's scroll area cut them before)."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+    from app.stages.training import TrainingStage
+    from tests.tiny_training import tiny_dataset
+
+    monkeypatch.setenv("RCNN_EXPLORER_DATA", str(tmp_path / "data"))
+    window = MainWindow(Settings(tmp_path / "s.ini"), thumbnails=False)
+    qtbot.addWidget(window)
+    window.resize(1400, 950)
+    window.show()
+    stage = next(s for s in window.stages if isinstance(s, TrainingStage))
+    assert window.open_path(tiny_dataset(tmp_path / "set", count=4))
+    qtbot.waitUntil(lambda: stage.summary is not None, timeout=20_000)
+    dock = stage.docks()[0]
+    dock.show()
+    scroll = dock.widget()
+    qtbot.waitUntil(lambda: stage.panel.isVisible() and scroll.viewport().height() > 0, timeout=5000)
+    qtbot.wait_until(lambda: stage.panel.height() <= scroll.viewport().height(), timeout=5000)
+    assert not scroll.verticalScrollBar().isVisible()
+    for plot in (stage.panel.plots.loss_plot, stage.panel.plots.map_plot, stage.panel.plots.lr_plot,
+                 stage.panel.plots.speed_plot):
+        assert plot.height() >= 120 and plot.width() >= 140
+    assert stage.panel.plots.loss_plot.width() > stage.panel.plots.lr_plot.width()
+    window.close()

@@ -7,10 +7,9 @@ fills it and listens to its signals.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QFont, QStandardItemModel
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,15 +30,22 @@ from app.stages.base import explanation_label
 from app.stages.training.options import format_value, parse_value
 from app.stages.training.plots import TrainingPlots
 
+#: One line at the bottom dock's usual width: every line here is a line less of the plots beside it.
 EXPLANATION = (
-    "Train a detector on the open dataset's training split (a split is made and saved if it has none) and "
-    "watch it learn. Training runs in its own processes, so the window stays responsive; cancel keeps what "
-    "was learnt as a checkpoint, and a finished run can be loaded into the Model stage, where every detector "
-    "layer shows it.")
+    "Train a detector on the open dataset's training split (made if it has none) and watch it learn, in "
+    "processes of its own; cancel keeps a checkpoint; a finished run loads into the Model stage.")
 NO_PRESET = "(none: the paper's settings)"
 ERROR_STYLE = "color: #c62828;"
 #: Tree item data role holding the value a settings row started with (to see what the user changed).
 ORIGINAL_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _SettingsTree(QTreeWidget):
+    """The settings table, preferring a short height: the dock's scroll area sizes the panel by preferred
+    heights, and the default 192 px made the bottom dock of a 950-px window scroll (the table scrolls itself)."""
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(256, 100)
 
 
 def setting_help(part: str, name: str) -> str:
@@ -87,6 +93,7 @@ class TrainingPanel(QWidget):
             "Two training processes with one thread each, gradients averaged after every step "
             "(DistributedDataParallel, as torchrun --nproc_per_node=2). About 20% faster than one process "
             "on a two-core CPU.")
+        self.two_processes.clicked.connect(lambda _checked: setattr(self, "_two_by_user", True))
         self.val_images = QSpinBox()
         self.val_images.setRange(0, 1000)
         self.val_images.setValue(20)
@@ -131,13 +138,14 @@ class TrainingPanel(QWidget):
                   self.load_button):
             controls.addWidget(b)
         controls.addWidget(self.progress, 1)
+        self.progress.setMinimumWidth(80)
 
         left_box = QWidget()
         left_box.setLayout(form)
         form.setContentsMargins(0, 0, 0, 0)
         left_box.setFixedWidth(360)
 
-        self.settings = QTreeWidget()
+        self.settings = _SettingsTree()
         self.settings.setColumnCount(2)
         self.settings.setHeaderLabels(["Setting", "Value"])
         self.settings.setToolTip("The preset's settings in full; double-click a value to change it for this run")
@@ -150,16 +158,23 @@ class TrainingPanel(QWidget):
         middle.addWidget(self.reset_settings)
 
         self.plots = TrainingPlots()
-        # The bottom area is wide and short: the explanation runs across the top, then choices, the
-        # settings table and the plots side by side.
+        # The bottom area is wide and short (about 220 px in a 950-px window): the explanation runs across the
+        # top; under it the run's controls, status, choices and settings table on the left, and the plots take
+        # the whole height beside them (below the controls they were cut to a strip without x axes).
         outer = QVBoxLayout(self)
-        outer.setSpacing(4)
+        outer.setContentsMargins(4, 2, 4, 2)
+        outer.setSpacing(2)
         outer.addWidget(explanation_label(EXPLANATION))
-        outer.addLayout(controls)
-        outer.addWidget(self.status)
+        left = QVBoxLayout()
+        left.setSpacing(3)
+        left.addLayout(controls)
+        left.addWidget(self.status)
+        choices = QHBoxLayout()
+        choices.addWidget(left_box, 0, Qt.AlignmentFlag.AlignTop)
+        choices.addLayout(middle, 1)
+        left.addLayout(choices, 1)
         layout = QHBoxLayout()
-        layout.addWidget(left_box)
-        layout.addLayout(middle)
+        layout.addLayout(left, 0)
         layout.addWidget(self.plots, 1)
         outer.addLayout(layout, 1)
 
@@ -326,8 +341,19 @@ class TrainingPanel(QWidget):
         if not allowed:
             self.two_processes.setChecked(False)
         self.two_processes.setEnabled(allowed and not self._running)
-        base = self.two_processes.toolTip().split("\n\nNot now:")[0]
+        base = self.two_processes.toolTip().split("\n\nNot now:")[0].split("\n\nDefault:")[0]
         self.two_processes.setToolTip(base + (f"\n\nNot now: {reason}" if reason and not allowed else ""))
+
+    #: Whether the user ticked or unticked "Two processes" themselves (then the default no longer moves it).
+    _two_by_user = False
+
+    def set_two_processes_default(self, checked: bool, reason: str = "") -> None:
+        """Tick "Two processes" or not as the rule says (``reason``: why, shown in the tooltip), unless the user
+        chose; it stays unticked where two processes are not allowed."""
+        if not self._two_by_user and self._two_ok:
+            self.two_processes.setChecked(checked)
+        base = self.two_processes.toolTip().split("\n\nDefault:")[0]
+        self.two_processes.setToolTip(base + (f"\n\nDefault: {reason}" if reason and self._two_ok else ""))
 
     def set_paused(self, paused: bool) -> None:
         self.pause_button.blockSignals(True)
@@ -346,6 +372,3 @@ class TrainingPanel(QWidget):
     def processes(self) -> int:
         return 2 if self.two_processes.isChecked() else 1
 
-
-def cpu_cores() -> int:
-    return os.cpu_count() or 1

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, QTimer
-from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QLabel, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QWidget
 
 from app.proposal_curves import PALETTE
 
@@ -51,11 +51,17 @@ class Series:
             self.bottom = min(self.bottom, float(y))
 
 
+#: Title size: the bottom dock is about 220 px tall in a 950-px window, and each line of text is a line less
+#: of curve.
+TITLE_SIZE = "9pt"
+
+
 def _plot(title: str, legend: bool = True) -> pg.PlotWidget:
-    """A compact white plot (the bottom dock is short): title, no axis titles, a small legend top right."""
+    """A compact white plot (the bottom dock is short): title, no axis titles, a small legend top right
+    (``legend=False``: none; the loss plot names its curves in its title instead, see ``_loss_title``)."""
     w = pg.PlotWidget(background="w")
     item = w.getPlotItem()
-    item.setTitle(title, color="k", size="10pt")
+    item.setTitle(title, color="k", size=TITLE_SIZE)
     for axis in ("left", "bottom"):
         item.getAxis(axis).setPen(pg.mkPen("k"))
         item.getAxis(axis).setTextPen(pg.mkPen("k"))
@@ -97,8 +103,10 @@ class TrainingPlots(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = _plot("Losses, per step")
-        self.map_plot = _plot("Validation mAP@0.5", legend=False)
+        # No legend box on the loss plot: at the bottom dock's height a legend of five curves covered the top
+        # third of the curves (and its first name was cut); a line under the plots names them in their colours.
+        self.loss_plot = _plot("Losses, per step", legend=False)
+        self.map_plot = _plot("Val. mAP@0.5", legend=False)
         self.map_plot.setYRange(0.0, 1.0, padding=0.02)
         self.lr_plot = _plot("Learning rate", legend=False)
         self.speed_plot = _plot("Images per second", legend=False)
@@ -106,7 +114,7 @@ class TrainingPlots(QWidget):
         self.stage_plot.setYRange(0.0, 1.0, padding=0.02)
         self.stage_plot.hide()
         for w in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
-            w.setMinimumSize(170, 180)
+            w.setMinimumSize(140, 120)  # fits the bottom dock of a 950-px window with its axes shown
             w.getPlotItem().setClipToView(True)
             w.getPlotItem().setDownsampling(auto=True, mode="peak")
         # Why the step plots do not auto-range: every new point would move both axes, and a moved axis is
@@ -120,6 +128,9 @@ class TrainingPlots(QWidget):
         self.total_steps = 0
         self._eta_text = ""
         self.eta_label = QLabel("")
+        self.loss_legend = QLabel("")
+        self.loss_legend.setObjectName("loss_legend")
+        self.loss_legend.setTextFormat(Qt.TextFormat.RichText)
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
         # One row: the bottom dock area is wide and short. The loss plot gets the most room.
@@ -132,7 +143,13 @@ class TrainingPlots(QWidget):
         grid.setColumnStretch(0, 2)
         for c in range(1, 4):
             grid.setColumnStretch(c, 1)
-        grid.addWidget(self.eta_label, 1, 0, 1, 5)
+        self.loss_plot.setMinimumWidth(240)  # the curves that matter most; the others share what is left
+        below = QHBoxLayout()
+        below.setContentsMargins(0, 0, 0, 0)
+        below.addWidget(self.loss_legend)
+        below.addStretch(1)
+        below.addWidget(self.eta_label)
+        grid.addLayout(below, 1, 0, 1, 5)
         self.losses: dict[str, Series] = {}
         self.val: dict[str, Series] = {}
         self.lr = Series()
@@ -146,14 +163,17 @@ class TrainingPlots(QWidget):
         self.steps_seen = 0
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        """Short by default: pyqtgraph asks 600×480 per plot, which would make the bottom dock scroll."""
-        return QSize(900, 230)
+        """Short by default: pyqtgraph asks 600×480 per plot, which would make the bottom dock scroll. A dock's
+        scroll area sizes a panel with wrapped text by its *preferred* height, so this is what decides whether
+        the bottom dock of a 950-px window (about 210 px inside) shows the plots whole; they grow with it."""
+        return QSize(900, 150)
 
     # --- data ---------------------------------------------------------------------------------------------
     def clear(self) -> None:
         for plot in (self.loss_plot, self.map_plot, self.lr_plot, self.speed_plot, self.stage_plot):
             plot.getPlotItem().clear()
         self.losses.clear()
+        self.loss_legend.setText("")
         self.val.clear()
         self.lr = Series()
         self.speed = Series()
@@ -234,10 +254,7 @@ class TrainingPlots(QWidget):
         if self._eta_text and self.eta_label.text() != self._eta_text:
             self.eta_label.setText(self._eta_text)
         steps = (
-            lambda: self._fit(self.loss_plot, list(self.losses.values())) | self._draw_all(
-                self.loss_plot, [(s, name, LOSS_COLOURS.get(name, PALETTE[(i + 4) % len(PALETTE)]),
-                                  2 if name == "total" else 1, None)
-                                 for i, (name, s) in enumerate(self.losses.items())]),
+            lambda: self._fit(self.loss_plot, list(self.losses.values())) | self._draw_losses(),
             lambda: self._fit(self.lr_plot, [self.lr]) | self._draw_all(
                 self.lr_plot, [(self.lr, "lr", PALETTE[0], 1, None)]),
             lambda: self._fit(self.speed_plot, [self.speed]) | self._draw_all(
@@ -251,6 +268,27 @@ class TrainingPlots(QWidget):
             if step() and k < len(steps) - 1:
                 return True
         return False
+
+    def loss_colour(self, name: str) -> str:
+        """The fixed colour of a loss every generation reports, else the next free one of the palette."""
+        if name in LOSS_COLOURS:
+            return LOSS_COLOURS[name]
+        i = list(self.losses).index(name) if name in self.losses else len(self.losses)
+        return PALETTE[(i + 4) % len(PALETTE)]
+
+    def _draw_losses(self) -> bool:
+        created = self._draw_all(self.loss_plot, [(s, name, self.loss_colour(name), 2 if name == "total" else 1,
+                                                   None) for name, s in self.losses.items()])
+        if created:
+            self.loss_legend.setText(self.legend_text())
+        return created
+
+    def legend_text(self) -> str:
+        """The loss plot's legend as rich text: each curve's name in its colour, the total first and bold."""
+        names = sorted(self.losses, key=lambda n: n != "total")
+        return "losses: " + " ".join(
+            f"<span style='color:{self.loss_colour(n)}'>━ {'<b>' + n + '</b>' if n == 'total' else n}</span>"
+            for n in names) if names else ""
 
     def _draw_all(self, plot: pg.PlotWidget, curves: list[tuple[Series, str, str, int, str | None]]) -> bool:
         """Draw each (series, name, colour, width, symbol) on ``plot``; True when a curve was created."""

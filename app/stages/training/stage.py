@@ -19,10 +19,11 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.stages.base import Stage, make_dock
 from app.stages.training import options
-from app.stages.training.panel import TrainingPanel, cpu_cores
+from app.stages.training.panel import TrainingPanel
 from app.stages.training.run import TrainingRun
 from app.workers import Job, WorkerPool
 from models.data.datasets import DatasetSource
+from models.detection.training_process import choose_processes, usable_cores
 
 
 def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
@@ -80,6 +81,7 @@ class TrainingStage(Stage):
         self.panel.continueRequested.connect(self.ask_continue)
         self.panel.loadRequested.connect(self.load_result)
         self.panel.presetChosen.connect(lambda _name: self._on_preset())
+        self.panel.presetChosen.connect(lambda _name: self._update_two_processes())
         self.panel.generation.currentTextChanged.connect(lambda _g: self._on_generation())
         self.panel.deviceChosen.connect(lambda _d: self._update_two_processes())
 
@@ -129,6 +131,7 @@ class TrainingStage(Stage):
         self.panel.set_generation_about(*options.generation_note(generation))
         self.panel.set_presets(options.preset_names(generation) if generation else [])
         self._on_preset()
+        self._update_two_processes()
 
     def _on_preset(self) -> None:
         """Show the preset's settings in full; its epochs and backbone go to their own widgets."""
@@ -148,13 +151,22 @@ class TrainingStage(Stage):
             self.panel.backbone.setCurrentIndex(i)
 
     def _update_two_processes(self) -> None:
+        """Whether two processes are possible, and ticked by default: the ``train`` command's rule
+        (:func:`models.detection.training_process.choose_processes`) — two on a CPU with two or more usable
+        cores when no preset is named for a Faster R-CNN, one for a preset — until the user ticks or unticks
+        the box themselves."""
         device = self.panel.device.currentText() or "auto"
-        if cpu_cores() < 2:
-            self.panel.set_two_processes_allowed(False, "this machine has one CPU core")
-        elif not options.resolves_to_cpu(device):
+        on_cpu = options.resolves_to_cpu(device)
+        if usable_cores() < 2:
+            self.panel.set_two_processes_allowed(False, "this machine has one usable CPU core")
+        elif not on_cpu:
             self.panel.set_two_processes_allowed(False, "only for training on the CPU")
         else:
             self.panel.set_two_processes_allowed(True)
+        choice = choose_processes(data_chosen=self.panel.preset_name() is None
+                                  and self.panel.generation.currentText() == "faster-rcnn",
+                                  on_cpu=on_cpu, env={})
+        self.panel.set_two_processes_default(choice.processes > 1, choice.reason)
 
     def choices(self) -> options.RunChoices:
         """What the panel says now (raises ValueError for a setting that does not parse)."""
