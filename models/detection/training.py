@@ -227,8 +227,10 @@ def init_distributed(device: str) -> DistInfo:
     if use_cuda:
         torch.cuda.set_device(local)
     else:  # CPU ranks share the cores: without this each would start one thread per core and thrash
+        from models.detection.training_process import usable_cores
+
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, usable_cores() // local_world))
     return DistInfo(True, rank, world, local)
 
 
