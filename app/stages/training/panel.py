@@ -15,10 +15,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTreeWidget,
     QTreeWidgetItem,
@@ -46,6 +48,27 @@ class _SettingsTree(QTreeWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(256, 100)
+
+
+class _ShortScroll(QScrollArea):
+    """A frameless vertical scroll area around the choices, preferring a short height (see _SettingsTree)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        self.setFixedWidth(widget.minimumWidth() + self.verticalScrollBar().sizeHint().width())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget().sizeHint() if self.widget() is not None else QSize(360, 100)
+        return QSize(self.width(), min(inner.height(), 130))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(self.width(), 60)
 
 
 def setting_help(part: str, name: str) -> str:
@@ -170,7 +193,11 @@ class TrainingPanel(QWidget):
         left.addLayout(controls)
         left.addWidget(self.status)
         choices = QHBoxLayout()
-        choices.addWidget(left_box, 0, Qt.AlignmentFlag.AlignTop)
+        # The choices scroll on their own when notes make them taller than the dock (no dataset open: every
+        # generation's reason; a generation's explanation), so the plots beside them keep the dock's height.
+        self.choices_scroll = _ShortScroll()
+        self.choices_scroll.setWidget(left_box)
+        choices.addWidget(self.choices_scroll, 0)
         choices.addLayout(middle, 1)
         left.addLayout(choices, 1)
         layout = QHBoxLayout()

@@ -109,7 +109,7 @@ class TrainingPlots(QWidget):
         self.map_plot = _plot("Val. mAP@0.5", legend=False)
         self.map_plot.setYRange(0.0, 1.0, padding=0.02)
         self.lr_plot = _plot("Learning rate", legend=False)
-        self.speed_plot = _plot("Images per second", legend=False)
+        self.speed_plot = _plot("Images / second", legend=False)
         self.stage_plot = _plot("R-CNN after fine-tuning (fraction done vs s)")
         self.stage_plot.setYRange(0.0, 1.0, padding=0.02)
         self.stage_plot.hide()
@@ -166,7 +166,7 @@ class TrainingPlots(QWidget):
         """Short by default: pyqtgraph asks 600×480 per plot, which would make the bottom dock scroll. A dock's
         scroll area sizes a panel with wrapped text by its *preferred* height, so this is what decides whether
         the bottom dock of a 950-px window (about 210 px inside) shows the plots whole; they grow with it."""
-        return QSize(900, 150)
+        return QSize(900, 175)
 
     # --- data ---------------------------------------------------------------------------------------------
     def clear(self) -> None:
