@@ -203,12 +203,22 @@ class TrainingProcess:
 
     def start(self) -> None:
         port = free_port() if self.processes > 1 else 0
-        for rank in range(self.processes):
-            p = self._ctx.Process(target=_child, name=f"rcnn-train-{rank}",
-                                  args=(self.config, self._events, self._running, self._cancel, rank,
-                                        self.processes, port, os.getpid()))
-            p.start()
-            self._procs.append(p)
+        # As torchrun: each of several processes starts with OpenMP at its share of the cores (the children
+        # inherit this process's environment while they start; the variable is put back afterwards).
+        threads = getattr(self.config, "threads", None)
+        omp = os.environ.get("OMP_NUM_THREADS")
+        if self.processes > 1 and threads and omp is None:
+            os.environ["OMP_NUM_THREADS"] = str(int(threads))
+        try:
+            for rank in range(self.processes):
+                p = self._ctx.Process(target=_child, name=f"rcnn-train-{rank}",
+                                      args=(self.config, self._events, self._running, self._cancel, rank,
+                                            self.processes, port, os.getpid()))
+                p.start()
+                self._procs.append(p)
+        finally:
+            if omp is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
         self.started_at = time.monotonic()
 
     # --- control ------------------------------------------------------------------------------------------
@@ -290,12 +300,16 @@ def _with_deaths(message: str, proc: TrainingProcess) -> str:
 
 
 def run_training_processes(config: Any, processes: int, callbacks: Callable[[Any], None] | None = None,
-                           cancel: threading.Event | None = None, poll_s: float = 0.1, exit_grace_s: float = 10.0) -> Any:
+                           cancel: threading.Event | None = None, poll_s: float = 0.1,
+                           exit_grace_s: float = 0.5) -> Any:
     """Train ``config`` in ``processes`` child processes (:class:`TrainingProcess`) and wait for the end: the
     blocking counterpart of the window's polling, for the ``train`` command.
 
     Rank 0's events go to ``callbacks`` in this process. ``cancel`` set: the run stops after the step in
-    progress and keeps a checkpoint (every rank agrees). A KeyboardInterrupt raised in this process while it
+    progress and keeps a checkpoint (every rank agrees). After the result (rank 0 sends it last, when the
+    checkpoint and the training log are written) the processes get ``exit_grace_s`` to exit and are then
+    terminated: nothing is left for them to do but a torch interpreter's teardown, which took ~5 s on the
+    loaded 2-core machine. A KeyboardInterrupt raised in this process while it
     waits (a second Ctrl-C) terminates the processes on its way out (the last epoch's checkpoint, written
     atomically, stays). Returns rank 0's
     :class:`~models.detection.training.TrainResult`; raises :class:`TrainingFailed` when a process reports an
@@ -346,7 +360,7 @@ def run_training_processes(config: Any, processes: int, callbacks: Callable[[Any
                         raise TrainingFailed(f"a training process exited without a result ({what})")
             time.sleep(poll_s)
     finally:
-        if not proc.join(2.0 if result is not None else 0.5):
+        if not proc.join(0.5):
             proc.terminate()
             proc.join(5.0)
         proc.close()
