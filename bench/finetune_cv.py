@@ -24,6 +24,7 @@ backbone has nothing to keep).
     python bench/finetune_cv.py --threads 1 --lock /tmp/heavy2.lock --scratch   # from scratch
     python bench/finetune_cv.py --folds-only 0,1 ...                             # some folds (others later)
     python bench/finetune_cv.py --summary RESULTS.jsonl                          # mean ± spread of saved rows
+    python bench/finetune_cv.py --rescore OLD.jsonl --results NEW.jsonl          # saved folds, new test settings
 
 ``--lock FILE`` takes an exclusive ``flock`` on FILE around each fold only (training + scoring), so other
 short jobs sharing that lane get the CPU between folds. ``--max-minutes`` caps each fold's training, counted
@@ -148,6 +149,43 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     return row
 
 
+#: Test-time settings of the RoI head that :func:`rescore_fold` takes from the preset (training never reads them).
+TEST_SETTINGS = {"nms": "nms_threshold", "score_threshold": "score_threshold",
+                 "detections_per_image": "detections_per_image"}
+
+
+def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]], prior: dict) -> dict:
+    """Score a fold's saved checkpoint again with the preset's test-time settings (:data:`TEST_SETTINGS`),
+    without training: for a change that only acts at test time (the detections' NMS), the folds trained
+    before it need not be trained again. The row keeps ``prior``'s training figures and records the score
+    it replaces."""
+    from models.detection.checkpoints import load_detector
+    from models.detection.evaluation import evaluate_detector
+    from models.detection.presets import get_preset
+
+    fold = int(prior["fold"])
+    ckpt = Path(args.out_dir) / f"{prior['tag']}_seed{prior['seed']}_fold{fold}.pt"
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"fold {fold}: no checkpoint {ckpt} to rescore")
+    head = get_preset(PRESET).model.roi_head
+    model = load_detector(ckpt, device="cpu")
+    changed = {}
+    for field, attr in TEST_SETTINGS.items():
+        value = getattr(head, field)
+        if getattr(model.roi_heads, attr) != value:
+            changed[f"roi_head.{field}"] = [getattr(model.roi_heads, attr), value]
+            setattr(model.roi_heads, attr, value)
+    t1 = time.monotonic()
+    res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
+    ap = float(res.AP[args.cls])
+    row = {**prior, "AP50": ap, "detections": int(res.n_detections.get(args.cls, 0)),
+           "eval_s": round(time.monotonic() - t1, 1), "rescored": {"from_AP50": prior["AP50"], "changed": changed}}
+    print(f"{prior['tag']} fold {fold}: AP@0.5 {args.cls} {ap:.3f} rescored (was {prior['AP50']:.3f}; "
+          f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
+          flush=True)
+    return row
+
+
 def summarise(rows: list[dict]) -> str:
     """Mean ± standard deviation (and min-max) of AP@0.5 over folds, per run tag and seed."""
     lines = []
@@ -188,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default="/tmp/finetune_cv", help="checkpoints per fold go here")
     ap.add_argument("--results", default=None, help="append one JSON row per fold to this file")
     ap.add_argument("--summary", default=None, metavar="JSONL", help="only summarise the rows of this file")
+    ap.add_argument("--rescore", default=None, metavar="JSONL",
+                    help="no training: score again the checkpoints (in --out-dir) of these rows' folds with the "
+                         "preset's test-time settings; new rows go to --results")
     args = ap.parse_args(argv)
     if args.summary:
         rows = [json.loads(line) for line in Path(args.summary).read_text().splitlines() if line.strip()]
@@ -203,10 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(has)} images, {sum(has)} with a {args.cls}; {len(folds)} folds of "
           f"{', '.join(str(len(f)) for f in folds)} test images (seed {args.seed})", flush=True)
     wanted = range(len(folds)) if args.folds_only is None else [int(v) for v in args.folds_only.split(",")]
+    tag = "scratch" if args.scratch else "pretrained"
+    priors: dict[int, dict] = {}
+    if args.rescore:
+        for line in Path(args.rescore).read_text().splitlines():
+            r = json.loads(line) if line.strip() else None
+            if r and r["tag"] == tag and r["seed"] == args.seed and r["folds"] == len(folds):
+                priors[int(r["fold"])] = r  # the last row of a fold wins
+        wanted = [f for f in wanted if f in priors]
     rows = []
     for fold in wanted:
         with lane_lock(args.lock):
-            row = run_fold(args, source, folds, fold)
+            row = rescore_fold(args, source, folds, priors[fold]) if args.rescore else run_fold(args, source, folds, fold)
         rows.append(row)
         if args.results:
             with open(args.results, "a", encoding="utf-8") as fh:

@@ -23,6 +23,8 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     assert item.model.rpn.anchor_sizes == [32.0, 64.0, 128.0, 256.0, 512.0]
     assert item.model.rpn.ignore_cross_boundary is False
     assert (item.model.roi_head.pooling, item.model.roi_head.representation_size) == ("align", 512)
+    # COCO's detectors suppress duplicates at IoU 0.5, not the VOC papers' 0.3: people in a crowd overlap.
+    assert item.model.roi_head.nms == 0.5
     t = item.training
     assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \
         ("adamw", 1e-3, 0.1, 16, "cosine", 0.5, False)
@@ -46,3 +48,39 @@ def test_the_preset_builds_a_detector_on_the_pretrained_backbone() -> None:
     rest, backbone = parameter_groups(model, config.backbone_lr_scale)
     assert backbone["lr_scale"] == 0.1 and len(backbone["params"]) > 0 and rest["lr_scale"] == 1.0
     assert model.min_size == 512 and model.parts.rpn.anchor_sizes[0] == 32.0
+
+
+def _finetune_cv():
+    import importlib.util as util
+    from pathlib import Path
+
+    spec = util.spec_from_file_location("bench_finetune_cv", Path(__file__).resolve().parents[1] / "bench" /
+                                        "finetune_cv.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rescore_scores_a_saved_fold_with_the_presets_test_settings(tmp_path) -> None:
+    """A change that only acts at test time (the detections' NMS) re-scores the folds already trained: the
+    row keeps the training figures, says which setting changed and the score it replaces."""
+    import argparse
+
+    from tests.tiny_training import TINY_MODEL, tiny_dataset, train_tiny
+
+    bench = _finetune_cv()
+    data = tiny_dataset(tmp_path / "data", count=6)
+    source, folds, has = bench.folds_of(str(data), "circle", 2, 0)
+    assert sorted(i for f in folds for i in f) == list(range(6))
+    out_dir = tmp_path / "ckpt"
+    result = train_tiny(data, out_dir / "pretrained_seed0_fold0.pt", model={**TINY_MODEL, "box_nms": 0.3})
+    assert result.checkpoint is not None
+    prior = {"tag": "pretrained", "seed": 0, "fold": 0, "folds": 2, "class": "circle", "AP50": 0.123,
+             "train_cpu_s": 42.0, "train_s": 60.0, "detections": 7}
+    args = argparse.Namespace(out_dir=str(out_dir), cls="circle")
+    row = bench.rescore_fold(args, source, folds, prior)
+    assert row["rescored"]["from_AP50"] == 0.123
+    assert row["rescored"]["changed"]["roi_head.nms"] == [0.3, get_preset(NAME).model.roi_head.nms]
+    assert row["train_cpu_s"] == 42.0 and 0.0 <= row["AP50"] <= 1.0
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        bench.rescore_fold(args, source, folds, {**prior, "fold": 1})
