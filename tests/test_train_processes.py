@@ -208,6 +208,7 @@ def test_an_error_in_the_processes_is_a_message_and_a_non_zero_code(tiny_set, tm
     err = capsys.readouterr().err
     assert code == 2
     assert "no class 'zebra'" in err and "of 2)" in err and "ValueError" not in err and "Traceback" not in err
+    assert "--processes 1" not in err  # the user asked for two: no hint
     assert not (tmp_path / "x.pt").exists()
 
 

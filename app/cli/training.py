@@ -330,8 +330,10 @@ def run(command: str, argv: list[str]) -> int:
         if isinstance(exc, TrainingFailed):
             if _known_error(text):  # as the single-process command says it: no class name, no traceback
                 text = text.split(": ", 1)[1]
-            elif exc.detail:
-                text += "\n" + exc.detail.rstrip()
+            else:  # a crash, a killed process, a process group that could not form
+                text += ("\n" + exc.detail.rstrip()) if exc.detail else ""
+                if args.processes is None:
+                    text += "\n(two processes were this command's choice: --processes 1 trains in one)"
         print(f"train: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
