@@ -242,7 +242,8 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
                                                    ours_eq)
     if have_cv:
         rows.append(_row(f"opencv {mode}", cv_s, cv_n, cv_sc, CURVE_BUDGETS))
-    label = f"ours {mode}" + (f" k={','.join(f'{k:g}' for k in ks)}" if ks else "") + \
+    ks_label = ks if isinstance(ks, str) else ",".join(f"{k:g}" for k in ks or ())
+    label = f"ours {mode}" + (f" k={ks_label}" if ks else "") + \
         (f" near-dup {near_duplicate_iou}" if near_duplicate_iou is not None else "")
     rows.append(_row(label, ours_s, ours_n, ours_sc, CURVE_BUDGETS))
     if have_cv:
@@ -310,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--combine", type=Path, nargs="+", default=None,
                     help="print the pooled table of several --scores-json files and exit")
     ap.add_argument("--mode", default="fast", help="comma-separated modes to compare, e.g. fast,quality")
-    ap.add_argument("--ks", default=None, help="comma-separated k values for our mode (default: the mode's)")
+    ap.add_argument("--ks", default=None,
+                    help="comma-separated k values for our mode (default: the mode's), or a plan of KS_PLANS: split")
     ap.add_argument("--near-duplicates", dest="near_duplicate_iou", default=None,
                     help="our near-duplicate setting: compact, localise, exact or an IoU (default: the library's)")
     ap.add_argument("--seed", type=int, default=0)
@@ -336,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"numba warm-up (compile or cache load, not in the figures): {warm_up():.2f} s")
     print(f"python {sys.executable}; OpenCV {cv2.__version__}, threads {cv2.getNumThreads()}; "
           f"cores {os.cpu_count()}")
-    ks = tuple(float(v) for v in args.ks.split(",")) if args.ks else None
+    from models.proposals.selective_search import KS_PLANS
+
+    ks = (args.ks if args.ks in KS_PLANS else tuple(float(v) for v in args.ks.split(","))) if args.ks else None
     have_cv = hasattr(cv2, "ximgproc")
     if not have_cv:
         print("cv2.ximgproc missing: create .venv-bench as described at the top of this file; "

@@ -8,7 +8,13 @@ them costs one grouping pass. Run with OpenCV-contrib on the path (see bench/pro
     python bench/proposals_ablation.py --data coco_tiny --data samples --data skimage_photos \\
         --variants "75,150,300/0.9;100,150,300/0.95" --seeds 5 --cache /tmp/ss_ablation
 
-A variant is ``k,k,.../near-duplicate IoU`` (min_size = k as in the library). Printed per set: boxes per
+A variant is ``k,k,.../near-duplicate IoU`` (min_size = k as in the library), or ``hsv ks|lab ks/IoU`` (e.g.
+``100,200,300|100,150,200/0.95``) to give the two colour spaces different k ladders. ``--hue`` changes only how
+the HSV *segmentation* sees hue (the grouping's colour and texture histograms stay the library's): ``full``
+(the library: hue 0..255 like S and V), ``h180`` (OpenCV's 8-bit hue 0..180), ``cart`` (the HSV cylinder in
+Cartesian form, 128 + S/2·(cos H, sin H) and V: a hue difference counts in proportion to saturation, no wrap
+at red), ``cone`` (the same with chroma S·V instead of S), ``arc`` (``cart`` scaled so that at full saturation
+a small hue step costs what it does in ``full``). Printed per set: boxes per
 image, recall@0.5/0.7, MABO and AR of all objects, of the large ones (√area ≥ ``--large`` px at max side
 500: the VOC-like regime) and of all objects with each image cut to OpenCV's box count ("@cvN"), each the
 mean over ``--seeds`` ranking seeds. A trailing code says which targets hold: N no more boxes than OpenCV,
@@ -33,16 +39,42 @@ if str(ROOT) not in sys.path:
 
 from bench.proposals import _resolve_data, load_images, opencv_boxes  # noqa: E402
 
-
-def _groupings(rgb: np.ndarray, ks: list[float]) -> list[tuple[str, float, str, np.ndarray]]:
-    from models.proposals.selective_search import Strategy, selective_search
-
-    plan = [Strategy(cs, k, sim) for cs in ("hsv", "lab") for k in ks for sim in ("CTSF", "TSF")]
-    p = selective_search(rgb, strategies=plan, max_side=None)
-    return [(h.strategy.color_space, h.strategy.k, h.strategy.similarities, h.region_boxes) for h in p.hierarchy]
+HUES = ("full", "h180", "cart", "cone", "arc")
 
 
-def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool) -> list[dict]:
+def hsv_segmentation_channels(rgb: np.ndarray, hue: str) -> np.ndarray:
+    """The H×W×3 uint8 image the HSV segmentation runs on, for each ``--hue`` variant (see the module doc)."""
+    import cv2
+
+    full = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
+    if hue == "full":
+        return full
+    if hue == "h180":
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
+    theta = full[:, :, 0].astype(np.float32) * np.float32(2.0 * np.pi / 256.0)
+    sat, val = full[:, :, 1].astype(np.float32), full[:, :, 2].astype(np.float32)
+    radius = {"cart": sat / 2.0, "cone": sat * val / (2.0 * 255.0), "arc": sat * (128.0 / np.pi) / 255.0}[hue]
+    out = np.stack([128.0 + radius * np.cos(theta), 128.0 + radius * np.sin(theta), val], axis=2)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _groupings(rgb: np.ndarray, ks: list[float], hue: str = "full") -> list[tuple[str, float, str, np.ndarray]]:
+    from models.proposals.segmentation import felzenszwalb
+    from models.proposals.selective_search import Strategy, _space_data, group
+
+    out = []
+    for cs in ("hsv", "lab"):
+        data = _space_data(rgb, cs)
+        seg_channels = hsv_segmentation_channels(rgb, hue) if cs == "hsv" else data.channels
+        for k in ks:
+            seg = felzenszwalb(rgb, k=k, sigma=0.8, min_size=max(1, int(round(k))), color_space=cs,
+                               channels=seg_channels)
+            for sim in ("CTSF", "TSF"):
+                out.append((cs, k, sim, group(seg, data.channels, data.texture, Strategy(cs, k, sim)).region_boxes))
+    return out
+
+
+def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool, hue: str = "full") -> list[dict]:
     """Per image: its size, GT, OpenCV-fast boxes and the region boxes of every grouping over ``ks``."""
     recs = []
     for name, rgb, gt in images:
@@ -51,7 +83,7 @@ def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool
         have = {g[1] for g in rec["groups"]}
         todo = [k for k in ks if k not in have]
         if todo:
-            rec["groups"] += _groupings(rgb, todo)
+            rec["groups"] += _groupings(rgb, todo, hue)
         if "cv" not in rec and have_cv:
             import cv2
 
@@ -64,10 +96,13 @@ def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool
     return recs
 
 
-def variant_boxes(rec: dict, ks: tuple[float, ...], nd: float, seed: int) -> np.ndarray:
+def variant_boxes(rec: dict, ks: tuple[float, ...], nd: float, seed: int,
+                  lab_ks: tuple[float, ...] | None = None) -> np.ndarray:
+    """The ranked, deduplicated boxes of one variant: HSV at ``ks``, Lab at ``lab_ks`` (default the same)."""
     from models.proposals.selective_search import combine_hierarchies
 
-    hs = [SimpleNamespace(region_boxes=g[3]) for g in rec["groups"] if g[1] in ks]
+    lab_ks = ks if lab_ks is None else lab_ks
+    hs = [SimpleNamespace(region_boxes=g[3]) for g in rec["groups"] if g[1] in (lab_ks if g[0] == "lab" else ks)]
     return combine_hierarchies(hs, rec["size"], 1.0, seed=seed, near_duplicate_iou=nd)[0]
 
 
@@ -91,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-side", type=int, default=500)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--large", type=float, default=75.0, help="√area (px at max side) of a large object")
+    ap.add_argument("--hue", choices=HUES, default="full", help="how the HSV segmentation sees hue (module doc)")
     ap.add_argument("--cache", type=Path, default=None, help="keep per-image groupings here between runs")
     ap.add_argument("--curves-json", type=Path, default=None, help="seed-0 curve points of every variant")
     args = ap.parse_args(argv)
@@ -102,13 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     variants = []
     for v in args.variants.split(";"):
         ks_text, _, nd = v.partition("/")
-        variants.append((v, tuple(float(k) for k in ks_text.split(",")), float(nd or 0.95)))
-    all_ks = sorted({k for _, ks, _ in variants for k in ks})
+        hsv_text, _, lab_text = ks_text.partition("|")
+        hsv_ks = tuple(float(k) for k in hsv_text.split(","))
+        variants.append((v, hsv_ks, tuple(float(k) for k in lab_text.split(",")) if lab_text else hsv_ks,
+                         float(nd or 0.95)))
+    all_ks = sorted({k for _, hks, lks, _ in variants for k in hks + lks})
     warm_up()
     curves: dict[str, dict] = {}
     for name in args.data or ["coco_tiny"]:
         images = load_images(_resolve_data(name), args.max_side, args.limit)
-        recs = collect(images, all_ks, args.cache, f"{name}_{args.max_side}", have_cv)
+        tag = f"{name}_{args.max_side}" + ("" if args.hue == "full" else f"_{args.hue}")
+        recs = collect(images, all_ks, args.cache, tag, have_cv, args.hue)
         n_large = sum(len(_large(r["gt"], args.large)) for r in recs)
         print(f"\n== {name}: {len(recs)} images, {sum(len(r['gt']) for r in recs)} objects, {n_large} large "
               f"(√area ≥ {args.large:g} px); mean over {args.seeds} seed(s)")
@@ -128,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             cv_l = _vals(summarize([score_image(r["cv"], _large(r["gt"], args.large)) for r in recs]))
             curves[f"{name} · opencv fast"] = curve_points(summarize(cv_sc, budgets=CURVE_BUDGETS))
             line("opencv fast", cv_a, cv_l, None)
-        for label, ks, nd in variants:
+        for label, ks, lab_ks, nd in variants:
             a_s, l_s, e_s = [], [], []
             for seed in range(args.seeds):
-                boxes = [variant_boxes(r, ks, nd, seed) for r in recs]
+                boxes = [variant_boxes(r, ks, nd, seed, lab_ks) for r in recs]
                 sc = [score_image(b, r["gt"], budgets=CURVE_BUDGETS) for b, r in zip(boxes, recs, strict=True)]
                 a_s.append(_vals(summarize(sc, budgets=CURVE_BUDGETS)))
                 l_s.append(_vals(summarize([score_image(b, _large(r["gt"], args.large))

@@ -97,6 +97,17 @@ def test_propose_top_seed_and_max_side(tmp_path: Path) -> None:
     assert boxes[:, 2].max() > 250  # original pixels, not the 250-px working image
 
 
+def test_propose_takes_a_named_k_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    img = _write(tmp_path / "a.png", _image())
+    out = tmp_path / "split.json"
+    assert main(["propose", str(img), "--ks", "split", "--json", str(out)]) == 0
+    boxes = np.array(json.loads(out.read_text())["images"][0]["boxes"])
+    assert iou_matrix(np.array([BOX]), boxes).max() >= 0.8
+    with pytest.raises(SystemExit):
+        main(["propose", str(img), "--ks", "spilt", "--json", str(out)])
+    assert "split" in capsys.readouterr().err  # the message names the plans there are
+
+
 def test_propose_requires_json(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["propose", "x.png"])

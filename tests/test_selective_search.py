@@ -12,6 +12,7 @@ from models.proposals.metrics import iou_matrix
 from models.proposals.segmentation import felzenszwalb
 from models.proposals.selective_search import (
     COLOR_BINS,
+    KS_PLANS,
     NEAR_DUPLICATE_IOU,
     TERMS,
     TEXTURE_BINS,
@@ -167,6 +168,26 @@ def test_strategies_of_the_paper() -> None:
         strategies_for("slow")
     with pytest.raises(ValueError):
         Strategy("hsv", 100, "CX")
+
+
+def test_a_named_k_plan_gives_each_colour_space_its_own_ladder() -> None:
+    split = strategies_for("fast", ks="split")
+    assert {(s.color_space, s.k) for s in split} == {(cs, k) for cs, ks in KS_PLANS["split"].items() for k in ks}
+    assert {s.k for s in split if s.color_space == "hsv"} == {100.0, 200.0, 300.0}
+    assert {s.k for s in split if s.color_space == "lab"} == {100.0, 150.0, 200.0}
+    assert len(split) == 12 and {s.similarities for s in split} == {"CTSF", "TSF"}
+    # a mapping works the same way; its colour spaces replace the mode's
+    assert {(s.color_space, s.k) for s in strategies_for("quality", ks={"I": [80]})} == {("I", 80.0)}
+    assert len(strategies_for("quality", ks={"I": [80]})) == 4  # the quality mode's four similarity sets
+    for bad in ("splitt", {"xyz": [100]}, {"hsv": []}, {"hsv": [-1]}):
+        with pytest.raises(ValueError):
+            strategies_for("fast", ks=bad)
+    p = selective_search(_scene(2), "fast", ks="split", max_side=None)
+    assert [h.strategy for h in p.hierarchy] == split
+    assert {(h.strategy.color_space, h.segmentation.params.k, h.segmentation.params.min_size)
+            for h in p.hierarchy} == {(cs, k, int(k)) for cs, ks in KS_PLANS["split"].items() for k in ks}
+    with pytest.raises(ValueError, match="k plan"):
+        selective_search(_scene(2), "fast", ks="nope", max_side=None)
 
 
 def test_fast_mode_shares_segmentations_between_similarity_sets() -> None:

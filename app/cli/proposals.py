@@ -26,11 +26,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _ks(text: str) -> tuple[float, ...]:
+def _ks(text: str) -> tuple[float, ...] | str:
+    from models.proposals.selective_search import KS_PLANS
+
+    if text.strip() in KS_PLANS:  # a named per-colour-space plan, e.g. "split"
+        return text.strip()
     try:
         ks = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
-        raise argparse.ArgumentTypeError("k values are numbers separated by commas, e.g. 75,150") from exc
+        raise argparse.ArgumentTypeError(f"k values are numbers separated by commas, e.g. 75,150, or a plan: "
+                                         f"{', '.join(KS_PLANS)}") from exc
     if not ks or any(k <= 0 for k in ks):
         raise argparse.ArgumentTypeError("k values must be positive")
     return ks
@@ -54,7 +59,10 @@ def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None
     p.add_argument("--top", type=_positive_int, default=None, help="keep the N best-ranked boxes")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomised ranking (default 0)")
     p.add_argument("--ks", type=_ks, default=None,
-                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 100,150,300)")
+                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 100,150,300), or "
+                        "'split' (fast: HSV k 100,200,300 with Lab k 100,150,200; at or above OpenCV-fast "
+                        "on every labelled set of bench/README.md, a little below the default on COCO's "
+                        "large objects)")
     p.add_argument("--min-box-size", type=float, default=0.0,
                    help="drop boxes narrower or shorter than this many pixels (default 0)")
     p.add_argument("--near-duplicates", type=_near_duplicates, default=None, metavar="NAME|IOU",

@@ -244,8 +244,8 @@ class DatasetProposalReport:
         return {k: (None if isinstance(d[k], float) and d[k] != d[k] else d[k]) for k in keys}
 
 
-def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | None = None, max_side: int | None = 500,
-                     top: int | None = None, seed: int = 0, min_box_size: float = 0.0,
+def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | str | None = None,
+                     max_side: int | None = 500, top: int | None = None, seed: int = 0, min_box_size: float = 0.0,
                      near_duplicate_iou: float | str | None = None, budgets: Sequence[int] = DEFAULT_BUDGETS,
                      progress: Callable[[int, int, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> DatasetProposalReport:
