@@ -17,8 +17,9 @@ proposals inside the network, so it needs no Selective Search at all. To see tha
   work, what a quiet machine's wall clock shows) and wall seconds (on a shared CPU also the waits for a core),
   beside the FLOPs of its convolutions and fully connected layers (torch's counter).
 
-R-CNN is timed at several warp sizes: 64 px is what the shipped small R-CNN uses on the CPU, 224 px with
-16 px of context is the paper's (227). Its cost is proposals × warp² (every crop is a full CNN pass).
+R-CNN is timed at several warp sizes: 96 px is what the shipped small R-CNN uses on the CPU (its row is marked
+"shipped", read from resources/models/rcnn_shapes.pt), 64 px the smaller warp it used before, 224 px with 16 px
+of context the paper's (227). Its cost is proposals × warp² (every crop is a full CNN pass).
 
     python bench/generations.py [--images 5] [--proposals 2000] [--warps 64,96,224] [--threads 1]
                                 [--data DIR] [--json OUT] [--profile]
@@ -76,7 +77,8 @@ def build_models(proposals: int, warps: list[int], cache: ProposalCache) -> dict
         m = build_detector("rcnn", CLASSES, **BACKBONE, proposals_test=proposals, warp_size=warp, context=context,
                            representation_size=512)
         m.use_feature_cache = False
-        models[f"R-CNN (warp {warp} px)"] = m
+        shipped = ", shipped" if warp == shipped_rcnn_warp() else ""
+        models[f"R-CNN (warp {warp} px{shipped})"] = m
     torch.manual_seed(0)
     models["Fast R-CNN"] = build_detector("fast-rcnn", CLASSES, **BACKBONE, proposals_test=proposals,
                                           representation_size=512, pooling="align")
@@ -88,6 +90,17 @@ def build_models(proposals: int, warps: list[int], cache: ProposalCache) -> dict
         if hasattr(m, "proposal_cache"):
             m.proposal_cache = _TimedReads(cache)
     return models
+
+
+def shipped_rcnn_warp() -> int | None:
+    """The warp size of the R-CNN shipped in resources/models (None when it is not there)."""
+    from models.detection.checkpoints import load_checkpoint, model_parts
+    from resources.models import SHIPPED_RCNN
+
+    if not SHIPPED_RCNN.is_file():
+        return None
+    warp = model_parts(load_checkpoint(SHIPPED_RCNN)).warp
+    return warp.size if warp is not None else None
 
 
 class _TimedReads:

@@ -21,11 +21,14 @@ def tiny_set(tmp_path_factory):
     return write_synthetic(tmp_path_factory.mktemp("compare_synth") / "set", 8, seed=4, params=params)
 
 
-def _checkpoint(path, generation: str, train_seconds: float | None, **kw) -> str:
+def _checkpoint(path, generation: str, train_seconds: float | None, train_cpu_seconds: float | None = None,
+                **kw) -> str:
     torch.manual_seed(0)
     model = build_detector(generation, CLASSES, backbone="small", small_width=8, representation_size=32,
                            min_size=96, max_size=128, **kw)
     extra = {} if train_seconds is None else {"train_seconds": train_seconds}
+    if train_cpu_seconds is not None:
+        extra["train_cpu_seconds"] = train_cpu_seconds
     save_checkpoint(path, model=model, config={"generation": generation}, class_names=CLASSES,
                     split={"name": "train", "indices": [], "files": []}, epoch=1, extra=extra)
     return str(path)
@@ -34,7 +37,7 @@ def _checkpoint(path, generation: str, train_seconds: float | None, **kw) -> str
 def test_three_checkpoints_give_one_row_each(tiny_set, tmp_path, capsys) -> None:
     from app.cli import main
 
-    paths = [_checkpoint(tmp_path / "rcnn.pt", "rcnn", 120.0, proposals_test=30, proposals_train=30),
+    paths = [_checkpoint(tmp_path / "rcnn.pt", "rcnn", 120.0, 270.0, proposals_test=30, proposals_train=30),
              _checkpoint(tmp_path / "fast.pt", "fast-rcnn", 60.0, proposals_test=30, proposals_train=30),
              _checkpoint(tmp_path / "faster.pt", "faster-rcnn", None, anchor_sizes=(16, 32, 64),
                          rpn_pre_nms_test=300, rpn_post_nms_test=30)]
@@ -46,6 +49,7 @@ def test_three_checkpoints_give_one_row_each(tiny_set, tmp_path, capsys) -> None
     rows = json.loads(out.read_text())["models"]
     assert [r["generation"] for r in rows] == ["rcnn", "fast-rcnn", "faster-rcnn"]
     assert [r["train_seconds"] for r in rows] == [120.0, 60.0, None]
+    assert [r["train_cpu_seconds"] for r in rows] == [270.0, None, None]  # wall and CPU time apart
     assert all(r["images"] == 2 for r in rows)
     # Selective Search was recomputed for the two older generations; Faster R-CNN has no external proposals
     assert rows[0]["proposal_seconds_per_image"] > 0 and rows[1]["proposal_seconds_per_image"] > 0
@@ -55,7 +59,8 @@ def test_three_checkpoints_give_one_row_each(tiny_set, tmp_path, capsys) -> None
                                                        + r["network_seconds_per_image"])
     table = printed.strip().splitlines()
     assert len(table) == 4 and all(p in printed for p in paths)
-    assert "2.0 min" in printed and "n/a" in printed
+    assert "2.0 min" in printed and "4.5 min" in printed and "n/a" in printed
+    assert table[0].split()[-3:] == ["time", "train", "CPU"]
 
 
 def test_unreadable_checkpoint_is_a_message(tiny_set, tmp_path, capsys) -> None:

@@ -74,9 +74,10 @@ def test_shipped_rcnn_is_weights_only_and_finds_a_drawn_shape(tmp_path, monkeypa
     monkeypatch.setenv("RCNN_EXPLORER_CACHE", str(tmp_path / "cache"))
     payload = load_checkpoint(SHIPPED_RCNN)
     assert payload["generation"] == "rcnn" and payload["optimizer_state"] is None
-    # 0.834 on syn400's test split (12 epochs; the 8-epoch file scored 0.641), recorded as measured
+    # 0.801 on syn400's test split (96-px warp, 12 epochs), recorded as measured
     assert payload["extra"]["evaluation"]["mAP"] >= 0.65 and "--generation rcnn" in payload["extra"]["recipe"]["train"]
-    assert SHIPPED_RCNN.stat().st_size < 15 * 2**20
+    # its fc6 reads a 6x6 map of the 96-px warp (2.3x the 64-px warp's 4x4): 18 MB of weights
+    assert SHIPPED_RCNN.stat().st_size < 20 * 2**20
     model = load_detector(SHIPPED_RCNN, "cpu")
     assert int(model.svm_trained) == 1  # detections are scored by the SVMs, not the fine-tuning softmax
     from models.data.synthetic import draw_image

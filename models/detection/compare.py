@@ -24,8 +24,9 @@ import numpy as np
 
 @dataclass
 class ModelComparison:
-    """One model's row. Times are per image; ``train_seconds`` is None for checkpoints written before it was
-    recorded."""
+    """One model's row. Times are per image; ``train_seconds`` (wall) is None for checkpoints written before it
+    was recorded. ``train_cpu_seconds`` is the training process's CPU time: on a shared machine the wall
+    clock also counts waits for a core, so the CPU time is what a quiet machine's one-thread run would take."""
 
     path: str
     generation: str
@@ -37,6 +38,7 @@ class ModelComparison:
     proposal_seconds_per_image: float  # of which external proposals (0 for Faster R-CNN)
     network_seconds_per_image: float  # the rest
     train_seconds: float | None
+    train_cpu_seconds: float | None = None
     # classification + localisation only (None for the detectors): models.detection.cls_loc_evaluation
     accuracy: float | None = None
     mean_iou: float | None = None
@@ -96,6 +98,7 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
             one_box, _ = evaluate_cls_loc_model(detector, source, list(indices))
         extra = payload.get("extra") or {}
         train_s = extra.get("train_seconds")
+        train_cpu = extra.get("train_cpu_seconds")
         rows.append(ModelComparison(
             path=str(path), generation=str(payload["generation"]),
             backbone=model_parts(payload).backbone.name, images=int(result.n_images),
@@ -103,6 +106,7 @@ def compare_checkpoints(paths: Sequence[str], source: Any, indices: Sequence[int
             seconds_per_image=timed.seconds / n, proposal_seconds_per_image=proposal / n,
             network_seconds_per_image=(timed.seconds - proposal) / n,
             train_seconds=None if train_s is None else float(train_s),
+            train_cpu_seconds=None if train_cpu is None else float(train_cpu),
             accuracy=None if one_box is None else float(one_box.accuracy),
             mean_iou=None if one_box is None else float(one_box.mean_iou),
             localisation_accuracy=None if one_box is None else float(one_box.localisation_accuracy)))
@@ -113,16 +117,17 @@ def format_comparison(rows: Sequence[ModelComparison]) -> str:
     """A fixed-width table, one row per model. The classification + localisation columns appear only when a
     row has them, blank for the detectors."""
     head = ["model", "generation", "backbone", "images", "mAP@0.5", "COCO AP", "s/image", "proposals s",
-            "network s", "train time"]
+            "network s", "train time", "train CPU"]
     one_box = any(r.accuracy is not None for r in rows)
     if one_box:
         head += ["cls acc", "mean IoU", "loc acc"]
     table = [head]
     for r in rows:
         train = "n/a" if r.train_seconds is None else f"{r.train_seconds / 60:.1f} min"
+        train_cpu = "n/a" if r.train_cpu_seconds is None else f"{r.train_cpu_seconds / 60:.1f} min"
         row = [r.path, r.generation, r.backbone, str(r.images), f"{r.mAP:.4f}",
                "n/a" if r.coco_AP is None else f"{r.coco_AP:.4f}", f"{r.seconds_per_image:.3f}",
-               f"{r.proposal_seconds_per_image:.3f}", f"{r.network_seconds_per_image:.3f}", train]
+               f"{r.proposal_seconds_per_image:.3f}", f"{r.network_seconds_per_image:.3f}", train, train_cpu]
         if one_box:
             row += ["" if v is None else f"{v:.3f}" for v in (r.accuracy, r.mean_iou, r.localisation_accuracy)]
         table.append(row)
