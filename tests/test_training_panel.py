@@ -14,7 +14,7 @@ from app.stages.model import ModelStage
 from app.stages.runs import RunsStage
 from app.stages.runs.panel import COLUMNS
 from app.stages.training import TrainingStage, options
-from app.stages.training.panel import NO_PRESET
+from app.stages.training.panel import FROM_DATA, NO_PRESET
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainResult
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
@@ -255,14 +255,16 @@ def preset_generation_is(name: str, generation: str) -> bool:
 
 def test_an_unparseable_setting_is_a_message_not_a_run(qtbot, window, tiny_set):
     stage = open_set(qtbot, window, tiny_set)
+    qtbot.waitUntil(lambda: stage.panel.setting_item("training", "lr") is not None, timeout=30_000)  # read
     stage.panel.set_setting_text("training", "lr", "fast")
     assert stage.start() is None
     assert "training.lr" in stage.panel.status.text() and stage.run is None
 
 
 def test_two_processes_default_follows_the_train_command_rule(qtbot, window, tiny_set, monkeypatch):
-    """As ``train``: ticked for a Faster R-CNN with no preset on a CPU with two or more usable cores, unticked
-    for a preset; once the user clicks the box, a change of preset no longer moves it."""
+    """As ``train``: ticked for a Faster R-CNN with settings from the data on a CPU with two or more usable
+    cores, unticked for a preset or the paper's settings; once the user clicks the box, a change of preset no
+    longer moves it."""
     from app.stages.training import stage as stage_module
 
     monkeypatch.setattr(stage_module, "usable_cores", lambda: 2)
@@ -272,18 +274,20 @@ def test_two_processes_default_follows_the_train_command_rule(qtbot, window, tin
     panel.device.setCurrentText("cpu")
     panel.preset.setCurrentText("shapes-cpu")
     assert panel.two_processes.isEnabled() and not panel.two_processes.isChecked()
-    panel.preset.setCurrentText(NO_PRESET)
+    panel.preset.setCurrentText(FROM_DATA)
     assert panel.two_processes.isChecked() and stage.choices().processes == 2 and stage.choices().threads == 1
     assert "faster than one process" in panel.two_processes.toolTip()
+    panel.preset.setCurrentText(NO_PRESET)  # the paper's settings: one process, as ``train --preset``
+    assert not panel.two_processes.isChecked()
     panel.preset.setCurrentText("shapes-cpu")
     assert not panel.two_processes.isChecked()
     stage.docks()[0].show()
     qtbot.mouseClick(panel.two_processes, Qt.MouseButton.LeftButton)  # the user's choice sticks
     assert panel.two_processes.isChecked()
-    panel.preset.setCurrentText(NO_PRESET)
+    panel.preset.setCurrentText(FROM_DATA)
     panel.preset.setCurrentText("shapes-cpu")
     assert panel.two_processes.isChecked()
     monkeypatch.setattr(stage_module, "usable_cores", lambda: 1)
-    panel.preset.setCurrentText(NO_PRESET)
+    panel.preset.setCurrentText(FROM_DATA)
     assert not panel.two_processes.isChecked() and not panel.two_processes.isEnabled()
     assert "one usable CPU core" in panel.two_processes.toolTip()

@@ -34,23 +34,21 @@ def auto_overrides(args: argparse.Namespace, given: dict, processes: int | None 
     """
     from models.data.annotations import AnnotationError
     from models.data.datasets import open_dataset
-    from models.data.training_data import dataset_splits, split_indices
-    from models.detection.auto_settings import auto_settings
+    from models.detection.auto_settings import split_auto_settings
 
     split = args.split or "train"
     speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
     try:
         source = open_dataset(args.data, image_dir=args.images)
-        indices = split_indices(dataset_splits(source, seed=args.seed or 0), split)
         # several processes: each has its own core and budget, so the rule sizes the run per process
         if processes is None:
             processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        chosen, stats = auto_settings(source, indices, processes=processes)
+        chosen, stats = split_auto_settings(source, split, seed=args.seed or 0, processes=processes)
     except (FileNotFoundError, NotADirectoryError, AnnotationError, KeyError, ValueError, OSError) as exc:
         if speak:
             print(f"train: settings from the data not possible ({exc}); using the paper settings", file=sys.stderr)
         return {}
-    out = {**chosen.config_fields(), **chosen.model}
+    out = chosen.overrides()
     if not speak:
         return out
     print(f"train: no preset and no model flags: settings chosen from the {stats.n_boxes} boxes of the "

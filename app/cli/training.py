@@ -254,6 +254,38 @@ def _on_cpu(device: str | None) -> bool:
         return False
 
 
+def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, ProcessChoice, dict)
+    """The run the command would start for ``args``: its TrainConfig, its process choice and the flags given
+    as overrides (raises ValueError for a bad setting). Apart from :func:`run` so the window's "Settings from
+    the data" can be checked against exactly this."""
+    from models.detection.presets import default_train_config, train_config_from_preset
+    from models.detection.training_process import choose_processes
+
+    overrides = overrides_of(args)
+    if args.preset:
+        config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+        choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
+    else:
+        generation = overrides.pop("generation", "faster-rcnn")
+        from app.cli.auto_training import auto_overrides, wants_auto
+
+        auto = wants_auto(args)
+        choice = choose_processes(data_chosen=auto, requested=args.processes,
+                                  on_cpu=_on_cpu(overrides.get("device")))
+        if choice.processes > 1 and is_rank0():
+            print(f"train: {choice.processes} processes: {choice.reason}", file=sys.stderr)
+        # no preset, no model flags: settings from the data (app/cli/auto_training.py); given flags win
+        # (one process here under torchrun: the rule then reads torchrun's WORLD_SIZE itself)
+        chosen = (auto_overrides(args, overrides, processes=choice.processes if choice.processes > 1 else None)
+                  if auto else {})
+        config = default_train_config(args.data, args.out, generation, {**chosen, **overrides})
+    if choice.processes > 1 and args.threads is None:
+        import dataclasses
+
+        config = dataclasses.replace(config, threads=choice.threads)
+    return config, choice, overrides
+
+
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.list_presets:
@@ -261,36 +293,14 @@ def run(command: str, argv: list[str]) -> int:
         return 0
     from models.detection.backbones import BackboneWeightsError
     from models.detection.checkpoints import CheckpointError
-    from models.detection.presets import default_train_config, train_config_from_preset
     from models.detection.training import train
-    from models.detection.training_process import TrainingFailed, choose_processes, run_training_processes
+    from models.detection.training_process import TrainingFailed, run_training_processes
 
     if not args.data or not args.out:
         print("train: --data and --out are required (or --list-presets)", file=sys.stderr)
         return 2
     try:
-        overrides = overrides_of(args)
-        if args.preset:
-            config = train_config_from_preset(args.preset, args.data, args.out, overrides)
-            choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
-        else:
-            generation = overrides.pop("generation", "faster-rcnn")
-            from app.cli.auto_training import auto_overrides, wants_auto
-
-            auto = wants_auto(args)
-            choice = choose_processes(data_chosen=auto, requested=args.processes,
-                                      on_cpu=_on_cpu(overrides.get("device")))
-            if choice.processes > 1 and is_rank0():
-                print(f"train: {choice.processes} processes: {choice.reason}", file=sys.stderr)
-            # no preset, no model flags: settings from the data (app/cli/auto_training.py); given flags win
-            # (one process here under torchrun: the rule then reads torchrun's WORLD_SIZE itself)
-            chosen = (auto_overrides(args, overrides, processes=choice.processes if choice.processes > 1 else None)
-                      if auto else {})
-            config = default_train_config(args.data, args.out, generation, {**chosen, **overrides})
-        if choice.processes > 1 and args.threads is None:
-            import dataclasses
-
-            config = dataclasses.replace(config, threads=choice.threads)
+        config, choice, overrides = command_config(args)
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2

@@ -121,6 +121,12 @@ class AutoSettings:
                 "weight_decay": self.weight_decay, "rotate90": self.rotate90, "cpu_bf16": self.cpu_bf16,
                 "time_budget_s": self.time_budget_s}
 
+    def overrides(self) -> dict:
+        """Everything chosen as the override keys of ``presets.default_train_config`` (training fields and flat
+        detector names): the one set both the ``train`` command and the window's "Settings from the data" lay
+        their explicit choices over, so the two train the same thing."""
+        return {**self.config_fields(), **self.model}
+
     def lines(self) -> list[str]:
         """One line per setting: ``name = value  (reason)``, in the order a reader needs them."""
         values = {"training size": f"shorter side {self.min_size}, longer ≤ {self.max_size}",
@@ -269,3 +275,12 @@ def auto_settings(source: DatasetSource, indices: list[int] | None = None,
     if not len(stats.boxes):
         raise ValueError(f"{source.root}: no usable boxes in the training images, nothing to choose settings from")
     return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root)), processes=processes), stats
+
+
+def split_auto_settings(source: DatasetSource, split: str = "train", seed: int = 0,
+                        processes: int = 1) -> tuple[AutoSettings, BoxStats]:
+    """:func:`auto_settings` on the images of ``split`` of the dataset's saved split (made with ``seed`` when it
+    has none), the images the run will train on; the ``train`` command and the window both call this."""
+    from models.data.training_data import dataset_splits, split_indices
+
+    return auto_settings(source, split_indices(dataset_splits(source, seed=seed), split), processes=processes)

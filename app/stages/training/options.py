@@ -2,8 +2,9 @@
 
 Kept apart from the widgets so the rules (which generation can train on this dataset and why not, which devices
 exist, where a run's files go, how a preset and the user's overrides make the config) are plain functions a
-test calls directly. Presets come from :mod:`models.detection.presets`; with none chosen the settings are
-the generation's paper settings (as ``train`` without ``--preset``), overridable one by one all the same.
+test calls directly. Presets come from :mod:`models.detection.presets`; "Settings from the data" (a Faster
+R-CNN's default) are what ``train`` without ``--preset`` chooses (:mod:`models.detection.auto_settings`, the
+same function), and the paper's settings remain an entry of their own; all overridable one by one.
 """
 
 from __future__ import annotations
@@ -196,21 +197,47 @@ def preset_generation(name: str) -> str:
     return presets.get_preset(name).generation
 
 
-def describe_settings(preset: str | None, generation: str = "faster-rcnn") -> dict[str, dict[str, Any]]:
-    """The settings a run would use, by part: the preset's in full, or without one the generation's paper
-    settings (what ``train`` uses when no preset is named)."""
+def describe_settings(preset: str | None, generation: str = "faster-rcnn",
+                      auto: Any = None) -> dict[str, dict[str, Any]]:
+    """The settings a run would use, by part: the preset's in full; without one, those chosen from the data
+    (``auto``, an :class:`~models.detection.auto_settings.AutoSettings`), else the generation's paper
+    settings."""
     from models.detection import presets
 
     if preset:
         described = presets.describe_preset(preset)
     else:
-        config = presets.default_train_config("", "", generation)
+        config = presets.default_train_config("", "", generation, auto.overrides() if auto is not None else None)
         described = config.detector_config().to_dict()
         training = config.to_dict()
         skip = set(presets.MIRRORED) | set(RUN_FIELDS) | {"num_workers"}
         described[TRAINING_PART] = {k: v for k, v in training.items() if k not in skip}
     return {part: {k: v for k, v in values.items() if k not in HIDDEN_SETTINGS.get(part, ())}
             for part, values in described.items()}
+
+
+#: Which settings each of ``AutoSettings.reasons`` explains (its keys are the words ``train`` prints).
+AUTO_REASON_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "training size": (("input", "min_size"), ("input", "max_size")),
+    "stride": (("backbone", "small_stride"), ("backbone", "small_context")),
+    "anchor sizes": (("rpn", "anchor_sizes"),),
+    "anchor ratios": (("rpn", "anchor_ratios"),),
+    "epochs": ((TRAINING_PART, "time_budget_s"),),
+    "optimiser": ((TRAINING_PART, "optimizer"), (TRAINING_PART, "lr"), (TRAINING_PART, "weight_decay"),
+                  (TRAINING_PART, "batch_size")),
+    "head": (("roi_head", "representation_size"), ("roi_head", "pooling"), ("backbone", "small_width")),
+    "quarter turns": ((TRAINING_PART, "rotate90"),),
+    "bfloat16": ((TRAINING_PART, "cpu_bf16"),),
+}
+
+
+def auto_reasons(auto: Any) -> dict[tuple[str, str], str]:
+    """``{(part, field): why}`` for the settings chosen from the data (the panel's tooltips)."""
+    out: dict[tuple[str, str], str] = {}
+    for key, why in auto.reasons.items():
+        for place in AUTO_REASON_SETTINGS.get(key, ()):
+            out[place] = f"{key}: {why}"
+    return out
 
 
 def preset_epochs(preset: str | None) -> int | None:
@@ -283,6 +310,9 @@ class RunChoices:
     threads: int | None = None
     val_images: int = 0
     max_steps: int | None = None
+    #: The settings chosen from the data (``AutoSettings``) when no preset is named and the data decides;
+    #: None with no preset: the generation's paper settings.
+    auto: Any = None
 
 
 def flat_overrides(overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -293,8 +323,9 @@ def flat_overrides(overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def build_config(choices: RunChoices, out: str | os.PathLike, resume: str | None = None) -> Any:
-    """The :class:`TrainConfig` of a run: the preset (or the generation's paper settings), the user's
-    overrides, then the panel's own fields (backbone, epochs, device...), which win. A setting that does not
+    """The :class:`TrainConfig` of a run: the preset (or the settings chosen from the data, as ``train`` with
+    no preset lays them over the paper's, or the generation's paper settings), the user's overrides, then the
+    panel's own fields (backbone, epochs, device...), which win. A setting that does not
     exist or does not parse raises ``ValueError`` naming it."""
     from models.detection import presets
 
@@ -306,6 +337,7 @@ def build_config(choices: RunChoices, out: str | os.PathLike, resume: str | None
                              f"not {choices.generation}")
         config = presets.train_config_from_preset(choices.preset, choices.data, str(out), flat)
     else:
-        config = presets.default_train_config(choices.data, str(out), choices.generation, flat)
+        chosen = choices.auto.overrides() if choices.auto is not None else {}
+        config = presets.default_train_config(choices.data, str(out), choices.generation, {**chosen, **flat})
     return dataclasses.replace(config, epochs=int(choices.epochs), device=choices.device, threads=choices.threads,
                                val_images=int(choices.val_images), max_steps=choices.max_steps, resume=resume)

@@ -37,6 +37,9 @@ EXPLANATION = (
     "Train a detector on the open dataset's training split (made if it has none) and watch it learn, in "
     "processes of its own; cancel keeps a checkpoint; a finished run loads into the Model stage.")
 NO_PRESET = "(none: the paper's settings)"
+#: The entry whose settings ``train`` with no preset would choose from the open dataset's boxes (a Faster
+#: R-CNN's default): the same rule (models.detection.auto_settings), shown in the table, each with its reason.
+FROM_DATA = "Settings from the data"
 ERROR_STYLE = "color: #c62828;"
 #: Tree item data role holding the value a settings row started with (to see what the user changed).
 ORIGINAL_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -107,6 +110,12 @@ class TrainingPanel(QWidget):
         self.generation_about.setVisible(False)
         self.backbone = QComboBox()
         self.preset = QComboBox()
+        #: Under the preset list with "Settings from the data": reading the boxes, what they were chosen from,
+        #: or why they could not be (in red); its tooltip has every choice with its reason.
+        self.auto_note = QLabel("")
+        self.auto_note.setObjectName("auto_note")
+        self.auto_note.setWordWrap(True)
+        self.auto_note.setVisible(False)
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 1000)
         self.epochs.setValue(12)
@@ -139,6 +148,7 @@ class TrainingPanel(QWidget):
         form.addRow("", self.generation_about)
         form.addRow("Backbone", self.backbone)
         form.addRow("Preset", self.preset)
+        form.addRow("", self.auto_note)
         form.addRow("Epochs", pair(self.epochs, "Validation images", self.val_images))
         form.addRow("Device", pair(self.device, "", self.two_processes))
         self.two_processes.setText("Two processes")
@@ -261,15 +271,45 @@ class TrainingPanel(QWidget):
     def backbone_name(self) -> str:
         return str(self.backbone.currentData() or "small")
 
-    def set_presets(self, names: list[str]) -> None:
+    def set_presets(self, names: list[str], from_data: bool = False) -> None:
+        """The presets, then the paper's settings; first (the default) "Settings from the data" when
+        ``from_data`` (the generation whose settings the data can choose)."""
         self.preset.blockSignals(True)
         self.preset.clear()
-        self.preset.addItems(list(names) + [NO_PRESET])
+        self.preset.addItems(([FROM_DATA] if from_data else []) + list(names) + [NO_PRESET])
+        if from_data:
+            self.preset.setItemData(0, "What `train --data D --out C` with no preset chooses from the open "
+                                       "dataset's boxes, each setting with its reason", Qt.ItemDataRole.ToolTipRole)
         self.preset.blockSignals(False)
 
     def preset_name(self) -> str | None:
         text = self.preset.currentText()
-        return None if text in ("", NO_PRESET) else text
+        return None if text in ("", NO_PRESET, FROM_DATA) else text
+
+    def data_chosen(self) -> bool:
+        """Whether "Settings from the data" is the chosen entry."""
+        return self.preset.currentText() == FROM_DATA
+
+    def set_auto_note(self, text: str, details: str = "", error: bool = False) -> None:
+        self.auto_note.setText(text)
+        self.auto_note.setToolTip(details)
+        self.auto_note.setStyleSheet(ERROR_STYLE if error else "color: palette(placeholder-text);")
+        self.auto_note.setVisible(bool(text))
+
+    def set_setting_reasons(self, reasons: dict[tuple[str, str], str]) -> None:
+        """Mark the settings chosen from the data ("⟵ data" after the name) with why as their tooltip."""
+        for (part, name), why in reasons.items():
+            item = self.setting_item(part, name)
+            if item is None:
+                continue
+            help_text = setting_help(part, name)
+            tip = f"Chosen from the data — {why}" + (f"\n\n{help_text}" if help_text else "")
+            self.settings.blockSignals(True)
+            item.setText(0, name)
+            item.setToolTip(0, tip)
+            item.setToolTip(1, tip)
+            item.setForeground(0, self.palette().link())
+            self.settings.blockSignals(False)
 
     def set_devices(self, devices: list[str]) -> None:
         self.device.blockSignals(True)

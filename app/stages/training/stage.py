@@ -30,6 +30,14 @@ def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
     return options.summarise_dataset(source, lambda: job.cancelled)
 
 
+def _auto_settings_job(job: Job, source: DatasetSource, processes: int) -> Any:
+    """What ``train`` with no preset chooses for this dataset's training split and process count (the same
+    function the command calls): reads every training box, so a worker's job."""
+    from models.detection.auto_settings import split_auto_settings
+
+    return split_auto_settings(source, processes=processes)
+
+
 def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
     from models.detection.checkpoints import load_checkpoint
 
@@ -38,7 +46,9 @@ def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
 
 
 class TrainingStage(Stage):
-    """Signals: ``runStarted(TrainConfig)``, ``runFinished(TrainResult)``, ``runFailed(str)``."""
+    """Signals: ``runStarted(TrainConfig)``, ``runFinished(TrainResult)``, ``runFailed(str)``;
+    ``autoSettingsShown(AutoSettings)`` when the table shows settings chosen from the data,
+    ``autoSettingsFailed(str)`` when they cannot be chosen (the message)."""
 
     menu_title = "Detector"
     dock_area = "bottom"
@@ -46,6 +56,8 @@ class TrainingStage(Stage):
     runStarted = Signal(object)
     runFinished = Signal(object)
     runFailed = Signal(str)
+    autoSettingsShown = Signal(object)
+    autoSettingsFailed = Signal(str)
 
     def __init__(self, canvas: Any = None, session: Any = None, window: QWidget | None = None,
                  load_model: Callable[[str], Any] | None = None) -> None:
@@ -64,6 +76,13 @@ class TrainingStage(Stage):
         #: File chooser for "continue from checkpoint" (tests replace it): () -> path or "".
         self.choose_checkpoint: Callable[[], str] = self._ask_checkpoint
         self._pool = WorkerPool(self)
+        #: Settings chosen from the data for the open dataset, by process count (they size batch and epochs).
+        self._auto: dict[int, Any] = {}
+        self._auto_error: str | None = None
+        #: The latest request for settings from the data (an older result that arrives later is dropped).
+        self._auto_request = 0
+        #: The user's changes to the table, kept while the boxes are read again for another process count.
+        self._pending_edits: dict[str, dict[str, Any]] = {}
         self.panel = TrainingPanel()
         self._dock: QDockWidget | None = None
 
@@ -84,6 +103,7 @@ class TrainingStage(Stage):
         self.panel.presetChosen.connect(lambda _name: self._update_two_processes())
         self.panel.generation.currentTextChanged.connect(lambda _g: self._on_generation())
         self.panel.deviceChosen.connect(lambda _d: self._update_two_processes())
+        self.panel.two_processes.toggled.connect(self._on_processes_changed)
 
     # --- Stage --------------------------------------------------------------------------------------------
     def docks(self) -> list[QDockWidget]:
@@ -96,6 +116,9 @@ class TrainingStage(Stage):
     def set_dataset(self, source: DatasetSource | None) -> None:
         self.source = source
         self.summary = None
+        self._auto = {}
+        self._auto_error = None
+        self._auto_request += 1
         self.panel.set_generations(options.generation_choices(None) if source is None else
                                    [(g, "reading the dataset's boxes…") for g, _ in options.generation_choices(None)])
         self._on_generation()
@@ -121,6 +144,8 @@ class TrainingStage(Stage):
         if summary.boxes:
             self.panel.set_status(f"{summary.labelled_images} labelled images of {summary.images}, "
                                   f"{summary.boxes} boxes, {len(summary.class_names)} classes")
+        if self.panel.data_chosen():
+            self._on_preset()
 
     def _on_generation(self) -> None:
         """A preset is one generation's recipe: the list follows the generation (its first preset chosen)."""
@@ -129,12 +154,17 @@ class TrainingStage(Stage):
             return
         self._generation_shown = generation
         self.panel.set_generation_about(*options.generation_note(generation))
-        self.panel.set_presets(options.preset_names(generation) if generation else [])
+        self.panel.set_presets(options.preset_names(generation) if generation else [],
+                               from_data=generation == "faster-rcnn")
         self._on_preset()
         self._update_two_processes()
 
     def _on_preset(self) -> None:
         """Show the preset's settings in full; its epochs and backbone go to their own widgets."""
+        self.panel.set_auto_note("")
+        if self.panel.data_chosen():
+            self._show_auto(keep_edits=False)
+            return
         preset = self.panel.preset_name()
         generation = self.panel.generation.currentText() or "faster-rcnn"
         try:
@@ -150,10 +180,89 @@ class TrainingStage(Stage):
         if i >= 0:
             self.panel.backbone.setCurrentIndex(i)
 
+    # --- settings from the data ---------------------------------------------------------------------------
+    def auto_settings(self) -> Any:
+        """The settings chosen from the open dataset for the panel's process count (None until read)."""
+        return self._auto.get(self.panel.processes())
+
+    def _show_auto(self, keep_edits: bool) -> None:
+        """Fill the table with what ``train`` would choose from the data, reading the boxes in a worker first
+        when they are not read for this process count; ``keep_edits``: the user's changes stay."""
+        for_generation = self.panel.generation.currentText() or "faster-rcnn"
+        if keep_edits:  # kept over a read of the boxes (the table is empty meanwhile)
+            try:
+                current = self.panel.overrides()
+            except ValueError:
+                current = {}
+            if current:
+                self._pending_edits = current
+        else:
+            self._pending_edits = {}
+        if self.source is None:
+            self.panel.set_settings({})
+            self.panel.set_auto_note("Open a dataset: the settings are chosen from its boxes.")
+            return
+        if self._auto_error is not None:
+            self.panel.set_settings({})
+            self.panel.set_auto_note(f"Cannot choose settings from the data: {self._auto_error}", error=True)
+            return
+        auto = self.auto_settings()
+        if auto is None:
+            self._request_auto()
+            return
+        edits, self._pending_edits = self._pending_edits, {}
+        self.panel.set_settings(options.describe_settings(None, for_generation, auto))
+        self.panel.set_setting_reasons(options.auto_reasons(auto))
+        for part, values in edits.items():
+            for name, value in values.items():
+                if self.panel.setting_item(part, name) is not None:
+                    self.panel.set_setting_text(part, name, options.format_value(value))
+        self.panel.epochs.setValue(int(auto.epochs))
+        self.panel.epochs.setToolTip(f"Chosen from the data — {auto.reasons.get('epochs', '')}")
+        i = self.panel.backbone.findData("small")
+        if i >= 0:
+            self.panel.backbone.setCurrentIndex(i)
+        # One short line (the dock is ~230 px tall); every choice with its reason in the tooltip.
+        self.panel.set_auto_note("As `train` with no preset; hover blue for why",
+                                 "Chosen from the training split's boxes:\n" + "\n".join(auto.lines()))
+        self.autoSettingsShown.emit(auto)
+
+    def _request_auto(self) -> None:
+        processes = self.panel.processes()
+        self._auto_request += 1
+        request = self._auto_request
+        source = self.source
+        self.panel.set_settings({})
+        self.panel.set_auto_note("Reading the boxes to choose the settings…")
+        self._pool.start(_auto_settings_job, source, processes,
+                         on_result=lambda r, n=processes, q=request: self._on_auto(r, n, q),
+                         on_error=lambda m, q=request: self._on_auto_error(m, q))
+
+    def _on_auto(self, result: Any, processes: int, request: int) -> None:
+        if self._closed or request != self._auto_request:
+            return
+        self._auto[processes] = result[0]
+        if self.panel.data_chosen() and self.panel.processes() == processes:
+            self._show_auto(keep_edits=True)
+
+    def _on_auto_error(self, message: str, request: int) -> None:
+        if self._closed or request != self._auto_request:
+            return
+        self._auto_error = message
+        if self.panel.data_chosen():
+            self._show_auto(keep_edits=False)
+            self.panel.set_status(f"Cannot choose settings from the data: {message}", error=True)
+        self.autoSettingsFailed.emit(message)
+
+    def _on_processes_changed(self, _checked: bool) -> None:
+        """The data's settings depend on the process count (images per step, epochs per process)."""
+        if self.panel.data_chosen() and not self.running:
+            self._show_auto(keep_edits=True)
+
     def _update_two_processes(self) -> None:
         """Whether two processes are possible, and ticked by default: the ``train`` command's rule
         (:func:`models.detection.training_process.choose_processes`) — two on a CPU with two or more usable
-        cores when no preset is named for a Faster R-CNN, one for a preset — until the user ticks or unticks
+        cores with "Settings from the data" for a Faster R-CNN, one for a preset or the paper's — until the user ticks or unticks
         the box themselves."""
         device = self.panel.device.currentText() or "auto"
         on_cpu = options.resolves_to_cpu(device)
@@ -163,7 +272,7 @@ class TrainingStage(Stage):
             self.panel.set_two_processes_allowed(False, "only for training on the CPU")
         else:
             self.panel.set_two_processes_allowed(True)
-        choice = choose_processes(data_chosen=self.panel.preset_name() is None
+        choice = choose_processes(data_chosen=self.panel.data_chosen()
                                   and self.panel.generation.currentText() == "faster-rcnn",
                                   on_cpu=on_cpu, env={})
         self.panel.set_two_processes_default(choice.processes > 1, choice.reason)
@@ -171,14 +280,17 @@ class TrainingStage(Stage):
     def choices(self) -> options.RunChoices:
         """What the panel says now (raises ValueError for a setting that does not parse)."""
         processes = self.panel.processes()
+        threads = self.threads
+        if threads is None and processes > 1:  # as ``train --processes N``: the usable cores shared out
+            threads = choose_processes(data_chosen=True, requested=processes, cores=usable_cores(),
+                                       env={}).threads
         return options.RunChoices(
             data=str(self.source.root) if self.source is not None else "",
             generation=self.panel.generation.currentText(), backbone=self.panel.backbone_name(),
             preset=self.panel.preset_name(), epochs=self.panel.epochs.value(),
             device=self.panel.device.currentText() or "auto", overrides=self.panel.overrides(),
-            processes=processes, threads=self.threads or (1 if processes > 1 else None),
-            val_images=self.panel.val_images.value(),
-            max_steps=self.max_steps)
+            processes=processes, threads=threads, val_images=self.panel.val_images.value(),
+            max_steps=self.max_steps, auto=self.auto_settings() if self.panel.data_chosen() else None)
 
     def _data_path(self) -> str | None:
         """The dataset path ``open_dataset`` reads back: a COCO JSON itself, else the root folder."""
@@ -204,6 +316,11 @@ class TrainingStage(Stage):
         if data is None or problem is not None:
             self.panel.set_status(f"Cannot train {generation or ''}: {problem or 'open a dataset first'}",
                                   error=True)
+            return None
+        if self.panel.data_chosen() and self.auto_settings() is None:
+            self.panel.set_status("Cannot train yet: " + (
+                f"no settings from the data ({self._auto_error}); choose a preset" if self._auto_error
+                else "still reading the boxes to choose the settings"), error=True)
             return None
         try:
             choices = self.choices()
