@@ -81,6 +81,8 @@ class TrainingStage(Stage):
         self._auto_error: str | None = None
         #: The latest request for settings from the data (an older result that arrives later is dropped).
         self._auto_request = 0
+        #: The process count whose settings are being read now (None: no read in flight).
+        self._auto_inflight: int | None = None
         #: The user's changes to the table, kept while the boxes are read again for another process count.
         self._pending_edits: dict[str, dict[str, Any]] = {}
         self.panel = TrainingPanel()
@@ -119,9 +121,12 @@ class TrainingStage(Stage):
         self._auto = {}
         self._auto_error = None
         self._auto_request += 1
+        self._auto_inflight = None
         self.panel.set_generations(options.generation_choices(None) if source is None else
                                    [(g, "reading the dataset's boxes…") for g, _ in options.generation_choices(None)])
         self._on_generation()
+        if source is None and self.panel.data_chosen():
+            self._on_preset()  # "open a dataset", not the last dataset's settings
         if source is not None:
             self._pool.start(_summary_job, source, on_result=lambda s, src=source: self._on_summary(s, src),
                              on_error=lambda m: self.panel.set_status(f"Cannot read the dataset: {m}", error=True))
@@ -229,11 +234,14 @@ class TrainingStage(Stage):
 
     def _request_auto(self) -> None:
         processes = self.panel.processes()
+        self.panel.set_settings({})
+        self.panel.set_auto_note("Reading the boxes to choose the settings…")
+        if self._auto_inflight == processes:  # that read's result will show
+            return
+        self._auto_inflight = processes
         self._auto_request += 1
         request = self._auto_request
         source = self.source
-        self.panel.set_settings({})
-        self.panel.set_auto_note("Reading the boxes to choose the settings…")
         self._pool.start(_auto_settings_job, source, processes,
                          on_result=lambda r, n=processes, q=request: self._on_auto(r, n, q),
                          on_error=lambda m, q=request: self._on_auto_error(m, q))
@@ -241,6 +249,7 @@ class TrainingStage(Stage):
     def _on_auto(self, result: Any, processes: int, request: int) -> None:
         if self._closed or request != self._auto_request:
             return
+        self._auto_inflight = None
         self._auto[processes] = result[0]
         if self.panel.data_chosen() and self.panel.processes() == processes:
             self._show_auto(keep_edits=True)
@@ -248,6 +257,7 @@ class TrainingStage(Stage):
     def _on_auto_error(self, message: str, request: int) -> None:
         if self._closed or request != self._auto_request:
             return
+        self._auto_inflight = None
         self._auto_error = message
         if self.panel.data_chosen():
             self._show_auto(keep_edits=False)
