@@ -207,12 +207,12 @@ BUILTIN: list[Preset] = [
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
-           "bench/README.md: held-out folds 0 and 1 AP@0.5 0.245 and 0.108 after ~12 CPU-min each, fold 0 6.1× the same recipe "
-           "from scratch; below the issue's 0.30: persons under ~40 px are missed at stride 16). "
+           "bench/README.md: held-out folds 0-3 AP@0.5 0.258 ± 0.111 after ~12 CPU-min each, fold 0 6.1× the "
+           "same recipe from scratch; below the issue's 0.30: persons under ~40 px are missed at stride 16). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "
            "2:1 also across the border, backbone batch norm and first three stages frozen, the rest at a tenth "
            "of the learning rate, RoIAlign and two 512-wide layers, detections' NMS at IoU 0.5 (COCO's; "
-           "people in groups overlap: 0.3 gave 0.154 and 0.075 on folds 0 and 1), AdamW 1e-3 for 16 epochs "
+           "people in groups overlap: 0.3 gave 0.209 on folds 0-3), AdamW 1e-3 for 16 epochs "
            "with a cosine decay, flips.",
            "faster-rcnn",
            model={"backbone.name": "efficientnet_lite0", "backbone.options": {"stride": 16},
