@@ -148,6 +148,11 @@ def detector_from_payload(payload: dict, path: str | os.PathLike = "checkpoint")
         raise CheckpointError(f"{path}: model config cannot be rebuilt ({exc})") from exc
     missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     if missing or unexpected:
+        # A generation that changed its layout knows what an older file looks like and what to do about it.
+        hint = getattr(model, "weights_mismatch_hint", None)
+        why = hint(list(missing), list(unexpected)) if callable(hint) else None
+        if why:
+            raise CheckpointError(f"{path}: {why}")
         raise CheckpointError(f"{path}: weights do not fit the model (missing {missing[:3]}, unexpected "
                               f"{unexpected[:3]})")
     return model

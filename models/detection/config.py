@@ -334,11 +334,18 @@ class ClsLocHeadConfig(Part):
     input_size: int = setting(128, "each image is warped to this square before the backbone")
     grid: int = setting(4, "the feature map is averaged to grid×grid cells before the fully connected layer, "
                            "so the head still knows where things are (a global average would not)")
-    hidden: int = setting(256, "width of the fully connected layer")
+    layout: str = setting("grid", "grid: one fully connected layer over the grid-averaged map; spatial: every "
+                                  "cell of the map proposes a box relative to itself and a softmax over the "
+                                  "cells weighs them (what one cell learns holds at every position)")
+    hidden: int = setting(256, "width of the fully connected layer (spatial: of the 3×3 conv on the map)")
     dropout: float = setting(0.0, "dropout after the fully connected layer")
     train_crop: float = setting(1.0, "training only: each image is cut to a random window of this fraction to "
                                      "1 of its width and height that still holds the whole object (1: no "
                                      "cropping); new scales, positions and backgrounds every epoch")
+    train_crop_share: float = setting(1.0, "training only: the share of images that are cropped (the rest are "
+                                           "seen whole, as at test time). Crops only zoom in, so with every "
+                                           "image cropped the smallest objects of the test images are rarer in "
+                                           "training than in the data")
     alpha: float = setting(0.1, "loss = alpha·cross-entropy + (1 − alpha)·mean squared error of the box: "
                                 "cross-entropy starts near ln K ≈ 1, the box error of normalised coordinates "
                                 "near 0.04, so an even split would let classification drown the box")
@@ -348,6 +355,10 @@ class ClsLocHeadConfig(Part):
             raise ConfigError(f"cls_loc_head.alpha lies in [0, 1], got {self.alpha}")
         if not 0.0 < self.train_crop <= 1.0:
             raise ConfigError(f"cls_loc_head.train_crop lies in (0, 1], got {self.train_crop}")
+        if not 0.0 <= self.train_crop_share <= 1.0:
+            raise ConfigError(f"cls_loc_head.train_crop_share lies in [0, 1], got {self.train_crop_share}")
+        if self.layout not in ("grid", "spatial"):
+            raise ConfigError(f"cls_loc_head.layout is 'grid' or 'spatial', got {self.layout!r}")
         if self.input_size < 32 or self.grid < 1:
             raise ConfigError("cls_loc_head needs input_size ≥ 32 and grid ≥ 1")
 

@@ -200,9 +200,11 @@ BUILTIN: list[Preset] = [
            "bench/README.md: 0.82 accuracy, 0.59 mean IoU on 100 seed-1 images after 338 CPU-s of training (the "
            "issue asks 0.95 / 0.70).",
            "cls-loc", model={"backbone.name": "small", "backbone.small_width": 24, "backbone.small_norm": "batch",
-                             "backbone.options": {"pool": True, "shallow": True}, "cls_loc_head.input_size": 64,
-                             "cls_loc_head.train_crop": 0.6},
-           training={"batch_size": 16, "optimizer": "adamw", "lr": 0.002, "rotate90": True, "epochs": 100,
+                             "backbone.options": {"pool": True, "shallow": True, "last_pool": False},
+                             "cls_loc_head.input_size": 64, "cls_loc_head.layout": "spatial",
+                             "cls_loc_head.hidden": 128, "cls_loc_head.train_crop": 0.6,
+                             "cls_loc_head.train_crop_share": 0.5},
+           training={"batch_size": 8, "optimizer": "adamw", "lr": 0.002, "rotate90": True, "epochs": 100,
                      "warmup_iters": 30, "seed": 0}),
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
