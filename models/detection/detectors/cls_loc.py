@@ -1,9 +1,11 @@
 """Classification + localisation: a CNN that names the one object of an image and regresses its box.
 
 The step before R-CNN (Sermanet et al.'s OverFeat and the ImageNet localisation task, 2013): the image is
-warped to a fixed square, a backbone computes its feature map, the map is averaged to a small grid (so the
-head still knows *where* — a global average would keep only *what*), and one fully connected layer feeds two
-outputs: K class scores and 4 box numbers ``(x / W, y / H, w / W, h / H)``
+warped to a fixed square, a backbone computes its feature map, and a head turns the map into two outputs: K
+class scores and 4 box numbers ``(x / W, y / H, w / W, h / H)``. The ``grid`` head averages the map to a small
+grid (so it still knows *where* — a global average would keep only *what*) under one fully connected layer;
+the ``spatial`` head lets every cell propose the box relative to itself and weighs the cells by a softmax
+(:class:`SpatialClsLocHead`, what the shapes preset uses)
 (:mod:`models.detection.cls_loc_targets`). The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
 
 It answers with exactly one box, which is its limit and the reason detection needed region proposals: an
