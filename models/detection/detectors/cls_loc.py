@@ -5,8 +5,8 @@ warped to a fixed square, a backbone computes its feature map, and a head turns 
 class scores and 4 box numbers ``(x / W, y / H, w / W, h / H)``. The ``grid`` head averages the map to a small
 grid (so it still knows *where* — a global average would keep only *what*) under one fully connected layer;
 the ``spatial`` head lets every cell propose the box relative to itself and weighs the cells by a softmax
-(:class:`SpatialClsLocHead`, what the shapes preset uses)
-(:mod:`models.detection.cls_loc_targets`). The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
+(:class:`SpatialClsLocHead`, what the shapes preset uses); the box numbers are
+:mod:`models.detection.cls_loc_targets`'. The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
 
 It answers with exactly one box, which is its limit and the reason detection needed region proposals: an
 image with two objects gets one answer. It shares the :class:`Detector` interface, so ``predict``, ``train``,
@@ -232,9 +232,9 @@ class ClsLoc(Detector):
     def weights_mismatch_hint(missing: list[str], unexpected: list[str]) -> str | None:
         """Why a saved state dict does not fit, when it is a layout this generation used to have.
 
-        Before commit 3ea9da3 (2026-11-30) the grid head had no LayerNorm (``head.norm``) in its hidden layer;
-        that head's units died from scratch, so its checkpoints hold a model that never learnt, and loading
-        them without the layer would silently change what they compute. The way out is to train again."""
+        Before commit 3ea9da3 (2026-11-30) the grid head had no LayerNorm (``head.norm``) in its hidden layer
+        (its units died when trained from scratch); a fresh LayerNorm put into such a file's head would change
+        what it computes without saying so. The way out is to train again, and the message says how."""
         del unexpected
         if missing and set(missing) <= {"head.norm.weight", "head.norm.bias"}:
             return ("a classification + localisation checkpoint in the head layout used before commit 3ea9da3 "
