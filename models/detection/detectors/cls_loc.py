@@ -5,8 +5,8 @@ warped to a fixed square, a backbone computes its feature map, and a head turns 
 class scores and 4 box numbers ``(x / W, y / H, w / W, h / H)``. The ``grid`` head averages the map to a small
 grid (so it still knows *where* — a global average would keep only *what*) under one fully connected layer;
 the ``spatial`` head lets every cell propose the box relative to itself and weighs the cells by a softmax
-(:class:`SpatialClsLocHead`, what the shapes preset uses); the box numbers are
-:mod:`models.detection.cls_loc_targets`'. The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
+(:class:`SpatialClsLocHead`, what the shapes preset uses). The box numbers: :mod:`models.detection.cls_loc_targets`.
+The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
 
 It answers with exactly one box, which is its limit and the reason detection needed region proposals: an
 image with two objects gets one answer. It shares the :class:`Detector` interface, so ``predict``, ``train``,
