@@ -32,12 +32,13 @@ def auto_overrides(args: argparse.Namespace, given: dict, processes: int | None 
 
     Returns {} (after saying why) when the dataset gives nothing to choose from: the paper settings remain.
     """
+    from app.cli.training import is_rank0
     from models.data.annotations import AnnotationError
     from models.data.datasets import open_dataset
     from models.detection.auto_settings import split_auto_settings
 
     split = args.split or "train"
-    speak = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints
+    speak = is_rank0()  # under torchrun only rank 0 prints
     try:
         source = open_dataset(args.data, image_dir=args.images)
         # several processes: each has its own core and budget, so the rule sizes the run per process
