@@ -7,7 +7,13 @@ import pytest
 from scipy import ndimage as ndi
 
 from models.proposals.color_spaces import COLOR_SPACES, as_rgb8, convert
-from models.proposals.segmentation import boundary_mask, felzenszwalb, reference_felzenszwalb
+from models.proposals.segmentation import (
+    boundary_mask,
+    felzenszwalb,
+    reference_felzenszwalb,
+    segment_channels,
+    sorted_edges,
+)
 
 
 def _halves(h: int = 40, w: int = 60) -> np.ndarray:
@@ -44,6 +50,30 @@ def test_larger_k_means_fewer_regions() -> None:
     img = _blobs()
     counts = [felzenszwalb(img, k=k, min_size=5).n_regions for k in (20, 100, 500)]
     assert counts[0] > counts[1] > counts[2] >= 1
+
+
+@pytest.mark.parametrize("space", ["lab", "I"])
+def test_edges_sorted_once_segment_every_k_as_from_scratch(space: str) -> None:
+    """Selective Search sorts one colour space's edges once for all its k: the labels must not change."""
+    img = _blobs(3)
+    channels = convert(img, space)
+    edges = sorted_edges(channels, 0.8)
+    assert edges.a.shape == edges.b.shape == edges.weight.shape
+    assert np.all(np.diff(edges.weight) >= -1.0 / 1024)  # ascending up to the counting sort's bucket
+    for k, min_size in ((30, 10), (100, 100), (300, 50)):
+        shared = felzenszwalb(img, k=k, min_size=min_size, color_space=space, edges=edges)
+        fresh = felzenszwalb(img, k=k, min_size=min_size, color_space=space)
+        np.testing.assert_array_equal(shared.labels, fresh.labels)
+        np.testing.assert_array_equal(shared.labels, segment_channels(channels, k, 0.8, min_size)[0])
+        assert shared.n_regions == fresh.n_regions
+
+
+def test_edges_of_another_image_or_sigma_are_refused() -> None:
+    edges = sorted_edges(convert(_blobs(), "rgb"), 0.8)
+    with pytest.raises(ValueError, match="edges of a"):
+        felzenszwalb(_blobs(h=60), k=100, edges=edges)
+    with pytest.raises(ValueError, match="sigma"):
+        felzenszwalb(_blobs(), k=100, sigma=0.5, edges=edges)
 
 
 def test_min_size_is_respected() -> None:

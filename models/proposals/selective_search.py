@@ -33,7 +33,7 @@ from numba import njit
 
 from models.data.io import resize_to_max_side
 from models.proposals.color_spaces import COLOR_SPACES, as_rgb8, convert
-from models.proposals.segmentation import Segmentation, felzenszwalb
+from models.proposals.segmentation import Segmentation, SortedEdges, felzenszwalb, sorted_edges
 from models.proposals.segmentation import warm_up as _warm_up_segmentation
 
 COLOR_BINS = 25
@@ -808,6 +808,7 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: KsSpec | None
     timings = {"resize": time.perf_counter() - t0, "features": 0.0, "segmentation": 0.0, "grouping": 0.0}
     spaces: dict[str, _SpaceData] = {}
     segs: dict[tuple[str, float], Segmentation] = {}
+    edges: dict[str, SortedEdges] = {}  # the current colour space's sorted pixel graph, shared by its k
     hierarchies: list[Hierarchy] = []
     for i, st in enumerate(plan):
         if cancelled is not None and cancelled():
@@ -821,9 +822,12 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: KsSpec | None
         t1 = time.perf_counter()
         key = (st.color_space, st.k)
         if key not in segs:
+            if st.color_space not in edges:
+                edges.clear()  # one space's edges at a time: ~12 bytes per edge, 4 edges per pixel
+                edges[st.color_space] = sorted_edges(data.channels, sigma)
             ms = max(1, int(round(st.k))) if min_size is None else int(min_size)
             segs[key] = felzenszwalb(work, k=st.k, sigma=sigma, min_size=ms, color_space=st.color_space,
-                                     channels=data.channels, scale=scale)
+                                     channels=data.channels, scale=scale, edges=edges[st.color_space])
         t2 = time.perf_counter()
         hierarchies.append(group(segs[key], data.channels, data.texture, st))
         t3 = time.perf_counter()
