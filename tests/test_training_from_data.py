@@ -14,6 +14,7 @@ from app.stages.training import options
 from app.stages.training import stage as stage_module
 from app.stages.training.panel import FROM_DATA, NO_PRESET
 from models.data.datasets import open_dataset
+from models.detection import auto_settings as auto_settings_module
 from models.detection.auto_settings import split_auto_settings
 from tests.test_main_window import make_window, settings  # noqa: F401 - settings is a fixture
 from tests.test_training_panel import open_set, training
@@ -82,13 +83,21 @@ def test_an_overridden_field_reaches_the_config_and_survives_a_change_of_process
     assert config.detector_config().rpn.anchor_sizes == [20.0, 40.0] and config.lr == 0.002
     assert config.detector_config().backbone.small_stride == auto.model["small_stride"]  # not overridden
     assert config.time_budget_s == auto.time_budget_s and config.optimizer == auto.optimizer
-    # One process instead of two: the data's choice for one (2 images per step), the user's edits kept.
+    # One process instead of two: the data's choice for one (2 images per step), the user's edits kept; the
+    # boxes read once are not read again for the other count.
     stage.docks()[0].show()
     processes = panel.processes()
+    reads = []
+    real_compute = auto_settings_module.compute_box_stats
+    monkeypatch.setattr(auto_settings_module, "compute_box_stats",
+                        lambda *a, **k: reads.append(1) or real_compute(*a, **k))
     with qtbot.waitSignal(stage.autoSettingsShown, timeout=30_000) as shown:
         qtbot.mouseClick(panel.two_processes, Qt.MouseButton.LeftButton)
     assert panel.processes() != processes
     assert shown.args[0].batch_size == max(1, 2 // panel.processes())
+    assert reads == []
+    expected, _stats = split_auto_settings(open_dataset(tiny_set), processes=panel.processes())
+    assert shown.args[0].epochs == expected.epochs and shown.args[0].model == expected.model
     config = options.build_config(stage.choices(), "/tmp/x/model.pt")
     assert config.detector_config().rpn.anchor_sizes == [20.0, 40.0] and config.lr == 0.002
     assert config.batch_size == shown.args[0].batch_size
@@ -109,7 +118,7 @@ def test_the_panels_run_is_the_train_commands_run(qtbot, window, tiny_set, tmp_p
 
 
 def test_settings_that_cannot_be_chosen_are_a_message_not_a_run(qtbot, window, tiny_set, monkeypatch):
-    def fails(job, source, processes):  # noqa: ANN001, ARG001
+    def fails(job, source, processes, stats=None):  # noqa: ANN001, ARG001
         raise ValueError("no usable boxes in the training images")
 
     monkeypatch.setattr(stage_module, "_auto_settings_job", fails)

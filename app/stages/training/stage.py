@@ -30,12 +30,19 @@ def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
     return options.summarise_dataset(source, lambda: job.cancelled)
 
 
-def _auto_settings_job(job: Job, source: DatasetSource, processes: int) -> Any:
+def _auto_settings_job(job: Job, source: DatasetSource, processes: int, stats: Any = None) -> Any:
     """What ``train`` with no preset chooses for this dataset's training split and process count (the same
-    function the command calls): reads every training box, so a worker's job."""
-    from models.detection.auto_settings import split_auto_settings
+    function the command calls), as ``(settings, box statistics)``. The first call reads every training box;
+    ``stats`` from an earlier call for another process count skips that read (only the choice and its
+    anchor-coverage pass over the boxes in memory run again). A worker's job either way."""
+    from pathlib import Path
 
-    return split_auto_settings(source, processes=processes)
+    from models.data.synthetic import is_synthetic_root
+    from models.detection.auto_settings import choose_settings, split_auto_settings
+
+    if stats is None:
+        return split_auto_settings(source, processes=processes)
+    return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root)), processes=processes), stats
 
 
 def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
@@ -83,6 +90,8 @@ class TrainingStage(Stage):
         self._auto_request = 0
         #: The process count whose settings are being read now (None: no read in flight).
         self._auto_inflight: int | None = None
+        #: The training split's box statistics from the first read (another process count reuses them).
+        self._auto_stats: Any = None
         #: The user's changes to the table, kept while the boxes are read again for another process count.
         self._pending_edits: dict[str, dict[str, Any]] = {}
         self.panel = TrainingPanel()
@@ -119,6 +128,7 @@ class TrainingStage(Stage):
         self.source = source
         self.summary = None
         self._auto = {}
+        self._auto_stats = None
         self._auto_error = None
         self._auto_request += 1
         self._auto_inflight = None
@@ -242,7 +252,7 @@ class TrainingStage(Stage):
         self._auto_request += 1
         request = self._auto_request
         source = self.source
-        self._pool.start(_auto_settings_job, source, processes,
+        self._pool.start(_auto_settings_job, source, processes, self._auto_stats,
                          on_result=lambda r, n=processes, q=request: self._on_auto(r, n, q),
                          on_error=lambda m, q=request: self._on_auto_error(m, q))
 
@@ -250,7 +260,7 @@ class TrainingStage(Stage):
         if self._closed or request != self._auto_request:
             return
         self._auto_inflight = None
-        self._auto[processes] = result[0]
+        self._auto[processes], self._auto_stats = result[0], result[1]
         if self.panel.data_chosen() and self.panel.processes() == processes:
             self._show_auto(keep_edits=True)
 
