@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
 import signal
 
 import pytest
@@ -229,3 +230,37 @@ def test_a_process_that_dies_fails_the_run_and_stops_the_other(tiny_set, tmp_pat
     assert killed
     assert not [c for c in mp.active_children() if c.name.startswith("rcnn-train")]  # rank 0 stopped too
 
+
+
+@needs_two_processes
+def test_the_window_names_the_process_that_died_as_the_command_does(qtbot, tiny_set, tmp_path) -> None:
+    from app.stages.training.run import TrainingRun
+
+    config = tiny_config(tiny_set, tmp_path / "dies_in_window.pt", epochs=50, max_steps=None, batch_size=1)
+    run = TrainingRun(config, 2)
+    killed: list[int] = []
+
+    def kill_rank_1(ev) -> None:  # noqa: ANN001 - TrainEvent, emitted in this (the GUI) thread by the run's timer
+        if ev.kind == "step" and not killed:
+            for child in mp.active_children():
+                if child.name == "rcnn-train-1":
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+
+    run.event.connect(kill_rank_1)
+    with qtbot.waitSignal(run.failed, timeout=120_000) as failed:
+        run.start()
+    assert killed
+    # Rank 0 usually reports its partner's closed connection first; the message leads with the real cause.
+    assert re.search(r"process 2 of 2 (was killed \(signal 9\)|: exit code -9)", failed.args[0]), failed.args[0]
+    assert not run.running
+    assert not [c for c in mp.active_children() if c.name.startswith("rcnn-train")]
+
+
+def test_a_failed_runs_wording_from_exit_codes() -> None:
+    assert training_process.with_deaths("connection closed by peer", [None, -9]) == (
+        "process 2 of 2 was killed (signal 9); then connection closed by peer")
+    assert training_process.with_deaths("no class 'zebra'", [1, 0]) == "no class 'zebra'"  # an exit is no kill
+    assert training_process.exit_summary([0, -15]) == (
+        "a training process exited without a result (process 2 of 2: exit code -15, killed by signal 15)")
+    assert training_process.exit_summary([0]) == "a training process exited without a result (process 1 of 1: exit code 0)"

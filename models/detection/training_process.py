@@ -39,7 +39,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,13 +290,28 @@ class TrainingFailed(RuntimeError):
         self.detail = detail
 
 
-def _with_deaths(message: str, proc: TrainingProcess) -> str:
-    """``message`` plus the processes killed by a signal: when one dies (out of memory, killed), the first
-    error to arrive is often its partner's "connection closed by peer", which hides the cause."""
-    time.sleep(0.2)  # a killed process's exit code shows a moment after its partner noticed
-    killed = [f"process {i + 1} of {proc.processes} was killed (signal {-c})"
-              for i, c in enumerate(proc.exitcodes()) if c is not None and c < 0]
+def with_deaths(message: str, codes: Sequence[int | None]) -> str:
+    """``message`` plus the processes killed by a signal (``codes``: their exit codes, None while running):
+    when one dies (out of memory, killed), the first error to arrive is often its partner's "connection closed
+    by peer", which hides the cause. Read ``codes`` before terminating the others yourself, or they show as
+    killed too. The command and the window both word a failed run with this and :func:`exit_summary`."""
+    killed = [f"process {i + 1} of {len(codes)} was killed (signal {-c})"
+              for i, c in enumerate(codes) if c is not None and c < 0]
     return message if not killed else f"{'; '.join(killed)}; then {message}"
+
+
+def exit_summary(codes: Sequence[int | None]) -> str:
+    """Why processes ended without a result: the ones that failed (every one when none did), with the exit
+    code and, for a negative one, the signal that killed it."""
+    failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)] or list(enumerate(codes))
+    what = ", ".join(f"process {i + 1} of {len(codes)}: exit code {c}"
+                     + (f", killed by signal {-c}" if c is not None and c < 0 else "") for i, c in failed)
+    return f"a training process exited without a result ({what})"
+
+
+def _with_deaths(message: str, proc: TrainingProcess) -> str:
+    time.sleep(0.2)  # a killed process's exit code shows a moment after its partner noticed
+    return with_deaths(message, proc.exitcodes())
 
 
 def run_training_processes(config: Any, processes: int, callbacks: Callable[[Any], None] | None = None,
@@ -354,10 +369,7 @@ def run_training_processes(config: Any, processes: int, callbacks: Callable[[Any
                     if result is not None:
                         continue
                     if failed or all(c is not None for c in codes):
-                        what = ", ".join(f"process {i + 1} of {processes}: exit code {c}"
-                                         + (f", killed by signal {-c}" if c is not None and c < 0 else "")
-                                         for i, c in (failed or list(enumerate(codes))))
-                        raise TrainingFailed(f"a training process exited without a result ({what})")
+                        raise TrainingFailed(exit_summary(proc.exitcodes()))
             time.sleep(poll_s)
     finally:
         if not proc.join(0.5):

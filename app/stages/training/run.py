@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from models.detection.training_process import TrainingProcess
+from models.detection.training_process import TrainingProcess, exit_summary, with_deaths
 
 #: How often the queue is drained (ms). Events are small; this is what the plots' update rate follows.
 POLL_MS = 100
@@ -138,8 +138,8 @@ class TrainingRun(QObject):
                 self._end_cancelled("cancelled before training had written a checkpoint", None)
             return
         if self.error is not None:
-            self._finish_processes(1.0)
-            self._end(failed=self.error)
+            codes = self._finish_processes(1.0)
+            self._end(failed=with_deaths(self.error, codes))
             return
         if self.result is not None:
             if not alive or now - (self._result_at or now) > EXIT_GRACE_S:
@@ -151,10 +151,9 @@ class TrainingRun(QObject):
             if self.result is not None:
                 self._end(result=self.result)
             elif self.error is not None:
-                self._end(failed=self.error)
+                self._end(failed=with_deaths(self.error, self.process.exitcodes()))
             else:
-                codes = ", ".join(str(c) for c in self.process.exitcodes())
-                self._end(failed=f"the training process exited without a result (exit code {codes})")
+                self._end(failed=exit_summary(self.process.exitcodes()))
 
     def _end_cancelled(self, message: str, checkpoint: str | None) -> None:
         from models.detection.training import TrainResult
@@ -162,11 +161,16 @@ class TrainingRun(QObject):
         self._finish_processes(0.5)
         self._end(result=TrainResult("cancelled", 0, checkpoint, message, 0.0))
 
-    def _finish_processes(self, timeout_s: float) -> None:
-        if not self.process.join(timeout_s):
+    def _finish_processes(self, timeout_s: float) -> list[int | None]:
+        """Wait up to ``timeout_s`` for the processes, terminate what is left; the exit codes from before
+        the termination (so a process we stop is not reported as killed)."""
+        self.process.join(timeout_s)
+        codes = self.process.exitcodes()
+        if any(c is None for c in codes):
             self.process.terminate()
             self.process.join(2.0)
         self.process.close()
+        return codes
 
     def _end(self, result: Any = None, failed: str | None = None) -> None:
         if self._ended:
