@@ -14,17 +14,18 @@ Saving rules, in order of importance:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import shiboken6
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 from PySide6.QtGui import QUndoGroup, QUndoStack
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QWidget
 
 from app.annotation_model import AnnotationModel
+from app.document_disk import DocumentDiskSync
+from app.document_saving import DocumentSaving
+from app.document_state import ImageState, file_signature
 from app.image_decoder import ASYNC_DECODE_PIXELS, BackgroundDecoder, placeholder_image
 from app.settings import Settings
 from app.workers import WorkerPool
@@ -36,39 +37,7 @@ from models.data.io import DecodedImage, ImageError, ImageInfo, read_image, read
 UNDO_LIMIT = 1000
 AUTOSAVE_DELAY_MS = 400
 
-Signature = tuple[int, int]
-
-
-def file_signature(path: Path | None) -> Signature | None:
-    """(mtime in ns, size): how we tell our own writes from another program's."""
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
-@dataclass
-class ImageState:
-    """What the document knows about one image."""
-
-    loaded: bool = False
-    annotation: Annotation | None = None  # None: no annotation (file absent, or unreadable)
-    dirty: bool = False
-    load_error: str | None = None  # the annotation file exists but could not be parsed
-    overwrite_ok: bool = False  # the user agreed to replace the unreadable file
-    asked_overwrite: bool = False
-    decode_error: str | None = None
-    save_error: str | None = None
-    signature: Signature | None = None  # of the annotation file as we last read or wrote it
-    warnings_shown: bool = False
-    stack: QUndoStack | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-class Document(QObject):
+class Document(DocumentSaving, DocumentDiskSync, QObject):
     """Owns the dataset source, per-image states and undo stacks; drives the shared AnnotationModel."""
 
     sourceChanged = Signal()
@@ -399,276 +368,6 @@ class Document(QObject):
             QTimer.singleShot(0, lambda: self._confirm_overwrite(i))
         if self._autosave:
             self._timer.start(self.autosave_delay_ms)
-
-    def _confirm_overwrite(self, i: int) -> None:
-        st = self.state(i)
-        if not st.dirty or st.overwrite_ok or not st.load_error:
-            return
-        path = self.annotation_path(i)
-        if self.confirm_overwrite(f"{st.load_error}\n\nReplace {path} with your edits?"):
-            st.overwrite_ok = True
-            if self._autosave:
-                self.save_index(i)
-        else:
-            self.message.emit(f"{path.name if path else 'Annotation'} left untouched; your edits stay in memory "
-                              "(save with Ctrl+S to be asked again, or choose another annotation folder)")
-
-    def save_pending(self) -> bool:
-        """Write every dirty image whose file may be written; True when nothing is left unsaved."""
-        self._timer.stop()
-        if self.busy:
-            self._timer.start(self.autosave_delay_ms)
-            return False
-        ok = True
-        for i in sorted(i for i, st in self.states.items() if st.dirty):
-            ok = self.save_index(i) and ok
-        return ok
-
-    def save_all(self, interactive: bool = True) -> bool:
-        """Ctrl+S: like autosave, but asks again about unreadable files the user has edited."""
-        if interactive:
-            for i, st in self.states.items():
-                if st.dirty and st.load_error and not st.overwrite_ok:
-                    st.asked_overwrite = True
-                    self._confirm_overwrite(i)
-        self._save_failure_reported = False
-        return self.save_pending()
-
-    def save_index(self, i: int) -> bool:
-        if self.source is None or not 0 <= i < len(self.entries):
-            return False
-        st = self.state(i)
-        if not st.dirty:
-            return True
-        if st.load_error and not st.overwrite_ok:
-            return False
-        entry = self.entries[i]
-        if self.source.store.per_image_files:
-            now = file_signature(self.annotation_path(i))
-            if now is not None and now != st.signature:  # another program wrote it since we read it
-                if self.resolve_conflict(f"{self.annotation_path(i)} was changed by another program, and you "
-                                         "have unsaved edits to this image.") == "reload":
-                    if i == self.index:
-                        self.reload_current()
-                    else:
-                        self.states[i] = ImageState(stack=st.stack)
-                        if st.stack is not None:
-                            st.stack.clear()
-                    return True
-                st.signature = now
-        ann = (st.annotation or Annotation(entry.path.name)).copy()
-        ann.verified = bool(st.annotation and st.annotation.verified)
-        if not ann.filename:
-            ann.filename = entry.path.name
-        try:
-            self.source.store.save(entry, ann)
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            path = self.annotation_path(i)
-            st.save_error = f"not saved to {path}: {reason}"
-            self.entryChanged.emit(i)
-            if not self._save_failure_reported:
-                self._save_failure_reported = True
-                self.saveFailed.emit(f"Could not save {entry.name} to {path}: {reason}. "
-                                     "Your edits are kept in memory; choose another annotation folder "
-                                     "(File ▸ Change Annotation Folder…) to save them.")
-            else:
-                self.message.emit(f"Not saved: {entry.name} ({reason}); edits kept in memory")
-            return False
-        if not self.stores_verified and self.source is not None:
-            before = entry.name in self._verified_names
-            if ann.verified != before:
-                (self._verified_names.add if ann.verified else self._verified_names.discard)(entry.name)
-                self.settings.set_verified_names(self.source.root, self._verified_names)
-        st.dirty = False
-        st.save_error = None
-        st.load_error = None
-        st.overwrite_ok = False
-        st.signature = file_signature(self.annotation_path(i))
-        self._save_failure_reported = False
-        self._has_label[i] = True
-        if i == self.index:
-            self._watch(entry)
-        self.entryChanged.emit(i)
-        self.saved.emit(i)
-        if not self.any_dirty:
-            self.dirtyChanged.emit(False)
-        return True
-
-    def unsaved_count(self) -> int:
-        return sum(1 for st in self.states.values() if st.dirty)
-
-    # --- annotation folder --------------------------------------------------------------------------------
-    @property
-    def can_change_annotation_dir(self) -> bool:
-        return self.source is not None and isinstance(self.source.store, VocStore) and \
-            self.source.kind in ("image", "folder", "voc")
-
-    def set_annotation_dir(self, folder: Path | None) -> bool:
-        """Save VOC files into ``folder`` (None: beside the images) from now on; re-saves unsaved edits."""
-        if not self.can_change_annotation_dir:
-            return False
-        assert self.source is not None
-        store = self.source.store
-        assert isinstance(store, VocStore)
-        if folder:
-            targets: dict[str, str] = {}
-            for e in self.entries:
-                xml = Path(e.name).with_suffix(".xml").as_posix()
-                other = targets.setdefault(xml, e.name)
-                if other != e.name:  # e.g. x.png and x.jpg in one folder would share one XML
-                    self.message.emit(f"Cannot use one annotation folder: {other} and {e.name} would both be "
-                                      f"saved as {xml}")
-                    return False
-        store.annotation_dir = Path(folder) if folder else None
-        if self.source.kind != "voc":
-            self.settings.set_annotation_dir(self.source.root, folder)
-        for i, st in list(self.states.items()):
-            if st.dirty:
-                path = self.annotation_path(i)
-                if st.load_error and path is not None and not path.exists():
-                    st.load_error = None  # nothing to protect at the new place
-                continue
-            if i != self.index:
-                self.states[i] = ImageState(stack=st.stack)
-        self._has_label = {}
-        self._save_failure_reported = False
-        ok = self.save_pending()
-        cur = self.current_state()
-        if cur is not None and not cur.dirty and self.current_entry is not None:
-            self.reload_current()
-        elif self.current_entry is not None:
-            self._watch(self.current_entry)
-        self.sourceChanged.emit()
-        return ok
-
-    # --- reloading and watching ---------------------------------------------------------------------------
-    def reload_current(self) -> None:
-        """Re-read the current image's annotation from disk, dropping in-memory edits and their undo history."""
-        i = self.index
-        if self.current_entry is None:
-            return
-        st = self.state(i)
-        st.loaded = False
-        st.dirty = False
-        st.overwrite_ok = False
-        st.asked_overwrite = False
-        self._load(i)
-        self._show_without_history(st)
-        self._watch(self.entries[i])
-        self.entryChanged.emit(i)
-        self.reloaded.emit(i)
-        if not self.any_dirty:
-            self.dirtyChanged.emit(False)
-
-    def reload_memory_current(self) -> None:
-        """Show the current image's in-memory annotation again (after it was changed outside the model,
-        e.g. a dataset-wide class rename); its undo history no longer applies and is cleared."""
-        st = self.current_state()
-        if st is None:
-            return
-        self._show_without_history(st)
-
-    def _show_without_history(self, st: ImageState) -> None:
-        """Put ``st``'s annotation in the model as a load, not an edit; its old undo history no longer applies."""
-        if st.stack is not None:
-            st.stack.clear()
-        self._loading = True
-        try:
-            self.model.set_annotation(st.annotation, self.model.width, self.model.height)
-        finally:
-            self._loading = False
-
-    def forget_clean_states(self) -> None:
-        """After a dataset-wide rewrite (class rename): re-read every image not holding unsaved edits."""
-        for i, st in list(self.states.items()):
-            if not st.dirty:
-                self.states[i] = ImageState(stack=st.stack)
-                if st.stack is not None:
-                    st.stack.clear()
-        self._has_label = {}
-        if self.current_entry is not None and not self.state(self.index).dirty:
-            self._load(self.index)
-            self._loading = True
-            try:
-                self.model.set_annotation(self.state(self.index).annotation, self.model.width, self.model.height)
-            finally:
-                self._loading = False
-        self.sourceChanged.emit()
-
-    def refresh_signatures(self) -> None:
-        """After the app itself rewrote annotation files (class rename, import), remember their new state so
-        the next save of an image with unsaved edits is not mistaken for a conflict with another program."""
-        for i, st in self.states.items():
-            if st.loaded:
-                st.signature = file_signature(self.annotation_path(i))
-
-    def _unwatch(self) -> None:
-        if self._closed:
-            return
-        paths = self._watcher.files() + self._watcher.directories()
-        if paths:
-            self._watcher.removePaths(paths)
-
-    def _watch(self, entry: ImageEntry) -> None:
-        """Watch the current annotation file and its folder (atomic replaces drop a file watch)."""
-        if self._closed:
-            return
-        self._unwatch()
-        if self.source is None or not self.source.store.per_image_files:
-            return
-        path = self.source.store.annotation_path(entry)
-        if path is None:
-            return
-        wanted = [str(path)] if path.exists() else []
-        if path.parent.is_dir():
-            wanted.append(str(path.parent))
-        if wanted:
-            self._watcher.addPaths(wanted)
-
-    def _on_disk_change(self, _path: str = "") -> None:
-        entry = self.current_entry
-        if entry is None or self._closed:
-            return
-        i = self.index
-        st = self.state(i)
-        path = self.annotation_path(i)
-        sig = file_signature(path)
-        if path is not None and path.exists() and str(path) not in self._watcher.files():
-            self._watcher.addPath(str(path))
-        if sig == st.signature or sig is None:
-            return
-        name = path.name if path else entry.name
-        if not st.dirty:
-            self.reload_current()
-            self.message.emit(f"{name} changed on disk: reloaded")
-            return
-        choice = self.resolve_conflict(f"{name} was changed by another program, and you have unsaved edits "
-                                       "to this image.")
-        if choice == "reload":
-            self.reload_current()
-            self.message.emit(f"{name} reloaded from disk; your edits were discarded")
-        else:
-            st.signature = sig  # theirs is known now; ours replaces it on the next save
-            st.load_error = None
-            self.message.emit(f"Keeping your edits to {entry.name}; they replace the file on disk")
-            self.save_index(i)
-
-    # --- dialogs (default hooks) ----------------------------------------------------------------------------
-    def _ask_overwrite_dialog(self, text: str) -> bool:
-        answer = QMessageBox.question(self.dialog_parent, "Replace unreadable annotation file?", text,
-                                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                      QMessageBox.StandardButton.No)
-        return answer == QMessageBox.StandardButton.Yes
-
-    def _ask_conflict_dialog(self, text: str) -> str:
-        box = QMessageBox(QMessageBox.Icon.Question, "Annotation changed on disk", text,
-                          parent=self.dialog_parent)
-        keep = box.addButton("Keep my edits", QMessageBox.ButtonRole.AcceptRole)
-        box.addButton("Reload from disk", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(keep)
-        box.exec()
-        return "keep" if box.clickedButton() is keep else "reload"
 
     def close(self) -> None:
         """Stop the timer, the watcher and any background decode (waits for its thread).
