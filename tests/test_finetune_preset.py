@@ -10,7 +10,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from models.detection.detectors import build_detector
 from models.detection.presets import get_preset, train_config_from_preset
-from models.detection.training import parameter_groups
+from models.detection.training_schedule import parameter_groups
 
 NAME = "finetune-photos-cpu"
 

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from models.detection.training import LR_SCHEDULES, TrainConfig, lr_at, train
+from models.detection.training import TrainConfig, train
+from models.detection.training_schedule import LR_SCHEDULES, lr_at
 
 
 def _lrs(schedule: str, total: int = 300, warmup: int = 30, lr: float = 0.01) -> list[float]:

@@ -10,7 +10,9 @@ import pytest
 import torch
 
 from models.detection import training
-from models.detection.training import DistInfo, TrainConfig, _StepBudget, lr_at, train
+from models.detection.training import TrainConfig, train
+from models.detection.training_distributed import DistInfo
+from models.detection.training_schedule import StepBudget, lr_at
 from tests.tiny_training import TINY_MODEL, tiny_dataset
 
 
@@ -26,7 +28,7 @@ def _config(data, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-class _FakeClock(_StepBudget):
+class _FakeClock(StepBudget):
     def __init__(self, seconds: float) -> None:
         self.t = 0.0
         super().__init__(seconds, torch.device("cpu"), DistInfo())

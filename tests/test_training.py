@@ -228,7 +228,7 @@ def test_unknown_class_or_image_index_is_refused_before_training(tiny_set, tmp_p
 
 def test_backbone_learns_at_its_fraction_of_the_learning_rate(tiny_set, tmp_path) -> None:
     from models.detection.detectors import build_detector
-    from models.detection.training import parameter_groups
+    from models.detection.training_schedule import parameter_groups
 
     model = build_detector("faster-rcnn", ["a"], **TINY_MODEL)
     trainable = {id(p) for p in model.parameters() if p.requires_grad}

@@ -100,7 +100,7 @@ def setting_help(part: str, name: str) -> str:
 
 
 def _train_hints() -> dict[str, str]:
-    import models.detection.training as module
+    import models.detection.training_config as module
     return {k: type_text(v) for k, v in get_type_hints(TrainConfig, vars(module)).items()}
 
 

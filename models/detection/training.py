@@ -12,15 +12,13 @@ when started by ``torchrun`` (gloo on CPU, NCCL on GPUs; only rank 0 writes).
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,146 +33,29 @@ from models.detection.checkpoints import (
     resolve_device,
     save_checkpoint,
 )
-from models.detection.config import DetectorConfig, detector_config
 from models.detection.detectors import build_detector, rebuild_detector
+from models.detection.training_config import Callback, TrainConfig, TrainEvent, TrainResult
+from models.detection.training_distributed import (
+    DistInfo,
+    barrier,
+    cancel_requested,
+    check_finite,
+    init_distributed,
+)
+from models.detection.training_log import RunLog
+from models.detection.training_schedule import (
+    BUDGET_REPLAN,
+    StepBudget,
+    lr_at,
+    parameter_groups,
+)
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on (the training part of the configuration); saved in every checkpoint.
-
-    ``model``: the detector's settings — a :class:`~models.detection.config.DetectorConfig` (what a preset
-    gives), or a plain dict of overrides over the generation's paper settings: part dicts
-    (``{"rpn": {"anchor_sizes": [32, 64]}}``), dotted names (``{"rpn.anchor_sizes": [32, 64]}``) or the flat
-    names (``{"anchor_sizes": [32, 64, 128], "representation_size": 512}``). ``backbone``, ``weights``,
-    ``min_size`` and ``max_size`` here win over the same settings in ``model`` (see :meth:`detector_config`).
-    """
-
-    data: str
-    out: str
-    generation: str = "faster-rcnn"
-    backbone: str = "small"
-    weights: str | None = None
-    epochs: int = 12
-    batch_size: int = 1
-    lr: float = 0.01
-    optimizer: str = "sgd"  # "sgd" (the papers: momentum 0.9) or "adamw" (converges faster from scratch)
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_iters: int = 200
-    lr_schedule: str = "cosine"  # one of LR_SCHEDULES: "cosine", "step" (×0.1 at 2/3, as the papers), "constant"
-    #: Shorter side / longer-side cap of training images. None: a resumed run keeps its checkpoint's, a new
-    #: one uses 600 / 1000 (the papers). A resumed run given other sizes switches to them — progressive
-    #: resizing: most epochs cheap at a small size, the last ones at the size the model will be tested at.
-    min_size: int | None = None
-    max_size: int | None = None
-    split: str = "train"
-    device: str = "auto"
-    seed: int = 0
-    resume: str | None = None
-    images_dir: str | None = None
-    flip_prob: float = 0.5
-    #: Random quarter turns as well as flips: only for data with no "up" (aerial, microscopy, synthetic shapes).
-    rotate90: bool = False
-    #: Multi-scale training: each image's shorter side drawn from this list (None: always ``min_size``).
-    train_sizes: list[int] | None = None
-    amp: bool = True  # float16 autocast + gradient scaling on CUDA
-    #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
-    #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
-    cpu_bf16: bool = False
-    grad_clip: float | None = 10.0
-    num_workers: int = 0
-    max_steps: int | None = None  # stop after this many optimiser steps in total (tests, quick looks)
-    #: Seconds of training this run may take: process CPU time per torch thread on a CPU (a machine shared
-    #: with other jobs inflates the wall clock, not this), wall time on a GPU. None: no budget, ``epochs`` decides. With a
-    #: budget, ``epochs`` is a cap: after the first steps (and again every ``BUDGET_REPLAN`` steps) the run's
-    #: length is set to the steps the remaining budget buys at the cost measured so far, and the learning-rate
-    #: schedule is stretched over that length — a run cut short by a hard stop would skip the low-rate end,
-    #: where most of the accuracy is made.
-    time_budget_s: float | None = None
-    #: CPU threads for torch (None: torch's default, one per core). On a CPU shared with other jobs, 1 thread
-    #: is often several times faster than 2: OpenMP threads waiting on a descheduled sibling spin for nothing.
-    threads: int | None = None
-    model: dict[str, Any] | DetectorConfig = field(default_factory=dict)
-    #: Folder of the Selective Search proposal cache (generations with external proposals); None: the user
-    #: cache folder (models.proposals.cache.cache_dir).
-    proposal_cache: str | None = None
-    #: Train on these classes only (e.g. ``["person"]`` of COCO's 80): objects of the others are left out and
-    #: images without any of them stay in, as negatives. None: every class of the dataset.
-    classes: list[str] | None = None
-    #: Train on exactly these images (indices into the opened dataset's entries, e.g. a cross-validation
-    #: fold) instead of the named ``split``; ``split`` then only names them in the checkpoint.
-    train_indices: list[int] | None = None
-    #: The backbone's learning rate as a fraction of ``lr``. Fine-tuning a pretrained backbone wants it lower
-    #: (0.1) than the randomly initialised RPN and head: large steps would wash out the ImageNet features
-    #: before the head has learnt to use them.
-    backbone_lr_scale: float = 1.0
-    #: Validation mAP@0.5 after every epoch on at most this many images of ``val_split`` (0: off). Small on
-    #: purpose: a live curve to watch in the window, not the final figure (``evaluate`` gives that).
-    val_images: int = 0
-    val_split: str = "test"
-    #: The preset these settings started from (None: none named). A label for the runs list; it changes
-    #: nothing in training (the preset's values are the fields above, overrides included).
-    preset: str | None = None
-
-    def detector_config(self) -> DetectorConfig:
-        """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
-        ``backbone``, ``weights``, ``min_size`` and ``max_size`` (each where set)."""
-        base = self.model if isinstance(self.model, DetectorConfig) else None
-        parts = detector_config(self.generation, base) if base is not None else \
-            DetectorConfig.default(self.generation).with_overrides(self.model)
-        top: dict[str, Any] = {"backbone.name": self.backbone}
-        if self.weights is not None:
-            top["backbone.weights"] = self.weights
-        if self.min_size:
-            top["input.min_size"] = self.min_size
-        if self.max_size:
-            top["input.max_size"] = self.max_size
-        return parts.with_overrides(top)
-
-    def to_dict(self) -> dict:
-        """Plain data (the detector settings as part → field → value when ``model`` is a DetectorConfig)."""
-        out = dataclasses.asdict(self)
-        out["model"] = self.model.to_dict() if isinstance(self.model, DetectorConfig) else dict(self.model)
-        return out
-
-
-@dataclass
-class TrainEvent:
-    """What subscribers receive. ``kind``: start, step, epoch, checkpoint, message, end, proposals
-    (``step`` of ``total_steps`` images given their Selective Search boxes, before "start"), validation
-    (``metrics``: mAP and AP per class of the epoch just finished) and classifiers (R-CNN: ``metrics`` of the
-    SVM stage)."""
-
-    kind: str
-    epoch: int = 0  # 1-based epoch being run (or just finished for "epoch")
-    epochs: int = 0
-    step: int = 0  # step within the epoch, 1-based
-    steps_per_epoch: int = 0
-    global_step: int = 0
-    total_steps: int = 0
-    losses: dict[str, float] = field(default_factory=dict)
-    lr: float = 0.0
-    elapsed_s: float = 0.0
-    eta_s: float | None = None
-    message: str = ""
-    checkpoint: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class TrainResult:
-    status: str  # "completed", "cancelled", "diverged"
-    epochs_completed: int
-    checkpoint: str | None
-    message: str
-    elapsed_s: float
-    history: list[dict[str, float]] = field(default_factory=list)  # mean losses per epoch
-
-
-Callback = Callable[[TrainEvent], None]
+#: The loop and what callers build it with (the configuration, events and result live in
+#: models/detection/training_config.py; they are imported from here as they always were).
+__all__ = ["Callback", "TrainConfig", "TrainEvent", "TrainResult", "config_from_checkpoint", "cpu_supports_bf16",
+           "seed_everything", "train"]
 
 
 class _Emitter:
@@ -197,49 +78,6 @@ class _Emitter:
                 log.exception("training callback failed")
 
 
-# ----------------------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class DistInfo:
-    enabled: bool = False
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: str) -> DistInfo:
-    """Join the process group torchrun describes in the environment (WORLD_SIZE > 1); no-op otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo()
-    import torch.distributed as dist
-
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local)
-    else:  # CPU ranks share the cores: without this each would start one thread per core and thrash
-        from models.detection.training_process import usable_cores
-
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(max(1, usable_cores() // local_world))
-    return DistInfo(True, rank, world, local)
-
-
-def _barrier(dist_info: DistInfo) -> None:
-    if dist_info.enabled:
-        import torch.distributed as dist
-        dist.barrier()
-
-
 # -------------------------------------------------------------------------------------------- helpers
 
 
@@ -255,48 +93,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2 ** 32))
     torch.manual_seed(seed)
-
-
-#: Learning-rate schedules after the warm-up: "cosine" decays smoothly to ~0 at the last step; "step" divides
-#: by 10 for the last third (Fast / Faster R-CNN); "constant" keeps ``lr``.
-LR_SCHEDULES = ("cosine", "step", "constant")
-
-
-def lr_at(config: TrainConfig, step: int, total: int) -> float:
-    """Linear warm-up from lr/1000, then the schedule; ``step`` counts from 0.
-
-    The warm-up is capped at a quarter of the run, so a short run still reaches its learning rate. An unknown
-    schedule is an error, not a silent constant rate (a typo would otherwise train a whole run undecayed).
-    """
-    if config.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}; use one of {', '.join(LR_SCHEDULES)}")
-    base = config.lr
-    warmup = min(config.warmup_iters, max(1, total // 4))
-    if step < warmup:
-        alpha = step / warmup
-        warm = 0.001 * (1 - alpha) + alpha
-    else:
-        warm = 1.0
-    if config.lr_schedule == "cosine":
-        decay = 0.5 * (1 + math.cos(math.pi * min(step, total) / max(1, total)))
-        return base * warm * max(decay, 0.001)
-    if config.lr_schedule == "step":
-        return base * warm * (0.1 if step >= int(total * 2 / 3) else 1.0)
-    return base * warm
-
-
-def parameter_groups(model: torch.nn.Module, backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
-    """The trainable parameters as optimiser groups: the backbone's with ``lr_scale`` = ``backbone_lr_scale``,
-    the rest (RPN, heads) with 1. One group when the scale is 1, so checkpoints of earlier runs resume."""
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if float(backbone_lr_scale) == 1.0:
-        return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
-    backbone = [p for n, p in trainable if n.startswith("backbone.")]
-    rest = [p for n, p in trainable if not n.startswith("backbone.")]
-    groups = [{"params": rest, "lr_scale": 1.0}]
-    if backbone:
-        groups.append({"params": backbone, "lr_scale": float(backbone_lr_scale)})
-    return groups
 
 
 def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.device):  # noqa: ANN202
@@ -333,7 +129,7 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
     else:
         if dist_info.is_main:
             splits = dataset_splits(source, seed=config.seed)
-        _barrier(dist_info)
+        barrier(dist_info)
         if not dist_info.is_main:
             splits = dataset_splits(source, seed=config.seed)
         indices = split_indices(splits, config.split)
@@ -422,72 +218,6 @@ def _validate(model: torch.nn.Module, source: Any, indices: list[int], class_nam
     return metrics
 
 
-#: Steps after which a time-budgeted run first measures its cost per step (the first steps pay one-off costs:
-#: allocations, oneDNN kernel selection), then re-plans every this many steps (the load of a shared machine
-#: changes; the cumulative cost keeps the plan steady).
-BUDGET_REPLAN = 20
-
-
-class _StepBudget:
-    """Sizes a run to ``seconds`` of training: process CPU time per thread on a CPU, wall time on a GPU (whose
-    work a CPU clock does not see). :meth:`plan` returns the total steps the run should have."""
-
-    def __init__(self, seconds: float, device: torch.device, dist_info: DistInfo) -> None:
-        self.seconds = float(seconds)
-        self.cpu = device.type == "cpu"
-        self.dist_info = dist_info
-        self.start = self.now()
-        self.planned = False
-
-    def now(self) -> float:
-        """CPU: process CPU time per torch thread (alone on a quiet machine, about the wall time; on a shared
-        one, what the run would have taken alone). GPU: wall time."""
-        return time.process_time() / max(1, torch.get_num_threads()) if self.cpu else time.monotonic()
-
-    def used(self) -> float:
-        return self.now() - self.start
-
-    def plan(self, global_step: int, steps_this_run: int, cap: int, device: torch.device) -> int:
-        """Total steps: those done plus what the rest of the budget buys at the mean cost so far, at most
-        ``cap`` and at least one more than done until the budget is spent. All ranks agree (the slowest's)."""
-        used = self.used()
-        cost = used / max(1, steps_this_run)
-        if self.dist_info.enabled:
-            import torch.distributed as dist
-            t = torch.tensor([cost, used], dtype=torch.float64, device=device)
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            cost, used = float(t[0]), float(t[1])
-        self.planned = True
-        left = self.seconds - used
-        if left <= 0:
-            return min(cap, global_step)
-        return min(cap, global_step + max(1, int(left / max(cost, 1e-9))))
-
-
-def _cancel_requested(cancel: threading.Event | None, dist_info: DistInfo, device: torch.device) -> bool:
-    """The cancel flag, agreed by all ranks: one rank leaving the loop alone would hang the others in the
-    next gradient all-reduce (a GUI sets one shared flag, but the ranks read it at different moments)."""
-    flag = bool(cancel is not None and cancel.is_set())
-    if dist_info.enabled:
-        import torch.distributed as dist
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(t)
-        flag = bool(t.item() > 0)
-    return flag
-
-
-def _check_finite(losses: dict[str, torch.Tensor], dist_info: DistInfo) -> str | None:
-    """Name of the first non-finite loss (on any rank, so all ranks stop together), else None."""
-    bad = [k for k, v in losses.items() if not torch.isfinite(v.detach()).all()]
-    if dist_info.enabled:
-        import torch.distributed as dist
-        flag = torch.tensor([1.0 if bad else 0.0], device=next(iter(losses.values())).device)
-        dist.all_reduce(flag)
-        if flag.item() > 0 and not bad:
-            bad = ["(on another rank)"]
-    return bad[0] if bad else None
-
-
 # ----------------------------------------------------------------------------------------------- train
 
 
@@ -499,7 +229,7 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
     An error after the first step (out of memory, a bug) is re-raised too, but first a "failed" line goes to
     the training log, so the runs list shows the run and why it stopped (``models.detection.runs``).
     """
-    run_log = _RunLog()
+    run_log = RunLog()
     try:
         return _train_run(config, callbacks, cancel, run_log)
     except Exception as exc:
@@ -508,50 +238,8 @@ def train(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None =
         raise
 
 
-class _RunLog:
-    """What one call of :func:`train` appends to ``<checkpoint>.log.jsonl``: one JSON line per call (a resumed
-    run adds a line), with the settings, how it ended, the per-epoch means and every step's losses, the
-    device and the wall-clock start. ``models.detection.runs`` reads it to list and compare runs."""
-
-    VERSION = 2
-
-    def __init__(self) -> None:
-        self.started = False
-        self.path: Path | None = None
-        self.base: dict[str, Any] = {}
-        self.steps: list[dict[str, float]] = []
-        self.history: list[dict[str, float]] = []
-        self.t0 = time.monotonic()
-        self.epochs = 0
-
-    def start(self, out: Path, base: dict[str, Any]) -> None:
-        self.started, self.path, self.base = True, Path(str(out) + ".log.jsonl"), dict(base)
-
-    def step(self, global_step: int, epoch: int, lr: float, losses: dict[str, float]) -> None:
-        row = {"step": int(global_step), "epoch": int(epoch), "lr": float(f"{lr:.6g}")}
-        row.update({k: float(f"{v:.6g}") for k, v in losses.items()})
-        self.steps.append(row)
-
-    def record(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {**fields, **self.base, "log_version": self.VERSION,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "steps": self.steps}
-
-    def write(self, fields: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        try:
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(self.record(fields)) + "\n")
-        except OSError as exc:
-            log.warning("could not write the training log: %s", exc)
-
-    def write_failure(self, message: str) -> None:
-        self.write({"status": "failed", "message": message, "epochs": self.epochs, "history": self.history,
-                    "elapsed_s": round(time.monotonic() - self.t0, 1)})
-
-
 def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | None,
-               cancel: threading.Event | None, run_log: _RunLog) -> TrainResult:
+               cancel: threading.Event | None, run_log: RunLog) -> TrainResult:
     """The body of :func:`train`; ``run_log`` collects what the training log records."""
     t0 = time.monotonic()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -650,7 +338,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     last_good = str(out) if (payload is not None and Path(config.resume).resolve() == out.resolve()) else None
     run_start = time.monotonic()
     cpu_start = time.process_time()
-    budget = _StepBudget(config.time_budget_s, device, dist_info) if config.time_budget_s else None
+    budget = StepBudget(config.time_budget_s, device, dist_info) if config.time_budget_s else None
     steps_this_run = 0
     # Training time across resumed runs, stored in every checkpoint (``compare`` reports it).
     earlier_seconds = float(payload.get("extra", {}).get("train_seconds", 0.0)) if payload else 0.0
@@ -690,7 +378,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
         sums: dict[str, float] = {}
         n = 0
         for step, (images, targets) in enumerate(loader, start=1):
-            if _cancel_requested(cancel, dist_info, device):
+            if cancel_requested(cancel, dist_info, device):
                 status = "cancelled"
                 break
             if global_step >= total_steps:  # max_steps, or the time budget's plan
@@ -702,7 +390,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp), \
                     torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=use_bf16):
                 losses = net(images, targets)
-            bad = _check_finite(losses, dist_info)
+            bad = check_finite(losses, dist_info)
             if bad is not None:
                 status = "diverged"
                 value = float(losses[bad].detach()) if bad in losses else float("nan")
@@ -768,7 +456,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
                             message=f"validation mAP@0.5 {metrics['mAP']:.3f} on {len(val_indices)} "
                                     f"'{config.val_split}' images ({time.monotonic() - t_val:.1f} s)"))
         if config.val_images > 0:
-            _barrier(dist_info)  # the other ranks wait while rank 0 validates
+            barrier(dist_info)  # the other ranks wait while rank 0 validates
         run_log.epochs = done_epochs
         last_good = save(epoch) or last_good
         emit(TrainEvent("epoch", epoch=epoch, epochs=config.epochs, global_step=global_step,
@@ -790,7 +478,7 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
                        "train_seconds": round(earlier_seconds + time.monotonic() - t0, 2),
                        "train_cpu_seconds": round(time.process_time() - cpu_start, 1)})
         run_log.started = False  # written: an error after this point is not the run's
-    _barrier(dist_info)
+    barrier(dist_info)
     emit(TrainEvent("end", epoch=done_epochs, epochs=config.epochs, global_step=global_step,
                     total_steps=total_steps, message=message, elapsed_s=time.monotonic() - t0,
                     checkpoint=last_good))
