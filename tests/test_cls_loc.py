@@ -124,6 +124,7 @@ def test_the_preset_sees_an_eight_by_eight_map_and_answers_one_box() -> None:
     preset = get_preset("cls-loc-shapes-cpu")
     model = build_detector("cls-loc", ["circle", "square", "triangle"], config=preset.model).eval()
     assert model.parts.cls_loc_head.layout == "spatial" and model.backbone.stride == 8
+    assert model.test_turns  # trained with flips and quarter turns (rotate90), so it averages over them
     trace = model.trace(np.full((240, 320, 3), 128, np.uint8))
     side = model.parts.cls_loc_head.input_size
     assert trace.feature_size == (side // 8, side // 8) and trace.pooled.shape == (1, side // 8, side // 8)
@@ -150,3 +151,155 @@ def test_train_crop_share_is_the_share_of_images_cut_to_a_window(share: float, m
     model.train()(images, targets)
     whole = sum(s == (100, 100) for s in seen) / len(seen)
     assert whole == pytest.approx(1.0 - share, abs=0.15)
+
+
+def _mask_box(mask: torch.Tensor) -> torch.Tensor:
+    """Normalised (x, y, w, h) of the non-zero pixels of a square [S, S] mask."""
+    side = mask.shape[-1]
+    ys, xs = torch.nonzero(mask, as_tuple=True)
+    x1, y1 = float(xs.min()), float(ys.min())
+    return torch.tensor([x1, y1, float(xs.max()) + 1 - x1, float(ys.max()) + 1 - y1]) / side
+
+
+def test_box_turns_and_flips_follow_the_image() -> None:
+    """turn_box / flip_box say where a box goes when the square image turns a quarter (torch.rot90, the
+    training's rotate90) or is mirrored; unturn_box undoes a turn."""
+    from models.detection.detectors.cls_loc import flip_box, turn_box, unturn_box
+
+    mask = torch.zeros(20, 20)
+    mask[3:8, 11:18] = 1  # x 11..17, y 3..7
+    box = _mask_box(mask)
+    assert torch.allclose(turn_box(box), _mask_box(torch.rot90(mask, 1, (-2, -1))), atol=1e-6)
+    assert torch.allclose(flip_box(box), _mask_box(mask.flip(-1)), atol=1e-6)
+    assert torch.allclose(unturn_box(turn_box(box)), box, atol=1e-6)
+    assert torch.allclose(unturn_box(box), _mask_box(torch.rot90(mask, -1, (-2, -1))), atol=1e-6)
+
+
+def test_turned_answers_average_eight_views_each_box_turned_back() -> None:
+    """Test-time averaging on hand-made answers. An answer that finds the bright rectangle (it turns with the
+    image) gives back that rectangle exactly, whatever the view; an answer that always says "the top-left
+    quarter" and "class = how many quarter turns the view shows" averages to the centred half-size box (the
+    8 views' top-left quarters, turned back, are the four quarters, each twice) and to (3/8, 1/8, 2/8, 2/8)."""
+    from models.detection.detectors.cls_loc import turned_answers
+
+    x = torch.zeros(1, 3, 20, 20)
+    x[0, :, 3:8, 11:18] = 1
+    truth = _mask_box(x[0, 0])
+
+    def finds_the_rectangle(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(1, 3), _mask_box(v[0, 0])[None]
+
+    probs, box = turned_answers(finds_the_rectangle, x)
+    assert torch.allclose(box[0], truth, atol=1e-6)
+    assert torch.allclose(probs[0], torch.full((3,), 1 / 3))
+
+    views: list[torch.Tensor] = []
+
+    def fixed(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        turns = next(k for k in range(4) if any(torch.equal(v, torch.rot90(u, k, (-2, -1)))
+                                                for u in (x, x.flip(-1))))
+        views.append(v)
+        logits = torch.full((1, 4), -1e4)
+        logits[0, turns] = 0.0
+        return logits, torch.tensor([[0.0, 0.0, 0.5, 0.5]])
+
+    probs, box = turned_answers(fixed, x)
+    assert len(views) == 8
+    assert torch.allclose(box[0], torch.tensor([0.25, 0.25, 0.5, 0.5]), atol=1e-6)
+    assert torch.allclose(probs[0], torch.tensor([0.25, 0.25, 0.25, 0.25]), atol=1e-4)
+
+
+def test_test_turns_is_what_predict_and_the_trace_answer() -> None:
+    """With cls_loc_head.test_turns the model's one box and class are the mean over the 8 views (predict and
+    the window's trace agree); without it, the single view's."""
+    from models.detection.detectors.cls_loc import turned_answers
+
+    torch.manual_seed(0)
+    image = (np.random.default_rng(0).random((90, 120, 3)) * 255).astype(np.uint8)
+    plain = build_detector("cls-loc", ["a", "b"], small_width=8, **{"cls_loc_head.hidden": 16}).eval()
+    turned = build_detector("cls-loc", ["a", "b"], small_width=8, **{"cls_loc_head.hidden": 16,
+                                                                      "cls_loc_head.test_turns": True}).eval()
+    turned.load_state_dict(plain.state_dict())
+    assert not plain.test_turns and turned.test_turns
+    t, _ = turned.prepare(image)
+    with torch.no_grad():
+        probs, box = turned_answers(lambda v: turned.head.predict(turned.backbone(v))[1:], turned._warp([t]))
+        _, _, logits, single_box = plain._outputs([t])
+    dets = turned.predict([image], score_threshold=0.0)[0]
+    assert dets.scores[0] == pytest.approx(float(probs.max()), abs=1e-5)
+    assert np.allclose(turned.trace(image).box_output, box[0].numpy(), atol=1e-6)
+    assert np.allclose(plain.trace(image).box_output, single_box[0].numpy(), atol=1e-6)
+    assert plain.predict([image], score_threshold=0.0)[0].scores[0] == pytest.approx(
+        float(logits.softmax(-1).max()), abs=1e-5)
+
+
+def test_antialias_averages_what_the_warp_leaves_out() -> None:
+    """Shrinking a one-pixel checkerboard: bilinear samples keep a pattern of whatever pixels they hit, the
+    antialiased warp gives its mean grey (what a 1-pixel pattern is at a fifth of the size)."""
+    board = ((torch.arange(320)[:, None] + torch.arange(320)[None, :]) % 2).float().expand(3, 320, 320)
+    for antialias, spread in ((False, 0.5), (True, 0.02)):
+        model = build_detector("cls-loc", ["a"], small_width=8, **{"cls_loc_head.input_size": 64,
+                                                                  "cls_loc_head.antialias": antialias})
+        warped = model._warp([board]) * model.image_std + model.image_mean
+        if antialias:
+            assert float((warped - 0.5).abs().max()) < spread
+        else:
+            assert float((warped - 0.5).abs().max()) >= spread
+
+
+def test_a_stride_two_first_convolution_doubles_the_input_at_the_same_map() -> None:
+    """backbone.options first_stride 2: a 128-px input leaves the 8×8 map a 64-px input leaves without it;
+    only the shallow pooled small CNN takes it."""
+    from models.detection.backbones import small_cnn
+
+    plain = small_cnn(8, "batch", pool=True, shallow=True, last_pool=False)
+    strided = small_cnn(8, "batch", pool=True, shallow=True, last_pool=False, first_stride=2)
+    assert plain(torch.rand(1, 3, 64, 64)).shape == strided(torch.rand(1, 3, 128, 128)).shape == (1, 64, 8, 8)
+    assert strided.stride == 16 and plain.stride == 8
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in strided.parameters())
+    with pytest.raises(ValueError, match="first_stride"):
+        small_cnn(8, "batch", first_stride=2)
+
+
+def test_the_command_line_turns_test_time_averaging_on_and_off(capsys) -> None:
+    """evaluate/detect --test-turns / --no-test-turns override the checkpoint's setting for a cls-loc model;
+    a detector without it is told that it ignores the option."""
+    import argparse
+
+    from app.cli.detection import _add_test_sizes, _apply_test_options
+
+    parser = argparse.ArgumentParser()
+    _add_test_sizes(parser)
+    model = build_detector("cls-loc", ["a"], small_width=8)
+    _apply_test_options(model, parser.parse_args([]))
+    assert not model.test_turns
+    _apply_test_options(model, parser.parse_args(["--test-turns"]))
+    assert model.test_turns
+    _apply_test_options(model, parser.parse_args(["--no-test-turns"]))
+    assert not model.test_turns
+    detector = build_detector("faster-rcnn", ["a"], small_width=8)
+    _apply_test_options(detector, parser.parse_args(["--test-turns"]))
+    assert "ignores it" in capsys.readouterr().err and not hasattr(detector, "test_turns")
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_train_colour_shuffle_puts_the_channels_in_a_random_order(shuffle: bool, monkeypatch) -> None:
+    """cls_loc_head.train_colour_shuffle: each training image's R, G, B come in one of the 6 orders; off, as
+    they are."""
+    torch.manual_seed(0)
+    model = build_detector("cls-loc", ["a"], small_width=8, **{"cls_loc_head.hidden": 16,
+                                                              "cls_loc_head.train_colour_shuffle": shuffle})
+    seen: set[tuple[float, ...]] = set()
+    outputs = model._outputs
+
+    def spy(images):  # noqa: ANN001, ANN202
+        seen.update(tuple(round(float(v), 2) for v in im[:, 0, 0]) for im in images)
+        return outputs(images)
+
+    monkeypatch.setattr(model, "_outputs", spy)
+    image = torch.stack([torch.full((40, 40), v) for v in (0.1, 0.5, 0.9)])
+    targets = [{"boxes": torch.tensor([[10.0, 10.0, 30.0, 30.0]]), "labels": torch.tensor([1])}] * 60
+    model.train()([image] * 60, targets)
+    assert seen == ({(0.1, 0.5, 0.9)} if not shuffle else
+                    {(0.1, 0.5, 0.9), (0.1, 0.9, 0.5), (0.5, 0.1, 0.9), (0.5, 0.9, 0.1), (0.9, 0.1, 0.5),
+                     (0.9, 0.5, 0.1)})

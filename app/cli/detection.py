@@ -121,6 +121,9 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
                         "(default: the checkpoint's own, usually its training size alone)")
     p.add_argument("--test-flip", action="store_true",
                    help="also run every test size on the mirrored image and merge (test-time augmentation)")
+    p.add_argument("--test-turns", action=argparse.BooleanOptionalAction, default=None,
+                   help="classification + localisation: average the class and the box over the 8 flips and "
+                        "quarter turns of the input (default: the checkpoint's cls_loc_head.test_turns)")
     p.add_argument("--test-range", type=_size_range, default=None, metavar="LO,HI",
                    help="with several --test-sizes: each size reports only objects whose square-root area, "
                         "in that size's input pixels, is in [LO, HI) — the smallest size keeps everything "
@@ -134,6 +137,12 @@ def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: AN
         detector.test_flip = True
     if args.test_range is not None:
         detector.test_size_range = args.test_range
+    if getattr(args, "test_turns", None) is not None:
+        if hasattr(detector, "test_turns"):
+            detector.test_turns = bool(args.test_turns)
+        else:
+            print(f"note: --test-turns applies to classification + localisation models; this "
+                  f"{getattr(detector, 'generation', 'detector')} model ignores it", file=sys.stderr)
 
 
 def _load_model(path: str, device: str, prog: str):  # noqa: ANN202 - a Detector, imported lazily

@@ -346,6 +346,17 @@ class ClsLocHeadConfig(Part):
                                            "seen whole, as at test time). Crops only zoom in, so with every "
                                            "image cropped the smallest objects of the test images are rarer in "
                                            "training than in the data")
+    train_colour_shuffle: bool = setting(False, "training only: each image's red, green and blue channels are "
+                                                "put in a random order (one of 6): the class is the outline's, "
+                                                "never the colour's, and the few photo backgrounds look new")
+    antialias: bool = setting(False, "warp the image to the square input with an antialiasing filter (each "
+                                     "input pixel averages the pixels it covers) rather than bilinear samples "
+                                     "of 4 pixels: shrinking a 400-px image to 64 px otherwise drops most "
+                                     "pixels and a small shape's outline with them")
+    test_turns: bool = setting(False, "at test time, average the class probabilities and the box over the 8 "
+                                      "flips and quarter turns of the square input (each box turned back): "
+                                      "for a model trained with flips and quarter turns (rotate90), whose "
+                                      "answer should not depend on them; costs 8 forward passes per image")
     alpha: float = setting(0.1, "loss = alpha·cross-entropy + (1 − alpha)·mean squared error of the box: "
                                 "cross-entropy starts near ln K ≈ 1, the box error of normalised coordinates "
                                 "near 0.04, so an even split would let classification drown the box")

@@ -15,6 +15,7 @@ image with two objects gets one answer. It shares the :class:`Detector` interfac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,8 +45,8 @@ class ClsLocTrace:
     feature_size: tuple[int, int]
     features: np.ndarray  # [C, h, w] the backbone's map
     pooled: np.ndarray  # grid head: [C, grid, grid] what it sees; spatial head: [1, h, w] its weights per cell
-    class_scores: np.ndarray  # [K] softmax
-    box_output: np.ndarray  # [4] the raw (x/W, y/H, w/W, h/H)
+    class_scores: np.ndarray  # [K] softmax (with test_turns: the mean over the 8 flips and turns)
+    box_output: np.ndarray  # [4] the raw (x/W, y/H, w/W, h/H) (with test_turns: the mean, turned back)
     detections: Detections  # the one box, in ORIGINAL image pixels
 
 
@@ -68,6 +69,46 @@ def random_crop(image: Tensor, box: Tensor, fraction: float) -> tuple[Tensor, Te
     ye = min(h, int(np.ceil(max(y0 + ch, y2))))
     offset = torch.tensor([x0, y0, x0, y0], dtype=box.dtype, device=box.device)
     return image[:, y0:ye, x0:xe], box - offset
+
+
+def turn_box(box: Tensor) -> Tensor:
+    """[..., 4] normalised ``(x, y, w, h)`` of a square turned a quarter counter-clockwise
+    (``torch.rot90(image, 1, (-2, -1))``): a pixel at (x, y) moves to (y, 1 − x)."""
+    x, y, w, h = box.unbind(-1)
+    return torch.stack([y, 1.0 - x - w, h, w], dim=-1)
+
+
+def unturn_box(box: Tensor) -> Tensor:
+    """The inverse of :func:`turn_box` (a quarter turn clockwise)."""
+    x, y, w, h = box.unbind(-1)
+    return torch.stack([1.0 - y - h, x, h, w], dim=-1)
+
+
+def flip_box(box: Tensor) -> Tensor:
+    """[..., 4] normalised ``(x, y, w, h)`` of an image mirrored left-right (its own inverse)."""
+    x, y, w, h = box.unbind(-1)
+    return torch.stack([1.0 - x - w, y, w, h], dim=-1)
+
+
+def turned_answers(answer: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor) -> tuple[Tensor, Tensor]:
+    """Test-time averaging over the 8 symmetries of the square (identity, 3 quarter turns, each mirrored).
+
+    ``answer`` maps a batch of square inputs [B, 3, S, S] to (class logits [B, K], boxes [B, 4] normalised
+    ``(x, y, w, h)``). Each transformed batch's boxes are turned back to the input's frame before averaging;
+    the class is the mean of the 8 softmax distributions. Why it is sound for a model trained with flips and
+    quarter turns: the right answer for a turned image is the turned answer, so the 8 are 8 estimates of one
+    thing whose errors (a low-contrast edge caught on one side, not on another) are partly independent.
+    Returns (probabilities [B, K], boxes [B, 4])."""
+    probs, boxes = [], []
+    for mirrored in (False, True):
+        xm = x.flip(-1) if mirrored else x
+        for turns in range(4):
+            logits, box = answer(torch.rot90(xm, turns, (-2, -1)) if turns else xm)
+            for _ in range(turns):
+                box = unturn_box(box)
+            boxes.append(flip_box(box) if mirrored else box)
+            probs.append(logits.softmax(-1))
+    return torch.stack(probs).mean(0), torch.stack(boxes).mean(0)
 
 
 class ClsLocHead(nn.Module):
@@ -173,6 +214,9 @@ class ClsLoc(Detector):
         self.alpha = head.alpha
         self.train_crop = head.train_crop
         self.train_crop_share = head.train_crop_share
+        self.antialias = head.antialias
+        self.train_colour_shuffle = head.train_colour_shuffle
+        self.test_turns = head.test_turns
         if head.layout == "spatial":
             self.head: nn.Module = SpatialClsLocHead(backbone.out_channels, len(class_names), head.hidden,
                                                      head.dropout)
@@ -183,8 +227,8 @@ class ClsLoc(Detector):
     def _warp(self, images: list[Tensor]) -> Tensor:
         """Each [3, H, W] 0..1 image warped (aspect not kept) to the square input and normalised."""
         side = self.input_side
-        warped = [F.interpolate(im[None], size=(side, side), mode="bilinear", align_corners=False)[0]
-                  for im in images]
+        warped = [F.interpolate(im[None], size=(side, side), mode="bilinear", align_corners=False,
+                                antialias=self.antialias)[0] for im in images]
         return (torch.stack(warped) - self.image_mean) / self.image_std
 
     def _outputs(self, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -192,16 +236,24 @@ class ClsLoc(Detector):
         pooled, logits, box = self.head.predict(features)
         return features, pooled, logits, box
 
+    def _answers(self, images: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Class probabilities [B, K] and box outputs [B, 4] at test time: of the input as it is, or with
+        ``test_turns`` the mean over its 8 flips and quarter turns (:func:`turned_answers`)."""
+        if not self.test_turns:
+            _, _, logits, box = self._outputs(images)
+            return logits.softmax(-1), box
+        x = self._warp(images)
+        return turned_answers(lambda t: self.head.predict(self.backbone(t))[1:], x)
+
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
         if self.training:
             if targets is None:
                 raise ValueError("training needs targets")
             return self._losses(images, targets)
-        _, _, logits, box = self._outputs(images)
+        all_probs, box = self._answers(images)
         out = []
-        for im, lg, bx in zip(images, logits, box, strict=True):
+        for im, probs, bx in zip(images, all_probs, box, strict=True):
             h, w = im.shape[-2:]
-            probs = lg.softmax(-1)
             score, label = probs.max(-1)
             out.append({"boxes": decode_boxes(bx[None], w, h), "scores": score[None],
                         "labels": (label + 1)[None]})
@@ -218,6 +270,8 @@ class ClsLoc(Detector):
             cropped = self.train_crop_share >= 1.0 or float(torch.rand(())) < self.train_crop_share
             image, box = random_crop(images[i], targets[i]["boxes"][k].float(),
                                      self.train_crop if cropped else 1.0)
+            if self.train_colour_shuffle:
+                image = image[torch.randperm(3)]
             kept.append(image)
             goals.append(encode_boxes(box, image.shape[-1], image.shape[-2]))
         _, _, logits, box = self._outputs(kept)
@@ -267,6 +321,9 @@ class ClsLoc(Detector):
             t, _ = self.prepare(image)
             features, pooled, logits, box = self._outputs([t])
             probs = logits[0].softmax(-1)
+            if self.test_turns:  # the answer predict gives; the maps shown stay those of the image as it is
+                all_probs, box = self._answers([t])
+                probs = all_probs[0]
             score, label = probs.max(-1)
             boxes = decode_boxes(box, width, height).clamp(min=0)
             boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
