@@ -3,7 +3,7 @@
 The window owns the document (images, annotations, autosave) and, through it, one undo stack per image in a
 QUndoGroup whose active stack follows the current image. Actions, menus and the toolbar are built by
 ``app.window_actions`` (one place decides what a key does); dataset-wide jobs (export, import, class
-rename) by ``app.dataset_jobs``; the dataset's class list by ``app.dataset_classes``. Every thread is quit
+rename) by ``app.dataset_jobs``; the box-editing actions and the label prompt by ``app.window_editing``; the dataset's class list by ``app.dataset_classes``. Every thread is quit
 and waited for when the window closes.
 """
 
@@ -36,6 +36,7 @@ from app.stages.bottom_docks import add_bottom_docks
 from app.stages.detector_session import DetectorSession
 from app.stages.registry import build_stages
 from app.window_actions import WindowActions, install_key_guard
+from app.window_editing import WindowEditing
 from app.workers import WorkerPool
 from models.data.annotations import AnnotationError, BoxObject
 from models.data.datasets import open_dataset
@@ -45,7 +46,7 @@ APP_TITLE = "R-CNN Explorer"
 ICON = Path(__file__).resolve().parents[1] / "resources" / "icons" / "app.svg"
 
 
-class MainWindow(WindowActions, DatasetJobs, QMainWindow):
+class MainWindow(WindowActions, DatasetJobs, WindowEditing, QMainWindow):
     """The labelling window. ``open_path`` opens an image, a folder or a VOC/COCO/YOLO dataset."""
 
     #: A background job ended: (job name, result object or None, error text or "").
@@ -289,70 +290,6 @@ class MainWindow(WindowActions, DatasetJobs, QMainWindow):
         self.canvas.set_edit_mode()
         self._update_title()
         self._update_labels()
-
-    # --- editing --------------------------------------------------------------------------------------------
-    def create_box(self) -> None:
-        if self.document.current_entry is None or self.canvas.image_rect().isEmpty():
-            self.show_message("Open an image first")
-            return
-        self.canvas.set_create_mode()
-        self.canvas.setFocus()
-
-    def copy_boxes(self) -> int:
-        objs = self.canvas.selected_objects()
-        if objs:
-            self._clipboard = objs
-            self.show_message(f"Copied {len(objs)} box(es)")
-        return len(objs)
-
-    def paste_boxes(self) -> int:
-        if not self._clipboard:
-            self.show_message("Nothing to paste: copy boxes with Ctrl+C first")
-            return 0
-        return self.canvas.paste_objects(self._clipboard)
-
-    def pick_class(self, k: int) -> None:
-        """Digit key: the k-th class for new boxes, and for the selected boxes (one undo step)."""
-        name = self.class_list.choose_index(k)
-        if name is None:
-            self.show_message(f"No class {k}: add classes in the Classes panel")
-            return
-        self._relabel_selected(name)
-
-    def _relabel_selected(self, name: str) -> int:
-        """Give the selection class ``name``; the status bar says how many boxes changed (Ctrl+A, then 3)."""
-        changed = sum(1 for i in self.model.selected_indices if self.model.object(i).name != name)
-        self.canvas.set_class_of_selected(name)
-        n = len(self.model.selected_indices)
-        if n > 1 or changed > 1:
-            self.show_message(f"Class: {name} — {changed} of {n} selected boxes relabelled")
-        else:
-            self.show_message(f"Class: {name}" + (" — 1 box relabelled" if changed else ""))
-        return changed
-
-    # --- label prompt after drawing -------------------------------------------------------------------------
-    def _on_box_created(self, index: int) -> None:
-        if self.act_prompt.isChecked():
-            self._prompt_index = index
-            self.label_prompt.ask(self.class_list.names(), self.model.current_class)
-
-    def _on_label_chosen(self, name: str) -> None:
-        i, self._prompt_index = self._prompt_index, -1
-        self.class_list.choose(name)  # new boxes follow, as LabelImg's prompt does
-        if 0 <= i < len(self.model):
-            self.model.select([i])
-            self.canvas.set_class_of_selected(name)
-            self.show_message(f"Class: {name}")
-
-    def _on_label_cancelled(self) -> None:
-        """Escape in the prompt: the box just drawn goes away (LabelImg's behaviour)."""
-        i, self._prompt_index = self._prompt_index, -1
-        stack = self.canvas.undo_stack
-        if stack is not None and stack.canUndo() and stack.undoText() == "Draw box" and i == len(self.model) - 1:
-            stack.undo()
-        elif 0 <= i < len(self.model):
-            self.model.select([i])
-            self.canvas.delete_selected()
 
     def set_label_prompt(self, on: bool) -> None:
         self.settings.set_label_prompt(bool(on))

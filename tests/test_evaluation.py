@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.detection.detection_files import coco_results, detections_from_coco_results, load_detection_file
 from models.detection.evaluation import (
     ImageDetections,
     ImageGroundTruth,
-    coco_results,
-    detections_from_coco_results,
     evaluate_detections,
     iou_matrix,
-    load_detection_file,
     voc_ap,
 )
 

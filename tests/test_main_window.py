@@ -297,14 +297,14 @@ def test_class_rename_and_merge_across_the_dataset(qtbot, window, folder):
     write_voc(Annotation("img10.png", W, H, 3, [BoxObject("dog", (2, 2, 30, 30))]), folder / "img10.xml")
     window.open_path(folder)
     assert set(window.class_list.names()) >= {"kitty", "dog"}
-    with qtbot.waitSignal(window.jobFinished, timeout=10000) as sig:
+    with qtbot.waitSignal(window.jobFinished, timeout=60_000) as sig:
         window.class_list.request_rename("kitty", "cat")
     assert sig.args[2] == ""
     assert [o.name for o in read_voc(folder / "img1.xml").objects] == ["cat", "dog"]
     assert [o.name for o in read_voc(folder / "img2.xml").objects] == ["cat"]
     assert [o.name for o in window.model.objects] == ["cat", "dog"]  # the open image follows
     assert "kitty" not in window.class_list.names() and "cat" in window.class_list.names()
-    with qtbot.waitSignal(window.jobFinished, timeout=10000):
+    with qtbot.waitSignal(window.jobFinished, timeout=60_000):
         window.class_list.request_merge("dog", "cat")
     assert [o.name for o in read_voc(folder / "img10.xml").objects] == ["cat"]
     assert "dog" not in window.class_list.names()
@@ -316,7 +316,7 @@ def test_export_from_the_window_includes_unsaved_edits(qtbot, window, folder, tm
     key(qtbot, window, Qt.Key.Key_W)
     drag_image(window.canvas, 10, 10, 50, 50)
     out = tmp_path / "export_coco"
-    with qtbot.waitSignal(window.jobFinished, timeout=20000) as sig:
+    with qtbot.waitSignal(window.jobFinished, timeout=60_000) as sig:
         window.export_to("coco", out)
     assert sig.args[2] == "" and sig.args[1].images == 4
     from models.data.datasets import open_dataset
@@ -506,7 +506,7 @@ def test_import_coco_json_from_the_window(qtbot, window, folder, tmp_path):
     export_dataset(open_dataset(folder), "coco", tmp_path / "c")
     (folder / "img2.xml").unlink()
     window.open_path(folder)
-    with qtbot.waitSignal(window.jobFinished, timeout=10000) as sig:
+    with qtbot.waitSignal(window.jobFinished, timeout=60_000) as sig:
         window.import_from(tmp_path / "c" / "annotations" / "instances.json")
     assert sig.args[2] == ""
     assert objects_on_disk(folder / "img2.xml") == [("cat", (3, 3, 33, 33))]
@@ -546,7 +546,7 @@ def test_rename_follows_unsaved_edits_in_memory_without_false_conflicts(qtbot, w
     key(qtbot, window, Qt.Key.Key_W)
     drag_image(window.canvas, 10, 10, 60, 60)
     assert window.document.is_dirty(0)
-    with qtbot.waitSignal(window.jobFinished, timeout=10000):
+    with qtbot.waitSignal(window.jobFinished, timeout=60_000):
         window.class_list.request_rename("kitty", "cat")
     assert [o.name for o in window.model.objects] == ["cat"] and window.document.is_dirty(0)
     assert [o.name for o in read_voc(folder / "img2.xml").objects] == ["cat"]

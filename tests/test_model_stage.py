@@ -18,8 +18,8 @@ from app.stages.detections import DetectionsStage
 from app.stages.model import ModelStage
 from app.stages.model.controller import default_model_path
 from models.detection.checkpoints import save_checkpoint
+from models.detection.detection_files import load_detection_file
 from models.detection.detectors import build_detector
-from models.detection.evaluation import load_detection_file
 from models.proposals.metrics import iou_matrix
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
 

@@ -228,7 +228,8 @@ def run_detect(argv: list[str]) -> int:
     from models.data.datasets import scan_images
     from models.data.io import ImageError, is_image_file, read_image
     from models.data.training_data import dataset_splits, split_indices
-    from models.detection.evaluation import coco_results, detect_image, detection_record, detections_document
+    from models.detection.detection_files import coco_results, detection_record, detections_document
+    from models.detection.evaluation import detect_image
 
     if bool(args.images) == bool(args.data):
         print(f"{prog}: give image files/folders or --data DATASET (one of the two)", file=sys.stderr)
@@ -372,14 +373,13 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
     from models.data.annotations import AnnotationError
     from models.data.io import ImageError
     from models.data.training_data import class_names_of, dataset_splits, load_targets, split_indices
-    from models.detection.evaluation import (
-        ImageDetections,
-        ImageGroundTruth,
+    from models.detection.detection_files import (
         detections_from_coco_results,
         detections_from_record,
         load_detection_file,
         match_records,
     )
+    from models.detection.evaluation import ImageDetections, ImageGroundTruth
 
     try:
         kind, doc = load_detection_file(args.detections)

@@ -8,7 +8,7 @@ Matching an entry of the file to an image:
 
 * ``detect`` JSON (``{"images": [{"file", "boxes", "scores", "labels"}]}``, written by ``python main.py
   detect``): by the ``file`` path (absolute, or relative to the JSON's folder), then by the dataset's name for
-  the image, then by a unique file name (:func:`models.detection.evaluation.match_records`). Without a dataset, a path
+  the image, then by a unique file name (:func:`models.detection.detection_files.match_records`). Without a dataset, a path
   that exists is enough.
 * COCO results (``[{"image_id", "category_id", "bbox": [x, y, w, h], "score"}]``): ``image_id`` is the id in the
   open COCO dataset; for any other dataset, the number in an image's file name (COCO's own naming,
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from models.detection.detection_files import load_detection_file, match_records
 from models.detection.detectors.base import Detections
-from models.detection.evaluation import load_detection_file, match_records
 
 #: At most this many problems are listed one by one; the rest are counted.
 MAX_LISTED_PROBLEMS = 8

@@ -161,8 +161,9 @@ def folder_job(job: Job, model: Any, paths: list[tuple[str, str]],
                score_threshold: float = LOW_SCORE_THRESHOLD) -> FolderResult:
     """Run ``model.predict`` on each (path, dataset name) in turn; progress after each, cancel between them."""
     from models.data.io import ImageError, read_image
+    from models.detection.detection_files import detection_record
     from models.detection.detectors.base import Detections
-    from models.detection.evaluation import ImageDetections, detection_record
+    from models.detection.evaluation import ImageDetections
 
     limit_torch_threads()
     out = FolderResult(n_images=len(paths))
