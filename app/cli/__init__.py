@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "superpixels": ("app.cli.proposals", "Felzenszwalb segmentation of one image"),
     "propose": ("app.cli.proposals", "Selective Search proposals for images, as JSON"),
     "eval-proposals": ("app.cli.proposals", "proposal recall and MABO over a dataset"),
-    "synth": ("app.cli.detection", "write a synthetic shapes dataset (VOC)"),
+    "synth": ("app.cli.synth", "write a synthetic shapes dataset (VOC)"),
     "train": ("app.cli.training", "train a detector"),
     "detect": ("app.cli.detection", "run a trained detector on images, as JSON"),
     "evaluate": ("app.cli.detection", "VOC mAP and COCO AP of a detector or a detections file"),
