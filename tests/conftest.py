@@ -16,3 +16,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+import pytest  # noqa: E402 - after the environment above is set
+
+
+@pytest.fixture(autouse=True)
+def _collect_cycles_on_the_gui_thread(request):
+    """As the app does (app/gui_gc.py): once a test has a QApplication, Python's cyclic collector runs only on
+    the GUI thread — a worker thread that collects a cycle holding a Qt object deadlocks against the GUI
+    thread (seen in this suite). Each test ends with the collections that are due, so cycles never pile up
+    between tests whose event loop did not turn."""
+    if {"qtbot", "qapp"} & set(request.fixturenames):
+        from app.gui_gc import install_gui_thread_gc
+
+        install_gui_thread_gc(request.getfixturevalue("qapp"))
+    yield
+    if "app.gui_gc" in sys.modules:
+        collector = sys.modules["app.gui_gc"].installed_collector()
+        if collector is not None:
+            collector.collect_due()

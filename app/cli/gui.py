@@ -114,9 +114,11 @@ def run(command: str, argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.errors import ErrorReporter
+    from app.gui_gc import install_gui_thread_gc
     from app.settings import APPLICATION, ORGANIZATION, data_dir
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    install_gui_thread_gc(qapp)  # Qt objects in reference cycles must die in the GUI thread (app/gui_gc.py)
     qapp.setOrganizationName(ORGANIZATION)
     qapp.setApplicationName(APPLICATION)
     window = create_window(args)
