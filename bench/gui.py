@@ -41,6 +41,8 @@ from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.gui_gc import install_gui_thread_gc  # noqa: E402
+
 CANVAS_SIZE = (1000, 800)
 #: Seconds the stall timer runs with nothing to do first: the gaps the machine's own load causes.
 IDLE_BASELINE_S = 4.0
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stall-threads", default="1", help="torch threads in the GUI's workers, e.g. 1,2")
     args = p.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    install_gui_thread_gc(app)  # as the app does: collect cycles on the GUI thread only
     if args.only != "stall":
         run_paint(args.frames, args.cases.split(",") if args.cases else None)
     if args.only != "paint":

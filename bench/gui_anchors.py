@@ -35,6 +35,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.annotation_model import AnnotationModel  # noqa: E402
 from app.canvas import Canvas  # noqa: E402
+from app.gui_gc import install_gui_thread_gc  # noqa: E402
 from app.layers.anchors import MODE_BOXES, MODE_DOTS, AnchorLayer  # noqa: E402
 from app.layers.box_groups import BoxGroup, BoxGroupsLayer  # noqa: E402
 from app.layers.heatmap import HeatmapLayer  # noqa: E402
@@ -85,6 +86,7 @@ def run(frames: int = 30) -> list[tuple[str, int, float, float, float, float]]:
     """(case, items, median frame ms, min frame ms, max frame ms, median first-frame ms) per case. The minimum
     is the best guess of the cost on an idle machine when other work shares the CPU."""
     app = QApplication.instance() or QApplication([])
+    install_gui_thread_gc(app)  # as the app does: collect cycles on the GUI thread only
     assert app is not None
     rows = []
     canvas = _canvas()

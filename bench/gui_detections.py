@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.gui_gc import install_gui_thread_gc  # noqa: E402
+
 #: Which clock: "wall" (perf_counter) or "cpu" (this thread's CPU time: what the frame costs when the machine is
 #: shared; on an idle machine the two agree).
 CLOCK = "wall"
@@ -46,7 +48,8 @@ def reference_ms(frames: int = 20, seed: int = 0) -> float:
     from PySide6.QtCore import QRectF
     from PySide6.QtGui import QColor, QImage, QPainter, QPen
 
-    QApplication.instance() or QApplication([])
+    _app = QApplication.instance() or QApplication([])
+    install_gui_thread_gc(_app)  # as the app does: collect cycles on the GUI thread only
     rng = np.random.default_rng(seed)
     xy = rng.uniform(0, 900, (2000, 2))
     wh = rng.uniform(10, 150, (2000, 2))
@@ -81,6 +84,7 @@ def detections_paint_ms(n: int = 300, size: tuple[int, int] = (1000, 800), frame
     from models.detection.detectors.base import Detections
 
     app = QApplication.instance() or QApplication([])
+    install_gui_thread_gc(app)  # as the app does: collect cycles on the GUI thread only
     w, h = size
     rng = np.random.default_rng(seed)
     xs = np.linspace(0, 255, w, dtype=np.float32)[None, :].repeat(h, 0)

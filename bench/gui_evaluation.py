@@ -32,6 +32,8 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.gui_gc import install_gui_thread_gc  # noqa: E402
+
 
 def measure_view(model_path: Path, data: Path, split: str, threads: int, timeout_s: float = 1800.0) -> dict:
     """Evaluate in the real window; seconds to the shown report, its parts, the stall and the re-score."""
@@ -131,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = args.model or SHIPPED_MODEL
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    install_gui_thread_gc(app)  # as the app does: collect cycles on the GUI thread only
     view = measure_view(Path(model), args.data, args.split, args.threads)
     print(f"evaluation view, {Path(model).name} on {args.data} split {args.split} ({view['images']} images, CPU, "
           f"{args.threads} torch thread(s)):")

@@ -31,6 +31,8 @@ from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QWidget  # noqa: E402
 
+from app.gui_gc import install_gui_thread_gc  # noqa: E402
+
 #: (click → explanation handed to the GUI thread, the paints that follow, CPU time of this process over the
 #: whole click) in ms of the last click. On a machine shared with other work the CPU time is the steadier figure.
 LAST_SPLIT: list[float] = []
@@ -128,6 +130,7 @@ def main() -> None:
     args = ap.parse_args()
 
     app = QApplication.instance() or QApplication(sys.argv)
+    install_gui_thread_gc(app)  # as the app does: collect cycles on the GUI thread only
     import torch
 
     from app.annotation_model import AnnotationModel

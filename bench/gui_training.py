@@ -143,11 +143,13 @@ def in_window(data: Path, steps: int, size: int, processes: int, timeout_s: floa
     from PySide6.QtCore import QElapsedTimer, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app.gui_gc import install_gui_thread_gc
     from app.main_window import MainWindow, process_events_until
     from app.settings import Settings
     from app.stages.training import TrainingStage
 
-    QApplication.instance() or QApplication(sys.argv)
+    _app = QApplication.instance() or QApplication(sys.argv)
+    install_gui_thread_gc(_app)  # as the app does: collect cycles on the GUI thread only
     tmp = Path(tempfile.mkdtemp(prefix="bench_gui_training_settings_"))
     os.environ["RCNN_EXPLORER_DATA"] = str(tmp / "data")
     window = MainWindow(Settings(tmp / "s.ini"), thumbnails=False)
