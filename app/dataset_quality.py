@@ -46,7 +46,13 @@ from app.workers import Cancelled as JobCancelled
 from app.workers import Job, Worker, WorkerPool
 from models.data.datasets import DatasetSource
 from models.proposals.metrics import CURVE_BUDGETS, ProposalSummary, curve_points, evaluate_dataset
-from models.proposals.selective_search import MODES, NEAR_DUPLICATE_IOU, NEAR_DUPLICATES, Cancelled, warm_up
+from models.proposals.selective_search import (
+    MODES,
+    NEAR_DUPLICATES,
+    Cancelled,
+    default_near_duplicates,
+    warm_up,
+)
 
 #: Size the dialog opens at: the plots need room, and it must fit a 1400×1000 screen with its frame.
 DEFAULT_SIZE = (1120, 820)
@@ -183,8 +189,8 @@ class DatasetQualityDialog(QDialog):
         self.dedup_combo = QComboBox()
         for name, iou in NEAR_DUPLICATES.items():
             self.dedup_combo.addItem(f"{name} ({iou:g})", name)
-        self.dedup_combo.setCurrentIndex(self.dedup_combo.findData(
-            next(n for n, v in NEAR_DUPLICATES.items() if v == NEAR_DUPLICATE_IOU)))
+        self._select_mode_dedup()
+        self.mode_combo.currentIndexChanged.connect(self._select_mode_dedup)
         self.dedup_combo.setToolTip("Near-duplicates: a box overlapping a better-ranked one at least this much is "
                                     "dropped. compact: fewer boxes, same recall@0.5; balanced; localise: tighter boxes; "
                                     "exact: the paper's exact deduplication only")
@@ -302,6 +308,12 @@ class DatasetQualityDialog(QDialog):
                   self.clear_button):
             w.setEnabled(not self.running)
 
+    def _select_mode_dedup(self) -> None:
+        """Show the chosen mode's own near-duplicate default (fast: localise, quality: exact)."""
+        default = default_near_duplicates(str(self.mode_combo.currentData()))
+        self.dedup_combo.setCurrentIndex(self.dedup_combo.findData(
+            next(n for n, v in NEAR_DUPLICATES.items() if v == default)))
+
     def start(self) -> None:
         if self._source is None or self.running:
             return
@@ -311,9 +323,10 @@ class DatasetQualityDialog(QDialog):
         self.progress_label.setText("starting (compiling kernels on first use)…")
         top = int(self.top_spin.value()) or None
         dedup = str(self.dedup_combo.currentData())
-        self._worker = self._pool.start(_job, self._source, str(self.mode_combo.currentData()),
+        mode = str(self.mode_combo.currentData())
+        self._worker = self._pool.start(_job, self._source, mode,
                                         int(self.max_side_spin.value()), top, int(self.seed_spin.value()),
-                                        None if NEAR_DUPLICATES[dedup] == NEAR_DUPLICATE_IOU else dedup,
+                                        None if NEAR_DUPLICATES[dedup] == default_near_duplicates(mode) else dedup,
                                         on_progress=self._on_progress, on_result=self._on_result,
                                         on_error=self._on_error, on_finished=self._on_finished)
         self._update_buttons()

@@ -207,9 +207,9 @@ def compare(images, mode: str, ks, seed: int, min_size, near_duplicate_iou, have
 
     ``raw``, when given, receives each method's per-image figures (see ``_raw``)."""
     from models.proposals.metrics import CURVE_BUDGETS, score_image
-    from models.proposals.selective_search import NEAR_DUPLICATE_IOU, selective_search
+    from models.proposals.selective_search import default_near_duplicates, selective_search
 
-    nd = NEAR_DUPLICATE_IOU if near_duplicate_iou is None else near_duplicate_iou
+    nd = default_near_duplicates(mode) if near_duplicate_iou is None else near_duplicate_iou
     ours_s, ours_n, ours_sc, ours_eq, cv_s, cv_n, cv_sc, ratios = [], [], [], [], [], [], [], []
     for i, (_, rgb, gt) in enumerate(images):
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

@@ -367,6 +367,19 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
     dialog.close()
 
 
+def test_dataset_quality_dialog_shows_each_modes_own_near_duplicate_default(setup, qtbot, tmp_path):
+    """Quality mode deduplicates exactly by default, fast mode at 0.95: picking a mode shows its default."""
+    canvas, tools, dec = setup
+    tools.set_dataset(open_dataset(_tiny_voc_folder(tmp_path / "ds")))
+    dialog = tools.open_quality_dialog()
+    assert dialog.mode_combo.currentData() == "fast" and dialog.dedup_combo.currentData() == "localise"
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("quality"))
+    assert dialog.dedup_combo.currentData() == "exact"
+    dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("single"))
+    assert dialog.dedup_combo.currentData() == "localise"
+    dialog.close()
+
+
 def test_dataset_quality_dialog_fits_a_1400x1000_screen_without_clipping(setup, qtbot, tmp_path):
     canvas, tools, dec = setup
     deep = tmp_path / ("a_very_long_folder_name_without_any_spaces_" * 3) / "and_another_level_of_it"

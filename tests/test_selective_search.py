@@ -160,7 +160,10 @@ def test_strategies_of_the_paper() -> None:
     assert [(s.color_space, s.similarities) for s in single] == [("hsv", "CTSF")]
     assert len(fast) == 12 and {s.color_space for s in fast} == {"hsv", "lab"}
     assert {s.similarities for s in fast} == {"CTSF", "TSF"} and {s.k for s in fast} == {100.0, 150.0, 300.0}
-    assert len(quality) == 80
+    # the paper's colour spaces and similarity sets; its k range 50-300 with no step above 1.5x
+    assert len(quality) == 5 * 6 * 4
+    assert sorted({s.k for s in quality}) == [50.0, 75.0, 100.0, 150.0, 200.0, 300.0]
+    assert len(strategies_for("quality", ks=(50, 100, 150, 300))) == 80  # the paper's own ladder on request
     assert {s.color_space for s in quality} == {"hsv", "lab", "rgI", "H", "I"}
     assert {s.similarities for s in quality} == {"CTSF", "TSF", "F", "S"}
     assert {s.k for s in strategies_for("fast", ks=(10, 20))} == {10.0, 20.0}
@@ -231,6 +234,23 @@ def test_boxes_are_deduplicated_and_near_duplicates_dropped() -> None:
     np.fill_diagonal(iou, 0)
     assert iou.max() < NEAR_DUPLICATE_IOU
     assert {tuple(r) for r in near.boxes.tolist()} <= {tuple(r) for r in exact.boxes.tolist()}
+
+
+def test_each_mode_has_its_own_near_duplicate_default() -> None:
+    """fast (and single) drop near-duplicates at 0.95 under a box budget; quality keeps them, as the paper."""
+    from models.proposals.selective_search import NEAR_DUPLICATES, default_near_duplicates
+
+    assert default_near_duplicates("fast") == default_near_duplicates("single") == NEAR_DUPLICATE_IOU == 0.95
+    assert default_near_duplicates("quality") == NEAR_DUPLICATES["exact"] == 1.0
+    img = _scene(5, 60, 80)
+    quality = selective_search(img, "quality", ks=(50, 150))
+    exact = selective_search(img, "quality", ks=(50, 150), near_duplicate_iou="exact")
+    np.testing.assert_array_equal(quality.boxes, exact.boxes)
+    localise = selective_search(img, "quality", ks=(50, 150), near_duplicate_iou="localise")
+    assert len(localise) < len(quality)
+    fast = selective_search(img, "fast", ks=(50, 150))
+    np.testing.assert_array_equal(fast.boxes, selective_search(img, "fast", ks=(50, 150),
+                                                               near_duplicate_iou=0.95).boxes)
 
 
 def test_near_duplicate_threshold_one_is_exact_deduplication_only() -> None:

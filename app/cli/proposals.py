@@ -67,8 +67,9 @@ def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None
                    help="drop boxes narrower or shorter than this many pixels (default 0)")
     p.add_argument("--near-duplicates", type=_near_duplicates, default=None, metavar="NAME|IOU",
                    help="drop a box overlapping a better-ranked one at least this much: compact (0.8: fewer "
-                        "boxes, same recall@0.5), balanced (0.9), localise (0.95, the default: tighter boxes), exact (1.0: "
-                        "exact duplicates only, as the paper), or a number in (0, 1]")
+                        "boxes, same recall@0.5), balanced (0.9), localise (0.95, the default of single and fast: tighter "
+                        "boxes), exact (1.0: exact duplicates only, as the paper; the default of quality), or a "
+                        "number in (0, 1]")
 
 
 def _superpixels_parser() -> argparse.ArgumentParser:

@@ -252,14 +252,14 @@ class ProposalConfig(Part):
         proposals it was trained on when the library's defaults change. ``legacy``: a saved model that left
         them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_NEAR_DUPLICATES`); a new
         one the current defaults."""
-        from models.proposals.selective_search import NEAR_DUPLICATE_IOU, default_ks
+        from models.proposals.selective_search import default_ks, default_near_duplicates
 
         ks = self.ks
         if ks is None:
             ks = list(LEGACY_FAST_KS) if legacy and self.mode == "fast" else list(default_ks(self.mode))
         near = self.near_duplicates
         if near is None:
-            near = LEGACY_NEAR_DUPLICATES if legacy else NEAR_DUPLICATE_IOU
+            near = LEGACY_NEAR_DUPLICATES if legacy else default_near_duplicates(self.mode)
         return self.replace(ks=ks, near_duplicates=near)
 
 

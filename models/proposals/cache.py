@@ -55,7 +55,7 @@ class ProposalParams:
     seed: int = 0
     top: int | None = 2000
     min_box_size: float = 4.0
-    near_duplicate_iou: float | None = None  # None: the library's default (NEAR_DUPLICATE_IOU)
+    near_duplicate_iou: float | None = None  # None: the mode's default (default_near_duplicates)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -86,10 +86,10 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
     The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
     go into the key as their values, so boxes cached before a default changed are never served after it.
     """
-    from models.proposals.selective_search import NEAR_DUPLICATE_IOU, strategies_for
+    from models.proposals.selective_search import default_near_duplicates, strategies_for
 
     effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
-                 "near_duplicate_iou": (NEAR_DUPLICATE_IOU if params.near_duplicate_iou is None
+                 "near_duplicate_iou": (default_near_duplicates(params.mode) if params.near_duplicate_iou is None
                                         else float(params.near_duplicate_iou))}
     h = hashlib.sha256(image_digest(image).encode())
     search = params.search_params().to_dict()
