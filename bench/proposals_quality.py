@@ -2,7 +2,7 @@
 
 OpenCV's quality mode costs ~3–11 s per image here, so it is computed once per image and cached with its
 time; in the same loop (the two sides interleaved, which one runs first alternating) our quality mode with its
-defaults is run and timed, and its 80 groupings are cached. ``--extra`` adds more groupings (colour space ×
+defaults is run and timed, and its groupings are cached. ``--extra`` adds more groupings (colour space ×
 k × min_size × similarity set) to the cache, without timing against OpenCV. Every variant is then only ranked
 and deduplicated from the cached region boxes (``combine_hierarchies``), so variants differ exactly in what
 they change. Run with OpenCV-contrib on the path (see bench/proposals.py), e.g.

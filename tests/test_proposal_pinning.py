@@ -51,3 +51,13 @@ def test_the_cache_key_follows_the_pinned_threshold() -> None:
     a = proposal_key(image, ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.9))
     b = proposal_key(image, ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.95))
     assert a != b
+
+
+def test_quality_mode_pins_its_own_defaults_and_its_legacy_ladder() -> None:
+    from models.detection.config import LEGACY_QUALITY_KS, ProposalConfig
+
+    new = ProposalConfig(mode="quality").pinned(legacy=False)
+    assert new.ks == list(ss.QUALITY_KS) and new.near_duplicates == ss.default_near_duplicates("quality") == 1.0
+    old = ProposalConfig(mode="quality").pinned(legacy=True)
+    assert old.ks == list(LEGACY_QUALITY_KS) == [50.0, 100.0, 150.0, 300.0]
+    assert old.near_duplicates == LEGACY_NEAR_DUPLICATES

@@ -423,7 +423,7 @@ def test_dataset_quality_cancel(setup, qtbot, tmp_path):
 def test_shutdown_stops_work_and_refuses_new_requests(setup, qtbot):
     canvas, tools, dec = setup
     tools.proposals_panel.mode_combo.setCurrentIndex(tools.proposals_panel.mode_combo.findData("quality"))
-    tools.proposals_layer.setVisible(True)  # a long job (80 groupings) starts
+    tools.proposals_layer.setVisible(True)  # a long job (120 groupings) starts
     assert tools.proposal_runner.busy
     tools.shutdown()  # cancels it at its next check and waits for the thread
     assert tools._pool.active == 0

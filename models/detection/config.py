@@ -250,13 +250,15 @@ class ProposalConfig(Part):
     def pinned(self, legacy: bool) -> ProposalConfig:
         """This part with "the mode's" k values and near-duplicate threshold written out, so a model keeps the
         proposals it was trained on when the library's defaults change. ``legacy``: a saved model that left
-        them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_NEAR_DUPLICATES`); a new
+        them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_QUALITY_KS`,
+        :data:`LEGACY_NEAR_DUPLICATES`); a new
         one the current defaults."""
         from models.proposals.selective_search import default_ks, default_near_duplicates
 
         ks = self.ks
         if ks is None:
-            ks = list(LEGACY_FAST_KS) if legacy and self.mode == "fast" else list(default_ks(self.mode))
+            legacy_ks = {"fast": LEGACY_FAST_KS, "quality": LEGACY_QUALITY_KS}.get(self.mode) if legacy else None
+            ks = list(legacy_ks) if legacy_ks is not None else list(default_ks(self.mode))
         near = self.near_duplicates
         if near is None:
             near = LEGACY_NEAR_DUPLICATES if legacy else default_near_duplicates(self.mode)
@@ -266,6 +268,8 @@ class ProposalConfig(Part):
 #: "The mode's" Selective Search settings when a model saved without them (``ks`` / ``near_duplicates``
 #: empty) was trained: until 2026-11-30 fast mode used k 75, 150, 300 and dropped near-duplicates at IoU 0.9.
 LEGACY_FAST_KS = (75.0, 150.0, 300.0)
+#: Quality mode's k values until 2026-11-30 14:00 (the paper's; now 50, 75, 100, 150, 200, 300).
+LEGACY_QUALITY_KS = (50.0, 100.0, 150.0, 300.0)
 LEGACY_NEAR_DUPLICATES = 0.9
 
 
