@@ -245,6 +245,59 @@ def test_efficientnet_frozen_stages_are_configurable_and_scratch_trains_everythi
         build_backbone("efficientnet_lite0", options={"stride": 32})
 
 
+@needs_lite0
+@pytest.mark.parametrize("channels", [112, 48])
+def test_efficientnet_top_down_gives_a_stride_8_map_of_its_channels_on_the_stride_16_trunk(channels: int) -> None:
+    bb = build_backbone("efficientnet_lite0", options={"stride": 8, "top_down": True, "top_down_channels": channels})
+    assert bb.stride == 8 and bb.out_channels == channels and bb.weights_info.source == "imagenet"
+    with torch.no_grad():
+        out = bb.eval()(torch.rand(2, 3, 96, 136))
+    assert out.shape == (2, channels, 12, 17)
+    # the trunk is the stride-16 one (no dilation): the stride-8 map costs only the fusion
+    assert all(b._depthwise_conv.dilation == (1, 1) for b in bb.body.trunk._blocks)
+    assert bb.body.trunk._blocks[5]._depthwise_conv.stride == (2, 2)
+    with pytest.raises(ValueError, match="needs stride 8"):
+        build_backbone("efficientnet_lite0", options={"top_down": True})
+
+
+@needs_lite0
+def test_efficientnet_top_down_map_sees_both_the_stride_8_stage_and_the_stride_16_output() -> None:
+    """Each of the two inputs of the fusion reaches the output: zeroing either lateral changes the map."""
+    bb = build_backbone("efficientnet_lite0", options={"stride": 8, "top_down": True}).eval()
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        full = bb(x)
+        for name in ("lateral", "top"):
+            conv = getattr(bb.body, name)
+            saved = conv.weight.clone()
+            conv.weight.zero_()
+            assert not torch.allclose(bb(x), full)
+            conv.weight.copy_(saved)
+
+
+@needs_lite0
+def test_efficientnet_top_down_frozen_stages_get_no_gradient_and_its_new_layers_learn_at_the_heads_rate() -> None:
+    from models.detection.training import parameter_groups
+
+    m = build_detector("faster-rcnn", CLASSES, backbone="efficientnet_lite0",
+                       backbone_options={"stride": 8, "top_down": True}, anchor_sizes=(16, 32), representation_size=32,
+                       min_size=96, max_size=128, rpn_pre_nms_train=200, rpn_post_nms_train=64)
+    m.train()
+    losses = m([torch.rand(3, 96, 128)], [{"boxes": torch.tensor([[10.0, 12.0, 40.0, 60.0]]),
+                                           "labels": torch.tensor([1])}])
+    sum(losses.values()).backward()
+    body = m.backbone.body
+    frozen = list(body.trunk._conv_stem.parameters()) + list(body.trunk._blocks[:3].parameters())
+    assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)
+    assert all(p.grad is not None for p in body.trunk._blocks[3:].parameters())  # blocks 3-4 via the lateral
+    new = [p for conv in (body.lateral, body.top, body.smooth) for p in conv.parameters()]
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in new)
+    rest, backbone = parameter_groups(m, 0.1)
+    ids = {id(p) for p in new}
+    assert ids <= {id(p) for p in rest["params"]} and not ids & {id(p) for p in backbone["params"]}
+    assert {id(p) for p in body.trunk._blocks[4].parameters()} <= {id(p) for p in backbone["params"]}
+
+
 def test_missing_weights_package_is_a_clear_backbone_error(monkeypatch) -> None:
     import sys
 
@@ -271,23 +324,26 @@ def test_efficientnet_loads_a_users_copy_and_refuses_a_foreign_file(tmp_path) ->
 
 
 @needs_lite0
+@pytest.mark.parametrize("options", [{"stride": 8}, {"stride": 8, "top_down": True}])
 def test_faster_rcnn_on_efficientnet_trains_and_round_trips_without_rereading_the_weights(
-        tmp_path, monkeypatch) -> None:
-    """Stride 8 here (the option must survive the checkpoint); stride 16 is the CLI training test's."""
+        tmp_path, monkeypatch, options: dict) -> None:
+    """Stride 8 here, dilated or fused (the options must survive the checkpoint); stride 16 is the CLI training
+    test's."""
     from models.detection import efficientnet
     stride = 8
     torch.manual_seed(0)
-    m = build_detector("faster-rcnn", CLASSES, backbone="efficientnet_lite0", backbone_options={"stride": stride},
+    m = build_detector("faster-rcnn", CLASSES, backbone="efficientnet_lite0", backbone_options=options,
                        anchor_sizes=(32, 64), representation_size=32, min_size=128, max_size=160,
                        rpn_pre_nms_train=300, rpn_post_nms_train=100, rpn_pre_nms_test=300, rpn_post_nms_test=50,
                        box_score_threshold=0.0)
-    assert m.parts.backbone.pretrained is True and m.parts.backbone.options == {"stride": stride}
+    assert m.parts.backbone.pretrained is True and m.parts.backbone.options == options
+    trunk = getattr(m.backbone.body, "trunk", m.backbone.body)
     m.train()
     losses = m([torch.rand(3, 128, 160)], [{"boxes": torch.tensor([[10.0, 12.0, 70.0, 90.0]]),
                                              "labels": torch.tensor([2])}])
     sum(losses.values()).backward()
-    assert m.backbone.body._blocks[10]._project_conv.weight.grad is not None
-    assert m.backbone.body._conv_stem.weight.grad is None
+    assert trunk._blocks[10]._project_conv.weight.grad is not None
+    assert trunk._conv_stem.weight.grad is None
     m.eval()
     image = np.random.default_rng(0).integers(0, 255, (128, 160, 3), dtype=np.uint8)
     assert m.trace(image).feature_size == (128 // stride, 160 // stride)
@@ -300,6 +356,7 @@ def test_faster_rcnn_on_efficientnet_trains_and_round_trips_without_rereading_th
     monkeypatch.setattr(efficientnet, "read_state", refuse)
     loaded = load_detector(path, device="cpu")
     assert loaded.backbone.stride == stride and loaded.backbone.weights_info.source == "checkpoint"
-    assert not loaded.backbone.body._conv_stem.weight.requires_grad  # the same stages stay frozen
+    assert not getattr(loaded.backbone.body, "trunk", loaded.backbone.body)._conv_stem.weight.requires_grad
+    assert loaded.parts.backbone.options == options  # the same network, the same stages frozen
     a, b = m.predict([image], 0.0)[0], loaded.predict([image], 0.0)[0]
     assert len(a) > 0 and np.allclose(a.scores, b.scores, atol=1e-5) and np.allclose(a.boxes, b.boxes, atol=1e-3)

@@ -47,12 +47,17 @@ def lr_at(config: TrainConfig, step: int, total: int) -> float:
 
 def parameter_groups(model: torch.nn.Module, backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
     """The trainable parameters as optimiser groups: the backbone's with ``lr_scale`` = ``backbone_lr_scale``,
-    the rest (RPN, heads) with 1. One group when the scale is 1, so checkpoints of earlier runs resume."""
+    the rest (RPN, heads, and the backbone's :attr:`~models.detection.backbones.Backbone.new_layers`) with 1.
+    One group when the scale is 1, so checkpoints of earlier runs resume."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if float(backbone_lr_scale) == 1.0:
         return [{"params": [p for _, p in trainable], "lr_scale": 1.0}]
-    backbone = [p for n, p in trainable if n.startswith("backbone.")]
-    rest = [p for n, p in trainable if not n.startswith("backbone.")]
+    owner = getattr(model, "backbone", None)
+    is_new = getattr(owner, "is_new_layer", lambda name: False)
+    # the backbone's own new (random) layers learn at the heads' rate, like the heads
+    in_backbone = [n.startswith("backbone.") and not is_new(n[len("backbone."):]) for n, _ in trainable]
+    backbone = [p for (_, p), b in zip(trainable, in_backbone, strict=True) if b]
+    rest = [p for (_, p), b in zip(trainable, in_backbone, strict=True) if not b]
     groups = [{"params": rest, "lr_scale": 1.0}]
     if backbone:
         groups.append({"params": backbone, "lr_scale": float(backbone_lr_scale)})
