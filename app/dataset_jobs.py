@@ -12,6 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import shiboken6
+
 from app.dialogs import progress_dialog
 from app.workers import Worker
 from models.data.annotations import AnnotationError
@@ -39,9 +41,16 @@ class DatasetJobs:
         self._job_dialog = dlg
         self.document.busy = True
 
+        ended = False
+
         def progress(f: float, msg: str) -> None:
-            dlg.setValue(int(max(0.0, min(1.0, f)) * 1000))
+            # A window-modal QProgressDialog processes events inside setValue, so the job's end (or a later
+            # progress report) can run in there and the dialog be deleted by the time this returns: the label
+            # goes first, setValue last, and nothing touches a dialog that is gone.
+            if ended or not shiboken6.isValid(dlg):
+                return
             dlg.setLabelText(msg[:120])
+            dlg.setValue(int(max(0.0, min(1.0, f)) * 1000))
 
         def done(value: Any) -> None:
             if on_result is not None:
@@ -55,9 +64,12 @@ class DatasetJobs:
             self.jobFinished.emit(name, None, err)  # type: ignore[attr-defined]
 
         def finished() -> None:
+            nonlocal ended
+            ended = True
             self.document.busy = False
-            dlg.close()
-            dlg.deleteLater()
+            if shiboken6.isValid(dlg):
+                dlg.close()
+                dlg.deleteLater()
             if self._job_dialog is dlg:
                 self._job_dialog = None
 
