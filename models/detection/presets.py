@@ -213,7 +213,7 @@ BUILTIN: list[Preset] = [
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
-           "bench/README.md: five held-out folds AP@0.5 0.237 ± 0.107 after ~12 CPU-min each, folds 0-3 8.7× the "
+           "bench/README.md: five held-out folds AP@0.5 0.237 ± 0.107 after ~12 CPU-min each, all five folds 7.2× the "
            "same recipe from scratch; below the issue's 0.30: persons under ~40 px are missed at stride 16). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "
            "2:1 also across the border, backbone batch norm and first three stages frozen, the rest at a tenth "
