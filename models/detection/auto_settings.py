@@ -268,19 +268,24 @@ def choose_settings(stats: BoxStats, *, synthetic: bool = False, coverage: bool 
 
 
 def auto_settings(source: DatasetSource, indices: list[int] | None = None,
-                  processes: int = 1) -> tuple[AutoSettings, BoxStats]:
+                  processes: int = 1, stats: BoxStats | None = None) -> tuple[AutoSettings, BoxStats]:
     """Measure ``source`` (the training ``indices``) and choose (``processes``: see :func:`choose_settings`);
-    raises ValueError when it has no boxes."""
-    stats = compute_box_stats(source, indices)
+    ``stats``: those images' statistics measured before (for another process count), not read again. Raises
+    ValueError when there are no boxes."""
+    if stats is None:
+        stats = compute_box_stats(source, indices)
     if not len(stats.boxes):
         raise ValueError(f"{source.root}: no usable boxes in the training images, nothing to choose settings from")
     return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root)), processes=processes), stats
 
 
 def split_auto_settings(source: DatasetSource, split: str = "train", seed: int = 0,
-                        processes: int = 1) -> tuple[AutoSettings, BoxStats]:
+                        processes: int = 1, stats: BoxStats | None = None) -> tuple[AutoSettings, BoxStats]:
     """:func:`auto_settings` on the images of ``split`` of the dataset's saved split (made with ``seed`` when it
-    has none), the images the run will train on; the ``train`` command and the window both call this."""
+    has none), the images the run will train on; the ``train`` command and the window both call this.
+    ``stats`` from an earlier call for the same split skips reading the split and its boxes."""
     from models.data.training_data import dataset_splits, split_indices
 
+    if stats is not None:
+        return auto_settings(source, processes=processes, stats=stats)
     return auto_settings(source, split_indices(dataset_splits(source, seed=seed), split), processes=processes)

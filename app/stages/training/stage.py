@@ -33,16 +33,10 @@ def _summary_job(job: Job, source: DatasetSource) -> options.DatasetSummary:
 def _auto_settings_job(job: Job, source: DatasetSource, processes: int, stats: Any = None) -> Any:
     """What ``train`` with no preset chooses for this dataset's training split and process count (the same
     function the command calls), as ``(settings, box statistics)``. The first call reads every training box;
-    ``stats`` from an earlier call for another process count skips that read (only the choice and its
-    anchor-coverage pass over the boxes in memory run again). A worker's job either way."""
-    from pathlib import Path
+    ``stats`` from an earlier call for another process count skips that read. A worker's job either way."""
+    from models.detection.auto_settings import split_auto_settings
 
-    from models.data.synthetic import is_synthetic_root
-    from models.detection.auto_settings import choose_settings, split_auto_settings
-
-    if stats is None:
-        return split_auto_settings(source, processes=processes)
-    return choose_settings(stats, synthetic=is_synthetic_root(Path(source.root)), processes=processes), stats
+    return split_auto_settings(source, processes=processes, stats=stats)
 
 
 def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
