@@ -50,11 +50,6 @@ class GuiThreadCollector(QObject):
                     found += gc.collect(2)
         return found
 
-    def stop(self) -> None:
-        """Back to Python's automatic collection (the application is closing)."""
-        self.timer.stop()
-        gc.enable()
-
 
 def install_gui_thread_gc(app: QCoreApplication | None = None) -> GuiThreadCollector:
     """The application's collector, made on first call (from the GUI thread) and parented to ``app``."""
