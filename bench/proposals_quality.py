@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.proposals import _resolve_data, load_images, opencv_boxes  # noqa: E402
+from bench.proposals_ablation import _large, _vals  # noqa: E402 - the fast-mode search's figures
 
 PAPER_SPACES = ("hsv", "lab", "rgI", "H", "I")
 PAPER_KS = ((50.0, 50), (100.0, 100), (150.0, 150), (300.0, 300))
@@ -199,10 +200,6 @@ def _is_large(gt: np.ndarray, side: float) -> np.ndarray:
     return np.sqrt(np.clip(gt[:, 2] - gt[:, 0], 0, None) * np.clip(gt[:, 3] - gt[:, 1], 0, None)) >= side
 
 
-def _large(gt: np.ndarray, side: float) -> np.ndarray:
-    return gt[_is_large(gt, side)]
-
-
 def _vals_from_best(recs: list[dict], side: float | None) -> np.ndarray:
     """OpenCV's figures from its per-object best IoUs (all objects, or the large ones)."""
     from models.proposals.metrics import average_recall, recall_at
@@ -210,11 +207,6 @@ def _vals_from_best(recs: list[dict], side: float | None) -> np.ndarray:
     best = np.concatenate([r["cv_best"][_is_large(r["gt"], side)] if side else r["cv_best"] for r in recs])
     return np.array([np.mean([r["cv_n"] for r in recs]), recall_at(best, 0.5), recall_at(best, 0.7),
                      float(best.mean()), average_recall(best)])
-
-
-def _vals(summary) -> np.ndarray:
-    return np.array([summary.boxes_per_image, summary.recall[0.5], summary.recall[0.7], summary.mabo,
-                     summary.average_recall])
 
 
 def _parse_extra(text: str) -> list[tuple]:
