@@ -265,12 +265,7 @@ class EfficientNetTopDown(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = self.trunk
-        x = F.relu6(t._bn0(t._conv_stem(x)))
-        for i, block in enumerate(t._blocks):
-            x = block(x)
-            if i == self.TAP_BLOCK:
-                fine = x
+        x, fine = self.trunk.forward_tapped(x, self.TAP_BLOCK)
         y = F.interpolate(self.top(x), size=fine.shape[-2:], mode="nearest") + self.lateral(fine)
         return self.smooth(y)
 

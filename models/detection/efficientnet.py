@@ -145,10 +145,17 @@ class EfficientNetTrunk(nn.Module):
         self._blocks = nn.ModuleList(blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_tapped(x)[0]
+
+    def forward_tapped(self, x: torch.Tensor, tap: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output and, for a top-down fusion, the output of block ``tap`` on the way (None: not kept)."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        kept = None
+        for i, block in enumerate(self._blocks):
             x = block(x)
-        return x
+            if i == tap:
+                kept = x
+        return x, kept
 
     def stage_modules(self) -> list[nn.Module]:
         """The stem, then one container per stage present (for freezing the first ones)."""
