@@ -22,6 +22,20 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 
+def error_summary(message: str) -> str:
+    """The sentence a person reads from a worker's error: its first line, without the exception type.
+
+    ``Worker`` reports an error as ``"TypeName: text"`` followed by the traceback; panels show only the text.
+    A ``KeyError`` quotes its key (``KeyError: 'boxes'``), so its quotes go too.
+    """
+    lines = (message or "").strip().splitlines()
+    line = lines[0] if lines else "error"
+    head, sep, rest = line.partition(": ")
+    if sep and head.isidentifier() and head.endswith(("Error", "Exception", "Cancelled")):
+        line = rest.strip("'\"") if head == "KeyError" else rest
+    return line
+
+
 class Cancelled(Exception):
     """Raised inside a job by ``Job.check`` when the user cancelled it."""
 

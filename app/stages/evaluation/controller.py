@@ -33,7 +33,7 @@ from app.stages.evaluation.jobs import (
     rescore_job,
 )
 from app.stages.evaluation.panel import EvaluationPanel
-from app.workers import Worker, WorkerPool
+from app.workers import Worker, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
 from models.data.edited_source import with_annotations
 from models.detection.error_analysis import WorstImage
@@ -44,15 +44,6 @@ from models.detection.evaluation_report import (
     worst_rows,
     write_csv,
 )
-
-
-def first_line(message: str) -> str:
-    """A worker's error without its exception type and traceback."""
-    line = (message or "error").splitlines()[0]
-    head, sep, rest = line.partition(": ")
-    if sep and head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")):
-        return rest
-    return line
 
 
 def unsaved_annotations(document: Any, source: DatasetSource | None) -> dict[Path, Any]:
@@ -254,7 +245,7 @@ class EvaluationStage(Stage):
         if message == "cancelled":
             self.panel.set_status("Cancelled; the previous results (if any) are still shown.")
         else:
-            text = first_line(message)
+            text = error_summary(message)
             self.panel.set_status(f"Evaluation failed: {text}", error=True)
             self.message.emit(f"Evaluation failed: {text}")
         self._ended = None
@@ -281,7 +272,7 @@ class EvaluationStage(Stage):
         self.rescored.emit(report)
 
     def _on_rescore_error(self, message: str) -> None:
-        self.panel.set_status(f"Re-scoring failed: {first_line(message)}", error=True)
+        self.panel.set_status(f"Re-scoring failed: {error_summary(message)}", error=True)
 
     # --- showing --------------------------------------------------------------------------------------------
     def show_report(self, report: EvaluationReport) -> None:

@@ -37,13 +37,12 @@ from app.stages.model.jobs import (
     LoadedModel,
     TraceResult,
     dataset_classes_job,
-    first_line,
     load_model_job,
     trace_job,
 )
 from app.stages.model.notice import CanvasNotice
 from app.stages.model.panel import ModelPanel
-from app.workers import Worker, WorkerPool
+from app.workers import Worker, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
 
 #: Milliseconds the image or ground truth must stay unchanged before the model runs (an image change and the
@@ -243,7 +242,7 @@ class ModelStage(FolderInference, Stage):
         self.request_trace()
 
     def _on_load_error(self, message: str) -> None:
-        text = first_line(message)
+        text = error_summary(message)
         name = Path(self._loading).name
         keep = f" {Path(self._loaded.path).name} stays loaded." if self._loaded is not None else ""
         self.panel.set_status(f"Could not load {name}: {text}.{keep}", error=True)
@@ -297,7 +296,7 @@ class ModelStage(FolderInference, Stage):
         self.session.set_trace(trace)
 
     def _on_trace_error(self, message: str) -> None:
-        text = first_line(message)
+        text = error_summary(message)
         self.panel.set_status(f"The model failed on this image: {text}", error=True)
         self.message.emit(f"Model: {text}")
 
@@ -388,4 +387,4 @@ class ModelStage(FolderInference, Stage):
             self.notice.set_note(f"{note} Detections are hidden. <a href='show'>Show them anyway</a>")
 
 
-__all__ = ["TRACE_DEBOUNCE_MS", "ModelStage", "default_model_path", "first_line"]
+__all__ = ["TRACE_DEBOUNCE_MS", "ModelStage", "default_model_path"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog
 
 from app.stages.model.class_map import renamed
-from app.stages.model.jobs import LOW_SCORE_THRESHOLD, FolderResult, first_line, folder_job
-from app.workers import Worker
+from app.stages.model.jobs import LOW_SCORE_THRESHOLD, FolderResult, folder_job
+from app.workers import Worker, error_summary
 
 
 class FolderInference:
@@ -69,7 +69,7 @@ class FolderInference:
         if message == "cancelled":
             self.panel.set_folder_status("Cancelled; no detections were stored.")
         else:
-            text = first_line(message)
+            text = error_summary(message)
             self.panel.set_folder_status(f"Folder inference failed: {text}", error=True)
             self.message.emit(f"Folder inference: {text}")
         self._folder_outcome = None

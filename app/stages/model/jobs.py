@@ -54,15 +54,6 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def first_line(message: str) -> str:
-    """The message of a worker error without its exception type and traceback."""
-    line = (message or "error").splitlines()[0]
-    for prefix in ("CheckpointError: ", "ModelRunError: ", "RuntimeError: ", "FileNotFoundError: "):
-        if line.startswith(prefix):
-            return line[len(prefix):]
-    return line
-
-
 class ModelRunError(RuntimeError):
     """A failure worth one plain sentence in the window (out of memory, device gone)."""
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 from app.stages.base import Stage, make_dock
 from app.stages.runs.comparison import evaluation_state
 from app.stages.runs.panel import MAX_COMPARED, RunsPanel
-from app.workers import Job, Worker, WorkerPool
+from app.workers import Job, Worker, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
 from models.detection.runs import RunEvaluation, RunRecord, evaluate_run, list_runs
 
@@ -47,14 +47,6 @@ def list_job(job: Job, root: Path, extra: list[str], previous: list[RunRecord]) 
 def evaluate_job(job: Job, path: str, source: DatasetSource, device: str) -> RunEvaluation:
     return evaluate_run(path, source, "test", device=device, progress=job.progress,
                         cancelled=lambda: job.cancelled)
-
-
-def first_line(message: str) -> str:
-    line = (message or "error").splitlines()[0]
-    for prefix in ("CheckpointError: ", "KeyError: ", "RuntimeError: ", "EvaluationCancelled: "):
-        if line.startswith(prefix):
-            line = line[len(prefix):]
-    return line.strip("'\"")
 
 
 class RunsStage(Stage):
@@ -261,7 +253,7 @@ class RunsStage(Stage):
     def _list_failed(self, message: str) -> None:
         if self._shut:  # queued before shutdown; the widgets may be gone
             return
-        self.panel.status_label.setText(f"Could not list the runs: {first_line(message)}")
+        self.panel.status_label.setText(f"Could not list the runs: {error_summary(message)}")
 
     def _list_done(self) -> None:
         self._list_worker = None
@@ -433,7 +425,7 @@ class RunsStage(Stage):
                 self.panel.ap_table.set_result(col, None, "cancelled")
             self.failures[key] = "cancelled (select the run again to retry)"
             return
-        self.failures[key] = first_line(message)
+        self.failures[key] = error_summary(message)
         col = self._column_of(key)
         if col >= 0:
             self.panel.ap_table.set_result(col, None, "failed: " + self.failures[key])
