@@ -118,13 +118,29 @@ def test_key_follows_the_library_defaults(monkeypatch) -> None:
 
     a = _image()
     before = proposal_key(a, ProposalParams())
-    monkeypatch.setattr(ss, "NEAR_DUPLICATE_IOU", 0.5)
+    given = ProposalParams(ks=(100.0, 150.0, 300.0))
+    given_before = proposal_key(a, given)
+    monkeypatch.setattr(ss, "FAST_NEAR_DUPLICATE_IOU", 0.5)
     assert proposal_key(a, ProposalParams()) != before  # a changed default never serves old boxes
+    assert proposal_key(a, given) == given_before  # given k values have their own threshold
     monkeypatch.undo()
-    monkeypatch.setattr(ss, "FAST_KS", (10.0,))
+    monkeypatch.setattr(ss, "NEAR_DUPLICATE_IOU", 0.5)
+    assert proposal_key(a, given) != given_before
+    monkeypatch.undo()
+    # fast mode's own plan, grouping by grouping: changing one grouping's similarity set changes the key
+    plan = list(ss.FAST_PLAN)
+    monkeypatch.setattr(ss, "FAST_PLAN", tuple(plan[:-1]) + (ss.Strategy("lab", 200.0, "S"),))
     assert proposal_key(a, ProposalParams()) != before
     monkeypatch.undo()
     assert proposal_key(a, ProposalParams()) == before
+    assert proposal_key(a, ProposalParams(groupings=("lab k=200 F",))) != before
+
+
+def test_keys_of_parameters_from_before_the_groupings_field_are_unchanged() -> None:
+    """``groupings`` left empty is absent from the key's text: boxes cached for pinned k values stay valid."""
+    assert "groupings" not in ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.9).to_dict()
+    p = ProposalParams(groupings=("lab k=200 F",))
+    assert ProposalParams.from_dict(p.to_dict()) == p
 
 
 def test_fast_rcnn_reuses_the_proposals_r_cnn_cached(tmp_path) -> None:

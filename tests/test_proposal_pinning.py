@@ -18,14 +18,18 @@ CLASSES = ["a", "b"]
 def test_a_new_model_writes_out_the_current_defaults_and_keeps_them(generation, tmp_path, monkeypatch) -> None:
     model = build_detector(generation, CLASSES, small_width=8)
     props = model.parts.proposals
-    assert props.ks == list(ss.FAST_KS) and props.near_duplicates == ss.NEAR_DUPLICATE_IOU
-    assert model.proposal_params.near_duplicate_iou == ss.NEAR_DUPLICATE_IOU
+    assert props.groupings == [s.name for s in ss.FAST_PLAN] and len(props.groupings) == 13
+    assert props.near_duplicates == ss.FAST_NEAR_DUPLICATE_IOU == 0.93
+    assert model.proposal_params.near_duplicate_iou == ss.FAST_NEAR_DUPLICATE_IOU
+    assert model.proposal_params.groupings == tuple(props.groupings)
     path = save_checkpoint(tmp_path / "m.pt", model=model, config={}, class_names=CLASSES, split={}, epoch=1)
     # The library's defaults move on; the saved model does not.
     monkeypatch.setattr(ss, "FAST_KS", (60.0, 120.0))
-    monkeypatch.setattr(ss, "NEAR_DUPLICATE_IOU", 0.85)
+    monkeypatch.setattr(ss, "FAST_PLAN", (ss.Strategy("hsv", 60.0, "CTSF"),))
+    monkeypatch.setattr(ss, "FAST_NEAR_DUPLICATE_IOU", 0.85)
     again = load_detector(path, device="cpu")
     assert again.parts.proposals.ks == props.ks and again.parts.proposals.near_duplicates == props.near_duplicates
+    assert again.parts.proposals.groupings == props.groupings
     assert model_parts(load_checkpoint(path)).proposals == props
 
 
@@ -37,9 +41,34 @@ def test_a_model_saved_without_them_gets_the_defaults_of_its_time(tmp_path) -> N
     payload = torch.load(path, weights_only=True)
     payload["model_config"]["proposals"]["ks"] = None
     payload["model_config"]["proposals"].pop("near_duplicates")  # written before the setting existed
+    payload["model_config"]["proposals"].pop("groupings")  # and before this one
     torch.save(payload, path)
     props = load_detector(path, device="cpu").parts.proposals
     assert props.ks == list(LEGACY_FAST_KS) and props.near_duplicates == LEGACY_NEAR_DUPLICATES
+    assert props.groupings == []  # written before fast mode had a plan of its own: every space × k
+
+
+def test_a_model_saved_with_k_values_keeps_its_groupings_and_threshold(tmp_path) -> None:
+    """A model pinned before fast mode's own plan (k 100, 150, 300 and 0.95 written out, no groupings) runs the
+    12 groupings of those k at 0.95, not the new plan."""
+    import numpy as np
+
+    from models.detection.config import ProposalConfig
+    from models.detection.detectors.fast_rcnn import proposal_params
+    from models.proposals.cache import compute_proposals
+
+    before = ProposalConfig(ks=[100.0, 150.0, 300.0], near_duplicates=0.95).pinned(legacy=True)
+    assert before.groupings == [] and before.ks == [100.0, 150.0, 300.0] and before.near_duplicates == 0.95
+    built = ProposalConfig(ks=[100.0, 150.0, 300.0]).pinned(legacy=False)  # k given: the threshold of given k
+    assert built.groupings == [] and built.near_duplicates == ss.NEAR_DUPLICATE_IOU == 0.95
+    new = ProposalConfig().pinned(legacy=False)
+    rng = np.random.default_rng(0)
+    image = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    image[10:30, 20:50] = (200, 40, 40)
+    np.testing.assert_array_equal(compute_proposals(image, proposal_params(new)),
+                                  ss.selective_search(image, "fast", top=2000, min_box_size=4.0).boxes)
+    old = ss.selective_search(image, "fast", ks=(100, 150, 300), near_duplicate_iou=0.95, top=2000, min_box_size=4.0)
+    np.testing.assert_array_equal(compute_proposals(image, proposal_params(before)), old.boxes)
 
 
 def test_the_cache_key_follows_the_pinned_threshold() -> None:

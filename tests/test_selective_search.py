@@ -158,8 +158,14 @@ def test_tsf_similarity_leaves_colour_out() -> None:
 def test_strategies_of_the_paper() -> None:
     single, fast, quality = (strategies_for(m) for m in ("single", "fast", "quality"))
     assert [(s.color_space, s.similarities) for s in single] == [("hsv", "CTSF")]
-    assert len(fast) == 12 and {s.color_space for s in fast} == {"hsv", "lab"}
-    assert {s.similarities for s in fast} == {"CTSF", "TSF"} and {s.k for s in fast} == {100.0, 150.0, 300.0}
+    # fast: its own plan, HSV k 100/150/300 and Lab k 100/150/200 × CTSF/TSF plus Lab k 200 by fill alone
+    assert len(fast) == 13 and {s.color_space for s in fast} == {"hsv", "lab"}
+    assert {s.k for s in fast if s.color_space == "hsv"} == {100.0, 150.0, 300.0}
+    assert {s.k for s in fast if s.color_space == "lab"} == {100.0, 150.0, 200.0}
+    assert [s.name for s in fast if s.similarities not in ("CTSF", "TSF")] == ["lab k=200 F"]
+    # given k values: every colour space × k × the paper's two similarity sets (the plan before, on k 100/150/300)
+    before = strategies_for("fast", ks=(100, 150, 300))
+    assert len(before) == 12 and {s.similarities for s in before} == {"CTSF", "TSF"}
     # the paper's colour spaces and similarity sets; its k range 50-300 with no step above 1.5x
     assert len(quality) == 5 * 6 * 4
     assert sorted({s.k for s in quality}) == [50.0, 75.0, 100.0, 150.0, 200.0, 300.0]
@@ -171,6 +177,15 @@ def test_strategies_of_the_paper() -> None:
         strategies_for("slow")
     with pytest.raises(ValueError):
         Strategy("hsv", 100, "CX")
+
+
+def test_a_grouping_reads_back_from_its_name() -> None:
+    """A saved model stores its groupings by name; each name parses back to the same strategy."""
+    for st in strategies_for("fast") + strategies_for("quality"):
+        assert Strategy.parse(st.name) == st
+    for bad in ("lab 200 F", "lab k=x F", "lab k=-1 F", "xyz k=100 F", "lab k=100 Q", ""):
+        with pytest.raises(ValueError):
+            Strategy.parse(bad)
 
 
 def test_a_named_k_plan_gives_each_colour_space_its_own_ladder() -> None:
@@ -195,7 +210,7 @@ def test_a_named_k_plan_gives_each_colour_space_its_own_ladder() -> None:
 
 def test_fast_mode_shares_segmentations_between_similarity_sets() -> None:
     p = selective_search(_scene(4), "fast")
-    assert len(p.hierarchy) == 12
+    assert len(p.hierarchy) == 13  # the Lab k 200 fill-only grouping reuses the Lab k 200 segmentation
     assert len({id(h.segmentation) for h in p.hierarchy}) == 6
 
 
@@ -237,10 +252,13 @@ def test_boxes_are_deduplicated_and_near_duplicates_dropped() -> None:
 
 
 def test_each_mode_has_its_own_near_duplicate_default() -> None:
-    """fast (and single) drop near-duplicates at 0.95 under a box budget; quality keeps them, as the paper."""
+    """fast's own plan drops near-duplicates at 0.93, single and fast with given k at 0.95, under a box budget;
+    quality keeps them, as the paper."""
     from models.proposals.selective_search import NEAR_DUPLICATES, default_near_duplicates
 
-    assert default_near_duplicates("fast") == default_near_duplicates("single") == NEAR_DUPLICATE_IOU == 0.95
+    assert default_near_duplicates("fast") == NEAR_DUPLICATES["budget"] == 0.93
+    assert default_near_duplicates("fast", ks=(100, 150, 300)) == default_near_duplicates("fast", ks="split") == 0.95
+    assert default_near_duplicates("single") == NEAR_DUPLICATE_IOU == 0.95
     assert default_near_duplicates("quality") == NEAR_DUPLICATES["exact"] == 1.0
     img = _scene(5, 60, 80)
     quality = selective_search(img, "quality", ks=(50, 150))

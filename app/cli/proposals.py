@@ -59,17 +59,18 @@ def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None
     p.add_argument("--top", type=_positive_int, default=None, help="keep the N best-ranked boxes")
     p.add_argument("--seed", type=int, default=0, help="seed of the randomised ranking (default 0)")
     p.add_argument("--ks", type=_ks, default=None,
-                   help="segmentation k values, comma-separated (default: the mode's, e.g. fast 100,150,300), or "
-                        "'split' (fast: HSV k 100,200,300 with Lab k 100,150,200; at or above OpenCV-fast "
-                        "on every labelled set of bench/README.md, a little below the default on COCO's "
-                        "large objects)")
+                   help="segmentation k values for every colour space, comma-separated (default: the mode's; "
+                        "fast: its own plan, HSV k 100,150,300 and Lab k 100,150,200 plus a Lab k 200 fill-only "
+                        "grouping; '100,150,300' is the plan before it), or 'split' (fast: HSV k 100,200,300 "
+                        "with Lab k 100,150,200)")
     p.add_argument("--min-box-size", type=float, default=0.0,
                    help="drop boxes narrower or shorter than this many pixels (default 0)")
     p.add_argument("--near-duplicates", type=_near_duplicates, default=None, metavar="NAME|IOU",
                    help="drop a box overlapping a better-ranked one at least this much: compact (0.8: fewer "
-                        "boxes, same recall@0.5), balanced (0.9), localise (0.95, the default of single and fast: tighter "
-                        "boxes), exact (1.0: exact duplicates only, as the paper; the default of quality), or a "
-                        "number in (0, 1]")
+                        "boxes, same recall@0.5), balanced (0.9), budget (0.93, the default of fast's own plan: "
+                        "OpenCV-fast's box count), localise (0.95, the default of single and of fast with --ks: "
+                        "tighter boxes), exact (1.0: exact duplicates only, as the paper; the default of quality), "
+                        "or a number in (0, 1]")
 
 
 def _superpixels_parser() -> argparse.ArgumentParser:

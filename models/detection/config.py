@@ -240,6 +240,9 @@ class ProposalConfig(Part):
     near_duplicates: float | None = setting(None, "drop a box at IoU ≥ this with a better-ranked one (1: exact "
                                                   "duplicates only); empty: the library's, fixed at build",
                                             "proposal_near_duplicates")
+    groupings: list[str] | None = setting(None, "the groupings run, as 'space k=K SIMILARITIES' (e.g. 'lab k=200 F'), "
+                                                "in place of every space × k; empty: from k (fast mode's own plan "
+                                                "is written here when the model is built)", "proposal_groupings")
     max_side: int | None = setting(500, "images are shrunk to this longer side for Selective Search",
                                    "proposal_max_side")
     seed: int = setting(0, "seed of Selective Search's random ranking", "proposal_seed")
@@ -253,16 +256,20 @@ class ProposalConfig(Part):
         them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_QUALITY_KS`,
         :data:`LEGACY_NEAR_DUPLICATES`); a new
         one the current defaults."""
-        from models.proposals.selective_search import default_ks, default_near_duplicates
+        from models.proposals.selective_search import default_ks, default_near_duplicates, default_plan
 
+        groupings = self.groupings
+        if groupings is None:  # a mode's own plan (fast's since 2026-11-30 late) only where k was not given
+            plan = default_plan(self.mode) if self.ks is None and not legacy else None
+            groupings = [s.name for s in plan] if plan is not None else []
         ks = self.ks
         if ks is None:
             legacy_ks = {"fast": LEGACY_FAST_KS, "quality": LEGACY_QUALITY_KS}.get(self.mode) if legacy else None
             ks = list(legacy_ks) if legacy_ks is not None else list(default_ks(self.mode))
         near = self.near_duplicates
         if near is None:
-            near = LEGACY_NEAR_DUPLICATES if legacy else default_near_duplicates(self.mode)
-        return self.replace(ks=ks, near_duplicates=near)
+            near = LEGACY_NEAR_DUPLICATES if legacy else default_near_duplicates(self.mode, self.ks)
+        return self.replace(ks=ks, near_duplicates=near, groupings=groupings)
 
 
 #: "The mode's" Selective Search settings when a model saved without them (``ks`` / ``near_duplicates``

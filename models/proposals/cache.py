@@ -56,10 +56,16 @@ class ProposalParams:
     top: int | None = 2000
     min_box_size: float = 4.0
     near_duplicate_iou: float | None = None  # None: the mode's default (default_near_duplicates)
+    #: The groupings by name ("lab k=200 F"), in place of the mode's × ``ks``; None or (): from mode and ks.
+    groupings: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ks"] = None if self.ks is None else [float(k) for k in self.ks]
+        if self.groupings:
+            d["groupings"] = list(self.groupings)
+        else:  # absent, not empty: parameters from before the field keep their cache keys
+            del d["groupings"]
         return d
 
     def search_params(self) -> ProposalParams:
@@ -71,6 +77,8 @@ class ProposalParams:
         d = dict(d)
         if d.get("ks") is not None:
             d["ks"] = tuple(float(k) for k in d["ks"])
+        if d.get("groupings") is not None:
+            d["groupings"] = tuple(str(g) for g in d["groupings"])
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -86,11 +94,14 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
     The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
     go into the key as their values, so boxes cached before a default changed are never served after it.
     """
-    from models.proposals.selective_search import default_near_duplicates, strategies_for
+    from models.proposals.selective_search import default_near_duplicates, default_plan, strategies_for
 
     effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
-                 "near_duplicate_iou": (default_near_duplicates(params.mode) if params.near_duplicate_iou is None
-                                        else float(params.near_duplicate_iou))}
+                 "near_duplicate_iou": (default_near_duplicates(params.mode, params.ks)
+                                        if params.near_duplicate_iou is None else float(params.near_duplicate_iou))}
+    if params.ks is None and not params.groupings and default_plan(params.mode) is not None:
+        # the mode's own plan, grouping by grouping (only here: the keys of given k values stay as they were)
+        effective["groupings"] = [s.name for s in default_plan(params.mode)]  # type: ignore[union-attr]
     h = hashlib.sha256(image_digest(image).encode())
     search = params.search_params().to_dict()
     del search["top"]
@@ -100,9 +111,11 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
 
 def compute_proposals(image: np.ndarray, params: ProposalParams) -> np.ndarray:
     """Selective Search boxes (float32 [N, 4], the image's pixels, best-ranked first) without the cache."""
-    from models.proposals.selective_search import selective_search
+    from models.proposals.selective_search import Strategy, selective_search
 
-    extra = {} if params.near_duplicate_iou is None else {"near_duplicate_iou": float(params.near_duplicate_iou)}
+    extra: dict = {} if params.near_duplicate_iou is None else {"near_duplicate_iou": float(params.near_duplicate_iou)}
+    if params.groupings:
+        extra["strategies"] = [Strategy.parse(g) for g in params.groupings]
     props = selective_search(image, params.mode, ks=params.ks, max_side=params.max_side, seed=params.seed,
                              top=params.top, min_box_size=params.min_box_size, **extra)
     return np.ascontiguousarray(props.boxes, dtype=np.float32).reshape(-1, 4)

@@ -88,19 +88,26 @@ MODES = ("single", "fast", "quality")
 #: ones that differ by more than a few pixels, "localise" (0.95, the default) all but the nearly identical
 #: ones (with fast mode's k it still returns fewer boxes than OpenCV-fast), "exact" (1.0) is the paper's
 #: exact deduplication only (~15 % more boxes than "localise" for +0.002 MABO).
-NEAR_DUPLICATES: dict[str, float] = {"compact": 0.8, "balanced": 0.9, "localise": 0.95, "exact": 1.0}
-#: The default of ``single`` and ``fast``: they are used under a box budget (a detector's 2,000), where each
-#: near-duplicate pushes a distinct box out.
+NEAR_DUPLICATES: dict[str, float] = {"compact": 0.8, "balanced": 0.9, "budget": 0.93, "localise": 0.95,
+                                     "exact": 1.0}
+#: The default of ``single`` and of ``fast`` with given k values: used under a box budget (a detector's 2,000),
+#: where each near-duplicate pushes a distinct box out.
 NEAR_DUPLICATE_IOU = NEAR_DUPLICATES["localise"]
+#: The default of ``fast`` with its own plan (``FAST_PLAN``), "budget" (0.93): the threshold at which the plan's
+#: 13 groupings stay within OpenCV-fast's box count on every labelled set (at 0.95 they spend up to 5 % more).
+FAST_NEAR_DUPLICATE_IOU = NEAR_DUPLICATES["budget"]
 #: The default of ``quality``: the paper's exact deduplication. Quality mode is the exhaustive one, used whole;
 #: at 0.95 it dropped exactly the boxes that count at AR's strictest thresholds (bench/README.md, "Quality
 #: mode, searched": +0.004-0.011 MABO and AR on every labelled set for ~20 % more boxes).
 QUALITY_NEAR_DUPLICATE_IOU = NEAR_DUPLICATES["exact"]
 
 
-def default_near_duplicates(mode: str) -> float:
-    """The near-duplicate threshold a mode uses when none is given (read at call time)."""
-    return QUALITY_NEAR_DUPLICATE_IOU if mode == "quality" else NEAR_DUPLICATE_IOU
+def default_near_duplicates(mode: str, ks: KsSpec | None = None) -> float:
+    """The near-duplicate threshold a mode uses when none is given (read at call time). A plan comes with its
+    threshold: fast mode's own (``ks`` None) "budget", fast with given k values "localise" as before the plan."""
+    if mode == "quality":
+        return QUALITY_NEAR_DUPLICATE_IOU
+    return FAST_NEAR_DUPLICATE_IOU if mode == "fast" and ks is None else NEAR_DUPLICATE_IOU
 
 
 def near_duplicate_threshold(value: float | str) -> float:
@@ -147,6 +154,35 @@ class Strategy:
     def name(self) -> str:
         return f"{self.color_space} k={self.k:g} {self.similarities}"
 
+    @classmethod
+    def parse(cls, text: str) -> Strategy:
+        """The strategy of a ``name`` ("lab k=200 F"); ValueError for anything else (a saved model's plan)."""
+        parts = str(text).split()
+        if len(parts) != 3 or not parts[1].startswith("k="):
+            raise ValueError(f"a grouping is written 'space k=K SIMILARITIES', e.g. 'lab k=200 F'; got {text!r}")
+        try:
+            k = float(parts[1][2:])
+        except ValueError:
+            raise ValueError(f"bad k in grouping {text!r}") from None
+        if k <= 0:
+            raise ValueError(f"k must be positive in grouping {text!r}")
+        return cls(parts[0], k, parts[2])
+
+
+#: Fast mode's groupings (issue 15, bench/README.md "Fast mode: a Lab ladder one rung finer, and a fill
+#: rung"): HSV at k 100, 150, 300 and Lab at k 100, 150, 200, each with the paper's two similarity sets
+#: (CTSF, TSF), plus one Lab grouping at k 200 merged by fill alone (F). Two reasons, both measured:
+#: (1) at one k Lab's segmentation is ~1.5x coarser than HSV's (coco_tiny at k 300: 39 regions against 69),
+#: so Lab at k 300 was the coarsest segmentation of all, whose boxes every hierarchy's last merges already
+#: give; at k 200 it works at HSV 300's granularity with Lab's colour distance, and it is the only
+#: segmentation that forms a person behind railings in `ascent` (also in quality mode). (2) Fill-only
+#: merging grows regions that fill their box: two flags and a cup that CTSF/TSF box loosely. 13 groupings on
+#: 6 segmentations (was 12 on 6), ~5 % more time; near-duplicates at ``FAST_NEAR_DUPLICATE_IOU``.
+FAST_PLAN: tuple[Strategy, ...] = tuple(
+    [Strategy("hsv", k, sim) for k in (100.0, 150.0, 300.0) for sim in ("CTSF", "TSF")]
+    + [Strategy("lab", k, sim) for k in (100.0, 150.0, 200.0) for sim in ("CTSF", "TSF")]
+    + [Strategy("lab", 200.0, "F")])
+
 
 def default_ks(mode: str) -> tuple[float, ...]:
     """The k values a mode uses when none are given."""
@@ -174,13 +210,23 @@ def ks_plan(ks: KsSpec) -> dict[str, tuple[float, ...]]:
     return plan
 
 
+def default_plan(mode: str) -> tuple[Strategy, ...] | None:
+    """A mode's own groupings when they are not "every colour space × every k × every similarity set" of
+    ``default_ks`` (fast: ``FAST_PLAN``); None where they are (single, quality)."""
+    return FAST_PLAN if mode == "fast" else None
+
+
 def strategies_for(mode: str, ks: KsSpec | None = None) -> list[Strategy]:
     """The paper's diversification sets (section 5.2): single, fast, quality.
 
     ``ks``: the k values of every colour space of the mode (default the mode's), or a per-colour-space plan
-    (``{"hsv": (...), "lab": (...)}`` or a name of ``KS_PLANS``), whose colour spaces replace the mode's."""
+    (``{"hsv": (...), "lab": (...)}`` or a name of ``KS_PLANS``), whose colour spaces replace the mode's.
+    Without ``ks`` fast mode runs ``FAST_PLAN``; with ``ks`` = ``FAST_KS`` it runs the plan before it (both
+    colour spaces at k 100, 150, 300), as detectors pinned to it do."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    if ks is None and default_plan(mode) is not None:
+        return list(default_plan(mode))  # type: ignore[arg-type]
     sims = {"single": ("CTSF",), "fast": ("CTSF", "TSF"), "quality": ("CTSF", "TSF", "F", "S")}[mode]
     if ks is not None and (isinstance(ks, str) or isinstance(ks, Mapping)):
         plan = ks_plan(ks)
@@ -449,12 +495,13 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: KsSpec | None
     Exact duplicate boxes always keep only their best rank; ``near_duplicate_iou`` < 1 also drops a box
     that overlaps a better-ranked one at least that much (1.0: exact duplicates only, as the paper); a name
     of ``NEAR_DUPLICATES`` ("compact", "localise", "exact") stands for its threshold; None: the mode's
-    (``default_near_duplicates``: "localise" for single and fast, "exact" for quality).
+    (``default_near_duplicates``: "budget" for fast's own plan, "localise" for single and fast with ``ks``,
+    "exact" for quality).
     ``progress(fraction, message)`` and ``cancelled()`` let a GUI worker report and stop between steps.
     """
     t0 = time.perf_counter()
     if near_duplicate_iou is None:
-        near_duplicate_iou = default_near_duplicates(mode)
+        near_duplicate_iou = default_near_duplicates(mode, ks)
     near_duplicate_iou = near_duplicate_threshold(near_duplicate_iou)  # a bad setting fails before the work
     rgb = as_rgb8(image)
     oh, ow = rgb.shape[:2]
@@ -514,7 +561,7 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["COLOR_BINS", "KS_PLANS", "KsSpec", "NEAR_DUPLICATES", "NEAR_DUPLICATE_IOU", "QUALITY_NEAR_DUPLICATE_IOU",
+__all__ = ["COLOR_BINS", "FAST_NEAR_DUPLICATE_IOU", "FAST_PLAN", "KS_PLANS", "default_plan", "KsSpec", "NEAR_DUPLICATES", "NEAR_DUPLICATE_IOU", "QUALITY_NEAR_DUPLICATE_IOU",
            "Cancelled", "Hierarchy", "default_near_duplicates",
            "MODES", "Merge", "Proposals", "Strategy", "TERMS", "ks_plan", "near_duplicate_threshold",
            "TEXTURE_BINS", "TEXTURE_ORIENTATIONS", "combine_hierarchies", "group", "rank_hierarchies", "region_histograms",

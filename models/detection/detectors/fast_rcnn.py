@@ -41,7 +41,8 @@ def proposal_params(config: ProposalConfig) -> ProposalParams:
     R-CNN with different budgets read the same entry."""
     return ProposalParams(mode=config.mode, ks=None if config.ks is None else tuple(config.ks),
                           max_side=config.max_side, seed=config.seed, top=max(config.train, config.test),
-                          min_box_size=config.min_box_size, near_duplicate_iou=config.near_duplicates)
+                          min_box_size=config.min_box_size, near_duplicate_iou=config.near_duplicates,
+                          groupings=tuple(config.groupings) if config.groupings else None)
 
 
 @dataclass
