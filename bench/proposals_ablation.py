@@ -9,7 +9,9 @@ them costs one grouping pass. Run with OpenCV-contrib on the path (see bench/pro
         --variants "75,150,300/0.9;100,150,300/0.95" --seeds 5 --cache /tmp/ss_ablation
 
 A variant is ``k,k,.../near-duplicate IoU`` (min_size = k as in the library), or ``hsv ks|lab ks/IoU`` (e.g.
-``100,200,300|100,150,200/0.95``) to give the two colour spaces different k ladders. ``--hue`` changes only how
+``100,200,300|100,150,200/0.95``) to give the two colour spaces different k ladders; ``+k,...`` before the ``/``
+adds Lab groupings by fill alone at those k (fast mode's fill rung; the library's default plan is
+``100,150,300|100,150,200+200/0.93``). ``--hue`` changes only how
 the HSV *segmentation* sees hue (the grouping's colour and texture histograms stay the library's): ``full``
 (the library: hue 0..255 like S and V), ``h180`` (OpenCV's 8-bit hue 0..180), ``cart`` (the HSV cylinder in
 Cartesian form, 128 + S/2·(cos H, sin H) and V: a hue difference counts in proportion to saturation, no wrap
@@ -28,6 +30,7 @@ import argparse
 import json
 import pickle
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,30 +61,38 @@ def hsv_segmentation_channels(rgb: np.ndarray, hue: str) -> np.ndarray:
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def _groupings(rgb: np.ndarray, ks: list[float], hue: str = "full") -> list[tuple[str, float, str, np.ndarray]]:
+def _groupings(rgb: np.ndarray, todo: list[tuple[str, float, str]], hue: str = "full"
+               ) -> list[tuple[str, float, str, np.ndarray]]:
+    """The region boxes of each (colour space, k, similarity set) in ``todo``, one segmentation per space and k."""
     from models.proposals.segmentation import felzenszwalb
     from models.proposals.selective_search import Strategy, _space_data, group
 
     out = []
     for cs in ("hsv", "lab"):
+        if not any(t[0] == cs for t in todo):
+            continue
         data = _space_data(rgb, cs)
         seg_channels = hsv_segmentation_channels(rgb, hue) if cs == "hsv" else data.channels
-        for k in ks:
+        for k in sorted({t[1] for t in todo if t[0] == cs}):
             seg = felzenszwalb(rgb, k=k, sigma=0.8, min_size=max(1, int(round(k))), color_space=cs,
                                channels=seg_channels)
-            for sim in ("CTSF", "TSF"):
+            for sim in [t[2] for t in todo if t[0] == cs and t[1] == k]:
                 out.append((cs, k, sim, group(seg, data.channels, data.texture, Strategy(cs, k, sim)).region_boxes))
     return out
 
 
-def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool, hue: str = "full") -> list[dict]:
-    """Per image: its size, GT, OpenCV-fast boxes and the region boxes of every grouping over ``ks``."""
+def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool, hue: str = "full",
+            fill_ks: Sequence[float] = ()) -> list[dict]:
+    """Per image: its size, GT, OpenCV-fast boxes and the region boxes of every grouping over ``ks`` (HSV and
+    Lab × CTSF and TSF) and of the Lab fill-only groupings at ``fill_ks``; the cache keeps what it has."""
+    need = [(cs, k, sim) for cs in ("hsv", "lab") for k in ks for sim in ("CTSF", "TSF")]
+    need += [("lab", k, "F") for k in fill_ks]
     recs = []
     for name, rgb, gt in images:
         f = cache / tag / (Path(name).stem + ".pkl") if cache else None
         rec = pickle.loads(f.read_bytes()) if f and f.exists() else {"groups": []}
-        have = {g[1] for g in rec["groups"]}
-        todo = [k for k in ks if k not in have]
+        have = {(g[0], g[1], g[2]) for g in rec["groups"]}
+        todo = [t for t in need if t not in have]
         if todo:
             rec["groups"] += _groupings(rgb, todo, hue)
         if "cv" not in rec and have_cv:
@@ -97,12 +108,16 @@ def collect(images, ks: list[float], cache: Path | None, tag: str, have_cv: bool
 
 
 def variant_boxes(rec: dict, ks: tuple[float, ...], nd: float, seed: int,
-                  lab_ks: tuple[float, ...] | None = None) -> np.ndarray:
-    """The ranked, deduplicated boxes of one variant: HSV at ``ks``, Lab at ``lab_ks`` (default the same)."""
+                  lab_ks: tuple[float, ...] | None = None, fill_ks: tuple[float, ...] = ()) -> np.ndarray:
+    """The ranked, deduplicated boxes of one variant: HSV at ``ks``, Lab at ``lab_ks`` (default the same), each
+    CTSF then TSF, then Lab by fill alone at ``fill_ks``: the library's order, so a seed ranks as it does."""
     from models.proposals.selective_search import combine_hierarchies
 
     lab_ks = ks if lab_ks is None else lab_ks
-    hs = [SimpleNamespace(region_boxes=g[3]) for g in rec["groups"] if g[1] in (lab_ks if g[0] == "lab" else ks)]
+    by_key = {(g[0], g[1], g[2]): g[3] for g in rec["groups"]}
+    keys = [("hsv", k, sim) for k in ks for sim in ("CTSF", "TSF")]
+    keys += [("lab", k, sim) for k in lab_ks for sim in ("CTSF", "TSF")] + [("lab", k, "F") for k in fill_ks]
+    hs = [SimpleNamespace(region_boxes=by_key[key]) for key in keys]
     return combine_hierarchies(hs, rec["size"], 1.0, seed=seed, near_duplicate_iou=nd)[0]
 
 
@@ -138,17 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     variants = []
     for v in args.variants.split(";"):
         ks_text, _, nd = v.partition("/")
+        ks_text, _, fill_text = ks_text.partition("+")
         hsv_text, _, lab_text = ks_text.partition("|")
         hsv_ks = tuple(float(k) for k in hsv_text.split(","))
         variants.append((v, hsv_ks, tuple(float(k) for k in lab_text.split(",")) if lab_text else hsv_ks,
-                         float(nd or 0.95)))
-    all_ks = sorted({k for _, hks, lks, _ in variants for k in hks + lks})
+                         float(nd or 0.95), tuple(float(k) for k in fill_text.split(",")) if fill_text else ()))
+    all_ks = sorted({k for _, hks, lks, _, _ in variants for k in hks + lks})
+    all_fill = sorted({k for *_, fks in variants for k in fks})
     warm_up()
     curves: dict[str, dict] = {}
     for name in args.data or ["coco_tiny"]:
         images = load_images(_resolve_data(name), args.max_side, args.limit)
         tag = f"{name}_{args.max_side}" + ("" if args.hue == "full" else f"_{args.hue}")
-        recs = collect(images, all_ks, args.cache, tag, have_cv, args.hue)
+        recs = collect(images, all_ks, args.cache, tag, have_cv, args.hue, all_fill)
         n_large = sum(len(_large(r["gt"], args.large)) for r in recs)
         print(f"\n== {name}: {len(recs)} images, {sum(len(r['gt']) for r in recs)} objects, {n_large} large "
               f"(√area ≥ {args.large:g} px); mean over {args.seeds} seed(s)")
@@ -168,10 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             cv_l = _vals(summarize([score_image(r["cv"], _large(r["gt"], args.large)) for r in recs]))
             curves[f"{name} · opencv fast"] = curve_points(summarize(cv_sc, budgets=CURVE_BUDGETS))
             line("opencv fast", cv_a, cv_l, None)
-        for label, ks, lab_ks, nd in variants:
+        for label, ks, lab_ks, nd, fill_ks in variants:
             a_s, l_s, e_s = [], [], []
             for seed in range(args.seeds):
-                boxes = [variant_boxes(r, ks, nd, seed, lab_ks) for r in recs]
+                boxes = [variant_boxes(r, ks, nd, seed, lab_ks, fill_ks) for r in recs]
                 sc = [score_image(b, r["gt"], budgets=CURVE_BUDGETS) for b, r in zip(boxes, recs, strict=True)]
                 a_s.append(_vals(summarize(sc, budgets=CURVE_BUDGETS)))
                 l_s.append(_vals(summarize([score_image(b, _large(r["gt"], args.large))
