@@ -133,13 +133,13 @@ def test_key_follows_the_library_defaults(monkeypatch) -> None:
     assert proposal_key(a, ProposalParams()) != before
     monkeypatch.undo()
     assert proposal_key(a, ProposalParams()) == before
-    assert proposal_key(a, ProposalParams(groupings=("lab k=200 F",))) != before
+    assert proposal_key(a, ProposalParams(groupings=("lab:200:F",))) != before
 
 
 def test_keys_of_parameters_from_before_the_groupings_field_are_unchanged() -> None:
     """``groupings`` left empty is absent from the key's text: boxes cached for pinned k values stay valid."""
     assert "groupings" not in ProposalParams(ks=(75.0, 150.0, 300.0), near_duplicate_iou=0.9).to_dict()
-    p = ProposalParams(groupings=("lab k=200 F",))
+    p = ProposalParams(groupings=("lab:200:F",))
     assert ProposalParams.from_dict(p.to_dict()) == p
 
 

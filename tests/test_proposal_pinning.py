@@ -18,7 +18,7 @@ CLASSES = ["a", "b"]
 def test_a_new_model_writes_out_the_current_defaults_and_keeps_them(generation, tmp_path, monkeypatch) -> None:
     model = build_detector(generation, CLASSES, small_width=8)
     props = model.parts.proposals
-    assert props.groupings == [s.name for s in ss.FAST_PLAN] and len(props.groupings) == 13
+    assert props.groupings == [s.token for s in ss.FAST_PLAN] and len(props.groupings) == 13
     assert props.near_duplicates == ss.FAST_NEAR_DUPLICATE_IOU == 0.93
     assert model.proposal_params.near_duplicate_iou == ss.FAST_NEAR_DUPLICATE_IOU
     assert model.proposal_params.groupings == tuple(props.groupings)
@@ -90,3 +90,11 @@ def test_quality_mode_pins_its_own_defaults_and_its_legacy_ladder() -> None:
     old = ProposalConfig(mode="quality").pinned(legacy=True)
     assert old.ks == list(LEGACY_QUALITY_KS) == [50.0, 100.0, 150.0, 300.0]
     assert old.near_duplicates == LEGACY_NEAR_DUPLICATES
+
+
+def test_groupings_come_from_a_command_line_string_and_bad_ones_are_refused() -> None:
+    from models.detection.config import ConfigError, ProposalConfig
+
+    assert ProposalConfig(groupings="hsv:100:CTSF, lab:200:F").groupings == ["hsv:100:CTSF", "lab:200:F"]
+    with pytest.raises(ConfigError, match="groupings"):
+        ProposalConfig(groupings=["lab:200:Q"])

@@ -180,10 +180,11 @@ def test_strategies_of_the_paper() -> None:
 
 
 def test_a_grouping_reads_back_from_its_name() -> None:
-    """A saved model stores its groupings by name; each name parses back to the same strategy."""
+    """A saved model stores its groupings as tokens ("lab:200:F"); each token and name parses back."""
     for st in strategies_for("fast") + strategies_for("quality"):
-        assert Strategy.parse(st.name) == st
-    for bad in ("lab 200 F", "lab k=x F", "lab k=-1 F", "xyz k=100 F", "lab k=100 Q", ""):
+        assert Strategy.parse(st.token) == Strategy.parse(st.name) == st
+    assert Strategy.parse("lab:200:F") == Strategy("lab", 200.0, "F") and " " not in Strategy("lab", 200, "F").token
+    for bad in ("lab 200 F", "lab k=x F", "lab k=-1 F", "xyz k=100 F", "lab k=100 Q", "", "lab:200", "lab:x:F"):
         with pytest.raises(ValueError):
             Strategy.parse(bad)
 

@@ -240,15 +240,24 @@ class ProposalConfig(Part):
     near_duplicates: float | None = setting(None, "drop a box at IoU ≥ this with a better-ranked one (1: exact "
                                                   "duplicates only); empty: the library's, fixed at build",
                                             "proposal_near_duplicates")
-    groupings: list[str] | None = setting(None, "the groupings run, as 'space k=K SIMILARITIES' (e.g. 'lab k=200 F'), "
-                                                "in place of every space × k; empty: from k (fast mode's own plan "
-                                                "is written here when the model is built)", "proposal_groupings")
+    groupings: list[str] | None = setting(None, "the groupings run, as space:k:similarities (e.g. lab:200:F), in "
+                                                "place of every space × k; empty: from k (fast mode's own plan is "
+                                                "written here when the model is built)", "proposal_groupings")
     max_side: int | None = setting(500, "images are shrunk to this longer side for Selective Search",
                                    "proposal_max_side")
     seed: int = setting(0, "seed of Selective Search's random ranking", "proposal_seed")
     min_box_size: float = setting(4.0, "drop proposals smaller than this (pixels)", "proposal_min_box_size")
     train: int = setting(2000, "proposals per training image", "proposals_train")
     test: int = setting(2000, "proposals per test image", "proposals_test")
+
+    def validate(self) -> None:
+        from models.proposals.selective_search import Strategy
+
+        for g in self.groupings or ():
+            try:
+                Strategy.parse(g)
+            except ValueError as exc:
+                raise ConfigError(f"proposals.groupings: {exc}") from None
 
     def pinned(self, legacy: bool) -> ProposalConfig:
         """This part with "the mode's" k values and near-duplicate threshold written out, so a model keeps the
@@ -261,7 +270,7 @@ class ProposalConfig(Part):
         groupings = self.groupings
         if groupings is None:  # a mode's own plan (fast's since 2026-11-30 late) only where k was not given
             plan = default_plan(self.mode) if self.ks is None and not legacy else None
-            groupings = [s.name for s in plan] if plan is not None else []
+            groupings = [s.token for s in plan] if plan is not None else []
         ks = self.ks
         if ks is None:
             legacy_ks = {"fast": LEGACY_FAST_KS, "quality": LEGACY_QUALITY_KS}.get(self.mode) if legacy else None

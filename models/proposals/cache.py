@@ -56,7 +56,7 @@ class ProposalParams:
     top: int | None = 2000
     min_box_size: float = 4.0
     near_duplicate_iou: float | None = None  # None: the mode's default (default_near_duplicates)
-    #: The groupings by name ("lab k=200 F"), in place of the mode's × ``ks``; None or (): from mode and ks.
+    #: The groupings as tokens ("lab:200:F"), in place of the mode's × ``ks``; None or (): from mode and ks.
     groupings: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
@@ -101,7 +101,7 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
                                         if params.near_duplicate_iou is None else float(params.near_duplicate_iou))}
     if params.ks is None and not params.groupings and default_plan(params.mode) is not None:
         # the mode's own plan, grouping by grouping (only here: the keys of given k values stay as they were)
-        effective["groupings"] = [s.name for s in default_plan(params.mode)]  # type: ignore[union-attr]
+        effective["groupings"] = [s.token for s in default_plan(params.mode)]  # type: ignore[union-attr]
     h = hashlib.sha256(image_digest(image).encode())
     search = params.search_params().to_dict()
     del search["top"]

@@ -154,14 +154,22 @@ class Strategy:
     def name(self) -> str:
         return f"{self.color_space} k={self.k:g} {self.similarities}"
 
+    @property
+    def token(self) -> str:
+        """The name without spaces, "lab:200:F": how a saved model and a command line list groupings."""
+        return f"{self.color_space}:{self.k:g}:{self.similarities}"
+
     @classmethod
     def parse(cls, text: str) -> Strategy:
-        """The strategy of a ``name`` ("lab k=200 F"); ValueError for anything else (a saved model's plan)."""
-        parts = str(text).split()
-        if len(parts) != 3 or not parts[1].startswith("k="):
-            raise ValueError(f"a grouping is written 'space k=K SIMILARITIES', e.g. 'lab k=200 F'; got {text!r}")
+        """The strategy of a ``token`` ("lab:200:F") or ``name`` ("lab k=200 F"); ValueError for anything else."""
+        text = str(text).strip()
+        parts = text.split(":") if ":" in text else text.split()
+        if len(parts) == 3 and ":" not in text:
+            parts[1] = parts[1][2:] if parts[1].startswith("k=") else "?"
+        if len(parts) != 3:
+            raise ValueError(f"a grouping is written 'space:k:similarities', e.g. 'lab:200:F'; got {text!r}")
         try:
-            k = float(parts[1][2:])
+            k = float(parts[1])
         except ValueError:
             raise ValueError(f"bad k in grouping {text!r}") from None
         if k <= 0:
