@@ -159,8 +159,9 @@ _SHAPES_BACKBONE = {"backbone.name": "small", "backbone.small_width": 24, "backb
 _SHAPES_TRAINING = {"batch_size": 2, "optimizer": "adamw", "lr": 0.001, "rotate90": True, "cpu_bf16": True,
                     "seed": 0}
 #: The Selective Search settings the shipped Fast R-CNN and R-CNN were trained with (fast mode's defaults
-#: until 2026-11-30; the library's are now k 100, 150, 300 at 0.95): a recipe reproduces what was measured.
-_SHIPPED_PROPOSALS = {"proposals.ks": [75.0, 150.0, 300.0], "proposals.near_duplicates": 0.9}
+#: until 2026-11-30; the library's are now its own 13-grouping plan at 0.93): a recipe reproduces what was
+#: measured. ``groupings`` empty: every colour space × these k, as they ran.
+_SHIPPED_PROPOSALS = {"proposals.ks": [75.0, 150.0, 300.0], "proposals.near_duplicates": 0.9, "proposals.groupings": []}
 _PAPER_TRAINING = {"optimizer": "sgd", "lr": 0.001, "momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "step",
                    "rotate90": False, "flip_prob": 0.5, "amp": True}
 _PAPER_MODEL = {"backbone.name": "vgg16", "backbone.weights": "imagenet", "input.min_size": 600,
