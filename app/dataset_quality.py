@@ -192,7 +192,8 @@ class DatasetQualityDialog(QDialog):
         self._select_mode_dedup()
         self.mode_combo.currentIndexChanged.connect(self._select_mode_dedup)
         self.dedup_combo.setToolTip("Near-duplicates: a box overlapping a better-ranked one at least this much is "
-                                    "dropped. compact: fewer boxes, same recall@0.5; balanced; localise: tighter boxes; "
+                                    "dropped. compact: fewer boxes, same recall@0.5; balanced; budget: fast mode's default "
+                                    "(OpenCV-fast's box count); localise: tighter boxes; "
                                     "exact: the paper's exact deduplication only")
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -309,7 +310,7 @@ class DatasetQualityDialog(QDialog):
             w.setEnabled(not self.running)
 
     def _select_mode_dedup(self) -> None:
-        """Show the chosen mode's own near-duplicate default (fast: localise, quality: exact)."""
+        """Show the chosen mode's own near-duplicate default (fast: budget, single: localise, quality: exact)."""
         default = default_near_duplicates(str(self.mode_combo.currentData()))
         self.dedup_combo.setCurrentIndex(self.dedup_combo.findData(
             next(n for n, v in NEAR_DUPLICATES.items() if v == default)))

@@ -241,7 +241,7 @@ def test_hierarchy_playback_follows_the_step_slider(setup, qtbot):
     assert panel.tabs.currentWidget() is panel.playback_page
     assert panel.step_spin.value() == 1 and "Step 1 of" in panel.merge_label.text()
     assert layer.isVisible() and not tools.proposals_layer.isVisible()
-    assert panel.strategy_combo.count() == len(props.hierarchy) == 12
+    assert panel.strategy_combo.count() == len(props.hierarchy) == 13  # fast mode's plan, the Lab k 200 fill rung last
     h = props.hierarchy[0]
     assert layer.hierarchy is h and panel.step_slider.maximum() == h.n_steps - 1
     assert layer.step == 0 and layer.region_count == h.n_initial
@@ -368,11 +368,12 @@ def test_dataset_quality_dialog_measures_a_tiny_folder(setup, qtbot, tmp_path):
 
 
 def test_dataset_quality_dialog_shows_each_modes_own_near_duplicate_default(setup, qtbot, tmp_path):
-    """Quality mode deduplicates exactly by default, fast mode at 0.95: picking a mode shows its default."""
+    """Quality mode deduplicates exactly by default, fast mode at 0.93, single at 0.95: picking a mode shows its
+    default."""
     canvas, tools, dec = setup
     tools.set_dataset(open_dataset(_tiny_voc_folder(tmp_path / "ds")))
     dialog = tools.open_quality_dialog()
-    assert dialog.mode_combo.currentData() == "fast" and dialog.dedup_combo.currentData() == "localise"
+    assert dialog.mode_combo.currentData() == "fast" and dialog.dedup_combo.currentData() == "budget"
     dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("quality"))
     assert dialog.dedup_combo.currentData() == "exact"
     dialog.mode_combo.setCurrentIndex(dialog.mode_combo.findData("single"))
