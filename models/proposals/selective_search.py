@@ -50,9 +50,9 @@ from models.proposals.selective_search_kernels import (
 TERMS = ("colour", "texture", "size", "fill")
 _TERM_LETTERS = {"C": 0, "T": 1, "S": 2, "F": 3}
 
-#: Default k values per mode. ``single`` is the paper's. For ``fast`` the paper used {50, 100}; ``FAST_KS``
-#: is what fast mode runs in both colour spaces when k values are asked for without a ladder of their own (and
-#: its default until ``FAST_PLAN`` below, which keeps the smallest rung 100 for the same reason). We use
+#: Default k values per mode. ``single`` is the paper's. For ``fast`` the paper used {50, 100}; ``FAST_KS`` was
+#: fast mode's default (both colour spaces) until ``FAST_PLAN`` below, which keeps its HSV ladder and smallest
+#: rung; it is still ``default_ks("fast")``, what a new detector writes beside its groupings. We use
 #: {100, 150, 300} (bench/README.md: coco_tiny, the bundled samples and scikit-image's
 #: photographs at max side 500, each against OpenCV-contrib's fast mode). Why not smaller: min_size is k, and
 #: below ~100 px (0.05 % of a 500-px image) the starting regions are fragments whose groupings box large
