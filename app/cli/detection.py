@@ -40,6 +40,17 @@ def _size_range(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _share(text: str) -> float:
+    """A number in [0, 1] (for --test-glimpse)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
 def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-sizes", type=_sizes, default=None, metavar="S1,S2,...",
                    help="multi-scale testing: run at each shorter side and merge by per-class NMS "
@@ -49,6 +60,10 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-turns", action=argparse.BooleanOptionalAction, default=None,
                    help="classification + localisation: average the class and the box over the 8 flips and "
                         "quarter turns of the input (default: the checkpoint's cls_loc_head.test_turns)")
+    p.add_argument("--test-glimpse", type=_share, default=None, metavar="SHARE",
+                   help="classification + localisation: answer from a second look at a window around the first "
+                        "box, which fills SHARE of its side (0: one look; default: the checkpoint's "
+                        "cls_loc_head.test_glimpse)")
     p.add_argument("--test-range", type=_size_range, default=None, metavar="LO,HI",
                    help="with several --test-sizes: each size reports only objects whose square-root area, "
                         "in that size's input pixels, is in [LO, HI) — the smallest size keeps everything "
@@ -67,6 +82,12 @@ def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: AN
             detector.test_turns = bool(args.test_turns)
         else:
             print(f"note: --test-turns applies to classification + localisation models; this "
+                  f"{getattr(detector, 'generation', 'detector')} model ignores it", file=sys.stderr)
+    if getattr(args, "test_glimpse", None) is not None:
+        if hasattr(detector, "test_glimpse"):
+            detector.test_glimpse = float(args.test_glimpse)
+        else:
+            print(f"note: --test-glimpse applies to classification + localisation models; this "
                   f"{getattr(detector, 'generation', 'detector')} model ignores it", file=sys.stderr)
 
 

@@ -377,6 +377,10 @@ class ClsLocHeadConfig(Part):
                                       "flips and quarter turns of the square input (each box turned back): "
                                       "for a model trained with flips and quarter turns (rotate90), whose "
                                       "answer should not depend on them; costs 8 forward passes per image")
+    test_glimpse: float = setting(0.0, "at test time, a second look: the image is cut to a window around the "
+                                       "first answer's box, sized so the box fills this share of each side, "
+                                       "and the model answers again on it (class and box, the box mapped back "
+                                       "to the image); a small object gets more input pixels. 0: one look")
     alpha: float = setting(0.1, "loss = alpha·cross-entropy + (1 − alpha)·mean squared error of the box: "
                                 "cross-entropy starts near ln K ≈ 1, the box error of normalised coordinates "
                                 "near 0.04, so an even split would let classification drown the box")
@@ -388,6 +392,8 @@ class ClsLocHeadConfig(Part):
             raise ConfigError(f"cls_loc_head.train_crop lies in (0, 1], got {self.train_crop}")
         if not 0.0 <= self.train_crop_share <= 1.0:
             raise ConfigError(f"cls_loc_head.train_crop_share lies in [0, 1], got {self.train_crop_share}")
+        if not 0.0 <= self.test_glimpse <= 1.0:
+            raise ConfigError(f"cls_loc_head.test_glimpse lies in [0, 1] (0: off), got {self.test_glimpse}")
         if self.layout not in ("grid", "spatial"):
             raise ConfigError(f"cls_loc_head.layout is 'grid' or 'spatial', got {self.layout!r}")
         if self.input_size < 32 or self.grid < 1:

@@ -7,6 +7,8 @@ grid (so it still knows *where* — a global average would keep only *what*) und
 the ``spatial`` head lets every cell propose the box relative to itself and weighs the cells by a softmax
 (:class:`SpatialClsLocHead`, what the shapes preset uses). The box numbers: :mod:`models.detection.cls_loc_targets`.
 The loss is ``alpha * cross-entropy + (1 - alpha) * L2(box)``.
+At test time it may take a second look (``cls_loc_head.test_glimpse``): the image cut to a window around the
+first box, so a small object fills more of the square (:func:`glimpse_window`).
 
 It answers with exactly one box, which is its limit and the reason detection needed region proposals: an
 image with two objects gets one answer. It shares the :class:`Detector` interface, so ``predict``, ``train``,
@@ -46,8 +48,12 @@ class ClsLocTrace:
     features: np.ndarray  # [C, h, w] the backbone's map
     pooled: np.ndarray  # grid head: [C, grid, grid] what it sees; spatial head: [1, h, w] its weights per cell
     class_scores: np.ndarray  # [K] softmax (with test_turns: the mean over the 8 flips and turns)
-    box_output: np.ndarray  # [4] the raw (x/W, y/H, w/W, h/H) (with test_turns: the mean, turned back)
+    box_output: np.ndarray  # [4] the raw (x/W, y/H, w/W, h/H) (test_turns: the mean, turned back; test_glimpse:
+    # the second look's, mapped back to the whole image)
     detections: Detections  # the one box, in ORIGINAL image pixels
+    #: with test_glimpse: the window (x1, y1, x2, y2, ORIGINAL pixels) of the second look, whose answer is the
+    #: one given; the maps above stay those of the first look at the whole image
+    glimpse_window: np.ndarray | None = None
 
 
 def random_crop(image: Tensor, box: Tensor, fraction: float) -> tuple[Tensor, Tensor]:
@@ -109,6 +115,34 @@ def turned_answers(answer: Callable[[Tensor], tuple[Tensor, Tensor]], x: Tensor)
             boxes.append(flip_box(box) if mirrored else box)
             probs.append(logits.softmax(-1))
     return torch.stack(probs).mean(0), torch.stack(boxes).mean(0)
+
+
+def glimpse_window(box: Tensor, width: int, height: int, share: float) -> tuple[int, int, int, int]:
+    """The window ``(x1, y1, x2, y2)`` (integer pixels of a ``width`` × ``height`` image) for a second look at
+    a first answer ``box`` (normalised ``(x, y, w, h)``): centred on the box, each side the box's divided by
+    ``share`` (so the box fills ``share`` of it), never larger than the image and shifted inside it at the
+    borders, at least 2 pixels.
+
+    Why: the network sees every image warped to its small square (64 px in the shapes preset), where an object
+    of 15 % of the side is ~10 px and a low-contrast outline is averaged away. Cut to this window, the same
+    object fills ``share`` of the square, the size the larger objects of the training images have, with the
+    context around it; the first look only has to find it (the coarse-to-fine "glimpse")."""
+    x, y, w, h = (float(v) for v in box)
+    cw = min(float(width), max(2.0, w * width / share))
+    ch = min(float(height), max(2.0, h * height / share))
+    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    x1 = int(round(min(max(cx - cw / 2, 0.0), width - cw)))
+    y1 = int(round(min(max(cy - ch / 2, 0.0), height - ch)))
+    return x1, y1, min(width, x1 + int(round(cw))), min(height, y1 + int(round(ch)))
+
+
+def box_from_window(box: Tensor, window: tuple[int, int, int, int], width: int, height: int) -> Tensor:
+    """A box normalised to ``window`` (``(x, y, w, h)`` / the window's size, what the model answers for the
+    window) as the same box normalised to the whole ``width`` × ``height`` image."""
+    x1, y1, x2, y2 = window
+    ww, wh = x2 - x1, y2 - y1
+    x, y, w, h = box.unbind(-1)
+    return torch.stack([(x1 + x * ww) / width, (y1 + y * wh) / height, w * ww / width, h * wh / height], dim=-1)
 
 
 class ClsLocHead(nn.Module):
@@ -217,6 +251,7 @@ class ClsLoc(Detector):
         self.antialias = head.antialias
         self.train_colour_shuffle = head.train_colour_shuffle
         self.test_turns = head.test_turns
+        self.test_glimpse = head.test_glimpse
         if head.layout == "spatial":
             self.head: nn.Module = SpatialClsLocHead(backbone.out_channels, len(class_names), head.hidden,
                                                      head.dropout)
@@ -236,21 +271,38 @@ class ClsLoc(Detector):
         pooled, logits, box = self.head.predict(features)
         return features, pooled, logits, box
 
-    def _answers(self, images: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """Class probabilities [B, K] and box outputs [B, 4] at test time: of the input as it is, or with
+    def _look(self, images: list[Tensor]) -> tuple[Tensor, Tensor]:
+        """Class probabilities [B, K] and box outputs [B, 4] of one look at each image: as it is, or with
         ``test_turns`` the mean over its 8 flips and quarter turns (:func:`turned_answers`)."""
         if not self.test_turns:
             _, _, logits, box = self._outputs(images)
             return logits.softmax(-1), box
-        x = self._warp(images)
-        return turned_answers(lambda t: self.head.predict(self.backbone(t))[1:], x)
+        return turned_answers(lambda t: self.head.predict(self.backbone(t))[1:], self._warp(images))
+
+    def _answers(self, images: list[Tensor]) -> tuple[Tensor, Tensor, list[tuple[int, int, int, int]] | None]:
+        """The test-time answer: class probabilities [B, K], box outputs [B, 4] normalised to each whole image,
+        and (with ``test_glimpse``) each image's second-look window in its pixels, else None.
+
+        With ``test_glimpse`` the first look only finds the object; each image is then cut to
+        :func:`glimpse_window` around that box and the answer is the second look's (its class, its box mapped
+        back by :func:`box_from_window`). Not an average with the first: the second sees the object at a few
+        times the pixels, and the first look's class is the one it is there to correct."""
+        probs, box = self._look(images)
+        if not self.test_glimpse:
+            return probs, box, None
+        sizes = [(int(im.shape[-1]), int(im.shape[-2])) for im in images]
+        windows = [glimpse_window(b, w, h, self.test_glimpse) for b, (w, h) in zip(box, sizes, strict=True)]
+        crops = [im[:, y1:y2, x1:x2] for im, (x1, y1, x2, y2) in zip(images, windows, strict=True)]
+        probs, inner = self._look(crops)
+        box = torch.stack([box_from_window(b, win, w, h) for b, win, (w, h) in zip(inner, windows, sizes, strict=True)])
+        return probs, box, windows
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
         if self.training:
             if targets is None:
                 raise ValueError("training needs targets")
             return self._losses(images, targets)
-        all_probs, box = self._answers(images)
+        all_probs, box, _ = self._answers(images)
         out = []
         for im, probs, bx in zip(images, all_probs, box, strict=True):
             h, w = im.shape[-2:]
@@ -318,12 +370,17 @@ class ClsLoc(Detector):
         self.eval()
         try:
             height, width = image.shape[:2]
-            t, _ = self.prepare(image)
+            t, factors = self.prepare(image)
             features, pooled, logits, box = self._outputs([t])
             probs = logits[0].softmax(-1)
-            if self.test_turns:  # the answer predict gives; the maps shown stay those of the image as it is
-                all_probs, box = self._answers([t])
+            window = None
+            if self.test_turns or self.test_glimpse:  # the answer predict gives; the maps stay the first look's
+                all_probs, box, windows = self._answers([t])
                 probs = all_probs[0]
+                if windows is not None:
+                    sy, sx = factors
+                    x1, y1, x2, y2 = windows[0]
+                    window = np.array([x1 / sx, y1 / sy, x2 / sx, y2 / sy], np.float32)
             score, label = probs.max(-1)
             boxes = decode_boxes(box, width, height).clamp(min=0)
             boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
@@ -333,6 +390,6 @@ class ClsLoc(Detector):
             side = self.input_side
             return ClsLocTrace((side, side), (side / height, side / width), tuple(features.shape[-2:]),
                                features[0].cpu().numpy(), pooled[0].cpu().numpy(), probs.cpu().numpy(),
-                               box[0].cpu().numpy(), dets)
+                               box[0].cpu().numpy(), dets, window)
         finally:
             self.train(was_training)
