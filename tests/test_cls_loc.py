@@ -126,6 +126,7 @@ def test_the_preset_sees_an_eight_by_eight_map_and_answers_one_box() -> None:
     assert model.parts.cls_loc_head.layout == "spatial" and model.backbone.stride == 8
     assert model.test_turns  # trained with flips and quarter turns (rotate90), so it averages over them
     assert model.train_colour_shuffle  # the class is the outline's, whatever the colours
+    assert model.test_glimpse == pytest.approx(0.55)  # answers from a second look around the first box
     trace = model.trace(np.full((240, 320, 3), 128, np.uint8))
     side = model.parts.cls_loc_head.input_size
     assert trace.feature_size == (side // 8, side // 8) and trace.pooled.shape == (1, side // 8, side // 8)
