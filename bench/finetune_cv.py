@@ -186,6 +186,55 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     return row
 
 
+def test_options(args: argparse.Namespace) -> dict:
+    """The test-time augmentation the command line asks for (``input`` part fields), over the preset's."""
+    inp = __import__("models.detection.presets", fromlist=["get_preset"]).get_preset(PRESET).model.input
+    sizes = list(inp.test_sizes) if args.test_sizes is None else [int(v) for v in args.test_sizes.split(",") if v]
+    flip = inp.test_flip if args.test_flip is None else args.test_flip
+    merge = inp.test_merge if args.test_merge is None else args.test_merge
+    return {"test_sizes": sizes, "test_flip": bool(flip), "test_merge": merge}
+
+
+def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int]], fold: int, ckpt: str) -> dict:
+    """Score a saved fold checkpoint (any directory) on its fold, no training: the preset's test-time settings
+    of the RoI head (:data:`TEST_SETTINGS`) and test-time augmentation (:func:`test_options`), with the
+    command line's overrides. Checks that the checkpoint was trained on that fold's split. The row times the
+    scoring (wall and this process's CPU) per image."""
+    from models.detection.checkpoints import load_checkpoint, load_detector
+    from models.detection.evaluation import evaluate_detector
+    from models.detection.presets import get_preset
+
+    payload = load_checkpoint(ckpt)
+    split = (payload.get("config") or {}).get("split")
+    want = f"cv{len(folds)}-seed{args.seed}-fold{fold}"
+    if split != want:
+        raise ValueError(f"{ckpt} was trained on split {split!r}, not {want!r}")
+    weights = (payload["model_config"].get("backbone") or {}).get("weights")
+    tag = "scratch" if weights == "none" else "pretrained"
+    head = get_preset(PRESET).model.roi_head
+    model = load_detector(ckpt, device="cpu")
+    for field, attr in TEST_SETTINGS.items():
+        setattr(model.roi_heads, attr, getattr(head, field))
+    model.merge_nms, model.merge_max_detections = head.nms, head.detections_per_image
+    tta = test_options(args)
+    model.set_test_augmentation(**tta)
+    t1, c1 = time.monotonic(), time.process_time()
+    res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
+    eval_s, eval_cpu = time.monotonic() - t1, time.process_time() - c1
+    ap = float(res.AP[args.cls])
+    n = len(folds[fold])
+    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
+           "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+           "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
+           "test": {**tta, "nms": head.nms}, "eval_s": round(eval_s, 1), "eval_cpu_s": round(eval_cpu, 1),
+           "eval_cpu_s_per_image": round(eval_cpu / max(1, n), 3), "train_s": 0.0, "train_cpu_s": 0.0,
+           "evaluated_only": True}
+    print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} ({row['detections']} detections; test sizes "
+          f"{tta['test_sizes'] or 'the model size'}, flip {tta['test_flip']}, merge {tta['test_merge']}); "
+          f"{eval_cpu / max(1, n):.2f} CPU-s per image ({eval_s:.0f} s wall for {n})", flush=True)
+    return row
+
+
 def summarise(rows: list[dict]) -> str:
     """Mean ± standard deviation (and min-max) of AP@0.5 over folds, per run tag and seed."""
     lines = []
@@ -229,6 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rescore", default=None, metavar="JSONL",
                     help="no training: score again the checkpoints (in --out-dir) of these rows' folds with the "
                          "preset's test-time settings; new rows go to --results")
+    ap.add_argument("--evaluate", action="append", default=[], metavar="FOLD=CKPT",
+                    help="no training: score this saved checkpoint on its fold (repeat for several folds), with "
+                         "the preset's test-time settings and the --test-* options; rows go to --results")
+    ap.add_argument("--test-sizes", default=None, metavar="S1,S2",
+                    help="with --evaluate: shorter sides to test at ('' : the model's own size alone)")
+    ap.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
+                    help="with --evaluate: also test on the mirrored image")
+    ap.add_argument("--test-merge", choices=("nms", "vote"), default=None,
+                    help="with --evaluate: how the passes' detections are merged")
     args = ap.parse_args(argv)
     if args.summary:
         rows = [json.loads(line) for line in Path(args.summary).read_text().splitlines() if line.strip()]
@@ -253,6 +311,17 @@ def main(argv: list[str] | None = None) -> int:
                 priors[int(r["fold"])] = r  # the last row of a fold wins
         wanted = [f for f in wanted if f in priors]
     rows = []
+    if args.evaluate:
+        for item in args.evaluate:
+            fold_text, _, ckpt = item.partition("=")
+            with lane_lock(args.lock):
+                row = evaluate_fold(args, source, folds, int(fold_text), ckpt)
+            rows.append(row)
+            if args.results:
+                with open(args.results, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+        print(summarise(rows))
+        return 0
     for fold in wanted:
         with lane_lock(args.lock):
             row = rescore_fold(args, source, folds, priors[fold]) if args.rescore else run_fold(args, source, folds, fold)

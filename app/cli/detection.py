@@ -55,8 +55,15 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-sizes", type=_sizes, default=None, metavar="S1,S2,...",
                    help="multi-scale testing: run at each shorter side and merge by per-class NMS "
                         "(default: the checkpoint's own, usually its training size alone)")
-    p.add_argument("--test-flip", action="store_true",
-                   help="also run every test size on the mirrored image and merge (test-time augmentation)")
+    p.add_argument("--test-flip", dest="test_flip", action="store_true", default=None,
+                   help="also run every test size on the mirrored image and merge (test-time augmentation; "
+                        "default: the checkpoint's input.test_flip)")
+    p.add_argument("--test-merge", choices=("nms", "vote"), default=None,
+                   help="how the test passes' detections are merged: nms, or vote (the same NMS, then each kept "
+                        "box moved to the score-weighted mean of the boxes it overlaps; default: the "
+                        "checkpoint's input.test_merge)")
+    p.add_argument("--no-test-flip", dest="test_flip", action="store_false",
+                   help="do not test mirrored even where the checkpoint says so")
     p.add_argument("--test-turns", action=argparse.BooleanOptionalAction, default=None,
                    help="classification + localisation: average the class and the box over the 8 flips and "
                         "quarter turns of the input (default: the checkpoint's cls_loc_head.test_turns)")
@@ -71,12 +78,16 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
 
 
 def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: ANN001 - a Detector
-    if args.test_sizes:
-        detector.test_sizes = args.test_sizes
-    if args.test_flip:
-        detector.test_flip = True
-    if args.test_range is not None:
-        detector.test_size_range = args.test_range
+    if hasattr(detector, "set_test_augmentation"):  # through the config: the model summary shows what ran
+        detector.set_test_augmentation(test_sizes=args.test_sizes or None, test_flip=args.test_flip,
+                                       test_merge=getattr(args, "test_merge", None), test_size_range=args.test_range)
+    else:
+        if args.test_sizes:
+            detector.test_sizes = args.test_sizes
+        if args.test_flip is not None:
+            detector.test_flip = bool(args.test_flip)
+        if args.test_range is not None:
+            detector.test_size_range = args.test_range
     if getattr(args, "test_turns", None) is not None:
         if hasattr(detector, "test_turns"):
             detector.test_turns = bool(args.test_turns)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +20,8 @@ from torch import Tensor
 
 from models.detection.config import IMAGENET_MEAN, IMAGENET_STD, DetectorConfig, detector_config
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Detections", "Detector", "checked_size_range", "resize_image",
-           "resize_scale", "to_tensor"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Detections", "Detector", "AugmentedPass", "AugmentationMerge",
+           "box_vote", "checked_size_range", "resize_image", "resize_scale", "to_tensor"]
 
 
 @dataclass
@@ -43,6 +44,58 @@ class Detections:
     @classmethod
     def empty(cls, class_names: list[str]) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64), list(class_names))
+
+
+@dataclass
+class AugmentedPass:
+    """One pass of test-time augmentation: the shorter side it ran at (None: the model's own), whether on the
+    mirrored image, and its detections mapped back to the original image's pixels (after the pass's own NMS
+    and, with a size range, only the objects that size may report)."""
+
+    size: int | None
+    flip: bool
+    detections: Detections
+
+    @property
+    def name(self) -> str:
+        return f"{'model size' if self.size is None else self.size}{', mirrored' if self.flip else ''}"
+
+
+@dataclass
+class AugmentationMerge:
+    """How the passes of test-time augmentation became one set of detections, for the explorer to draw.
+
+    ``candidates`` are every pass's detections in one list (original pixels; ``pass_index`` says whose), the
+    merge's per-class NMS trace indexes them, and ``detections`` are the kept ones, moved by the vote when
+    ``method`` is "vote" (``voters[i]``: the candidates that voted for detection ``i``)."""
+
+    passes: list[AugmentedPass]
+    candidates: Detections
+    pass_index: np.ndarray  # [N] int: the pass each candidate came from
+    nms: Any  # NmsTrace over candidates
+    method: str  # "nms" or "vote"
+    detections: Detections
+    voters: list[np.ndarray] = field(default_factory=list)
+
+
+def box_vote(boxes: Tensor, scores: Tensor, labels: Tensor, kept: Tensor, iou_threshold: float
+             ) -> tuple[Tensor, list[np.ndarray]]:
+    """Box voting (Gidaris & Komodakis, ICCV 2015): each kept box becomes the score-weighted mean of the boxes
+    of its class that overlap it at IoU ≥ ``iou_threshold`` (itself included). The passes of test-time
+    augmentation each place the object a little differently; their weighted mean is a better estimate than
+    the single highest-scoring box, and NMS alone throws the others away. Returns the moved boxes and, per
+    kept box, the indices of its voters."""
+    from torchvision.ops import box_iou
+
+    if kept.numel() == 0:
+        return boxes[kept], []
+    iou = box_iou(boxes[kept], boxes)
+    same = labels[kept][:, None] == labels[None, :]
+    votes = (iou >= iou_threshold) & same
+    votes[torch.arange(kept.numel()), kept] = True
+    w = votes.float() * scores[None, :].float()
+    moved = (w @ boxes.float()) / w.sum(1, keepdim=True)
+    return moved, [torch.where(v)[0].numpy() for v in votes]
 
 
 def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
@@ -100,6 +153,7 @@ class Detector(torch.nn.Module):
         self.max_size = inp.max_size
         self.test_sizes = tuple(inp.test_sizes)
         self.test_flip = inp.test_flip
+        self.test_merge = inp.test_merge
         self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
         if config.roi_head is not None:  # multi-scale merging; classification + localisation has one box
             self.merge_nms, self.merge_max_detections = config.roi_head.nms, config.roi_head.detections_per_image
@@ -150,6 +204,31 @@ class Detector(torch.nn.Module):
         self.parts = self.parts.with_overrides({"input": {"min_size": min_size, "max_size": max_size}})
         self.min_size, self.max_size = self.parts.input.min_size, self.parts.input.max_size
 
+    def set_test_augmentation(self, test_sizes: Sequence[int] | None = None, test_flip: bool | None = None,
+                              test_merge: str | None = None, test_size_range: Sequence[float] | None = None
+                              ) -> None:
+        """Change test-time augmentation (None: keep the current value), in the config too, so a model saved
+        afterwards keeps it and the summary shows it: what ``evaluate --test-sizes ...`` does."""
+        changes: dict[str, Any] = {}
+        if test_sizes is not None:
+            changes["test_sizes"] = [int(v) for v in test_sizes]
+        if test_flip is not None:
+            changes["test_flip"] = bool(test_flip)
+        if test_merge is not None:
+            changes["test_merge"] = str(test_merge)
+        if test_size_range is not None:
+            changes["test_size_range"] = list(checked_size_range(test_size_range))
+        self.parts = self.parts.with_overrides({"input": changes})
+        inp = self.parts.input
+        self.test_sizes, self.test_flip, self.test_merge = tuple(inp.test_sizes), inp.test_flip, inp.test_merge
+        self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
+
+    @property
+    def test_passes(self) -> list[tuple[int | None, bool]]:
+        """(shorter side or None for the model's own, mirrored) of every test pass, in the order they run."""
+        sizes = tuple(sorted(self.test_sizes)) or (None,)
+        return [(size, flip) for size in sizes for flip in ((False, True) if self.test_flip else (False,))]
+
     @property
     def num_classes(self) -> int:
         """K, without background."""
@@ -195,32 +274,79 @@ class Detector(torch.nn.Module):
 
         Images run one at a time: no padding to a common size, so results do not depend on the batch.
         With ``test_sizes`` (and ``test_flip``) each image runs at every size (and mirrored) and the
-        detections of all of them are merged by per-class NMS: small objects are found at the large sizes,
-        large ones at the small sizes; ``test_size_range`` says which size may report which objects.
+        detections of all of them are merged (:meth:`merge_passes`): small objects are found at the large
+        sizes, large ones at the small sizes; ``test_size_range`` says which size may report which objects.
         """
-        from torchvision.ops import batched_nms
+        was_training = self.training
+        self.eval()
+        try:
+            return [self.merge_passes(image, score_threshold).detections for image in images]
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def merge_passes(self, image: np.ndarray, score_threshold: float = 0.05) -> AugmentationMerge:
+        """Run every test pass on ``image`` and merge them, keeping what each step did (:class:`AugmentationMerge`).
+
+        The merge is the detections' own per-class NMS at the RoI head's IoU over all passes' detections (a
+        pass's duplicates of an object another pass found better are removed as a pass's own duplicates
+        are), the score threshold and detection cap as the head's; ``test_merge`` "vote" then moves each
+        kept box to its voters' weighted mean (:func:`box_vote`). With one pass nothing is merged."""
+        from models.detection.nms import nms_trace
 
         was_training = self.training
         self.eval()
-        out: list[Detections] = []
-        sizes = tuple(sorted(self.test_sizes)) or (None,)
-        flips = (False, True) if self.test_flip else (False,)
         try:
-            for image in images:
-                parts = []
-                for position, size in enumerate(sizes):
-                    valid = self._valid_range(position, len(sizes))
-                    for flip in flips:
-                        parts.append(self._detect_at(image, size, flip, score_threshold, valid))
-                boxes, scores, labels = (torch.cat([p[i] for p in parts]) for i in range(3))
-                if len(parts) > 1 and scores.numel():
-                    keep = batched_nms(boxes, scores, labels, self.merge_nms)[: self.merge_max_detections]
-                    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-                out.append(Detections(boxes.numpy().astype(np.float32), scores.numpy().astype(np.float32),
-                                      labels.numpy().astype(np.int64), list(self.class_names)))
+            plan = self.test_passes
+            sizes = sorted({size for size, _ in plan}, key=lambda v: -1 if v is None else v)
+            passes = []
+            for size, flip in plan:
+                valid = self._valid_range(sizes.index(size), len(sizes))
+                boxes, scores, labels = self._detect_at(image, size, flip, score_threshold, valid)
+                passes.append(AugmentedPass(size, flip, Detections(boxes.numpy().astype(np.float32),
+                                                              scores.numpy().astype(np.float32),
+                                                              labels.numpy().astype(np.int64),
+                                                              list(self.class_names))))
         finally:
             self.train(was_training)
-        return out
+        boxes = torch.from_numpy(np.concatenate([p.detections.boxes for p in passes]).reshape(-1, 4))
+        scores = torch.from_numpy(np.concatenate([p.detections.scores for p in passes]))
+        labels = torch.from_numpy(np.concatenate([p.detections.labels for p in passes]))
+        pass_index = np.concatenate([np.full(len(p.detections), i, np.int64) for i, p in enumerate(passes)])
+        candidates = Detections(boxes.numpy(), scores.numpy(), labels.numpy(), list(self.class_names))
+        trace = nms_trace(boxes, scores, self.merge_nms if len(passes) > 1 else 1.0, groups=labels)
+        kept = torch.as_tensor(np.asarray(trace.kept, np.int64)[: self.merge_max_detections], dtype=torch.long)
+        voters: list[np.ndarray] = []
+        final_boxes = boxes[kept]
+        if self.test_merge == "vote" and len(passes) > 1:
+            final_boxes, voters = box_vote(boxes, scores, labels, kept, self.merge_nms)
+        final = Detections(final_boxes.numpy().astype(np.float32), scores[kept].numpy().astype(np.float32),
+                           labels[kept].numpy().astype(np.int64), list(self.class_names))
+        return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters)
+
+    def merged_trace(self, trace: Any, image: np.ndarray, score_threshold: float | None = None) -> Any:
+        """``trace`` (of one pass at the model's own size) with its last stage replaced by the merge of the
+        test passes when the model tests at several sizes or mirrored, so the window shows what ``predict``
+        returns: ``candidates`` become every pass's detections (in the trace's input pixels, as its own
+        candidates are), ``detection_nms`` the merging NMS over them, ``detections`` the merged result, and
+        ``trace.merge`` keeps each pass (:class:`AugmentationMerge`). The earlier stages stay the single pass's."""
+        if len(self.test_passes) < 2:
+            return trace
+        if score_threshold is None:  # the head's own, as the single-pass trace
+            roi = getattr(self, "roi_heads", None)
+            score_threshold = getattr(roi, "score_threshold", getattr(self, "box_score_threshold", 0.05))
+        thr = float(score_threshold)
+        merge = self.merge_passes(image, thr)
+        sy, sx = trace.factors
+        boxes = merge.candidates.boxes.copy()
+        boxes[:, 0::2] *= np.float32(sx)
+        boxes[:, 1::2] *= np.float32(sy)
+        trace.candidates = Detections(boxes, merge.candidates.scores, merge.candidates.labels,
+                                      list(self.class_names))
+        trace.detection_nms = merge.nms
+        trace.detections = merge.detections
+        trace.merge = merge
+        return trace
 
     def _valid_range(self, position: int, count: int) -> tuple[float, float]:
         """[lo, hi) of √area in input pixels for the test size at ``position`` of ``count`` (ascending)."""

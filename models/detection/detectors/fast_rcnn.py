@@ -29,7 +29,7 @@ from torch import Tensor
 from models.boxes import clip_boxes, decode
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import DetectorConfig, ProposalConfig
-from models.detection.detectors.base import Detections, Detector
+from models.detection.detectors.base import Detections, Detector, AugmentationMerge
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.nms import NmsTrace, nms_trace
 from models.proposals.cache import ProposalCache, ProposalParams
@@ -69,6 +69,9 @@ class FastRCNNTrace:
     candidates: Detections  # above the score threshold, before per-class NMS (input pixels)
     detection_nms: NmsTrace  # indices into candidates
     detections: Detections  # final, in ORIGINAL image pixels
+    #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
+    #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
+    merge: AugmentationMerge | None = None
 
 
 class FastRCNN(Detector):
@@ -184,7 +187,7 @@ class FastRCNN(Detector):
                                cand_scores[kept].cpu().numpy().astype(np.float32),
                                cand_labels[kept].cpu().numpy().astype(np.int64), list(self.class_names))
             n = len(original)
-            return FastRCNNTrace(
+            traced = FastRCNNTrace(
                 input_size=size, factors=factors, feature_size=tuple(features.shape[-2:]),
                 features=features[0].float().cpu().numpy(), proposals_original=np.asarray(original, np.float32),
                 proposals=proposals.cpu().numpy(),
@@ -194,5 +197,6 @@ class FastRCNN(Detector):
                 candidates=Detections(cand_boxes.cpu().numpy(), cand_scores.cpu().numpy(),
                                       cand_labels.cpu().numpy().astype(np.int64), list(self.class_names)),
                 detection_nms=dtrace, detections=final)
+            return self.merged_trace(traced, image, score_threshold)
         finally:
             self.train(was_training)

@@ -20,7 +20,7 @@ from models.boxes import RPN_STDS, clip_boxes, decode
 from models.detection.anchors import AnchorSet, label_anchors
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import DetectorConfig
-from models.detection.detectors.base import Detections, Detector
+from models.detection.detectors.base import Detections, Detector, AugmentationMerge
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.detectors.rpn import RegionProposalNetwork
 from models.detection.nms import NmsTrace, nms_trace
@@ -53,6 +53,9 @@ class FasterRCNNTrace:
     detections: Detections  # final, in ORIGINAL image pixels
     #: [C, h, w] float32 backbone feature map the RPN and the RoI pooling read (for the RoI grid view).
     features: np.ndarray | None = None
+    #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
+    #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
+    merge: AugmentationMerge | None = None
 
 
 class FasterRCNN(Detector):
@@ -134,7 +137,7 @@ class FasterRCNN(Detector):
             final = Detections(self.to_original(cand_boxes[kept], factors, image.shape[0], image.shape[1]),
                                cand_scores[kept].cpu().numpy().astype(np.float32),
                                cand_labels[kept].cpu().numpy().astype(np.int64), list(self.class_names))
-            return FasterRCNNTrace(
+            traced = FasterRCNNTrace(
                 input_size=size, factors=factors, feature_size=tuple(features.shape[-2:]), anchors=aset,
                 objectness=torch.sigmoid(rpn.objectness[0]).cpu().numpy(),
                 rpn_deltas=rpn.deltas[0].cpu().numpy(),
@@ -145,6 +148,7 @@ class FasterRCNN(Detector):
                 candidates=Detections(cand_boxes.cpu().numpy(), cand_scores.cpu().numpy(),
                                       cand_labels.cpu().numpy().astype(np.int64), list(self.class_names)),
                 detection_nms=dtrace, detections=final, features=features[0].float().cpu().numpy())
+            return self.merged_trace(traced, image, score_threshold)
         finally:
             self.train(was_training)
 

@@ -39,7 +39,7 @@ from models.boxes import box_iou, clip_boxes, decode, encode
 from models.detection.anchors import NEGATIVE, POSITIVE, sample_balanced
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import V1_NAMES, DetectorConfig
-from models.detection.detectors.base import Detections, Detector
+from models.detection.detectors.base import Detections, Detector, AugmentationMerge
 from models.detection.detectors.fast_rcnn import proposal_params
 from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
@@ -98,6 +98,9 @@ class RCNNTrace:
     candidates: Detections  # above the score threshold, before per-class NMS (input pixels)
     detection_nms: NmsTrace
     detections: Detections  # final, ORIGINAL pixels
+    #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
+    #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
+    merge: AugmentationMerge | None = None
 
 
 class RCNN(Detector):
@@ -387,7 +390,7 @@ class RCNN(Detector):
             rgb = (crops * self.image_std.cpu() + self.image_mean.cpu()).clamp(0, 1).mul(255).round().byte()
             n = len(original)
             input_size = (int(round(h * sy)), int(round(w * sx)))
-            return RCNNTrace(
+            traced = RCNNTrace(
                 input_size=input_size, factors=factors, proposals_original=original,
                 proposals=(boxes * scale).numpy(), proposal_scores=1.0 - np.arange(n, dtype=np.float32) / max(n, 1),
                 proposal_seconds=seconds, crops=rgb.permute(0, 2, 3, 1).numpy(),
@@ -396,5 +399,6 @@ class RCNN(Detector):
                 candidates=Detections((cb * scale).numpy(), cs.numpy(), cl.numpy().astype(np.int64),
                                       list(self.class_names)),
                 detection_nms=dtrace, detections=final)
+            return self.merged_trace(traced, image, score_threshold)
         finally:
             self.train(was_training)

@@ -1,0 +1,177 @@
+"""Test-time augmentation (several test sizes, mirrored): every pass's boxes come back in the original image's
+pixels, the merge (NMS, or NMS then box voting) is what predict, evaluate and the trace all show, and the
+settings are the model's own (saved with it, overridable at evaluate time)."""
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+from models.detection.config import ConfigError, DetectorConfig
+from models.detection.detectors import build_detector
+from models.detection.detectors.base import Detector, box_vote
+
+
+class _FixedBox(Detector):
+    """Always "finds" the same box in the pixels of the network input it is given, whatever the image: where
+    that box lands in the original image says how a pass's boxes were mapped back. Counts its passes."""
+
+    BOX = (10.0, 20.0, 40.0, 60.0)
+
+    def __init__(self, **inp: object) -> None:
+        cfg = DetectorConfig.default("faster-rcnn").with_overrides({"input": {"min_size": 100, "max_size": 400,
+                                                                              **inp}})
+        super().__init__(["person"], cfg)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # a device to run on
+        self.calls = 0
+
+    def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+        self.calls += 1
+        return [{"boxes": torch.tensor([self.BOX]), "scores": torch.tensor([0.9]), "labels": torch.tensor([1])}]
+
+
+class _BrightSquare(Detector):
+    """Finds the bright pixels of its input, as a detector should: every pass, mirrored or resized, must then
+    report the same square in the original image."""
+
+    def __init__(self, **inp: object) -> None:
+        cfg = DetectorConfig.default("faster-rcnn").with_overrides({"input": {"min_size": 100, "max_size": 400,
+                                                                              **inp}})
+        super().__init__(["person"], cfg)
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+        ys, xs = torch.where(images[0].mean(0) > 0.5)
+        box = torch.stack([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]).float()[None]
+        return [{"boxes": box, "scores": torch.tensor([0.8]), "labels": torch.tensor([1])}]
+
+
+def test_a_box_found_on_the_mirrored_or_resized_image_maps_back_to_the_original() -> None:
+    """Image 100 × 200 (model size 100: factor 1). The mirrored pass's box is the mirror image of the fixed
+    box; at test size 200 (factor 2) every coordinate is halved."""
+    m = _FixedBox(test_flip=True, test_sizes=[100, 200])
+    image = np.zeros((100, 200, 3), np.uint8)
+    merge = m.merge_passes(image, 0.0)
+    got = {(p.size, p.flip): p.detections.boxes[0].tolist() for p in merge.passes}
+    assert got == {(100, False): [10.0, 20.0, 40.0, 60.0], (100, True): [160.0, 20.0, 190.0, 60.0],
+                   (200, False): [5.0, 10.0, 20.0, 30.0], (200, True): [180.0, 10.0, 195.0, 30.0]}
+    assert m.calls == 4 and len(merge.candidates) == 4 and merge.pass_index.tolist() == [0, 1, 2, 3]
+    # The four boxes do not overlap at the head's NMS IoU, so the merge keeps all four.
+    assert len(merge.detections) == 4 and sorted(merge.nms.kept.tolist()) == [0, 1, 2, 3]
+
+
+def test_every_pass_of_a_real_detection_agrees_in_original_pixels() -> None:
+    """A bright square at x 120-150, y 30-70 of a 100 × 200 image: found at both sizes, mirrored or not, in
+    the same place of the original image; the merge keeps one box, there (NMS and vote alike)."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    image[30:70, 120:150] = 255
+    for merge_method in ("nms", "vote"):
+        m = _BrightSquare(test_flip=True, test_sizes=[100, 160], test_merge=merge_method)
+        merge = m.merge_passes(image, 0.0)
+        assert len(merge.passes) == 4
+        for p in merge.passes:
+            assert np.allclose(p.detections.boxes[0], [120, 30, 150, 70], atol=1.0), (p.name, p.detections.boxes)
+        (det,) = m.predict([image], 0.0)
+        assert len(det) == 1 and np.allclose(det.boxes[0], [120, 30, 150, 70], atol=1.0)
+
+
+def test_box_voting_moves_each_kept_box_to_its_voters_weighted_mean() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [2.0, 0.0, 12.0, 10.0], [50.0, 50.0, 60.0, 60.0],
+                          [1.0, 0.0, 11.0, 10.0]])
+    scores = torch.tensor([0.9, 0.3, 0.8, 0.6])
+    labels = torch.tensor([1, 1, 1, 2])  # the last box overlaps the first but is of another class
+    moved, voters = box_vote(boxes, scores, labels, torch.tensor([0, 2, 3]), 0.5)
+    assert torch.allclose(moved[0], torch.tensor([0.5, 0.0, 10.5, 10.0]))  # (0.9·b0 + 0.3·b1) / 1.2
+    assert torch.allclose(moved[1], boxes[2]) and torch.allclose(moved[2], boxes[3])
+    assert [v.tolist() for v in voters] == [[0, 1], [2], [3]]
+
+
+def test_vote_keeps_nms_scores_and_count_and_moves_the_boxes() -> None:
+    """Two passes that place the object 4 px apart: NMS keeps the better-scored box, the vote their mean."""
+
+    class _Shifting(_FixedBox):
+        def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+            shift = 4.0 if images[0].shape[-2] == 200 else 0.0  # the 200-px pass places it 4 original px right
+            box = torch.tensor([[10.0 + shift, 20.0, 50.0 + shift, 60.0]]) * (images[0].shape[-2] / 100)
+            score = 0.9 if images[0].shape[-2] == 100 else 0.3
+            return [{"boxes": box, "scores": torch.tensor([score]), "labels": torch.tensor([1])}]
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    nms = _Shifting(test_sizes=[100, 200]).predict([image], 0.0)[0]
+    vote = _Shifting(test_sizes=[100, 200], test_merge="vote").predict([image], 0.0)[0]
+    assert np.allclose(nms.boxes, [[10, 20, 50, 60]]) and np.allclose(nms.scores, [0.9])
+    assert np.allclose(vote.boxes, [[11, 20, 51, 60]])  # (0.9·10 + 0.3·14) / 1.2 and np.allclose(vote.scores, [0.9])
+
+
+def test_the_options_round_trip_through_a_saved_checkpoint(tmp_path) -> None:
+    from models.detection.checkpoints import load_detector, save_checkpoint
+
+    torch.manual_seed(0)
+    m = build_detector("faster-rcnn", ["person"], backbone="small", small_width=8, min_size=96, max_size=128,
+                       representation_size=32)
+    assert m.test_passes == [(None, False)]
+    m.set_test_augmentation(test_sizes=[96, 128], test_flip=True, test_merge="vote")
+    assert m.test_passes == [(96, False), (96, True), (128, False), (128, True)]
+    path = save_checkpoint(tmp_path / "m.pt", model=m, config={}, class_names=["person"], split={}, epoch=1)
+    again = load_detector(path, device="cpu")
+    assert again.test_sizes == (96, 128) and again.test_flip and again.test_merge == "vote"
+    assert again.parts.input.test_merge == "vote"
+    image = np.random.default_rng(0).integers(0, 255, (100, 140, 3), dtype=np.uint8)
+    a, b = m.predict([image], 0.0)[0], again.predict([image], 0.0)[0]
+    assert np.allclose(a.boxes, b.boxes) and np.allclose(a.scores, b.scores)
+    with pytest.raises(ConfigError, match="test_merge"):
+        m.set_test_augmentation(test_merge="average")
+
+
+def test_evaluate_runs_every_pass_and_the_command_line_overrides_the_model(tmp_path) -> None:
+    """evaluate_detector goes through predict, so a model's test passes all run on every image; evaluate's
+    --test-sizes / --test-flip / --no-test-flip / --test-merge change the model's config (what its summary and
+    a saved copy then say)."""
+    from app.cli.detection import _add_test_sizes, _apply_test_options
+    from models.data.datasets import open_dataset
+    from models.data.synthetic import SynthParams, write_synthetic
+    from models.detection.evaluation import evaluate_detector
+
+    params = SynthParams(min_image_size=100, max_image_size=120, min_objects=1, max_objects=1,
+                         min_object_size=30, max_object_size=50, photo_fraction=0.0, image_format="png")
+    root = write_synthetic(tmp_path / "set", 3, seed=1, params=params)
+    source = open_dataset(root)
+    m = _FixedBox(test_flip=True, test_sizes=[100, 150])
+    evaluate_detector(m, source, [0, 1, 2], coco=False)
+    assert m.calls == 3 * 4
+
+    parser = argparse.ArgumentParser()
+    _add_test_sizes(parser)
+    _apply_test_options(m, parser.parse_args([]))  # nothing asked: the model's own
+    assert m.test_passes == [(100, False), (100, True), (150, False), (150, True)]
+    _apply_test_options(m, parser.parse_args(["--test-sizes", "100,200", "--no-test-flip", "--test-merge", "vote"]))
+    assert m.test_passes == [(100, False), (200, False)] and m.test_merge == "vote"
+    assert m.config()["input"]["test_sizes"] == [100, 200] and m.config()["input"]["test_flip"] is False
+    m.calls = 0
+    evaluate_detector(m, source, [0], coco=False)
+    assert m.calls == 2
+
+
+def test_the_trace_shows_the_merge_that_predict_returns() -> None:
+    """With test passes the trace's last stage is the merge: its candidates are every pass's detections (in
+    the trace's input pixels, as a single pass's are), its NMS the merging one, its detections predict's."""
+    torch.manual_seed(0)
+    m = build_detector("faster-rcnn", ["a", "b"], backbone="small", small_width=8, min_size=96, max_size=128,
+                       representation_size=32, anchor_sizes=(16, 32), box_score_threshold=0.0)
+    image = np.random.default_rng(3).integers(0, 255, (120, 150, 3), dtype=np.uint8)
+    single = m.trace(image)
+    assert single.merge is None
+    m.set_test_augmentation(test_sizes=[96, 128], test_flip=True)
+    traced = m.trace(image)
+    (det,) = m.predict([image], m.roi_heads.score_threshold)
+    merge = traced.merge
+    assert merge is not None and len(merge.passes) == 4
+    assert len(traced.candidates) == sum(len(p.detections) for p in merge.passes)
+    sy, sx = traced.factors
+    assert np.allclose(traced.candidates.boxes[:, 0::2] / sx, merge.candidates.boxes[:, 0::2], atol=1e-3)
+    assert np.allclose(traced.candidates.boxes[:, 1::2] / sy, merge.candidates.boxes[:, 1::2], atol=1e-3)
+    assert np.array_equal(traced.detection_nms.kept[: len(det)], np.asarray(merge.nms.kept)[: len(det)])
+    assert np.allclose(traced.detections.boxes, det.boxes) and np.allclose(traced.detections.scores, det.scores)
+    # The stages before the merge stay the single pass's (the RPN view, the RoI grid, the class scores).
+    assert np.allclose(traced.class_scores, single.class_scores)
