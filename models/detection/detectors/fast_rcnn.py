@@ -29,7 +29,7 @@ from torch import Tensor
 from models.boxes import clip_boxes, decode
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import DetectorConfig, ProposalConfig
-from models.detection.detectors.base import Detections, Detector, AugmentationMerge
+from models.detection.detectors.base import AugmentationMerge, Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.nms import NmsTrace, nms_trace
 from models.proposals.cache import ProposalCache, ProposalParams

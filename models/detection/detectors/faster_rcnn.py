@@ -20,7 +20,7 @@ from models.boxes import RPN_STDS, clip_boxes, decode
 from models.detection.anchors import AnchorSet, label_anchors
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import DetectorConfig
-from models.detection.detectors.base import Detections, Detector, AugmentationMerge
+from models.detection.detectors.base import AugmentationMerge, Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.detectors.rpn import RegionProposalNetwork
 from models.detection.nms import NmsTrace, nms_trace

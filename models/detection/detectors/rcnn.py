@@ -39,7 +39,7 @@ from models.boxes import box_iou, clip_boxes, decode, encode
 from models.detection.anchors import NEGATIVE, POSITIVE, sample_balanced
 from models.detection.backbones import Backbone, config_with_backbone
 from models.detection.config import V1_NAMES, DetectorConfig
-from models.detection.detectors.base import Detections, Detector, AugmentationMerge
+from models.detection.detectors.base import AugmentationMerge, Detections, Detector
 from models.detection.detectors.fast_rcnn import proposal_params
 from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
