@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --evaluate: shorter sides to test at ('' : the model's own size alone)")
     ap.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
                     help="with --evaluate: also test on the mirrored image")
-    ap.add_argument("--test-merge", choices=("nms", "vote"), default=None,
+    ap.add_argument("--test-merge", choices=("nms", "vote", "average"), default=None,
                     help="with --evaluate: how the passes' detections are merged")
     args = ap.parse_args(argv)
     if args.summary:

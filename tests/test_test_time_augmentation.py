@@ -101,7 +101,32 @@ def test_vote_keeps_nms_scores_and_count_and_moves_the_boxes() -> None:
     nms = _Shifting(test_sizes=[100, 200]).predict([image], 0.0)[0]
     vote = _Shifting(test_sizes=[100, 200], test_merge="vote").predict([image], 0.0)[0]
     assert np.allclose(nms.boxes, [[10, 20, 50, 60]]) and np.allclose(nms.scores, [0.9])
-    assert np.allclose(vote.boxes, [[11, 20, 51, 60]])  # (0.9·10 + 0.3·14) / 1.2 and np.allclose(vote.scores, [0.9])
+    assert np.allclose(vote.boxes, [[11, 20, 51, 60]]) and np.allclose(vote.scores, [0.9])  # x: (0.9·10 + 0.3·14) / 1.2
+    average = _Shifting(test_sizes=[100, 200], test_merge="average").predict([image], 0.0)[0]
+    assert np.allclose(average.boxes, vote.boxes) and np.allclose(average.scores, [0.6])  # (0.9 + 0.3) / 2
+
+
+def test_average_ranks_what_the_passes_agree_on_first() -> None:
+    """Pass A (model size) sees a strong box only it reports and a weaker one both report; the mean over the
+    passes puts the agreed one first, NMS would rank by the single strongest score."""
+
+    class _TwoPasses(_FixedBox):
+        def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+            k = images[0].shape[-2] / 100
+            if k == 1:  # pass A: a lone box (0.8) and the shared one (0.6)
+                boxes, scores = [[120.0, 10.0, 150.0, 50.0], [10.0, 20.0, 50.0, 60.0]], [0.8, 0.6]
+            else:  # pass B: the shared one only (0.7)
+                boxes, scores = [[10.0, 20.0, 50.0, 60.0]], [0.7]
+            return [{"boxes": torch.tensor(boxes) * k, "scores": torch.tensor(scores),
+                     "labels": torch.ones(len(scores), dtype=torch.long)}]
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    nms = _TwoPasses(test_sizes=[100, 200]).predict([image], 0.0)[0]
+    average = _TwoPasses(test_sizes=[100, 200], test_merge="average").predict([image], 0.0)[0]
+    assert np.allclose(nms.scores, [0.8, 0.7]) and np.allclose(nms.boxes[0], [120, 10, 150, 50])
+    assert np.allclose(average.scores, [0.65, 0.4]) and np.allclose(average.boxes[1], [120, 10, 150, 50])
+    with pytest.raises(ConfigError, match="size range"):
+        _FixedBox(test_sizes=[100, 200], test_merge="average", test_size_range=[10, 50])
 
 
 def test_the_options_round_trip_through_a_saved_checkpoint(tmp_path) -> None:

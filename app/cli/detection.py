@@ -58,7 +58,7 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-flip", dest="test_flip", action="store_true", default=None,
                    help="also run every test size on the mirrored image and merge (test-time augmentation; "
                         "default: the checkpoint's input.test_flip)")
-    p.add_argument("--test-merge", choices=("nms", "vote"), default=None,
+    p.add_argument("--test-merge", choices=("nms", "vote", "average"), default=None,
                    help="how the test passes' detections are merged: nms, or vote (the same NMS, then each kept "
                         "box moved to the score-weighted mean of the boxes it overlaps; default: the "
                         "checkpoint's input.test_merge)")

@@ -91,9 +91,13 @@ def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
         boxes[:, 0::2] *= np.float32(s / sx)
         boxes[:, 1::2] *= np.float32(s / sy)
         name = session.model_path.rsplit("/", 1)[-1] if session.model_path else "the model"
+        merge = getattr(trace, "merge", None)
+        what = f"candidates of {name} before its per-class NMS"
+        if merge is not None:  # test-time augmentation: the passes' detections before the merging NMS
+            what = (f"detections of {name}'s {len(merge.passes)} test passes "
+                    f"({'; '.join(p.name for p in merge.passes)}) before the NMS that merges them")
         return SceneBoxes(boxes, np.asarray(cand.scores, np.float32).reshape(-1),
-                          np.asarray(cand.labels, np.int64).reshape(-1), list(cand.class_names), FROM_MODEL,
-                          f"candidates of {name} before its per-class NMS")
+                          np.asarray(cand.labels, np.int64).reshape(-1), list(cand.class_names), FROM_MODEL, what)
     det = scene_detections(session)
     if det is not None:
         det.description += " (already after NMS)"

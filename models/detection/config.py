@@ -184,10 +184,12 @@ class InputConfig(Part):
                                     "test_sizes")
     test_flip: bool = setting(False, "also test on the mirrored image and merge", "test_flip")
     test_merge: str = setting("nms", "how the test passes' detections are merged (test sizes, flip): nms (per-class "
-                                     "NMS at the RoI head's IoU over all passes' detections) or vote (the same "
+                                     "NMS at the RoI head's IoU over all passes' detections); vote (the same "
                                      "NMS, then each kept box moved to the score-weighted mean of the boxes of "
                                      "its class it overlaps at that IoU: the passes vote on where the object "
-                                     "is; scores and count as nms)")
+                                     "is; scores and count as nms); average (vote, and each score the mean over "
+                                     "the passes of each pass's best overlapping score, 0 where a pass saw "
+                                     "nothing: what the passes agree on ranks first, as weighted box fusion)")
     test_size_range: list[float] | None = setting(
         None, "multi-scale testing: object size range [lo, hi) in input pixels each size may report (SNIP)",
         "test_size_range")
@@ -200,8 +202,11 @@ class InputConfig(Part):
         if self.test_size_range is not None:
             if len(self.test_size_range) != 2 or not 0 <= self.test_size_range[0] < self.test_size_range[1]:
                 raise ConfigError(f"a test size range is 0 <= lo < hi, got {self.test_size_range}")
-        if self.test_merge not in ("nms", "vote"):
-            raise ConfigError(f"input.test_merge is 'nms' or 'vote', got {self.test_merge!r}")
+        if self.test_merge not in ("nms", "vote", "average"):
+            raise ConfigError(f"input.test_merge is 'nms', 'vote' or 'average', got {self.test_merge!r}")
+        if self.test_merge == "average" and self.test_size_range is not None:
+            raise ConfigError("input.test_merge 'average' counts a pass that did not report an object as a vote "
+                              "against it, which a test size range makes wrong: use 'nms' or 'vote' with one")
         if any(v <= 0 for v in self.test_sizes):
             raise ConfigError(f"input.test_sizes are positive, got {self.test_sizes}")
         if len(self.image_mean) != 3 or len(self.image_std) != 3:

@@ -81,6 +81,10 @@ def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
         size = f"shorter side {parts.input.min_size}, longer side ≤ {parts.input.max_size}"
         if parts.input.test_sizes:
             size += f"; tests at {', '.join(str(s) for s in parts.input.test_sizes)}"
+        if parts.input.test_flip:
+            size += "; tests mirrored too"
+        if (parts.input.test_sizes or parts.input.test_flip) and parts.input.test_merge != "nms":
+            size += f" (passes merged by {parts.input.test_merge})"
     trained_on = str(extra.get("trained_on") or "")
     n_files = len(split.get("files") or split.get("indices") or []) if isinstance(split, dict) else 0
     data = str(train.get("data") or "")

@@ -21,7 +21,7 @@ from torch import Tensor
 from models.detection.config import IMAGENET_MEAN, IMAGENET_STD, DetectorConfig, detector_config
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Detections", "Detector", "AugmentedPass", "AugmentationMerge",
-           "box_vote", "checked_size_range", "resize_image", "resize_scale", "to_tensor"]
+           "box_vote", "checked_size_range", "pass_average", "resize_image", "resize_scale", "to_tensor"]
 
 
 @dataclass
@@ -67,7 +67,8 @@ class AugmentationMerge:
 
     ``candidates`` are every pass's detections in one list (original pixels; ``pass_index`` says whose), the
     merge's per-class NMS trace indexes them, and ``detections`` are the kept ones, moved by the vote when
-    ``method`` is "vote" (``voters[i]``: the candidates that voted for detection ``i``)."""
+    ``method`` is "vote" or "average" (``voters[i]``: the candidates that voted for detection ``i``) and, for
+    "average", scored by the mean over the passes (:func:`pass_average`) and sorted by that score."""
 
     passes: list[AugmentedPass]
     candidates: Detections
@@ -96,6 +97,21 @@ def box_vote(boxes: Tensor, scores: Tensor, labels: Tensor, kept: Tensor, iou_th
     w = votes.float() * scores[None, :].float()
     moved = (w @ boxes.float()) / w.sum(1, keepdim=True)
     return moved, [torch.where(v)[0].numpy() for v in votes]
+
+
+def pass_average(scores: Tensor, pass_index: np.ndarray, voters: list[np.ndarray], passes: int) -> Tensor:
+    """Each merged detection's score as the mean over the ``passes`` of each pass's best voter (0 for a pass
+    that did not see it): test-time augmentation's usual averaging of class probabilities, for detections
+    (as weighted box fusion, Solovyev et al. 2021). A box that one pass of four reports keeps a quarter of its
+    score, one that every pass agrees on keeps its mean: agreement across the augmentations ranks first."""
+    out = torch.zeros(len(voters), dtype=torch.float32)
+    for i, v in enumerate(voters):
+        best: dict[int, float] = {}
+        for j in v.tolist():
+            k = int(pass_index[j])
+            best[k] = max(best.get(k, 0.0), float(scores[j]))
+        out[i] = sum(best.values()) / passes
+    return out
 
 
 def resize_scale(height: int, width: int, min_size: int, max_size: int) -> float:
@@ -317,10 +333,15 @@ class Detector(torch.nn.Module):
         trace = nms_trace(boxes, scores, self.merge_nms if len(passes) > 1 else 1.0, groups=labels)
         kept = torch.as_tensor(np.asarray(trace.kept, np.int64)[: self.merge_max_detections], dtype=torch.long)
         voters: list[np.ndarray] = []
-        final_boxes = boxes[kept]
-        if self.test_merge == "vote" and len(passes) > 1:
+        final_boxes, final_scores = boxes[kept], scores[kept]
+        if self.test_merge in ("vote", "average") and len(passes) > 1:
             final_boxes, voters = box_vote(boxes, scores, labels, kept, self.merge_nms)
-        final = Detections(final_boxes.numpy().astype(np.float32), scores[kept].numpy().astype(np.float32),
+        if self.test_merge == "average" and len(passes) > 1:
+            final_scores = pass_average(scores, pass_index, voters, len(passes))
+            order = torch.sort(final_scores, descending=True, stable=True).indices
+            final_boxes, final_scores, kept = final_boxes[order], final_scores[order], kept[order]
+            voters = [voters[int(i)] for i in order]
+        final = Detections(final_boxes.numpy().astype(np.float32), final_scores.numpy().astype(np.float32),
                            labels[kept].numpy().astype(np.int64), list(self.class_names))
         return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters)
 
