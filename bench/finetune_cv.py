@@ -25,6 +25,8 @@ backbone has nothing to keep).
     python bench/finetune_cv.py --folds-only 0,1 ...                             # some folds (others later)
     python bench/finetune_cv.py --summary RESULTS.jsonl                          # mean ± spread of saved rows
     python bench/finetune_cv.py --rescore OLD.jsonl --results NEW.jsonl          # saved folds, new test settings
+    python bench/finetune_cv.py --evaluate 0=F0.pt --evaluate 1=F1.pt ... --test-sizes 512,640 --test-flip \
+        --test-merge average --results NEW.jsonl      # fold checkpoints from anywhere, test-time augmentation
 
 ``--lock FILE`` takes an exclusive ``flock`` on FILE around each fold only (training + scoring), so other
 short jobs sharing that lane get the CPU between folds. ``--max-minutes`` caps each fold's training, counted
@@ -155,9 +157,9 @@ TEST_SETTINGS = {"nms": "nms_threshold", "score_threshold": "score_threshold",
 
 
 def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]], prior: dict) -> dict:
-    """Score a fold's saved checkpoint again with the preset's test-time settings (:data:`TEST_SETTINGS`),
-    without training: for a change that only acts at test time (the detections' NMS), the folds trained
-    before it need not be trained again. The row keeps ``prior``'s training figures and records the score
+    """Score a fold's saved checkpoint again with the preset's test-time settings (:data:`TEST_SETTINGS` and the
+    test-time augmentation of :func:`test_options`), without training: for a change that only acts at test
+    time (the detections' NMS, test-time augmentation), the folds trained before it need not be trained again. The row keeps ``prior``'s training figures and records the score
     it replaces."""
     from models.detection.checkpoints import load_detector
     from models.detection.evaluation import evaluate_detector
@@ -175,6 +177,12 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
         if getattr(model.roi_heads, attr) != value:
             changed[f"roi_head.{field}"] = [getattr(model.roi_heads, attr), value]
             setattr(model.roi_heads, attr, value)
+    model.merge_nms, model.merge_max_detections = head.nms, head.detections_per_image
+    tta = test_options(args)
+    before = {k: model.config()["input"][k] for k in tta}
+    if before != tta:
+        changed.update({f"input.{k}": [before[k], v] for k, v in tta.items() if before[k] != v})
+        model.set_test_augmentation(**tta)
     t1 = time.monotonic()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
     ap = float(res.AP[args.cls])
@@ -188,11 +196,13 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
 
 def test_options(args: argparse.Namespace) -> dict:
     """The test-time augmentation the command line asks for (``input`` part fields), over the preset's."""
-    inp = __import__("models.detection.presets", fromlist=["get_preset"]).get_preset(PRESET).model.input
-    sizes = list(inp.test_sizes) if args.test_sizes is None else [int(v) for v in args.test_sizes.split(",") if v]
-    flip = inp.test_flip if args.test_flip is None else args.test_flip
-    merge = inp.test_merge if args.test_merge is None else args.test_merge
-    return {"test_sizes": sizes, "test_flip": bool(flip), "test_merge": merge}
+    from models.detection.presets import get_preset
+
+    inp = get_preset(PRESET).model.input
+    sizes, flip, merge = (getattr(args, k, None) for k in ("test_sizes", "test_flip", "test_merge"))
+    return {"test_sizes": list(inp.test_sizes) if sizes is None else [int(v) for v in sizes.split(",") if v],
+            "test_flip": bool(inp.test_flip if flip is None else flip),
+            "test_merge": inp.test_merge if merge is None else merge}
 
 
 def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int]], fold: int, ckpt: str) -> dict:

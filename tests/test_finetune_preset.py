@@ -84,3 +84,28 @@ def test_rescore_scores_a_saved_fold_with_the_presets_test_settings(tmp_path) ->
     assert row["train_cpu_s"] == 42.0 and 0.0 <= row["AP50"] <= 1.0
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         bench.rescore_fold(args, source, folds, {**prior, "fold": 1})
+
+
+def test_evaluate_scores_a_fold_checkpoint_with_test_time_augmentation(tmp_path) -> None:
+    """--evaluate FOLD=CKPT scores a checkpoint trained on that fold's split, with the preset's test settings
+    and the --test-* overrides (saved in the row, with the CPU time per image); a checkpoint of another split
+    is refused rather than scored on images it trained on."""
+    import argparse
+
+    from tests.tiny_training import TINY_MODEL, tiny_dataset, train_tiny
+
+    bench = _finetune_cv()
+    data = tiny_dataset(tmp_path / "data", count=6)
+    source, folds, _ = bench.folds_of(str(data), "circle", 2, 0)
+    ckpt = tmp_path / "fold0.pt"
+    from models.data.folds import train_indices
+
+    result = train_tiny(data, ckpt, model=TINY_MODEL, split="cv2-seed0-fold0", train_indices=train_indices(folds, 0))
+    assert result.checkpoint is not None
+    args = argparse.Namespace(cls="circle", seed=0, test_sizes="96,128", test_flip=True, test_merge="average")
+    row = bench.evaluate_fold(args, source, folds, 0, str(ckpt))
+    assert row["test"]["test_sizes"] == [96, 128] and row["test"]["test_flip"] is True
+    assert row["test"]["test_merge"] == "average" and row["eval_cpu_s_per_image"] > 0
+    assert 0.0 <= row["AP50"] <= 1.0 and row["tag"] == "pretrained"
+    with pytest.raises(ValueError, match="split"):
+        bench.evaluate_fold(args, source, folds, 1, str(ckpt))
