@@ -25,6 +25,11 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     assert (item.model.roi_head.pooling, item.model.roi_head.representation_size) == ("align", 512)
     # COCO's detectors suppress duplicates at IoU 0.5, not the VOC papers' 0.3: people in a crowd overlap.
     assert item.model.roi_head.nms == 0.5
+    # Test-time augmentation: the training size and a larger one for small persons, each mirrored (the flips
+    # it trains with), the passes' scores averaged.
+    inp = item.model.input
+    assert inp.test_sizes == [512, 640] and inp.test_flip and inp.test_merge == "average"
+    assert min(inp.test_sizes) == inp.min_size and max(inp.test_sizes) > max(item.training.train_sizes)
     t = item.training
     assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \
         ("adamw", 1e-3, 0.1, 16, "cosine", 0.5, False)

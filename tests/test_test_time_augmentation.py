@@ -146,7 +146,7 @@ def test_the_options_round_trip_through_a_saved_checkpoint(tmp_path) -> None:
     a, b = m.predict([image], 0.0)[0], again.predict([image], 0.0)[0]
     assert np.allclose(a.boxes, b.boxes) and np.allclose(a.scores, b.scores)
     with pytest.raises(ConfigError, match="test_merge"):
-        m.set_test_augmentation(test_merge="average")
+        m.set_test_augmentation(test_merge="mean")
 
 
 def test_evaluate_runs_every_pass_and_the_command_line_overrides_the_model(tmp_path) -> None:
