@@ -176,6 +176,11 @@ def test_evaluate_runs_every_pass_and_the_command_line_overrides_the_model(tmp_p
     m.calls = 0
     evaluate_detector(m, source, [0], coco=False)
     assert m.calls == 2
+    _apply_test_options(m, parser.parse_args(["--test-sizes", ""]))  # '': the model's own size alone
+    assert m.test_passes == [(None, False)]
+    with pytest.raises(SystemExit, match="size range"):  # a clear message, not a traceback
+        _apply_test_options(m, parser.parse_args(["--test-sizes", "100,150", "--test-merge", "average",
+                                                  "--test-range", "10,50"]))
 
 
 def test_the_trace_shows_the_merge_that_predict_returns() -> None:

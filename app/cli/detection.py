@@ -19,6 +19,8 @@ def _sizes(text: str) -> tuple[int, ...]:
         sizes = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated pixel sizes, got {text!r}") from None
+    if not sizes and not text.strip():
+        return ()  # '': the model's own size alone (switches off a checkpoint's multi-scale testing)
     if not sizes or min(sizes) < 32:
         raise argparse.ArgumentTypeError(f"test sizes are shorter sides of at least 32 pixels, got {text!r}")
     return sizes
@@ -53,15 +55,15 @@ def _share(text: str) -> float:
 
 def _add_test_sizes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-sizes", type=_sizes, default=None, metavar="S1,S2,...",
-                   help="multi-scale testing: run at each shorter side and merge by per-class NMS "
-                        "(default: the checkpoint's own, usually its training size alone)")
+                   help="multi-scale testing: run at each shorter side and merge (--test-merge) "
+                        "(default: the checkpoint's own, usually its training size alone; '' : that size alone)")
     p.add_argument("--test-flip", dest="test_flip", action="store_true", default=None,
                    help="also run every test size on the mirrored image and merge (test-time augmentation; "
                         "default: the checkpoint's input.test_flip)")
     p.add_argument("--test-merge", choices=("nms", "vote", "average"), default=None,
-                   help="how the test passes' detections are merged: nms, or vote (the same NMS, then each kept "
-                        "box moved to the score-weighted mean of the boxes it overlaps; default: the "
-                        "checkpoint's input.test_merge)")
+                   help="how the test passes' detections are merged: nms; vote (the same NMS, then each kept "
+                        "box moved to the score-weighted mean of the boxes it overlaps); average (vote, and "
+                        "each score the mean over the passes); default: the checkpoint's input.test_merge")
     p.add_argument("--no-test-flip", dest="test_flip", action="store_false",
                    help="do not test mirrored even where the checkpoint says so")
     p.add_argument("--test-turns", action=argparse.BooleanOptionalAction, default=None,
@@ -79,11 +81,17 @@ def _add_test_sizes(p: argparse.ArgumentParser) -> None:
 
 def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: ANN001 - a Detector
     if hasattr(detector, "set_test_augmentation"):  # through the config: the model summary shows what ran
-        detector.set_test_augmentation(test_sizes=args.test_sizes or None, test_flip=args.test_flip,
-                                       test_merge=getattr(args, "test_merge", None), test_size_range=args.test_range)
+        from models.detection.config import ConfigError
+
+        try:
+            detector.set_test_augmentation(test_sizes=None if args.test_sizes is None else list(args.test_sizes),
+                                           test_flip=args.test_flip, test_merge=getattr(args, "test_merge", None),
+                                           test_size_range=args.test_range)
+        except ConfigError as exc:
+            raise SystemExit(f"error: {exc}") from None
     else:
-        if args.test_sizes:
-            detector.test_sizes = args.test_sizes
+        if args.test_sizes is not None:
+            detector.test_sizes = tuple(args.test_sizes)
         if args.test_flip is not None:
             detector.test_flip = bool(args.test_flip)
         if args.test_range is not None:
