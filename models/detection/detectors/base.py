@@ -308,7 +308,7 @@ class Detector(torch.nn.Module):
         pass's duplicates of an object another pass found better are removed as a pass's own duplicates
         are), the score threshold and detection cap as the head's; ``test_merge`` "vote" then moves each
         kept box to its voters' weighted mean (:func:`box_vote`). With one pass nothing is merged."""
-        from models.detection.nms import nms_trace
+        from models.detection.nms import NmsTrace, nms_trace
 
         was_training = self.training
         self.eval()
@@ -330,7 +330,12 @@ class Detector(torch.nn.Module):
         labels = torch.from_numpy(np.concatenate([p.detections.labels for p in passes]))
         pass_index = np.concatenate([np.full(len(p.detections), i, np.int64) for i, p in enumerate(passes)])
         candidates = Detections(boxes.numpy(), scores.numpy(), labels.numpy(), list(self.class_names))
-        trace = nms_trace(boxes, scores, self.merge_nms if len(passes) > 1 else 1.0, groups=labels)
+        if len(passes) > 1:
+            trace = nms_trace(boxes, scores, self.merge_nms, groups=labels)
+        else:  # one pass: its own NMS is done; every detection stays, in its (score) order
+            n = int(scores.numel())
+            trace = NmsTrace(np.arange(n, dtype=np.int64), np.full(n, -1, np.int64), np.zeros(n, np.float32),
+                             float(self.merge_nms))
         kept = torch.as_tensor(np.asarray(trace.kept, np.int64)[: self.merge_max_detections], dtype=torch.long)
         voters: list[np.ndarray] = []
         final_boxes, final_scores = boxes[kept], scores[kept]
