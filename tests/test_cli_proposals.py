@@ -182,3 +182,21 @@ def test_eval_proposals_on_coco_json_with_images_dir(tmp_path: Path) -> None:
 def test_eval_proposals_missing_dataset(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["eval-proposals", str(tmp_path / "nothing")]) == 2
     assert "nothing" in capsys.readouterr().err
+
+
+def test_propose_and_eval_proposals_run_given_groupings(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from models.proposals.selective_search import Strategy, selective_search
+
+    img = _write(tmp_path / "a.png", _image())
+    out = tmp_path / "own.json"
+    assert main(["propose", str(img), "--groupings", "lab:200:F,hsv:100:TSF", "--json", str(out)]) == 0
+    boxes = np.array(json.loads(out.read_text())["images"][0]["boxes"])
+    rgb = cv2.cvtColor(_image(), cv2.COLOR_BGR2RGB)
+    expected = selective_search(rgb, "fast", strategies=[Strategy("lab", 200, "F"), Strategy("hsv", 100, "TSF")])
+    assert np.allclose(boxes, np.round(expected.boxes, 2), atol=0.01)
+    one = tmp_path / "one.json"  # a single grouping whose smallest region is bigger than the rectangle
+    assert main(["eval-proposals", str(_voc_folder(tmp_path)), "--groupings", "hsv:5000:CTSF", "--json", str(one)]) == 0
+    assert json.loads(one.read_text())["boxes_per_image"] == 1  # the whole image only: fast's plan gives 5
+    with pytest.raises(SystemExit):
+        main(["propose", str(img), "--groupings", "lab:inf:F", "--json", str(out)])
+    assert "positive number" in capsys.readouterr().err

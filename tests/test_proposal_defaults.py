@@ -74,7 +74,7 @@ def test_the_defaults_are_the_measured_ones() -> None:
     assert default_near_duplicates("quality") == NEAR_DUPLICATES["exact"] == 1.0
 
 
-def test_fast_defaults_localise_on_the_bundled_samples(photos: Path) -> None:
+def test_fast_mode_defaults_hold_their_localisation_on_the_bundled_samples(photos: Path) -> None:
     report = evaluate_dataset(open_dataset(photos), "fast", seed=0, max_side=500)
     s = report.summary
     assert s.images == 4 and s.gt_boxes == 17 and not report.skipped
@@ -90,7 +90,7 @@ def test_fast_defaults_localise_on_the_bundled_samples(photos: Path) -> None:
     assert compact.recall[0.5] == 1.0 and compact.mabo <= s.mabo
 
 
-def test_fast_defaults_localise_on_the_scikit_image_photographs(skimage_photos: Path) -> None:
+def test_fast_mode_defaults_hold_their_localisation_on_the_scikit_image_photographs(skimage_photos: Path) -> None:
     report = evaluate_dataset(open_dataset(skimage_photos), "fast", seed=0, max_side=500)
     s = report.summary
     assert s.images == 3 and s.gt_boxes == 37 and not report.skipped
@@ -110,7 +110,7 @@ def package_photos(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_fast_defaults_localise_on_the_package_photographs(package_photos: Path) -> None:
+def test_fast_mode_defaults_hold_their_localisation_on_the_package_photographs(package_photos: Path) -> None:
     # Measured once with these defaults (bench/README.md, beside OpenCV-fast on the same images, which scores
     # recall@0.5 1.000, recall@0.7 0.867, MABO 0.841, AR 0.740 with 1,183 boxes). The plan's Lab k 200 rung is what
     # boxes a person behind railings in `ascent` (0.33 → 0.63) and Grace Hopper's flag (0.88 → 0.93). One

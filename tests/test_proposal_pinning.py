@@ -98,3 +98,43 @@ def test_groupings_come_from_a_command_line_string_and_bad_ones_are_refused() ->
     assert ProposalConfig(groupings="hsv:100:CTSF, lab:200:F").groupings == ["hsv:100:CTSF", "lab:200:F"]
     with pytest.raises(ConfigError, match="groupings"):
         ProposalConfig(groupings=["lab:200:Q"])
+
+
+def test_a_new_model_saves_the_k_values_its_groupings_run() -> None:
+    model = build_detector("fast-rcnn", CLASSES, small_width=8)
+    props = model.parts.proposals
+    assert props.ks == sorted({s.k for s in ss.FAST_PLAN}) == [100.0, 150.0, 200.0, 300.0]
+
+
+def test_k_values_beside_groupings_that_run_others_are_refused() -> None:
+    from models.detection.config import ConfigError, ProposalConfig
+
+    assert ProposalConfig(groupings=["lab:200:F", "hsv:100:TSF"], ks=[200, 100]).groupings  # the same k: fine
+    with pytest.raises(ConfigError, match="not used when proposals.groupings is set"):
+        ProposalConfig(groupings=["lab:200:F"], ks=[100, 150])
+
+
+@pytest.mark.parametrize("token", ["lab:inf:F", "hsv:nan:CTSF", "lab:1e400:F", "lab:-5:F", "lab:0:F"])
+def test_a_grouping_with_a_k_that_is_not_a_positive_number_is_refused(token) -> None:
+    from models.detection.config import ConfigError, ProposalConfig
+
+    with pytest.raises(ValueError, match="positive number"):
+        ss.Strategy.parse(token)
+    with pytest.raises(ConfigError, match="positive number"):
+        ProposalConfig(groupings=[token])
+    with pytest.raises(ValueError, match="positive number"):
+        ss.Strategy("lab", float("inf"))
+
+
+def test_one_grouping_spelled_two_ways_is_one_cache_entry() -> None:
+    import numpy as np
+
+    from models.proposals.cache import ProposalParams, proposal_key
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    a = ProposalParams(groupings=("lab:200:F", "hsv:100.0:CTSF"))
+    b = ProposalParams(groupings=("lab k=200 F", " hsv:100:CTSF"))
+    assert a.groupings == b.groupings == ("lab:200:F", "hsv:100:CTSF")
+    assert proposal_key(image, a) == proposal_key(image, b)
+    precise = ss.Strategy("hsv", 100.1234567, "TSF")
+    assert ss.Strategy.parse(precise.token) == precise  # the token keeps every digit of k

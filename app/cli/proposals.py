@@ -41,6 +41,15 @@ def _ks(text: str) -> tuple[float, ...] | str:
     return ks
 
 
+def _groupings(text: str) -> list:
+    from models.proposals.selective_search import Strategy
+
+    try:
+        return [Strategy.parse(token) for token in text.split(",") if token.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _near_duplicates(text: str) -> float:
     from models.proposals.selective_search import near_duplicate_threshold
 
@@ -63,6 +72,10 @@ def _add_proposal_options(p: argparse.ArgumentParser, default_mode: str) -> None
                         "fast: its own plan, HSV k 100,150,300 and Lab k 100,150,200 plus a Lab k 200 fill-only "
                         "grouping; '100,150,300' is the plan before it), or 'split' (fast: HSV k 100,200,300 "
                         "with Lab k 100,150,200)")
+    p.add_argument("--groupings", type=_groupings, default=None, metavar="SPACE:K:SIMS,...",
+                   help="run exactly these groupings instead of the mode's colour spaces × k, e.g. "
+                        "'hsv:100:CTSF,lab:200:F' (similarities: letters of C colour, T texture, S size, F fill); "
+                        "a model's proposals.groupings can be measured this way; --ks is then not used")
     p.add_argument("--min-box-size", type=float, default=0.0,
                    help="drop boxes narrower or shorter than this many pixels (default 0)")
     p.add_argument("--near-duplicates", type=_near_duplicates, default=None, metavar="NAME|IOU",
@@ -122,9 +135,12 @@ def _write_json(path: str, payload: dict, indent: int | None = 1) -> None:
     atomic_write_text(out, json.dumps(payload, indent=indent) + "\n")
 
 
-def _nd(args: argparse.Namespace) -> dict[str, float]:
-    """The near-duplicate keyword for the library when given (else its default applies)."""
-    return {} if args.near_duplicates is None else {"near_duplicate_iou": args.near_duplicates}
+def _nd(args: argparse.Namespace) -> dict:
+    """The near-duplicate and grouping keywords for the library when given (else its defaults apply)."""
+    extra: dict = {} if args.near_duplicates is None else {"near_duplicate_iou": args.near_duplicates}
+    if args.groupings:
+        extra["strategies"] = args.groupings
+    return extra
 
 
 def _boxes_json(boxes: np.ndarray) -> list[list[float]]:

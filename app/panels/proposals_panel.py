@@ -74,8 +74,9 @@ class ProposalsPanel(QWidget):
         for m in MODES:
             self.mode_combo.addItem(m, m)
         self.mode_combo.setCurrentIndex(self.mode_combo.findData(d.mode))
-        self.mode_combo.setToolTip("single: HSV, one k · fast: HSV/Lab × 3 k × 2 similarity sets · "
-                                   "quality: 5 colour spaces × 4 k × 4 sets (slow)")
+        self.mode_combo.setToolTip("single: HSV, one k · fast: HSV/Lab × 3 k × 2 similarity sets, plus Lab "
+                                   "k 200 merged by fill (13 groupings) · quality: 5 colour spaces × 6 k × 4 "
+                                   "sets (slow)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setValue(d.seed)

@@ -255,8 +255,8 @@ class ProposalConfig(Part):
                                                   "duplicates only); empty: the library's, fixed at build",
                                             "proposal_near_duplicates")
     groupings: list[str] | None = setting(None, "the groupings run, as space:k:similarities (e.g. lab:200:F), in "
-                                                "place of every space × k; empty: from k (fast mode's own plan is "
-                                                "written here when the model is built)", "proposal_groupings")
+                                                "place of every space × k (ks is then left empty); empty: from k "
+                                                "(fast mode's own plan is written here when the model is built)", "proposal_groupings")
     max_side: int | None = setting(500, "images are shrunk to this longer side for Selective Search",
                                    "proposal_max_side")
     seed: int = setting(0, "seed of Selective Search's random ranking", "proposal_seed")
@@ -267,25 +267,33 @@ class ProposalConfig(Part):
     def validate(self) -> None:
         from models.proposals.selective_search import Strategy
 
+        strategies = []
         for g in self.groupings or ():
             try:
-                Strategy.parse(g)
+                strategies.append(Strategy.parse(g))
             except ValueError as exc:
                 raise ConfigError(f"proposals.groupings: {exc}") from None
+        grouping_ks = sorted({s.k for s in strategies})
+        if strategies and self.ks is not None and sorted({float(k) for k in self.ks}) != grouping_ks:
+            # groupings name their own k; a different ks beside them would be ignored without a word
+            raise ConfigError(f"proposals.ks {list(self.ks)} is not used when proposals.groupings is set (its "
+                              f"groupings run k {', '.join(f'{k:g}' for k in grouping_ks)}); leave ks empty")
 
     def pinned(self, legacy: bool) -> ProposalConfig:
-        """This part with "the mode's" k values and near-duplicate threshold written out, so a model keeps the
-        proposals it was trained on when the library's defaults change. ``legacy``: a saved model that left
-        them empty gets the values of its time (:data:`LEGACY_FAST_KS`, :data:`LEGACY_QUALITY_KS`,
-        :data:`LEGACY_NEAR_DUPLICATES`); a new
-        one the current defaults."""
-        from models.proposals.selective_search import default_ks, default_near_duplicates, default_plan
+        """This part with "the mode's" groupings, k values and near-duplicate threshold written out, so a model
+        keeps the proposals it was trained on when the library's defaults change. ``legacy``: a saved model
+        that left them empty gets the values of its time (no groupings, :data:`LEGACY_FAST_KS`,
+        :data:`LEGACY_QUALITY_KS`, :data:`LEGACY_NEAR_DUPLICATES`); a new one the current defaults (fast: its
+        own plan's groupings, and as ``ks`` the k values they run, so the saved config says what runs)."""
+        from models.proposals.selective_search import Strategy, default_ks, default_near_duplicates, own_plan
 
         groupings = self.groupings
         if groupings is None:  # a mode's own plan (fast's since 2026-11-30 late) only where k was not given
-            plan = default_plan(self.mode) if self.ks is None and not legacy else None
+            plan = None if legacy else own_plan(self.mode, self.ks)
             groupings = [s.token for s in plan] if plan is not None else []
         ks = self.ks
+        if ks is None and groupings:
+            ks = sorted({Strategy.parse(g).k for g in groupings})
         if ks is None:
             legacy_ks = {"fast": LEGACY_FAST_KS, "quality": LEGACY_QUALITY_KS}.get(self.mode) if legacy else None
             ks = list(legacy_ks) if legacy_ks is not None else list(default_ks(self.mode))

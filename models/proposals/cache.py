@@ -59,6 +59,12 @@ class ProposalParams:
     #: The groupings as tokens ("lab:200:F"), in place of the mode's × ``ks``; None or (): from mode and ks.
     groupings: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.groupings:  # one spelling per grouping ("lab:200.0:F" is "lab:200:F"): one cache key
+            from models.proposals.selective_search import Strategy
+
+            object.__setattr__(self, "groupings", tuple(Strategy.parse(g).token for g in self.groupings))
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["ks"] = None if self.ks is None else [float(k) for k in self.ks]
@@ -94,14 +100,15 @@ def proposal_key(image: np.ndarray, params: ProposalParams) -> str:
     The library's defaults that ``params`` leaves implicit (the mode's k values, the near-duplicate threshold)
     go into the key as their values, so boxes cached before a default changed are never served after it.
     """
-    from models.proposals.selective_search import default_near_duplicates, default_plan, strategies_for
+    from models.proposals.selective_search import default_near_duplicates, own_plan, strategies_for
 
     effective = {"ks": sorted({s.k for s in strategies_for(params.mode, params.ks)}),
                  "near_duplicate_iou": (default_near_duplicates(params.mode, params.ks)
                                         if params.near_duplicate_iou is None else float(params.near_duplicate_iou))}
-    if params.ks is None and not params.groupings and default_plan(params.mode) is not None:
+    plan = own_plan(params.mode, params.ks)
+    if plan is not None and not params.groupings:
         # the mode's own plan, grouping by grouping (only here: the keys of given k values stay as they were)
-        effective["groupings"] = [s.token for s in default_plan(params.mode)]  # type: ignore[union-attr]
+        effective["groupings"] = [s.token for s in plan]
     h = hashlib.sha256(image_digest(image).encode())
     search = params.search_params().to_dict()
     del search["top"]

@@ -247,6 +247,7 @@ class DatasetProposalReport:
 def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | str | None = None,
                      max_side: int | None = 500, top: int | None = None, seed: int = 0, min_box_size: float = 0.0,
                      near_duplicate_iou: float | str | None = None, budgets: Sequence[int] = DEFAULT_BUDGETS,
+                     strategies: Sequence | None = None,
                      progress: Callable[[int, int, str], None] | None = None,
                      cancelled: Callable[[], bool] | None = None) -> DatasetProposalReport:
     """Selective Search on every image of a ``models.data.datasets.DatasetSource``, scored against its annotations.
@@ -285,7 +286,9 @@ def evaluate_dataset(source, mode: str = "fast", *, ks: Sequence[float] | str | 
                     unannotated += 1
             if ann is not None:
                 t0 = time.perf_counter()
-                extra = {} if near_duplicate_iou is None else {"near_duplicate_iou": near_duplicate_iou}
+                extra: dict = {} if near_duplicate_iou is None else {"near_duplicate_iou": near_duplicate_iou}
+                if strategies is not None:  # groupings of one's own (a model's), in place of mode × ks
+                    extra["strategies"] = strategies
                 props = selective_search(dec.pixels, mode, ks=ks, max_side=max_side, seed=seed, top=top,
                                          min_box_size=min_box_size * dec.scale, cancelled=cancelled, **extra)
                 seconds.append(time.perf_counter() - t0)

@@ -15,13 +15,14 @@ the initial regions the highest numbers; each position is multiplied by a random
 (seeded), all hierarchies are sorted together ascending, and duplicate boxes keep their first place.
 
 Why numba for the grouping and the per-pixel passes: a 500-px image has ~300–700 regions per segmentation
-and ``fast`` mode runs 8 groupings; in Python the per-merge bookkeeping alone takes longer than OpenCV's whole
+and ``fast`` mode runs 13 groupings; in Python the per-merge bookkeeping alone takes longer than OpenCV's whole
 run. Histogram intersections over the ~300 neighbours touched per merge are cheap in compiled loops.
 Compile time: ``warm_up()`` (a few seconds once per checkout, then loaded from numba's cache).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,14 +53,14 @@ _TERM_LETTERS = {"C": 0, "T": 1, "S": 2, "F": 3}
 
 #: Default k values per mode. ``single`` is the paper's. For ``fast`` the paper used {50, 100}; ``FAST_KS`` was
 #: fast mode's default (both colour spaces) until ``FAST_PLAN`` below, which keeps its HSV ladder and smallest
-#: rung; it is still ``default_ks("fast")``, what a new detector writes beside its groupings. We use
+#: rung; it is still ``default_ks("fast")``, the k that given-k fast mode starts from. We use
 #: {100, 150, 300} (bench/README.md: coco_tiny, the bundled samples and scikit-image's
 #: photographs at max side 500, each against OpenCV-contrib's fast mode). Why not smaller: min_size is k, and
 #: below ~100 px (0.05 % of a 500-px image) the starting regions are fragments whose groupings box large
 #: objects loosely (coco_tiny's large objects: recall@0.7 0.72 with k 75 as the smallest, 0.76 with k 100)
 #: and spend ~25 % more boxes; OpenCV's fast mode also never goes below min_size 100. Why not fewer or
 #: coarser: dropping k 150 or using 100/200/300 loses MABO on every set. ``--ks 75,150,300`` (the previous
-#: default) buys recall of small objects with more boxes than OpenCV-fast spends.
+#: default before 2026-11-30) buys recall of small objects with more boxes than OpenCV-fast spends.
 SINGLE_KS: tuple[float, ...] = (100.0,)
 FAST_KS: tuple[float, ...] = (100.0, 150.0, 300.0)
 #: ``quality`` spans the paper's range (k 50 to 300) with no step above 1.5×: the paper's {50, 100, 150, 300}
@@ -72,9 +73,9 @@ QUALITY_KS: tuple[float, ...] = (50.0, 75.0, 100.0, 150.0, 200.0, 300.0)
 #: Named k plans with a ladder per colour space, passed as ``ks="split"`` (CLI ``--ks split``). At one k the
 #: HSV segmentation is ~1.5x finer than Lab's (coco_tiny at max side 500: 255 vs 163 regions at k 100), so
 #: the same ladder in both spaces repeats granularities; "split" gives HSV the coarser and Lab the finer
-#: rungs. It is the one plan bench/README.md found at or above OpenCV-fast on every labelled set including
-#: package_photos, where the default is below; it costs coco_tiny's large objects ~4 of 252 at IoU 0.7
-#: against the default, so it is an option, not the default ("A fourth labelled set" in bench/README.md).
+#: rungs. It was the first plan bench/README.md found at or above OpenCV-fast on every labelled set including
+#: package_photos, where ``FAST_KS`` is below; it costs coco_tiny's large objects ~4 of 252 at IoU 0.7 against
+#: ``FAST_PLAN`` (fast's default), so it is an option ("A fourth labelled set" in bench/README.md).
 KS_PLANS: dict[str, dict[str, tuple[float, ...]]] = {
     "split": {"hsv": (100.0, 200.0, 300.0), "lab": (100.0, 150.0, 200.0)},
 }
@@ -87,9 +88,10 @@ MODES = ("single", "fast", "quality")
 #: The trade (bench/README.md): the groupings of a mode find many boxes a few pixels apart. "compact" (0.8)
 #: drops them all: ~30 % fewer boxes for the same recall@0.5, i.e. more distinct objects per box. But those
 #: shifted boxes are what tight localisation (recall@0.7, MABO, AR) is made of: "balanced" (0.9) keeps the
-#: ones that differ by more than a few pixels, "localise" (0.95, the default) all but the nearly identical
-#: ones (with fast mode's k it still returns fewer boxes than OpenCV-fast), "exact" (1.0) is the paper's
-#: exact deduplication only (~15 % more boxes than "localise" for +0.002 MABO).
+#: ones that differ by more than a few pixels, "budget" (0.93, fast's own plan's default) all but those a
+#: pixel or two apart, "localise" (0.95, the default of single and of fast with given k) all but the nearly
+#: identical ones, "exact" (1.0, quality's default) is the paper's exact deduplication only (~15 % more boxes
+#: than "localise" for +0.002 MABO).
 NEAR_DUPLICATES: dict[str, float] = {"compact": 0.8, "balanced": 0.9, "budget": 0.93, "localise": 0.95,
                                      "exact": 1.0}
 #: The default of ``single`` and of ``fast`` with given k values: used under a box budget (a detector's 2,000),
@@ -109,7 +111,7 @@ def default_near_duplicates(mode: str, ks: KsSpec | None = None) -> float:
     threshold: fast mode's own (``ks`` None) "budget", fast with given k values "localise" as before the plan."""
     if mode == "quality":
         return QUALITY_NEAR_DUPLICATE_IOU
-    return FAST_NEAR_DUPLICATE_IOU if mode == "fast" and ks is None else NEAR_DUPLICATE_IOU
+    return FAST_NEAR_DUPLICATE_IOU if own_plan(mode, ks) is not None else NEAR_DUPLICATE_IOU
 
 
 def near_duplicate_threshold(value: float | str) -> float:
@@ -143,6 +145,8 @@ class Strategy:
     similarities: str = "CTSF"
 
     def __post_init__(self) -> None:
+        if not math.isfinite(self.k) or self.k <= 0:
+            raise ValueError(f"k must be a positive number, got {self.k!r}")
         if self.color_space not in COLOR_SPACES:
             raise ValueError(f"unknown colour space {self.color_space!r}")
         if not self.similarities or any(ch not in _TERM_LETTERS for ch in self.similarities):
@@ -159,7 +163,7 @@ class Strategy:
     @property
     def token(self) -> str:
         """The name without spaces, "lab:200:F": how a saved model and a command line list groupings."""
-        return f"{self.color_space}:{self.k:g}:{self.similarities}"
+        return f"{self.color_space}:{self.k:.15g}:{self.similarities}"
 
     @classmethod
     def parse(cls, text: str) -> Strategy:
@@ -174,8 +178,8 @@ class Strategy:
             k = float(parts[1])
         except ValueError:
             raise ValueError(f"bad k in grouping {text!r}") from None
-        if k <= 0:
-            raise ValueError(f"k must be positive in grouping {text!r}")
+        if not math.isfinite(k) or k <= 0:
+            raise ValueError(f"k must be a positive number in grouping {text!r}")
         return cls(parts[0], k, parts[2])
 
 
@@ -227,6 +231,16 @@ def default_plan(mode: str) -> tuple[Strategy, ...] | None:
     return FAST_PLAN if mode == "fast" else None
 
 
+def own_plan(mode: str, ks: KsSpec | None) -> tuple[Strategy, ...] | None:
+    """The groupings a mode runs on its own plan, None where it runs every colour space × k × similarity set.
+
+    The one rule for "which plan": a mode's own plan applies only when no k values are given (with ``ks`` =
+    ``FAST_KS`` fast mode runs the plan before it, as detectors pinned to it do). The groupings, the
+    near-duplicate default, a model's pinned settings and the proposal cache key all follow it.
+    """
+    return default_plan(mode) if ks is None else None
+
+
 def strategies_for(mode: str, ks: KsSpec | None = None) -> list[Strategy]:
     """The paper's diversification sets (section 5.2): single, fast, quality.
 
@@ -236,8 +250,9 @@ def strategies_for(mode: str, ks: KsSpec | None = None) -> list[Strategy]:
     colour spaces at k 100, 150, 300), as detectors pinned to it do."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
-    if ks is None and default_plan(mode) is not None:
-        return list(default_plan(mode))  # type: ignore[arg-type]
+    plan = own_plan(mode, ks)
+    if plan is not None:
+        return list(plan)
     sims = {"single": ("CTSF",), "fast": ("CTSF", "TSF"), "quality": ("CTSF", "TSF", "F", "S")}[mode]
     if ks is not None and (isinstance(ks, str) or isinstance(ks, Mapping)):
         plan = ks_plan(ks)
@@ -505,7 +520,7 @@ def selective_search(image: np.ndarray, mode: str = "fast", *, ks: KsSpec | None
     drops boxes narrower or shorter than that many original pixels. ``top`` keeps the N best-ranked.
     Exact duplicate boxes always keep only their best rank; ``near_duplicate_iou`` < 1 also drops a box
     that overlaps a better-ranked one at least that much (1.0: exact duplicates only, as the paper); a name
-    of ``NEAR_DUPLICATES`` ("compact", "localise", "exact") stands for its threshold; None: the mode's
+    of ``NEAR_DUPLICATES`` ("compact", "balanced", "budget", "localise", "exact") stands for its threshold; None: the mode's
     (``default_near_duplicates``: "budget" for fast's own plan, "localise" for single and fast with ``ks``,
     "exact" for quality).
     ``progress(fraction, message)`` and ``cancelled()`` let a GUI worker report and stop between steps.
@@ -572,7 +587,7 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-__all__ = ["COLOR_BINS", "FAST_NEAR_DUPLICATE_IOU", "FAST_PLAN", "KS_PLANS", "default_plan", "KsSpec", "NEAR_DUPLICATES", "NEAR_DUPLICATE_IOU", "QUALITY_NEAR_DUPLICATE_IOU",
+__all__ = ["COLOR_BINS", "FAST_NEAR_DUPLICATE_IOU", "FAST_PLAN", "KS_PLANS", "default_plan", "own_plan", "KsSpec", "NEAR_DUPLICATES", "NEAR_DUPLICATE_IOU", "QUALITY_NEAR_DUPLICATE_IOU",
            "Cancelled", "Hierarchy", "default_near_duplicates",
            "MODES", "Merge", "Proposals", "Strategy", "TERMS", "ks_plan", "near_duplicate_threshold",
            "TEXTURE_BINS", "TEXTURE_ORIENTATIONS", "combine_hierarchies", "group", "rank_hierarchies", "region_histograms",
