@@ -203,7 +203,7 @@ BUILTIN: list[Preset] = [
            "flips and quarter turns it was trained with (cls_loc_head.test_turns), and the answer is a second "
            "look at a window around the first box, which fills 55% of its side (cls_loc_head.test_glimpse: "
            "a small object gets a few times the pixels). bench/README.md: 0.97 accuracy, 0.84 mean IoU on 100 "
-           "seed-1 images after 463 CPU-s of training (seed 2 → 3: 0.96 / 0.82 after 546 CPU-s; the issue asks "
+           "seed-1 images after 432-463 CPU-s of training (seed 2 → 3: 0.96 / 0.82 after 546-610 CPU-s; the issue asks "
            "0.95 / 0.70).",
            "cls-loc", model={"backbone.name": "small", "backbone.small_width": 24, "backbone.small_norm": "batch",
                              "backbone.options": {"pool": True, "shallow": True, "last_pool": False},
