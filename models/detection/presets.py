@@ -199,7 +199,7 @@ BUILTIN: list[Preset] = [
            "cell proposes the box relative to itself, a softmax over the cells weighs them; the class is read "
            "where it looks), random crops holding the object (60-100% of each side) on half of the images, "
            "flips and quarter turns, the colour channels in a random order, alpha 0.1, AdamW 2e-3, batch 8, "
-           "100 epochs (~8-9 CPU-min on 400 images); at test time the class and box are averaged over the 8 "
+           "100 epochs (7-10 CPU-min on 400 images); at test time the class and box are averaged over the 8 "
            "flips and quarter turns it was trained with (cls_loc_head.test_turns), and the answer is a second "
            "look at a window around the first box, which fills 55% of its side (cls_loc_head.test_glimpse: "
            "a small object gets a few times the pixels). bench/README.md: 0.97 accuracy, 0.84 mean IoU on 100 "
