@@ -205,3 +205,53 @@ def test_the_trace_shows_the_merge_that_predict_returns() -> None:
     assert np.allclose(traced.detections.boxes, det.boxes) and np.allclose(traced.detections.scores, det.scores)
     # The stages before the merge stay the single pass's (the RPN view, the RoI grid, the class scores).
     assert np.allclose(traced.class_scores, single.class_scores)
+
+
+class _Mirrored(_FixedBox):
+    """Two objects, scored differently by the plain and the mirrored pass: the plain pass sees object A at
+    0.1 and not B; the mirrored one A at 0.3 and B at 0.2 (boxes in the mirrored input's pixels)."""
+
+    def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+        self.calls += 1
+        if not getattr(self, "_mirror_next", False):
+            self._mirror_next = True
+            boxes, scores = [[10.0, 20.0, 40.0, 60.0]], [0.1]
+        else:
+            self._mirror_next = False
+            boxes, scores = [[160.0, 20.0, 190.0, 60.0], [20.0, 30.0, 60.0, 90.0]], [0.3, 0.2]
+        return [{"boxes": torch.tensor(boxes), "scores": torch.tensor(scores),
+                 "labels": torch.ones(len(scores), dtype=torch.long)}]
+
+
+def test_average_scores_do_not_depend_on_the_threshold_and_none_fall_below_it() -> None:
+    """A pass's score under the caller's threshold still counts in the mean (the passes run at the head's
+    own threshold), and the threshold applies to the averaged score: A = (0.1 + 0.3) / 2 = 0.2 stays at a
+    0.15 threshold, B = (0 + 0.2) / 2 = 0.1 goes (it used to come back at 0.10, and A at 0.15)."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    m = _Mirrored(test_flip=True, test_merge="average")
+    low = m.predict([image], 0.05)[0]
+    assert np.allclose(low.scores, [0.2, 0.1])
+    high = m.predict([image], 0.15)[0]
+    assert np.allclose(high.scores, [0.2]) and np.allclose(high.boxes, low.boxes[:1])
+    assert (high.scores >= 0.15).all()
+
+
+def test_the_detection_cap_applies_after_averaging() -> None:
+    """With room for one detection, the one the passes agree on (0.65) wins over the lone strong box (0.8
+    from one pass of two: 0.4): the cap is taken over the averaged ranking, not NMS's max-score order."""
+
+    class _TwoPasses(_FixedBox):
+        def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+            k = images[0].shape[-2] / 100
+            if k == 1:
+                boxes, scores = [[120.0, 10.0, 150.0, 50.0], [10.0, 20.0, 50.0, 60.0]], [0.8, 0.6]
+            else:
+                boxes, scores = [[10.0, 20.0, 50.0, 60.0]], [0.7]
+            return [{"boxes": torch.tensor(boxes) * k, "scores": torch.tensor(scores),
+                     "labels": torch.ones(len(scores), dtype=torch.long)}]
+
+    image = np.zeros((100, 200, 3), np.uint8)
+    m = _TwoPasses(test_sizes=[100, 200], test_merge="average")
+    m.merge_max_detections = 1
+    (det,) = m.predict([image], 0.0)
+    assert np.allclose(det.scores, [0.65]) and np.allclose(det.boxes, [[10, 20, 50, 60]])

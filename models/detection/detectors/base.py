@@ -74,7 +74,7 @@ class AugmentationMerge:
     candidates: Detections
     pass_index: np.ndarray  # [N] int: the pass each candidate came from
     nms: Any  # NmsTrace over candidates
-    method: str  # "nms" or "vote"
+    method: str  # "nms", "vote" or "average"
     detections: Detections
     voters: list[np.ndarray] = field(default_factory=list)
 
@@ -306,10 +306,19 @@ class Detector(torch.nn.Module):
 
         The merge is the detections' own per-class NMS at the RoI head's IoU over all passes' detections (a
         pass's duplicates of an object another pass found better are removed as a pass's own duplicates
-        are), the score threshold and detection cap as the head's; ``test_merge`` "vote" then moves each
-        kept box to its voters' weighted mean (:func:`box_vote`). With one pass nothing is merged."""
+        are); ``test_merge`` "vote" then moves each kept box to its voters' weighted mean (:func:`box_vote`),
+        "average" also scores it by the mean over the passes (:func:`pass_average`). With one pass nothing
+        is merged.
+
+        The passes run at the head's own score threshold (or ``score_threshold`` where that is lower), not
+        at ``score_threshold``: a pass that scored an object 0.1 must count 0.1 in the average whatever the
+        caller asks for, else the average would depend on the caller's threshold and fall below it. Lower
+        than the head's threshold needs no pass to go: the head has already dropped those scores (a pass
+        under it counts 0, as a single-pass model would not report it either). Only then, on the merged
+        scores, sorted by them, ``score_threshold`` and the detection cap apply."""
         from models.detection.nms import NmsTrace, nms_trace
 
+        internal = min(float(score_threshold), self.head_score_threshold())
         was_training = self.training
         self.eval()
         try:
@@ -318,7 +327,7 @@ class Detector(torch.nn.Module):
             passes = []
             for size, flip in plan:
                 valid = self._valid_range(sizes.index(size), len(sizes))
-                boxes, scores, labels = self._detect_at(image, size, flip, score_threshold, valid)
+                boxes, scores, labels = self._detect_at(image, size, flip, internal, valid)
                 passes.append(AugmentedPass(size, flip, Detections(boxes.numpy().astype(np.float32),
                                                               scores.numpy().astype(np.float32),
                                                               labels.numpy().astype(np.int64),
@@ -336,19 +345,32 @@ class Detector(torch.nn.Module):
             n = int(scores.numel())
             trace = NmsTrace(np.arange(n, dtype=np.int64), np.full(n, -1, np.int64), np.zeros(n, np.float32),
                              float(self.merge_nms))
-        kept = torch.as_tensor(np.asarray(trace.kept, np.int64)[: self.merge_max_detections], dtype=torch.long)
+        # Every NMS survivor is voted on and scored; the cap comes after the final ranking, so an object the
+        # passes agree on is not cut for a lone strong box that averaging then ranks lower.
+        kept = torch.as_tensor(np.asarray(trace.kept, np.int64), dtype=torch.long)
         voters: list[np.ndarray] = []
         final_boxes, final_scores = boxes[kept], scores[kept]
         if self.test_merge in ("vote", "average") and len(passes) > 1:
             final_boxes, voters = box_vote(boxes, scores, labels, kept, self.merge_nms)
         if self.test_merge == "average" and len(passes) > 1:
             final_scores = pass_average(scores, pass_index, voters, len(passes))
-            order = torch.sort(final_scores, descending=True, stable=True).indices
-            final_boxes, final_scores, kept = final_boxes[order], final_scores[order], kept[order]
-            voters = [voters[int(i)] for i in order]
-        final = Detections(final_boxes.numpy().astype(np.float32), final_scores.numpy().astype(np.float32),
-                           labels[kept].numpy().astype(np.int64), list(self.class_names))
+        order = torch.sort(final_scores, descending=True, stable=True).indices
+        order = order[final_scores[order] >= float(score_threshold)][: self.merge_max_detections]
+        final_boxes, final_scores, kept = final_boxes[order], final_scores[order], kept[order]
+        voters = [voters[int(i)] for i in order] if voters else []
+        final = Detections(final_boxes.numpy().astype(np.float32).reshape(-1, 4),
+                           final_scores.numpy().astype(np.float32), labels[kept].numpy().astype(np.int64),
+                           list(self.class_names))
         return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters)
+
+    def head_score_threshold(self) -> float:
+        """The score a detection needs to leave the head (the RoI head's, or R-CNN's SVM scores' threshold)."""
+        roi = getattr(self, "roi_heads", None)
+        value = getattr(roi, "score_threshold", getattr(self, "box_score_threshold", None))
+        if value is None:
+            head = self.parts.roi_head
+            value = head.score_threshold if head is not None else 0.0
+        return float(value)
 
     def merged_trace(self, trace: Any, image: np.ndarray, score_threshold: float | None = None) -> Any:
         """``trace`` (of one pass at the model's own size) with its last stage replaced by the merge of the
@@ -359,8 +381,7 @@ class Detector(torch.nn.Module):
         if len(self.test_passes) < 2:
             return trace
         if score_threshold is None:  # the head's own, as the single-pass trace
-            roi = getattr(self, "roi_heads", None)
-            score_threshold = getattr(roi, "score_threshold", getattr(self, "box_score_threshold", 0.05))
+            score_threshold = self.head_score_threshold()
         thr = float(score_threshold)
         merge = self.merge_passes(image, thr)
         sy, sx = trace.factors
