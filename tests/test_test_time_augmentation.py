@@ -255,3 +255,25 @@ def test_the_detection_cap_applies_after_averaging() -> None:
     m.merge_max_detections = 1
     (det,) = m.predict([image], 0.0)
     assert np.allclose(det.scores, [0.65]) and np.allclose(det.boxes, [[10, 20, 50, 60]])
+
+
+def test_classification_localisation_refuses_the_detectors_test_passes() -> None:
+    """cls-loc answers one box per image; the detectors' merge of test passes would return several. Its
+    config refuses test sizes and flips and names its own averaging; the command line says so in one line,
+    and switching them off ('' / --no-test-flip) is fine."""
+    from app.cli.detection import _add_test_sizes, _apply_test_options
+
+    for setting in ({"input.test_sizes": [128]}, {"input.test_flip": True}):
+        with pytest.raises(ConfigError, match="cls_loc_head.test_turns"):
+            build_detector("cls-loc", ["a"], small_width=8, **setting)
+    model = build_detector("cls-loc", ["a"], small_width=8)
+    with pytest.raises(ConfigError, match="test_turns"):
+        model.set_test_augmentation(test_flip=True)
+    assert model.test_passes == [(None, False)] and not model.parts.input.test_flip
+    parser = argparse.ArgumentParser()
+    _add_test_sizes(parser)
+    with pytest.raises(SystemExit) as exc:
+        _apply_test_options(model, parser.parse_args(["--test-sizes", "128,160"]))
+    assert "test_turns" in str(exc.value) and "\n" not in str(exc.value)
+    _apply_test_options(model, parser.parse_args(["--test-sizes", "", "--no-test-flip"]))
+    assert model.test_passes == [(None, False)]

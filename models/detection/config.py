@@ -482,6 +482,16 @@ class DetectorConfig:
     svm: SVMConfig | None = None
     cls_loc_head: ClsLocHeadConfig | None = None
 
+    def __post_init__(self) -> None:
+        # Checks across parts (each part validates its own fields). Classification + localisation answers one
+        # box per image from one square input: the detectors' merge of test passes (per-class NMS over many
+        # boxes) would let it return several, and its trace could not show them; it has its own averaging.
+        if self.generation == "cls-loc" and (self.input.test_sizes or self.input.test_flip):
+            raise ConfigError("classification + localisation does not take input.test_sizes or input.test_flip "
+                              "(they merge several detections; it answers one box): its test-time augmentation "
+                              "is cls_loc_head.test_turns, the average over the 8 flips and quarter turns "
+                              "(--test-turns)")
+
     @classmethod
     def default(cls, generation: str) -> DetectorConfig:
         """The generation's paper settings (:data:`GENERATION_DEFAULTS` over the parts' defaults)."""
