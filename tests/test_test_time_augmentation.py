@@ -277,3 +277,29 @@ def test_classification_localisation_refuses_the_detectors_test_passes() -> None
     assert "test_turns" in str(exc.value) and "\n" not in str(exc.value)
     _apply_test_options(model, parser.parse_args(["--test-sizes", "", "--no-test-flip"]))
     assert model.test_passes == [(None, False)]
+
+
+def test_training_validation_runs_one_pass_and_gives_the_test_passes_back(tmp_path) -> None:
+    """The per-epoch validation curve is one pass per image at the model's own size (4 passes would cost 4×
+    the CPU on every epoch); afterwards, and after an error, the model tests as it was set to."""
+    from models.data.datasets import open_dataset
+    from models.data.synthetic import SynthParams, write_synthetic
+    from models.detection.training import _validate
+
+    params = SynthParams(min_image_size=100, max_image_size=120, min_objects=1, max_objects=1,
+                         min_object_size=30, max_object_size=50, photo_fraction=0.0, image_format="png")
+    source = open_dataset(write_synthetic(tmp_path / "set", 3, seed=1, params=params))
+    m = _FixedBox(test_flip=True, test_sizes=[100, 150], test_merge="average")
+    passes, saved = m.test_passes, m.config()
+    metrics = _validate(m, source, [0, 1, 2], ["person"], None)
+    assert m.calls == 3 and metrics["images"] == 3
+    assert m.test_passes == passes and m.config() == saved
+
+    class _Broken(_FixedBox):
+        def forward(self, images, targets=None):  # noqa: ANN001, ANN201
+            raise RuntimeError("out of memory")
+
+    broken = _Broken(test_flip=True, test_sizes=[100, 150])
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _validate(broken, source, [0], ["person"], None)
+    assert broken.test_passes == passes and broken.config()["input"]["test_flip"] is True

@@ -207,10 +207,15 @@ def _validation_indices(config: TrainConfig, source: Any, dist_info: DistInfo, e
 def _validate(model: torch.nn.Module, source: Any, indices: list[int], class_names: list[str],
               cancel: threading.Event | None) -> dict[str, float]:
     """mAP@0.5 (VOC all-point) and AP per class ("AP <name>") of ``model`` on ``indices``; classes without
-    ground truth there are left out rather than reported as NaN."""
+    ground truth there are left out rather than reported as NaN. One test pass at the model's own size, even
+    when it tests at several sizes or mirrored (:meth:`~models.detection.detectors.base.Detector.single_pass`):
+    the curve follows training cheaply; the model's test-time augmentation is for evaluate."""
+    from contextlib import nullcontext
+
     from models.detection.evaluation import evaluate_detector
 
-    with torch.no_grad():
+    single = model.single_pass() if hasattr(model, "single_pass") else nullcontext()
+    with torch.no_grad(), single:
         result, _ = evaluate_detector(model, source, indices, class_names, coco=False,
                                       cancelled=(lambda: cancel.is_set()) if cancel is not None else None)
     metrics = {"mAP": float(result.mAP), "images": float(result.n_images)}

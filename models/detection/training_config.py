@@ -85,7 +85,9 @@ class TrainConfig:
     #: before the head has learnt to use them.
     backbone_lr_scale: float = 1.0
     #: Validation mAP@0.5 after every epoch on at most this many images of ``val_split`` (0: off). Small on
-    #: purpose: a live curve to watch in the window, not the final figure (``evaluate`` gives that).
+    #: purpose: a live curve to watch in the window, not the final figure (``evaluate`` gives that). One test
+    #: pass per image at the model's own size: the model's test-time augmentation (test sizes, flip) is left
+    #: for ``evaluate``, as it would multiply the validation's CPU on every epoch.
     val_images: int = 0
     val_split: str = "test"
     #: The preset these settings started from (None: none named). A label for the runs list; it changes

@@ -130,8 +130,9 @@ class TrainingPanel(QWidget):
         self.val_images.setRange(0, 1000)
         self.val_images.setValue(20)
         self.val_images.setSpecialValueText("off")
-        self.val_images.setToolTip("Validation mAP@0.5 after each epoch on this many test-split images "
-                                   "(a live curve, not the final figure: use Evaluate for that)")
+        self.val_images.setToolTip("Validation mAP@0.5 after each epoch on this many test-split images, one "
+                                   "pass at the model's size without its test-time augmentation (a live "
+                                   "curve, not the final figure: use Evaluate for that)")
 
         def pair(a: QWidget, label: str, b: QWidget) -> QHBoxLayout:
             row = QHBoxLayout()

@@ -9,7 +9,8 @@ the ImageNet normalisation live here, in the model, so every caller feeds plain 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -238,6 +239,19 @@ class Detector(torch.nn.Module):
         inp = self.parts.input
         self.test_sizes, self.test_flip, self.test_merge = tuple(inp.test_sizes), inp.test_flip, inp.test_merge
         self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
+
+    @contextmanager
+    def single_pass(self) -> Iterator[None]:
+        """Inside the block the model tests at its own size alone, not mirrored; its test-time augmentation
+        (config included) comes back afterwards, also after an error. For training's per-epoch validation:
+        a live curve that needs no extra passes (4 passes cost 4× the CPU on every epoch)."""
+        saved = (self.parts, self.test_sizes, self.test_flip)
+        try:
+            if len(self.test_passes) > 1:
+                self.set_test_augmentation(test_sizes=[], test_flip=False)
+            yield
+        finally:
+            self.parts, self.test_sizes, self.test_flip = saved
 
     @property
     def test_passes(self) -> list[tuple[int | None, bool]]:
