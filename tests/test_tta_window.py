@@ -49,3 +49,43 @@ def test_the_nms_stage_walks_the_merge_of_the_test_passes(qtbot, window_with_ima
     assert np.allclose(det.boxes * scale, expected.boxes, atol=1e-3)
     stage.panel.show_box.setChecked(True)
     w.grab().save("/tmp/h14tta/tta_nms_window.png")
+
+
+def test_the_nms_stage_draws_the_averaged_merge_as_the_model_returns_it(qtbot, window_with_image):
+    """With test_merge average the kept boxes are the merge's result (moved by the vote, mean scores, under the
+    threshold dropped), not plain NMS's: at the model's IoU they equal predict's detections, and the counts
+    say what the merge did. At another IoU the stage shows plain NMS and says where the merge's result is."""
+    from app.stages.nms.controller import KEPT
+    from tests.test_nms_stage import kinds
+
+    w = window_with_image
+    torch.manual_seed(0)
+    model = build_detector("faster-rcnn", CLASSES, backbone="small", **TINY).eval()
+    model.set_test_augmentation(test_sizes=[128, 160], test_flip=True, test_merge="average")
+    session = w.detector_session
+    thr = model.roi_heads.score_threshold
+    trace = model.trace(session.pixels, session.gt_boxes(), score_threshold=thr)
+    session.set_model(model, "tta.pt")
+    session.set_trace(trace)
+    stage = stage_of(w, NmsStage)
+    stage.panel.show_box.setChecked(True)
+    stage.panel.labels_box.setChecked(True)
+    assert stage.panel.iou_threshold() == pytest.approx(model.merge_nms) and stage.merged() is not None
+    scale = session.decoded.scale if session.decoded.scale > 0 else 1.0
+    (expected,) = model.predict([session.pixels], thr)
+    assert len(expected) > 0
+    drawn = stage.layer.boxes[kinds(stage) == KEPT] * scale
+    assert len(drawn) == len(expected)
+    assert sorted(map(tuple, np.round(drawn, 2).tolist())) == sorted(map(tuple, np.round(expected.boxes, 2).tolist()))
+    texts = [t for t, k in zip(stage.layer.labels, kinds(stage), strict=True) if k == KEPT]
+    assert sorted(texts) == sorted(f"{CLASSES[int(c) - 1]} {s:.2f}" for c, s in zip(expected.labels, expected.scores,
+                                                                                      strict=True))
+    assert "scores averaged over the 4 passes" in stage.panel.counts_label.text()
+    w.grab().save("/tmp/h14fix_tta_average_nms.png")
+    stage.panel.resize(420, stage.panel.heightForWidth(420) if stage.panel.hasHeightForWidth() else 700)
+    stage.panel.grab().save("/tmp/h14fix_tta_average_nms_panel.png")
+    stage.panel.set_iou_threshold(0.7)
+    stage.recompute()
+    assert stage.merged() is None and "set the slider there" in stage.panel.counts_label.text()
+    plain = stage.layer.boxes[kinds(stage) == KEPT]
+    assert np.allclose(np.sort(plain, 0), np.sort(stage.kept_boxes(), 0))

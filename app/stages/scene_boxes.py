@@ -104,6 +104,32 @@ def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
     return det
 
 
+@dataclass
+class SceneMerge:
+    """What a model's vote/average merge of its test passes made of the NMS survivors, in scene pixels:
+    ``detections[i]`` is candidate ``kept_index[i]`` moved by the vote (and, for "average", scored by the mean
+    over the passes); survivors not in ``kept_index`` fell under the threshold or the cap after scoring."""
+
+    detections: SceneBoxes
+    kept_index: np.ndarray
+    method: str  # "vote" or "average"
+    passes: int
+    iou_threshold: float
+
+
+def scene_merge(session: DetectorSession) -> SceneMerge | None:
+    """The model's merge of its test passes when it moved boxes or changed scores (``test_merge`` vote or
+    average), else None: plain NMS over the candidates is then the whole merge."""
+    if session.detections_hidden:
+        return None
+    merge = getattr(session.trace, "merge", None)
+    if merge is None or merge.method not in ("vote", "average") or len(merge.passes) < 2:
+        return None
+    det = _from_detections(merge.detections, 1.0 / _decoded_scale(session), FROM_MODEL, "merged detections")
+    return SceneMerge(det, np.asarray(merge.kept_index, np.int64).reshape(-1), str(merge.method),
+                      len(merge.passes), float(merge.nms.iou_threshold))
+
+
 def no_boxes_text(session: DetectorSession) -> str:
     """What a panel says when :func:`scene_detections` gives nothing: the model's domain note, or how to get
     detections."""
@@ -117,5 +143,5 @@ def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
     return np.asarray([bool(o.difficult or o.crowd) for o in session.canvas.model.objects], bool)
 
 
-__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "ground_truth_ignored", "no_boxes_text", "scene_candidates",
-           "scene_detections"]
+__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "ground_truth_ignored", "no_boxes_text",
+           "scene_candidates", "scene_detections", "scene_merge"]

@@ -6,6 +6,12 @@ after their detector's NMS already, and the slider applies a further NMS). Movin
 :func:`models.detection.nms.nms_trace` on those boxes, never the network: a few hundred boxes take a millisecond or two,
 so it runs right here on each slider move. The trace says who suppressed whom; the step mode walks the
 score-sorted list with it.
+
+A model that merges its test passes by vote or average (``input.test_merge``) does more after this NMS: each
+surviving box moves to its voters' weighted mean and, for average, takes the mean score over the passes, and
+the threshold and cap then apply to those scores. At the model's own IoU and per class (the NMS it ran), the
+kept boxes are drawn as that merge left them (:func:`~app.stages.scene_boxes.scene_merge`), so what this stage
+keeps is what the model returns; the walk and other thresholds show plain NMS.
 """
 
 from __future__ import annotations
@@ -24,7 +30,14 @@ from app.stages.applicability import not_applicable, show_not_applicable
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.nms.panel import NmsPanel
-from app.stages.scene_boxes import FROM_MODEL, SceneBoxes, no_boxes_text, scene_candidates
+from app.stages.scene_boxes import (
+    FROM_MODEL,
+    SceneBoxes,
+    SceneMerge,
+    no_boxes_text,
+    scene_candidates,
+    scene_merge,
+)
 from models.detection.nms import NmsTrace, nms_trace
 
 # Style kinds; a style key is kind * KIND + class id, so every kind has one colour per class.
@@ -61,6 +74,7 @@ class NmsStage(Stage):
         self._session = session
         self._window = window
         self._cand: SceneBoxes | None = None
+        self._merge: SceneMerge | None = None
         self._trace: NmsTrace | None = None
         self._order = np.zeros(0, np.int64)
         self._rank = np.zeros(0, np.int64)
@@ -112,6 +126,14 @@ class NmsStage(Stage):
             return np.zeros((0, 4), np.float32)
         return self._cand.boxes[self._trace.kept]
 
+    def merged(self) -> SceneMerge | None:
+        """The model's vote/average merge when the panel runs the NMS the model ran (its IoU, per class), else
+        None: then the kept boxes are drawn as that merge left them."""
+        m = self._merge
+        if m is None or self._trace is None or not self.panel.per_class():
+            return None
+        return m if abs(self._trace.iou_threshold - m.iou_threshold) < 1e-6 else None
+
     # --- input ---------------------------------------------------------------------------------------------
     def _on_model(self, model: object) -> None:
         # A model's own box NMS threshold is where the slider starts for its candidates (the user's later
@@ -128,6 +150,7 @@ class NmsStage(Stage):
         why = not_applicable(self._session.model, "nms")
         show_not_applicable(self.panel, why)
         self._cand = None if why else scene_candidates(self._session)
+        self._merge = None if why or self._cand is None else scene_merge(self._session)
         n = 0 if self._cand is None else len(self._cand)
         if self._cand is None:
             self.panel.source_label.setText(why or no_boxes_text(self._session))
@@ -152,8 +175,19 @@ class NmsStage(Stage):
         n, k = len(c), int(self._trace.kept.size)
         mode = "per class" if groups is not None else "class-agnostic"
         extra = "" if c.origin == FROM_MODEL else " (on detections already after their detector's NMS)"
-        self.panel.counts_label.setText(f"<b>{n}</b> boxes → <b>{k}</b> kept, {n - k} suppressed at IoU > "
-                                        f"{self._trace.iou_threshold:.2f}, {mode}{extra}")
+        text = (f"<b>{n}</b> boxes → <b>{k}</b> kept, {n - k} suppressed at IoU > "
+                f"{self._trace.iou_threshold:.2f}, {mode}{extra}")
+        m = self._merge
+        if m is not None:
+            how = ("boxes voted" if m.method == "vote"
+                   else f"boxes voted and scores averaged over the {m.passes} passes")
+            if self.merged() is not None:
+                text += (f"; then {how}: <b>{len(m.detections)}</b> detections, drawn where the merge put them "
+                         f"(the model's result)")
+            else:
+                text += (f"; the model's merge then has {how} at IoU {m.iou_threshold:.2f}, per class: set the "
+                         f"slider there to draw its result")
+        self.panel.counts_label.setText(text)
         self._redraw()
 
     # --- the walk ------------------------------------------------------------------------------------------
@@ -201,7 +235,16 @@ class NmsStage(Stage):
         show_sup = self.panel.show_suppressed_box.isChecked()
         kind = np.where(t.suppressed_by < 0, KEPT, SUPPRESSED)
         names = c.names
-        texts = [f"{names[i]} {c.scores[i]:.2f}" if labels_on and kind[i] == KEPT else "" for i in range(n)]
+        boxes, scores = c.boxes, c.scores
+        merged = self.merged()
+        if merged is not None and not self.panel.stepping():  # the model's vote/average result in place
+            boxes, scores = boxes.copy(), scores.copy()
+            boxes[merged.kept_index] = merged.detections.boxes
+            scores[merged.kept_index] = merged.detections.scores
+            final = np.zeros(n, bool)
+            final[merged.kept_index] = True
+            kind = np.where((kind == KEPT) & ~final, SUPPRESSED, kind)  # under the threshold after scoring
+        texts = [f"{names[i]} {scores[i]:.2f}" if labels_on and kind[i] == KEPT else "" for i in range(n)]
         visible = np.ones(n, bool) if show_sup else kind == KEPT
         if self.panel.stepping():
             s = self.step_state()
@@ -235,7 +278,7 @@ class NmsStage(Stage):
         order = sorted(styles, key=lambda key: (PAINT_ORDER_KINDS.index(key // KIND), key))
         fills = [self._tag_color(int(kind[i]), names[i]) for i in idx.tolist()]
         places = np.where(kind[idx] == VICTIM, INSIDE_BOTTOM, INSIDE_TOP)
-        self.layer.set_boxes(c.boxes[idx], keys, styles, [texts[i] for i in idx.tolist()], fills, order, places)
+        self.layer.set_boxes(boxes[idx], keys, styles, [texts[i] for i in idx.tolist()], fills, order, places)
 
     @staticmethod
     def _style(kind: int, name: str) -> BoxStyle:

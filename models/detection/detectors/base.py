@@ -69,7 +69,9 @@ class AugmentationMerge:
     ``candidates`` are every pass's detections in one list (original pixels; ``pass_index`` says whose), the
     merge's per-class NMS trace indexes them, and ``detections`` are the kept ones, moved by the vote when
     ``method`` is "vote" or "average" (``voters[i]``: the candidates that voted for detection ``i``) and, for
-    "average", scored by the mean over the passes (:func:`pass_average`) and sorted by that score."""
+    "average", scored by the mean over the passes (:func:`pass_average`); sorted by the final score, those
+    under the caller's threshold dropped, at most the detection cap. ``kept_index[i]``: the candidate NMS kept
+    that became detection ``i`` (the explorer draws the moved box in its place)."""
 
     passes: list[AugmentedPass]
     candidates: Detections
@@ -78,6 +80,7 @@ class AugmentationMerge:
     method: str  # "nms", "vote" or "average"
     detections: Detections
     voters: list[np.ndarray] = field(default_factory=list)
+    kept_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def box_vote(boxes: Tensor, scores: Tensor, labels: Tensor, kept: Tensor, iou_threshold: float
@@ -375,7 +378,8 @@ class Detector(torch.nn.Module):
         final = Detections(final_boxes.numpy().astype(np.float32).reshape(-1, 4),
                            final_scores.numpy().astype(np.float32), labels[kept].numpy().astype(np.int64),
                            list(self.class_names))
-        return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters)
+        return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters,
+                                 kept.numpy().astype(np.int64))
 
     def head_score_threshold(self) -> float:
         """The score a detection needs to leave the head (the RoI head's, or R-CNN's SVM scores' threshold)."""
