@@ -163,26 +163,13 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     it replaces."""
     from models.detection.checkpoints import load_detector
     from models.detection.evaluation import evaluate_detector
-    from models.detection.presets import get_preset
 
     fold = int(prior["fold"])
     ckpt = Path(args.out_dir) / f"{prior['tag']}_seed{prior['seed']}_fold{fold}.pt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"fold {fold}: no checkpoint {ckpt} to rescore")
-    head = get_preset(PRESET).model.roi_head
     model = load_detector(ckpt, device="cpu")
-    changed = {}
-    for field, attr in TEST_SETTINGS.items():
-        value = getattr(head, field)
-        if getattr(model.roi_heads, attr) != value:
-            changed[f"roi_head.{field}"] = [getattr(model.roi_heads, attr), value]
-            setattr(model.roi_heads, attr, value)
-    model.merge_nms, model.merge_max_detections = head.nms, head.detections_per_image
-    tta = test_options(args)
-    before = {k: model.config()["input"][k] for k in tta}
-    if before != tta:
-        changed.update({f"input.{k}": [before[k], v] for k, v in tta.items() if before[k] != v})
-        model.set_test_augmentation(**tta)
+    changed, _ = apply_test_settings(model, args)
     t1 = time.monotonic()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
     ap = float(res.AP[args.cls])
@@ -192,6 +179,27 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
           f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
           flush=True)
     return row
+
+
+def apply_test_settings(model: object, args: argparse.Namespace) -> tuple[dict, dict]:
+    """Give a loaded fold model the preset's test-time settings: the RoI head's (:data:`TEST_SETTINGS`), the
+    same NMS and cap for merging test passes, and the test-time augmentation of :func:`test_options`. Returns
+    what changed (``"part.field" -> [before, after]``, for a rescored row) and the augmentation applied."""
+    from models.detection.presets import get_preset
+
+    head = get_preset(PRESET).model.roi_head
+    changed = {}
+    for field, attr in TEST_SETTINGS.items():
+        value = getattr(head, field)
+        if getattr(model.roi_heads, attr) != value:
+            changed[f"roi_head.{field}"] = [getattr(model.roi_heads, attr), value]
+            setattr(model.roi_heads, attr, value)
+    model.merge_nms, model.merge_max_detections = head.nms, head.detections_per_image
+    tta = test_options(args)
+    before = {k: model.config()["input"][k] for k in tta}
+    changed.update({f"input.{k}": [before[k], v] for k, v in tta.items() if before[k] != v})
+    model.set_test_augmentation(**tta)
+    return changed, tta
 
 
 def test_options(args: argparse.Namespace) -> dict:
@@ -221,13 +229,9 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
         raise ValueError(f"{ckpt} was trained on split {split!r}, not {want!r}")
     weights = (payload["model_config"].get("backbone") or {}).get("weights")
     tag = "scratch" if weights == "none" else "pretrained"
-    head = get_preset(PRESET).model.roi_head
     model = load_detector(ckpt, device="cpu")
-    for field, attr in TEST_SETTINGS.items():
-        setattr(model.roi_heads, attr, getattr(head, field))
-    model.merge_nms, model.merge_max_detections = head.nms, head.detections_per_image
-    tta = test_options(args)
-    model.set_test_augmentation(**tta)
+    _, tta = apply_test_settings(model, args)
+    head = get_preset(PRESET).model.roi_head
     t1, c1 = time.monotonic(), time.process_time()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
     eval_s, eval_cpu = time.monotonic() - t1, time.process_time() - c1

@@ -114,3 +114,23 @@ def test_evaluate_scores_a_fold_checkpoint_with_test_time_augmentation(tmp_path)
     assert 0.0 <= row["AP50"] <= 1.0 and row["tag"] == "pretrained"
     with pytest.raises(ValueError, match="split"):
         bench.evaluate_fold(args, source, folds, 1, str(ckpt))
+
+
+def test_one_helper_gives_a_fold_model_the_presets_test_settings() -> None:
+    """rescore and --evaluate share apply_test_settings: the RoI head's test settings, the merge's NMS and cap,
+    the preset's test-time augmentation (or the command line's), and what changed."""
+    import argparse
+
+    bench = _finetune_cv()
+    preset = get_preset(NAME).model
+    model = build_detector("faster-rcnn", ["person"], backbone="small", small_width=8, min_size=96, max_size=128,
+                           representation_size=32, box_nms=0.7)
+    changed, tta = bench.apply_test_settings(model, argparse.Namespace(test_sizes=None, test_flip=None,
+                                                                       test_merge=None))
+    head = preset.roi_head
+    assert model.roi_heads.nms_threshold == head.nms and model.merge_nms == head.nms
+    assert model.merge_max_detections == head.detections_per_image
+    assert changed["roi_head.nms"] == [0.7, head.nms]
+    assert tta["test_sizes"] == list(preset.input.test_sizes) and model.test_merge == preset.input.test_merge
+    _, tta = bench.apply_test_settings(model, argparse.Namespace(test_sizes="", test_flip=False, test_merge="nms"))
+    assert model.test_passes == [(None, False)] and tta["test_merge"] == "nms"

@@ -303,3 +303,17 @@ def test_training_validation_runs_one_pass_and_gives_the_test_passes_back(tmp_pa
     with pytest.raises(RuntimeError, match="out of memory"):
         _validate(broken, source, [0], ["person"], None)
     assert broken.test_passes == passes and broken.config()["input"]["test_flip"] is True
+
+
+def test_the_model_summary_says_every_test_time_setting(tmp_path) -> None:
+    """Sizes, mirroring, the merge, and the size range each size may report (what evaluate will run)."""
+    from app.stages.model.summary import summarize
+    from models.detection.checkpoints import load_checkpoint, save_checkpoint
+
+    m = build_detector("faster-rcnn", ["person"], backbone="small", small_width=8, min_size=96, max_size=128,
+                       representation_size=32)
+    m.set_test_augmentation(test_sizes=[96, 128], test_flip=True, test_merge="vote", test_size_range=[16, 64])
+    path = save_checkpoint(tmp_path / "m.pt", model=m, config={}, class_names=["person"], split={}, epoch=1)
+    size = summarize(load_checkpoint(path), path).input_size
+    assert "tests at 96, 128" in size and "mirrored" in size and "merged by vote" in size
+    assert "√area 16–64 input px" in size

@@ -81,6 +81,9 @@ def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
         size = f"shorter side {parts.input.min_size}, longer side ≤ {parts.input.max_size}"
         if parts.input.test_sizes:
             size += f"; tests at {', '.join(str(s) for s in parts.input.test_sizes)}"
+            lo_hi = parts.input.test_size_range
+            if lo_hi is not None and len(parts.input.test_sizes) > 1:
+                size += f", each size reporting objects of √area {lo_hi[0]:g}–{lo_hi[1]:g} input px"
         if parts.input.test_flip:
             size += "; tests mirrored too"
         if (parts.input.test_sizes or parts.input.test_flip) and parts.input.test_merge != "nms":
