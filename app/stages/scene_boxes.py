@@ -76,6 +76,30 @@ def scene_detections(session: DetectorSession) -> SceneBoxes | None:
     return _from_detections(stored, 1.0, FROM_FILE, f"from {session.stored_source or 'a results file'}")
 
 
+@dataclass
+class SecondLook:
+    """A classification + localisation model's second look, in scene pixels: the window [4] xyxy the image was
+    cut to, and the first look's own answer (one box) that placed it."""
+
+    window: np.ndarray
+    first: SceneBoxes
+
+
+def scene_second_look(session: DetectorSession) -> SecondLook | None:
+    """The live trace's second look (``ClsLocTrace.glimpse_window`` and ``first_look``), else None: no trace,
+    a model that took one look, or detections hidden (as :func:`scene_detections`)."""
+    if session.detections_hidden:
+        return None
+    trace = session.trace
+    window = getattr(trace, "glimpse_window", None)
+    first = getattr(trace, "first_look", None)
+    if window is None or first is None:
+        return None
+    s = np.float32(1.0 / _decoded_scale(session))
+    return SecondLook(np.asarray(window, np.float32).reshape(4) * s,
+                      _from_detections(first, float(s), FROM_MODEL, "the first look's answer"))
+
+
 def scene_candidates(session: DetectorSession) -> SceneBoxes | None:
     """The boxes NMS runs on: the trace's candidates (every class score above the trace's threshold, before
     per-class NMS), else the stored detections (already after their detector's NMS), else None (and None
@@ -143,5 +167,5 @@ def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
     return np.asarray([bool(o.difficult or o.crowd) for o in session.canvas.model.objects], bool)
 
 
-__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "ground_truth_ignored", "no_boxes_text",
-           "scene_candidates", "scene_detections", "scene_merge"]
+__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "SecondLook", "ground_truth_ignored",
+           "no_boxes_text", "scene_candidates", "scene_detections", "scene_merge", "scene_second_look"]

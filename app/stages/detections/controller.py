@@ -19,14 +19,16 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.canvas import Canvas
 from app.layers.base import OverlayLayer, class_color
-from app.layers.labelled_boxes import INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
+from app.layers.labelled_boxes import ABOVE, INSIDE_BOTTOM, INSIDE_TOP, BoxStyle, LabelledBoxesLayer
 from app.proposal_tools import LatestRunner
 from app.stages.applicability import is_cls_loc
 from app.stages.base import Stage, make_dock
 from app.stages.detections.panel import (
     COLOR_BY_OUTCOME,
+    FIRST_LOOK_COLOR,
     MISSED_COLOR,
     OUTCOME_COLORS,
+    WINDOW_COLOR,
     DetectionsPanel,
     swatch,
 )
@@ -37,6 +39,7 @@ from app.stages.scene_boxes import (
     ground_truth_ignored,
     no_boxes_text,
     scene_detections,
+    scene_second_look,
 )
 from app.workers import Job, WorkerPool
 from models.data.datasets import DatasetSource
@@ -54,6 +57,8 @@ from models.detection.result_files import LoadedDetections, load_detections
 #: Style keys: outcome index * KIND + class id (class colouring) or outcome index (outcome colouring).
 KIND = 1000
 MISSED_KEY = 99 * KIND
+#: Style keys of the second-look layer.
+WINDOW_KEY, FIRST_LOOK_KEY = 0, 1
 #: Short tag words per outcome.
 TAG = {TP: "", IGNORED: "ignored", "duplicate": "FP duplicate", "wrong_class": "FP wrong class",
        "localisation": "FP poor loc.", "background": "FP background"}
@@ -84,6 +89,10 @@ class DetectionsStage(Stage):
         self._match: DetectionMatch | None = None
         self.layer = LabelledBoxesLayer("Detections", z=34)
         canvas.add_layer(self.layer)
+        #: A classification + localisation model's second look (``test_glimpse``): its window and first box,
+        #: drawn under the answer. Empty for every other model.
+        self.second_look_layer = LabelledBoxesLayer("Second look", z=33)
+        canvas.add_layer(self.second_look_layer)
         self.panel = DetectionsPanel()
         self._pool = WorkerPool(self)
         self._runner = LatestRunner(self._pool, load_job, self._on_loaded, on_error=self._on_load_error, parent=self)
@@ -94,6 +103,8 @@ class DetectionsStage(Stage):
         p.load_button.clicked.connect(self.ask_load)
         p.show_box.toggled.connect(self.layer.setVisible)
         self.layer.visibleChanged.connect(self._sync_check)
+        p.second_look_box.toggled.connect(self.second_look_layer.setVisible)
+        self.second_look_layer.visibleChanged.connect(self._sync_second_look_check)
         p.paramsChanged.connect(self.refresh)
         session.traceChanged.connect(lambda _t: self.reload())
         session.storedDetectionsChanged.connect(self.reload)
@@ -112,7 +123,7 @@ class DetectionsStage(Stage):
         return [self.load_action]
 
     def layers(self) -> list[OverlayLayer]:
-        return [self.layer]
+        return [self.layer, self.second_look_layer]
 
     def set_dataset(self, source: DatasetSource | None) -> None:
         self._source = source
@@ -186,6 +197,7 @@ class DetectionsStage(Stage):
             self._match = None
             self.layer.clear()
             self.panel.counts_label.setText("")
+            self._draw_second_look()
             return
         if d.origin == FROM_MODEL and is_cls_loc(self._session.model):
             # Classification + localisation answers exactly once per image, with the best of K class
@@ -202,6 +214,7 @@ class DetectionsStage(Stage):
                                        ign, iou_threshold=self.panel.iou_threshold())
         self._show_counts(len(gt))
         self._draw(d, shown_names, gt, gt_names)
+        self._draw_second_look()
 
     def _show_counts(self, n_gt: int) -> None:
         m = self._match
@@ -256,6 +269,31 @@ class DetectionsStage(Stage):
                                                 -key))
         self.layer.set_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(keys, np.int64), styles,
                              texts, fills, order, np.asarray(places, np.int64))
+
+    def _draw_second_look(self) -> None:
+        """The window and the first look's box of a model that took a second look (what its trace holds, in
+        scene pixels), tagged; cleared, and the panel's check box hidden, for any other model."""
+        look = scene_second_look(self._session) if self._dets is not None and self._dets.origin == FROM_MODEL \
+            else None
+        self.panel.set_second_look_shown(look is not None)
+        if look is None:
+            self.second_look_layer.clear()
+            return
+        tags = self.panel.labels_box.isChecked()
+        first = look.first
+        styles = {WINDOW_KEY: BoxStyle(WINDOW_COLOR, 2.0, Qt.PenStyle.DashLine),
+                  FIRST_LOOK_KEY: BoxStyle(FIRST_LOOK_COLOR, 2.0, Qt.PenStyle.DotLine)}
+        texts = ["second look's window", f"first look: {first.names[0]} {first.scores[0]:.2f}"]
+        self.second_look_layer.set_boxes(np.vstack([look.window[None], first.boxes[:1]]),
+                                         np.asarray([WINDOW_KEY, FIRST_LOOK_KEY], np.int64), styles,
+                                         texts if tags else ["", ""], order=[WINDOW_KEY, FIRST_LOOK_KEY],
+                                         label_places=[ABOVE, INSIDE_BOTTOM])
+
+    def _sync_second_look_check(self) -> None:
+        box = self.panel.second_look_box
+        box.blockSignals(True)
+        box.setChecked(self.second_look_layer.isVisible())
+        box.blockSignals(False)
 
     def _sync_check(self) -> None:
         box = self.panel.show_box

@@ -50,6 +50,14 @@ OUTCOME_COLORS: dict[str, QColor] = {
     IGNORED: QColor(160, 160, 160),
 }
 MISSED_COLOR = QColor(0, 200, 255)
+#: A classification + localisation model's second look: the window the image was cut to, and the first look's box.
+WINDOW_COLOR = QColor(170, 120, 255)
+FIRST_LOOK_COLOR = QColor(255, 120, 190)
+SECOND_LOOK_TIP = (
+    "This classification + localisation model takes a second look (cls_loc_head.test_glimpse): its first look "
+    "at the whole image only finds the object (dotted box), the image is then cut to a window around that box "
+    "(dashed) so the object fills more of the network's small input square, and the answer shown (the box with "
+    "the class and score) is the second look's. Where the first and the final box differ, the second look corrected the first.")
 SCORE_STEPS = 100
 
 
@@ -90,6 +98,15 @@ class DetectionsPanel(QWidget):
         self.missed_box.setChecked(True)
         self.labels_box = QCheckBox("Class and score tags")
         self.labels_box.setChecked(True)
+        self.second_look_box = QCheckBox("Show the second look (first box, window)")
+        self.second_look_box.setChecked(True)
+        self.second_look_box.setToolTip(SECOND_LOOK_TIP)
+        self.second_look_legend = QLabel(
+            f"{swatch(FIRST_LOOK_COLOR)} first look (dotted) · {swatch(WINDOW_COLOR)} second look's window "
+            "(dashed) · the box with class and score is the answer, from the second look")
+        self.second_look_legend.setWordWrap(True)
+        self.second_look_legend.setToolTip(SECOND_LOOK_TIP)
+        self.set_second_look_shown(False)
         self.counts_label = QLabel("")
         self.counts_label.setWordWrap(True)
         self.counts_label.setTextFormat(Qt.TextFormat.RichText)
@@ -111,6 +128,8 @@ class DetectionsPanel(QWidget):
         lay.addLayout(form)
         lay.addWidget(self.missed_box)
         lay.addWidget(self.labels_box)
+        lay.addWidget(self.second_look_box)
+        lay.addWidget(self.second_look_legend)
         lay.addWidget(self.counts_label)
         legend = QLabel(self.legend())
         legend.setWordWrap(True)
@@ -130,6 +149,11 @@ class DetectionsPanel(QWidget):
         parts = [f"{swatch(c)} {OUTCOME_TEXT[k]}" for k, c in OUTCOME_COLORS.items()]
         parts.append(f"{swatch(MISSED_COLOR)} missed")
         return "Outcome colours: " + " · ".join(parts)
+
+    def set_second_look_shown(self, shown: bool) -> None:
+        """Offer the second-look check box and its legend only while the model shown took a second look."""
+        self.second_look_box.setHidden(not shown)
+        self.second_look_legend.setHidden(not shown)
 
     def _show_score(self) -> None:
         self.score_value.setText(f"{self.score_threshold():.2f}")

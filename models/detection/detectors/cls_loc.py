@@ -54,6 +54,9 @@ class ClsLocTrace:
     #: with test_glimpse: the window (x1, y1, x2, y2, ORIGINAL pixels) of the second look, whose answer is the
     #: one given; the maps above stay those of the first look at the whole image
     glimpse_window: np.ndarray | None = None
+    #: with test_glimpse: the first look's own answer (one box in ORIGINAL pixels, its class and score), which
+    #: placed the window; the window shows it beside the final answer so the correction can be seen
+    first_look: Detections | None = None
 
 
 def random_crop(image: Tensor, box: Tensor, fraction: float) -> tuple[Tensor, Tensor]:
@@ -280,8 +283,15 @@ class ClsLoc(Detector):
         return turned_answers(lambda t: self.head.predict(self.backbone(t))[1:], self._warp(images))
 
     def _answers(self, images: list[Tensor]) -> tuple[Tensor, Tensor, list[tuple[int, int, int, int]] | None]:
+        """:meth:`_looks` without the first look's own answer."""
+        probs, box, windows, _ = self._looks(images)
+        return probs, box, windows
+
+    def _looks(self, images: list[Tensor]
+               ) -> tuple[Tensor, Tensor, list[tuple[int, int, int, int]] | None, tuple[Tensor, Tensor] | None]:
         """The test-time answer: class probabilities [B, K], box outputs [B, 4] normalised to each whole image,
-        and (with ``test_glimpse``) each image's second-look window in its pixels, else None.
+        and (with ``test_glimpse``) each image's second-look window in its pixels and the first look's own
+        (probabilities, boxes) that placed it, else None and None.
 
         With ``test_glimpse`` the first look only finds the object; each image is then cut to
         :func:`glimpse_window` around that box and the answer is the second look's (its class, its box mapped
@@ -289,13 +299,14 @@ class ClsLoc(Detector):
         times the pixels, and the first look's class is the one it is there to correct."""
         probs, box = self._look(images)
         if not self.test_glimpse:
-            return probs, box, None
+            return probs, box, None, None
+        first = (probs, box)
         sizes = [(int(im.shape[-1]), int(im.shape[-2])) for im in images]
         windows = [glimpse_window(b, w, h, self.test_glimpse) for b, (w, h) in zip(box, sizes, strict=True)]
         crops = [im[:, y1:y2, x1:x2] for im, (x1, y1, x2, y2) in zip(images, windows, strict=True)]
         probs, inner = self._look(crops)
         box = torch.stack([box_from_window(b, win, w, h) for b, win, (w, h) in zip(inner, windows, sizes, strict=True)])
-        return probs, box, windows
+        return probs, box, windows, first
 
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
         if self.training:
@@ -373,23 +384,28 @@ class ClsLoc(Detector):
             t, factors = self.prepare(image)
             features, pooled, logits, box = self._outputs([t])
             probs = logits[0].softmax(-1)
-            window = None
+            window = first_look = None
             if self.test_turns or self.test_glimpse:  # the answer predict gives; the maps stay the first look's
-                all_probs, box, windows = self._answers([t])
+                all_probs, box, windows, first = self._looks([t])
                 probs = all_probs[0]
-                if windows is not None:
+                if windows is not None and first is not None:
                     sy, sx = factors
                     x1, y1, x2, y2 = windows[0]
                     window = np.array([x1 / sx, y1 / sy, x2 / sx, y2 / sy], np.float32)
-            score, label = probs.max(-1)
-            boxes = decode_boxes(box, width, height).clamp(min=0)
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
-            dets = Detections(boxes.cpu().numpy().astype(np.float32), score[None].cpu().numpy().astype(np.float32),
-                              (label + 1)[None].cpu().numpy().astype(np.int64), list(self.class_names))
+                    first_look = self._one_box(first[0][0], first[1], width, height)
             side = self.input_side
             return ClsLocTrace((side, side), (side / height, side / width), tuple(features.shape[-2:]),
                                features[0].cpu().numpy(), pooled[0].cpu().numpy(), probs.cpu().numpy(),
-                               box[0].cpu().numpy(), dets, window)
+                               box[0].cpu().numpy(), self._one_box(probs, box, width, height), window, first_look)
         finally:
             self.train(was_training)
+
+    def _one_box(self, probs: Tensor, box: Tensor, width: int, height: int) -> Detections:
+        """One answer (probabilities [K], box outputs [1, 4]) as a :class:`Detections` of one box in the pixels
+        of a ``width`` × ``height`` image, clamped to it."""
+        score, label = probs.max(-1)
+        boxes = decode_boxes(box, width, height).clamp(min=0)
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
+        return Detections(boxes.cpu().numpy().astype(np.float32), score[None].cpu().numpy().astype(np.float32),
+                          (label + 1)[None].cpu().numpy().astype(np.int64), list(self.class_names))
