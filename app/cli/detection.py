@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from app.cli.threads import add_threads_option, apply_threads
+
 # ------------------------------------------------------------------------------------------- helpers
 
 
@@ -181,12 +183,14 @@ def _detect_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=0.05, help="drop detections below (default 0.05)")
     _add_test_sizes(p)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    add_threads_option(p)
     return p
 
 
 def run_detect(argv: list[str]) -> int:
     prog = "detect"
     args = _detect_parser().parse_args(argv)
+    apply_threads(args.threads)
     from pathlib import Path
 
     from app.cli.progress import count_bar, show_progress
@@ -311,6 +315,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
                    help="skip COCO AP@[.5:.95] (pycocotools takes seconds on large detection files)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split for a dataset without one")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    add_threads_option(p)
     return p
 
 
@@ -418,6 +423,7 @@ def _training_overlap(detector, source, indices: list[int]) -> int:  # noqa: ANN
 def run_evaluate(argv: list[str]) -> int:
     prog = "evaluate"
     args = _evaluate_parser().parse_args(argv)
+    apply_threads(args.threads)
     from app.cli.progress import FractionBar, show_progress
     from models.data.training_data import dataset_splits, split_indices
     from models.detection.evaluation import evaluate_detections, evaluate_detector
