@@ -5,9 +5,10 @@ the background, other users) those threads wait on each other at every operation
 evaluation costs more CPU time and more wall time than with one thread. Measured on this project's 2-core
 machine with a training running beside it (load ~2): ``evaluate --model resources/models/frcnn_shapes.pt`` on
 15 synthetic images took 7.6 CPU-s and 8.3 s wall with ``--threads 1``, 15.3 CPU-s and 15.3 s wall with the
-default (process start and imports included). ``train --threads`` passes its number in the TrainConfig, and the training loop calls
-``torch.set_num_threads`` with it; these commands have no config, so they set it here, before the model is
-loaded.
+default (process start and imports included).
+
+``train --threads`` passes its number in the TrainConfig, and the training loop calls ``torch.set_num_threads``
+with it; these commands have no config, so they set it here, before the model is loaded.
 """
 
 from __future__ import annotations
