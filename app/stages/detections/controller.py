@@ -57,8 +57,8 @@ from models.detection.result_files import LoadedDetections, load_detections
 #: Style keys: outcome index * KIND + class id (class colouring) or outcome index (outcome colouring).
 KIND = 1000
 MISSED_KEY = 99 * KIND
-#: Style keys of the second-look layer.
-WINDOW_KEY, FIRST_LOOK_KEY = 0, 1
+#: Style keys of a classification + localisation model's second look (drawn under its answer).
+WINDOW_KEY, FIRST_LOOK_KEY = 97 * KIND, 98 * KIND
 #: Short tag words per outcome.
 TAG = {TP: "", IGNORED: "ignored", "duplicate": "FP duplicate", "wrong_class": "FP wrong class",
        "localisation": "FP poor loc.", "background": "FP background"}
@@ -89,10 +89,6 @@ class DetectionsStage(Stage):
         self._match: DetectionMatch | None = None
         self.layer = LabelledBoxesLayer("Detections", z=34)
         canvas.add_layer(self.layer)
-        #: A classification + localisation model's second look (``test_glimpse``): its window and first box,
-        #: drawn under the answer. Empty for every other model.
-        self.second_look_layer = LabelledBoxesLayer("Second look", z=33)
-        canvas.add_layer(self.second_look_layer)
         self.panel = DetectionsPanel()
         self._pool = WorkerPool(self)
         self._runner = LatestRunner(self._pool, load_job, self._on_loaded, on_error=self._on_load_error, parent=self)
@@ -103,8 +99,6 @@ class DetectionsStage(Stage):
         p.load_button.clicked.connect(self.ask_load)
         p.show_box.toggled.connect(self.layer.setVisible)
         self.layer.visibleChanged.connect(self._sync_check)
-        p.second_look_box.toggled.connect(self.second_look_layer.setVisible)
-        self.second_look_layer.visibleChanged.connect(self._sync_second_look_check)
         p.paramsChanged.connect(self.refresh)
         session.traceChanged.connect(lambda _t: self.reload())
         session.storedDetectionsChanged.connect(self.reload)
@@ -123,7 +117,7 @@ class DetectionsStage(Stage):
         return [self.load_action]
 
     def layers(self) -> list[OverlayLayer]:
-        return [self.layer, self.second_look_layer]
+        return [self.layer]
 
     def set_dataset(self, source: DatasetSource | None) -> None:
         self._source = source
@@ -197,7 +191,7 @@ class DetectionsStage(Stage):
             self._match = None
             self.layer.clear()
             self.panel.counts_label.setText("")
-            self._draw_second_look()
+            self.panel.set_second_look_shown(False)
             return
         if d.origin == FROM_MODEL and is_cls_loc(self._session.model):
             # Classification + localisation answers exactly once per image, with the best of K class
@@ -214,7 +208,6 @@ class DetectionsStage(Stage):
                                        ign, iou_threshold=self.panel.iou_threshold())
         self._show_counts(len(gt))
         self._draw(d, shown_names, gt, gt_names)
-        self._draw_second_look()
 
     def _show_counts(self, n_gt: int) -> None:
         m = self._match
@@ -264,36 +257,34 @@ class DetectionsStage(Stage):
                 texts.append(f"missed {gt_names[j]}" if tags else "")
                 fills.append(MISSED_COLOR)
                 places.append(INSIDE_BOTTOM)
+        under = self._add_second_look(d, boxes, keys, texts, fills, places, styles)
         # False positives under, true positives and misses on top.
-        order = sorted(styles, key=lambda key: (key == MISSED_KEY, (key // KIND if not by_outcome else key) == 0,
+        order = under + sorted((k for k in styles if k not in under),
+                               key=lambda key: (key == MISSED_KEY, (key // KIND if not by_outcome else key) == 0,
                                                 -key))
         self.layer.set_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(keys, np.int64), styles,
                              texts, fills, order, np.asarray(places, np.int64))
 
-    def _draw_second_look(self) -> None:
-        """The window and the first look's box of a model that took a second look (what its trace holds, in
-        scene pixels), tagged; cleared, and the panel's check box hidden, for any other model."""
-        look = scene_second_look(self._session) if self._dets is not None and self._dets.origin == FROM_MODEL \
-            else None
+    def _add_second_look(self, d: SceneBoxes, boxes: list, keys: list, texts: list, fills: list, places: list,
+                         styles: dict[int, BoxStyle]) -> list[int]:
+        """Append a classification + localisation model's second look (what its trace holds, in scene pixels):
+        the window the image was cut to (dashed) and the first look's own box (dotted), tagged; the panel's
+        check box and legend are offered only then. Returns their style keys (painted under the answer)."""
+        look = scene_second_look(self._session) if d.origin == FROM_MODEL else None
         self.panel.set_second_look_shown(look is not None)
-        if look is None:
-            self.second_look_layer.clear()
-            return
+        if look is None or not self.panel.second_look_box.isChecked():
+            return []
         tags = self.panel.labels_box.isChecked()
         first = look.first
-        styles = {WINDOW_KEY: BoxStyle(WINDOW_COLOR, 2.0, Qt.PenStyle.DashLine),
-                  FIRST_LOOK_KEY: BoxStyle(FIRST_LOOK_COLOR, 2.0, Qt.PenStyle.DotLine)}
-        texts = ["second look's window", f"first look: {first.names[0]} {first.scores[0]:.2f}"]
-        self.second_look_layer.set_boxes(np.vstack([look.window[None], first.boxes[:1]]),
-                                         np.asarray([WINDOW_KEY, FIRST_LOOK_KEY], np.int64), styles,
-                                         texts if tags else ["", ""], order=[WINDOW_KEY, FIRST_LOOK_KEY],
-                                         label_places=[ABOVE, INSIDE_BOTTOM])
-
-    def _sync_second_look_check(self) -> None:
-        box = self.panel.second_look_box
-        box.blockSignals(True)
-        box.setChecked(self.second_look_layer.isVisible())
-        box.blockSignals(False)
+        styles[WINDOW_KEY] = BoxStyle(WINDOW_COLOR, 2.0, Qt.PenStyle.DashLine)
+        styles[FIRST_LOOK_KEY] = BoxStyle(FIRST_LOOK_COLOR, 2.0, Qt.PenStyle.DotLine)
+        boxes += [look.window, first.boxes[0]]
+        keys += [WINDOW_KEY, FIRST_LOOK_KEY]
+        texts += ["second look's window", f"first look: {first.names[0]} {first.scores[0]:.2f}"] if tags \
+            else ["", ""]
+        fills += [WINDOW_COLOR, FIRST_LOOK_COLOR]
+        places += [ABOVE, INSIDE_BOTTOM]
+        return [WINDOW_KEY, FIRST_LOOK_KEY]
 
     def _sync_check(self) -> None:
         box = self.panel.show_box

@@ -141,7 +141,7 @@ class DetectionsPanel(QWidget):
         self.score_slider.valueChanged.connect(lambda _v: self.paramsChanged.emit())
         self.color_combo.currentIndexChanged.connect(lambda _i: self.paramsChanged.emit())
         self.iou_spin.valueChanged.connect(lambda _v: self.paramsChanged.emit())
-        for box in (self.missed_box, self.labels_box):
+        for box in (self.missed_box, self.labels_box, self.second_look_box):
             box.toggled.connect(lambda _on: self.paramsChanged.emit())
 
     @staticmethod
