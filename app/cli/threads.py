@@ -2,10 +2,10 @@
 
 Why an option: torch's default is one intra-op thread per core. On a CPU busy with other work (a training in
 the background, other users) those threads wait on each other at every operation's barrier, and the same
-evaluation costs more CPU time and more wall time than with one thread. Measured on this project's 2-core
-machine with a training running beside it (load ~2): ``evaluate --model resources/models/frcnn_shapes.pt`` on
-15 synthetic images took 7.6 CPU-s and 8.3 s wall with ``--threads 1``, 15.3 CPU-s and 15.3 s wall with the
-default (process start and imports included).
+evaluation can cost more CPU time and more wall time than with one thread; how much depends on the contention.
+Measured on this project's 2-core machine, shared (load 2-3), ``evaluate --model resources/models/frcnn_shapes.pt``
+on 15 synthetic images, process start and imports included: ``--threads 1`` 7.6-8.8 CPU-s and 8.2-9.4 s wall
+in 4 runs; the default 8.3-15.3 CPU-s and 7.2-15.3 s wall in 4 runs (the 15.3 under the most contention).
 
 ``train --threads`` passes its number in the TrainConfig, and the training loop calls ``torch.set_num_threads``
 with it; these commands have no config, so they set it here, before the model is loaded.
