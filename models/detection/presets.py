@@ -216,7 +216,7 @@ BUILTIN: list[Preset] = [
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
-           "bench/README.md: five held-out folds AP@0.5 0.272 ± 0.102 after ~12 CPU-min each, 9× the same recipe "
+           "bench/README.md: five held-out folds AP@0.5 0.268 ± 0.100 after ~12 CPU-min each, 9.2× the same recipe "
            "from scratch; 0.237 without test-time augmentation; below the issue's 0.30: persons under ~40 px are "
            "missed at stride 16). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "
