@@ -325,24 +325,24 @@ def main(argv: list[str] | None = None) -> int:
                 priors[int(r["fold"])] = r  # the last row of a fold wins
         wanted = [f for f in wanted if f in priors]
     rows = []
-    if args.evaluate:
-        for item in args.evaluate:
-            fold_text, _, ckpt = item.partition("=")
-            with lane_lock(args.lock):
-                row = evaluate_fold(args, source, folds, int(fold_text), ckpt)
-            rows.append(row)
-            if args.results:
-                with open(args.results, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
-        print(summarise(rows))
-        return 0
-    for fold in wanted:
-        with lane_lock(args.lock):
-            row = rescore_fold(args, source, folds, priors[fold]) if args.rescore else run_fold(args, source, folds, fold)
+
+    def record(row: dict) -> None:  # kept as each fold ends: a long run stopped halfway keeps its folds
         rows.append(row)
         if args.results:
             with open(args.results, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(row) + "\n")
+
+    if args.evaluate:
+        for item in args.evaluate:
+            fold_text, _, ckpt = item.partition("=")
+            with lane_lock(args.lock):
+                record(evaluate_fold(args, source, folds, int(fold_text), ckpt))
+        print(summarise(rows))
+        return 0
+    for fold in wanted:
+        with lane_lock(args.lock):
+            record(rescore_fold(args, source, folds, priors[fold]) if args.rescore
+                   else run_fold(args, source, folds, fold))
     print(summarise(rows))
     return 0
 

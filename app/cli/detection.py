@@ -98,17 +98,14 @@ def _apply_test_options(detector, args: argparse.Namespace) -> None:  # noqa: AN
             detector.test_flip = bool(args.test_flip)
         if args.test_range is not None:
             detector.test_size_range = args.test_range
-    if getattr(args, "test_turns", None) is not None:
-        if hasattr(detector, "test_turns"):
-            detector.test_turns = bool(args.test_turns)
+    for option, kind in (("test_turns", bool), ("test_glimpse", float)):  # classification + localisation's own
+        value = getattr(args, option, None)
+        if value is None:
+            continue
+        if hasattr(detector, option):
+            setattr(detector, option, kind(value))
         else:
-            print(f"note: --test-turns applies to classification + localisation models; this "
-                  f"{getattr(detector, 'generation', 'detector')} model ignores it", file=sys.stderr)
-    if getattr(args, "test_glimpse", None) is not None:
-        if hasattr(detector, "test_glimpse"):
-            detector.test_glimpse = float(args.test_glimpse)
-        else:
-            print(f"note: --test-glimpse applies to classification + localisation models; this "
+            print(f"note: --{option.replace('_', '-')} applies to classification + localisation models; this "
                   f"{getattr(detector, 'generation', 'detector')} model ignores it", file=sys.stderr)
 
 
