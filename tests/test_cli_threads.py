@@ -58,8 +58,10 @@ def test_the_option_really_sets_torchs_threads(synth: Path, monkeypatch: pytest.
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("command", [["evaluate", "--model", "m.pt", "--data", "nowhere"],
+                                     ["train", "--data", "nowhere", "--out", "m.pt"]])
 @pytest.mark.parametrize("bad", ["0", "-2", "two"])
-def test_a_thread_count_below_one_is_refused(bad: str, capsys) -> None:
-    with pytest.raises(SystemExit) as exc:
-        cli_main(["evaluate", "--model", "m.pt", "--data", "nowhere", "--threads", bad])
+def test_a_thread_count_below_one_is_refused(command: list, bad: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:  # train used to take 0 and quietly use torch's default
+        cli_main([*command, "--threads", bad])
     assert exc.value.code == 2 and "--threads" in capsys.readouterr().err

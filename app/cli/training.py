@@ -21,6 +21,8 @@ import signal
 import sys
 import threading
 
+from app.cli.threads import positive_int
+
 GENERATIONS = ("cls-loc", "rcnn", "fast-rcnn", "faster-rcnn")
 
 
@@ -116,7 +118,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="any other detector setting as part.field (e.g. rpn.pre_nms_train=2000, roi_head.nms=0.5) "
                         "or by its flat name (rpn_pre_nms_train=2000); --print-config lists them all")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads per process (default: one per core, shared among --processes; 1 is faster on "
                         "a CPU busy with other work)")
     p.add_argument("--processes", type=int, default=None, metavar="N",
