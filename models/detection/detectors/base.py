@@ -340,7 +340,7 @@ class Detector(torch.nn.Module):
         self.eval()
         try:
             plan = self.test_passes
-            sizes = sorted({size for size, _ in plan}, key=lambda v: -1 if v is None else v)
+            sizes = list(dict.fromkeys(size for size, _ in plan))  # ascending: test_passes' order
             passes = []
             for size, flip in plan:
                 valid = self._valid_range(sizes.index(size), len(sizes))
