@@ -114,7 +114,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
 
 
 def test_key_follows_the_library_defaults(monkeypatch) -> None:
-    import models.proposals.selective_search as ss
+    import models.proposals.grouping_plans as ss  # where the defaults live (selective_search re-exports them)
 
     a = _image()
     before = proposal_key(a, ProposalParams())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import models.proposals.grouping_plans as plans
 import models.proposals.selective_search as ss
 from models.detection.checkpoints import load_checkpoint, load_detector, model_parts, save_checkpoint
 from models.detection.config import LEGACY_FAST_KS, LEGACY_NEAR_DUPLICATES
@@ -24,9 +25,9 @@ def test_a_new_model_writes_out_the_current_defaults_and_keeps_them(generation, 
     assert model.proposal_params.groupings == tuple(props.groupings)
     path = save_checkpoint(tmp_path / "m.pt", model=model, config={}, class_names=CLASSES, split={}, epoch=1)
     # The library's defaults move on; the saved model does not.
-    monkeypatch.setattr(ss, "FAST_KS", (60.0, 120.0))
-    monkeypatch.setattr(ss, "FAST_PLAN", (ss.Strategy("hsv", 60.0, "CTSF"),))
-    monkeypatch.setattr(ss, "FAST_NEAR_DUPLICATE_IOU", 0.85)
+    monkeypatch.setattr(plans, "FAST_KS", (60.0, 120.0))
+    monkeypatch.setattr(plans, "FAST_PLAN", (ss.Strategy("hsv", 60.0, "CTSF"),))
+    monkeypatch.setattr(plans, "FAST_NEAR_DUPLICATE_IOU", 0.85)
     again = load_detector(path, device="cpu")
     assert again.parts.proposals.ks == props.ks and again.parts.proposals.near_duplicates == props.near_duplicates
     assert again.parts.proposals.groupings == props.groupings
