@@ -95,6 +95,13 @@ def parser() -> argparse.ArgumentParser:
                    help="multi-scale training: each image's shorter side drawn from these (default: --min-size)")
     p.add_argument("--rotate90", action="store_true", default=None,
                    help="also turn training images by random multiples of 90 degrees (data with no 'up' only)")
+    p.add_argument("--crop", type=float, default=None, metavar="PROB", dest="crop_prob",
+                   help="random crops ('zoom in'): the share of training images shown as a random window that "
+                        "keeps at least one object's centre (default 0: whole images)")
+    p.add_argument("--crop-min-side", type=float, default=None, metavar="SHARE",
+                   help="a crop's sides are each at least this share of the image's (default 0.5)")
+    p.add_argument("--colour-jitter", type=float, default=None, metavar="STRENGTH",
+                   help="scale brightness, contrast and saturation by random factors in 1 ± STRENGTH (default 0)")
     p.add_argument("--classes", default=None, metavar="NAME,NAME,...",
                    help="train on these classes only (e.g. person of a COCO file); objects of the others are left "
                         "out and images without any of these stay in as negatives")
@@ -144,7 +151,9 @@ def parser() -> argparse.ArgumentParser:
 _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights": "weights", "epochs": "epochs",
                    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
                    "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
-                   "rotate90": "rotate90", "split": "split", "device": "device", "seed": "seed", "resume": "resume",
+                   "rotate90": "rotate90", "crop_prob": "crop_prob", "crop_min_side": "crop_min_side",
+                   "colour_jitter": "colour_jitter", "split": "split", "device": "device", "seed": "seed",
+                   "resume": "resume",
                    "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
                    "time_budget": "time_budget_s",
                    "proposal_cache": "proposal_cache", "backbone_lr_scale": "backbone_lr_scale",

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from models.data import augmentation
 from models.data.annotations import AnnotationError
 from models.data.annotations.atomic import atomic_write_text
 from models.data.datasets import DatasetSource
@@ -117,14 +118,17 @@ class DetectionDataset(Dataset):
     """Items: ``(image float32 [3, H, W] RGB in 0..1, target dict)``, resized and optionally flipped.
 
     target keys: ``boxes`` float32 [N, 4] in resized pixels, ``labels`` int64 [N] in 1..K, ``difficult``
-    bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image, ``path`` str,
+    bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image (of its window when cropped), ``path`` str,
     ``index`` (into ``source.entries``), ``flipped`` bool, ``quarter_turns`` (0-3 counter-clockwise).
 
     Augmentation, all drawn from (seed, epoch, image) so a run repeats exactly:
     ``flip_prob`` mirrors left-right (the papers' only augmentation); ``rotate90`` also turns the image by a
     random multiple of 90°, which only suits data with no "up" (aerial views, microscopy, the synthetic
     shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
-    side per image from a list (multi-scale training) instead of always ``min_size``.
+    side per image from a list (multi-scale training) instead of always ``min_size``; ``crop_prob`` cuts a
+    random window (each side at least ``crop_min_side`` of the image's) that keeps at least one object's
+    centre, and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
+    (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos).
 
     Annotations are read once, at construction, so a broken file is reported before training starts
     (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
@@ -136,7 +140,17 @@ class DetectionDataset(Dataset):
 
     def __init__(self, source: DatasetSource, indices: list[int], class_names: list[str],
                  min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
-                 rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False) -> None:
+                 rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
+                 crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0) -> None:
+        if not 0.0 <= crop_prob <= 1.0:
+            raise ValueError(f"crop_prob is a probability in [0, 1], not {crop_prob}")
+        if not 0.0 < crop_min_side <= 1.0:
+            raise ValueError(f"crop_min_side is a share in (0, 1] of each side, not {crop_min_side}")
+        if not 0.0 <= colour_jitter < 1.0:
+            raise ValueError(f"colour_jitter is a strength in [0, 1), not {colour_jitter}")
+        self.crop_prob = float(crop_prob)
+        self.crop_min_side = float(crop_min_side)
+        self.colour_jitter = float(colour_jitter)
         self.source = source
         self.rotate90 = bool(rotate90)
         self.train_sizes = [int(v) for v in train_sizes] if train_sizes else None
@@ -181,31 +195,48 @@ class DetectionDataset(Dataset):
         """Change the flip draw per epoch (each item's flip depends on seed, epoch and image only)."""
         self.epoch = int(epoch)
 
-    def _draws(self, index: int) -> tuple[bool, int, int]:
-        """(flip, quarter turns, shorter side) for this image in this epoch."""
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+    def _draws(self, t: ImageTargets) -> _Draws:
+        """What augmentation does to this image in this epoch. The crop and colour draws come after the
+        others, and only when enabled, so a run without them draws the flips and sizes it always did."""
+        rng = np.random.default_rng([self.seed, self.epoch, t.index])
         flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
         turns = int(rng.integers(4)) if self.rotate90 else 0
         size = int(self.train_sizes[int(rng.integers(len(self.train_sizes)))]) if self.train_sizes else self.min_size
-        return flip, turns, size
+        window = None
+        if self.crop_prob > 0.0 and rng.random() < self.crop_prob and t.width > 0 and t.height > 0:
+            window = augmentation.draw_crop(rng, t.width, t.height, t.boxes, self.crop_min_side)
+        jitter = augmentation.draw_colour_jitter(rng, self.colour_jitter) if self.colour_jitter > 0.0 else None
+        return _Draws(flip, turns, size, window, jitter)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
         img = read_image(t.path)
-        h, w = img.height, img.width
-        flipped, turns, min_size = self._draws(t.index)
+        draws = self._draws(t)
+        flipped, turns, min_size = draws.flip, draws.turns, draws.size
+        px, boxes, labels, difficult = img.pixels, t.boxes.copy(), t.labels.copy(), t.difficult.copy()
+        external = self.proposals[t.index].astype(np.float32) if self.proposals is not None else None
+        window = draws.window
+        if window is not None and (img.width, img.height) != (t.width, t.height):
+            window = None  # the file changed size since its annotation was read: no crop rather than a wrong one
+        if window is not None:
+            px = px[window.y0:window.y1, window.x0:window.x1]
+            boxes, kept = augmentation.crop_boxes(boxes, window)
+            labels, difficult = labels[kept], difficult[kept]
+            if external is not None:
+                external = augmentation.crop_boxes(external, window, keep_centres=False)[0]
+        h, w = px.shape[:2]
         scale = resize_scale(h, w, min_size, self.max_size)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-        px = img.pixels
         # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
         px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
         # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
         factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
-        boxes = _move_boxes(t.boxes.copy() * factors, new_w, new_h, flipped, turns)
+        boxes = _move_boxes(boxes * factors, new_w, new_h, flipped, turns)
         proposals = None
-        if self.proposals is not None:
-            proposals = _move_boxes(self.proposals[t.index].astype(np.float32) * factors, new_w, new_h, flipped,
-                                    turns)
+        if external is not None:
+            proposals = _move_boxes(external * factors, new_w, new_h, flipped, turns)
+        if draws.jitter is not None:
+            px = augmentation.apply_colour_jitter(px, draws.jitter)
         if flipped:
             px = px[:, ::-1]
         for _ in range(turns):
@@ -213,18 +244,31 @@ class DetectionDataset(Dataset):
         image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
         target = {
             "boxes": torch.from_numpy(boxes.astype(np.float32)),
-            "labels": torch.from_numpy(t.labels.copy()),
-            "difficult": torch.from_numpy(t.difficult.copy()),
+            "labels": torch.from_numpy(labels),
+            "difficult": torch.from_numpy(difficult),
             "scale": float(scale),
             "orig_size": (int(h), int(w)),
             "path": str(t.path),
             "index": int(t.index),
             "flipped": flipped,
             "quarter_turns": turns,
+            # The window of the original image this item shows (x0, y0, x1, y1), None for the whole image.
+            "crop": None if window is None else (window.x0, window.y0, window.x1, window.y1),
         }
         if proposals is not None:
             target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
         return image, target
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """One item's augmentation in one epoch (see :meth:`DetectionDataset._draws`)."""
+
+    flip: bool
+    turns: int
+    size: int
+    window: augmentation.CropWindow | None
+    jitter: augmentation.ColourJitter | None
 
 
 def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:

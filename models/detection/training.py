@@ -135,7 +135,9 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
         indices = split_indices(splits, config.split)
     dataset = DetectionDataset(source, indices, names, min_size=config.min_size, max_size=config.max_size,
                                flip_prob=config.flip_prob, seed=config.seed, rotate90=config.rotate90,
-                               train_sizes=config.train_sizes, class_filter=bool(config.classes))
+                               train_sizes=config.train_sizes, class_filter=bool(config.classes),
+                               crop_prob=config.crop_prob, crop_min_side=config.crop_min_side,
+                               colour_jitter=config.colour_jitter)
     if len(dataset) == 0:
         raise ValueError(f"{config.data}: split '{config.split}' has no usable images")
     split = {"name": config.split, "indices": list(indices),

@@ -53,6 +53,14 @@ class TrainConfig:
     rotate90: bool = False
     #: Multi-scale training: each image's shorter side drawn from this list (None: always ``min_size``).
     train_sizes: list[int] | None = None
+    #: Random crops ("zoom in", SSD's augmentation): the share of images shown, each epoch, as a random window
+    #: whose sides are each at least ``crop_min_side`` of the image's and which keeps at least one object's
+    #: centre (objects whose centre falls outside are left out, the others clipped). 0: whole images only.
+    crop_prob: float = 0.0
+    crop_min_side: float = 0.5
+    #: Brightness, contrast and saturation each scaled by a random factor in 1 ± this (0: off): a few dozen
+    #: photos show each object in one light only.
+    colour_jitter: float = 0.0
     amp: bool = True  # float16 autocast + gradient scaling on CUDA
     #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
     #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.

@@ -1,0 +1,115 @@
+"""Photometric and cropping augmentation for detection training, beyond flips and scale jitter.
+
+Why these two: a user who fine-tunes on a few dozen photographs shows the detector each object once, at one
+place, in one light. The two augmentations that detectors trained on little data rely on are SSD's
+(Liu et al. 2016, whose ablation credits them with most of its VOC gain):
+
+* **random crops** ("zoom in"): a window of the image, each side a random share of the image's, then
+  resized to the training size like a whole image — the objects it holds come out larger, at new
+  positions, partly cut by the border; an object is kept when its centre lies in the window (SSD's rule),
+  its box clipped to the window.
+* **colour jitter**: brightness, contrast and saturation each scaled by a random factor in ``1 ± strength``
+  (torchvision's ``ColorJitter`` without hue), so a model does not learn one photo's exposure.
+
+Both are pure functions of a NumPy generator the dataset seeds from (seed, epoch, image), so a run repeats
+exactly; nothing here knows torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Draws of a window before giving up on one that keeps an object (then the whole image is used).
+CROP_TRIES = 20
+#: Rec. 601 luma weights: the grey that contrast and saturation blend towards.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass(frozen=True)
+class CropWindow:
+    """A window ``[x0, x1) × [y0, y1)`` of whole pixels of the image it was drawn for."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+
+def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarray,
+              min_side: float) -> CropWindow | None:
+    """A random window whose sides are each a uniform share in ``[min_side, 1]`` of the image's, placed
+    uniformly, that keeps the centre of at least one of ``boxes`` (when there are any: a crop must not turn a
+    labelled photo into a negative). None when :data:`CROP_TRIES` draws keep none (use the whole image).
+
+    Each side is drawn on its own, so the window's aspect differs from the image's; the dataset then
+    resizes the window keeping *its* aspect, so objects are never stretched."""
+    if not 0.0 < min_side <= 1.0:
+        raise ValueError(f"a crop keeps a share in (0, 1] of each side, not {min_side}")
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    for _ in range(CROP_TRIES):
+        cw = max(1, int(round(width * rng.uniform(min_side, 1.0))))
+        ch = max(1, int(round(height * rng.uniform(min_side, 1.0))))
+        x0 = int(rng.integers(0, width - cw + 1))
+        y0 = int(rng.integers(0, height - ch + 1))
+        window = CropWindow(x0, y0, x0 + cw, y0 + ch)
+        if len(boxes) == 0 or centres_inside(boxes, window).any():
+            return window
+    return None
+
+
+def centres_inside(boxes: np.ndarray, window: CropWindow) -> np.ndarray:
+    """Which boxes have their centre inside ``window`` (SSD's rule for what a crop keeps)."""
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    return (cx >= window.x0) & (cx < window.x1) & (cy >= window.y0) & (cy < window.y1)
+
+
+def crop_boxes(boxes: np.ndarray, window: CropWindow, keep_centres: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``boxes`` in the window's pixels, clipped to it, and the mask of the boxes kept: those whose centre
+    lies inside (``keep_centres``; external proposals use ``False``: every box that still covers a pixel)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    shifted = boxes - np.array([window.x0, window.y0, window.x0, window.y0], np.float32)
+    clipped = np.stack([np.clip(shifted[:, 0], 0, window.width), np.clip(shifted[:, 1], 0, window.height),
+                        np.clip(shifted[:, 2], 0, window.width), np.clip(shifted[:, 3], 0, window.height)], 1)
+    keep = (clipped[:, 2] - clipped[:, 0] >= 1.0) & (clipped[:, 3] - clipped[:, 1] >= 1.0)
+    if keep_centres:
+        keep &= centres_inside(boxes, window)
+    return clipped[keep], keep
+
+
+@dataclass(frozen=True)
+class ColourJitter:
+    """Factors for one image: brightness scales every channel, contrast blends with the image's mean grey,
+    saturation with each pixel's grey (1 = unchanged)."""
+
+    brightness: float
+    contrast: float
+    saturation: float
+
+
+def draw_colour_jitter(rng: np.random.Generator, strength: float) -> ColourJitter:
+    """Each factor uniform in ``[1 - strength, 1 + strength]`` (torchvision's ColorJitter's rule)."""
+    if not 0.0 <= strength < 1.0:
+        raise ValueError(f"colour jitter's strength is in [0, 1), not {strength}")
+    b, c, s = rng.uniform(1.0 - strength, 1.0 + strength, size=3)
+    return ColourJitter(float(b), float(c), float(s))
+
+
+def apply_colour_jitter(pixels: np.ndarray, jitter: ColourJitter) -> np.ndarray:
+    """An RGB uint8 image with ``jitter`` applied (brightness, then contrast, then saturation), as uint8."""
+    x = pixels.astype(np.float32) * jitter.brightness
+    grey = x @ LUMA
+    x = (x - grey.mean()) * jitter.contrast + grey.mean()
+    grey = (x @ LUMA)[..., None]
+    x = (x - grey) * jitter.saturation + grey
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)

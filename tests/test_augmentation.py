@@ -1,0 +1,168 @@
+"""Random crops and colour jitter for detection training: the boxes follow the pixels, nothing is lost silently,
+and a run without them draws the same flips and sizes as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.data import augmentation
+from models.data.annotations import Annotation, BoxObject, write_voc
+from models.data.augmentation import CropWindow
+from models.data.datasets import open_dataset
+from models.data.training_data import DetectionDataset
+from tests.tiny_training import tiny_dataset, train_tiny
+
+
+def test_a_drawn_crop_keeps_an_objects_centre_and_its_sides_in_range() -> None:
+    boxes = np.array([[300, 200, 340, 260]], np.float32)  # one small object near the bottom right
+    for seed in range(50):
+        w = augmentation.draw_crop(np.random.default_rng(seed), 400, 300, boxes, 0.5)
+        assert w is not None
+        assert 0 <= w.x0 < w.x1 <= 400 and 0 <= w.y0 < w.y1 <= 300
+        assert 0.5 * 400 - 1 <= w.width <= 400 and 0.5 * 300 - 1 <= w.height <= 300
+        assert augmentation.centres_inside(boxes, w).all()
+    again = augmentation.draw_crop(np.random.default_rng(7), 400, 300, boxes, 0.5)
+    assert again == augmentation.draw_crop(np.random.default_rng(7), 400, 300, boxes, 0.5)
+
+
+def test_no_crop_when_no_window_can_keep_an_object() -> None:
+    # A window of at least 99% of each side always holds the centre here, so use an object whose centre
+    # lies on the border: no window of [x0, x1) holds x = 400.
+    boxes = np.array([[398, 0, 402, 10]], np.float32)
+    assert augmentation.draw_crop(np.random.default_rng(0), 400, 300, boxes, 0.99) is None
+    with pytest.raises(ValueError):
+        augmentation.draw_crop(np.random.default_rng(0), 400, 300, boxes, 0.0)
+
+
+def test_crop_boxes_shifts_clips_and_keeps_by_centre() -> None:
+    window = CropWindow(100, 50, 300, 250)
+    boxes = np.array([[120, 60, 160, 120],    # inside
+                      [280, 200, 360, 240],   # centre (320, 220) outside: dropped
+                      [80, 40, 140, 100],     # centre (110, 70) inside, cut by the corner: clipped
+                      [0, 0, 20, 20]], np.float32)  # outside
+    kept, mask = augmentation.crop_boxes(boxes, window)
+    assert mask.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(kept, [[20, 10, 60, 70], [0, 0, 40, 50]])
+    # Proposals keep every box that still covers a pixel of the window.
+    kept, mask = augmentation.crop_boxes(boxes, window, keep_centres=False)
+    assert mask.tolist() == [True, True, True, False]
+    np.testing.assert_allclose(kept[1], [180, 150, 200, 190])
+
+
+def test_colour_jitter_factors_do_what_they_say() -> None:
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 200, size=(20, 30, 3), dtype=np.uint8)
+    same = augmentation.apply_colour_jitter(px, augmentation.ColourJitter(1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(same, px)
+    brighter = augmentation.apply_colour_jitter(px, augmentation.ColourJitter(1.2, 1.0, 1.0))
+    np.testing.assert_allclose(brighter.astype(float), np.clip(px * 1.2, 0, 255), atol=1)
+    grey = augmentation.apply_colour_jitter(px, augmentation.ColourJitter(1.0, 1.0, 0.0))
+    assert np.abs(grey.astype(int) - grey[..., :1].astype(int)).max() <= 1  # R = G = B
+    flat = augmentation.apply_colour_jitter(px, augmentation.ColourJitter(1.0, 0.0, 1.0))
+    assert flat.astype(float).std() < 1.0  # no contrast: one grey
+    for seed in range(20):
+        j = augmentation.draw_colour_jitter(np.random.default_rng(seed), 0.3)
+        assert all(0.7 <= f <= 1.3 for f in (j.brightness, j.contrast, j.saturation))
+    with pytest.raises(ValueError):
+        augmentation.draw_colour_jitter(rng, 1.0)
+
+
+@pytest.fixture
+def bright_squares(tmp_path: Path) -> Path:
+    """One 320×240 black image with two white rectangles, each labelled exactly."""
+    root = tmp_path / "set"
+    root.mkdir()
+    img = np.zeros((240, 320, 3), np.uint8)
+    rects = [(40, 30, 100, 130), (200, 120, 290, 200)]
+    for x1, y1, x2, y2 in rects:
+        img[y1:y2, x1:x2] = 255
+    cv2.imwrite(str(root / "a.png"), img)
+    ann = Annotation("a.png", 320, 240, 3, [BoxObject("square", tuple(float(v) for v in r)) for r in rects])
+    write_voc(ann, root / "a.xml")
+    return root
+
+
+def _bounds_of_white(image) -> tuple[float, float, float, float] | None:  # noqa: ANN001 - tensor
+    mask = image.numpy().min(0) > 0.5
+    ys, xs = np.nonzero(mask)
+    return (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
+
+
+def test_cropped_items_boxes_follow_their_pixels(bright_squares: Path) -> None:
+    src = open_dataset(bright_squares)
+    ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, flip_prob=0.5, crop_prob=1.0,
+                          crop_min_side=0.4)
+    cropped = 0
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        image, target = ds[0]
+        h, w = image.shape[1:]
+        boxes = target["boxes"].numpy()
+        assert len(boxes) >= 1  # a crop never turns a labelled photo into a negative
+        assert (boxes[:, [0, 2]] >= 0).all() and (boxes[:, [0, 2]] <= w + 1e-3).all()
+        assert (boxes[:, [1, 3]] >= 0).all() and (boxes[:, [1, 3]] <= h + 1e-3).all()
+        if target["crop"] is None:
+            continue
+        cropped += 1
+        x0, y0, x1, y1 = target["crop"]
+        assert target["orig_size"] == (y1 - y0, x1 - x0)
+        for box in boxes:  # each kept box bounds the white pixels inside it
+            bx1, by1, bx2, by2 = (int(round(v)) for v in box)
+            inner = image[:, by1:by2, bx1:bx2]
+            found = _bounds_of_white(inner)
+            assert found is not None
+            np.testing.assert_allclose(found, (0, 0, bx2 - bx1, by2 - by1), atol=2)
+    assert cropped >= 10
+
+
+def test_crop_and_jitter_leave_the_other_draws_as_they_were(bright_squares: Path) -> None:
+    src = open_dataset(bright_squares)
+    plain = DetectionDataset(src, [0], ["square"], min_size=200, max_size=400, flip_prob=0.5,
+                             train_sizes=[160, 200, 240])
+    augmented = DetectionDataset(src, [0], ["square"], min_size=200, max_size=400, flip_prob=0.5,
+                                 train_sizes=[160, 200, 240], crop_prob=0.5, colour_jitter=0.3)
+    jittered = 0
+    for epoch in range(8):
+        plain.set_epoch(epoch)
+        augmented.set_epoch(epoch)
+        (a, ta), (b, tb) = plain[0], augmented[0]
+        assert ta["flipped"] == tb["flipped"]
+        if tb["crop"] is None:
+            assert a.shape == b.shape  # same size drawn
+            jittered += int(not np.allclose(a.numpy(), b.numpy()))
+    assert jittered >= 1
+
+
+def test_external_proposals_are_cropped_with_the_image(bright_squares: Path) -> None:
+    src = open_dataset(bright_squares)
+    ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, crop_prob=1.0)
+    ds.proposals = {0: np.array([[0, 0, 320, 240], [40, 30, 100, 130], [300, 220, 320, 240]], np.float32)}
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        image, target = ds[0]
+        h, w = image.shape[1:]
+        p = target["proposals"].numpy()
+        assert len(p) >= 1
+        assert (p[:, 0] >= 0).all() and (p[:, 2] <= w + 1e-3).all() and (p[:, 3] <= h + 1e-3).all()
+        assert (p[:, 2] - p[:, 0] >= 1).all()
+
+
+def test_bad_settings_are_refused(bright_squares: Path) -> None:
+    src = open_dataset(bright_squares)
+    for bad in ({"crop_prob": 1.5}, {"crop_min_side": 0.0}, {"colour_jitter": 1.0}):
+        with pytest.raises(ValueError):
+            DetectionDataset(src, [0], ["square"], **bad)
+
+
+def test_training_runs_with_crops_and_colour_jitter(tmp_path: Path) -> None:
+    data = tiny_dataset(tmp_path / "tiny", count=4)
+    result = train_tiny(data, tmp_path / "m.pt", crop_prob=0.8, crop_min_side=0.6, colour_jitter=0.2, max_steps=3)
+    assert result.status == "completed" and result.checkpoint is not None
+    from models.detection.checkpoints import load_checkpoint
+
+    saved = load_checkpoint(result.checkpoint)["config"]
+    assert saved["crop_prob"] == 0.8 and saved["crop_min_side"] == 0.6 and saved["colour_jitter"] == 0.2
