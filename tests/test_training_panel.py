@@ -291,3 +291,16 @@ def test_two_processes_default_follows_the_train_command_rule(qtbot, window, tin
     panel.preset.setCurrentText(FROM_DATA)
     assert not panel.two_processes.isChecked() and not panel.two_processes.isEnabled()
     assert "one usable CPU core" in panel.two_processes.toolTip()
+
+
+def test_crops_and_colour_jitter_are_set_in_the_panel_and_reach_the_config(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.preset.setCurrentText("finetune-photos-cpu")
+    crop = panel.setting_item("training", "crop_prob")
+    assert "crop" in crop.toolTip(0) + crop.toolTip(1)
+    panel.set_setting_text("training", "crop_prob", "0.5")
+    panel.set_setting_text("training", "colour_jitter", "0.2")
+    config = options.build_config(stage.choices(), "/tmp/x/model.pt")
+    assert config.crop_prob == 0.5 and config.colour_jitter == 0.2 and config.crop_min_side == 0.5
