@@ -304,3 +304,27 @@ def test_crops_and_colour_jitter_are_set_in_the_panel_and_reach_the_config(qtbot
     panel.set_setting_text("training", "colour_jitter", "0.2")
     config = options.build_config(stage.choices(), "/tmp/x/model.pt")
     assert config.crop_prob == 0.5 and config.colour_jitter == 0.2 and config.crop_min_side == 0.5
+
+
+def test_preview_shows_the_current_image_as_the_runs_first_epochs(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    tiny_settings(stage)
+    panel.set_setting_text("training", "crop_prob", "1")
+    panel.set_setting_text("training", "crop_min_side", "0.6")
+    panel.set_setting_text("training", "colour_jitter", "0.3")
+    qtbot.waitUntil(lambda: window.document.index >= 0, timeout=20_000)
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.preview is not None and stage.preview.isVisible(), timeout=60_000)
+    cells = stage.preview.cells
+    assert len(cells) == stage.preview_epochs
+    captions = [caption.text() for _, caption in cells]
+    assert captions[0].startswith("epoch 1") and captions[-1].startswith(f"epoch {stage.preview_epochs}")
+    assert all("brightness" in c for c in captions)
+    assert sum("crop" in c for c in captions) >= stage.preview_epochs // 2
+    assert all(not picture.pixmap().isNull() for picture, _ in cells)
+    assert "epochs shown" in panel.status.text()
+    # A setting that does not parse is said in the status line, and nothing is drawn.
+    panel.set_setting_text("training", "crop_prob", "often")
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    assert "Cannot preview" in panel.status.text()

@@ -195,7 +195,11 @@ class DetectionDataset(Dataset):
         """Change the flip draw per epoch (each item's flip depends on seed, epoch and image only)."""
         self.epoch = int(epoch)
 
-    def _draws(self, t: ImageTargets) -> _Draws:
+    def draws(self, i: int) -> AugmentationDraws:
+        """What augmentation does to item ``i`` in the current epoch (what :meth:`__getitem__` applies)."""
+        return self._draws(self.targets[i])
+
+    def _draws(self, t: ImageTargets) -> AugmentationDraws:
         """What augmentation does to this image in this epoch. The crop and colour draws come after the
         others, and only when enabled, so a run without them draws the flips and sizes it always did."""
         rng = np.random.default_rng([self.seed, self.epoch, t.index])
@@ -206,12 +210,12 @@ class DetectionDataset(Dataset):
         if self.crop_prob > 0.0 and rng.random() < self.crop_prob and t.width > 0 and t.height > 0:
             window = augmentation.draw_crop(rng, t.width, t.height, t.boxes, self.crop_min_side)
         jitter = augmentation.draw_colour_jitter(rng, self.colour_jitter) if self.colour_jitter > 0.0 else None
-        return _Draws(flip, turns, size, window, jitter)
+        return AugmentationDraws(flip, turns, size, window, jitter)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
         img = read_image(t.path)
-        draws = self._draws(t)
+        draws = self.draws(i)
         flipped, turns, min_size = draws.flip, draws.turns, draws.size
         px, boxes, labels, difficult = img.pixels, t.boxes.copy(), t.labels.copy(), t.difficult.copy()
         external = self.proposals[t.index].astype(np.float32) if self.proposals is not None else None
@@ -261,8 +265,9 @@ class DetectionDataset(Dataset):
 
 
 @dataclass(frozen=True)
-class _Draws:
-    """One item's augmentation in one epoch (see :meth:`DetectionDataset._draws`)."""
+class AugmentationDraws:
+    """One item's augmentation in one epoch (:meth:`DetectionDataset.draws`): mirrored, quarter turns,
+    shorter side, the crop window (None: the whole image) and the colour factors (None: none)."""
 
     flip: bool
     turns: int

@@ -102,11 +102,24 @@ def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.de
     return images, targets
 
 
+def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> Any:
+    """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
+    turns, size jitter, crops, colour) — the training loop's dataset, and the window's augmentation preview."""
+    from models.data.training_data import DetectionDataset
+
+    parts = config.detector_config()
+    return DetectionDataset(source, indices, names, min_size=int(config.min_size or parts.input.min_size),
+                            max_size=int(config.max_size or parts.input.max_size), flip_prob=config.flip_prob,
+                            seed=config.seed, rotate90=config.rotate90, train_sizes=config.train_sizes,
+                            class_filter=bool(config.classes), crop_prob=config.crop_prob,
+                            crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter)
+
+
 def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[str] | None,
                   split_indices_fixed: list[int] | None):  # noqa: ANN202
     """Open the dataset, fix the class list and the split (rank 0 writes a missing split file first)."""
     from models.data.datasets import open_dataset
-    from models.data.training_data import DetectionDataset, class_names_of, dataset_splits, split_indices
+    from models.data.training_data import class_names_of, dataset_splits, split_indices
 
     source = open_dataset(config.data, image_dir=config.images_dir)
     names = list(class_names) if class_names else class_names_of(source)
@@ -133,11 +146,7 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
         if not dist_info.is_main:
             splits = dataset_splits(source, seed=config.seed)
         indices = split_indices(splits, config.split)
-    dataset = DetectionDataset(source, indices, names, min_size=config.min_size, max_size=config.max_size,
-                               flip_prob=config.flip_prob, seed=config.seed, rotate90=config.rotate90,
-                               train_sizes=config.train_sizes, class_filter=bool(config.classes),
-                               crop_prob=config.crop_prob, crop_min_side=config.crop_min_side,
-                               colour_jitter=config.colour_jitter)
+    dataset = training_dataset(config, source, indices, names)
     if len(dataset) == 0:
         raise ValueError(f"{config.data}: split '{config.split}' has no usable images")
     split = {"name": config.split, "indices": list(indices),

@@ -90,6 +90,7 @@ class TrainingPanel(QWidget):
     cancelRequested = Signal()
     continueRequested = Signal()
     loadRequested = Signal()
+    previewRequested = Signal()
     presetChosen = Signal(str)
     deviceChosen = Signal(str)
 
@@ -187,9 +188,16 @@ class TrainingPanel(QWidget):
         self.settings.itemChanged.connect(self._on_setting_edited)
         self.reset_settings = QPushButton("Reset to Preset")
         self.reset_settings.clicked.connect(lambda: self.presetChosen.emit(self.preset.currentText()))
+        self.preview_button = QPushButton("Preview Augmentation…")
+        self.preview_button.setToolTip("The current image as the first epochs of this run would show it: flips, "
+                                       "sizes, crops and colour as set here")
+        self.preview_button.clicked.connect(self.previewRequested)
         middle = QVBoxLayout()
         middle.addWidget(self.settings, 1)
-        middle.addWidget(self.reset_settings)
+        resets = QHBoxLayout()
+        resets.addWidget(self.reset_settings)
+        resets.addWidget(self.preview_button)
+        middle.addLayout(resets)
 
         self.plots = TrainingPlots()
         # The bottom area is wide and short (about 220 px in a 950-px window): the explanation runs across the

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QWidget
 
 from app.stages.base import Stage, make_dock
 from app.stages.training import options
+from app.stages.training.augmentation_dialog import AugmentationPreview
 from app.stages.training.panel import TrainingPanel
 from app.stages.training.run import TrainingRun
 from app.workers import Job, WorkerPool
@@ -37,6 +38,13 @@ def _auto_settings_job(job: Job, source: DatasetSource, processes: int, stats: A
     from models.detection.auto_settings import split_auto_settings
 
     return split_auto_settings(source, processes=processes, stats=stats)
+
+
+def _preview_job(job: Job, config: Any, source: DatasetSource, index: int, epochs: int) -> list:
+    """The image as the run's first epochs show it (reads and resizes it once per epoch: a worker's job)."""
+    from models.detection.augmentation_preview import augmented_views
+
+    return augmented_views(config, source, index, epochs)
 
 
 def _checkpoint_config_job(job: Job, path: str) -> tuple[dict, int]:
@@ -90,6 +98,10 @@ class TrainingStage(Stage):
         self._pending_edits: dict[str, dict[str, Any]] = {}
         self.panel = TrainingPanel()
         self._dock: QDockWidget | None = None
+        #: The augmentation preview window, made on first use (tests read its thumbnails).
+        self.preview: AugmentationPreview | None = None
+        #: Epochs the preview shows.
+        self.preview_epochs = 6
 
         self.panel.set_backbones(options.backbone_choices(),
                                  {n: options.backbone_tooltip(n) for n in [c[0] for c in options.backbone_choices()]})
@@ -104,6 +116,7 @@ class TrainingStage(Stage):
         self.panel.cancelRequested.connect(self.cancel)
         self.panel.continueRequested.connect(self.ask_continue)
         self.panel.loadRequested.connect(self.load_result)
+        self.panel.previewRequested.connect(self.preview_augmentation)
         self.panel.presetChosen.connect(lambda _name: self._on_preset())
         self.panel.presetChosen.connect(lambda _name: self._update_two_processes())
         self.panel.generation.currentTextChanged.connect(lambda _g: self._on_generation())
@@ -345,6 +358,34 @@ class TrainingStage(Stage):
             self.panel.set_status(f"Cannot train: {exc}", error=True)
             return None
         return self._launch(config, choices.processes, f"Training {generation} on {Path(data).name}…")
+
+    def preview_augmentation(self) -> None:
+        """Show the window's current image as the first epochs of the run set in the panel would see it."""
+        document = getattr(self._window, "document", None)
+        index = getattr(document, "index", -1)
+        if self.source is None or document is None or document.source is not self.source or index < 0:
+            self.panel.set_status("Open a dataset and an image of it to preview the augmentation", error=True)
+            return
+        try:
+            config = options.build_config(self.choices(), Path(self.source.root) / "preview.pt")
+        except ValueError as exc:
+            self.panel.set_status(f"Cannot preview: {exc}", error=True)
+            return
+        name = self.source.entries[index].name
+        self.panel.set_status(f"Drawing {self.preview_epochs} epochs of augmentation of {name}…")
+        self._pool.start(_preview_job, config, self.source, index, self.preview_epochs,
+                         on_result=lambda views: self._show_preview(name, views),
+                         on_error=lambda message: self.panel.set_status(f"Cannot preview: {message}", error=True))
+
+    def _show_preview(self, name: str, views: list) -> None:
+        if self._closed:
+            return
+        if self.preview is None:
+            self.preview = AugmentationPreview(self._window)
+        self.preview.show_views(f"<b>{name}</b> as the first {len(views)} epochs of this run show it (the "
+                                "boxes are the training targets after the crop and flip)", views)
+        self.preview.show()
+        self.panel.set_status(f"Augmentation of {name}: {len(views)} epochs shown")
 
     def ask_continue(self) -> None:
         path = self.choose_checkpoint()

@@ -1,0 +1,71 @@
+"""What a training run's augmentation makes of one image, epoch by epoch: the window's preview.
+
+Why from the training dataset itself and not a re-implementation: the preview must show exactly the pixels and
+boxes a step is given (a crop that drops an object, a flip that moves a box), so it asks the same
+:class:`~models.data.training_data.DetectionDataset` the loop builds (:func:`training_dataset`) for the item of
+each epoch and turns the tensor back into an 8-bit image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.data.training_data import AugmentationDraws, class_names_of
+from models.detection.training import training_dataset
+from models.detection.training_config import TrainConfig
+
+
+@dataclass(frozen=True)
+class AugmentedView:
+    """One epoch's (1-based, as the loop counts) training item: RGB uint8 pixels as the network gets them (before normalisation), the
+    boxes in those pixels with their class names, and what was drawn (:class:`AugmentationDraws`)."""
+
+    epoch: int
+    pixels: np.ndarray
+    boxes: np.ndarray
+    names: list[str]
+    draws: AugmentationDraws
+    #: The original image's size (width, height), to say how much a crop kept.
+    original_size: tuple[int, int]
+
+    def caption(self) -> str:
+        """One line: what this epoch did to the image (the preview's label)."""
+        d = self.draws
+        parts = [f"epoch {self.epoch}", f"{self.pixels.shape[1]}×{self.pixels.shape[0]}"]
+        if d.flip:
+            parts.append("mirrored")
+        if d.turns:
+            parts.append(f"turned {90 * d.turns}°")
+        if d.window is not None:
+            w, h = self.original_size
+            parts.append(f"crop {100 * d.window.width / w:.0f}%×{100 * d.window.height / h:.0f}%")
+        if d.jitter is not None:
+            j = d.jitter
+            parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
+        parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es"))
+        return ", ".join(parts)
+
+
+def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 6) -> list[AugmentedView]:
+    """Image ``index`` of ``source`` as the first ``epochs`` epochs of a run of ``config`` show it.
+
+    The class list is the run's (``config.classes`` or the dataset's); a file that cannot be read raises the
+    dataset's message as a ValueError."""
+    names = [c for c in class_names_of(source) if not config.classes or c in set(config.classes)]
+    dataset = training_dataset(config, source, [int(index)], names)
+    if len(dataset) == 0:
+        raise ValueError("; ".join(dataset.problems) or f"image {index} cannot be read")
+    target0 = dataset.targets[0]
+    views = []
+    for epoch in range(1, int(epochs) + 1):  # the loop's numbering: its draws for epoch 1 come first
+        dataset.set_epoch(epoch)
+        image, target = dataset[0]
+        pixels = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+        labels = target["labels"].numpy()
+        views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
+                                   [names[int(k) - 1] for k in labels], dataset.draws(0),
+                                   (int(target0.width), int(target0.height))))
+    return views
