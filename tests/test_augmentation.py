@@ -166,3 +166,23 @@ def test_training_runs_with_crops_and_colour_jitter(tmp_path: Path) -> None:
 
     saved = load_checkpoint(result.checkpoint)["config"]
     assert saved["crop_prob"] == 0.8 and saved["crop_min_side"] == 0.6 and saved["colour_jitter"] == 0.2
+
+
+def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Path) -> None:
+    from models.detection.augmentation_preview import augmented_views
+    from models.detection.training_config import TrainConfig
+
+    config = TrainConfig(data=str(bright_squares), out="unused.pt", min_size=240, max_size=400, flip_prob=0.5,
+                         crop_prob=1.0, crop_min_side=0.5, colour_jitter=0.0, seed=3)
+    views = augmented_views(config, open_dataset(bright_squares), 0, epochs=4)
+    assert [v.epoch for v in views] == [1, 2, 3, 4]
+    ds = DetectionDataset(open_dataset(bright_squares), [0], ["square"], min_size=240, max_size=400,
+                          flip_prob=0.5, crop_prob=1.0, crop_min_side=0.5, seed=3)
+    for view in views:
+        ds.set_epoch(view.epoch)
+        image, target = ds[0]
+        np.testing.assert_array_equal(view.pixels, (image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+        np.testing.assert_allclose(view.boxes, target["boxes"].numpy())
+        assert view.names == ["square"] * len(view.boxes)
+        assert ("crop" in view.caption()) == (view.draws.window is not None)
+        assert ("mirrored" in view.caption()) == view.draws.flip
