@@ -119,6 +119,30 @@ def test_cropped_items_boxes_follow_their_pixels(bright_squares: Path) -> None:
     assert cropped >= 10
 
 
+@pytest.mark.parametrize("crop_prob", [0.0, 1.0])
+def test_boxes_follow_the_pixels_of_an_image_decoded_reduced(bright_squares: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             crop_prob: float) -> None:
+    """A huge photo is decoded at 1/2-1/8 of its size; boxes stay in full-resolution pixels and must still land
+    on the objects after the crop and resize."""
+    from functools import partial
+
+    from models.data import training_data
+    from models.data.io import read_image
+
+    monkeypatch.setattr(training_data, "read_image", partial(read_image, max_pixels=20_000))
+    assert training_data.read_image(bright_squares / "a.png").scale == 0.5
+    ds = DetectionDataset(open_dataset(bright_squares), [0], ["square"], min_size=240, max_size=400,
+                          crop_prob=crop_prob, crop_min_side=0.5)
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        image, target = ds[0]
+        for box in target["boxes"].numpy():
+            bx1, by1, bx2, by2 = (int(round(v)) for v in box)
+            found = _bounds_of_white(image[:, by1:by2, bx1:bx2])
+            assert found is not None
+            np.testing.assert_allclose(found, (0, 0, bx2 - bx1, by2 - by1), atol=3)
+
+
 def test_crop_and_jitter_leave_the_other_draws_as_they_were(bright_squares: Path) -> None:
     src = open_dataset(bright_squares)
     plain = DetectionDataset(src, [0], ["square"], min_size=200, max_size=400, flip_prob=0.5,
@@ -152,10 +176,17 @@ def test_external_proposals_are_cropped_with_the_image(bright_squares: Path) -> 
 
 
 def test_bad_settings_are_refused(bright_squares: Path) -> None:
+    from models.detection.presets import train_config_from_preset
+    from models.detection.training_config import TrainConfig
+
     src = open_dataset(bright_squares)
     for bad in ({"crop_prob": 1.5}, {"crop_min_side": 0.0}, {"colour_jitter": 1.0}):
         with pytest.raises(ValueError):
             DetectionDataset(src, [0], ["square"], **bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):  # when the config is made, before any file opens
+            TrainConfig(data="d", out="o.pt", **bad)
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            train_config_from_preset("shapes-cpu", "d", "o.pt", bad)
 
 
 def test_training_runs_with_crops_and_colour_jitter(tmp_path: Path) -> None:

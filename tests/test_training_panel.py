@@ -328,3 +328,7 @@ def test_preview_shows_the_current_image_as_the_runs_first_epochs(qtbot, window,
     panel.set_setting_text("training", "crop_prob", "often")
     qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
     assert "Cannot preview" in panel.status.text()
+    # Out of range: one sentence naming the setting, no traceback.
+    panel.set_setting_text("training", "crop_prob", "1.5")
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    assert "crop_prob" in panel.status.text() and "Traceback" not in panel.status.text()

@@ -9,7 +9,8 @@ place, in one light. The two augmentations that detectors trained on little data
   positions, partly cut by the border; an object is kept when its centre lies in the window (SSD's rule),
   its box clipped to the window.
 * **colour jitter**: brightness, contrast and saturation each scaled by a random factor in ``1 ± strength``
-  (torchvision's ``ColorJitter`` without hue), so a model does not learn one photo's exposure.
+  (the factors of torchvision's ``ColorJitter``, without hue, in a fixed order and clipped once at the end),
+  so a model does not learn one photo's exposure.
 
 Both are pure functions of a NumPy generator the dataset seeds from (seed, epoch, image), so a run repeats
 exactly; nothing here knows torch.
@@ -48,8 +49,8 @@ class CropWindow:
 def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarray,
               min_side: float) -> CropWindow | None:
     """A random window whose sides are each a uniform share in ``[min_side, 1]`` of the image's, placed
-    uniformly, that keeps the centre of at least one of ``boxes`` (when there are any: a crop must not turn a
-    labelled photo into a negative). None when :data:`CROP_TRIES` draws keep none (use the whole image).
+    uniformly, that keeps at least one of ``boxes`` as :func:`crop_boxes` keeps them (when there are any: a
+    crop must not turn a labelled photo into a negative). None when :data:`CROP_TRIES` draws keep none (use the whole image).
 
     Each side is drawn on its own, so the window's aspect differs from the image's; the dataset then
     resizes the window keeping *its* aspect, so objects are never stretched."""
@@ -62,7 +63,7 @@ def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarr
         x0 = int(rng.integers(0, width - cw + 1))
         y0 = int(rng.integers(0, height - ch + 1))
         window = CropWindow(x0, y0, x0 + cw, y0 + ch)
-        if len(boxes) == 0 or centres_inside(boxes, window).any():
+        if len(boxes) == 0 or crop_boxes(boxes, window)[1].any():
             return window
     return None
 

@@ -222,13 +222,17 @@ class DetectionDataset(Dataset):
         window = draws.window
         if window is not None and (img.width, img.height) != (t.width, t.height):
             window = None  # the file changed size since its annotation was read: no crop rather than a wrong one
+        # Sizes in full-resolution pixels, the boxes' units: a huge image may be decoded reduced (img.scale < 1).
+        h, w = img.height, img.width
         if window is not None:
-            px = px[window.y0:window.y1, window.x0:window.x1]
+            s = img.scale
+            px = px[int(round(window.y0 * s)):max(int(round(window.y1 * s)), int(round(window.y0 * s)) + 1),
+                    int(round(window.x0 * s)):max(int(round(window.x1 * s)), int(round(window.x0 * s)) + 1)]
+            h, w = window.height, window.width
             boxes, kept = augmentation.crop_boxes(boxes, window)
             labels, difficult = labels[kept], difficult[kept]
             if external is not None:
                 external = augmentation.crop_boxes(external, window, keep_centres=False)[0]
-        h, w = px.shape[:2]
         scale = resize_scale(h, w, min_size, self.max_size)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.

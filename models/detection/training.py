@@ -107,9 +107,12 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
     turns, size jitter, crops, colour) — the training loop's dataset, and the window's augmentation preview."""
     from models.data.training_data import DetectionDataset
 
-    parts = config.detector_config()
-    return DetectionDataset(source, indices, names, min_size=int(config.min_size or parts.input.min_size),
-                            max_size=int(config.max_size or parts.input.max_size), flip_prob=config.flip_prob,
+    min_size, max_size = config.min_size, config.max_size
+    if not (min_size and max_size):  # a new run's sizes come from its detector settings
+        parts = config.detector_config().input
+        min_size, max_size = min_size or parts.min_size, max_size or parts.max_size
+    return DetectionDataset(source, indices, names, min_size=int(min_size), max_size=int(max_size),
+                            flip_prob=config.flip_prob,
                             seed=config.seed, rotate90=config.rotate90, train_sizes=config.train_sizes,
                             class_filter=bool(config.classes), crop_prob=config.crop_prob,
                             crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter)
@@ -334,7 +337,9 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     from models.data.training_data import collate
     loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
                         num_workers=config.num_workers, drop_last=False,
-                        persistent_workers=config.num_workers > 0,
+                        # Not persistent: each epoch's workers copy the dataset after its set_epoch, so the
+                        # flips, sizes, crops and colours change per epoch as they do with num_workers 0.
+                        persistent_workers=False,
                         pin_memory=device.type == "cuda")  # page-locked: the non_blocking copies overlap
     steps_per_epoch = len(loader)
     total_steps = steps_per_epoch * config.epochs

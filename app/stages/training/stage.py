@@ -9,6 +9,7 @@ finished-runs list finds it.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from app.stages.training import options
 from app.stages.training.augmentation_dialog import AugmentationPreview
 from app.stages.training.panel import TrainingPanel
 from app.stages.training.run import TrainingRun
-from app.workers import Job, WorkerPool
+from app.workers import Job, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
 from models.detection.training_process import choose_processes, usable_cores
 
@@ -102,6 +103,8 @@ class TrainingStage(Stage):
         self.preview: AugmentationPreview | None = None
         #: Epochs the preview shows.
         self.preview_epochs = 6
+        #: The latest preview asked for (an older one that finishes later is dropped).
+        self._preview_request = 0
 
         self.panel.set_backbones(options.backbone_choices(),
                                  {n: options.backbone_tooltip(n) for n in [c[0] for c in options.backbone_choices()]})
@@ -372,20 +375,28 @@ class TrainingStage(Stage):
             self.panel.set_status(f"Cannot preview: {exc}", error=True)
             return
         name = self.source.entries[index].name
+        self._save_open_edits()  # boxes drawn a moment ago are in the file the preview reads
+        self._preview_request += 1
+        request = self._preview_request
         self.panel.set_status(f"Drawing {self.preview_epochs} epochs of augmentation of {name}…")
         self._pool.start(_preview_job, config, self.source, index, self.preview_epochs,
-                         on_result=lambda views: self._show_preview(name, views),
-                         on_error=lambda message: self.panel.set_status(f"Cannot preview: {message}", error=True))
+                         on_result=lambda views, q=request: self._show_preview(name, views, q),
+                         on_error=lambda message, q=request: self._on_preview_error(message, q))
 
-    def _show_preview(self, name: str, views: list) -> None:
-        if self._closed:
+    def _show_preview(self, name: str, views: list, request: int) -> None:
+        if self._closed or request != self._preview_request:  # a newer preview was asked for since
             return
         if self.preview is None:
             self.preview = AugmentationPreview(self._window)
-        self.preview.show_views(f"<b>{name}</b> as the first {len(views)} epochs of this run show it (the "
-                                "boxes are the training targets after the crop and flip)", views)
+        self.preview.show_views(f"<b>{html.escape(name)}</b> as the first {len(views)} epochs of this run show "
+                                "it (the boxes are the training targets after the crop and flip)", views)
         self.preview.show()
         self.panel.set_status(f"Augmentation of {name}: {len(views)} epochs shown")
+
+    def _on_preview_error(self, message: str, request: int) -> None:
+        if self._closed or request != self._preview_request or message == "cancelled":
+            return
+        self.panel.set_status(f"Cannot preview: {error_summary(message)}", error=True)
 
     def ask_continue(self) -> None:
         path = self.choose_checkpoint()
