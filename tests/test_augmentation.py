@@ -92,6 +92,15 @@ def _bounds_of_white(image) -> tuple[float, float, float, float] | None:  # noqa
     return (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(xs) else None
 
 
+def _assert_each_box_bounds_white(image, boxes: np.ndarray, atol: float) -> None:  # noqa: ANN001 - tensor
+    """Each box, rounded to whole pixels, holds white pixels that reach its four sides (within ``atol``)."""
+    for box in boxes:
+        bx1, by1, bx2, by2 = (int(round(v)) for v in box)
+        found = _bounds_of_white(image[:, by1:by2, bx1:bx2])
+        assert found is not None
+        np.testing.assert_allclose(found, (0, 0, bx2 - bx1, by2 - by1), atol=atol)
+
+
 def test_cropped_items_boxes_follow_their_pixels(bright_squares: Path) -> None:
     src = open_dataset(bright_squares)
     ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, flip_prob=0.5, crop_prob=1.0,
@@ -110,12 +119,7 @@ def test_cropped_items_boxes_follow_their_pixels(bright_squares: Path) -> None:
         cropped += 1
         x0, y0, x1, y1 = target["crop"]
         assert target["orig_size"] == (y1 - y0, x1 - x0)
-        for box in boxes:  # each kept box bounds the white pixels inside it
-            bx1, by1, bx2, by2 = (int(round(v)) for v in box)
-            inner = image[:, by1:by2, bx1:bx2]
-            found = _bounds_of_white(inner)
-            assert found is not None
-            np.testing.assert_allclose(found, (0, 0, bx2 - bx1, by2 - by1), atol=2)
+        _assert_each_box_bounds_white(image, boxes, atol=2)
     assert cropped >= 10
 
 
@@ -136,11 +140,7 @@ def test_boxes_follow_the_pixels_of_an_image_decoded_reduced(bright_squares: Pat
     for epoch in range(6):
         ds.set_epoch(epoch)
         image, target = ds[0]
-        for box in target["boxes"].numpy():
-            bx1, by1, bx2, by2 = (int(round(v)) for v in box)
-            found = _bounds_of_white(image[:, by1:by2, bx1:bx2])
-            assert found is not None
-            np.testing.assert_allclose(found, (0, 0, bx2 - bx1, by2 - by1), atol=3)
+        _assert_each_box_bounds_white(image, target["boxes"].numpy(), atol=3)
 
 
 def test_crop_and_jitter_leave_the_other_draws_as_they_were(bright_squares: Path) -> None:

@@ -28,6 +28,17 @@ CROP_TRIES = 20
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
+def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0) -> None:
+    """ValueError naming the first setting out of its range: the one check the training config, the dataset
+    and the draws below share."""
+    if not 0.0 <= float(crop_prob) <= 1.0:
+        raise ValueError(f"crop_prob is a probability in [0, 1], not {crop_prob}")
+    if not 0.0 < float(crop_min_side) <= 1.0:
+        raise ValueError(f"crop_min_side is a share in (0, 1] of each side, not {crop_min_side}")
+    if not 0.0 <= float(colour_jitter) < 1.0:
+        raise ValueError(f"colour_jitter is a strength in [0, 1), not {colour_jitter}")
+
+
 @dataclass(frozen=True)
 class CropWindow:
     """A window ``[x0, x1) × [y0, y1)`` of whole pixels of the image it was drawn for."""
@@ -50,12 +61,12 @@ def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarr
               min_side: float) -> CropWindow | None:
     """A random window whose sides are each a uniform share in ``[min_side, 1]`` of the image's, placed
     uniformly, that keeps at least one of ``boxes`` as :func:`crop_boxes` keeps them (when there are any: a
-    crop must not turn a labelled photo into a negative). None when :data:`CROP_TRIES` draws keep none (use the whole image).
+    crop must not turn a labelled photo into a negative). None when :data:`CROP_TRIES` draws keep none
+    (use the whole image).
 
     Each side is drawn on its own, so the window's aspect differs from the image's; the dataset then
     resizes the window keeping *its* aspect, so objects are never stretched."""
-    if not 0.0 < min_side <= 1.0:
-        raise ValueError(f"a crop keeps a share in (0, 1] of each side, not {min_side}")
+    check_settings(crop_min_side=min_side)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     for _ in range(CROP_TRIES):
         cw = max(1, int(round(width * rng.uniform(min_side, 1.0))))
@@ -66,6 +77,14 @@ def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarr
         if len(boxes) == 0 or crop_boxes(boxes, window)[1].any():
             return window
     return None
+
+
+def crop_pixels(pixels: np.ndarray, window: CropWindow, scale: float = 1.0) -> np.ndarray:
+    """The pixels of ``window`` (full-resolution coordinates) from an image decoded at ``scale`` of its full
+    resolution (``DecodedImage.scale``: below 1 for a huge photo decoded reduced); at least one pixel."""
+    x0, y0 = int(round(window.x0 * scale)), int(round(window.y0 * scale))
+    x1, y1 = max(int(round(window.x1 * scale)), x0 + 1), max(int(round(window.y1 * scale)), y0 + 1)
+    return pixels[y0:y1, x0:x1]
 
 
 def centres_inside(boxes: np.ndarray, window: CropWindow) -> np.ndarray:
@@ -100,8 +119,7 @@ class ColourJitter:
 
 def draw_colour_jitter(rng: np.random.Generator, strength: float) -> ColourJitter:
     """Each factor uniform in ``[1 - strength, 1 + strength]`` (torchvision's ColorJitter's rule)."""
-    if not 0.0 <= strength < 1.0:
-        raise ValueError(f"colour jitter's strength is in [0, 1), not {strength}")
+    check_settings(colour_jitter=strength)
     b, c, s = rng.uniform(1.0 - strength, 1.0 + strength, size=3)
     return ColourJitter(float(b), float(c), float(s))
 

@@ -118,8 +118,8 @@ class DetectionDataset(Dataset):
     """Items: ``(image float32 [3, H, W] RGB in 0..1, target dict)``, resized and optionally flipped.
 
     target keys: ``boxes`` float32 [N, 4] in resized pixels, ``labels`` int64 [N] in 1..K, ``difficult``
-    bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image (of its window when cropped), ``path`` str,
-    ``index`` (into ``source.entries``), ``flipped`` bool, ``quarter_turns`` (0-3 counter-clockwise).
+    bool [N], ``scale`` (resized / original), ``orig_size`` (h, w) of the displayed image (of its window when
+    cropped), ``path`` str, ``index`` (into ``source.entries``), ``flipped`` bool, ``quarter_turns`` (0-3 counter-clockwise).
 
     Augmentation, all drawn from (seed, epoch, image) so a run repeats exactly:
     ``flip_prob`` mirrors left-right (the papers' only augmentation); ``rotate90`` also turns the image by a
@@ -142,12 +142,7 @@ class DetectionDataset(Dataset):
                  min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
                  rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
                  crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0) -> None:
-        if not 0.0 <= crop_prob <= 1.0:
-            raise ValueError(f"crop_prob is a probability in [0, 1], not {crop_prob}")
-        if not 0.0 < crop_min_side <= 1.0:
-            raise ValueError(f"crop_min_side is a share in (0, 1] of each side, not {crop_min_side}")
-        if not 0.0 <= colour_jitter < 1.0:
-            raise ValueError(f"colour_jitter is a strength in [0, 1), not {colour_jitter}")
+        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter)
         self.crop_prob = float(crop_prob)
         self.crop_min_side = float(crop_min_side)
         self.colour_jitter = float(colour_jitter)
@@ -225,9 +220,7 @@ class DetectionDataset(Dataset):
         # Sizes in full-resolution pixels, the boxes' units: a huge image may be decoded reduced (img.scale < 1).
         h, w = img.height, img.width
         if window is not None:
-            s = img.scale
-            px = px[int(round(window.y0 * s)):max(int(round(window.y1 * s)), int(round(window.y0 * s)) + 1),
-                    int(round(window.x0 * s)):max(int(round(window.x1 * s)), int(round(window.x0 * s)) + 1)]
+            px = augmentation.crop_pixels(px, window, img.scale)
             h, w = window.height, window.width
             boxes, kept = augmentation.crop_boxes(boxes, window)
             labels, difficult = labels[kept], difficult[kept]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from models.data.training_data import AugmentationDraws, class_names_of
-from models.detection.training import training_dataset
+from models.data.training_data import AugmentationDraws
+from models.detection.training import run_class_names, training_dataset
 from models.detection.training_config import TrainConfig
 
 
@@ -52,9 +52,9 @@ class AugmentedView:
 def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 6) -> list[AugmentedView]:
     """Image ``index`` of ``source`` as the first ``epochs`` epochs of a run of ``config`` show it.
 
-    The class list is the run's (``config.classes`` or the dataset's); a file that cannot be read raises the
-    dataset's message as a ValueError."""
-    names = [c for c in class_names_of(source) if not config.classes or c in set(config.classes)]
+    The class list is the run's (:func:`run_class_names`); a file that cannot be read, or a class the
+    dataset lacks, raises its message as a ValueError."""
+    names = run_class_names(config, source)
     dataset = training_dataset(config, source, [int(index)], names)
     if len(dataset) == 0:
         raise ValueError("; ".join(dataset.problems) or f"image {index} cannot be read")

@@ -118,21 +118,29 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
                             crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter)
 
 
+def run_class_names(config: TrainConfig, source: Any) -> list[str]:
+    """The classes a new run of ``config`` learns: the dataset's (:func:`class_names_of`), or those of
+    ``config.classes`` in the dataset's order (stable label ids); ValueError names a class it lacks."""
+    from models.data.training_data import class_names_of
+
+    available = class_names_of(source)
+    if not config.classes:
+        return available
+    missing = [c for c in config.classes if c not in available]
+    if missing:
+        raise ValueError(f"{config.data}: no class {', '.join(map(repr, missing))}; its classes are: "
+                         f"{', '.join(available) or 'none'}")
+    return [c for c in available if c in set(config.classes)]
+
+
 def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[str] | None,
                   split_indices_fixed: list[int] | None):  # noqa: ANN202
     """Open the dataset, fix the class list and the split (rank 0 writes a missing split file first)."""
     from models.data.datasets import open_dataset
-    from models.data.training_data import class_names_of, dataset_splits, split_indices
+    from models.data.training_data import dataset_splits, split_indices
 
     source = open_dataset(config.data, image_dir=config.images_dir)
-    names = list(class_names) if class_names else class_names_of(source)
-    if config.classes and not class_names:
-        available = names
-        missing = [c for c in config.classes if c not in available]
-        if missing:
-            raise ValueError(f"{config.data}: no class {', '.join(map(repr, missing))}; its classes are: "
-                             f"{', '.join(available) or 'none'}")
-        names = [c for c in available if c in set(config.classes)]  # the dataset's order: stable label ids
+    names = list(class_names) if class_names else run_class_names(config, source)
     if not names:
         raise ValueError(f"{config.data}: no labelled objects found, nothing to train on")
     if split_indices_fixed is not None:

@@ -105,12 +105,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # The augmentation's ranges, checked when the config is made (the panel's Train and Preview, the
         # command line) rather than when the dataset is built, after the checkpoint and images are opened.
-        if not 0.0 <= float(self.crop_prob) <= 1.0:
-            raise ValueError(f"crop_prob is a probability in [0, 1], not {self.crop_prob}")
-        if not 0.0 < float(self.crop_min_side) <= 1.0:
-            raise ValueError(f"crop_min_side is a share in (0, 1] of each side, not {self.crop_min_side}")
-        if not 0.0 <= float(self.colour_jitter) < 1.0:
-            raise ValueError(f"colour_jitter is a strength in [0, 1), not {self.colour_jitter}")
+        from models.data.augmentation import check_settings
+
+        check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter)
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
