@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, get_type_hints
 
-from models.detection.config import ConfigError, DetectorConfig, coerce_value, resolve_name, type_text
+from models.detection.config import DetectorConfig, resolve_name
+from models.detection.config_fields import ConfigError, coerce_value, type_text
 from models.detection.training import TrainConfig
 
 
