@@ -1,4 +1,4 @@
-"""Random crops and colour jitter for detection training: the boxes follow the pixels, nothing is lost silently,
+"""Random crops, zoom-out and colour jitter for detection training: the boxes follow the pixels, nothing is lost silently,
 and a run without them draws the same flips and sizes as before."""
 
 from __future__ import annotations
@@ -71,6 +71,23 @@ def test_colour_jitter_factors_do_what_they_say() -> None:
         augmentation.draw_colour_jitter(rng, 1.0)
 
 
+def test_a_drawn_zoom_out_holds_the_image_and_its_ratio_is_in_range() -> None:
+    for seed in range(50):
+        z = augmentation.draw_zoom_out(np.random.default_rng(seed), 400, 300, 2.5)
+        assert 1.0 <= z.ratio <= 2.5
+        assert z.width == max(400, round(400 * z.ratio)) and z.height == max(300, round(300 * z.ratio))
+        assert 0 <= z.left <= z.width - 400 and 0 <= z.top <= z.height - 300
+    assert augmentation.draw_zoom_out(np.random.default_rng(7), 400, 300, 2.0) == \
+        augmentation.draw_zoom_out(np.random.default_rng(7), 400, 300, 2.0)
+    with pytest.raises(ValueError, match="zoom_out_max"):
+        augmentation.draw_zoom_out(np.random.default_rng(0), 400, 300, 0.5)
+    canvas = augmentation.paste_on_canvas(np.full((2, 3, 3), 255, np.uint8), 5, 4, 2, 1)
+    assert canvas.shape == (4, 5, 3) and (canvas[1:3, 2:5] == 255).all()
+    assert (canvas[0] == augmentation.ZOOM_OUT_FILL).all() and (canvas[:, :2] == augmentation.ZOOM_OUT_FILL).all()
+    with pytest.raises(ValueError, match="does not fit"):
+        augmentation.paste_on_canvas(np.zeros((2, 3, 3), np.uint8), 4, 4, 2, 1)
+
+
 @pytest.fixture
 def bright_squares(tmp_path: Path) -> Path:
     """One 320×240 black image with two white rectangles, each labelled exactly."""
@@ -123,9 +140,42 @@ def test_cropped_items_boxes_follow_their_pixels(bright_squares: Path) -> None:
     assert cropped >= 10
 
 
-@pytest.mark.parametrize("crop_prob", [0.0, 1.0])
+def test_zoomed_out_items_show_smaller_objects_on_the_mean_colour_and_boxes_follow(bright_squares: Path) -> None:
+    """On a canvas r times the image, resized to the same shorter side, each object is 1/r of its size in a
+    plain item, its box still bounds its white pixels (after flips too), and the rest is the fill colour."""
+    src = open_dataset(bright_squares)
+    plain = DetectionDataset(src, [0], ["square"], min_size=240, max_size=800, flip_prob=0.5)
+    zoomed = DetectionDataset(src, [0], ["square"], min_size=240, max_size=800, flip_prob=0.5,
+                              zoom_out_prob=1.0, zoom_out_max=3.0)
+    ratios = []
+    for epoch in range(10):
+        plain.set_epoch(epoch)
+        zoomed.set_epoch(epoch)
+        (_, ta), (b, tb) = plain[0], zoomed[0]
+        draw = zoomed.draws(0).zoom
+        assert draw is not None and tb["zoom_out"] == (draw.width, draw.height, draw.left, draw.top)
+        assert ta["flipped"] == tb["flipped"]
+        assert min(b.shape[1:]) == 240  # the canvas is fitted to the training size
+        boxes = tb["boxes"].numpy()
+        assert len(boxes) == 2
+        _assert_each_box_bounds_white(b, boxes, atol=2)
+        side = lambda bx: (bx[:, 2] - bx[:, 0]) * (bx[:, 3] - bx[:, 1])  # noqa: E731
+        shrink = np.sqrt(side(ta["boxes"].numpy()) / side(boxes))
+        np.testing.assert_allclose(shrink, draw.ratio, rtol=0.03)
+        ratios.append(draw.ratio)
+        outside = np.ones(b.shape[1:], bool)
+        for x1, y1, x2, y2 in boxes.round().astype(int):
+            outside[max(0, y1 - 2):y2 + 2, max(0, x1 - 2):x2 + 2] = False
+        pixels = (b.permute(1, 2, 0).numpy() * 255).round()
+        is_fill = np.abs(pixels - np.asarray(augmentation.ZOOM_OUT_FILL)).max(-1) <= 1
+        assert (is_fill | (pixels.max(-1) <= 1))[outside].all()  # the photo's black or the canvas
+        assert is_fill.mean() >= 1 - 1 / draw.ratio ** 2 - 0.05
+    assert max(ratios) - min(ratios) > 0.5  # the ratio is drawn per epoch
+
+
+@pytest.mark.parametrize(("crop_prob", "zoom_out_prob"), [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)])
 def test_boxes_follow_the_pixels_of_an_image_decoded_reduced(bright_squares: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             crop_prob: float) -> None:
+                                                             crop_prob: float, zoom_out_prob: float) -> None:
     """A huge photo is decoded at 1/2-1/8 of its size; boxes stay in full-resolution pixels and must still land
     on the objects after the crop and resize."""
     from functools import partial
@@ -136,7 +186,7 @@ def test_boxes_follow_the_pixels_of_an_image_decoded_reduced(bright_squares: Pat
     monkeypatch.setattr(training_data, "read_image", partial(read_image, max_pixels=20_000))
     assert training_data.read_image(bright_squares / "a.png").scale == 0.5
     ds = DetectionDataset(open_dataset(bright_squares), [0], ["square"], min_size=240, max_size=400,
-                          crop_prob=crop_prob, crop_min_side=0.5)
+                          crop_prob=crop_prob, crop_min_side=0.5, zoom_out_prob=zoom_out_prob)
     for epoch in range(6):
         ds.set_epoch(epoch)
         image, target = ds[0]
@@ -148,22 +198,25 @@ def test_crop_and_jitter_leave_the_other_draws_as_they_were(bright_squares: Path
     plain = DetectionDataset(src, [0], ["square"], min_size=200, max_size=400, flip_prob=0.5,
                              train_sizes=[160, 200, 240])
     augmented = DetectionDataset(src, [0], ["square"], min_size=200, max_size=400, flip_prob=0.5,
-                                 train_sizes=[160, 200, 240], crop_prob=0.5, colour_jitter=0.3)
+                                 train_sizes=[160, 200, 240], crop_prob=0.5, colour_jitter=0.3, zoom_out_prob=0.5)
     jittered = 0
     for epoch in range(8):
         plain.set_epoch(epoch)
         augmented.set_epoch(epoch)
         (a, ta), (b, tb) = plain[0], augmented[0]
         assert ta["flipped"] == tb["flipped"]
-        if tb["crop"] is None:
+        if tb["crop"] is None and tb["zoom_out"] is None:
             assert a.shape == b.shape  # same size drawn
             jittered += int(not np.allclose(a.numpy(), b.numpy()))
     assert jittered >= 1
 
 
-def test_external_proposals_are_cropped_with_the_image(bright_squares: Path) -> None:
+@pytest.mark.parametrize(("crop_prob", "zoom_out_prob"), [(1.0, 0.0), (0.0, 1.0)])
+def test_external_proposals_are_cropped_and_zoomed_out_with_the_image(bright_squares: Path, crop_prob: float,
+                                                                      zoom_out_prob: float) -> None:
     src = open_dataset(bright_squares)
-    ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, crop_prob=1.0)
+    ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, crop_prob=crop_prob,
+                          zoom_out_prob=zoom_out_prob)
     ds.proposals = {0: np.array([[0, 0, 320, 240], [40, 30, 100, 130], [300, 220, 320, 240]], np.float32)}
     for epoch in range(6):
         ds.set_epoch(epoch)
@@ -173,6 +226,8 @@ def test_external_proposals_are_cropped_with_the_image(bright_squares: Path) -> 
         assert len(p) >= 1
         assert (p[:, 0] >= 0).all() and (p[:, 2] <= w + 1e-3).all() and (p[:, 3] <= h + 1e-3).all()
         assert (p[:, 2] - p[:, 0] >= 1).all()
+        if zoom_out_prob:  # the proposal on the first square moved with it onto the canvas
+            np.testing.assert_allclose(p[1], target["boxes"].numpy()[0], atol=1e-3)
 
 
 def test_bad_settings_are_refused(bright_squares: Path) -> None:
@@ -180,7 +235,8 @@ def test_bad_settings_are_refused(bright_squares: Path) -> None:
     from models.detection.training_config import TrainConfig
 
     src = open_dataset(bright_squares)
-    for bad in ({"crop_prob": 1.5}, {"crop_min_side": 0.0}, {"colour_jitter": 1.0}):
+    for bad in ({"crop_prob": 1.5}, {"crop_min_side": 0.0}, {"colour_jitter": 1.0}, {"zoom_out_prob": -0.1},
+                {"zoom_out_max": 0.9}, {"zoom_out_max": 5.0}):
         with pytest.raises(ValueError):
             DetectionDataset(src, [0], ["square"], **bad)
         with pytest.raises(ValueError, match=next(iter(bad))):  # when the config is made, before any file opens
@@ -191,12 +247,14 @@ def test_bad_settings_are_refused(bright_squares: Path) -> None:
 
 def test_training_runs_with_crops_and_colour_jitter(tmp_path: Path) -> None:
     data = tiny_dataset(tmp_path / "tiny", count=4)
-    result = train_tiny(data, tmp_path / "m.pt", crop_prob=0.8, crop_min_side=0.6, colour_jitter=0.2, max_steps=3)
+    result = train_tiny(data, tmp_path / "m.pt", crop_prob=0.8, crop_min_side=0.6, colour_jitter=0.2,
+                        zoom_out_prob=0.5, zoom_out_max=1.5, max_steps=3)
     assert result.status == "completed" and result.checkpoint is not None
     from models.detection.checkpoints import load_checkpoint
 
     saved = load_checkpoint(result.checkpoint)["config"]
     assert saved["crop_prob"] == 0.8 and saved["crop_min_side"] == 0.6 and saved["colour_jitter"] == 0.2
+    assert saved["zoom_out_prob"] == 0.5 and saved["zoom_out_max"] == 1.5
 
 
 def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Path) -> None:
@@ -204,11 +262,11 @@ def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Pa
     from models.detection.training_config import TrainConfig
 
     config = TrainConfig(data=str(bright_squares), out="unused.pt", min_size=240, max_size=400, flip_prob=0.5,
-                         crop_prob=1.0, crop_min_side=0.5, colour_jitter=0.0, seed=3)
+                         crop_prob=1.0, crop_min_side=0.5, colour_jitter=0.0, zoom_out_prob=0.5, seed=3)
     views = augmented_views(config, open_dataset(bright_squares), 0, epochs=4)
     assert [v.epoch for v in views] == [1, 2, 3, 4]
     ds = DetectionDataset(open_dataset(bright_squares), [0], ["square"], min_size=240, max_size=400,
-                          flip_prob=0.5, crop_prob=1.0, crop_min_side=0.5, seed=3)
+                          flip_prob=0.5, crop_prob=1.0, crop_min_side=0.5, zoom_out_prob=0.5, seed=3)
     for view in views:
         ds.set_epoch(view.epoch)
         image, target = ds[0]
@@ -217,3 +275,4 @@ def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Pa
         assert view.names == ["square"] * len(view.boxes)
         assert ("crop" in view.caption()) == (view.draws.window is not None)
         assert ("mirrored" in view.caption()) == view.draws.flip
+        assert ("zoomed out" in view.caption()) == (view.draws.zoom is not None)

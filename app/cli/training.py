@@ -100,6 +100,11 @@ def parser() -> argparse.ArgumentParser:
                         "keeps at least one object's centre (default 0: whole images)")
     p.add_argument("--crop-min-side", type=float, default=None, metavar="SHARE",
                    help="a crop's sides are each at least this share of the image's (default 0.5)")
+    p.add_argument("--zoom-out", type=float, default=None, metavar="PROB", dest="zoom_out_prob",
+                   help="zoom out (SSD's 'expand'): the share of training images placed on a mean-coloured canvas "
+                        "up to --zoom-out-max times their side, so the objects come out smaller (default 0: off)")
+    p.add_argument("--zoom-out-max", type=float, default=None, metavar="RATIO",
+                   help="a zoom-out canvas's side is up to this many times the image's, 1-4 (default 2)")
     p.add_argument("--colour-jitter", type=float, default=None, metavar="STRENGTH",
                    help="scale brightness, contrast and saturation by random factors in 1 ± STRENGTH (default 0)")
     p.add_argument("--classes", default=None, metavar="NAME,NAME,...",
@@ -152,7 +157,8 @@ _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights"
                    "batch_size": "batch_size", "lr": "lr", "optimizer": "optimizer", "weight_decay": "weight_decay",
                    "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
                    "rotate90": "rotate90", "crop_prob": "crop_prob", "crop_min_side": "crop_min_side",
-                   "colour_jitter": "colour_jitter", "split": "split", "device": "device", "seed": "seed",
+                   "colour_jitter": "colour_jitter", "zoom_out_prob": "zoom_out_prob",
+                   "zoom_out_max": "zoom_out_max", "split": "split", "device": "device", "seed": "seed",
                    "resume": "resume",
                    "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
                    "time_budget": "time_budget_s",

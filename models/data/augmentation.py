@@ -1,6 +1,6 @@
-"""Photometric and cropping augmentation for detection training, beyond flips and scale jitter.
+"""Photometric, cropping and zoom-out augmentation for detection training, beyond flips and scale jitter.
 
-Why these two: a user who fine-tunes on a few dozen photographs shows the detector each object once, at one
+Why these: a user who fine-tunes on a few dozen photographs shows the detector each object once, at one
 place, in one light. The two augmentations that detectors trained on little data rely on are SSD's
 (Liu et al. 2016, whose ablation credits them with most of its VOC gain):
 
@@ -8,11 +8,15 @@ place, in one light. The two augmentations that detectors trained on little data
   resized to the training size like a whole image — the objects it holds come out larger, at new
   positions, partly cut by the border; an object is kept when its centre lies in the window (SSD's rule),
   its box clipped to the window.
+* **zoom out** (SSD's "expand"): the image placed at a random spot of a canvas up to ``zoom_out_max`` times
+  its size on each side, the rest filled with the mean colour, and the canvas resized to the training size
+  like a whole image — every object comes out smaller, so a detector that saw each person at one size also
+  learns the small ones (what a few dozen photos rarely show, and what detectors miss most).
 * **colour jitter**: brightness, contrast and saturation each scaled by a random factor in ``1 ± strength``
   (the factors of torchvision's ``ColorJitter``, without hue, in a fixed order and clipped once at the end),
   so a model does not learn one photo's exposure.
 
-Both are pure functions of a NumPy generator the dataset seeds from (seed, epoch, image), so a run repeats
+All are pure functions of a NumPy generator the dataset seeds from (seed, epoch, image), so a run repeats
 exactly; nothing here knows torch.
 """
 
@@ -28,7 +32,15 @@ CROP_TRIES = 20
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
-def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0) -> None:
+#: The largest zoom-out (SSD's): the canvas at most this many times the image's side.
+ZOOM_OUT_LIMIT = 4.0
+#: The zoom-out canvas's fill: the ImageNet mean colour (SSD fills with the mean pixel), which the backbones'
+#: normalisation turns into zeros, so the canvas adds no signal of its own.
+ZOOM_OUT_FILL = (124, 116, 104)
+
+
+def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
+                   zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0) -> None:
     """ValueError naming the first setting out of its range: the one check the training config, the dataset
     and the draws below share."""
     if not 0.0 <= float(crop_prob) <= 1.0:
@@ -37,6 +49,10 @@ def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_ji
         raise ValueError(f"crop_min_side is a share in (0, 1] of each side, not {crop_min_side}")
     if not 0.0 <= float(colour_jitter) < 1.0:
         raise ValueError(f"colour_jitter is a strength in [0, 1), not {colour_jitter}")
+    if not 0.0 <= float(zoom_out_prob) <= 1.0:
+        raise ValueError(f"zoom_out_prob is a probability in [0, 1], not {zoom_out_prob}")
+    if not 1.0 <= float(zoom_out_max) <= ZOOM_OUT_LIMIT:
+        raise ValueError(f"zoom_out_max is a ratio of sides in [1, {ZOOM_OUT_LIMIT:g}], not {zoom_out_max}")
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,41 @@ def crop_boxes(boxes: np.ndarray, window: CropWindow, keep_centres: bool = True)
     if keep_centres:
         keep &= centres_inside(boxes, window)
     return clipped[keep], keep
+
+
+@dataclass(frozen=True)
+class ZoomOut:
+    """A canvas ``width`` × ``height`` with the image's top-left corner at (``left``, ``top``), all in the
+    pixels of the image it was drawn for (its crop window's, when it was cropped); ``ratio``: the canvas's
+    side over the image's, what every object shrinks by."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    ratio: float
+
+
+def draw_zoom_out(rng: np.random.Generator, width: int, height: int, max_ratio: float) -> ZoomOut:
+    """A canvas ``r`` times the image on each side, ``r`` uniform in ``[1, max_ratio]``, the image placed
+    uniformly in it (SSD's expand)."""
+    check_settings(zoom_out_max=max_ratio)
+    ratio = float(rng.uniform(1.0, max_ratio))
+    canvas_w, canvas_h = max(width, int(round(width * ratio))), max(height, int(round(height * ratio)))
+    left = int(rng.integers(0, canvas_w - width + 1))
+    top = int(rng.integers(0, canvas_h - height + 1))
+    return ZoomOut(canvas_w, canvas_h, left, top, ratio)
+
+
+def paste_on_canvas(pixels: np.ndarray, canvas_width: int, canvas_height: int, left: int, top: int) -> np.ndarray:
+    """``pixels`` (RGB uint8) at (``left``, ``top``) of a canvas of :data:`ZOOM_OUT_FILL`; the image must fit."""
+    h, w = pixels.shape[:2]
+    if left < 0 or top < 0 or left + w > canvas_width or top + h > canvas_height:
+        raise ValueError(f"a {w}×{h} image does not fit at ({left}, {top}) of a {canvas_width}×{canvas_height} canvas")
+    canvas = np.empty((canvas_height, canvas_width, 3), np.uint8)
+    canvas[:] = np.asarray(ZOOM_OUT_FILL, np.uint8)
+    canvas[top:top + h, left:left + w] = pixels
+    return canvas
 
 
 @dataclass(frozen=True)

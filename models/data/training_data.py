@@ -127,7 +127,8 @@ class DetectionDataset(Dataset):
     shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
     side per image from a list (multi-scale training) instead of always ``min_size``; ``crop_prob`` cuts a
     random window (each side at least ``crop_min_side`` of the image's) that keeps at least one object's
-    centre, and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
+    centre, ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
+    times its side, so the objects come out smaller, and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
     (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos).
 
     Annotations are read once, at construction, so a broken file is reported before training starts
@@ -141,8 +142,11 @@ class DetectionDataset(Dataset):
     def __init__(self, source: DatasetSource, indices: list[int], class_names: list[str],
                  min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
                  rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
-                 crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0) -> None:
-        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter)
+                 crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
+                 zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0) -> None:
+        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max)
+        self.zoom_out_prob = float(zoom_out_prob)
+        self.zoom_out_max = float(zoom_out_max)
         self.crop_prob = float(crop_prob)
         self.crop_min_side = float(crop_min_side)
         self.colour_jitter = float(colour_jitter)
@@ -195,8 +199,8 @@ class DetectionDataset(Dataset):
         return self._draws(self.targets[i])
 
     def _draws(self, t: ImageTargets) -> AugmentationDraws:
-        """What augmentation does to this image in this epoch. The crop and colour draws come after the
-        others, and only when enabled, so a run without them draws the flips and sizes it always did."""
+        """What augmentation does to this image in this epoch. The crop, colour and zoom-out draws come after
+        the others, and only when enabled, so a run without them draws the flips and sizes it always did."""
         rng = np.random.default_rng([self.seed, self.epoch, t.index])
         flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
         turns = int(rng.integers(4)) if self.rotate90 else 0
@@ -205,7 +209,12 @@ class DetectionDataset(Dataset):
         if self.crop_prob > 0.0 and rng.random() < self.crop_prob and t.width > 0 and t.height > 0:
             window = augmentation.draw_crop(rng, t.width, t.height, t.boxes, self.crop_min_side)
         jitter = augmentation.draw_colour_jitter(rng, self.colour_jitter) if self.colour_jitter > 0.0 else None
-        return AugmentationDraws(flip, turns, size, window, jitter)
+        zoom = None
+        if self.zoom_out_prob > 0.0 and rng.random() < self.zoom_out_prob and t.width > 0 and t.height > 0:
+            # Drawn for what is shown: the crop window when there is one, else the whole image.
+            w, h = (window.width, window.height) if window is not None else (t.width, t.height)
+            zoom = augmentation.draw_zoom_out(rng, w, h, self.zoom_out_max)
+        return AugmentationDraws(flip, turns, size, window, jitter, zoom)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
@@ -226,18 +235,37 @@ class DetectionDataset(Dataset):
             labels, difficult = labels[kept], difficult[kept]
             if external is not None:
                 external = augmentation.crop_boxes(external, window, keep_centres=False)[0]
-        scale = resize_scale(h, w, min_size, self.max_size)
+        zoom = draws.zoom
+        if zoom is not None and (zoom.width - zoom.left < w or zoom.height - zoom.top < h):
+            zoom = None  # drawn for another size (the file changed since its annotation was read)
+        # The canvas (the shown image itself without a zoom-out) is what the shorter side is fitted to.
+        canvas_w, canvas_h = (zoom.width, zoom.height) if zoom is not None else (w, h)
+        scale = resize_scale(canvas_h, canvas_w, min_size, self.max_size)
         new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
         # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
         px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
         # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
         factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
-        boxes = _move_boxes(boxes * factors, new_w, new_h, flipped, turns)
+        boxes = boxes * factors
+        if external is not None:
+            external = external * factors
+        if draws.jitter is not None:  # before the canvas: the photo's light changes, not the fill's
+            px = augmentation.apply_colour_jitter(px, draws.jitter)
+        if zoom is not None:
+            out_w = max(new_w, int(round(canvas_w * scale)))
+            out_h = max(new_h, int(round(canvas_h * scale)))
+            left = min(int(round(zoom.left * scale)), out_w - new_w)
+            top = min(int(round(zoom.top * scale)), out_h - new_h)
+            px = augmentation.paste_on_canvas(px, out_w, out_h, left, top)
+            shift = np.array([left, top, left, top], np.float32)
+            boxes = boxes + shift
+            if external is not None:
+                external = external + shift
+            new_w, new_h = out_w, out_h
+        boxes = _move_boxes(boxes, new_w, new_h, flipped, turns)
         proposals = None
         if external is not None:
-            proposals = _move_boxes(external * factors, new_w, new_h, flipped, turns)
-        if draws.jitter is not None:
-            px = augmentation.apply_colour_jitter(px, draws.jitter)
+            proposals = _move_boxes(external, new_w, new_h, flipped, turns)
         if flipped:
             px = px[:, ::-1]
         for _ in range(turns):
@@ -255,6 +283,8 @@ class DetectionDataset(Dataset):
             "quarter_turns": turns,
             # The window of the original image this item shows (x0, y0, x1, y1), None for the whole image.
             "crop": None if window is None else (window.x0, window.y0, window.x1, window.y1),
+            # The canvas the image (or its crop) was placed on, in its pixels (width, height, left, top); None: none.
+            "zoom_out": None if zoom is None else (zoom.width, zoom.height, zoom.left, zoom.top),
         }
         if proposals is not None:
             target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
@@ -264,13 +294,15 @@ class DetectionDataset(Dataset):
 @dataclass(frozen=True)
 class AugmentationDraws:
     """One item's augmentation in one epoch (:meth:`DetectionDataset.draws`): mirrored, quarter turns,
-    shorter side, the crop window (None: the whole image) and the colour factors (None: none)."""
+    shorter side, the crop window (None: the whole image), the colour factors (None: none) and the zoom-out
+    canvas (None: none)."""
 
     flip: bool
     turns: int
     size: int
     window: augmentation.CropWindow | None
     jitter: augmentation.ColourJitter | None
+    zoom: augmentation.ZoomOut | None = None
 
 
 def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:

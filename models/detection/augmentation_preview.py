@@ -42,6 +42,8 @@ class AugmentedView:
         if d.window is not None:
             w, h = self.original_size
             parts.append(f"crop {100 * d.window.width / w:.0f}%×{100 * d.window.height / h:.0f}%")
+        if d.zoom is not None:
+            parts.append(f"zoomed out ×{d.zoom.ratio:.2f}")
         if d.jitter is not None:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")

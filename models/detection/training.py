@@ -104,7 +104,7 @@ def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.de
 
 def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> Any:
     """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
-    turns, size jitter, crops, colour) — the training loop's dataset, and the window's augmentation preview."""
+    turns, size jitter, crops, colour, zoom-out) — the training loop's dataset, and the window's augmentation preview."""
     from models.data.training_data import DetectionDataset
 
     min_size, max_size = config.min_size, config.max_size
@@ -115,7 +115,8 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
                             flip_prob=config.flip_prob,
                             seed=config.seed, rotate90=config.rotate90, train_sizes=config.train_sizes,
                             class_filter=bool(config.classes), crop_prob=config.crop_prob,
-                            crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter)
+                            crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter,
+                            zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max)
 
 
 def run_class_names(config: TrainConfig, source: Any) -> list[str]:

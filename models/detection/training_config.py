@@ -61,6 +61,10 @@ class TrainConfig:
     #: Brightness, contrast and saturation each scaled by a random factor in 1 ± this (0: off): a few dozen
     #: photos show each object in one light only.
     colour_jitter: float = 0.0
+    #: Zoom out (SSD's "expand"): the share of images placed, each epoch, on a mean-coloured canvas a random
+    #: 1 to ``zoom_out_max`` times their side, so every object comes out smaller (0: off).
+    zoom_out_prob: float = 0.0
+    zoom_out_max: float = 2.0
     amp: bool = True  # float16 autocast + gradient scaling on CUDA
     #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
     #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
@@ -107,7 +111,7 @@ class TrainConfig:
         # command line) rather than when the dataset is built, after the checkpoint and images are opened.
         from models.data.augmentation import check_settings
 
-        check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter)
+        check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter, self.zoom_out_prob, self.zoom_out_max)
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
