@@ -276,3 +276,15 @@ def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Pa
         assert ("crop" in view.caption()) == (view.draws.window is not None)
         assert ("mirrored" in view.caption()) == view.draws.flip
         assert ("zoomed out" in view.caption()) == (view.draws.zoom is not None)
+
+
+def test_the_command_line_sets_the_augmentation(tmp_path: Path) -> None:
+    from app.cli.training import command_config, parser
+
+    args = parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--crop", "0.3",
+                                "--colour-jitter", "0.2", "--zoom-out", "0.5", "--zoom-out-max", "3"])
+    config = command_config(args)[0]
+    assert (config.crop_prob, config.colour_jitter, config.zoom_out_prob, config.zoom_out_max) == (0.3, 0.2, 0.5, 3.0)
+    args = parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--zoom-out-max", "6"])
+    with pytest.raises((SystemExit, ValueError), match="zoom_out_max"):
+        command_config(args)
