@@ -34,15 +34,20 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 #: The largest zoom-out (SSD's): the canvas at most this many times the image's side.
 ZOOM_OUT_LIMIT = 4.0
-#: The zoom-out canvas's fill: the ImageNet mean colour (SSD fills with the mean pixel), which the backbones'
-#: normalisation turns into zeros, so the canvas adds no signal of its own.
+#: The zoom-out canvas's default fill: the ImageNet mean colour (SSD fills with the mean pixel), which the
+#: backbones' normalisation turns into zeros, so the canvas adds no signal of its own. The training loop passes
+#: its model's own mean (``input.image_mean``) where that differs.
 ZOOM_OUT_FILL = (124, 116, 104)
 
 
 def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
                    zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0) -> None:
-    """ValueError naming the first setting out of its range: the one check the training config, the dataset
-    and the draws below share."""
+    """ValueError naming the first setting out of its range or not a number: the one check the training
+    config, the dataset and the draws below share (NaN fails every range)."""
+    for name, value in (("crop_prob", crop_prob), ("crop_min_side", crop_min_side), ("colour_jitter", colour_jitter),
+                        ("zoom_out_prob", zoom_out_prob), ("zoom_out_max", zoom_out_max)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} is a number, not {value!r}")
     if not 0.0 <= float(crop_prob) <= 1.0:
         raise ValueError(f"crop_prob is a probability in [0, 1], not {crop_prob}")
     if not 0.0 < float(crop_min_side) <= 1.0:
@@ -57,19 +62,20 @@ def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_ji
 
 @dataclass(frozen=True)
 class CropWindow:
-    """A window ``[x0, x1) × [y0, y1)`` of whole pixels of the image it was drawn for."""
+    """A window ``[x0, x1) × [y0, y1)`` in the pixels of the image it was drawn for: whole pixels as drawn;
+    on a reduced decode's grid as :func:`covered_window` gives it."""
 
-    x0: int
-    y0: int
-    x1: int
-    y1: int
+    x0: float
+    y0: float
+    x1: float
+    y1: float
 
     @property
-    def width(self) -> int:
+    def width(self) -> float:
         return self.x1 - self.x0
 
     @property
-    def height(self) -> int:
+    def height(self) -> float:
         return self.y1 - self.y0
 
 
@@ -95,12 +101,28 @@ def draw_crop(rng: np.random.Generator, width: int, height: int, boxes: np.ndarr
     return None
 
 
-def crop_pixels(pixels: np.ndarray, window: CropWindow, scale: float = 1.0) -> np.ndarray:
-    """The pixels of ``window`` (full-resolution coordinates) from an image decoded at ``scale`` of its full
-    resolution (``DecodedImage.scale``: below 1 for a huge photo decoded reduced); at least one pixel."""
+def _decoded_edges(window: CropWindow, scale: float) -> tuple[int, int, int, int]:
     x0, y0 = int(round(window.x0 * scale)), int(round(window.y0 * scale))
     x1, y1 = max(int(round(window.x1 * scale)), x0 + 1), max(int(round(window.y1 * scale)), y0 + 1)
+    return x0, y0, x1, y1
+
+
+def crop_pixels(pixels: np.ndarray, window: CropWindow, scale: float = 1.0) -> np.ndarray:
+    """The pixels of ``window`` (full-resolution coordinates) from an image decoded at ``scale`` of its full
+    resolution (``DecodedImage.scale``: below 1 for a huge photo decoded reduced); at least one pixel. They
+    cover :func:`covered_window`, which differs from ``window`` by the rounding to the decoded grid."""
+    x0, y0, x1, y1 = _decoded_edges(window, scale)
     return pixels[y0:y1, x0:x1]
+
+
+def covered_window(window: CropWindow, scale: float = 1.0) -> CropWindow:
+    """The full-resolution rectangle that :func:`crop_pixels` returns the pixels of: ``window`` itself at
+    full resolution; at a reduced decode its edges on the decoded grid (up to half a decoded pixel off),
+    which is what the boxes must be moved and scaled by so that they land on those pixels."""
+    if scale == 1.0:
+        return window
+    x0, y0, x1, y1 = _decoded_edges(window, scale)
+    return CropWindow(x0 / scale, y0 / scale, x1 / scale, y1 / scale)
 
 
 def centres_inside(boxes: np.ndarray, window: CropWindow) -> np.ndarray:
@@ -147,13 +169,14 @@ def draw_zoom_out(rng: np.random.Generator, width: int, height: int, max_ratio: 
     return ZoomOut(canvas_w, canvas_h, left, top, ratio)
 
 
-def paste_on_canvas(pixels: np.ndarray, canvas_width: int, canvas_height: int, left: int, top: int) -> np.ndarray:
-    """``pixels`` (RGB uint8) at (``left``, ``top``) of a canvas of :data:`ZOOM_OUT_FILL`; the image must fit."""
+def paste_on_canvas(pixels: np.ndarray, canvas_width: int, canvas_height: int, left: int, top: int,
+                    fill: tuple[int, int, int] = ZOOM_OUT_FILL) -> np.ndarray:
+    """``pixels`` (RGB uint8) at (``left``, ``top``) of a canvas of ``fill``; the image must fit."""
     h, w = pixels.shape[:2]
     if left < 0 or top < 0 or left + w > canvas_width or top + h > canvas_height:
         raise ValueError(f"a {w}×{h} image does not fit at ({left}, {top}) of a {canvas_width}×{canvas_height} canvas")
     canvas = np.empty((canvas_height, canvas_width, 3), np.uint8)
-    canvas[:] = np.asarray(ZOOM_OUT_FILL, np.uint8)
+    canvas[:] = np.asarray(fill, np.uint8)
     canvas[top:top + h, left:left + w] = pixels
     return canvas
 

@@ -143,8 +143,11 @@ class DetectionDataset(Dataset):
                  min_size: int = 600, max_size: int = 1000, flip_prob: float = 0.0, seed: int = 0,
                  rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
                  crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
-                 zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0) -> None:
+                 zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0,
+                 zoom_out_fill: tuple[int, int, int] = augmentation.ZOOM_OUT_FILL) -> None:
         augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max)
+        #: The canvas colour (RGB 0-255): the model's mean, which its normalisation turns into zeros.
+        self.zoom_out_fill = tuple(int(v) for v in zoom_out_fill)
         self.zoom_out_prob = float(zoom_out_prob)
         self.zoom_out_max = float(zoom_out_max)
         self.crop_prob = float(crop_prob)
@@ -230,14 +233,15 @@ class DetectionDataset(Dataset):
         h, w = img.height, img.width
         if window is not None:
             px = augmentation.crop_pixels(px, window, img.scale)
-            h, w = window.height, window.width
-            boxes, kept = augmentation.crop_boxes(boxes, window)
+            shown = augmentation.covered_window(window, img.scale)  # what those pixels cover, exactly
+            h, w = shown.height, shown.width
+            boxes, kept = augmentation.crop_boxes(boxes, shown)
             labels, difficult = labels[kept], difficult[kept]
             if external is not None:
-                external = augmentation.crop_boxes(external, window, keep_centres=False)[0]
+                external = augmentation.crop_boxes(external, shown, keep_centres=False)[0]
+        # Zoom-out, as SSD's expand but after the crop (a crop never shows the fill): the image's place is
+        # clamped onto the canvas below, so a canvas drawn for a file that changed size since still holds it.
         zoom = draws.zoom
-        if zoom is not None and (zoom.width - zoom.left < w or zoom.height - zoom.top < h):
-            zoom = None  # drawn for another size (the file changed since its annotation was read)
         # The canvas (the shown image itself without a zoom-out) is what the shorter side is fitted to.
         canvas_w, canvas_h = (zoom.width, zoom.height) if zoom is not None else (w, h)
         scale = resize_scale(canvas_h, canvas_w, min_size, self.max_size)
@@ -256,7 +260,7 @@ class DetectionDataset(Dataset):
             out_h = max(new_h, int(round(canvas_h * scale)))
             left = min(int(round(zoom.left * scale)), out_w - new_w)
             top = min(int(round(zoom.top * scale)), out_h - new_h)
-            px = augmentation.paste_on_canvas(px, out_w, out_h, left, top)
+            px = augmentation.paste_on_canvas(px, out_w, out_h, left, top, self.zoom_out_fill)
             shift = np.array([left, top, left, top], np.float32)
             boxes = boxes + shift
             if external is not None:
@@ -276,7 +280,7 @@ class DetectionDataset(Dataset):
             "labels": torch.from_numpy(labels),
             "difficult": torch.from_numpy(difficult),
             "scale": float(scale),
-            "orig_size": (int(h), int(w)),
+            "orig_size": (int(round(h)), int(round(w))),
             "path": str(t.path),
             "index": int(t.index),
             "flipped": flipped,

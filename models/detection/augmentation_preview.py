@@ -8,6 +8,7 @@ each epoch and turns the tensor back into an 8-bit image.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +68,10 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
         image, target = dataset[0]
         pixels = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
         labels = target["labels"].numpy()
+        draws = dataset.draws(0)
+        if draws.window is not None and target["crop"] is None:  # not applied: the file changed size since
+            draws = dataclasses.replace(draws, window=None)
         views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
-                                   [names[int(k) - 1] for k in labels], dataset.draws(0),
+                                   [names[int(k) - 1] for k in labels], draws,
                                    (int(target0.width), int(target0.height))))
     return views

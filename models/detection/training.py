@@ -105,18 +105,22 @@ def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.de
 def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> Any:
     """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
     turns, size jitter, crops, colour, zoom-out) — the training loop's dataset, and the window's augmentation preview."""
+    from models.data.augmentation import ZOOM_OUT_FILL
     from models.data.training_data import DetectionDataset
 
     min_size, max_size = config.min_size, config.max_size
-    if not (min_size and max_size):  # a new run's sizes come from its detector settings
+    fill = ZOOM_OUT_FILL
+    if not (min_size and max_size) or config.zoom_out_prob > 0:  # a new run's sizes: its detector settings
         parts = config.detector_config().input
         min_size, max_size = min_size or parts.min_size, max_size or parts.max_size
+        fill = tuple(int(round(255 * float(v))) for v in parts.image_mean)  # the canvas: zero once normalised
     return DetectionDataset(source, indices, names, min_size=int(min_size), max_size=int(max_size),
                             flip_prob=config.flip_prob,
                             seed=config.seed, rotate90=config.rotate90, train_sizes=config.train_sizes,
                             class_filter=bool(config.classes), crop_prob=config.crop_prob,
                             crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter,
-                            zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max)
+                            zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max,
+                            zoom_out_fill=fill)
 
 
 def run_class_names(config: TrainConfig, source: Any) -> list[str]:

@@ -2,7 +2,7 @@
 
 Drawing only: the views come from :func:`models.detection.augmentation_preview.augmented_views` (the training
 loop's own dataset), computed in a worker; here each becomes a pixmap with its boxes and a caption saying what
-was drawn (mirror, size, crop, colour factors).
+was drawn (mirror, size, crop, zoom-out, colour factors).
 """
 
 from __future__ import annotations

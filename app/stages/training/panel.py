@@ -190,7 +190,7 @@ class TrainingPanel(QWidget):
         self.reset_settings.clicked.connect(lambda: self.presetChosen.emit(self.preset.currentText()))
         self.preview_button = QPushButton("Preview Augmentation…")
         self.preview_button.setToolTip("The current image as the first epochs of this run would show it: flips, "
-                                       "sizes, crops and colour as set here")
+                                       "sizes, crops, zoom-out and colour as set here")
         self.preview_button.clicked.connect(self.previewRequested)
         middle = QVBoxLayout()
         middle.addWidget(self.settings, 1)
