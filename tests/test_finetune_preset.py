@@ -33,6 +33,9 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     t = item.training
     assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \
         ("adamw", 1e-3, 0.1, 16, "cosine", 0.5, False)
+    # Zoom-out (SSD's expand) on half the images, by up to an octave: more small persons; no crops, which
+    # enlarge them.
+    assert (t.zoom_out_prob, t.zoom_out_max, t.crop_prob) == (0.5, 2.0, 0.0)
     # Scale jitter around the test size, at the test size's mean cost (area).
     sizes = t.train_sizes
     assert min(sizes) < item.model.input.min_size < max(sizes)
