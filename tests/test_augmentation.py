@@ -174,7 +174,7 @@ def test_zoomed_out_items_show_smaller_objects_on_the_mean_colour_and_boxes_foll
 
 
 def test_the_canvas_is_the_models_mean_colour(bright_squares: Path) -> None:
-    from models.detection.training import training_dataset
+    from models.detection.run_data import training_dataset
     from models.detection.training_config import TrainConfig
 
     src = open_dataset(bright_squares)

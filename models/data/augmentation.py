@@ -22,9 +22,12 @@ exactly; nothing here knows torch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from models.detection.config import IMAGENET_MEAN
 
 #: Draws of a window before giving up on one that keeps an object (then the whole image is used).
 CROP_TRIES = 20
@@ -34,10 +37,18 @@ LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 #: The largest zoom-out (SSD's): the canvas at most this many times the image's side.
 ZOOM_OUT_LIMIT = 4.0
+
+
+def mean_colour(mean: Sequence[float]) -> tuple[int, int, int]:
+    """A normalisation mean (RGB in 0..1, ``input.image_mean``) as the 8-bit colour it turns into zeros."""
+    r, g, b = (int(round(255 * float(v))) for v in mean)
+    return r, g, b
+
+
 #: The zoom-out canvas's default fill: the ImageNet mean colour (SSD fills with the mean pixel), which the
 #: backbones' normalisation turns into zeros, so the canvas adds no signal of its own. The training loop passes
 #: its model's own mean (``input.image_mean``) where that differs.
-ZOOM_OUT_FILL = (124, 116, 104)
+ZOOM_OUT_FILL = mean_colour(IMAGENET_MEAN)
 
 
 def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.data.training_data import AugmentationDraws
-from models.detection.training import run_class_names, training_dataset
+from models.detection.run_data import run_class_names, training_dataset
 from models.detection.training_config import TrainConfig
 
 

@@ -34,6 +34,7 @@ from models.detection.checkpoints import (
     save_checkpoint,
 )
 from models.detection.detectors import build_detector, rebuild_detector
+from models.detection.run_data import run_class_names, training_dataset
 from models.detection.training_config import Callback, TrainConfig, TrainEvent, TrainResult
 from models.detection.training_distributed import (
     DistInfo,
@@ -100,42 +101,6 @@ def _to_device(images: list[torch.Tensor], targets: list[dict], device: torch.de
     targets = [{k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
                for t in targets]
     return images, targets
-
-
-def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> Any:
-    """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
-    turns, size jitter, crops, colour, zoom-out) — the training loop's dataset, and the window's augmentation preview."""
-    from models.data.augmentation import ZOOM_OUT_FILL
-    from models.data.training_data import DetectionDataset
-
-    min_size, max_size = config.min_size, config.max_size
-    fill = ZOOM_OUT_FILL
-    if not (min_size and max_size) or config.zoom_out_prob > 0:  # a new run's sizes: its detector settings
-        parts = config.detector_config().input
-        min_size, max_size = min_size or parts.min_size, max_size or parts.max_size
-        fill = tuple(int(round(255 * float(v))) for v in parts.image_mean)  # the canvas: zero once normalised
-    return DetectionDataset(source, indices, names, min_size=int(min_size), max_size=int(max_size),
-                            flip_prob=config.flip_prob,
-                            seed=config.seed, rotate90=config.rotate90, train_sizes=config.train_sizes,
-                            class_filter=bool(config.classes), crop_prob=config.crop_prob,
-                            crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter,
-                            zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max,
-                            zoom_out_fill=fill)
-
-
-def run_class_names(config: TrainConfig, source: Any) -> list[str]:
-    """The classes a new run of ``config`` learns: the dataset's (:func:`class_names_of`), or those of
-    ``config.classes`` in the dataset's order (stable label ids); ValueError names a class it lacks."""
-    from models.data.training_data import class_names_of
-
-    available = class_names_of(source)
-    if not config.classes:
-        return available
-    missing = [c for c in config.classes if c not in available]
-    if missing:
-        raise ValueError(f"{config.data}: no class {', '.join(map(repr, missing))}; its classes are: "
-                         f"{', '.join(available) or 'none'}")
-    return [c for c in available if c in set(config.classes)]
 
 
 def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[str] | None,
