@@ -261,3 +261,33 @@ def test_train_command_takes_a_class_filter_and_a_backbone_learning_rate(tiny_se
     assert payload["config"]["backbone_lr_scale"] == 0.1 and payload["config"]["warmup_iters"] == 5
     assert main(["train", "--data", str(tiny_set), "--out", str(tmp_path / "x.pt"), "--classes", "zebra",
                  "--quiet", "--processes", "1"]) == 2
+
+
+def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, capsys) -> None:
+    """``--resume`` alone continues the run as it was saved (optimiser, rate, augmentation, classes), not the
+    paper's defaults; flags given win; the step cap of the first run does not stop the second at once."""
+    from app.cli import main
+
+    out = tmp_path / "run.pt"
+    code = main(["train", "--data", str(tiny_set), "--out", str(out), "--epochs", "2", "--max-steps", "2",
+                 "--min-size", "96", "--max-size", "128", "--device", "cpu", "--anchor-sizes", "16,32,64",
+                 "--fc-size", "32", "--model-arg", "small_width=8", "--optimizer", "adamw", "--lr", "0.002",
+                 "--zoom-out", "0.5", "--zoom-out-max", "1.5", "--classes", "circle,square", "--batch-size", "3",
+                 "--quiet", "--processes", "1"])
+    assert code == 0 and load_checkpoint(out)["epoch"] == 1  # 2 steps of 3 images: one epoch of two
+    capsys.readouterr()
+    resume = ["train", "--resume", str(out), "--data", str(tiny_set), "--out", str(out), "--quiet"]
+    assert main(resume + ["--lr", "0.001", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "training.optimizer = 'adamw'" in printed and "training.lr = 0.001" in printed
+    assert "training.zoom_out_prob = 0.5" in printed and "training.classes = ['circle', 'square']" in printed
+    assert "training.max_steps = None" in printed
+    assert main(resume + ["--processes", "1"]) == 0
+    payload = load_checkpoint(out)
+    assert payload["epoch"] == 2 and payload["config"]["resume"] == str(out)
+    assert payload["config"]["optimizer"] == "adamw" and payload["config"]["lr"] == 0.002
+    assert payload["config"]["zoom_out_max"] == 1.5 and payload["class_names"] == ["circle", "square"]
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", "--resume", str(tmp_path / "junk.pt"), "--data", str(tiny_set), "--out",
+                 str(tmp_path / "y.pt"), "--quiet"]) == 2
+    assert "junk.pt" in capsys.readouterr().err

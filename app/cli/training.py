@@ -118,7 +118,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default=None, help="split to train on (default train)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None, help="default auto")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--resume", default=None, help="continue from this checkpoint (its epoch, optimiser, split)")
+    p.add_argument("--resume", default=None,
+                   help="continue from this checkpoint: its epoch, optimiser, images and training settings (flags "
+                        "given override them; with --preset, the preset's settings instead)")
     p.add_argument("--images", default=None, help="image folder of a COCO JSON, when not beside it")
     p.add_argument("--anchor-sizes", type=_floats, default=None,
                    help="anchor sizes in pixels, comma-separated (default 128,256,512 as the paper)")
@@ -275,12 +277,21 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
     """The run the command would start for ``args``: its TrainConfig, its process choice and the flags given
     as overrides (raises ValueError for a bad setting). Apart from :func:`run` so the window's "Settings from
     the data" can be checked against exactly this."""
-    from models.detection.presets import default_train_config, train_config_from_preset
+    from models.detection.presets import default_train_config, resumed_train_config, train_config_from_preset
     from models.detection.training_process import choose_processes
 
     overrides = overrides_of(args)
     if args.preset:
         config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+        choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
+    elif args.resume:  # the run as it was saved, the flags given over it (as the window's Continue)
+        from models.detection.checkpoints import CheckpointError, load_checkpoint
+
+        try:
+            saved = dict(load_checkpoint(args.resume).get("config") or {})
+        except CheckpointError as exc:
+            raise ValueError(str(exc)) from exc
+        config = resumed_train_config(saved, args.resume, args.data, args.out, overrides)
         choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
     else:
         generation = overrides.pop("generation", "faster-rcnn")

@@ -323,6 +323,30 @@ def train_config_from_preset(name: str, data: str, out: str, overrides: dict[str
                            overrides)
 
 
+#: Fields of a saved run that say how the machine it ran on ran it: a resumed run takes them from where it
+#: runs now (the step cap would otherwise stop it at once: progressive resizing's first phase ends there).
+_RUN_MACHINE = ("device", "threads", "num_workers", "max_steps")
+
+
+def resumed_train_config(saved: Mapping[str, Any], checkpoint: str, data: str, out: str,
+                         overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The run whose training config is ``saved`` (a checkpoint's ``config``) continued from ``checkpoint`` on
+    ``data`` into ``out``: its recipe as it was saved (optimiser, schedule, augmentation, classes, images), this
+    machine's defaults for how it runs, then ``overrides``. Without this a resumed run fell back to the paper's
+    settings for every field not given again (a fine-tuned run resumed with SGD at 0.01 and no augmentation).
+    A config that is not one of ours raises :class:`ConfigError`."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    fields = {k: v for k, v in dict(saved).items() if k in known and k not in _RUN_MACHINE}
+    if str(data) != str(saved.get("data")):  # another copy of the data: its images are where it says
+        fields.pop("images_dir", None)
+    fields.update(data=str(data), out=str(out), resume=str(checkpoint))
+    try:
+        base = TrainConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{checkpoint}: its saved training settings cannot be read ({exc})") from exc
+    return apply_overrides(base, overrides)
+
+
 def default_train_config(data: str, out: str, generation: str = "faster-rcnn",
                          overrides: dict[str, Any] | None = None) -> TrainConfig:
     """The training config when no preset is named: the generation's paper settings, then ``overrides``."""
@@ -331,4 +355,5 @@ def default_train_config(data: str, out: str, generation: str = "faster-rcnn",
 
 
 __all__ = ["BUILTIN", "Preset", "UnknownPreset", "apply_overrides", "default_train_config", "describe_preset",
-           "get_preset", "preset", "preset_names", "register_preset", "setting_help", "train_config_from_preset"]
+           "get_preset", "preset", "preset_names", "register_preset", "resumed_train_config", "setting_help",
+           "train_config_from_preset"]

@@ -418,32 +418,29 @@ class TrainingStage(Stage):
                          on_error=lambda m: self.panel.set_status(f"Cannot continue from {path}: {m}", error=True))
 
     def _continue(self, path: str, saved: dict, epoch: int) -> None:
-        import dataclasses
-
-        from models.detection.training import TrainConfig
+        from models.detection.presets import resumed_train_config
 
         if self.running or self._closed:
             return
-        known = {f.name for f in dataclasses.fields(TrainConfig)}
-        fields = {k: v for k, v in saved.items() if k in known}
-        epochs = max(self.panel.epochs.value(), int(fields.get("epochs", 0) or 0))
+        epochs = max(self.panel.epochs.value(), int(saved.get("epochs", 0) or 0))
         if epochs <= epoch:
             self.panel.set_status(f"{Path(path).name} has trained {epoch} epochs already; set Epochs above {epoch} "
                                   "to train it further", error=True)
             return
-        data = self._data_path() or fields.get("data")
+        data = self._data_path() or saved.get("data")
         if not data:
             self.panel.set_status("Open the dataset to continue training on", error=True)
             return
         processes = self.panel.processes()
-        fields.update(data=data, out=path, resume=path, epochs=epochs, device=self.panel.device.currentText() or "auto",
-                      max_steps=self.max_steps, threads=1 if processes > 1 else fields.get("threads"),
-                      val_images=self.panel.val_images.value())
-        if data != saved.get("data"):
-            fields["images_dir"] = None
-        try:
-            config = TrainConfig(**fields)
-        except TypeError as exc:
+        here = {"epochs": epochs, "device": self.panel.device.currentText() or "auto",
+                "val_images": self.panel.val_images.value()}
+        if self.max_steps is not None:
+            here["max_steps"] = self.max_steps
+        if processes > 1:
+            here["threads"] = 1
+        try:  # the run's own settings as saved, as `train --resume` takes them
+            config = resumed_train_config(saved, path, data, path, here)
+        except ValueError as exc:
             self.panel.set_status(f"Cannot continue from {path}: {exc}", error=True)
             return
         self._launch(config, processes, f"Continuing {config.generation} from epoch {epoch} of {Path(path).name}…")
