@@ -287,6 +287,8 @@ def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, ca
     assert payload["epoch"] == 2 and payload["config"]["resume"] == str(out)
     assert payload["config"]["optimizer"] == "adamw" and payload["config"]["lr"] == 0.002
     assert payload["config"]["zoom_out_max"] == 1.5 and payload["class_names"] == ["circle", "square"]
+    assert main(resume + ["--processes", "1"]) == 2  # all its epochs done: says how to go on
+    assert "has trained 2 epochs already; --epochs above 2" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert main(["train", "--resume", str(tmp_path / "junk.pt"), "--data", str(tiny_set), "--out",
                  str(tmp_path / "y.pt"), "--quiet"]) == 2

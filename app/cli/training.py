@@ -314,6 +314,18 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
     return config, choice, overrides
 
 
+def _epochs_done(checkpoint: str | None) -> int | None:
+    """The epochs the run in ``checkpoint`` has completed (None: no checkpoint, or one the run will refuse)."""
+    if not checkpoint:
+        return None
+    from models.detection.checkpoints import CheckpointError, load_checkpoint
+
+    try:
+        return int(load_checkpoint(checkpoint).get("epoch", 0))
+    except (CheckpointError, TypeError, ValueError):
+        return None
+
+
 def run(command: str, argv: list[str]) -> int:
     args = parser().parse_args(argv)
     if args.list_presets:
@@ -342,6 +354,11 @@ def run(command: str, argv: list[str]) -> int:
     if args.print_config:
         print(format_settings(config))
         return 0
+    done = _epochs_done(args.resume)
+    if done is not None and done >= config.epochs:
+        print(f"train: {args.resume} has trained {done} epochs already; --epochs above {done} trains it further",
+              file=sys.stderr)
+        return 2
     if args.preset and is_rank0():
         print(f"train: preset {args.preset}" + (f", overridden: {', '.join(sorted(overrides))}" if overrides else ""),
               file=sys.stderr)
