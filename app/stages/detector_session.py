@@ -94,6 +94,11 @@ class DetectorSession(QObject):
         """Class names of :meth:`gt_boxes`, same order."""
         return [o.name for o in self._canvas.model.objects]
 
+    def gt_ignored(self) -> np.ndarray:
+        """Which of :meth:`gt_boxes` are crowd or difficult, [N] bool: training takes them as regions to ignore,
+        not as objects (models/detection/ignore_regions.py), and the anchor and RoI views do the same."""
+        return np.asarray([bool(o.difficult or o.crowd) for o in self._canvas.model.objects], bool)
+
     def _on_image(self) -> None:
         decoded = self._canvas.image_layer.decoded
         if decoded is self._decoded:

@@ -190,9 +190,11 @@ def make_anchor_set(spec: AnchorSpec, feature_size: tuple[int, int]) -> AnchorSe
 
 
 def label_anchor_grid(spec: AnchorSpec, image_size: tuple[int, int], gt_boxes: np.ndarray,
-                      feature_size: tuple[int, int] | None = None) -> AnchorLabelling:
+                      feature_size: tuple[int, int] | None = None,
+                      ignore_regions: np.ndarray | None = None) -> AnchorLabelling:
     """Anchors of ``spec`` over an input of ``image_size`` (h, w), labelled against ``gt_boxes`` ([G, 4]
-    input pixels) by :func:`models.detection.anchors.label_anchors` exactly as the RPN's training does.
+    input pixels) by :func:`models.detection.anchors.label_anchors` exactly as the RPN's training does,
+    ``ignore_regions`` (crowd or difficult boxes, input pixels) included.
 
     ``feature_size`` defaults to :func:`feature_size_for`. Raises ValueError for unusable parameters or an
     anchor count too large to label.
@@ -206,8 +208,9 @@ def label_anchor_grid(spec: AnchorSpec, image_size: tuple[int, int], gt_boxes: n
                          f"raise the stride or use fewer sizes/ratios")
     aset = make_anchor_set(spec, fs)
     gt = torch.as_tensor(np.asarray(gt_boxes, np.float32).reshape(-1, 4))
+    regions = None if ignore_regions is None else torch.as_tensor(np.asarray(ignore_regions, np.float32).reshape(-1, 4))
     label_anchors(aset, gt, positive_iou=spec.positive_iou, negative_iou=spec.negative_iou,
-                  image_size=(h, w) if spec.ignore_cross_boundary else None)
+                  image_size=(h, w) if spec.ignore_cross_boundary else None, ignore_regions=regions)
     assert aset.labels is not None and aset.max_iou is not None
     boxes = aset.boxes
     inside = inside_image(boxes, h, w)

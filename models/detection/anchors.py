@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from models.boxes import box_iou
+from models.detection.ignore_regions import ignore_inside
 
 #: Anchor labels (as in torchvision's RPN): 1 object, 0 background, -1 ignored by the loss.
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
@@ -131,11 +132,14 @@ def match_boxes(iou: Tensor, high: float, low: float, allow_low_quality: bool) -
 
 def label_anchors(anchors: Tensor | AnchorSet, gt_boxes: Tensor, *, positive_iou: float = 0.7,
                   negative_iou: float = 0.3, best_for_gt: bool = True,
-                  image_size: tuple[int, int] | None = None, border: float = 0.0) -> AnchorSet | tuple:
+                  image_size: tuple[int, int] | None = None, border: float = 0.0,
+                  ignore_regions: Tensor | None = None) -> AnchorSet | tuple:
     """Label anchors against ground truth (paper section 3.1.2).
 
     ``image_size=(height, width)`` ignores anchors crossing the image border (``border`` pixels of slack),
     as the paper does in training; None keeps them all (torchvision's behaviour, used when comparing).
+    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a negative anchor lying mostly inside
+    one is ignored (:mod:`models.detection.ignore_regions`).
     Given an :class:`AnchorSet`, fills its ``labels``/``matched``/``max_iou`` and returns it; given a tensor,
     returns ``(labels int8 [N], matched int64 [N] (-1 where no GT), max_iou [N])``.
     """
@@ -157,6 +161,7 @@ def label_anchors(anchors: Tensor | AnchorSet, gt_boxes: Tensor, *, positive_iou
         labels[keep] = lab
         matched[keep] = torch.where(lab == POSITIVE, m, torch.full_like(m, -1))
         max_iou[keep] = iou.max(dim=0).values
+    labels = ignore_inside(labels, boxes, ignore_regions)
     if isinstance(anchors, AnchorSet):
         anchors.labels, anchors.matched, anchors.max_iou = labels, matched, max_iou
         return anchors

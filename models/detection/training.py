@@ -159,12 +159,21 @@ def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> No
     """R-CNN's last stage after fine-tuning: SVMs and box regressors on the CNN codes of the training set
     (unflipped images, their cached proposals); "proposals"-style progress events named in ``message``."""
     from models.data.io import read_image
+    from models.detection.ignore_regions import IGNORE_REGION_IOF, inside_share
 
     def loader(t):  # noqa: ANN001, ANN202 - ImageTargets
         def load():  # noqa: ANN202
             dec = read_image(t.path)
             s = np.float32(dec.scale)
-            return dec.pixels, t.boxes * s, t.labels, dataset.proposals[t.index] * s
+            # Crowd and difficult boxes are no SVM positives, and the proposals lying mostly inside one no
+            # negatives (models/detection/ignore_regions.py): such proposals are left out.
+            ordinary = ~np.asarray(t.difficult, bool)
+            props = dataset.proposals[t.index]
+            if not ordinary.all():
+                inside = inside_share(torch.from_numpy(np.asarray(props, np.float32)),
+                                      torch.from_numpy(np.asarray(t.boxes, np.float32)[~ordinary])).numpy()
+                props = props[inside <= IGNORE_REGION_IOF]
+            return dec.pixels, t.boxes[ordinary] * s, t.labels[ordinary], props * s
         return load
 
     model.eval()

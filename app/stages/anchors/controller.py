@@ -56,14 +56,19 @@ class AnchorView:
     boxes: np.ndarray  # [N, 4] scene pixels
     centres: np.ndarray  # [C, 2] scene pixels
     cell_kinds: np.ndarray
+    #: For each GT box the labelling matched against, its index among the image's objects (crowd and
+    #: difficult ones are regions to ignore, not matched), so the panel numbers them as the image does.
+    gt_index: np.ndarray
 
 
 def anchor_job(job: Job, spec: AnchorSpec, input_size: tuple[int, int], gt_input: np.ndarray,
-               feature_size: tuple[int, int] | None, scale: InputScale) -> AnchorView:
-    lab = label_anchor_grid(spec, input_size, gt_input, feature_size)
+               feature_size: tuple[int, int] | None, scale: InputScale, regions: np.ndarray | None = None,
+               gt_index: np.ndarray | None = None) -> AnchorView:
+    lab = label_anchor_grid(spec, input_size, gt_input, feature_size, ignore_regions=regions)
     job.check()
+    index = np.arange(len(gt_input)) if gt_index is None else np.asarray(gt_index, np.int64)
     return AnchorView(lab, scale, scale.boxes_to_scene(lab.boxes), scale.points_to_scene(lab.centres()),
-                      lab.cell_kinds())
+                      lab.cell_kinds(), index)
 
 
 class AnchorsStage(Stage):
@@ -193,14 +198,15 @@ class AnchorsStage(Stage):
             self.panel.set_status(f"Cannot make anchors: {exc}")
             return -1
         input_size, scale, fs, note = self._geometry()
-        gt = scale.boxes_to_input(self._session.gt_boxes())
-        key = (id(d), spec, input_size, fs, scale, gt.tobytes())
+        boxes, ignored = self._session.gt_boxes(), self._session.gt_ignored()
+        gt, regions = scale.boxes_to_input(boxes[~ignored]), scale.boxes_to_input(boxes[ignored])
+        key = (id(d), spec, input_size, fs, scale, gt.tobytes(), regions.tobytes())
         if key == self._key:
             return self.runner.generation
         self._key = key
         self.panel.set_scale_note(note)
         self.panel.set_status("Labelling anchors…")
-        return self.runner.request(spec, input_size, gt, fs, scale)
+        return self.runner.request(spec, input_size, gt, fs, scale, regions, np.flatnonzero(~ignored))
 
     def _on_view(self, view: AnchorView) -> None:
         self._view = view
@@ -317,6 +323,7 @@ class AnchorsStage(Stage):
             kind = int(lab.kinds[i])
             label = KIND_NAMES[kind] + (" (best of a GT)" if lab.forced[i] else "")
             m = int(matched[i])
+            m = int(view.gt_index[m]) if 0 <= m < len(view.gt_index) else m
             gt = f"{m + 1} {names[m]}" if 0 <= m < len(names) else ("" if m < 0 else str(m + 1))
             rows.append((str(j), f"{size:g}", f"{ratio:g}", f"{x2 - x1:.0f}×{y2 - y1:.0f}", label,
                          f"{max_iou[i]:.2f}", gt))
@@ -327,14 +334,18 @@ class AnchorsStage(Stage):
 
     def _show_best(self) -> None:
         lab = self._view.labelling if self._view is not None else None
+        ignored = int(self._session.gt_ignored().sum())
+        regions = (f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object to the RPN; the "
+                   "anchors lying mostly inside them are ignored, not negative." if ignored else "")
         if lab is None or lab.best_anchor.size == 0:
-            self.panel.set_best("No ground-truth boxes on this image: every anchor inside it is negative."
-                                if lab is not None else "")
+            self.panel.set_best(("No ground-truth boxes on this image: every anchor inside it is negative."
+                                 if not ignored else regions) if lab is not None else "")
             return
         names = self._session.gt_names()
         fw = lab.feature_size[1]
-        lines = []
-        for g, (i, iou) in enumerate(zip(lab.best_anchor.tolist(), lab.best_iou.tolist(), strict=True)):
+        lines = [regions] if regions else []
+        for j, (i, iou) in enumerate(zip(lab.best_anchor.tolist(), lab.best_iou.tolist(), strict=True)):
+            g = int(self._view.gt_index[j]) if j < len(self._view.gt_index) else j
             name = names[g] if g < len(names) else ""
             if i < 0:
                 lines.append(f"GT {g + 1} {name}: no anchor overlaps it — it cannot be learned by the RPN.")

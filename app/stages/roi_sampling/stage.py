@@ -48,15 +48,17 @@ class SampledBatch:
 
 def sample_job(job: Job, proposals: np.ndarray | None, gt: np.ndarray, params: dict, seed: int,
                rpn: object = None, features: np.ndarray | None = None,
-               input_size: tuple[int, int] = (0, 0)) -> SampledBatch:
-    """Sample from ``proposals``; None: first compute the RPN's training-time proposals from ``features``."""
+               input_size: tuple[int, int] = (0, 0), regions: np.ndarray | None = None) -> SampledBatch:
+    """Sample from ``proposals``; None: first compute the RPN's training-time proposals from ``features``.
+    ``regions``: the crowd or difficult boxes, which training ignores rather than matches."""
     source = "test"
     if proposals is None:
         proposals = training_proposals(rpn, features, input_size)
         source = "train"
     job.check()
     s = sample_rois(torch.from_numpy(np.asarray(proposals, np.float32)), torch.from_numpy(np.asarray(gt, np.float32)),
-                    **params, generator=torch.Generator().manual_seed(int(seed)))
+                    **params, generator=torch.Generator().manual_seed(int(seed)),
+                    ignore_regions=None if regions is None else torch.from_numpy(np.asarray(regions, np.float32)))
     return SampledBatch(s.proposals.numpy(), s.num_proposals, s.max_iou.numpy(), s.matched.numpy(),
                         s.labels.numpy(), s.positive.numpy(), s.negative.numpy(), dict(params), int(seed), source)
 
@@ -142,15 +144,19 @@ class RoiSamplingStage(Stage):
         t = self._session.trace
         decoded = self._session.decoded
         self._k = input_to_scene(t, decoded.scale if decoded is not None else 1.0)
-        gt = (self._session.gt_boxes().astype(np.float64) / self._k).astype(np.float32)
+        boxes = (self._session.gt_boxes().astype(np.float64) / self._k).astype(np.float32)
+        ignored = self._session.gt_ignored()
+        gt, regions = boxes[~ignored], boxes[ignored]  # crowd and difficult boxes: ignored, as training does
         rpn = getattr(self._session.model, "rpn", None)
         if self.panel.source() == "test" or rpn is None:  # no RPN (Fast R-CNN): its proposals are external
-            self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed())
+            self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed(),
+                                None, None, (0, 0), regions)
         elif self._train_props is not None and self._train_props[0] is t:
-            self.runner.request(self._train_props[1], gt, self.panel.params(), self.panel.seed())
+            self.runner.request(self._train_props[1], gt, self.panel.params(), self.panel.seed(), None, None, (0, 0),
+                                regions)
         elif getattr(t, "features", None) is not None:
             self.runner.request(None, gt, self.panel.params(), self.panel.seed(), rpn, t.features,
-                                tuple(t.input_size))
+                                tuple(t.input_size), regions)
         else:
             self.panel.counts.setText("This trace has no feature map to recompute the training-time proposals "
                                       "from; choose the test-time proposals.")
@@ -166,11 +172,16 @@ class RoiSamplingStage(Stage):
         fg = b.candidates[b.positive] * self._k
         bg = b.candidates[b.negative] * self._k
         self.layer.set_rois(fg, bg, b.positive >= b.num_proposals)
-        self.panel.counts.setText(counts_text(b, self._session.gt_names()))
+        ignored = self._session.gt_ignored()
+        names = self._session.gt_names()
+        index = np.flatnonzero(~ignored)
+        self.panel.counts.setText(counts_text(b, [names[i] for i in index if i < len(names)], index + 1,
+                                              int(ignored.sum())))
 
 
-def counts_text(b: SampledBatch, gt_names: list[str]) -> str:
-    """The read-out under the settings (rich text)."""
+def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None = None, ignored: int = 0) -> str:
+    """The read-out under the settings (rich text). ``gt_names``: the objects sampling matched against,
+    ``numbers`` their numbers on the image (default 1, 2, ...); ``ignored``: the crowd or difficult boxes."""
     p = b.params
     cap = int(p["batch_size"] * p["positive_fraction"])
     n_fg_ok = int((b.labels == 1).sum())
@@ -186,10 +197,14 @@ def counts_text(b: SampledBatch, gt_names: list[str]) -> str:
              + (f" + {n_gt} ground-truth box{'es' if n_gt > 1 else ''}" if n_gt else "")]
     if len(b.positive) and gt_names:
         per = np.bincount(b.matched[b.positive], minlength=len(gt_names))
-        lines.append("foreground per object: " + ", ".join(f"{gt_names[i]} #{i + 1}: {int(c)}"
+        num = np.arange(1, len(gt_names) + 1) if numbers is None else numbers
+        lines.append("foreground per object: " + ", ".join(f"{gt_names[i]} #{int(num[i])}: {int(c)}"
                                                             for i, c in enumerate(per[: len(gt_names)])))
-    elif not gt_names:
+    elif not gt_names and not ignored:
         lines.append("no ground truth on this image: every RoI is background")
+    if ignored:
+        lines.append(f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object; the RoIs "
+                     "lying mostly inside them are not sampled as background")
     lines.append("<i>A real step samples from the RPN's training-time proposals of an augmented image (flips, "
                  "scale jitter)" + ("; these are the trace's test-time proposals" if b.source == "test" else
                                     "; here the image shown, without augmentation") + ".</i>")

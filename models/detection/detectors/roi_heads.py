@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from models.boxes import HEAD_STDS, box_iou, clip_boxes, decode, encode, remove_small
 from models.detection.anchors import POSITIVE, match_boxes, sample_balanced, sample_round_robin
 from models.detection.config import RoIHeadConfig
+from models.detection.ignore_regions import ignore_inside, training_truth
 from models.detection.nms import batched_nms
 from models.detection.roi import roi_align, roi_pool
 
@@ -46,13 +47,15 @@ class RoiSample:
 def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_iou_high: float = 0.5,
                 bg_iou_low: float = 0.0, batch_size: int = 128, positive_fraction: float = 0.25,
                 positive_sampling: str = "random", add_gt_as_proposals: bool = True,
-                generator: torch.Generator | None = None) -> RoiSample:
+                generator: torch.Generator | None = None, ignore_regions: Tensor | None = None) -> RoiSample:
     """Foreground / background RoIs of one image as the head's training samples them (Fast R-CNN 2.3).
 
     Foreground: IoU ≥ ``fg_iou`` with a GT box; background: best IoU in [``bg_iou_low``, ``bg_iou_high``);
     at most ``batch_size`` RoIs, up to ``positive_fraction`` of them foreground, the rest filled with
-    background. ``positive_sampling="per_object"`` takes the foreground in turns from each GT box. The one code
-    path of :meth:`RoIHeads.sample`, so the explorer shows exactly what training does; ``generator`` seeds it.
+    background. ``positive_sampling="per_object"`` takes the foreground in turns from each GT box.
+    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a background RoI lying mostly inside one
+    is not sampled (:mod:`models.detection.ignore_regions`). The one code path of :meth:`RoIHeads.sample`, so
+    the explorer shows exactly what training does; ``generator`` seeds it.
     """
     gt_boxes = gt_boxes.to(proposals).reshape(-1, 4)
     n_props = int(proposals.shape[0])
@@ -60,7 +63,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
         proposals = torch.cat([proposals, gt_boxes])
     n = int(proposals.shape[0])
     if gt_boxes.numel() == 0:
-        lab = torch.zeros(n, dtype=torch.int8, device=proposals.device)
+        lab = ignore_inside(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions)
         pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
         return RoiSample(proposals, n_props, torch.zeros(n, device=proposals.device),
                          torch.full((n,), -1, dtype=torch.int64, device=proposals.device), lab, pos, neg)
@@ -68,6 +71,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     matched, lab = match_boxes(iou, fg_iou, bg_iou_high, allow_low_quality=False)
     best = iou.max(dim=0).values
     lab[best < bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
+    lab = ignore_inside(lab, proposals, ignore_regions)
     pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
     if positive_sampling == "per_object":
         every = torch.where(lab == POSITIVE)[0]
@@ -159,9 +163,11 @@ class RoIHeads(nn.Module):
                     batch_size=self.batch_size_per_image, positive_fraction=self.positive_fraction,
                     positive_sampling=self.positive_sampling, add_gt_as_proposals=self.add_gt_as_proposals)
 
-    def sample(self, proposals: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """RoIs, class labels (0 = background) and encoded targets [R, 4] for one image."""
-        s = sample_rois(proposals, gt_boxes, **self.sampling_params())
+    def sample(self, proposals: Tensor, gt_boxes: Tensor, gt_labels: Tensor,
+               ignore_regions: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """RoIs, class labels (0 = background) and encoded targets [R, 4] for one image; ``ignore_regions``:
+        its crowd or difficult boxes (not in ``gt_boxes``)."""
+        s = sample_rois(proposals, gt_boxes, **self.sampling_params(), ignore_regions=ignore_regions)
         idx = torch.cat([s.positive, s.negative])
         rois = s.proposals[idx]
         if gt_boxes.numel() == 0:
@@ -210,8 +216,7 @@ class RoIHeads(nn.Module):
         if self.training:
             if targets is None:
                 raise ValueError("training the detection head needs targets")
-            sampled = [self.sample(p.detach(), t["boxes"], t["labels"]) for p, t in zip(proposals, targets,
-                                                                                         strict=True)]
+            sampled = [self.sample(p.detach(), *training_truth(t)) for p, t in zip(proposals, targets, strict=True)]
             rois = [s[0] for s in sampled]
             pooled = self.pool(features, rois)
             class_logits, box_deltas = self.predictor(self.box_head(pooled))

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from models.boxes import RPN_STDS, clip_boxes, decode, encode, remove_small
 from models.detection.anchors import AnchorGenerator, label_anchors, sample_balanced
 from models.detection.config import RPNConfig
+from models.detection.ignore_regions import training_truth
 from models.detection.nms import nms
 
 
@@ -98,11 +99,13 @@ class RegionProposalNetwork(nn.Module):
         keep = nms(boxes, scores, self.nms_threshold)[: self.post_nms_top_n[self._mode()]]
         return boxes[keep], torch.sigmoid(scores[keep].float()), pre
 
-    def targets_for(self, anchors: Tensor, gt_boxes: Tensor, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """Anchor labels (1/0/-1) and encoded regression targets [N, 4] for one image."""
+    def targets_for(self, anchors: Tensor, gt_boxes: Tensor, image_size: tuple[int, int],
+                    ignore_regions: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Anchor labels (1/0/-1) and encoded regression targets [N, 4] for one image; ``ignore_regions``:
+        its crowd or difficult boxes (not in ``gt_boxes``)."""
         labels, matched, _ = label_anchors(
             anchors, gt_boxes, positive_iou=self.positive_iou, negative_iou=self.negative_iou,
-            image_size=image_size if self.ignore_cross_boundary else None)
+            image_size=image_size if self.ignore_cross_boundary else None, ignore_regions=ignore_regions)
         reg = torch.zeros_like(anchors)
         pos = matched >= 0
         if pos.any():
@@ -115,7 +118,8 @@ class RegionProposalNetwork(nn.Module):
         normalised by the number sampled (the paper's λ=10 with N_reg≈2400 is about the same weight)."""
         obj_l, obj_t, reg_p, reg_t = [], [], [], []
         for i, (t, size) in enumerate(zip(targets, image_sizes, strict=True)):
-            labels, reg = self.targets_for(anchors, t["boxes"], size)
+            gt_boxes, _, regions = training_truth(t)
+            labels, reg = self.targets_for(anchors, gt_boxes, size, regions)
             pos, neg = sample_balanced(labels, self.batch_size_per_image, self.positive_fraction)
             idx = torch.cat([pos, neg])
             obj_l.append(objectness[i, idx])

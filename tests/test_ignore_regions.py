@@ -1,0 +1,154 @@
+"""Crowd and difficult boxes in training: never a positive, and what lies mostly inside them is no negative
+either — in the RPN's anchor labels, the head's RoI sampling, R-CNN's crops, and the explorer's views of both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.annotation_model import AnnotationModel
+from app.canvas import Canvas
+from app.stages.anchors.controller import AnchorsStage
+from app.stages.detector_session import DetectorSession
+from app.stages.roi_sampling.stage import counts_text, sample_job
+from models.data.annotations.model import Annotation, BoxObject
+from models.data.io import DecodedImage
+from models.detection.anchors import IGNORED, NEGATIVE, POSITIVE, AnchorGenerator, inside_image, label_anchors
+from models.detection.detectors import build_detector
+from models.detection.detectors.roi_heads import sample_rois
+from models.detection.ignore_regions import IGNORE_REGION_IOF, ignore_inside, inside_share, training_truth
+
+CROWD = [0.0, 100.0, 320.0, 240.0]  # a strip of people too dense to box one by one
+PERSON = [20.0, 20.0, 80.0, 90.0]  # an ordinary object outside it
+INSIDE_PERSON = [200.0, 150.0, 240.0, 230.0]  # an ordinary object inside the crowd's box
+
+
+def test_inside_share_is_the_boxs_own_area_inside_a_region() -> None:
+    boxes = torch.tensor([[10.0, 110.0, 30.0, 130.0], [0.0, 80.0, 20.0, 120.0], [0.0, 0.0, 10.0, 10.0]])
+    share = inside_share(boxes, torch.tensor([CROWD]))
+    assert share.tolist() == pytest.approx([1.0, 0.5, 0.0])  # IoU would give the first 400 / 44,800
+    assert inside_share(boxes, torch.zeros(0, 4)).tolist() == [0.0, 0.0, 0.0]
+    labels = torch.tensor([NEGATIVE, NEGATIVE, POSITIVE], dtype=torch.int8)
+    assert ignore_inside(labels, boxes, torch.tensor([CROWD])).tolist() == [IGNORED, NEGATIVE, POSITIVE]
+    assert ignore_inside(labels, boxes, None) is labels
+
+
+def test_training_truth_splits_crowd_and_difficult_boxes_off() -> None:
+    target = {"boxes": torch.tensor([PERSON, CROWD, INSIDE_PERSON]), "labels": torch.tensor([1, 1, 1]),
+              "difficult": torch.tensor([False, True, False])}
+    boxes, labels, regions = training_truth(target)
+    assert boxes.tolist() == [PERSON, INSIDE_PERSON] and labels.tolist() == [1, 1] and regions.tolist() == [CROWD]
+    boxes, labels, regions = training_truth({"boxes": target["boxes"], "labels": target["labels"]})
+    assert len(boxes) == 3 and regions.shape == (0, 4)
+
+
+def test_anchors_inside_a_crowd_are_ignored_and_the_people_in_it_still_matched() -> None:
+    anchors = AnchorGenerator((32, 64), (1.0,), 16)((15, 20))
+    gt = torch.tensor([PERSON, INSIDE_PERSON])
+    plain, _, _ = label_anchors(anchors, gt)
+    labels, matched, _ = label_anchors(anchors, gt, ignore_regions=torch.tensor([CROWD]))
+    inside = inside_share(anchors, torch.tensor([CROWD])) > IGNORE_REGION_IOF
+    assert bool(((plain == NEGATIVE) & inside).any())
+    assert torch.equal(labels[~inside], plain[~inside])  # outside the crowd nothing changes
+    assert not bool((labels[inside] == NEGATIVE).any())  # inside: no negative left
+    assert torch.equal(labels == POSITIVE, plain == POSITIVE)  # the person inside keeps its positives
+    assert bool((matched[inside & (labels == POSITIVE)] == 1).any())
+
+
+def test_the_heads_sampler_takes_no_background_from_a_crowd_and_never_matches_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(400, 2, generator=g) * torch.tensor([280.0, 200.0])
+    proposals = torch.cat([xy, xy + 40], 1)
+    gt = torch.tensor([PERSON, INSIDE_PERSON])
+    s = sample_rois(proposals, gt, batch_size=512, positive_fraction=0.5, ignore_regions=torch.tensor([CROWD]),
+                    generator=torch.Generator().manual_seed(1))
+    plain = sample_rois(proposals, gt, batch_size=512, positive_fraction=0.5,
+                        generator=torch.Generator().manual_seed(1))
+    share = inside_share(s.proposals[s.negative], torch.tensor([CROWD]))
+    assert len(s.negative) and bool((share <= IGNORE_REGION_IOF).all())
+    assert bool((inside_share(plain.proposals[plain.negative], torch.tensor([CROWD])) > IGNORE_REGION_IOF).any())
+    assert len(s.positive) == len(plain.positive) and set(s.matched[s.positive].tolist()) <= {0, 1}
+
+
+def test_a_detector_trains_on_an_image_whose_only_box_is_a_crowd() -> None:
+    torch.manual_seed(0)
+    for generation in ("faster-rcnn", "rcnn"):
+        extra = {"anchor_sizes": (32, 64)} if generation == "faster-rcnn" else {"warp.size": 32}
+        model = build_detector(generation, ["person"], backbone="small", small_width=8, representation_size=32,
+                               min_size=128, max_size=160, **extra).train()
+        image = torch.rand(3, 128, 160)
+        target = {"boxes": torch.tensor([[0.0, 60.0, 160.0, 128.0]]), "labels": torch.tensor([1]),
+                  "difficult": torch.tensor([True]), "proposals": torch.tensor([[10.0, 70.0, 40.0, 120.0],
+                                                                                 [5.0, 5.0, 60.0, 50.0]])}
+        losses = model([image], [target])
+        assert all(torch.isfinite(v) for v in losses.values()), generation
+        sampler = model.sample if generation == "rcnn" else model.roi_heads.sample
+        sampled = sampler(target["proposals"], *training_truth(target))
+        labels = sampled[1]
+        assert (labels == 0).all(), generation  # the crowd is no person
+        if generation == "rcnn":  # the crop inside the crowd is no negative either: only the one outside it
+            assert sampled[0].tolist() == [[5.0, 5.0, 60.0, 50.0]]
+
+
+@pytest.fixture
+def crowd_canvas(qtbot):
+    model = AnnotationModel()
+    canvas = Canvas(model)
+    qtbot.addWidget(canvas)
+    canvas.resize(640, 480)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    session = DetectorSession(canvas)
+    rng = np.random.default_rng(0)
+    canvas.set_image(DecodedImage(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), 320, 240, 1, 320, 240, 1.0))
+    objects = [BoxObject("person", tuple(CROWD), crowd=True), BoxObject("person", tuple(PERSON)),
+               BoxObject("person", tuple(INSIDE_PERSON), difficult=False)]
+    model.set_annotation(Annotation("x.png", 320, 240, 3, objects), 320, 240)
+    return canvas, session
+
+
+def test_the_anchors_view_labels_as_training_does_and_numbers_objects_as_the_image(qtbot, crowd_canvas) -> None:
+    canvas, session = crowd_canvas
+    assert session.gt_ignored().tolist() == [True, False, False]
+    stage = AnchorsStage(canvas, session)
+    try:
+        stage.panel.sizes_edit.setText("32, 64")
+        stage.panel.ratios_edit.setText("1")
+        with qtbot.waitSignal(stage.labelsReady, timeout=10_000):
+            stage.panel.sizes_edit.editingFinished.emit()
+            stage.panel.show_box.setChecked(True)
+        lab = stage.labelling
+        ref = AnchorGenerator((32, 64), (1.0,), 16)((15, 20))
+        expected, _, _ = label_anchors(ref, torch.tensor([PERSON, INSIDE_PERSON]), image_size=(240, 320),
+                                       ignore_regions=torch.tensor([CROWD]))
+        plain, _, _ = label_anchors(ref, torch.tensor([PERSON, INSIDE_PERSON]), image_size=(240, 320))
+        inside = inside_image(ref, 240, 320).numpy()
+        assert np.array_equal(lab.kinds[inside], expected.numpy()[inside])
+        assert int((lab.kinds == NEGATIVE).sum()) < int((plain == NEGATIVE).sum())  # the crowd's are ignored
+        assert lab.best_anchor.shape == (2,)  # the crowd box has no best anchor: it is not matched
+        text = stage.panel.best_label.text()
+        assert "1 crowd or difficult box" in text and "GT 2 person" in text and "GT 3 person" in text
+        assert "GT 1 person" not in text
+    finally:
+        stage.shutdown()
+
+
+def test_the_roi_sampling_view_samples_as_training_does(qtbot, crowd_canvas) -> None:
+    canvas, session = crowd_canvas
+    g = torch.Generator().manual_seed(0)
+    xy = torch.rand(300, 2, generator=g) * torch.tensor([280.0, 200.0])
+    proposals = torch.cat([xy, xy + 40], 1).numpy()
+    boxes, ignored = session.gt_boxes(), session.gt_ignored()
+    params = dict(fg_iou=0.5, bg_iou_high=0.5, bg_iou_low=0.0, batch_size=256, positive_fraction=0.25,
+                  positive_sampling="random", add_gt_as_proposals=True)
+
+    class _Job:
+        def check(self) -> None:
+            pass
+
+    batch = sample_job(_Job(), proposals, boxes[~ignored], params, 3, None, None, (0, 0), boxes[ignored])
+    share = inside_share(torch.from_numpy(batch.candidates[batch.negative]), torch.tensor([CROWD]))
+    assert bool((share <= IGNORE_REGION_IOF).all())
+    text = counts_text(batch, ["person", "person"], np.array([2, 3]), 1)
+    assert "1 crowd or difficult box" in text and "#1:" not in text and "#2:" in text
