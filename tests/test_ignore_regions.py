@@ -130,6 +130,8 @@ def test_the_anchors_view_labels_as_training_does_and_numbers_objects_as_the_ima
         text = stage.panel.best_label.text()
         assert "1 crowd or difficult box" in text and "GT 2 person" in text and "GT 3 person" in text
         assert "GT 1 person" not in text
+        assert stage.layer._gt_numbers.tolist() == [2, 3]  # the best anchors' labels number them so too
+        canvas.viewport().grab()
     finally:
         stage.shutdown()
 

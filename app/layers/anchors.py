@@ -109,6 +109,7 @@ class AnchorLayer(CachedOverlayLayer):
         self._centres = np.zeros((0, 2), np.float32)
         self._cell_kinds = np.zeros(0, np.int8)
         self._best = np.zeros(0, np.int64)
+        self._gt_numbers = np.zeros(0, np.int64)
         self._best_iou = np.zeros(0, np.float32)
         self._mode = MODE_DOTS
         self._shown_kinds: set[int] = set(KINDS)
@@ -152,8 +153,10 @@ class AnchorLayer(CachedOverlayLayer):
         return set(self._shown_kinds)
 
     def set_anchors(self, boxes: np.ndarray, kinds: np.ndarray, centres: np.ndarray, cell_kinds: np.ndarray,
-                    best: np.ndarray, best_iou: np.ndarray, grid: tuple[int, int, int] | None = None) -> None:
-        """New anchors (scene pixels), their kinds, cell centres with their kinds, each GT's best anchor.
+                    best: np.ndarray, best_iou: np.ndarray, grid: tuple[int, int, int] | None = None,
+                    gt_numbers: np.ndarray | None = None) -> None:
+        """New anchors (scene pixels), their kinds, cell centres with their kinds, each GT's best anchor and
+        the number the image gives that GT (default 1, 2, ...: crowd boxes are not matched, so not numbered).
 
         ``grid`` = (rows, columns, anchors per cell) when the boxes are a full anchor grid in the model's order
         (cell-major): the boxes mode then draws merged edge lines instead of one rectangle per anchor.
@@ -167,6 +170,8 @@ class AnchorLayer(CachedOverlayLayer):
         self._cell_kinds = np.asarray(cell_kinds, np.int8).reshape(-1)
         self._best = np.asarray(best, np.int64).reshape(-1)
         self._best_iou = np.asarray(best_iou, np.float32).reshape(-1)
+        self._gt_numbers = (np.arange(1, self._best.size + 1) if gt_numbers is None or len(gt_numbers) != self._best.size
+                            else np.asarray(gt_numbers, np.int64).reshape(-1))
         self._cell = np.zeros(0, np.int64)
         self._cell_rect = None
         self._chosen = -1
@@ -277,7 +282,8 @@ class AnchorLayer(CachedOverlayLayer):
             gt_of = np.flatnonzero(self._best >= 0)
             # Labelled inside the bottom edge: the top-left corner is where the GT box's own label sits.
             paint_labels(painter, [(float(boxes[i, 0]), float(boxes[i, 3])) for i in keep],
-                         [f"best for GT {gt_of[i] + 1} · IoU {self._best_iou[gt_of[i]]:.2f}" for i in keep],
+                         [f"best for GT {self._gt_numbers[gt_of[i]]} · IoU {self._best_iou[gt_of[i]]:.2f}"
+                          for i in keep],
                          [BEST_COLOR] * keep.size)
 
 

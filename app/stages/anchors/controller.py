@@ -212,7 +212,7 @@ class AnchorsStage(Stage):
         self._view = view
         lab = view.labelling
         self.layer.set_anchors(view.boxes, lab.kinds, view.centres, view.cell_kinds, lab.best_anchor, lab.best_iou,
-                               (*lab.feature_size, lab.per_cell))
+                               (*lab.feature_size, lab.per_cell), view.gt_index + 1)
         self.panel.set_counts(lab.counts(), int(lab.kinds.size), lab.feature_size, lab.per_cell)
         self._show_best()
         fs = lab.feature_size
