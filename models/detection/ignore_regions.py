@@ -58,9 +58,12 @@ def ignore_inside(labels: Tensor, boxes: Tensor, regions: Tensor | None,
 
 def training_truth(target: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
     """``(boxes, labels, regions)`` a detector trains on from a dataset target: the ordinary objects, and the
-    crowd or difficult ones (``target["difficult"]``) as regions to ignore. A target without the flag has none."""
+    crowd or difficult ones (``target["difficult"]``) as regions to ignore. A target without the flag has none;
+    one without ``labels`` (the class-agnostic RPN needs none) counts every box as class 1."""
     boxes = torch.as_tensor(target["boxes"]).reshape(-1, 4)
-    labels = torch.as_tensor(target["labels"]).reshape(-1)
+    labels = target.get("labels")
+    labels = (torch.ones(boxes.shape[0], dtype=torch.int64, device=boxes.device) if labels is None
+              else torch.as_tensor(labels).reshape(-1))
     flags = target.get("difficult")
     if flags is None:
         return boxes, labels, boxes[:0]
