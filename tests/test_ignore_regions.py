@@ -72,23 +72,80 @@ def test_the_heads_sampler_takes_no_background_from_a_crowd_and_never_matches_it
 
 
 def test_a_detector_trains_on_an_image_whose_only_box_is_a_crowd() -> None:
+    """A crowd box over the whole image leaves nothing to sample: zero losses that still backpropagate (no
+    crash, no NaN that would stop the run as diverged); a crowd over part of it is no person either."""
     torch.manual_seed(0)
-    for generation in ("faster-rcnn", "rcnn"):
-        extra = {"anchor_sizes": (32, 64)} if generation == "faster-rcnn" else {"warp.size": 32}
+    image = torch.rand(3, 128, 160)
+    proposals = torch.tensor([[10.0, 70.0, 40.0, 120.0], [5.0, 5.0, 60.0, 50.0]])
+    for generation in ("faster-rcnn", "fast-rcnn", "rcnn"):
+        extra = {"anchor_sizes": (32, 64)} if generation == "faster-rcnn" else {}
+        if generation == "rcnn":
+            extra = {"warp.size": 32}
         model = build_detector(generation, ["person"], backbone="small", small_width=8, representation_size=32,
                                min_size=128, max_size=160, **extra).train()
-        image = torch.rand(3, 128, 160)
-        target = {"boxes": torch.tensor([[0.0, 60.0, 160.0, 128.0]]), "labels": torch.tensor([1]),
-                  "difficult": torch.tensor([True]), "proposals": torch.tensor([[10.0, 70.0, 40.0, 120.0],
-                                                                                 [5.0, 5.0, 60.0, 50.0]])}
-        losses = model([image], [target])
-        assert all(torch.isfinite(v) for v in losses.values()), generation
-        sampler = model.sample if generation == "rcnn" else model.roi_heads.sample
-        sampled = sampler(target["proposals"], *training_truth(target))
-        labels = sampled[1]
-        assert (labels == 0).all(), generation  # the crowd is no person
-        if generation == "rcnn":  # the crop inside the crowd is no negative either: only the one outside it
-            assert sampled[0].tolist() == [[5.0, 5.0, 60.0, 50.0]]
+        for crowd, only_background in (([0.0, 0.0, 160.0, 128.0], False), ([0.0, 60.0, 160.0, 128.0], True)):
+            target = {"boxes": torch.tensor([crowd]), "labels": torch.tensor([1]),
+                      "difficult": torch.tensor([True]), "proposals": proposals}
+            losses = model([image], [target])
+            total = sum(losses.values())
+            assert all(torch.isfinite(v) for v in losses.values()), (generation, crowd)
+            total.backward()
+            sampler = model.sample if generation == "rcnn" else model.roi_heads.sample
+            sampled = sampler(proposals, *training_truth(target))
+            assert (sampled[1] == 0).all(), generation  # the crowd is no person
+            if only_background and generation == "rcnn":  # the crop inside the crowd is no negative either
+                assert sampled[0].tolist() == [[5.0, 5.0, 60.0, 50.0]]
+
+
+def test_a_box_around_a_small_difficult_object_is_no_background() -> None:
+    """IoU 0.69 with a difficult box, but only 0.69 of the RoI inside it: not a negative of a stage whose
+    background ends at IoU 0.5 (it would be a positive were the box an ordinary object)."""
+    region, roi = torch.tensor([[0.0, 0.0, 100.0, 100.0]]), torch.tensor([[0.0, 0.0, 120.0, 120.0]])
+    assert float(inside_share(roi, region)[0]) < IGNORE_REGION_IOF
+    s = sample_rois(roi, torch.zeros(0, 4), add_gt_as_proposals=False, ignore_regions=region)
+    assert s.labels.tolist() == [IGNORED] and len(s.negative) == 0
+    far = torch.tensor([[0.0, 0.0, 300.0, 300.0]])  # IoU 0.11, a ninth inside: background as before
+    assert sample_rois(far, torch.zeros(0, 4), add_gt_as_proposals=False, ignore_regions=region).labels.tolist() == [0]
+
+
+def test_rcnns_svm_stage_skips_an_image_with_nothing_left() -> None:
+    torch.manual_seed(0)
+    model = build_detector("rcnn", ["person"], backbone="small", small_width=8, representation_size=32,
+                           min_size=128, max_size=160, **{"warp.size": 32}).eval()
+    pixels = (np.random.default_rng(0).random((128, 160, 3)) * 255).astype(np.uint8)
+
+    def nothing():  # only a crowd box, every proposal inside it: the loader leaves nothing
+        return pixels, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros((0, 4), np.float32)
+
+    def person():
+        return (pixels, np.array([[10, 10, 60, 60]], np.float32), np.array([1]),
+                np.array([[5, 5, 50, 50], [80, 80, 150, 120]], np.float32))
+
+    stats = model.fit_classifiers([nothing, person])
+    assert stats and all(np.isfinite(list(stats.values())))
+
+
+def test_crops_keep_what_shows_of_a_crowd_and_centre_on_ordinary_objects() -> None:
+    from models.data.augmentation import CropWindow, crop_boxes, draw_crop
+
+    boxes = np.array([[0, 0, 100, 40], [150, 150, 190, 190]], np.float32)  # a crowd strip, a person
+    window = CropWindow(60, 20, 200, 200)  # the crowd's centre (50, 20) falls outside
+    kept = crop_boxes(boxes, window, keep_centres=np.array([False, True]))[1]
+    assert kept.tolist() == [True, True]
+    assert crop_boxes(boxes, window)[1].tolist() == [False, True]  # by centre, as objects are
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # a crop drawn for the ordinary boxes always keeps the person
+        w = draw_crop(rng, 200, 200, boxes[1:], 0.3)
+        assert w is None or crop_boxes(boxes[1:], w)[1].all()
+
+
+def test_classification_and_localisation_does_not_learn_a_crowd_as_its_object() -> None:
+    from models.detection.cls_loc_targets import choose_object
+
+    boxes = np.array([[0, 0, 300, 100], [10, 10, 50, 90]], np.float32)
+    assert choose_object(boxes, np.array([1, 1])) == 0  # the largest
+    assert choose_object(boxes, np.array([1, 1]), np.array([True, False])) == 1
+    assert choose_object(boxes[:1], np.array([1]), np.array([True])) is None
 
 
 @pytest.fixture
@@ -154,3 +211,34 @@ def test_the_roi_sampling_view_samples_as_training_does(qtbot, crowd_canvas) -> 
     assert bool((share <= IGNORE_REGION_IOF).all())
     text = counts_text(batch, ["person", "person"], np.array([2, 3]), 1)
     assert "1 crowd or difficult box" in text and "#1:" not in text and "#2:" in text
+
+
+def test_the_augmentation_preview_names_the_ignored_boxes() -> None:
+    from models.data.training_data import AugmentationDraws
+    from models.detection.augmentation_preview import AugmentedView
+
+    draws = AugmentationDraws(False, 0, 512, None, None, None)
+    view = AugmentedView(1, np.zeros((8, 8, 3), np.uint8), np.zeros((3, 4), np.float32),
+                         ["person", "person (ignored)", "person"], draws, (8, 8), 1)
+    assert view.caption().endswith("3 boxes (1 ignored: crowd or difficult)")
+
+
+def test_the_models_trace_labels_its_anchors_with_the_crowd_ignored() -> None:
+    from app.stages.model.jobs import trace_job
+
+    class _Job:
+        def check(self) -> None:
+            pass
+
+    torch.manual_seed(0)
+    model = build_detector("faster-rcnn", ["person"], backbone="small", small_width=8, anchor_sizes=(32, 64),
+                           anchor_ratios=(1.0,), representation_size=32, min_size=240, max_size=320).eval()
+    pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([CROWD, PERSON, INSIDE_PERSON], np.float32)
+    trace = trace_job(_Job(), None, model, pixels, 1.0, boxes, 0.05, np.array([True, False, False])).trace
+    anchors = trace.anchors.boxes
+    expected, _, _ = label_anchors(anchors, torch.tensor([PERSON, INSIDE_PERSON]), image_size=(240, 320),
+                                   ignore_regions=torch.tensor([CROWD]))
+    assert torch.equal(trace.anchors.labels, expected)
+    plain = trace_job(_Job(), None, model, pixels, 1.0, boxes[1:], 0.05).trace.anchors.labels
+    assert int((trace.anchors.labels == NEGATIVE).sum()) < int((plain == NEGATIVE).sum())

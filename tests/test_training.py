@@ -263,6 +263,18 @@ def test_train_command_takes_a_class_filter_and_a_backbone_learning_rate(tiny_se
                  "--quiet", "--processes", "1"]) == 2
 
 
+def test_a_resumed_config_keeps_the_recipe_and_takes_this_machines_and_this_invocations_bounds(tmp_path) -> None:
+    from models.detection.presets import resumed_train_config
+
+    saved = TrainConfig(data=str(tmp_path / "d"), out="o.pt", optimizer="adamw", lr=0.002, time_budget_s=850.0,
+                        max_steps=10, threads=3, device="cuda", images_dir="imgs", epochs=9).to_dict()
+    config = resumed_train_config(saved, "o.pt", str(tmp_path / "." / "d"), "o.pt", {"epochs": 12})
+    assert (config.optimizer, config.lr, config.epochs, config.resume) == ("adamw", 0.002, 12, "o.pt")
+    assert (config.time_budget_s, config.max_steps, config.threads, config.device) == (None, None, None, "auto")
+    assert config.images_dir == "imgs"  # the same data, however spelt
+    assert resumed_train_config(saved, "o.pt", str(tmp_path / "other"), "o.pt").images_dir is None
+
+
 def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, capsys) -> None:
     """``--resume`` alone continues the run as it was saved (optimiser, rate, augmentation, classes), not the
     paper's defaults; flags given win; the step cap of the first run does not stop the second at once."""
@@ -289,6 +301,11 @@ def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, ca
     assert payload["config"]["zoom_out_max"] == 1.5 and payload["class_names"] == ["circle", "square"]
     assert main(resume + ["--processes", "1"]) == 2  # all its epochs done: says how to go on
     assert "has trained 2 epochs already; --epochs above 2" in capsys.readouterr().err
+    # The detector is the checkpoint's: a flag that would change it is refused, not silently dropped.
+    assert main(resume + ["--epochs", "3", "--anchor-sizes", "8,16"]) == 2
+    assert "keeps the detector it was saved with (rpn.anchor_sizes" in capsys.readouterr().err
+    assert main(resume + ["--epochs", "3", "--generation", "rcnn"]) == 2
+    assert "holds a faster-rcnn model" in capsys.readouterr().err
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert main(["train", "--resume", str(tmp_path / "junk.pt"), "--data", str(tiny_set), "--out",
                  str(tmp_path / "y.pt"), "--quiet"]) == 2

@@ -288,9 +288,11 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
         from models.detection.checkpoints import CheckpointError, load_checkpoint
 
         try:
-            saved = dict(load_checkpoint(args.resume).get("config") or {})
+            payload = load_checkpoint(args.resume)
         except CheckpointError as exc:
             raise ValueError(str(exc)) from exc
+        saved = dict(payload.get("config") or {})
+        args.resume_epoch = int(payload.get("epoch", 0) or 0)  # read once: run() checks it
         config = resumed_train_config(saved, args.resume, args.data, args.out, overrides)
         choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
     else:
@@ -354,7 +356,8 @@ def run(command: str, argv: list[str]) -> int:
     if args.print_config:
         print(format_settings(config))
         return 0
-    done = _epochs_done(args.resume)
+    done = getattr(args, "resume_epoch", None) if args.resume else None
+    done = _epochs_done(args.resume) if done is None else done
     if done is not None and done >= config.epochs:
         print(f"train: {args.resume} has trained {done} epochs already; --epochs above {done} trains it further",
               file=sys.stderr)

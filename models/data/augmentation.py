@@ -143,16 +143,19 @@ def centres_inside(boxes: np.ndarray, window: CropWindow) -> np.ndarray:
     return (cx >= window.x0) & (cx < window.x1) & (cy >= window.y0) & (cy < window.y1)
 
 
-def crop_boxes(boxes: np.ndarray, window: CropWindow, keep_centres: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def crop_boxes(boxes: np.ndarray, window: CropWindow,
+               keep_centres: bool | np.ndarray = True) -> tuple[np.ndarray, np.ndarray]:
     """``boxes`` in the window's pixels, clipped to it, and the mask of the boxes kept: those whose centre
-    lies inside (``keep_centres``; external proposals use ``False``: every box that still covers a pixel)."""
+    lies inside (``keep_centres``; external proposals use ``False``: every box that still covers a pixel; a
+    per-box mask applies the centre rule to its True rows only: crowd and difficult boxes, regions training
+    ignores, are kept wherever a part of them shows)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     shifted = boxes - np.array([window.x0, window.y0, window.x0, window.y0], np.float32)
     clipped = np.stack([np.clip(shifted[:, 0], 0, window.width), np.clip(shifted[:, 1], 0, window.height),
                         np.clip(shifted[:, 2], 0, window.width), np.clip(shifted[:, 3], 0, window.height)], 1)
     keep = (clipped[:, 2] - clipped[:, 0] >= 1.0) & (clipped[:, 3] - clipped[:, 1] >= 1.0)
-    if keep_centres:
-        keep &= centres_inside(boxes, window)
+    by_centre = np.broadcast_to(np.asarray(keep_centres, bool), keep.shape)
+    keep &= ~by_centre | centres_inside(boxes, window)
     return clipped[keep], keep
 
 

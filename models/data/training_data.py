@@ -210,7 +210,8 @@ class DetectionDataset(Dataset):
         size = int(self.train_sizes[int(rng.integers(len(self.train_sizes)))]) if self.train_sizes else self.min_size
         window = None
         if self.crop_prob > 0.0 and rng.random() < self.crop_prob and t.width > 0 and t.height > 0:
-            window = augmentation.draw_crop(rng, t.width, t.height, t.boxes, self.crop_min_side)
+            # around an ordinary object: a crowd or difficult box is no object to keep in view
+            window = augmentation.draw_crop(rng, t.width, t.height, t.boxes[~t.difficult], self.crop_min_side)
         jitter = augmentation.draw_colour_jitter(rng, self.colour_jitter) if self.colour_jitter > 0.0 else None
         zoom = None
         if self.zoom_out_prob > 0.0 and rng.random() < self.zoom_out_prob and t.width > 0 and t.height > 0:
@@ -235,7 +236,7 @@ class DetectionDataset(Dataset):
             px = augmentation.crop_pixels(px, window, img.scale)
             shown = augmentation.covered_window(window, img.scale)  # what those pixels cover, exactly
             h, w = shown.height, shown.width
-            boxes, kept = augmentation.crop_boxes(boxes, shown)
+            boxes, kept = augmentation.crop_boxes(boxes, shown, keep_centres=~difficult)
             labels, difficult = labels[kept], difficult[kept]
             if external is not None:
                 external = augmentation.crop_boxes(external, shown, keep_centres=False)[0]

@@ -31,6 +31,8 @@ class AugmentedView:
     draws: AugmentationDraws
     #: The original image's size (width, height), to say how much a crop kept.
     original_size: tuple[int, int]
+    #: How many of ``boxes`` are crowd or difficult: regions training ignores, named "(ignored)".
+    ignored: int = 0
 
     def caption(self) -> str:
         """One line: what this epoch did to the image (the preview's label)."""
@@ -48,7 +50,8 @@ class AugmentedView:
         if d.jitter is not None:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
-        parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es"))
+        parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es")
+                     + (f" ({self.ignored} ignored: crowd or difficult)" if self.ignored else ""))
         return ", ".join(parts)
 
 
@@ -71,7 +74,9 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
         draws = dataset.draws(0)
         if draws.window is not None and target["crop"] is None:  # not applied: the file changed size since
             draws = dataclasses.replace(draws, window=None)
+        ignored = target["difficult"].numpy().astype(bool)
         views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
-                                   [names[int(k) - 1] for k in labels], draws,
-                                   (int(target0.width), int(target0.height))))
+                                   [names[int(k) - 1] + (" (ignored)" if skip else "")
+                                    for k, skip in zip(labels, ignored, strict=True)], draws,
+                                   (int(target0.width), int(target0.height)), int(ignored.sum())))
     return views

@@ -117,7 +117,8 @@ def evaluate_cls_loc_model(model: Any, source: Any, indices: Sequence[int],
         problems.extend(msgs)
         det = model.predict([img.pixels], score_threshold=0.0)[0]
         boxes = det.boxes / img.scale if img.scale != 1.0 else det.boxes
-        pairs.append(((t.boxes, t.labels), (boxes, det.scores, det.labels)))
+        ordinary = ~np.asarray(t.difficult, bool)  # a crowd or difficult box is not "the object" to find
+        pairs.append(((t.boxes[ordinary], t.labels[ordinary]), (boxes, det.scores, det.labels)))
         if progress is not None:
             progress((k + 1) / max(1, len(indices)), f"image {k + 1}/{len(indices)}")
     return evaluate_cls_loc(pairs, names), problems

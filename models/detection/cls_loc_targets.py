@@ -50,13 +50,21 @@ def cls_loc_loss(class_logits: Tensor, box_outputs: Tensor, labels: Tensor, box_
     return {"loss_classifier": alpha * ce, "loss_box_l2": (1.0 - alpha) * l2}
 
 
-def choose_object(boxes: np.ndarray | Tensor, labels: np.ndarray | Tensor) -> int | None:
-    """Index of the object a one-object model learns from: the largest box (ties: the first). None when the
-    image has no box (it cannot be trained on: there is no "nothing" class)."""
+def choose_object(boxes: np.ndarray | Tensor, labels: np.ndarray | Tensor,
+                  ignored: np.ndarray | Tensor | None = None) -> int | None:
+    """Index of the object a one-object model learns from: the largest box (ties: the first) that is not
+    ``ignored`` (crowd or difficult: no one object). None when the image has no such box (it cannot be trained
+    on: there is no "nothing" class)."""
     b = boxes.detach().cpu().numpy() if isinstance(boxes, Tensor) else np.asarray(boxes, np.float64)
+    b = b.reshape(-1, 4)
     if b.shape[0] == 0:
         return None
     area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    if ignored is not None:
+        skip = ignored.detach().cpu().numpy() if isinstance(ignored, Tensor) else np.asarray(ignored)
+        area = np.where(skip.reshape(-1).astype(bool), -1.0, area)
+        if area.max() < 0:
+            return None
     return int(np.argmax(area))
 
 

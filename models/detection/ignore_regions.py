@@ -5,7 +5,8 @@ to expect as ``difficult``. Evaluation ignores both (a detection on one is neith
 must not teach either answer there: trained as an object, a crowd box (594×225 px over 13 people in a
 coco_tiny photo) teaches the RPN and the head that a strip of many people is one person; dropped, its people
 would be taught as background. So a crowd or difficult box is never a positive, and an anchor or RoI lying
-mostly inside one (more than 0.7 of its own area) is not sampled as a negative either; an anchor or RoI that
+mostly inside one (more than 0.7 of its own area), or overlapping one as much as the stage lets a negative
+overlap an object, is not sampled as a negative either; an anchor or RoI that
 matches an ordinary object stays a positive wherever it lies. Detectron (Girshick et al.) leaves crowd boxes
 out of the targets and filters the RoIs inside them at the same 0.7 (``TRAIN.CROWD_FILTER_THRESH``, there
 positives too); torchvision's and Detectron2's COCO loaders simply drop crowd boxes, which teaches the people
@@ -19,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from models.boxes import box_iou
 
 #: A negative anchor or RoI lying more than this share of its own area inside an ignored region is left out
 #: of the loss (Detectron's crowd filter threshold).
@@ -42,13 +45,19 @@ def inside_share(boxes: Tensor, regions: Tensor) -> Tensor:
     return (inter / area.clamp(min=1e-6)[:, None]).max(dim=1).values
 
 
-def ignore_inside(labels: Tensor, boxes: Tensor, regions: Tensor | None,
+def ignore_inside(labels: Tensor, boxes: Tensor, regions: Tensor | None, negative_iou: float | None = None,
                   iof: float = IGNORE_REGION_IOF) -> Tensor:
-    """``labels`` (1 object, 0 background, -1 ignored) with every background box lying more than ``iof`` of
-    its area inside one of ``regions`` set to ignored; positives stay. A new tensor where anything changes."""
+    """``labels`` (1 object, 0 background, -1 ignored) with every background box set to ignored that lies
+    more than ``iof`` of its area inside one of ``regions``, or overlaps one at IoU ≥ ``negative_iou`` (the
+    stage's bound for background: a box that would be no negative were the region an object, such as a box
+    around a small difficult object); positives stay. A new tensor where anything changes."""
     if regions is None or regions.numel() == 0 or labels.numel() == 0:
         return labels
-    inside = (labels == _NEGATIVE) & (inside_share(boxes, regions) > iof)
+    near = inside_share(boxes, regions) > iof
+    if negative_iou is not None:
+        near |= box_iou(boxes.float().reshape(-1, 4), regions.to(boxes).float().reshape(-1, 4)).max(dim=1).values \
+            >= negative_iou
+    inside = (labels == _NEGATIVE) & near
     if not bool(inside.any()):
         return labels
     out = labels.clone()

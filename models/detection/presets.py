@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_type_hints
 
 from models.detection.config import DetectorConfig, resolve_name
@@ -323,9 +324,22 @@ def train_config_from_preset(name: str, data: str, out: str, overrides: dict[str
                            overrides)
 
 
-#: Fields of a saved run that say how the machine it ran on ran it: a resumed run takes them from where it
-#: runs now (the step cap would otherwise stop it at once: progressive resizing's first phase ends there).
-_RUN_MACHINE = ("device", "threads", "num_workers", "max_steps")
+#: Fields of a saved run that say how the machine it ran on ran it, or bound one invocation: a resumed run
+#: takes them from where it runs now (the step cap would otherwise stop it at once: progressive resizing's
+#: first phase ends there; a time budget is per run, given again to bound the next).
+_RUN_MACHINE = ("device", "threads", "num_workers", "max_steps", "time_budget_s")
+#: The detector settings a resumed run may change: its size (progressive resizing). The rest is the
+#: checkpoint's, as the loop rebuilds the model from it.
+_RESUMABLE_DETECTOR = {"min_size", "max_size", "input.min_size", "input.max_size"}
+
+
+def _same_path(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    try:
+        return Path(str(a)).resolve() == Path(str(b)).resolve()
+    except OSError:
+        return str(a) == str(b)
 
 
 def resumed_train_config(saved: Mapping[str, Any], checkpoint: str, data: str, out: str,
@@ -334,10 +348,19 @@ def resumed_train_config(saved: Mapping[str, Any], checkpoint: str, data: str, o
     ``data`` into ``out``: its recipe as it was saved (optimiser, schedule, augmentation, classes, images), this
     machine's defaults for how it runs, then ``overrides``. Without this a resumed run fell back to the paper's
     settings for every field not given again (a fine-tuned run resumed with SGD at 0.01 and no augmentation).
-    A config that is not one of ours raises :class:`ConfigError`."""
+    A config that is not one of ours, or an override of the detector itself (its generation, backbone, anchors,
+    head: the checkpoint's weights fix them; only the size may change), raises :class:`ConfigError`."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
+    generation = str(saved.get("generation", "faster-rcnn"))
+    for key, value in (overrides or {}).items():
+        name = key[len("training."):] if key.startswith("training.") else key
+        if name == "generation" and str(value) != generation:
+            raise ConfigError(f"{checkpoint} holds a {generation} model; a {value} is a new run (no --resume)")
+        if name != "generation" and (name not in known or name in MIRRORED) and key not in _RESUMABLE_DETECTOR:
+            raise ConfigError(f"{checkpoint}: a resumed run keeps the detector it was saved with ({key} cannot "
+                              "change); the training settings and the size (--min-size, --max-size) can")
     fields = {k: v for k, v in dict(saved).items() if k in known and k not in _RUN_MACHINE}
-    if str(data) != str(saved.get("data")):  # another copy of the data: its images are where it says
+    if not _same_path(data, saved.get("data")):  # another copy of the data: its images are where it says
         fields.pop("images_dir", None)
     fields.update(data=str(data), out=str(out), resume=str(checkpoint))
     try:

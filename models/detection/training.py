@@ -158,21 +158,26 @@ def _attach_proposals(model: torch.nn.Module, dataset: Any, config: TrainConfig,
 def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> None:
     """R-CNN's last stage after fine-tuning: SVMs and box regressors on the CNN codes of the training set
     (unflipped images, their cached proposals); "proposals"-style progress events named in ``message``."""
+    from models.boxes import box_iou
     from models.data.io import read_image
-    from models.detection.ignore_regions import IGNORE_REGION_IOF, inside_share
+    from models.detection.ignore_regions import ignore_inside
 
     def loader(t):  # noqa: ANN001, ANN202 - ImageTargets
         def load():  # noqa: ANN202
             dec = read_image(t.path)
             s = np.float32(dec.scale)
-            # Crowd and difficult boxes are no SVM positives, and the proposals lying mostly inside one no
-            # negatives (models/detection/ignore_regions.py): such proposals are left out.
+            # Crowd and difficult boxes are no SVM positives, and a proposal that would be a negative but lies
+            # in one is none either (models/detection/ignore_regions.py): such proposals are left out.
             ordinary = ~np.asarray(t.difficult, bool)
             props = dataset.proposals[t.index]
-            if not ordinary.all():
-                inside = inside_share(torch.from_numpy(np.asarray(props, np.float32)),
-                                      torch.from_numpy(np.asarray(t.boxes, np.float32)[~ordinary])).numpy()
-                props = props[inside <= IGNORE_REGION_IOF]
+            if not ordinary.all() and len(props):
+                boxes = torch.from_numpy(np.asarray(t.boxes, np.float32).reshape(-1, 4))
+                candidates = torch.from_numpy(np.asarray(props, np.float32).reshape(-1, 4))
+                best = box_iou(boxes[ordinary], candidates).max(dim=0).values if ordinary.any() else \
+                    torch.zeros(len(candidates))
+                labels = (best >= model.svm_negative_iou).to(torch.int8)  # 0: would be a negative
+                labels = ignore_inside(labels, candidates, boxes[~ordinary], model.svm_negative_iou)
+                props = props[(labels >= 0).numpy()]
             return dec.pixels, t.boxes[ordinary] * s, t.labels[ordinary], props * s
         return load
 

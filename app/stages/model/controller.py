@@ -279,7 +279,7 @@ class ModelStage(FolderInference, Stage):
         token = (id(decoded), id(model))
         self.panel.set_status(f"Running {self._model_name()} on the image…")
         return self.trace_runner.request(token, model, decoded.pixels, float(decoded.scale),
-                                         self.session.gt_boxes(), LOW_SCORE_THRESHOLD)
+                                         self.session.gt_boxes(), LOW_SCORE_THRESHOLD, self.session.gt_ignored())
 
     def _on_trace(self, result: TraceResult) -> None:
         if result.token != (id(self.session.decoded), id(self.session.model)):

@@ -14,6 +14,7 @@ so every job calls :func:`limit_torch_threads` first.
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +118,10 @@ class TraceResult:
 
 
 def trace_job(job: Job, token: object, model: Any, pixels: np.ndarray, pixel_scale: float,
-              gt_boxes: np.ndarray | None, score_threshold: float = LOW_SCORE_THRESHOLD) -> TraceResult:
-    """``model.trace`` on one image with its ground truth (anchor labels need it).
+              gt_boxes: np.ndarray | None, score_threshold: float = LOW_SCORE_THRESHOLD,
+              gt_ignored: np.ndarray | None = None) -> TraceResult:
+    """``model.trace`` on one image with its ground truth (anchor labels need it; ``gt_ignored`` marks the
+    crowd and difficult boxes, which label the anchors as regions to ignore, as training does).
 
     ``pixels`` may be a reduced preview (``pixel_scale`` = its pixels per displayed pixel, as
     ``DecodedImage.scale``); ``gt_boxes`` are in displayed pixels and are brought to the preview's. The trace
@@ -129,11 +132,17 @@ def trace_job(job: Job, token: object, model: Any, pixels: np.ndarray, pixel_sca
     job.check()
     scale = float(pixel_scale) if pixel_scale and pixel_scale > 0 else 1.0
     gt = None
+    extra: dict[str, Any] = {}
     if gt_boxes is not None and len(gt_boxes):
         gt = np.asarray(gt_boxes, np.float32).reshape(-1, 4) * np.float32(scale)
+        ignored = np.zeros(len(gt), bool) if gt_ignored is None else np.asarray(gt_ignored, bool).reshape(-1)
+        if ignored.shape == (len(gt),) and ignored.any():
+            if "ignore_regions" in inspect.signature(model.trace).parameters:  # the generations that label anchors
+                extra["ignore_regions"] = gt[ignored]
+            gt = gt[~ignored]
     t0 = time.perf_counter()
     try:
-        trace = model.trace(pixels, gt_boxes=gt, score_threshold=score_threshold)
+        trace = model.trace(pixels, gt_boxes=gt, score_threshold=score_threshold, **extra)
     except Exception as exc:
         if is_out_of_memory(exc):
             raise oom_error(str(getattr(model, "device", "?")), "running the model") from exc

@@ -323,7 +323,7 @@ class ClsLoc(Detector):
         return out
 
     def _losses(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
-        chosen = [(i, choose_object(t["boxes"], t["labels"])) for i, t in enumerate(targets)]
+        chosen = [(i, choose_object(t["boxes"], t["labels"], t.get("difficult"))) for i, t in enumerate(targets)]
         chosen = [(i, k) for i, k in chosen if k is not None]
         if not chosen:  # no image of the batch has an object: nothing to learn, but keep the graph
             zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0

@@ -26,6 +26,14 @@ from models.detection.detectors.rpn import RegionProposalNetwork
 from models.detection.nms import NmsTrace, nms_trace
 
 
+def _to_input(boxes: np.ndarray | None, factors: tuple[float, float]) -> torch.Tensor:
+    """Boxes [N, 4] in original pixels brought to the network input by (y, x) ``factors``; none: [0, 4]."""
+    g = torch.as_tensor(np.asarray(boxes if boxes is not None else np.zeros((0, 4)), np.float32).reshape(-1, 4)).clone()
+    g[:, 0::2] *= factors[1]
+    g[:, 1::2] *= factors[0]
+    return g
+
+
 @dataclass
 class FasterRCNNTrace:
     """Everything between the image and the detections, for the explorer to draw.
@@ -96,11 +104,11 @@ class FasterRCNN(Detector):
 
     @torch.no_grad()
     def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,
-              score_threshold: float | None = None) -> FasterRCNNTrace:
+              score_threshold: float | None = None, ignore_regions: np.ndarray | None = None) -> FasterRCNNTrace:
         """Run one image through every stage and keep each intermediate (eval mode, no gradients).
 
-        ``gt_boxes`` (original pixels) labels the anchors as training would; ``score_threshold`` defaults to
-        the head's own.
+        ``gt_boxes`` (original pixels) labels the anchors as training would, with ``ignore_regions`` (its crowd
+        or difficult boxes, original pixels, not in ``gt_boxes``); ``score_threshold`` defaults to the head's own.
         """
         was_training = self.training
         self.eval()
@@ -112,12 +120,9 @@ class FasterRCNN(Detector):
             rpn = self.rpn(features, sizes, keep_maps=True)
             aset = self.rpn.anchor_generator.anchor_set(tuple(features.shape[-2:]))
             if gt_boxes is not None:
-                g = torch.as_tensor(np.asarray(gt_boxes, np.float32).reshape(-1, 4)).clone()
-                g[:, 0::2] *= factors[1]
-                g[:, 1::2] *= factors[0]
-                label_anchors(aset, g.to(aset.boxes.device), positive_iou=self.rpn.positive_iou,
-                              negative_iou=self.rpn.negative_iou,
-                              image_size=size if self.rpn.ignore_cross_boundary else None)
+                g, regions = (_to_input(b, factors).to(aset.boxes.device) for b in (gt_boxes, ignore_regions))
+                label_anchors(aset, g, positive_iou=self.rpn.positive_iou, negative_iou=self.rpn.negative_iou,
+                              image_size=size if self.rpn.ignore_cross_boundary else None, ignore_regions=regions)
             pre_boxes, pre_scores = rpn.pre_nms[0]
             ptrace = nms_trace(pre_boxes, pre_scores, self.rpn.nms_threshold)
             heads = self.roi_heads

@@ -187,7 +187,7 @@ class RCNN(Detector):
             best, arg = iou.max(0)
             labels = torch.where(best >= self.fg_iou, gt_labels.long()[arg], torch.zeros_like(arg))
             flags = torch.where(labels > 0, POSITIVE, NEGATIVE).to(torch.int8)
-        flags = ignore_inside(flags, boxes, ignore_regions)
+        flags = ignore_inside(flags, boxes, ignore_regions, self.fg_iou)
         pos, neg = sample_balanced(flags, self.crops_per_image, self.positive_fraction)
         idx = torch.cat([pos, neg])
         return boxes[idx], labels[idx]
@@ -204,8 +204,11 @@ class RCNN(Detector):
                 props = torch.as_tensor(t["proposals"]).float().cpu()[: self.proposals_train]
                 gt_boxes, gt_labels, regions = training_truth(t)
                 boxes, lab = self.sample(props, gt_boxes.float().cpu(), gt_labels.cpu(), regions.float().cpu())
-                crops.append(self.warp(image, boxes.to(image.device)))
-                labels.append(lab)
+                if len(boxes):  # none: every candidate lay inside a crowd or difficult box
+                    crops.append(self.warp(image, boxes.to(image.device)))
+                    labels.append(lab)
+            if not crops:  # a zero loss on every weight, so a step (and DDP's all-reduce) still happens
+                return {"cls": sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0}
             logits = self.classifier(self.cnn(torch.cat(crops)))
             return {"cls": F.cross_entropy(logits.float(), torch.cat(labels).to(logits.device))}
         out = []
@@ -276,9 +279,13 @@ class RCNN(Detector):
         gt_codes, gt_labels, prop_codes, prop_best, prop_iou_cls, reg_x, reg_y, reg_cls = [], [], [], [], [], [], [], []
         for n, load in enumerate(samples, 1):
             image, gt, labels, props = load()
-            props = np.asarray(props, np.float32)[: self.proposals_train]
+            props = np.asarray(props, np.float32).reshape(-1, 4)[: self.proposals_train]
             gt = np.asarray(gt, np.float32).reshape(-1, 4)
             labels = np.asarray(labels, np.int64)
+            if len(gt) + len(props) == 0:  # e.g. only a crowd box, every proposal inside it: nothing to learn
+                if progress is not None:
+                    progress("codes", n, len(samples))
+                continue
             codes = self.codes_of(image, np.concatenate([gt, props])).codes
             gt_codes.append(codes[: len(gt)])
             gt_labels.append(labels)

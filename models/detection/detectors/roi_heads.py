@@ -63,7 +63,8 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
         proposals = torch.cat([proposals, gt_boxes])
     n = int(proposals.shape[0])
     if gt_boxes.numel() == 0:
-        lab = ignore_inside(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions)
+        lab = ignore_inside(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions,
+                            bg_iou_high)
         pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
         return RoiSample(proposals, n_props, torch.zeros(n, device=proposals.device),
                          torch.full((n,), -1, dtype=torch.int64, device=proposals.device), lab, pos, neg)
@@ -71,7 +72,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     matched, lab = match_boxes(iou, fg_iou, bg_iou_high, allow_low_quality=False)
     best = iou.max(dim=0).values
     lab[best < bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
-    lab = ignore_inside(lab, proposals, ignore_regions)
+    lab = ignore_inside(lab, proposals, ignore_regions, bg_iou_high)
     pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
     if positive_sampling == "per_object":
         every = torch.where(lab == POSITIVE)[0]
@@ -181,7 +182,11 @@ class RoIHeads(nn.Module):
 
     def loss(self, class_logits: Tensor, box_deltas: Tensor, labels: Tensor, targets: Tensor) -> dict[str, Tensor]:
         """Softmax cross-entropy over all sampled RoIs; smooth-L1 on the true class's deltas of foreground
-        RoIs, divided by the number of sampled RoIs (background RoIs contribute zero, as in the paper's [u≥1])."""
+        RoIs, divided by the number of sampled RoIs (background RoIs contribute zero, as in the paper's [u≥1]).
+        No RoI at all (every candidate of the batch lay inside a crowd box): zero losses, still on the graph."""
+        if labels.numel() == 0:
+            zero = class_logits.float().sum() * 0.0 + box_deltas.float().sum() * 0.0
+            return {"cls": zero, "box": zero.clone()}
         cls = F.cross_entropy(class_logits.float(), labels)
         fg = torch.where(labels > 0)[0]
         d = box_deltas.float().reshape(box_deltas.shape[0], -1, 4)[fg, labels[fg]]
