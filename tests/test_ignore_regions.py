@@ -213,14 +213,17 @@ def test_the_roi_sampling_view_samples_as_training_does(qtbot, crowd_canvas) -> 
     assert "1 crowd or difficult box" in text and "#1:" not in text and "#2:" in text
 
 
-def test_the_augmentation_preview_names_the_ignored_boxes() -> None:
+def test_the_augmentation_preview_names_the_ignored_boxes(qtbot) -> None:
     from models.data.training_data import AugmentationDraws
     from models.detection.augmentation_preview import AugmentedView
 
     draws = AugmentationDraws(False, 0, 512, None, None, None)
     view = AugmentedView(1, np.zeros((8, 8, 3), np.uint8), np.zeros((3, 4), np.float32),
-                         ["person", "person (ignored)", "person"], draws, (8, 8), 1)
+                         ["person", "person (ignored)", "person"], draws, (8, 8), np.array([False, True, False]))
     assert view.caption().endswith("3 boxes (1 ignored: crowd or difficult)")
+    from app.stages.training.augmentation_dialog import view_pixmap
+
+    assert not view_pixmap(view).isNull()
 
 
 def test_the_models_trace_labels_its_anchors_with_the_crowd_ignored() -> None:

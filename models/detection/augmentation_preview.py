@@ -31,8 +31,11 @@ class AugmentedView:
     draws: AugmentationDraws
     #: The original image's size (width, height), to say how much a crop kept.
     original_size: tuple[int, int]
-    #: How many of ``boxes`` are crowd or difficult: regions training ignores, named "(ignored)".
-    ignored: int = 0
+    #: Which of ``boxes`` are crowd or difficult, [N] bool: regions training ignores, named "(ignored)".
+    ignored: np.ndarray | None = None
+
+    def ignored_count(self) -> int:
+        return 0 if self.ignored is None else int(np.count_nonzero(self.ignored))
 
     def caption(self) -> str:
         """One line: what this epoch did to the image (the preview's label)."""
@@ -51,7 +54,7 @@ class AugmentedView:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
         parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es")
-                     + (f" ({self.ignored} ignored: crowd or difficult)" if self.ignored else ""))
+                     + (f" ({self.ignored_count()} ignored: crowd or difficult)" if self.ignored_count() else ""))
         return ", ".join(parts)
 
 
@@ -78,5 +81,5 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
         views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
                                    [names[int(k) - 1] + (" (ignored)" if skip else "")
                                     for k, skip in zip(labels, ignored, strict=True)], draws,
-                                   (int(target0.width), int(target0.height)), int(ignored.sum())))
+                                   (int(target0.width), int(target0.height)), ignored))
     return views

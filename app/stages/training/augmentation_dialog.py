@@ -19,6 +19,7 @@ from app.layers.image_layer import rgb_to_qimage
 THUMBNAIL = 280
 COLUMNS = 3
 BOX_COLOUR = QColor(255, 200, 0)
+IGNORED_COLOUR = QColor(200, 200, 200)
 
 
 def view_pixmap(view, side: int = THUMBNAIL) -> QPixmap:  # noqa: ANN001 - AugmentedView
@@ -30,9 +31,11 @@ def view_pixmap(view, side: int = THUMBNAIL) -> QPixmap:  # noqa: ANN001 - Augme
                                              Qt.AspectRatioMode.IgnoreAspectRatio,
                                              Qt.TransformationMode.SmoothTransformation)
     painter = QPainter(pixmap)
-    painter.setPen(QPen(BOX_COLOUR, 2))
-    for (x1, y1, x2, y2), name in zip(view.boxes, view.names, strict=True):
+    solid, dashed = QPen(BOX_COLOUR, 2), QPen(IGNORED_COLOUR, 2, Qt.PenStyle.DashLine)
+    ignored = view.ignored if view.ignored is not None else [False] * len(view.names)
+    for (x1, y1, x2, y2), name, skip in zip(view.boxes, view.names, ignored, strict=True):
         rect = QRectF(x1 * scale, y1 * scale, (x2 - x1) * scale, (y2 - y1) * scale)
+        painter.setPen(dashed if skip else solid)  # a crowd or difficult box: a region training ignores
         painter.drawRect(rect)
         painter.drawText(rect.topLeft() + QRectF(0, 0, 0, 12).bottomLeft(), name)
     painter.end()
