@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from models.boxes import box_iou
-from models.detection.ignore_regions import ignore_inside
+from models.detection.ignore_regions import ignore_near
 
 #: Anchor labels (as in torchvision's RPN): 1 object, 0 background, -1 ignored by the loss.
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
@@ -138,8 +138,8 @@ def label_anchors(anchors: Tensor | AnchorSet, gt_boxes: Tensor, *, positive_iou
 
     ``image_size=(height, width)`` ignores anchors crossing the image border (``border`` pixels of slack),
     as the paper does in training; None keeps them all (torchvision's behaviour, used when comparing).
-    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a negative anchor lying mostly inside
-    one, or overlapping one at IoU ≥ ``negative_iou``, is ignored (:mod:`models.detection.ignore_regions`).
+    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a negative anchor overlapping one at
+    IoU ≥ ``negative_iou`` is ignored (:mod:`models.detection.ignore_regions`).
     Given an :class:`AnchorSet`, fills its ``labels``/``matched``/``max_iou`` and returns it; given a tensor,
     returns ``(labels int8 [N], matched int64 [N] (-1 where no GT), max_iou [N])``.
     """
@@ -161,7 +161,7 @@ def label_anchors(anchors: Tensor | AnchorSet, gt_boxes: Tensor, *, positive_iou
         labels[keep] = lab
         matched[keep] = torch.where(lab == POSITIVE, m, torch.full_like(m, -1))
         max_iou[keep] = iou.max(dim=0).values
-    labels = ignore_inside(labels, boxes, ignore_regions, negative_iou)
+    labels = ignore_near(labels, boxes, ignore_regions, negative_iou)
     if isinstance(anchors, AnchorSet):
         anchors.labels, anchors.matched, anchors.max_iou = labels, matched, max_iou
         return anchors

@@ -160,7 +160,7 @@ def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> No
     (unflipped images, their cached proposals); "proposals"-style progress events named in ``message``."""
     from models.boxes import box_iou
     from models.data.io import read_image
-    from models.detection.ignore_regions import ignore_inside
+    from models.detection.ignore_regions import ignore_near
 
     def loader(t):  # noqa: ANN001, ANN202 - ImageTargets
         def load():  # noqa: ANN202
@@ -176,7 +176,7 @@ def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> No
                 best = box_iou(boxes[ordinary], candidates).max(dim=0).values if ordinary.any() else \
                     torch.zeros(len(candidates))
                 labels = (best >= model.svm_negative_iou).to(torch.int8)  # 0: would be a negative
-                labels = ignore_inside(labels, candidates, boxes[~ordinary], model.svm_negative_iou)
+                labels = ignore_near(labels, candidates, boxes[~ordinary], model.svm_negative_iou)
                 props = props[(labels >= 0).numpy()]
             return dec.pixels, t.boxes[ordinary] * s, t.labels[ordinary], props * s
         return load

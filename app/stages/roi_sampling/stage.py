@@ -203,8 +203,8 @@ def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None
     elif not gt_names and not ignored:
         lines.append("no ground truth on this image: every RoI is background")
     if ignored:
-        lines.append(f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object; the RoIs "
-                     "lying mostly inside them are not sampled as background")
+        lines.append(f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object; RoIs overlapping "
+                     f"one at IoU ≥ {p['bg_iou_high']:.2f} are not sampled as background")
     lines.append("<i>A real step samples from the RPN's training-time proposals of an augmented image (flips, "
                  "scale jitter)" + ("; these are the trace's test-time proposals" if b.source == "test" else
                                     "; here the image shown, without augmentation") + ".</i>")

@@ -43,7 +43,7 @@ from models.detection.detectors.base import AugmentationMerge, Detections, Detec
 from models.detection.detectors.fast_rcnn import proposal_params
 from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
-from models.detection.ignore_regions import ignore_inside, training_truth
+from models.detection.ignore_regions import ignore_near, training_truth
 from models.detection.nms import NmsTrace, batched_nms, nms_trace
 from models.detection.svm import fit_ridge, mine_hard_negatives, train_linear_svm
 from models.proposals.cache import ProposalCache
@@ -177,7 +177,7 @@ class RCNN(Detector):
                ignore_regions: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Boxes and labels (0 background) of one image's fine-tuning crops: at most ``crops_per_image``,
         ``positive_fraction`` of them foreground (IoU ≥ ``fg_iou``), ground-truth boxes among the candidates;
-        no background crop lying mostly inside one of ``ignore_regions`` (crowd or difficult boxes)."""
+        no background crop overlapping one of ``ignore_regions`` (crowd or difficult boxes) at IoU ≥ ``fg_iou``."""
         boxes = torch.cat([gt_boxes.float(), proposals.float()]) if gt_boxes.numel() else proposals.float()
         if gt_boxes.numel() == 0:
             labels = torch.zeros(len(boxes), dtype=torch.int64)
@@ -187,7 +187,7 @@ class RCNN(Detector):
             best, arg = iou.max(0)
             labels = torch.where(best >= self.fg_iou, gt_labels.long()[arg], torch.zeros_like(arg))
             flags = torch.where(labels > 0, POSITIVE, NEGATIVE).to(torch.int8)
-        flags = ignore_inside(flags, boxes, ignore_regions, self.fg_iou)
+        flags = ignore_near(flags, boxes, ignore_regions, self.fg_iou)
         pos, neg = sample_balanced(flags, self.crops_per_image, self.positive_fraction)
         idx = torch.cat([pos, neg])
         return boxes[idx], labels[idx]

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from models.boxes import HEAD_STDS, box_iou, clip_boxes, decode, encode, remove_small
 from models.detection.anchors import POSITIVE, match_boxes, sample_balanced, sample_round_robin
 from models.detection.config import RoIHeadConfig
-from models.detection.ignore_regions import ignore_inside, training_truth
+from models.detection.ignore_regions import ignore_near, training_truth
 from models.detection.nms import batched_nms
 from models.detection.roi import roi_align, roi_pool
 
@@ -53,8 +53,8 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     Foreground: IoU ≥ ``fg_iou`` with a GT box; background: best IoU in [``bg_iou_low``, ``bg_iou_high``);
     at most ``batch_size`` RoIs, up to ``positive_fraction`` of them foreground, the rest filled with
     background. ``positive_sampling="per_object"`` takes the foreground in turns from each GT box.
-    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a background RoI lying mostly inside one
-    is not sampled (:mod:`models.detection.ignore_regions`). The one code path of :meth:`RoIHeads.sample`, so
+    ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a background RoI overlapping one at IoU
+    ≥ ``bg_iou_high`` is not sampled (:mod:`models.detection.ignore_regions`). The one code path of :meth:`RoIHeads.sample`, so
     the explorer shows exactly what training does; ``generator`` seeds it.
     """
     gt_boxes = gt_boxes.to(proposals).reshape(-1, 4)
@@ -63,7 +63,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
         proposals = torch.cat([proposals, gt_boxes])
     n = int(proposals.shape[0])
     if gt_boxes.numel() == 0:
-        lab = ignore_inside(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions,
+        lab = ignore_near(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions,
                             bg_iou_high)
         pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
         return RoiSample(proposals, n_props, torch.zeros(n, device=proposals.device),
@@ -72,7 +72,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     matched, lab = match_boxes(iou, fg_iou, bg_iou_high, allow_low_quality=False)
     best = iou.max(dim=0).values
     lab[best < bg_iou_low] = -1  # Fast R-CNN's [0.1, 0.5) background band, when bg_iou_low > 0
-    lab = ignore_inside(lab, proposals, ignore_regions, bg_iou_high)
+    lab = ignore_near(lab, proposals, ignore_regions, bg_iou_high)
     pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
     if positive_sampling == "per_object":
         every = torch.where(lab == POSITIVE)[0]
