@@ -36,3 +36,20 @@ def _collect_cycles_on_the_gui_thread(request):
         collector = sys.modules["app.gui_gc"].installed_collector()
         if collector is not None:
             collector.collect_due()
+
+
+@pytest.fixture
+def detector_canvas(qtbot):
+    """A shown 640×480 canvas on an empty annotation and the detector session over it: what every detector
+    stage (anchors, RPN, RoI sampling, ...) is built on. Yields ``(canvas, session)``; ``canvas.model`` is the
+    annotation."""
+    from app.annotation_model import AnnotationModel
+    from app.canvas import Canvas
+    from app.stages.detector_session import DetectorSession
+
+    canvas = Canvas(AnnotationModel())
+    qtbot.addWidget(canvas)
+    canvas.resize(640, 480)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    yield canvas, DetectorSession(canvas)

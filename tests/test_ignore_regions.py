@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.annotation_model import AnnotationModel
-from app.canvas import Canvas
 from app.stages.anchors.controller import AnchorsStage
-from app.stages.detector_session import DetectorSession
 from app.stages.roi_sampling.stage import counts_text, sample_job
 from models.boxes import box_iou
 from models.data.annotations.model import Annotation, BoxObject
@@ -159,14 +156,9 @@ def test_classification_and_localisation_does_not_learn_a_crowd_as_its_object() 
 
 
 @pytest.fixture
-def crowd_canvas(qtbot):
-    model = AnnotationModel()
-    canvas = Canvas(model)
-    qtbot.addWidget(canvas)
-    canvas.resize(640, 480)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    session = DetectorSession(canvas)
+def crowd_canvas(detector_canvas):
+    canvas, session = detector_canvas
+    model = canvas.model
     rng = np.random.default_rng(0)
     canvas.set_image(DecodedImage(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), 320, 240, 1, 320, 240, 1.0))
     objects = [BoxObject("person", tuple(CROWD), crowd=True), BoxObject("person", tuple(PERSON)),

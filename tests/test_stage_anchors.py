@@ -8,12 +8,10 @@ import pytest
 import torch
 from PySide6.QtCore import QPoint, Qt
 
-from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
 from app.layers.anchors import MODE_BOXES, MODE_CELL, MODE_DOTS
 from app.stages.anchors.controller import AnchorsStage
 from app.stages.anchors.panel import CELL_COLUMNS, SHOW_BOXES, SHOW_CLICKED, SHOW_HOVER
-from app.stages.detector_session import DetectorSession
 from models.data.annotations import Annotation, BoxObject
 from models.data.io import DecodedImage
 from models.detection.anchor_labels import CROSS_BOUNDARY, KIND_NAMES, feature_size_for
@@ -29,14 +27,9 @@ def _image(w: int = W, h: int = H) -> DecodedImage:
 
 
 @pytest.fixture
-def setup(qtbot):
-    model = AnnotationModel()
-    canvas = Canvas(model)
-    qtbot.addWidget(canvas)
-    canvas.resize(640, 480)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    session = DetectorSession(canvas)
+def setup(detector_canvas):
+    canvas, session = detector_canvas
+    model = canvas.model
     stage = AnchorsStage(canvas, session)
     canvas.set_image(_image())
     model.set_annotation(Annotation("x.png", W, H, 3, list(GT)), W, H)

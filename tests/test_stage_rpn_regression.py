@@ -14,9 +14,7 @@ import torch
 from PySide6.QtCore import QPoint, Qt
 from torchvision.ops import nms as tv_nms
 
-from app.annotation_model import AnnotationModel
 from app.canvas import Canvas
-from app.stages.detector_session import DetectorSession
 from app.stages.regression.controller import RegressionStage
 from app.stages.regression.panel import SOURCE_ROI
 from app.stages.rpn.controller import NO_TRACE, RpnStage
@@ -32,14 +30,9 @@ TINY = dict(small_width=8, anchor_sizes=(16, 32, 64), representation_size=64, mi
 
 
 @pytest.fixture
-def setup(qtbot):
-    model = AnnotationModel()
-    canvas = Canvas(model)
-    qtbot.addWidget(canvas)
-    canvas.resize(640, 480)
-    canvas.show()
-    qtbot.waitExposed(canvas)
-    session = DetectorSession(canvas)
+def setup(detector_canvas):
+    canvas, session = detector_canvas
+    model = canvas.model
     rpn = RpnStage(canvas, session)
     reg = RegressionStage(canvas, session)
     rng = np.random.default_rng(0)
