@@ -32,7 +32,7 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     assert min(inp.test_sizes) == inp.min_size and max(inp.test_sizes) > max(item.training.train_sizes)
     t = item.training
     assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \
-        ("adamw", 1e-3, 0.1, 16, "cosine", 0.5, False)
+        ("adamw", 1e-3, 0.1, 24, "cosine", 0.5, False)
     # Zoom-out (SSD's expand) on half the images, by up to an octave: more small persons; no crops, which
     # enlarge them.
     assert (t.zoom_out_prob, t.zoom_out_max, t.crop_prob) == (0.5, 2.0, 0.0)
