@@ -281,19 +281,19 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
     from models.detection.training_process import choose_processes
 
     overrides = overrides_of(args)
-    if args.preset:
-        config = train_config_from_preset(args.preset, args.data, args.out, overrides)
-        choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
-    elif args.resume:  # the run as it was saved, the flags given over it (as the window's Continue)
-        from models.detection.checkpoints import CheckpointError, load_checkpoint
+    if args.preset or args.resume:
+        if args.preset:
+            config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+        else:  # the run as it was saved, the flags given over it (as the window's Continue)
+            from models.detection.checkpoints import CheckpointError, load_checkpoint
 
-        try:
-            payload = load_checkpoint(args.resume)
-        except CheckpointError as exc:
-            raise ValueError(str(exc)) from exc
-        saved = dict(payload.get("config") or {})
-        args.resume_epoch = int(payload.get("epoch", 0) or 0)  # read once: run() checks it
-        config = resumed_train_config(saved, args.resume, args.data, args.out, overrides)
+            try:
+                payload = load_checkpoint(args.resume)
+            except CheckpointError as exc:
+                raise ValueError(str(exc)) from exc
+            args.resume_epoch = int(payload.get("epoch", 0) or 0)  # read once: run() checks it
+            config = resumed_train_config(dict(payload.get("config") or {}), args.resume, args.data, args.out,
+                                          overrides)
         choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
     else:
         generation = overrides.pop("generation", "faster-rcnn")
