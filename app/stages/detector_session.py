@@ -99,6 +99,12 @@ class DetectorSession(QObject):
         not as objects (models/detection/ignore_regions.py), and the anchor and RoI views do the same."""
         return np.asarray([bool(o.difficult or o.crowd) for o in self._canvas.model.objects], bool)
 
+    def training_gt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(boxes, regions, index)`` as training takes the ground truth: the ordinary boxes, the crowd and
+        difficult ones (regions to ignore), and each ordinary box's index among the image's objects."""
+        boxes, ignored = self.gt_boxes(), self.gt_ignored()
+        return boxes[~ignored], boxes[ignored], np.flatnonzero(~ignored)
+
     def _on_image(self) -> None:
         decoded = self._canvas.image_layer.decoded
         if decoded is self._decoded:

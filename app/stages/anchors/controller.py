@@ -198,15 +198,15 @@ class AnchorsStage(Stage):
             self.panel.set_status(f"Cannot make anchors: {exc}")
             return -1
         input_size, scale, fs, note = self._geometry()
-        boxes, ignored = self._session.gt_boxes(), self._session.gt_ignored()
-        gt, regions = scale.boxes_to_input(boxes[~ignored]), scale.boxes_to_input(boxes[ignored])
+        boxes, regions, index = self._session.training_gt()
+        gt, regions = scale.boxes_to_input(boxes), scale.boxes_to_input(regions)
         key = (id(d), spec, input_size, fs, scale, gt.tobytes(), regions.tobytes())
         if key == self._key:
             return self.runner.generation
         self._key = key
         self.panel.set_scale_note(note)
         self.panel.set_status("Labelling anchors…")
-        return self.runner.request(spec, input_size, gt, fs, scale, regions, np.flatnonzero(~ignored))
+        return self.runner.request(spec, input_size, gt, fs, scale, regions, index)
 
     def _on_view(self, view: AnchorView) -> None:
         self._view = view

@@ -144,9 +144,9 @@ class RoiSamplingStage(Stage):
         t = self._session.trace
         decoded = self._session.decoded
         self._k = input_to_scene(t, decoded.scale if decoded is not None else 1.0)
-        boxes = (self._session.gt_boxes().astype(np.float64) / self._k).astype(np.float32)
-        ignored = self._session.gt_ignored()
-        gt, regions = boxes[~ignored], boxes[ignored]  # crowd and difficult boxes: ignored, as training does
+        boxes, regions, _ = self._session.training_gt()  # crowd and difficult boxes: ignored, as training does
+        gt = (boxes.astype(np.float64) / self._k).astype(np.float32)
+        regions = (regions.astype(np.float64) / self._k).astype(np.float32)
         rpn = getattr(self._session.model, "rpn", None)
         if self.panel.source() == "test" or rpn is None:  # no RPN (Fast R-CNN): its proposals are external
             self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed(),
@@ -172,11 +172,10 @@ class RoiSamplingStage(Stage):
         fg = b.candidates[b.positive] * self._k
         bg = b.candidates[b.negative] * self._k
         self.layer.set_rois(fg, bg, b.positive >= b.num_proposals)
-        ignored = self._session.gt_ignored()
+        _, regions, index = self._session.training_gt()
         names = self._session.gt_names()
-        index = np.flatnonzero(~ignored)
         self.panel.counts.setText(counts_text(b, [names[i] for i in index if i < len(names)], index + 1,
-                                              int(ignored.sum())))
+                                              len(regions)))
 
 
 def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None = None, ignored: int = 0) -> str:
