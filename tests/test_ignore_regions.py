@@ -244,3 +244,26 @@ def test_the_models_trace_labels_its_anchors_with_the_crowd_ignored() -> None:
     assert torch.equal(trace.anchors.labels, expected)
     plain = trace_job(_Job(), None, model, pixels, 1.0, boxes[1:], 0.05).trace.anchors.labels
     assert int((trace.anchors.labels == NEGATIVE).sum()) < int((plain == NEGATIVE).sum())
+
+
+@pytest.mark.parametrize("generation", ["fast-rcnn", "cls-loc"])
+def test_the_model_stage_traces_a_crowd_image_with_the_generations_without_anchors(generation: str) -> None:
+    """The Model stage passes the regions to ignore to every generation's trace; those with no anchors take
+    them and trace the image as they would without them."""
+    from app.stages.model.jobs import trace_job
+
+    class _Job:
+        def check(self) -> None:
+            pass
+
+    torch.manual_seed(0)
+    extra = {"proposal_ks": (30, 60), "proposal_max_side": 200, "representation_size": 32} \
+        if generation == "fast-rcnn" else {}
+    model = build_detector(generation, ["person"], backbone="small", small_width=8, min_size=120, max_size=160,
+                           **extra).eval()
+    pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    boxes = np.array([CROWD, PERSON, INSIDE_PERSON], np.float32)
+    with_crowd = trace_job(_Job(), None, model, pixels, 1.0, boxes, 0.0, np.array([True, False, False])).trace
+    without = trace_job(_Job(), None, model, pixels, 1.0, boxes[1:], 0.0).trace
+    assert type(with_crowd) is type(without)
+    assert with_crowd.factors == without.factors

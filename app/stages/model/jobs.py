@@ -14,7 +14,6 @@ so every job calls :func:`limit_torch_threads` first.
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,18 +130,15 @@ def trace_job(job: Job, token: object, model: Any, pixels: np.ndarray, pixel_sca
     limit_torch_threads()
     job.check()
     scale = float(pixel_scale) if pixel_scale and pixel_scale > 0 else 1.0
-    gt = None
-    extra: dict[str, Any] = {}
+    gt = ignore = None
     if gt_boxes is not None and len(gt_boxes):
         gt = np.asarray(gt_boxes, np.float32).reshape(-1, 4) * np.float32(scale)
         ignored = np.zeros(len(gt), bool) if gt_ignored is None else np.asarray(gt_ignored, bool).reshape(-1)
         if ignored.shape == (len(gt),) and ignored.any():
-            if "ignore_regions" in inspect.signature(model.trace).parameters:  # the generations that label anchors
-                extra["ignore_regions"] = gt[ignored]
-            gt = gt[~ignored]
+            gt, ignore = gt[~ignored], gt[ignored]
     t0 = time.perf_counter()
     try:
-        trace = model.trace(pixels, gt_boxes=gt, score_threshold=score_threshold, **extra)
+        trace = model.trace(pixels, gt_boxes=gt, score_threshold=score_threshold, ignore_regions=ignore)
     except Exception as exc:
         if is_out_of_memory(exc):
             raise oom_error(str(getattr(model, "device", "?")), "running the model") from exc

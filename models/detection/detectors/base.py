@@ -441,5 +441,9 @@ class Detector(torch.nn.Module):
         generations whose proposals come from outside the network)."""
         return self.forward([t])[0]
 
-    def trace(self, image: np.ndarray):  # noqa: ANN201 - each generation returns its own trace dataclass
+    def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,  # noqa: ANN201 - own dataclass each
+              score_threshold: float | None = None, ignore_regions: np.ndarray | None = None):
+        """Every stage's intermediates on one image, for the window to draw. One call for all generations:
+        ``gt_boxes`` and ``ignore_regions`` (crowd or difficult boxes, original pixels) label the anchors of
+        the generations that have them, and the others take and ignore them."""
         raise NotImplementedError

@@ -155,10 +155,12 @@ class FastRCNN(Detector):
 
     @torch.no_grad()
     def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,
-              score_threshold: float | None = None) -> FastRCNNTrace:
+              score_threshold: float | None = None,
+              ignore_regions: np.ndarray | None = None) -> FastRCNNTrace:
         """Run one image through every stage and keep each intermediate (eval mode, no gradients).
-        ``gt_boxes`` is accepted for the same call as Faster R-CNN's trace; there are no anchors to label."""
-        del gt_boxes
+        ``gt_boxes`` and ``ignore_regions`` are accepted for the same call as Faster R-CNN's trace; there are no
+        anchors to label."""
+        del gt_boxes, ignore_regions
         was_training = self.training
         self.eval()
         try:

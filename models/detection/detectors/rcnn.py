@@ -372,8 +372,9 @@ class RCNN(Detector):
 
     @torch.no_grad()
     def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,
-              score_threshold: float | None = None) -> RCNNTrace:
-        del gt_boxes
+              score_threshold: float | None = None,
+              ignore_regions: np.ndarray | None = None) -> RCNNTrace:
+        del gt_boxes, ignore_regions
         was_training = self.training
         self.eval()
         try:
