@@ -306,7 +306,7 @@ def test_the_command_line_sets_the_augmentation(tmp_path: Path) -> None:
 
     args = parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--crop", "0.3",
                                 "--colour-jitter", "0.2", "--zoom-out", "0.5", "--zoom-out-max", "3"])
-    config = command_config(args)[0]
+    config = command_config(args).config
     assert (config.crop_prob, config.colour_jitter, config.zoom_out_prob, config.zoom_out_max) == (0.3, 0.2, 0.5, 3.0)
     args = parser().parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--zoom-out-max", "6"])
     with pytest.raises((SystemExit, ValueError), match="zoom_out_max"):

@@ -301,6 +301,8 @@ def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, ca
     assert payload["config"]["zoom_out_max"] == 1.5 and payload["class_names"] == ["circle", "square"]
     assert main(resume + ["--processes", "1"]) == 2  # all its epochs done: says how to go on
     assert "has trained 2 epochs already; --epochs above 2" in capsys.readouterr().err
+    assert main(resume + ["--preset", "shapes-cpu", "--epochs", "2"]) == 2  # a preset's run is checked as well
+    assert "has trained 2 epochs already" in capsys.readouterr().err
     # The detector is the checkpoint's: a flag that would change it is refused, not silently dropped.
     assert main(resume + ["--epochs", "3", "--anchor-sizes", "8,16"]) == 2
     assert "keeps the detector it was saved with (rpn.anchor_sizes" in capsys.readouterr().err

@@ -107,7 +107,8 @@ def test_the_panels_run_is_the_train_commands_run(qtbot, window, tiny_set, tmp_p
     stage = open_set(qtbot, window, tiny_set)
     show_from_data(qtbot, stage)
     out = str(tmp_path / "model.pt")
-    expected, choice, _ = command_config(parser().parse_args(["--data", stage._data_path(), "--out", out]))
+    command = command_config(parser().parse_args(["--data", stage._data_path(), "--out", out]))
+    expected, choice = command.config, command.choice
     stage.panel.val_images.setValue(expected.val_images)  # the live validation curve: the command has none
     choices = stage.choices()
     choices.data = stage._data_path()

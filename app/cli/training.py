@@ -20,8 +20,14 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from app.cli.threads import positive_int
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command runs
+    from models.detection.training_config import TrainConfig
+    from models.detection.training_process import ProcessChoice
 
 GENERATIONS = ("cls-loc", "rcnn", "fast-rcnn", "faster-rcnn")
 
@@ -273,17 +279,30 @@ def _on_cpu(device: str | None) -> bool:
         return False
 
 
-def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, ProcessChoice, dict)
-    """The run the command would start for ``args``: its TrainConfig, its process choice and the flags given
-    as overrides (raises ValueError for a bad setting). Apart from :func:`run` so the window's "Settings from
-    the data" can be checked against exactly this."""
+@dataclass(frozen=True)
+class CommandRun:
+    """What ``train`` would start for its arguments: the run's settings, its process choice, the flags given
+    as overrides, and for ``--resume`` the epochs the checkpoint has done (None: no checkpoint, or one the
+    run itself will refuse with its own message)."""
+
+    config: TrainConfig
+    choice: ProcessChoice
+    overrides: dict[str, Any]
+    epochs_done: int | None = None
+
+
+def command_config(args: argparse.Namespace) -> CommandRun:
+    """The run the command would start for ``args`` (raises ValueError for a bad setting). Apart from
+    :func:`run` so the window's "Settings from the data" can be checked against exactly this."""
     from models.detection.presets import default_train_config, resumed_train_config, train_config_from_preset
     from models.detection.training_process import choose_processes
 
     overrides = overrides_of(args)
+    done = None
     if args.preset or args.resume:
         if args.preset:
             config = train_config_from_preset(args.preset, args.data, args.out, overrides)
+            done = _epochs_done(args.resume)
         else:  # the run as it was saved, the flags given over it (as the window's Continue)
             from models.detection.checkpoints import CheckpointError, load_checkpoint
 
@@ -291,7 +310,7 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
                 payload = load_checkpoint(args.resume)
             except CheckpointError as exc:
                 raise ValueError(str(exc)) from exc
-            args.resume_epoch = int(payload.get("epoch", 0) or 0)  # read once: run() checks it
+            done = int(payload.get("epoch", 0) or 0)
             config = resumed_train_config(dict(payload.get("config") or {}), args.resume, args.data, args.out,
                                           overrides)
         choice = choose_processes(data_chosen=False, requested=args.processes, on_cpu=_on_cpu(config.device))
@@ -313,7 +332,7 @@ def command_config(args: argparse.Namespace):  # noqa: ANN201 - (TrainConfig, Pr
         import dataclasses
 
         config = dataclasses.replace(config, threads=choice.threads)
-    return config, choice, overrides
+    return CommandRun(config, choice, overrides, done)
 
 
 def _epochs_done(checkpoint: str | None) -> int | None:
@@ -342,10 +361,11 @@ def run(command: str, argv: list[str]) -> int:
         print("train: --data and --out are required (or --list-presets)", file=sys.stderr)
         return 2
     try:
-        config, choice, overrides = command_config(args)
+        command = command_config(args)
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2
+    config, choice, overrides = command.config, command.choice, command.overrides
     if args.warp_size is not None and config.generation != "rcnn":
         print("train: --warp-size is R-CNN's (each proposal warped to a square); "
               f"{config.generation} pools proposals from one feature map instead", file=sys.stderr)
@@ -356,8 +376,7 @@ def run(command: str, argv: list[str]) -> int:
     if args.print_config:
         print(format_settings(config))
         return 0
-    done = getattr(args, "resume_epoch", None) if args.resume else None
-    done = _epochs_done(args.resume) if done is None else done
+    done = command.epochs_done
     if done is not None and done >= config.epochs:
         print(f"train: {args.resume} has trained {done} epochs already; --epochs above {done} trains it further",
               file=sys.stderr)
