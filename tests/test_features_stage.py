@@ -73,3 +73,41 @@ def test_activating_a_neighbour_opens_its_image_with_the_box_selected(qtbot, win
     qtbot.waitUntil(lambda: w.document.index == target.entry_index and w.model.selected_indices
                     == [target.object_index], timeout=10000)
     assert tuple(w.model.object(target.object_index).box) == pytest.approx(target.box)
+
+
+def test_without_the_weights_package_the_dock_says_what_to_install(qtbot, window, monkeypatch):
+    """The ImageNet network needs its pip package; without it the dock names the package in one sentence and
+    starts no worker, and the random-weights control still indexes."""
+    from models.detection import efficientnet
+
+    def not_installed():
+        raise efficientnet.WeightsPackageMissing("not installed")
+
+    monkeypatch.setattr(efficientnet, "weights_path", not_installed)
+    stage = stage_of(window, FeaturesStage)
+    stage.docks()[0].toggleViewAction().trigger()
+    panel = stage.panel
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("imagenet"))
+    qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
+    text = panel.status.text()
+    assert f"pip install {efficientnet.PACKAGE}" in text and "Traceback" not in text
+    assert not stage.index_runner.busy and panel.index_button.isEnabled()
+    stage.docks()[0].toggleViewAction().trigger()  # closed again: indexed() opens it as a user would
+    assert indexed(qtbot, window) is stage and stage.index is not None
+
+
+def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
+    import app.stages.features.controller as controller
+
+    def broken(key):
+        raise RuntimeError("the network could not be built")
+
+    monkeypatch.setattr(controller, "extractor_for", broken)
+    stage = stage_of(window, FeaturesStage)
+    stage.docks()[0].toggleViewAction().trigger()
+    panel = stage.panel
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("random"))
+    qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.status.text().startswith("Indexing failed"), timeout=30000)
+    assert panel.status.text() == "Indexing failed: the network could not be built"
+    assert panel.index_button.isEnabled()

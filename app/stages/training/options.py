@@ -123,7 +123,7 @@ def backbone_choices() -> list[tuple[str, str, bool]]:
         elif info.available:
             text = f"{info.name} — pretrained on {info.pretrained_on}"
         else:
-            text = f"{info.name} — {info.pretrained_on} weights not installed (random start)"
+            text = f"{info.name} — {info.pretrained_on} weights not installed ({info.when_missing})"
         out.append((info.name, text, True))
     return out
 
