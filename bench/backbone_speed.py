@@ -5,7 +5,9 @@ scale: shorter side 600, so the network sees 600×900), the same detector settin
 (FasterRCNN's defaults: anchors 128/256/512, 6000 → 300 proposals, 4096-wide FC head). Heads are untrained
 (time does not depend on the weights; ``box_score_threshold=0`` so the last NMS works on a full set).
 The models are run alternately, ``--repeats`` times each after a warm-up, and the median is reported, with the
-backbone's own share (its forward pass alone) beside the whole ``predict``.
+backbone's own share (its forward pass alone) beside the whole ``predict``. Times are the process's CPU seconds
+(``time.process_time``): on a shared machine wall time measures the other jobs as much as this one; with one
+thread (``--threads 1``) CPU time is the work done. Wall seconds are printed beside them.
 
     python bench/backbone_speed.py [--repeats 3] [--threads T]
 """
@@ -52,28 +54,28 @@ def main(argv: list[str] | None = None) -> int:
     image = data.coffee()
     models = _models()
     total: dict[str, list[float]] = {k: [] for k in models}
+    wall: dict[str, list[float]] = {k: [] for k in models}
     body: dict[str, list[float]] = {k: [] for k in models}
-    x = None
+    x = torch.rand(1, 3, 600, 900)
     with torch.no_grad():
         for m in models.values():  # warm-up: allocator, first-call overheads
             m.predict([image])
         for _ in range(args.repeats):
             for name, m in models.items():
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 m.predict([image])
-                total[name].append(time.perf_counter() - t)
-                if x is None:
-                    x = torch.rand(1, 3, 600, 900)
-                t = time.perf_counter()
+                total[name].append(time.process_time() - c)
+                wall[name].append(time.perf_counter() - t)
+                c = time.process_time()
                 m.backbone(x)
-                body[name].append(time.perf_counter() - t)
+                body[name].append(time.process_time() - c)
     print(f"photograph {image.shape[1]}×{image.shape[0]} run at 600×900, {torch.get_num_threads()} thread(s), "
-          f"median of {args.repeats}")
-    print(f"{'backbone':34s} {'predict s':>10s} {'backbone s':>11s} {'params M':>9s}")
+          f"median of {args.repeats}, CPU seconds")
+    print(f"{'backbone':34s} {'predict':>8s} {'backbone':>9s} {'(wall)':>7s} {'params M':>9s}")
     for name, m in models.items():
         params = sum(p.numel() for p in m.parameters()) / 1e6
-        print(f"{name:34s} {statistics.median(total[name]):10.3f} {statistics.median(body[name]):11.3f} "
-              f"{params:9.1f}")
+        print(f"{name:34s} {statistics.median(total[name]):8.3f} {statistics.median(body[name]):9.3f} "
+              f"{statistics.median(wall[name]):7.2f} {params:9.1f}")
     base = statistics.median(total[next(iter(models))])
     for name in list(models)[1:]:
         print(f"{name} / small: {statistics.median(total[name]) / base:.2f}×")
