@@ -55,7 +55,7 @@ def test_the_entry_is_the_default_and_fills_the_table_with_what_the_data_chooses
     described = options.describe_settings(None, "faster-rcnn", expected)
     for part, values in described.items():
         for name, value in values.items():
-            assert panel.setting_item(part, name).text(1) == options.format_value(value), (part, name)
+            assert panel.setting_item(part, name).text(1) == options.format_value(value, (part, name)), (part, name)
     assert panel.setting_item("rpn", "anchor_sizes").text(1) == options.format_value(expected.anchor_sizes)
     assert panel.setting_item("input", "min_size").text(1) == str(expected.min_size)
     assert panel.epochs.value() == expected.epochs

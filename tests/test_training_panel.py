@@ -225,6 +225,9 @@ def test_settings_cells_parse_as_the_values_they_replace() -> None:
     assert options.parse_value("[16, 32]", [128]) == [16, 32]
     assert options.parse_value("no", True) is False and options.parse_value("none", None) is None
     assert options.parse_value("adamw", "sgd") == "adamw"
+    weights = ("backbone", "weights")
+    assert options.parse_value("none", None, weights) == "none" and options.parse_value("default", None, weights) is None
+    assert options.format_value(None, weights) == "default" and options.format_value(None) == "none"
     with pytest.raises(ValueError):
         options.parse_value("fast", 0.1)
 
@@ -243,7 +246,7 @@ def test_a_presets_values_appear_in_full_and_reach_the_config(qtbot, window, tin
         for name, value in described[part].items():
             if name in options.HIDDEN_SETTINGS.get(part, ()):
                 continue
-            assert panel.setting_item(part, name).text(1) == options.format_value(value), (part, name)
+            assert panel.setting_item(part, name).text(1) == options.format_value(value, (part, name)), (part, name)
     assert panel.epochs.value() == get_preset("shapes-cpu").training.epochs
     assert panel.backbone_name() == "small"
     panel.set_setting_text("rpn", "anchor_sizes", "20, 40")
@@ -257,6 +260,25 @@ def test_a_presets_values_appear_in_full_and_reach_the_config(qtbot, window, tin
     assert panel.setting_item("training", "lr").text(1) == options.format_value(described["training"]["lr"])
     panel.preset.setCurrentText(NO_PRESET)  # the paper's settings
     assert panel.setting_item("rpn", "anchor_sizes").text(1) != options.format_value(described["rpn"]["anchor_sizes"])
+
+
+def test_the_weights_cell_reads_default_and_none_there_means_random(qtbot, window, tiny_set):
+    """An empty ``backbone.weights`` is the backbone's pretrained weights; the table shows it as "default", not
+    "none", which is the word for random weights, as train's --weights none."""
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    panel.generation.setCurrentText("faster-rcnn")
+    panel.preset.setCurrentText("finetune-photos-cpu")
+    assert panel.backbone_name() == "efficientnet_lite0"
+    assert panel.setting_item("backbone", "weights").text(1) == "default"
+    assert panel.setting_item("backbone", "pretrained") is None  # set when built, not a choice
+    assert options.build_config(stage.choices(), "/tmp/x/model.pt").detector_config().backbone.weights is None
+    panel.set_setting_text("backbone", "weights", "none")
+    assert panel.setting_item("backbone", "weights").font(1).bold()
+    assert panel.overrides() == {"backbone": {"weights": "none"}}
+    assert options.build_config(stage.choices(), "/tmp/x/model.pt").detector_config().backbone.weights == "none"
+    panel.set_setting_text("backbone", "weights", "default")
+    assert panel.overrides() == {} and not panel.setting_item("backbone", "weights").font(1).bold()
 
 
 def items(combo) -> list[str]:

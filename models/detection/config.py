@@ -52,8 +52,9 @@ class BackboneConfig(Part):
     PART = "backbone"
     name: str = setting("small", "backbone: small (from scratch), vgg16, resnet50, mobilenet_v3, efficientnet_lite0",
                         "backbone")
-    weights: str | None = setting(None, "initial weights: a .pth file, 'imagenet', 'none'; empty: pretrained when "
-                                        "present offline", "backbone_weights")
+    weights: str | None = setting(None, "initial weights: a .pth file, 'imagenet', or 'none' (random); empty "
+                                        "(the window's 'default'): the backbone's pretrained weights, as its "
+                                        "entry in the Backbone list says", "backbone_weights")
     pretrained: bool = setting(False, "the backbone has a pretrained layout (frozen batch norm); set when built",
                                "backbone_pretrained")
     small_width: int = setting(32, "small CNN: channels of its first stage (8× this at the top)", "small_width")

@@ -178,7 +178,14 @@ def new_run_path(generation: str, now: float | None = None) -> Path:
 
 #: Settings the panel has its own widget for (or that describe one run, not a recipe): not in the table.
 HIDDEN_SETTINGS = {TRAINING_PART: ("generation", "epochs", "max_steps", "val_images", "val_split", "resume"),
-                   "backbone": ("name",)}
+                   # name: the Backbone list's; pretrained: set when the network is built, not a choice
+                   "backbone": ("name", "pretrained")}
+
+#: Settings whose empty value is not "none" to a reader, and the word the table shows for it. An empty
+#: ``backbone.weights`` is the backbone's pretrained weights, while the word ``none`` is train's ``--weights
+#: none``: random. The table showed "none" for both, so the fine-tune preset read as starting random, and
+#: typing "none" into the cell meant the opposite of the command's flag.
+EMPTY_WORDS: dict[tuple[str, str], str] = {("backbone", "weights"): "default"}
 
 
 def preset_names(generation: str | None = None) -> list[str]:
@@ -256,11 +263,13 @@ def preset_backbone(preset: str | None) -> str | None:
     return str(presets.get_preset(preset).model.backbone.name)
 
 
-def parse_value(text: str, like: Any) -> Any:
+def parse_value(text: str, like: Any, place: tuple[str, str] | None = None) -> Any:
     """A table cell's text as the kind of value it replaces: JSON when it reads as JSON, else the text;
-    "none"/empty for a field that may be empty."""
+    "none"/empty for a field that may be empty (the word of :data:`EMPTY_WORDS` for the setting at ``place``,
+    ``(part, field)``, where "none" is a value of its own)."""
     stripped = text.strip()
-    if stripped.lower() in ("", "none", "null"):
+    empty = (EMPTY_WORDS[place],) if place in EMPTY_WORDS else ("none", "null")
+    if stripped.lower() in ("", *empty):
         return None
     if isinstance(like, bool):
         if stripped.lower() in ("true", "yes", "1", "on"):
@@ -285,9 +294,10 @@ def parse_value(text: str, like: Any) -> Any:
     return value
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, place: tuple[str, str] | None = None) -> str:
+    """How the settings table shows ``value`` of the setting at ``place`` (``(part, field)``)."""
     if value is None:
-        return "none"
+        return EMPTY_WORDS.get(place, "none") if place is not None else "none"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple, dict)):

@@ -335,7 +335,7 @@ class TrainingPanel(QWidget):
             top.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.settings.addTopLevelItem(top)
             for name, value in values.items():
-                child = QTreeWidgetItem([name, format_value(value)])
+                child = QTreeWidgetItem([name, format_value(value, (part, name))])
                 child.setData(1, ORIGINAL_ROLE, value)
                 tip = setting_help(part, name)
                 if tip:
@@ -372,10 +372,11 @@ class TrainingPanel(QWidget):
             for j in range(top.childCount()):
                 item = top.child(j)
                 original = item.data(1, ORIGINAL_ROLE)
-                if item.text(1) == format_value(original):
+                place = (top.text(0), item.text(0))
+                if item.text(1) == format_value(original, place):
                     continue
                 try:
-                    value = parse_value(item.text(1), original)
+                    value = parse_value(item.text(1), original, place)
                 except ValueError as exc:
                     raise ValueError(f"{top.text(0)}.{item.text(0)}: {exc}") from None
                 if value != original:
@@ -386,7 +387,8 @@ class TrainingPanel(QWidget):
         if column != 1:
             return
         font = QFont(item.font(1))
-        font.setBold(item.text(1) != format_value(item.data(1, ORIGINAL_ROLE)))
+        place = (item.parent().text(0), item.text(0)) if item.parent() is not None else None
+        font.setBold(item.text(1) != format_value(item.data(1, ORIGINAL_ROLE), place))
         self.settings.blockSignals(True)
         item.setFont(1, font)
         item.setFont(0, font)

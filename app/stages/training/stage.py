@@ -241,7 +241,7 @@ class TrainingStage(Stage):
         for part, values in edits.items():
             for name, value in values.items():
                 if self.panel.setting_item(part, name) is not None:
-                    self.panel.set_setting_text(part, name, options.format_value(value))
+                    self.panel.set_setting_text(part, name, options.format_value(value, (part, name)))
         self.panel.epochs.setValue(int(auto.epochs))
         self.panel.epochs.setToolTip(f"Chosen from the data — {auto.reasons.get('epochs', '')}")
         i = self.panel.backbone.findData("small")
