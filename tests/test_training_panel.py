@@ -272,6 +272,10 @@ def test_the_weights_cell_reads_default_and_none_there_means_random(qtbot, windo
     assert panel.backbone_name() == "efficientnet_lite0"
     assert panel.setting_item("backbone", "weights").text(1) == "default"
     assert panel.setting_item("backbone", "pretrained") is None  # set when built, not a choice
+    assert panel.setting_item("backbone", "small_width").isHidden()  # the small CNN's, not EfficientNet's
+    panel.backbone.setCurrentIndex(panel.backbone.findData("small"))
+    assert not panel.setting_item("backbone", "small_width").isHidden()
+    panel.backbone.setCurrentIndex(panel.backbone.findData("efficientnet_lite0"))
     assert options.build_config(stage.choices(), "/tmp/x/model.pt").detector_config().backbone.weights is None
     panel.set_setting_text("backbone", "weights", "none")
     assert panel.setting_item("backbone", "weights").font(1).bold()

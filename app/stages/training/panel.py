@@ -186,6 +186,7 @@ class TrainingPanel(QWidget):
         self.settings.setToolTip("The preset's settings in full; double-click a value to change it for this run")
         self.settings.setMinimumWidth(260)
         self.settings.itemChanged.connect(self._on_setting_edited)
+        self.backbone.currentIndexChanged.connect(self._show_backbone_fields)
         self.reset_settings = QPushButton("Reset to Preset")
         self.reset_settings.clicked.connect(lambda: self.presetChosen.emit(self.preset.currentText()))
         self.preview_button = QPushButton("Preview Augmentation…")
@@ -346,6 +347,18 @@ class TrainingPanel(QWidget):
             top.setExpanded(True)
         self.settings.resizeColumnToContents(0)
         self.settings.blockSignals(False)
+        self._show_backbone_fields()
+
+    def _show_backbone_fields(self) -> None:
+        """Hide the small CNN's settings (``small_*``) while another backbone is chosen: they do not apply to
+        it, and an EfficientNet preset listing "small_width 32" reads as if it did."""
+        small = self.backbone_name() == "small"
+        for i in range(self.settings.topLevelItemCount()):
+            top = self.settings.topLevelItem(i)
+            if top.text(0) == "backbone":
+                for j in range(top.childCount()):
+                    child = top.child(j)
+                    child.setHidden(child.text(0).startswith("small_") and not small)
 
     def setting_item(self, part: str, name: str) -> QTreeWidgetItem | None:
         for i in range(self.settings.topLevelItemCount()):
