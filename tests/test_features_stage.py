@@ -25,16 +25,23 @@ def window(qtbot, settings, tmp_path):  # noqa: F811
     w.close()
 
 
-def indexed(qtbot, w) -> FeaturesStage:
+def press_index(qtbot, w, network: str) -> FeaturesStage:
+    """Open the dock if closed (the Detector menu's action), choose ``network``, press Index."""
     stage = stage_of(w, FeaturesStage)
     dock = stage.docks()[0]
-    assert not dock.isVisible()  # bottom workspaces start closed; the Detector menu opens them
-    dock.toggleViewAction().trigger()
-    qtbot.waitUntil(dock.isVisible)
+    if not dock.isVisible():
+        dock.toggleViewAction().trigger()
+        qtbot.waitUntil(dock.isVisible)
     panel = stage.panel
-    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("random"))
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData(network))
     panel.k_spin.setValue(3)
     qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
+    return stage
+
+
+def indexed(qtbot, w) -> FeaturesStage:
+    assert not stage_of(w, FeaturesStage).docks()[0].isVisible()  # bottom workspaces start closed
+    stage = press_index(qtbot, w, "random")
     qtbot.waitUntil(lambda: stage.index is not None, timeout=120000)
     return stage
 
@@ -84,16 +91,13 @@ def test_without_the_weights_package_the_dock_says_what_to_install(qtbot, window
         raise efficientnet.WeightsPackageMissing("not installed")
 
     monkeypatch.setattr(efficientnet, "weights_path", not_installed)
-    stage = stage_of(window, FeaturesStage)
-    stage.docks()[0].toggleViewAction().trigger()
+    stage = press_index(qtbot, window, "imagenet")
     panel = stage.panel
-    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("imagenet"))
-    qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
     text = panel.status.text()
     assert f"pip install {efficientnet.PACKAGE}" in text and "Traceback" not in text
     assert not stage.index_runner.busy and panel.index_button.isEnabled()
-    stage.docks()[0].toggleViewAction().trigger()  # closed again: indexed() opens it as a user would
-    assert indexed(qtbot, window) is stage and stage.index is not None
+    assert press_index(qtbot, window, "random") is stage
+    qtbot.waitUntil(lambda: stage.index is not None, timeout=120000)
 
 
 def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
@@ -103,11 +107,7 @@ def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
         raise RuntimeError("the network could not be built")
 
     monkeypatch.setattr(controller, "extractor_for", broken)
-    stage = stage_of(window, FeaturesStage)
-    stage.docks()[0].toggleViewAction().trigger()
-    panel = stage.panel
-    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("random"))
-    qtbot.mouseClick(panel.index_button, Qt.MouseButton.LeftButton)
+    panel = press_index(qtbot, window, "random").panel
     qtbot.waitUntil(lambda: panel.status.text().startswith("Indexing failed"), timeout=30000)
     assert panel.status.text() == "Indexing failed: the network could not be built"
     assert panel.index_button.isEnabled()
