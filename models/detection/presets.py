@@ -223,9 +223,10 @@ BUILTIN: list[Preset] = [
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
-           "bench/README.md, 'Crowd boxes in training, and 24 epochs': five held-out folds AP@0.5 0.301 ± 0.110 "
-           "on seed 0's folds and 0.289 ± 0.078 on seed 1's, after 13-16 CPU-min of training each; with 16 "
-           "epochs and crowd boxes trained as persons 0.300 and 0.264; from scratch 0.039 at 16 epochs). "
+           "bench/README.md, 'From scratch at 24 epochs, and a third repetition of the cross-validation': five "
+           "held-out folds AP@0.5 0.301 ± 0.110 on seed 0's folds, 0.289 ± 0.078 on seed 1's and 0.249 ± 0.115 on "
+           "seed 2's, 0.279 over the fifteen, after 13-16 CPU-min of training each; the same recipe from "
+           "random weights 0.033 ± 0.029 on seed 0's folds, 19-20 CPU-min). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "
            "2:1 also across the border, backbone batch norm and first three stages frozen, the rest at a tenth "
            "of the learning rate, RoIAlign and two 512-wide layers, detections' NMS at IoU 0.5 (COCO's; "
