@@ -9,7 +9,7 @@ backbone's own share (its forward pass alone) beside the whole ``predict``. Time
 (``time.process_time``): on a shared machine wall time measures the other jobs as much as this one; with one
 thread (``--threads 1``) CPU time is the work done. Wall seconds are printed beside them.
 
-    python bench/backbone_speed.py [--repeats 3] [--threads T]
+    python bench/backbone_speed.py [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ def _models() -> dict[str, FasterRCNN]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (default 1: CPU seconds then measure the work, not idle threads spinning)")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(max(1, args.threads))
     from skimage import data
 
     image = data.coffee()
@@ -71,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
                 body[name].append(time.process_time() - c)
     print(f"photograph {image.shape[1]}×{image.shape[0]} run at 600×900, {torch.get_num_threads()} thread(s), "
           f"median of {args.repeats}, CPU seconds")
-    print(f"{'backbone':34s} {'predict':>8s} {'backbone':>9s} {'(wall)':>7s} {'params M':>9s}")
+    print(f"{'backbone':34s} {'predict':>8s} {'backbone':>9s} {'(predict wall)':>14s} {'params M':>9s}")
     for name, m in models.items():
         params = sum(p.numel() for p in m.parameters()) / 1e6
         print(f"{name:34s} {statistics.median(total[name]):8.3f} {statistics.median(body[name]):9.3f} "
-              f"{statistics.median(wall[name]):7.2f} {params:9.1f}")
+              f"{statistics.median(wall[name]):14.2f} {params:9.1f}")
     base = statistics.median(total[next(iter(models))])
     for name in list(models)[1:]:
         print(f"{name} / small: {statistics.median(total[name]) / base:.2f}×")

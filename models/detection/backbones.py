@@ -318,8 +318,8 @@ def _build_efficientnet(weights: str | None, pretrained_layout: bool | None, *, 
     if weights in (None, "imagenet"):
         try:
             path = efficientnet.weights_path()
-        except efficientnet.WeightsPackageMissing as exc:
-            raise BackboneWeightsError(str(exc)) from None
+        except efficientnet.WeightsPackageMissing as exc:  # the way on without them, for a training run
+            raise BackboneWeightsError(f"{exc}; or train this backbone from scratch with --weights none") from None
     elif weights not in ("none", "scratch"):
         path = Path(weights)
         if not path.is_file():

