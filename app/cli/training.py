@@ -361,11 +361,11 @@ def run(command: str, argv: list[str]) -> int:
         print("train: --data and --out are required (or --list-presets)", file=sys.stderr)
         return 2
     try:
-        command = command_config(args)
+        planned = command_config(args)
     except ValueError as exc:  # a bad KEY=VALUE, an unknown setting or preset, a value of the wrong kind
         print(f"train: {exc}", file=sys.stderr)
         return 2
-    config, choice, overrides = command.config, command.choice, command.overrides
+    config, choice, overrides = planned.config, planned.choice, planned.overrides
     if args.warp_size is not None and config.generation != "rcnn":
         print("train: --warp-size is R-CNN's (each proposal warped to a square); "
               f"{config.generation} pools proposals from one feature map instead", file=sys.stderr)
@@ -376,7 +376,7 @@ def run(command: str, argv: list[str]) -> int:
     if args.print_config:
         print(format_settings(config))
         return 0
-    done = command.epochs_done
+    done = planned.epochs_done
     if done is not None and done >= config.epochs:
         print(f"train: {args.resume} has trained {done} epochs already; --epochs above {done} trains it further",
               file=sys.stderr)
