@@ -246,7 +246,7 @@ def test_the_models_trace_labels_its_anchors_with_the_crowd_ignored() -> None:
     assert int((trace.anchors.labels == NEGATIVE).sum()) < int((plain == NEGATIVE).sum())
 
 
-@pytest.mark.parametrize("generation", ["fast-rcnn", "cls-loc"])
+@pytest.mark.parametrize("generation", ["rcnn", "fast-rcnn", "cls-loc"])
 def test_the_model_stage_traces_a_crowd_image_with_the_generations_without_anchors(generation: str) -> None:
     """The Model stage passes the regions to ignore to every generation's trace; those with no anchors take
     them and trace the image as they would without them."""
@@ -258,7 +258,9 @@ def test_the_model_stage_traces_a_crowd_image_with_the_generations_without_ancho
 
     torch.manual_seed(0)
     extra = {"proposal_ks": (30, 60), "proposal_max_side": 200, "representation_size": 32} \
-        if generation == "fast-rcnn" else {}
+        if generation != "cls-loc" else {}
+    if generation == "rcnn":
+        extra.update(warp_size=32, proposals_test=50)
     model = build_detector(generation, ["person"], backbone="small", small_width=8, min_size=120, max_size=160,
                            **extra).eval()
     pixels = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
