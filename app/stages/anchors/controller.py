@@ -334,13 +334,15 @@ class AnchorsStage(Stage):
 
     def _show_best(self) -> None:
         lab = self._view.labelling if self._view is not None else None
+        if lab is None:
+            self.panel.set_best("")
+            return
         ignored = int(self._session.gt_ignored().sum())
-        neg = lab.spec.negative_iou if lab is not None else 0.3
         regions = (f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object to the RPN; the "
-                   f"anchors overlapping one at IoU ≥ {neg:.2f} are ignored, not negative." if ignored else "")
-        if lab is None or lab.best_anchor.size == 0:
-            self.panel.set_best(("No ground-truth boxes on this image: every anchor inside it is negative."
-                                 if not ignored else regions) if lab is not None else "")
+                   f"anchors overlapping one at IoU ≥ {lab.spec.negative_iou:.2f} are ignored, not negative."
+                   if ignored else "")
+        if lab.best_anchor.size == 0:
+            self.panel.set_best(regions or "No ground-truth boxes on this image: every anchor inside it is negative.")
             return
         names = self._session.gt_names()
         fw = lab.feature_size[1]

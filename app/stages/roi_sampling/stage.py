@@ -145,8 +145,7 @@ class RoiSamplingStage(Stage):
         decoded = self._session.decoded
         self._k = input_to_scene(t, decoded.scale if decoded is not None else 1.0)
         boxes, regions, _ = self._session.training_gt()  # crowd and difficult boxes: ignored, as training does
-        gt = (boxes.astype(np.float64) / self._k).astype(np.float32)
-        regions = (regions.astype(np.float64) / self._k).astype(np.float32)
+        gt, regions = ((b.astype(np.float64) / self._k).astype(np.float32) for b in (boxes, regions))
         rpn = getattr(self._session.model, "rpn", None)
         if self.panel.source() == "test" or rpn is None:  # no RPN (Fast R-CNN): its proposals are external
             self.runner.request(np.asarray(t.proposals, np.float32), gt, self.panel.params(), self.panel.seed(),

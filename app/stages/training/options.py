@@ -270,15 +270,16 @@ def parse_value(text: str, like: Any, place: tuple[str, str] | None = None) -> A
     "none"/empty for a field that may be empty (the word of :data:`EMPTY_WORDS` for the setting at ``place``,
     ``(part, field)``, where "none" is a value of its own)."""
     stripped = text.strip()
+    word = stripped.lower()
     empty = (EMPTY_WORDS[place],) if place in EMPTY_WORDS else ("none", "null")
-    if stripped.lower() in ("", *empty):
+    if word in ("", *empty):
         return None
-    if stripped.lower() in SETTING_WORDS.get(place, ()):
-        return stripped.lower()
+    if word in SETTING_WORDS.get(place, ()):
+        return word
     if isinstance(like, bool):
-        if stripped.lower() in ("true", "yes", "1", "on"):
+        if word in ("true", "yes", "1", "on"):
             return True
-        if stripped.lower() in ("false", "no", "0", "off"):
+        if word in ("false", "no", "0", "off"):
             return False
         raise ValueError(f"expected true or false, got {text!r}")
     try:
@@ -301,7 +302,7 @@ def parse_value(text: str, like: Any, place: tuple[str, str] | None = None) -> A
 def format_value(value: Any, place: tuple[str, str] | None = None) -> str:
     """How the settings table shows ``value`` of the setting at ``place`` (``(part, field)``)."""
     if value is None:
-        return EMPTY_WORDS.get(place, "none") if place is not None else "none"
+        return EMPTY_WORDS.get(place, "none")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple, dict)):

@@ -353,22 +353,19 @@ class TrainingPanel(QWidget):
         """Hide the small CNN's settings (``small_*``) while another backbone is chosen: they do not apply to
         it, and an EfficientNet preset listing "small_width 32" reads as if it did."""
         small = self.backbone_name() == "small"
+        for child in self._part_items("backbone"):
+            child.setHidden(child.text(0).startswith("small_") and not small)
+
+    def _part_items(self, part: str) -> list[QTreeWidgetItem]:
+        """The rows of one part of the settings table (none when the part is not shown)."""
         for i in range(self.settings.topLevelItemCount()):
             top = self.settings.topLevelItem(i)
-            if top.text(0) == "backbone":
-                for j in range(top.childCount()):
-                    child = top.child(j)
-                    child.setHidden(child.text(0).startswith("small_") and not small)
+            if top.text(0) == part:
+                return [top.child(j) for j in range(top.childCount())]
+        return []
 
     def setting_item(self, part: str, name: str) -> QTreeWidgetItem | None:
-        for i in range(self.settings.topLevelItemCount()):
-            top = self.settings.topLevelItem(i)
-            if top.text(0) != part:
-                continue
-            for j in range(top.childCount()):
-                if top.child(j).text(0) == name:
-                    return top.child(j)
-        return None
+        return next((item for item in self._part_items(part) if item.text(0) == name), None)
 
     def set_setting_text(self, part: str, name: str, text: str) -> None:
         """What typing into the value cell does (for tests and for code that sets a value)."""

@@ -373,9 +373,10 @@ class ClsLoc(Detector):
     @torch.no_grad()
     def trace(self, image: np.ndarray, gt_boxes: np.ndarray | None = None,
               score_threshold: float | None = None, ignore_regions: np.ndarray | None = None) -> ClsLocTrace:
-        """The one box and what led to it. ``gt_boxes``, ``score_threshold`` and ``ignore_regions`` are taken for the same call
-        as the detectors' traces (the window's Model stage passes both) and unused: there are no anchors to
-        label, and the one answer is kept whatever its score (a softmax over K classes gives at least 1/K)."""
+        """The one box and what led to it. ``gt_boxes``, ``score_threshold`` and ``ignore_regions`` are taken
+        for the same call as the detectors' traces (the window's Model stage passes them all) and unused: there
+        are no anchors to label, and the one answer is kept whatever its score (a softmax over K classes gives
+        at least 1/K)."""
         del gt_boxes, score_threshold, ignore_regions
         was_training = self.training
         self.eval()

@@ -54,8 +54,8 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     at most ``batch_size`` RoIs, up to ``positive_fraction`` of them foreground, the rest filled with
     background. ``positive_sampling="per_object"`` takes the foreground in turns from each GT box.
     ``ignore_regions`` (crowd or difficult boxes, not in ``gt_boxes``): a background RoI overlapping one at IoU
-    ≥ ``bg_iou_high`` is not sampled (:mod:`models.detection.ignore_regions`). The one code path of :meth:`RoIHeads.sample`, so
-    the explorer shows exactly what training does; ``generator`` seeds it.
+    ≥ ``bg_iou_high`` is not sampled (:mod:`models.detection.ignore_regions`). The one code path of
+    :meth:`RoIHeads.sample`, so the explorer shows exactly what training does; ``generator`` seeds it.
     """
     gt_boxes = gt_boxes.to(proposals).reshape(-1, 4)
     n_props = int(proposals.shape[0])
@@ -64,7 +64,7 @@ def sample_rois(proposals: Tensor, gt_boxes: Tensor, *, fg_iou: float = 0.5, bg_
     n = int(proposals.shape[0])
     if gt_boxes.numel() == 0:
         lab = ignore_near(torch.zeros(n, dtype=torch.int8, device=proposals.device), proposals, ignore_regions,
-                            bg_iou_high)
+                          bg_iou_high)
         pos, neg = sample_balanced(lab, batch_size, positive_fraction, generator)
         return RoiSample(proposals, n_props, torch.zeros(n, device=proposals.device),
                          torch.full((n,), -1, dtype=torch.int64, device=proposals.device), lab, pos, neg)
