@@ -23,6 +23,7 @@ backbone has nothing to keep).
     python bench/finetune_cv.py --threads 1 --lock /tmp/heavy2.lock             # pretrained, 5 folds
     python bench/finetune_cv.py --threads 1 --lock /tmp/heavy2.lock --scratch   # from scratch
     python bench/finetune_cv.py --folds-only 0,1 ...                             # some folds (others later)
+    python bench/finetune_cv.py --set roi_head.positive_sampling=per_object ...  # a probe of one setting
     python bench/finetune_cv.py --summary RESULTS.jsonl                          # mean ± spread of saved rows
     python bench/finetune_cv.py --rescore OLD.jsonl --results NEW.jsonl          # saved folds, new test settings
     python bench/finetune_cv.py --evaluate 0=F0.pt --evaluate 1=F1.pt ... --test-sizes 512,640 --test-flip \
@@ -106,6 +107,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
         overrides.update({"backbone.weights": "none", "backbone_lr_scale": 1.0})
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    overrides.update(parse_settings(args.set))
     config = train_config_from_preset(PRESET, args.data, str(out), overrides)
     cancel = threading.Event()
     budget = args.max_minutes * 60.0
@@ -149,6 +151,22 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
           f"({row['test_objects']} objects), trained {train_cpu_s / 60:.1f} min CPU ({train_s / 60:.1f} min wall), "
           f"scored {eval_s:.0f} s{note}", flush=True)
     return row
+
+
+def parse_settings(items: list[str]) -> dict:
+    """``--set part.field=VALUE`` items as preset overrides; a value is read as JSON where it parses
+    (``24``, ``[448, 512]``, ``true``), else kept as text (``per_object``). A probe of one setting then
+    needs no throw-away wrapper, and its rows record the setting."""
+    out: dict = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set wants part.field=VALUE, not {item!r}")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
 
 
 #: Test-time settings of the RoI head that :func:`rescore_fold` takes from the preset (training never reads them).
@@ -283,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds-only", default=None, metavar="I,J", help="run only these folds (0-based)")
     ap.add_argument("--scratch", action="store_true", help="the same recipe from random weights")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    ap.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
+                    help="override one of the preset's settings for this run (repeat for several), e.g. "
+                         "roi_head.positive_sampling=per_object; the rows record it")
     ap.add_argument("--max-minutes", type=float, default=20.0, help="cap on each fold's training time")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--lock", default=None, help="flock this file around each fold (a shared heavy-job lane)")

@@ -137,3 +137,16 @@ def test_one_helper_gives_a_fold_model_the_presets_test_settings() -> None:
     assert tta["test_sizes"] == list(preset.input.test_sizes) and model.test_merge == preset.input.test_merge
     _, tta = bench.apply_test_settings(model, argparse.Namespace(test_sizes="", test_flip=False, test_merge="nms"))
     assert model.test_passes == [(None, False)] and tta["test_merge"] == "nms"
+
+
+def test_set_overrides_one_setting_of_the_preset_for_a_probe() -> None:
+    """``--set part.field=VALUE`` reaches the run's config (JSON values parsed, words kept as text), so a
+    probe of one setting is a plain command whose rows record it; a malformed item is refused."""
+    bench = _finetune_cv()
+    sets = bench.parse_settings(["roi_head.positive_sampling=per_object", "epochs=3", "train_sizes=[448, 512]"])
+    assert sets == {"roi_head.positive_sampling": "per_object", "epochs": 3, "train_sizes": [448, 512]}
+    config = train_config_from_preset(NAME, "data", "out.pt", sets)
+    assert config.model.roi_head.positive_sampling == "per_object"
+    assert (config.epochs, config.train_sizes) == (3, [448, 512])
+    with pytest.raises(SystemExit, match="part.field=VALUE"):
+        bench.parse_settings(["per_object"])
