@@ -312,3 +312,18 @@ def test_train_command_resumes_with_the_runs_own_settings(tiny_set, tmp_path, ca
     assert main(["train", "--resume", str(tmp_path / "junk.pt"), "--data", str(tiny_set), "--out",
                  str(tmp_path / "y.pt"), "--quiet"]) == 2
     assert "junk.pt" in capsys.readouterr().err
+
+
+def test_a_resume_trains_on_the_checkpoints_images_and_its_config_says_so(tiny_set, tmp_path) -> None:
+    """Resuming a run with the same split name keeps the checkpoint's images; a different ``train_indices``
+    given on resume is reported and not written into the new checkpoint's config."""
+    out = tmp_path / "m.pt"
+    train(_config(tiny_set, out, epochs=1, train_indices=[0, 1, 2, 3], split="fold"))
+    events = []
+    train(_config(tiny_set, out, epochs=2, resume=str(out), train_indices=[4, 5], split="fold"),
+          callbacks=events.append)
+    payload = load_checkpoint(out)
+    assert sorted(payload["split"]["indices"]) == [0, 1, 2, 3]
+    assert sorted(payload["config"]["train_indices"]) == [0, 1, 2, 3]
+    assert any(e.kind == "message" and "checkpoint's 4 training images" in e.message and "not the 2 given"
+               in e.message for e in events)
