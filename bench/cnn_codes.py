@@ -30,10 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from models.detection.code_classifier import choose_l2  # noqa: E402
 from models.detection.features import FeatureCache, cnn_codes, efficientnet_extractor, image_key, warp_crops  # noqa: E402
 from models.detection.linear_classifier import balanced_accuracy, fit_softmax  # noqa: E402
-
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 def load_boxes(data: Path, n_classes: int = 5,
@@ -60,25 +59,6 @@ def load_boxes(data: Path, n_classes: int = 5,
         labels = np.array([classes.index(o.name) for o in keep], np.int64)
         out.append((pixels, boxes, labels))
     return classes, out
-
-
-def choose_l2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> float:
-    """L2 strength with the best mean balanced accuracy over a 3-fold split of the training images."""
-    rng = np.random.default_rng(seed + 1000)
-    ids = rng.permutation(np.unique(groups))
-    folds = np.array_split(ids, 3)
-    best, best_l2 = -1.0, L2_GRID[0]
-    for l2 in L2_GRID:
-        scores = []
-        for fold in folds:
-            test = np.isin(groups, fold)
-            if len(np.unique(y[~test])) < 2 or not test.any():
-                continue
-            model = fit_softmax(x[~test], y[~test], l2=l2)
-            scores.append(balanced_accuracy(y[test], model.predict(x[test])))
-        if scores and float(np.mean(scores)) > best:
-            best, best_l2 = float(np.mean(scores)), l2
-    return best_l2
 
 
 def main(argv: list[str] | None = None) -> int:

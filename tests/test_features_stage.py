@@ -114,3 +114,58 @@ def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
     qtbot.waitUntil(lambda: panel.status.text().startswith("Indexing failed"), timeout=30000)
     assert panel.status.text() == "Indexing failed: the network could not be built"
     assert panel.index_button.isEnabled()
+
+
+@pytest.fixture
+def window10(qtbot, settings, tmp_path):  # noqa: F811
+    ds = write_synthetic(tmp_path / "syn10", 10, seed=3)
+    w = make_window(qtbot, settings, thumbnails=False)
+    w.resize(1400, 900)
+    assert w.open_path(ds.root)
+    qtbot.waitUntil(lambda: w.detector_session.decoded is not None and len(w.model) > 0, timeout=10000)
+    yield w
+    w.close()
+
+
+def test_a_linear_classifier_trains_on_the_index_and_names_the_selected_boxs_class(qtbot, window10):
+    w = window10
+    stage = stage_of(w, FeaturesStage)
+    panel = stage.panel
+    assert not panel.classifier_button.isEnabled()  # nothing indexed yet
+    stage = indexed(qtbot, w)
+    assert panel.classifier_button.isEnabled()
+    panel.tabs.setCurrentIndex(1)
+    qtbot.mouseClick(panel.classifier_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.classifier is not None, timeout=120000)
+    report = stage.classifier
+    text = panel.classifier_status.text()
+    assert f"{report.codes.balanced_accuracy:.2f}</b> from the CNN codes" in text
+    assert report.pixels is not None and f"{report.pixels.balanced_accuracy:.2f} from raw pixels" in text
+    assert f"chance {1 / len(report.classes):.2f}" in text
+    bars = [i for i in panel.recall_plot.getPlotItem().items if type(i).__name__ == "BarGraphItem"]
+    assert len(bars) == 2  # codes and pixels, one bar per class each
+    assert all(len(b.opts["x"]) == len(report.classes) for b in bars)
+    # the selected box: the classifier's top classes join the neighbours' sentence
+    w.model.select([0])
+    qtbot.waitUntil(lambda: "Classifier:" in panel.status.text(), timeout=60000)
+    top_name, top_p = report.probabilities(stage.query.code)[0]
+    assert f"Classifier: {top_name} {top_p:.0%}" in panel.status.text()
+    # another index (the other network's) drops the classifier trained on this one
+    panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("imagenet"))
+    assert stage.classifier is None and not panel.classifier_button.isEnabled()
+    stage.cancel_index()
+
+
+def test_a_classifier_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
+    from app.stages.features import controller
+
+    def refuse(index, **kwargs):
+        raise ValueError("a classifier needs two classes with at least 5 labelled boxes each; the index has 1")
+
+    monkeypatch.setattr(controller, "train_code_classifier", refuse)
+    stage = indexed(qtbot, window)
+    qtbot.mouseClick(stage.panel.classifier_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Could not train" in stage.panel.classifier_status.text(), timeout=30000)
+    text = stage.panel.classifier_status.text()
+    assert "two classes with at least 5" in text and "Traceback" not in text
+    assert stage.classifier is None and stage.panel.classifier_button.isEnabled()

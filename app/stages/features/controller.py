@@ -1,4 +1,6 @@
-"""Controller of the CNN-codes view: indexes the dataset's labelled boxes in a worker, answers the selected box.
+"""Controller of the CNN-codes view: indexes the dataset's labelled boxes in a worker, answers the selected box,
+and trains the linear classifier on the index in a worker (its held-out score, and the selected box's class
+probabilities once trained).
 
 The network is built lazily in the worker (EfficientNet-Lite0 takes a second to build and load) and reused;
 codes go through the product's one CNN-code cache, so re-indexing, or indexing boxes R-CNN or the linear
@@ -18,7 +20,15 @@ from app.stages.detector_session import DetectorSession
 from app.stages.features.panel import FeaturesPanel
 from app.workers import Job, LatestRunner, WorkerPool, error_summary
 from models.data.datasets import DatasetSource
-from models.detection.code_neighbours import BoxQuery, CodeIndex, IndexCancelled, build_code_index, query_box
+from models.detection.code_classifier import CodeClassifierReport, train_code_classifier
+from models.detection.code_neighbours import (
+    BoxQuery,
+    CodeIndex,
+    IndexCancelled,
+    build_code_index,
+    index_row,
+    query_box,
+)
 from models.detection.features import (
     CnnCodeExtractor,
     FeatureCache,
@@ -71,6 +81,33 @@ def query_job(job: Job, index: CodeIndex, key: str, image: str, pixels: Any, box
         return query_box(index, extractor_for(key), image, pixels, box, k, cache, pixel_scale=scale)
 
 
+def classifier_job(job: Job, index: CodeIndex) -> CodeClassifierReport:
+    job.progress(0.1, "Linear classifier: choosing its L2 strength on the training images…")
+    try:
+        return train_code_classifier(index, cancelled=lambda: job.cancelled)
+    except InterruptedError:
+        job.check()
+        raise
+
+
+def classifier_summary(report: CodeClassifierReport) -> str:
+    """The classifier's result in one paragraph: classes, split, both scores against chance."""
+    n_test = int(report.test.sum())
+    codes = report.codes
+    text = (f"{', '.join(report.classes)}: {len(report.rows) - n_test} boxes of {report.train_images} images to "
+            f"train, {n_test} boxes of {report.test_images} other images held out. Balanced accuracy on them: "
+            f"<b>{codes.balanced_accuracy:.2f}</b> from the CNN codes (plain accuracy {codes.accuracy:.2f}, "
+            f"L2 {codes.l2:g})")
+    if report.pixels is not None:
+        text += f", {report.pixels.balanced_accuracy:.2f} from raw pixels"
+    text += f"; chance {report.chance:.2f}."
+    if report.pixels_problem:
+        text += f" No baseline: {report.pixels_problem}."
+    if report.left_out:
+        text += f" {report.left_out} boxes of rarer classes took no part."
+    return text
+
+
 class FeaturesStage(Stage):
     """See the module docstring."""
 
@@ -88,6 +125,7 @@ class FeaturesStage(Stage):
         self.index: CodeIndex | None = None
         self._index_key = ""
         self.query: BoxQuery | None = None
+        self.classifier: CodeClassifierReport | None = None
         self.panel = FeaturesPanel()
         self._dock = make_dock("CNN codes", "cnn_codes_dock", self.panel, window)
         self._pool = WorkerPool(self)
@@ -96,6 +134,10 @@ class FeaturesStage(Stage):
                                          parent=self)
         self.query_runner = LatestRunner(self._pool, query_job, self._on_query, on_error=self._on_query_error,
                                          parent=self)
+        self.classifier_runner = LatestRunner(self._pool, classifier_job, self._on_classifier,
+                                              on_error=self._on_classifier_error,
+                                              on_progress=self._on_classifier_progress, parent=self)
+        self.panel.classifierRequested.connect(self.train_classifier)
         self.panel.indexRequested.connect(self.start_index)
         self.panel.cancelRequested.connect(self.cancel_index)
         self.panel.neighbourActivated.connect(self.open_neighbour)
@@ -109,7 +151,7 @@ class FeaturesStage(Stage):
     def set_dataset(self, source: DatasetSource | None) -> None:
         self._source = source
         self.index_runner.cancel()
-        self.index = None
+        self._set_index(None)
         self._show_query(None)
         self.panel.set_busy(False)
         self.panel.status.setText("Index the dataset's labelled boxes to see neighbours." if source is not None
@@ -124,7 +166,7 @@ class FeaturesStage(Stage):
         if missing:  # the index of the other network, if any, stays usable
             self.panel.status.setText(f"Cannot index: {missing}")
             return
-        self.index = None
+        self._set_index(None)
         self._index_key = self.panel.extractor_key
         self.panel.set_busy(True)
         self.panel.status.setText("Building the network and computing codes…")
@@ -139,8 +181,18 @@ class FeaturesStage(Stage):
         if self.index is not None or self.index_runner.busy:
             self.start_index()  # another network: another index (from the cache when seen before)
 
-    def _on_index(self, index: CodeIndex) -> None:
+    def _set_index(self, index: CodeIndex | None) -> None:
+        """A new index (or none) drops the classifier trained on the old one."""
         self.index = index
+        self.classifier_runner.cancel()
+        self.classifier = None
+        self.panel.show_recalls([], [])
+        self.panel.classifier_button.setEnabled(index is not None)
+        self.panel.classifier_status.setText("Train the classifier on this index." if index is not None
+                                             else "Index the dataset's boxes first.")
+
+    def _on_index(self, index: CodeIndex) -> None:
+        self._set_index(index)
         self.panel.set_busy(False)
         problems = f"; {len(index.problems)} image(s) could not be read" if index.problems else ""
         self.panel.status.setText(f"{len(index)} labelled boxes indexed ({index.from_cache} from the cache), "
@@ -157,6 +209,36 @@ class FeaturesStage(Stage):
     def _on_index_idle(self) -> None:
         if self.index is None and not self.index_runner.busy:
             self.panel.set_busy(False)
+
+    # --- the linear classifier -----------------------------------------------------------------------------
+    def train_classifier(self) -> None:
+        if self.index is None:
+            self.panel.classifier_status.setText("Index the dataset's boxes first.")
+            return
+        self.panel.classifier_button.setEnabled(False)
+        self.panel.classifier_status.setText("Training the classifier on the codes and on raw pixels…")
+        self.classifier_runner.request(self.index)
+
+    def _on_classifier_progress(self, fraction: float, message: str) -> None:
+        self.panel.classifier_status.setText(message)
+
+    def _on_classifier(self, report: CodeClassifierReport) -> None:
+        self.panel.classifier_button.setEnabled(self.index is not None)
+        if self.index is None or report.extractor != self.index.extractor:
+            return  # trained on an index since replaced
+        self.classifier = report
+        self.panel.classifier_status.setText(classifier_summary(report))
+        series = [(f"CNN codes ({report.codes.balanced_accuracy:.2f})", report.codes.recall)]
+        if report.pixels is not None:
+            series.append((f"raw pixels ({report.pixels.balanced_accuracy:.2f})", report.pixels.recall))
+        self.panel.show_recalls(report.classes, series)
+        self.message.emit(f"CNN codes: linear classifier, balanced accuracy {report.codes.balanced_accuracy:.2f}")
+        if self.query is not None:
+            self._show_query(self.query)
+
+    def _on_classifier_error(self, message: str) -> None:
+        self.panel.classifier_button.setEnabled(self.index is not None)
+        self.panel.classifier_status.setText(f"Could not train the classifier: {error_summary(message)}")
 
     # --- the selected box -----------------------------------------------------------------------------------
     def ask_selected(self) -> None:
@@ -191,7 +273,23 @@ class FeaturesStage(Stage):
             name = model.object(model.selected_indices[0]).name
             same = sum(nb.box.class_name == name for nb in query.neighbours)
         origin = "its code from the index" if query.from_index else "its code computed now (box not in the index)"
-        self.panel.status.setText(f"{same} of {len(query.neighbours)} nearest boxes share its class; {origin}.")
+        self.panel.status.setText(f"{same} of {len(query.neighbours)} nearest boxes share its class; {origin}."
+                                  + self._classifier_says(query))
+
+    def _classifier_says(self, query: BoxQuery) -> str:
+        """The trained classifier's top classes for the selected box, and whether it saw that box."""
+        if self.classifier is None or self.index is None or self.classifier.extractor != self.index.extractor:
+            return ""
+        top = ", ".join(f"{name} {p:.0%}" for name, p in self.classifier.probabilities(query.code)[:3])
+        row = None
+        model = self._canvas.model
+        decoded = self._session.decoded
+        if model.selected_indices and decoded is not None and decoded.path is not None:
+            box = tuple(float(v) for v in model.object(model.selected_indices[0]).box)
+            row = index_row(self.index, str(decoded.path), box)
+        seen = {True: "held out", False: "a training box", None: "not in its training"}[
+            None if row is None else self.classifier.held_out(row)]
+        return f" Classifier: {top} ({seen})."
 
     def open_neighbour(self, position: int) -> bool:
         """Open the image of neighbour ``position`` and select its box."""
@@ -209,6 +307,7 @@ class FeaturesStage(Stage):
         return True
 
     def shutdown(self) -> None:
+        self.classifier_runner.cancel()
         self.index_runner.cancel()
         self.query_runner.cancel()
         self._pool.shutdown()

@@ -1,4 +1,5 @@
-"""The CNN-codes panel: which network, the dataset's index, the selected box's code strip and its neighbours."""
+"""The CNN-codes panel: which network, the dataset's index, the selected box's code strip and its neighbours,
+and a tab for the linear classifier trained on the codes (its held-out score beside raw pixels')."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -36,6 +38,7 @@ class FeaturesPanel(QWidget):
     indexRequested = Signal()
     cancelRequested = Signal()
     neighbourActivated = Signal(int)  # position in the neighbour list
+    classifierRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,7 +97,34 @@ class FeaturesPanel(QWidget):
         self.neighbours.setGridSize(QSize(THUMB + 40, THUMB + 44))
         self.neighbours.setMinimumWidth(3 * (THUMB + 40))
         self.neighbours.itemActivated.connect(lambda item: self.neighbourActivated.emit(self.neighbours.row(item)))
-        layout.addWidget(self.neighbours, 1)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.neighbours, "Nearest boxes")
+        self.tabs.addTab(self._classifier_tab(), "Linear classifier")
+        layout.addWidget(self.tabs, 1)
+
+    def _classifier_tab(self) -> QWidget:
+        tab = QWidget()
+        box = QVBoxLayout(tab)
+        box.addWidget(explanation_label(
+            "A softmax (linear) classifier on the indexed codes of the most frequent classes, trained on 70% of "
+            "the images and scored on the other 30%, beside the same classifier on the boxes' raw pixels "
+            "(32×32). Balanced accuracy: the mean of the per-class recalls, so a dominant class cannot carry it."))
+        self.classifier_button = QPushButton("Train on the indexed codes")
+        self.classifier_button.setEnabled(False)
+        self.classifier_button.clicked.connect(self.classifierRequested)
+        box.addWidget(self.classifier_button)
+        self.classifier_status = QLabel("Index the dataset's boxes first.")
+        self.classifier_status.setWordWrap(True)
+        box.addWidget(self.classifier_status)
+        self.recall_plot = pg.PlotWidget(background="w")
+        self.recall_plot.setMinimumHeight(120)
+        self.recall_plot.setMouseEnabled(x=False, y=False)
+        item = self.recall_plot.getPlotItem()
+        item.setLabel("left", "held-out recall")
+        item.setYRange(0, 1, padding=0.02)
+        item.addLegend(offset=(-5, 5))
+        box.addWidget(self.recall_plot, 1)
+        return tab
 
     @property
     def extractor_key(self) -> str:
@@ -126,6 +156,25 @@ class FeaturesPanel(QWidget):
         lo, hi = np.percentile(stacked, [2, 98])
         self.strip_image.setImage(stacked.T, levels=(float(lo), float(max(hi, lo + 1e-6))))
         self.strip.getPlotItem().setRange(xRange=(0, stacked.shape[1]), yRange=(0, stacked.shape[0]), padding=0)
+
+    def show_recalls(self, classes: list[str], series: list[tuple[str, np.ndarray]]) -> None:
+        """One group of bars per class: each of ``series`` (name, per-class held-out recall; NaN: no held-out
+        box, drawn as nothing) side by side; an empty ``classes`` clears the plot."""
+        item = self.recall_plot.getPlotItem()
+        item.clear()
+        if item.legend is not None:
+            item.legend.clear()
+        if not classes:
+            return
+        colours = ("#1f77b4", "#bbbbbb")
+        width = 0.8 / max(1, len(series))
+        for k, (name, recall) in enumerate(series):
+            x = np.arange(len(classes)) - 0.4 + width * (k + 0.5)
+            heights = np.nan_to_num(np.asarray(recall, float), nan=0.0)
+            item.addItem(pg.BarGraphItem(x=x, height=heights, width=width, brush=colours[k % 2], name=name))
+        item.getAxis("bottom").setTicks([list(enumerate(classes))])
+        item.setXRange(-0.6, len(classes) - 0.4, padding=0)
+        item.setYRange(0, 1, padding=0.02)
 
     def show_neighbours(self, entries: list[tuple[np.ndarray, str, float]]) -> None:
         """``entries``: (thumbnail RGB, class, distance) nearest first."""
