@@ -137,11 +137,11 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
         torch.set_num_threads(args.threads)
     t1 = time.monotonic()
     model = load_detector(result.checkpoint, device="cpu")
-    res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
+    res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     eval_s = time.monotonic() - t1
     ap = float(res.AP[args.cls])
     row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
-           "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+           **coco_scores(res), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "status": result.status,
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
@@ -169,6 +169,12 @@ def parse_settings(items: list[str]) -> dict:
     return out
 
 
+def coco_scores(res: object) -> dict:
+    """pycocotools' AP@[.5:.95] and AP@0.5 of the fold beside our VOC AP@0.5: COCO's own protocol (101-point
+    interpolation, crowd boxes matched as ``iscrowd``), the figures a COCO-trained detector is quoted with."""
+    return {"coco_AP": res.coco_AP, "coco_AP50": res.coco_AP50}
+
+
 #: Test-time settings of the RoI head that :func:`rescore_fold` takes from the preset (training never reads them).
 TEST_SETTINGS = {"nms": "nms_threshold", "score_threshold": "score_threshold",
                  "detections_per_image": "detections_per_image"}
@@ -189,9 +195,9 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     model = load_detector(ckpt, device="cpu")
     changed, _ = apply_test_settings(model, args)
     t1 = time.monotonic()
-    res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
+    res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     ap = float(res.AP[args.cls])
-    row = {**prior, "AP50": ap, "detections": int(res.n_detections.get(args.cls, 0)),
+    row = {**prior, "AP50": ap, **coco_scores(res), "detections": int(res.n_detections.get(args.cls, 0)),
            "eval_s": round(time.monotonic() - t1, 1), "rescored": {"from_AP50": prior["AP50"], "changed": changed}}
     print(f"{prior['tag']} fold {fold}: AP@0.5 {args.cls} {ap:.3f} rescored (was {prior['AP50']:.3f}; "
           f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
@@ -251,12 +257,12 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     _, tta = apply_test_settings(model, args)
     head = get_preset(PRESET).model.roi_head
     t1, c1 = time.monotonic(), time.process_time()
-    res, _ = evaluate_detector(model, source, folds[fold], [args.cls], coco=False)
+    res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     eval_s, eval_cpu = time.monotonic() - t1, time.process_time() - c1
     ap = float(res.AP[args.cls])
     n = len(folds[fold])
     row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
-           "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+           **coco_scores(res), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
            "test": {**tta, "nms": head.nms}, "eval_s": round(eval_s, 1), "eval_cpu_s": round(eval_cpu, 1),
            "eval_cpu_s_per_image": round(eval_cpu / max(1, n), 3), "train_s": 0.0, "train_cpu_s": 0.0,
@@ -281,6 +287,19 @@ def summarise(rows: list[dict]) -> str:
                      f"{ap.mean():.3f} ± {ap.std(ddof=1) if len(ap) > 1 else 0.0:.3f} (sd; min {ap.min():.3f}, max "
                      f"{ap.max():.3f}) [{per}]; training {mins.mean():.1f} min CPU/fold (max {mins.max():.1f}; wall "
                      f"{wall.mean():.1f}, max {wall.max():.1f})")
+        coco = [r.get("coco_AP") for r in sel]
+        if all(v is not None for v in coco):
+            lines.append(f"{'':>10} COCO AP@[.5:.95] {np.mean(coco):.3f}, COCO AP@0.5 "
+                         f"{np.mean([r['coco_AP50'] for r in sel]):.3f} (pycocotools)")
+    for tag in sorted({r["tag"] for r in rows}):
+        sel = [r for r in rows if r["tag"] == tag]
+        seeds = sorted({r["seed"] for r in sel})
+        if len(seeds) > 1:  # repeated cross-validation: the mean over every fold of every seed
+            ap = np.array([r["AP50"] for r in sel])
+            means = [np.mean([r["AP50"] for r in sel if r["seed"] == s]) for s in seeds]
+            lines.append(f"{tag:>10} over {len(sel)} folds of seeds {', '.join(map(str, seeds))}: AP@0.5 "
+                         f"{ap.mean():.3f} ± {ap.std(ddof=1):.3f} (sd over folds; the seeds' means "
+                         f"{' '.join(f'{m:.3f}' for m in means)})")
     tags = {r["tag"] for r in rows}
     if {"pretrained", "scratch"} <= tags:
         pre = np.mean([r["AP50"] for r in rows if r["tag"] == "pretrained"])

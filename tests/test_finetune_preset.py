@@ -90,6 +90,7 @@ def test_rescore_scores_a_saved_fold_with_the_presets_test_settings(tmp_path) ->
     assert row["rescored"]["from_AP50"] == 0.123
     assert row["rescored"]["changed"]["roi_head.nms"] == [0.3, get_preset(NAME).model.roi_head.nms]
     assert row["train_cpu_s"] == 42.0 and 0.0 <= row["AP50"] <= 1.0
+    assert row["coco_AP"] is not None and 0.0 <= row["coco_AP"] <= row["coco_AP50"] + 1e-9  # pycocotools' too
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         bench.rescore_fold(args, source, folds, {**prior, "fold": 1})
 
@@ -150,3 +151,16 @@ def test_set_overrides_one_setting_of_the_preset_for_a_probe() -> None:
     assert (config.epochs, config.train_sizes) == (3, [448, 512])
     with pytest.raises(SystemExit, match="part.field=VALUE"):
         bench.parse_settings(["per_object"])
+
+
+def test_the_summary_pools_repeated_cross_validation_over_seeds() -> None:
+    """Per seed: mean ± sd of AP@0.5 (and COCO AP where rows have it); over several seeds: the mean of every
+    fold, with each seed's mean — the figure a repeated cross-validation is judged by."""
+    bench = _finetune_cv()
+    rows = [{"tag": "pretrained", "seed": seed, "fold": fold, "folds": 2, "class": "person", "AP50": ap,
+             "coco_AP": ap / 2, "coco_AP50": ap, "train_cpu_s": 600.0, "train_s": 660.0}
+            for seed, fold, ap in ((0, 0, 0.2), (0, 1, 0.4), (1, 0, 0.1), (1, 1, 0.3))]
+    text = bench.summarise(rows)
+    assert "seed 0: 2/2 folds AP@0.5 person 0.300" in text and "seed 1: 2/2 folds AP@0.5 person 0.200" in text
+    assert "COCO AP@[.5:.95] 0.150" in text
+    assert "over 4 folds of seeds 0, 1: AP@0.5 0.250" in text and "means 0.300 0.200" in text
