@@ -149,10 +149,16 @@ def _score(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, test: np
 
 def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: int = 5,
                           test_fraction: float = 0.3, seed: int = 0, with_pixels: bool = True,
-                          cancelled: Callable[[], bool] | None = None) -> CodeClassifierReport:
+                          cancelled: Callable[[], bool] | None = None,
+                          progress: Callable[[float, str], None] | None = None) -> CodeClassifierReport:
     """Train and score the classifier on ``index``'s codes (and, ``with_pixels``, on the same boxes' raw
-    pixels); see the module docstring. Raises ValueError when the index has fewer than two classes with
-    ``min_boxes`` boxes, or when the split leaves a class without a training box."""
+    pixels); see the module docstring. ``progress(fraction, message)`` hears each step (the L2 search is
+    most of the time). Raises ValueError when the index has fewer than two classes with ``min_boxes`` boxes,
+    or when the split leaves a class without a training box."""
+    def say(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+
     classes = choose_classes([b.class_name for b in index.boxes], max_classes, min_boxes)
     if len(classes) < 2:
         raise ValueError(f"a classifier needs two classes with at least {min_boxes} labelled boxes each; the "
@@ -164,9 +170,12 @@ def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: 
     missing = [classes[c] for c in range(len(classes)) if not np.any(y[~test] == c)]
     if missing:
         raise ValueError(f"the held-out split leaves no training box of {', '.join(missing)}; try another seed")
+    say(0.05, f"Linear classifier on the CNN codes of {len(rows)} boxes: choosing its L2 strength on the "
+                 "training images…")
     codes = _score("CNN codes", index.codes[rows], y, groups, test, len(classes), seed)
     pixels, problem = None, ""
     if with_pixels:
+        say(0.5, "Raw-pixel baseline: reading the boxes' pixels…")
         try:
             x = raw_pixel_rows([index.boxes[r] for r in rows], cancelled=cancelled)
         except InterruptedError:
@@ -174,6 +183,7 @@ def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: 
         except Exception as exc:  # noqa: BLE001 - the baseline is optional; the codes' score stands alone
             problem = f"the raw-pixel baseline could not read an image: {exc}"
         else:
+            say(0.6, "Raw-pixel baseline: choosing its L2 strength on the training images…")
             pixels = _score("raw pixels", x, y, groups, test, len(classes), seed)
     return CodeClassifierReport(index.extractor, classes, rows, test, len(np.unique(groups[~test])),
                                 len(np.unique(groups[test])), len(index) - len(rows), codes, pixels, problem)

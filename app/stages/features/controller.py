@@ -82,9 +82,8 @@ def query_job(job: Job, index: CodeIndex, key: str, image: str, pixels: Any, box
 
 
 def classifier_job(job: Job, index: CodeIndex) -> CodeClassifierReport:
-    job.progress(0.1, "Linear classifier: choosing its L2 strength on the training images…")
     try:
-        return train_code_classifier(index, cancelled=lambda: job.cancelled)
+        return train_code_classifier(index, cancelled=lambda: job.cancelled, progress=job.progress)
     except InterruptedError:
         job.check()
         raise
@@ -277,18 +276,25 @@ class FeaturesStage(Stage):
                                   + self._classifier_says(query))
 
     def _classifier_says(self, query: BoxQuery) -> str:
-        """The trained classifier's top classes for the selected box, and whether it saw that box."""
-        if self.classifier is None or self.index is None or self.classifier.extractor != self.index.extractor:
+        """The trained classifier's likely classes for the selected box (1% or more, at most three), and how
+        the box stands to it: held out, trained on, or of a class it does not know."""
+        report = self.classifier
+        if report is None or self.index is None or report.extractor != self.index.extractor:
             return ""
-        top = ", ".join(f"{name} {p:.0%}" for name, p in self.classifier.probabilities(query.code)[:3])
-        row = None
+        likely = [(name, p) for name, p in report.probabilities(query.code) if p >= 0.01][:3]
+        top = ", ".join(f"{name} {p:.0%}" for name, p in likely)
         model = self._canvas.model
         decoded = self._session.decoded
+        row = None
+        name = ""
         if model.selected_indices and decoded is not None and decoded.path is not None:
-            box = tuple(float(v) for v in model.object(model.selected_indices[0]).box)
-            row = index_row(self.index, str(decoded.path), box)
-        seen = {True: "held out", False: "a training box", None: "not in its training"}[
-            None if row is None else self.classifier.held_out(row)]
+            selected = model.object(model.selected_indices[0])
+            name = selected.name
+            row = index_row(self.index, str(decoded.path), tuple(float(v) for v in selected.box))
+        if name and name not in report.classes:
+            return f" Classifier: {top} (it knows {', '.join(report.classes)}, not {name})."
+        seen = {True: "a held-out box", False: "a box it was trained on", None: "a box drawn since"}[
+            None if row is None else report.held_out(row)]
         return f" Classifier: {top} ({seen})."
 
     def open_neighbour(self, position: int) -> bool:

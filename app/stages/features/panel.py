@@ -106,9 +106,9 @@ class FeaturesPanel(QWidget):
         tab = QWidget()
         box = QVBoxLayout(tab)
         box.addWidget(explanation_label(
-            "A softmax (linear) classifier on the indexed codes of the most frequent classes, trained on 70% of "
-            "the images and scored on the other 30%, beside the same classifier on the boxes' raw pixels "
-            "(32×32). Balanced accuracy: the mean of the per-class recalls, so a dominant class cannot carry it."))
+            "Softmax regression on the indexed codes of the five most frequent classes: trained on 70% of the "
+            "images, scored on the other 30% (balanced accuracy: mean per-class recall), beside the same "
+            "classifier on the boxes' raw 32×32 pixels."))
         self.classifier_button = QPushButton("Train on the indexed codes")
         self.classifier_button.setEnabled(False)
         self.classifier_button.clicked.connect(self.classifierRequested)
