@@ -107,7 +107,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
         overrides.update({"backbone.weights": "none", "backbone_lr_scale": 1.0})
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
-    overrides.update(parse_settings(args.set))
+    overrides.update(args.settings)
     config = train_config_from_preset(PRESET, args.data, str(out), overrides)
     cancel = threading.Event()
     budget = args.max_minutes * 60.0
@@ -141,11 +141,12 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     eval_s = time.monotonic() - t1
     ap = float(res.AP[args.cls])
     row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
-           **coco_scores(res), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+           **coco_scores(res, args.cls), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "status": result.status,
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
-           "preset": PRESET, "overrides": {k: v for k, v in overrides.items() if k != "train_indices"}}
+           "preset": PRESET, "overrides": {k: v for k, v in overrides.items() if k != "train_indices"},
+           "set": args.settings}
     note = "" if result.status == "completed" else f" [{result.status} at the {args.max_minutes:g}-min cap]"
     print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} on {row['test_images']} images "
           f"({row['test_objects']} objects), trained {train_cpu_s / 60:.1f} min CPU ({train_s / 60:.1f} min wall), "
@@ -153,15 +154,23 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     return row
 
 
+#: What the cross-validation itself sets on every fold; ``--set`` may not change it (``--epochs`` is its option).
+PROTOCOL_KEYS = ("classes", "train_indices", "split", "seed", "device", "threads", "epochs")
+
+
 def parse_settings(items: list[str]) -> dict:
     """``--set part.field=VALUE`` items as preset overrides; a value is read as JSON where it parses
     (``24``, ``[448, 512]``, ``true``), else kept as text (``per_object``). A probe of one setting then
-    needs no throw-away wrapper, and its rows record the setting."""
+    needs no throw-away wrapper, and its rows record the setting (the summary keeps it apart). The settings
+    the protocol fixes (:data:`PROTOCOL_KEYS`) are refused."""
     out: dict = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise SystemExit(f"--set wants part.field=VALUE, not {item!r}")
+        if key.strip() in PROTOCOL_KEYS:
+            raise SystemExit(f"--set {key.strip()}: the cross-validation sets that itself"
+                             + (" (use --epochs)" if key.strip() == "epochs" else ""))
         try:
             out[key.strip()] = json.loads(text)
         except json.JSONDecodeError:
@@ -169,10 +178,12 @@ def parse_settings(items: list[str]) -> dict:
     return out
 
 
-def coco_scores(res: object) -> dict:
-    """pycocotools' AP@[.5:.95] and AP@0.5 of the fold beside our VOC AP@0.5: COCO's own protocol (101-point
-    interpolation, crowd boxes matched as ``iscrowd``), the figures a COCO-trained detector is quoted with."""
-    return {"coco_AP": res.coco_AP, "coco_AP50": res.coco_AP50}
+def coco_scores(res: object, cls: str) -> dict:
+    """pycocotools' AP@[.5:.95] and AP@0.5 of ``cls`` on the fold beside our VOC AP@0.5: COCO's own protocol
+    (101-point interpolation, crowd boxes matched as ``iscrowd``), the figures a COCO detector is quoted with.
+    The class's own, not ``coco_AP``: that averages over every class of the dataset's ground truth, which a
+    one-class model scores 0 on."""
+    return {"coco_AP": res.coco_AP_per_class.get(cls), "coco_AP50": res.coco_AP50_per_class.get(cls)}
 
 
 #: Test-time settings of the RoI head that :func:`rescore_fold` takes from the preset (training never reads them).
@@ -197,7 +208,7 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     t1 = time.monotonic()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     ap = float(res.AP[args.cls])
-    row = {**prior, "AP50": ap, **coco_scores(res), "detections": int(res.n_detections.get(args.cls, 0)),
+    row = {**prior, "AP50": ap, **coco_scores(res, args.cls), "detections": int(res.n_detections.get(args.cls, 0)),
            "eval_s": round(time.monotonic() - t1, 1), "rescored": {"from_AP50": prior["AP50"], "changed": changed}}
     print(f"{prior['tag']} fold {fold}: AP@0.5 {args.cls} {ap:.3f} rescored (was {prior['AP50']:.3f}; "
           f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
@@ -262,7 +273,7 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     ap = float(res.AP[args.cls])
     n = len(folds[fold])
     row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
-           **coco_scores(res), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+           **coco_scores(res, args.cls), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
            "test": {**tta, "nms": head.nms}, "eval_s": round(eval_s, 1), "eval_cpu_s": round(eval_cpu, 1),
            "eval_cpu_s_per_image": round(eval_cpu / max(1, n), 3), "train_s": 0.0, "train_cpu_s": 0.0,
@@ -273,11 +284,26 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     return row
 
 
+#: What ``--scratch`` itself overrides (not a probe of the scratch recipe).
+SCRATCH_KEYS = ("backbone.weights", "backbone_lr_scale")
+
+
+def run_label(row: dict) -> str:
+    """The row's recipe: its tag, and the ``--set`` settings of a probe (read from the row's overrides for
+    rows written before they were recorded apart), so a probe's folds never pool with the preset's."""
+    sets = row.get("set")
+    if sets is None:
+        skip = PROTOCOL_KEYS + (SCRATCH_KEYS if row["tag"] == "scratch" else ())
+        sets = {k: v for k, v in (row.get("overrides") or {}).items() if k not in skip}
+    return row["tag"] + "".join(f" {k}={json.dumps(v)}" for k, v in sorted(sets.items()))
+
+
 def summarise(rows: list[dict]) -> str:
-    """Mean ± standard deviation (and min-max) of AP@0.5 over folds, per run tag and seed."""
+    """Mean ± standard deviation (and min-max) of AP@0.5 over folds, per recipe (:func:`run_label`) and seed;
+    over all seeds where there are several."""
     lines = []
-    for key in sorted({(r["tag"], r["seed"]) for r in rows}):
-        sel = sorted((r for r in rows if (r["tag"], r["seed"]) == key), key=lambda r: r["fold"])
+    for key in sorted({(run_label(r), r["seed"]) for r in rows}):
+        sel = sorted((r for r in rows if (run_label(r), r["seed"]) == key), key=lambda r: r["fold"])
         ap = np.array([r["AP50"] for r in sel])
         mins = np.array([r["train_cpu_s"] for r in sel]) / 60
         wall = np.array([r["train_s"] for r in sel]) / 60
@@ -291,8 +317,8 @@ def summarise(rows: list[dict]) -> str:
         if all(v is not None for v in coco):
             lines.append(f"{'':>10} COCO AP@[.5:.95] {np.mean(coco):.3f}, COCO AP@0.5 "
                          f"{np.mean([r['coco_AP50'] for r in sel]):.3f} (pycocotools)")
-    for tag in sorted({r["tag"] for r in rows}):
-        sel = [r for r in rows if r["tag"] == tag]
+    for tag in sorted({run_label(r) for r in rows}):
+        sel = [r for r in rows if run_label(r) == tag]
         seeds = sorted({r["seed"] for r in sel})
         if len(seeds) > 1:  # repeated cross-validation: the mean over every fold of every seed
             ap = np.array([r["AP50"] for r in sel])
@@ -300,10 +326,10 @@ def summarise(rows: list[dict]) -> str:
             lines.append(f"{tag:>10} over {len(sel)} folds of seeds {', '.join(map(str, seeds))}: AP@0.5 "
                          f"{ap.mean():.3f} ± {ap.std(ddof=1):.3f} (sd over folds; the seeds' means "
                          f"{' '.join(f'{m:.3f}' for m in means)})")
-    tags = {r["tag"] for r in rows}
-    if {"pretrained", "scratch"} <= tags:
-        pre = np.mean([r["AP50"] for r in rows if r["tag"] == "pretrained"])
-        scr = np.mean([r["AP50"] for r in rows if r["tag"] == "scratch"])
+    labels = {run_label(r) for r in rows}
+    if {"pretrained", "scratch"} <= labels:  # the preset itself against its from-scratch twin, no probes
+        pre = np.mean([r["AP50"] for r in rows if run_label(r) == "pretrained"])
+        scr = np.mean([r["AP50"] for r in rows if run_label(r) == "scratch"])
         lines.append(f"pretrained / scratch: {pre / scr:.1f}×" if scr > 0 else "scratch AP is 0")
     return "\n".join(lines)
 
@@ -342,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-merge", choices=("nms", "vote", "average"), default=None,
                     help="with --evaluate: how the passes' detections are merged")
     args = ap.parse_args(argv)
+    args.settings = parse_settings(args.set)
+    if args.settings and (args.rescore or args.evaluate):
+        raise SystemExit("--set changes training; --rescore and --evaluate train nothing")
     if args.summary:
         rows = [json.loads(line) for line in Path(args.summary).read_text().splitlines() if line.strip()]
         print(summarise(rows))

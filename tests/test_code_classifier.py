@@ -87,3 +87,28 @@ def test_class_choice_and_split_helpers() -> None:
     assert split_by_image(groups, 0.3, seed=4).tolist() == test.tolist()  # seeded
     with pytest.raises(ValueError, match="two images"):
         split_by_image(np.zeros(4, int), 0.3, 0)
+
+
+def test_a_cancelled_classifier_stops_with_interrupted_error(tmp_path) -> None:
+    """The worker's cancel reaches the L2 search and the fits (most of the run), not only the pixel reading."""
+    index = make_index(tmp_path, separable=True)
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 3  # a few loss evaluations in
+
+    with pytest.raises(InterruptedError):
+        train_code_classifier(index, with_pixels=False, cancelled=cancelled)
+    assert len(asked) == 4
+
+
+def test_a_class_without_a_held_out_box_has_no_recall_and_is_left_out_of_the_balance(tmp_path) -> None:
+    index = make_index(tmp_path, separable=True, images=12, extra={"rare": 6})  # "rare" in images 0-5 only
+    seeds = [s for s in range(40) if not np.isin(
+        [b.entry_index for b in index.boxes if b.class_name == "rare"],
+        np.where(split_by_image(np.arange(12), 0.3, s))[0]).any()]
+    report = train_code_classifier(index, seed=seeds[0], with_pixels=False)
+    k = report.classes.index("rare")
+    assert np.isnan(report.codes.recall[k]) and report.codes.confusion[k].sum() == 0
+    assert report.codes.balanced_accuracy == pytest.approx(np.nanmean(report.codes.recall))

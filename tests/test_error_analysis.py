@@ -127,6 +127,10 @@ def test_report_tables_and_rescore():
     per_class = report.result.coco_AP_per_class
     assert set(per_class) == set(CLASSES)
     assert np.mean(list(per_class.values())) == pytest.approx(report.result.coco_AP, abs=1e-9)
+    per_class50 = report.result.coco_AP50_per_class  # the same at IoU 0.5 alone
+    assert set(per_class50) == set(CLASSES)
+    assert np.mean(list(per_class50.values())) == pytest.approx(report.result.coco_AP50, abs=1e-9)
+    assert all(per_class50[c] >= per_class[c] - 1e-9 for c in CLASSES)
     rows = ap_table_rows(report)
     assert rows[0][0] == "class" and rows[1][0] == "cat" and rows[2][0] == "dog"
     cat = dict(zip(rows[0], rows[1], strict=True))

@@ -150,6 +150,16 @@ def test_a_linear_classifier_trains_on_the_index_and_names_the_selected_boxs_cla
     qtbot.waitUntil(lambda: "Classifier:" in panel.status.text(), timeout=60000)
     top_name, top_p = report.probabilities(stage.query.code)[0]
     assert f"Classifier: {top_name} {top_p:.0%}" in panel.status.text()
+    held = "a held-out box" if report.held_out(stage.query.row) else "a box it was trained on"
+    assert held in panel.status.text()
+    # nothing selected: no neighbours of a box no longer chosen
+    w.model.select([])
+    assert stage.query is None and panel.neighbours.count() == 0
+    # another split seed, another split
+    panel.split_seed.setValue(1)
+    qtbot.mouseClick(panel.classifier_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.classifier is not None and stage.classifier.seed == 1, timeout=120000)
+    assert "split seed 1" in panel.classifier_status.text()
     # another index (the other network's) drops the classifier trained on this one
     panel.extractor_combo.setCurrentIndex(panel.extractor_combo.findData("imagenet"))
     assert stage.classifier is None and not panel.classifier_button.isEnabled()

@@ -90,7 +90,16 @@ def test_rescore_scores_a_saved_fold_with_the_presets_test_settings(tmp_path) ->
     assert row["rescored"]["from_AP50"] == 0.123
     assert row["rescored"]["changed"]["roi_head.nms"] == [0.3, get_preset(NAME).model.roi_head.nms]
     assert row["train_cpu_s"] == 42.0 and 0.0 <= row["AP50"] <= 1.0
-    assert row["coco_AP"] is not None and 0.0 <= row["coco_AP"] <= row["coco_AP50"] + 1e-9  # pycocotools' too
+    # pycocotools' AP of the fold's class alone (the dataset's other classes would average in as zeros)
+    from models.detection.checkpoints import load_detector
+    from models.detection.evaluation import evaluate_detector
+
+    model = load_detector(out_dir / "pretrained_seed0_fold0.pt", device="cpu")
+    bench.apply_test_settings(model, args)
+    res, _ = evaluate_detector(model, source, folds[0], ["circle"])
+    assert len(res.coco_AP_per_class) > 1  # the fold's ground truth holds other shapes too
+    assert row["coco_AP"] == pytest.approx(res.coco_AP_per_class["circle"])
+    assert row["coco_AP50"] == pytest.approx(res.coco_AP50_per_class["circle"])
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         bench.rescore_fold(args, source, folds, {**prior, "fold": 1})
 
@@ -144,13 +153,17 @@ def test_set_overrides_one_setting_of_the_preset_for_a_probe() -> None:
     """``--set part.field=VALUE`` reaches the run's config (JSON values parsed, words kept as text), so a
     probe of one setting is a plain command whose rows record it; a malformed item is refused."""
     bench = _finetune_cv()
-    sets = bench.parse_settings(["roi_head.positive_sampling=per_object", "epochs=3", "train_sizes=[448, 512]"])
-    assert sets == {"roi_head.positive_sampling": "per_object", "epochs": 3, "train_sizes": [448, 512]}
+    sets = bench.parse_settings(["roi_head.positive_sampling=per_object", "lr=0.002", "train_sizes=[448, 512]"])
+    assert sets == {"roi_head.positive_sampling": "per_object", "lr": 0.002, "train_sizes": [448, 512]}
     config = train_config_from_preset(NAME, "data", "out.pt", sets)
     assert config.model.roi_head.positive_sampling == "per_object"
-    assert (config.epochs, config.train_sizes) == (3, [448, 512])
+    assert (config.lr, config.train_sizes) == (0.002, [448, 512])
     with pytest.raises(SystemExit, match="part.field=VALUE"):
         bench.parse_settings(["per_object"])
+    with pytest.raises(SystemExit, match="sets that itself"):  # the protocol's own settings stay its own
+        bench.parse_settings(["seed=3"])
+    with pytest.raises(SystemExit, match="train nothing"):
+        bench.main(["--set", "lr=0.01", "--evaluate", "0=x.pt"])
 
 
 def test_the_summary_pools_repeated_cross_validation_over_seeds() -> None:
@@ -164,3 +177,10 @@ def test_the_summary_pools_repeated_cross_validation_over_seeds() -> None:
     assert "seed 0: 2/2 folds AP@0.5 person 0.300" in text and "seed 1: 2/2 folds AP@0.5 person 0.200" in text
     assert "COCO AP@[.5:.95] 0.150" in text
     assert "over 4 folds of seeds 0, 1: AP@0.5 0.250" in text and "means 0.300 0.200" in text
+    # a probe's rows (recorded apart, or only in the overrides of older rows) never pool with the preset's
+    probe = [{**r, "AP50": 0.9, "set": {"backbone_lr_scale": 1.0}} for r in rows]
+    older = [{**r, "AP50": 0.9, "overrides": {"seed": r["seed"], "backbone_lr_scale": 1.0}} for r in rows]
+    for extra in (probe, older):
+        text = bench.summarise(rows + extra)
+        assert "pretrained over 4 folds of seeds 0, 1: AP@0.5 0.250" in text
+        assert "pretrained backbone_lr_scale=1.0 over 4 folds of seeds 0, 1: AP@0.5 0.900" in text

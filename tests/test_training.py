@@ -325,5 +325,5 @@ def test_a_resume_trains_on_the_checkpoints_images_and_its_config_says_so(tiny_s
     payload = load_checkpoint(out)
     assert sorted(payload["split"]["indices"]) == [0, 1, 2, 3]
     assert sorted(payload["config"]["train_indices"]) == [0, 1, 2, 3]
-    assert any(e.kind == "message" and "checkpoint's 4 training images" in e.message and "not the 2 given"
-               in e.message for e in events)
+    assert any(e.kind == "message" and "checkpoint's 4 training images" in e.message and "not the other list "
+               "given (2 images)" in e.message for e in events)

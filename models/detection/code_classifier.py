@@ -6,7 +6,8 @@ classifier on them says how far that goes — R-CNN's argument for reusing an Im
 feature extractor. The raw-pixel classifier on the same boxes and split is the baseline that argument is
 made against, and the random-weights network of the same view is the control.
 
-The split is by image (a seeded permutation of the indexed images, ``test_fraction`` of them held out), so
+The split is by image (a seeded permutation of the images holding boxes of the chosen classes,
+``test_fraction`` of them held out), so
 no box's neighbour in the same photograph leaks into the test set. Only the ``max_classes`` most frequent
 classes with at least ``min_boxes`` boxes take part (a class with three boxes cannot be trained and scored);
 the classifier is :func:`~models.detection.linear_classifier.fit_softmax` with class-balanced weights, its L2
@@ -36,9 +37,9 @@ PIXEL_CONTEXT = 2
 
 
 def choose_l2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
-              grid: Sequence[float] = L2_GRID) -> float:
+              grid: Sequence[float] = L2_GRID, cancelled: Callable[[], bool] | None = None) -> float:
     """L2 strength with the best mean balanced accuracy over a 3-fold split of the training ``groups``
-    (images), so the held-out images never choose it."""
+    (images), so the held-out images never choose it. ``cancelled``: see :func:`fit_softmax`."""
     rng = np.random.default_rng(seed + 1000)
     folds = np.array_split(rng.permutation(np.unique(groups)), 3)
     best, best_l2 = -1.0, float(grid[0])
@@ -48,7 +49,7 @@ def choose_l2(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
             test = np.isin(groups, fold)
             if len(np.unique(y[~test])) < 2 or not test.any():
                 continue
-            model = fit_softmax(x[~test], y[~test], l2=l2)
+            model = fit_softmax(x[~test], y[~test], l2=l2, cancelled=cancelled)
             scores.append(balanced_accuracy(y[test], model.predict(x[test])))
         if scores and float(np.mean(scores)) > best:
             best, best_l2 = float(np.mean(scores)), float(l2)
@@ -98,6 +99,7 @@ class CodeClassifierReport:
     codes: ClassifierScore
     pixels: ClassifierScore | None  # None when the baseline could not be computed (``pixels_problem`` says why)
     pixels_problem: str = ""
+    seed: int = 0  # of the split (and of the L2 search's folds)
 
     @property
     def chance(self) -> float:
@@ -134,9 +136,9 @@ def raw_pixel_rows(boxes: Sequence[LabelledBox], side: int = PIXEL_SIDE, context
 
 
 def _score(name: str, x: np.ndarray, y: np.ndarray, groups: np.ndarray, test: np.ndarray, k: int,
-           seed: int) -> ClassifierScore:
-    l2 = choose_l2(x[~test], y[~test], groups[~test], seed)
-    model = fit_softmax(x[~test], y[~test], l2=l2)
+           seed: int, cancelled: Callable[[], bool] | None = None) -> ClassifierScore:
+    l2 = choose_l2(x[~test], y[~test], groups[~test], seed, cancelled=cancelled)
+    model = fit_softmax(x[~test], y[~test], l2=l2, cancelled=cancelled)
     pred = model.predict(x[test])
     truth = y[test]
     confusion = np.zeros((k, k), np.int64)
@@ -153,7 +155,7 @@ def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: 
                           progress: Callable[[float, str], None] | None = None) -> CodeClassifierReport:
     """Train and score the classifier on ``index``'s codes (and, ``with_pixels``, on the same boxes' raw
     pixels); see the module docstring. ``progress(fraction, message)`` hears each step (the L2 search is
-    most of the time). Raises ValueError when the index has fewer than two classes with ``min_boxes`` boxes,
+    most of the time); ``cancelled`` is asked throughout (InterruptedError when it says yes). Raises ValueError when the index has fewer than two classes with ``min_boxes`` boxes,
     or when the split leaves a class without a training box."""
     def say(fraction: float, message: str) -> None:
         if progress is not None:
@@ -172,7 +174,7 @@ def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: 
         raise ValueError(f"the held-out split leaves no training box of {', '.join(missing)}; try another seed")
     say(0.05, f"Linear classifier on the CNN codes of {len(rows)} boxes: choosing its L2 strength on the "
                  "training images…")
-    codes = _score("CNN codes", index.codes[rows], y, groups, test, len(classes), seed)
+    codes = _score("CNN codes", index.codes[rows], y, groups, test, len(classes), seed, cancelled)
     pixels, problem = None, ""
     if with_pixels:
         say(0.5, "Raw-pixel baseline: reading the boxes' pixels…")
@@ -184,6 +186,7 @@ def train_code_classifier(index: CodeIndex, *, max_classes: int = 5, min_boxes: 
             problem = f"the raw-pixel baseline could not read an image: {exc}"
         else:
             say(0.6, "Raw-pixel baseline: choosing its L2 strength on the training images…")
-            pixels = _score("raw pixels", x, y, groups, test, len(classes), seed)
+            pixels = _score("raw pixels", x, y, groups, test, len(classes), seed, cancelled)
     return CodeClassifierReport(index.extractor, classes, rows, test, len(np.unique(groups[~test])),
-                                len(np.unique(groups[test])), len(index) - len(rows), codes, pixels, problem)
+                                len(np.unique(groups[test])), len(index) - len(rows), codes, pixels, problem,
+                                seed)

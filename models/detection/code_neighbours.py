@@ -135,6 +135,7 @@ class BoxQuery:
     neighbours: list[Neighbour]
     neighbour_codes: np.ndarray  # [k, D], in neighbour order
     thumbnails: list[np.ndarray]  # H×W×3 uint8 crops of the neighbours, in neighbour order
+    row: int | None = None  # the box's row in the index (None: not indexed), so a view names the box it answered
 
 
 def index_row(index: CodeIndex, image: str, box: tuple[float, float, float, float], tol: float = 0.5) -> int | None:
@@ -181,4 +182,4 @@ def query_box(index: CodeIndex, extractor: CnnCodeExtractor, image: str, pixels:
             images[nb.box.image] = read_image(nb.box.image, max_pixels=None).pixels
         thumbs.append(crop_thumbnail(images[nb.box.image], nb.box.box))
     codes = index.codes[[nb.row for nb in found]] if found else np.zeros((0, index.codes.shape[1]), np.float32)
-    return BoxQuery(code, row is not None, found, codes, thumbs)
+    return BoxQuery(code, row is not None, found, codes, thumbs, row)

@@ -80,6 +80,8 @@ class EvaluationResult:
     curve_scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: COCO AP@[.5:.95] per class (NaN for a class without ground truth); empty when COCO AP was not run.
     coco_AP_per_class: dict[str, float] = field(default_factory=dict)
+    #: COCO AP@0.5 per class (its 101-point interpolation, crowd boxes as ``iscrowd``); as above.
+    coco_AP50_per_class: dict[str, float] = field(default_factory=dict)
 
     @property
     def classes_evaluated(self) -> list[str]:
@@ -300,7 +302,8 @@ def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], 
     valid = [v for c, v in ap.items() if n_gt[c] > 0]
     m_ap = float(np.mean(valid)) if valid else float("nan")
     coco_per_class: dict[str, float] = {}
-    coco_stats = _coco_eval(p, image_sizes, coco_per_class) if coco else None
+    coco_per_class50: dict[str, float] = {}
+    coco_stats = _coco_eval(p, image_sizes, coco_per_class, coco_per_class50) if coco else None
     return EvaluationResult(
         mAP=m_ap, AP=ap,
         coco_AP=coco_stats[0] if coco_stats else None,
@@ -309,7 +312,7 @@ def evaluate_detections(ground_truth: Sequence[Any], detections: Sequence[Any], 
         n_images=len(p.gt_boxes), n_ground_truth=n_gt, n_difficult=n_diff, n_detections=n_det,
         true_positives=tps, false_positives=fps, iou_threshold=iou_threshold,
         interpolation="11-point" if use_11_point else "all-point", curves=curves, curve_scores=curve_scores,
-        coco_AP_per_class=coco_per_class)
+        coco_AP_per_class=coco_per_class, coco_AP50_per_class=coco_per_class50)
 
 
 def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
@@ -319,8 +322,10 @@ def coco_ap(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None = None
 
 
 def _coco_eval(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None,
-               per_class: dict[str, float] | None) -> tuple[float, float, float] | None:
-    """:func:`coco_ap`, also filling ``per_class`` (class → AP@[.5:.95]) when given.
+               per_class: dict[str, float] | None,
+               per_class50: dict[str, float] | None = None) -> tuple[float, float, float] | None:
+    """:func:`coco_ap`, also filling ``per_class`` (class → AP@[.5:.95]) and ``per_class50`` (class → AP@0.5)
+    when given.
 
     Per-class AP is the mean of COCOeval's precision array over IoU thresholds and recall points for that
     category (all areas, 100 detections), the same average its ``stats[0]`` takes over every category.
@@ -346,9 +351,11 @@ def _coco_eval(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None,
     if not any(not a["iscrowd"] for a in anns):
         return None
     if not results:
-        if per_class is not None:
-            per_class.update({c: 0.0 if any(not a["iscrowd"] and a["category_id"] == k for a in anns)
-                              else float("nan") for c, k in cat_id.items()})
+        empty = {c: 0.0 if any(not a["iscrowd"] and a["category_id"] == k for a in anns) else float("nan")
+                 for c, k in cat_id.items()}
+        for target in (per_class, per_class50):
+            if target is not None:
+                target.update(empty)
         return 0.0, 0.0, 0.0
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress and its table
         gt = COCO()
@@ -361,13 +368,15 @@ def _coco_eval(p: _Prepared, image_sizes: Sequence[tuple[int, int]] | None,
         ev.accumulate()
         ev.summarize()
     stats = [max(float(v), 0.0) for v in ev.stats[:3]]  # -1 means "no data" there; we return None above
-    if per_class is not None:
-        precision = ev.eval["precision"]  # [IoU thresholds, recall points, categories, areas, max dets]
-        order = list(ev.params.catIds)
+    precision = ev.eval["precision"]  # [IoU thresholds, recall points, categories, areas, max dets]
+    order = list(ev.params.catIds)
+    for target, thresholds in ((per_class, slice(None)), (per_class50, slice(0, 1))):  # all IoUs; 0.5 alone
+        if target is None:
+            continue
         for c, cid in cat_id.items():
-            pr = precision[:, :, order.index(cid), 0, -1]
+            pr = precision[thresholds, :, order.index(cid), 0, -1]
             valid = pr[pr > -1]
-            per_class[c] = float(valid.mean()) if valid.size else float("nan")
+            target[c] = float(valid.mean()) if valid.size else float("nan")
     return stats[0], stats[1], stats[2]
 
 

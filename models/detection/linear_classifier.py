@@ -11,6 +11,7 @@ class by the inverse of its frequency — what balanced accuracy asks for when o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,9 +46,10 @@ class LinearClassifier:
 
 
 def fit_softmax(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, balanced: bool = True,
-                max_iter: int = 500) -> LinearClassifier:
+                max_iter: int = 500, cancelled: Callable[[], bool] | None = None) -> LinearClassifier:
     """Fit on rows ``x`` [N, D] with labels ``y`` [N] (any integers). ``l2``: penalty on the weights (not
-    the bias), relative to the mean loss."""
+    the bias), relative to the mean loss. ``cancelled`` is asked at every evaluation of the loss (a few ms
+    apart); when it says yes the fit stops with InterruptedError, so a worker running it can be stopped."""
     x = np.asarray(x, np.float32)
     y = np.asarray(y)
     if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
@@ -67,6 +69,8 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, balanced: bool =
                             tolerance_grad=1e-6, tolerance_change=1e-9)
 
     def closure() -> torch.Tensor:
+        if cancelled is not None and cancelled():
+            raise InterruptedError("stopped while fitting the linear classifier")
         opt.zero_grad()
         loss = F.cross_entropy(z @ w.T + b, t, weight=cw) + 0.5 * l2 * (w * w).sum()
         loss.backward()

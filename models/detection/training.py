@@ -279,7 +279,8 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
         # The checkpoint's images win on resume; the saved config says so instead of keeping the list asked for.
         if sorted(int(i) for i in config.train_indices) != sorted(int(i) for i in fixed):
             emit(TrainEvent("message", message=f"resuming on the checkpoint's {len(fixed)} training images of split "
-                                               f"'{config.split}', not the {len(config.train_indices)} given"))
+                                               f"'{config.split}', not the other list given "
+                                               f"({len(config.train_indices)} images)"))
         config = dataclasses.replace(config, train_indices=[int(i) for i in fixed])
     source, class_names, dataset, split = _prepare_data(
         config, dist_info, payload["class_names"] if payload else None, fixed)

@@ -10,8 +10,10 @@ classifier already saw, costs no network pass. Selecting a box asks for its code
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
+import numpy as np
 from PySide6.QtWidgets import QDockWidget, QWidget
 
 from app.canvas import Canvas
@@ -26,7 +28,6 @@ from models.detection.code_neighbours import (
     CodeIndex,
     IndexCancelled,
     build_code_index,
-    index_row,
     query_box,
 )
 from models.detection.features import (
@@ -81,27 +82,30 @@ def query_job(job: Job, index: CodeIndex, key: str, image: str, pixels: Any, box
         return query_box(index, extractor_for(key), image, pixels, box, k, cache, pixel_scale=scale)
 
 
-def classifier_job(job: Job, index: CodeIndex) -> CodeClassifierReport:
+def classifier_job(job: Job, index: CodeIndex, seed: int) -> CodeClassifierReport:
     try:
-        return train_code_classifier(index, cancelled=lambda: job.cancelled, progress=job.progress)
+        return train_code_classifier(index, seed=seed, cancelled=lambda: job.cancelled, progress=job.progress)
     except InterruptedError:
         job.check()
         raise
 
 
 def classifier_summary(report: CodeClassifierReport) -> str:
-    """The classifier's result in one paragraph: classes, split, both scores against chance."""
+    """The classifier's result in one paragraph (rich text): classes, split, both scores against chance."""
     n_test = int(report.test.sum())
     codes = report.codes
-    text = (f"{', '.join(report.classes)}: {len(report.rows) - n_test} boxes of {report.train_images} images to "
-            f"train, {n_test} boxes of {report.test_images} other images held out. Balanced accuracy on them: "
-            f"<b>{codes.balanced_accuracy:.2f}</b> from the CNN codes (plain accuracy {codes.accuracy:.2f}, "
-            f"L2 {codes.l2:g})")
+    names = html.escape(", ".join(report.classes))
+    scored = int(np.sum(~np.isnan(codes.recall)))
+    over = "" if scored == len(report.classes) else f" (over the {scored} classes with a held-out box)"
+    text = (f"{names}: {len(report.rows) - n_test} boxes of {report.train_images} images to train, {n_test} "
+            f"boxes of {report.test_images} other images held out (split seed {report.seed}). Balanced accuracy "
+            f"on them{over}: <b>{codes.balanced_accuracy:.2f}</b> from the CNN codes (plain accuracy "
+            f"{codes.accuracy:.2f}, L2 {codes.l2:g})")
     if report.pixels is not None:
         text += f", {report.pixels.balanced_accuracy:.2f} from raw pixels"
     text += f"; chance {report.chance:.2f}."
     if report.pixels_problem:
-        text += f" No baseline: {report.pixels_problem}."
+        text += f" No baseline: {html.escape(report.pixels_problem)}."
     if report.left_out:
         text += f" {report.left_out} boxes of rarer classes took no part."
     return text
@@ -125,6 +129,7 @@ class FeaturesStage(Stage):
         self._index_key = ""
         self.query: BoxQuery | None = None
         self.classifier: CodeClassifierReport | None = None
+        self._classifier_index: CodeIndex | None = None  # the index the running classifier job was given
         self.panel = FeaturesPanel()
         self._dock = make_dock("CNN codes", "cnn_codes_dock", self.panel, window)
         self._pool = WorkerPool(self)
@@ -181,10 +186,14 @@ class FeaturesStage(Stage):
             self.start_index()  # another network: another index (from the cache when seen before)
 
     def _set_index(self, index: CodeIndex | None) -> None:
-        """A new index (or none) drops the classifier trained on the old one."""
+        """A new index (or none) drops what was answered from the old one: the selected box's query and the
+        classifier trained on it."""
         self.index = index
+        self.query_runner.cancel()
+        self._show_query(None)
         self.classifier_runner.cancel()
         self.classifier = None
+        self._classifier_index = None
         self.panel.show_recalls([], [])
         self.panel.classifier_button.setEnabled(index is not None)
         self.panel.classifier_status.setText("Train the classifier on this index." if index is not None
@@ -216,14 +225,15 @@ class FeaturesStage(Stage):
             return
         self.panel.classifier_button.setEnabled(False)
         self.panel.classifier_status.setText("Training the classifier on the codes and on raw pixels…")
-        self.classifier_runner.request(self.index)
+        self._classifier_index = self.index
+        self.classifier_runner.request(self.index, self.panel.split_seed.value())
 
     def _on_classifier_progress(self, fraction: float, message: str) -> None:
         self.panel.classifier_status.setText(message)
 
     def _on_classifier(self, report: CodeClassifierReport) -> None:
         self.panel.classifier_button.setEnabled(self.index is not None)
-        if self.index is None or report.extractor != self.index.extractor:
+        if self.index is None or self._classifier_index is not self.index:
             return  # trained on an index since replaced
         self.classifier = report
         self.panel.classifier_status.setText(classifier_summary(report))
@@ -245,7 +255,11 @@ class FeaturesStage(Stage):
         model = self._canvas.model
         decoded = self._session.decoded
         selected = model.selected_indices
-        if self.index is None or not selected or decoded is None or decoded.path is None:
+        if self.index is None or decoded is None or decoded.path is None:
+            return
+        if not selected:
+            self.query_runner.cancel()
+            self._show_query(None)  # nothing selected: no neighbours of a box no longer chosen
             return
         box = tuple(float(v) for v in model.object(selected[0]).box)
         self.query_runner.request(self.index, self._index_key, str(decoded.path), decoded.pixels, box,
@@ -276,26 +290,20 @@ class FeaturesStage(Stage):
                                   + self._classifier_says(query))
 
     def _classifier_says(self, query: BoxQuery) -> str:
-        """The trained classifier's likely classes for the selected box (1% or more, at most three), and how
-        the box stands to it: held out, trained on, or of a class it does not know."""
+        """The trained classifier's likely classes for the query's box (1% or more, at most three), and how
+        that box stands to it: held out, trained on, of a class it does not know, or not in the index."""
         report = self.classifier
-        if report is None or self.index is None or report.extractor != self.index.extractor:
+        if report is None or self.index is None:
             return ""
         likely = [(name, p) for name, p in report.probabilities(query.code) if p >= 0.01][:3]
         top = ", ".join(f"{name} {p:.0%}" for name, p in likely)
-        model = self._canvas.model
-        decoded = self._session.decoded
-        row = None
-        name = ""
-        if model.selected_indices and decoded is not None and decoded.path is not None:
-            selected = model.object(model.selected_indices[0])
-            name = selected.name
-            row = index_row(self.index, str(decoded.path), tuple(float(v) for v in selected.box))
-        if name and name not in report.classes:
+        if query.row is None:
+            return f" Classifier: {top} (a box not in the index)."
+        name = self.index.boxes[query.row].class_name
+        if name not in report.classes:
             return f" Classifier: {top} (it knows {', '.join(report.classes)}, not {name})."
-        seen = {True: "a held-out box", False: "a box it was trained on", None: "a box drawn since"}[
-            None if row is None else report.held_out(row)]
-        return f" Classifier: {top} ({seen})."
+        held = report.held_out(query.row)
+        return f" Classifier: {top} ({'a held-out box' if held else 'a box it was trained on'})."
 
     def open_neighbour(self, position: int) -> bool:
         """Open the image of neighbour ``position`` and select its box."""

@@ -106,13 +106,21 @@ class FeaturesPanel(QWidget):
         tab = QWidget()
         box = QVBoxLayout(tab)
         box.addWidget(explanation_label(
-            "Softmax regression on the indexed codes of the five most frequent classes: trained on 70% of the "
-            "images, scored on the other 30% (balanced accuracy: mean per-class recall), beside the same "
-            "classifier on the boxes' raw 32×32 pixels."))
+            "Softmax regression on the indexed codes of the five most frequent classes (with 5 boxes or more): "
+            "trained on 70% of the images, scored on the other 30% (balanced accuracy: mean per-class recall), "
+            "beside the same classifier on the boxes' raw 32×32 pixels."))
+        row = QHBoxLayout()
         self.classifier_button = QPushButton("Train on the indexed codes")
         self.classifier_button.setEnabled(False)
         self.classifier_button.clicked.connect(self.classifierRequested)
-        box.addWidget(self.classifier_button)
+        row.addWidget(self.classifier_button, 1)
+        row.addWidget(QLabel("Split seed"))
+        self.split_seed = QSpinBox()
+        self.split_seed.setRange(0, 999)
+        self.split_seed.setToolTip("Which images are held out: another seed, another split (the spread of the "
+                                   "score over seeds is how much to trust one figure)")
+        row.addWidget(self.split_seed)
+        box.addLayout(row)
         self.classifier_status = QLabel("Index the dataset's boxes first.")
         self.classifier_status.setWordWrap(True)
         box.addWidget(self.classifier_status)
@@ -158,21 +166,26 @@ class FeaturesPanel(QWidget):
         self.strip.getPlotItem().setRange(xRange=(0, stacked.shape[1]), yRange=(0, stacked.shape[0]), padding=0)
 
     def show_recalls(self, classes: list[str], series: list[tuple[str, np.ndarray]]) -> None:
-        """One group of bars per class: each of ``series`` (name, per-class held-out recall; NaN: no held-out
-        box, drawn as nothing) side by side; an empty ``classes`` clears the plot."""
+        """One group of bars per class: each of ``series`` (name, per-class held-out recall) side by side; a
+        class with no held-out box (NaN) gets no bar and says so under its name. An empty ``classes`` clears
+        the plot."""
         item = self.recall_plot.getPlotItem()
         item.clear()
         if item.legend is not None:
             item.legend.clear()
         if not classes:
+            item.getAxis("bottom").setTicks(None)
             return
         colours = ("#1f77b4", "#bbbbbb")
         width = 0.8 / max(1, len(series))
         for k, (name, recall) in enumerate(series):
-            x = np.arange(len(classes)) - 0.4 + width * (k + 0.5)
-            heights = np.nan_to_num(np.asarray(recall, float), nan=0.0)
-            item.addItem(pg.BarGraphItem(x=x, height=heights, width=width, brush=colours[k % 2], name=name))
-        item.getAxis("bottom").setTicks([list(enumerate(classes))])
+            recall = np.asarray(recall, float)
+            shown = ~np.isnan(recall)
+            x = (np.arange(len(classes)) - 0.4 + width * (k + 0.5))[shown]
+            item.addItem(pg.BarGraphItem(x=x, height=recall[shown], width=width, brush=colours[k % 2], name=name))
+        unscored = np.isnan(np.asarray(series[0][1], float)) if series else np.zeros(len(classes), bool)
+        item.getAxis("bottom").setTicks([[(i, f"{c} (none held out)" if unscored[i] else c)
+                                          for i, c in enumerate(classes)]])
         item.setXRange(-0.6, len(classes) - 0.4, padding=0)
         item.setYRange(0, 1, padding=0.02)
 
