@@ -14,13 +14,19 @@ from tests.test_main_window import make_window, settings  # noqa: F401  (fixture
 from tests.test_nms_stage import stage_of
 
 
-@pytest.fixture
-def window(qtbot, settings, tmp_path):  # noqa: F811
-    ds = write_synthetic(tmp_path / "syn", 4, seed=7)
+def synthetic_window(qtbot, settings, folder, count: int, seed: int):  # noqa: F811
+    """The real window on ``count`` synthetic images, the first one decoded and its boxes loaded."""
+    ds = write_synthetic(folder, count, seed=seed)
     w = make_window(qtbot, settings, thumbnails=False)
     w.resize(1400, 900)
     assert w.open_path(ds.root)
     qtbot.waitUntil(lambda: w.detector_session.decoded is not None and len(w.model) > 0, timeout=10000)
+    return w
+
+
+@pytest.fixture
+def window(qtbot, settings, tmp_path):  # noqa: F811
+    w = synthetic_window(qtbot, settings, tmp_path / "syn", 4, 7)
     yield w
     w.close()
 
@@ -118,11 +124,7 @@ def test_an_indexing_failure_reads_as_one_sentence(qtbot, window, monkeypatch):
 
 @pytest.fixture
 def window10(qtbot, settings, tmp_path):  # noqa: F811
-    ds = write_synthetic(tmp_path / "syn10", 10, seed=3)
-    w = make_window(qtbot, settings, thumbnails=False)
-    w.resize(1400, 900)
-    assert w.open_path(ds.root)
-    qtbot.waitUntil(lambda: w.detector_session.decoded is not None and len(w.model) > 0, timeout=10000)
+    w = synthetic_window(qtbot, settings, tmp_path / "syn10", 10, 3)
     yield w
     w.close()
 
