@@ -146,7 +146,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
            "preset": PRESET, "overrides": {k: v for k, v in overrides.items() if k != "train_indices"},
-           "set": args.settings}
+           "set": args.settings, "machine": machine()}
     note = "" if result.status == "completed" else f" [{result.status} at the {args.max_minutes:g}-min cap]"
     print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} on {row['test_images']} images "
           f"({row['test_objects']} objects), trained {train_cpu_s / 60:.1f} min CPU ({train_s / 60:.1f} min wall), "
@@ -176,6 +176,23 @@ def parse_settings(items: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key.strip()] = text
     return out
+
+
+def machine() -> dict:
+    """The CPU and torch a row was measured with. The same code and seed gave the same fold score twice on
+    one machine, but a fold need not reproduce on another: seed 0's fold 0 scored 0.434 in one session and
+    0.328 in a later one with the same recipe, as if another seed had been drawn (other kernels round
+    differently, and 1,536 steps grow that into another model). Rows that will be compared should say so."""
+    import platform
+
+    import torch
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
+                    if line.startswith("model name")), "")
+    return {"cpu": cpu or platform.processor(), "capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
 
 
 def coco_scores(res: object, cls: str) -> dict:

@@ -184,3 +184,12 @@ def test_the_summary_pools_repeated_cross_validation_over_seeds() -> None:
         text = bench.summarise(rows + extra)
         assert "pretrained over 4 folds of seeds 0, 1: AP@0.5 0.250" in text
         assert "pretrained backbone_lr_scale=1.0 over 4 folds of seeds 0, 1: AP@0.5 0.900" in text
+
+
+def test_rows_name_the_machine_they_were_measured_on() -> None:
+    """Fold scores reproduce on one machine, not across CPUs: each training row says which CPU and torch."""
+    import torch
+
+    info = _finetune_cv().machine()
+    assert info["torch"] == torch.__version__ and info["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert isinstance(info["cpu"], str)
