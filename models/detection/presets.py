@@ -223,9 +223,10 @@ BUILTIN: list[Preset] = [
     preset("finetune-photos-cpu",
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
-           "bench/README.md, 'From scratch at 24 epochs, and a third repetition of the cross-validation': five "
-           "held-out folds AP@0.5 0.301 ± 0.110 on seed 0's folds, 0.289 ± 0.078 on seed 1's and 0.249 ± 0.115 on "
-           "seed 2's, 0.279 over the fifteen, after 13-16 CPU-min of training each; the same recipe from "
+           "bench/README.md, 'From scratch at 24 epochs, and a third repetition of the cross-validation' and "
+           "'Three probes, the preset re-measured on this machine': five held-out folds AP@0.5 0.274 ± 0.094 on "
+           "seed 0's folds (0.301 in an earlier session), 0.289 ± 0.078 on seed 1's and 0.249 ± 0.115 on seed "
+           "2's, about 0.27 over the fifteen, after 12-16 CPU-min of training each; the same recipe from "
            "random weights 0.033 ± 0.029 on seed 0's folds, 19-20 CPU-min). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "
            "2:1 also across the border, backbone batch norm and first three stages frozen, the rest at a tenth "
