@@ -163,18 +163,16 @@ def parse_settings(items: list[str]) -> dict:
     (``24``, ``[448, 512]``, ``true``), else kept as text (``per_object``). A probe of one setting then
     needs no throw-away wrapper, and its rows record the setting (the summary keeps it apart). The settings
     the protocol fixes (:data:`PROTOCOL_KEYS`) are refused."""
-    out: dict = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise SystemExit(f"--set wants part.field=VALUE, not {item!r}")
-        if key.strip() in PROTOCOL_KEYS:
-            raise SystemExit(f"--set {key.strip()}: the cross-validation sets that itself"
-                             + (" (use --epochs)" if key.strip() == "epochs" else ""))
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
+    from models.detection.presets import parse_key_values
+
+    try:
+        out = parse_key_values(items, "--set", "part.field=VALUE")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    for key in out:
+        if key in PROTOCOL_KEYS:
+            raise SystemExit(f"--set {key}: the cross-validation sets that itself"
+                             + (" (use --epochs)" if key == "epochs" else ""))
     return out
 
 
@@ -188,9 +186,8 @@ def machine() -> dict:
     import torch
 
     cpu = ""
-    with contextlib.suppress(OSError):
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8")
-                    if line.startswith("model name")), "")
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
     return {"cpu": cpu or platform.processor(), "capability": torch.backends.cpu.get_cpu_capability(),
             "torch": torch.__version__}
 
@@ -319,8 +316,11 @@ def summarise(rows: list[dict]) -> str:
     """Mean ± standard deviation (and min-max) of AP@0.5 over folds, per recipe (:func:`run_label`) and seed;
     over all seeds where there are several."""
     lines = []
-    for key in sorted({(run_label(r), r["seed"]) for r in rows}):
-        sel = sorted((r for r in rows if (run_label(r), r["seed"]) == key), key=lambda r: r["fold"])
+    by_recipe: dict[str, list[dict]] = {}
+    for r in rows:
+        by_recipe.setdefault(run_label(r), []).append(r)
+    for key in sorted({(label, r["seed"]) for label, sel in by_recipe.items() for r in sel}):
+        sel = sorted((r for r in by_recipe[key[0]] if r["seed"] == key[1]), key=lambda r: r["fold"])
         ap = np.array([r["AP50"] for r in sel])
         mins = np.array([r["train_cpu_s"] for r in sel]) / 60
         wall = np.array([r["train_s"] for r in sel]) / 60
@@ -334,8 +334,7 @@ def summarise(rows: list[dict]) -> str:
         if all(v is not None for v in coco):
             lines.append(f"{'':>10} COCO AP@[.5:.95] {np.mean(coco):.3f}, COCO AP@0.5 "
                          f"{np.mean([r['coco_AP50'] for r in sel]):.3f} (pycocotools)")
-    for tag in sorted({run_label(r) for r in rows}):
-        sel = [r for r in rows if run_label(r) == tag]
+    for tag, sel in sorted(by_recipe.items()):
         seeds = sorted({r["seed"] for r in sel})
         if len(seeds) > 1:  # repeated cross-validation: the mean over every fold of every seed
             ap = np.array([r["AP50"] for r in sel])
@@ -343,10 +342,9 @@ def summarise(rows: list[dict]) -> str:
             lines.append(f"{tag:>10} over {len(sel)} folds of seeds {', '.join(map(str, seeds))}: AP@0.5 "
                          f"{ap.mean():.3f} ± {ap.std(ddof=1):.3f} (sd over folds; the seeds' means "
                          f"{' '.join(f'{m:.3f}' for m in means)})")
-    labels = {run_label(r) for r in rows}
-    if {"pretrained", "scratch"} <= labels:  # the preset itself against its from-scratch twin, no probes
-        pre = np.mean([r["AP50"] for r in rows if run_label(r) == "pretrained"])
-        scr = np.mean([r["AP50"] for r in rows if run_label(r) == "scratch"])
+    if {"pretrained", "scratch"} <= set(by_recipe):  # the preset itself against its from-scratch twin, no probes
+        pre = np.mean([r["AP50"] for r in by_recipe["pretrained"]])
+        scr = np.mean([r["AP50"] for r in by_recipe["scratch"]])
         lines.append(f"pretrained / scratch: {pre / scr:.1f}×" if scr > 0 else "scratch AP is 0")
     return "\n".join(lines)
 

@@ -46,22 +46,6 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from exc
 
 
-def _model_args(items: list[str]) -> dict:
-    """``KEY=VALUE`` pairs; values parsed as JSON when they can be (numbers, lists, true/false), else text."""
-    import json
-
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def parser() -> argparse.ArgumentParser:
     """Every training flag defaults to None ("not given"): given flags override the preset (``--preset``) or,
     without one, the generation's paper settings (:func:`models.detection.presets.default_train_config`)."""
@@ -177,11 +161,13 @@ _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights"
 def overrides_of(args: argparse.Namespace) -> dict:
     """The settings the command line gave explicitly: training fields, then detector settings
     (``--model-arg`` first, so the dedicated flags win over a --model-arg of the same setting)."""
+    from models.detection.presets import parse_key_values
+
     out: dict = {field: getattr(args, dest) for dest, field in _TRAINING_FLAGS.items()
                  if getattr(args, dest) is not None}
     if args.classes:
         out["classes"] = [c.strip() for c in args.classes.split(",") if c.strip()]
-    out.update(_model_args(args.model_arg))
+    out.update(parse_key_values(args.model_arg, "--model-arg"))
     if args.anchor_sizes:
         out["rpn.anchor_sizes"] = args.anchor_sizes
     if args.fc_size:

@@ -19,7 +19,8 @@ training fields and part settings (``backbone.name``, ``backbone.weights``, ``in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -109,6 +110,22 @@ def setting_help(part: str, name: str) -> str:
 def _train_hints() -> dict[str, str]:
     import models.detection.training_config as module
     return {k: type_text(v) for k, v in get_type_hints(TrainConfig, vars(module)).items()}
+
+
+def parse_key_values(items: Sequence[str], flag: str, form: str = "KEY=VALUE") -> dict[str, Any]:
+    """Command-line ``KEY=VALUE`` items (``train --model-arg``, ``bench/finetune_cv.py --set``) as overrides
+    for :func:`apply_overrides`: a value is read as JSON where it parses (``24``, ``[448, 512]``, ``true``),
+    else kept as text (``per_object``). A malformed item is a ValueError naming ``flag`` and ``form``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} expects {form}, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
 
 
 def apply_overrides(config: TrainConfig, overrides: Mapping[str, Any] | None) -> TrainConfig:

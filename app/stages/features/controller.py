@@ -155,8 +155,7 @@ class FeaturesStage(Stage):
     def set_dataset(self, source: DatasetSource | None) -> None:
         self._source = source
         self.index_runner.cancel()
-        self._set_index(None)
-        self._show_query(None)
+        self._set_index(None)  # drops the query too
         self.panel.set_busy(False)
         self.panel.status.setText("Index the dataset's labelled boxes to see neighbours." if source is not None
                                   else "Open a dataset with labelled boxes, then index it.")
