@@ -2,7 +2,9 @@
 raw pixels, classifying coco_tiny's labelled boxes of its five most frequent classes.
 
 The boxes (``iscrowd`` skipped) of the five classes with the most boxes are split by IMAGE (a seeded 70/30
-permutation of the images, so no object's neighbour in the same photo leaks into the test set). Each box is
+permutation of the images that hold such boxes, so no object's neighbour in the same photo leaks into the test
+set): :func:`models.detection.code_classifier.split_by_image`, the CNN codes dock's own split, so that the dock
+and this benchmark report the same test sets for the same seed. Each box is
 warped to a square: 224 px with 16 px of context for the codes (R-CNN's warp), 32×32 RGB with the same
 share of context for the pixels (3,072 numbers, standardised). Both get the same classifier: softmax
 regression with class-balanced weights, its L2 strength chosen by 3-fold cross-validation over the TRAINING
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from models.detection.code_classifier import choose_l2  # noqa: E402
+from models.detection.code_classifier import choose_l2, split_by_image  # noqa: E402
 from models.detection.features import FeatureCache, cnn_codes, efficientnet_extractor, image_key, warp_crops  # noqa: E402
 from models.detection.linear_classifier import balanced_accuracy, fit_softmax  # noqa: E402
 
@@ -107,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
-        ids = np.random.default_rng(seed).permutation(len(images))
-        test_ids = ids[: round(args.test_fraction * len(images))]
-        test = np.isin(g, test_ids)
+        test = split_by_image(g, args.test_fraction, seed)
         row = {"seed": seed, "train": int((~test).sum()), "test": int(test.sum())}
         for name, x in (("codes", x_codes), ("pixels", x_pix)):
             l2 = choose_l2(x[~test], y[~test], g[~test], seed)
