@@ -28,6 +28,7 @@ backbone has nothing to keep).
     python bench/finetune_cv.py --rescore OLD.jsonl --results NEW.jsonl          # saved folds, new test settings
     python bench/finetune_cv.py --evaluate 0=F0.pt --evaluate 1=F1.pt ... --test-sizes 512,640 --test-flip \
         --test-merge average --results NEW.jsonl      # fold checkpoints from anywhere, test-time augmentation
+    python bench/finetune_cv.py --evaluate 0=F0.pt ... --calibrate prototype      # old folds, calibrated
 
 ``--lock FILE`` takes an exclusive ``flock`` on FILE around each fold only (training + scoring), so other
 short jobs sharing that lane get the CPU between folds. ``--max-minutes`` caps each fold's training, counted
@@ -262,6 +263,28 @@ def test_options(args: argparse.Namespace) -> dict:
             "test_merge": inp.test_merge if merge is None else merge}
 
 
+def calibrate_fold(model: object, args: argparse.Namespace, source: object, folds: list[list[int]],
+                   fold: int) -> dict | None:
+    """``--calibrate``: "prototype" fits the model's prototype calibration on the fold's training images
+    (:func:`models.detection.score_calibration.fit_on_dataset`), "none" turns calibration off; None keeps the
+    checkpoint's. Returns what the row records: the boxes per class and alpha, or None when not calibrated."""
+    from models.data.folds import train_indices
+    from models.detection.score_calibration import enable_calibration, fit_on_dataset
+
+    choice = getattr(args, "calibrate", None)
+    if choice == "none" and "calibrator" in model._modules:
+        del model._modules["calibrator"]
+    elif choice == "prototype":
+        enable_calibration(model)
+        counts, _ = fit_on_dataset(model, source, train_indices(folds, fold))
+        return {"alpha": model.calibrator.alpha, "boxes": counts}
+    calibrator = model.fitted_calibrator()
+    if calibrator is None:
+        return None
+    counts = calibrator.counts.tolist()
+    return {"alpha": calibrator.alpha, "boxes": {n: int(c) for n, c in zip(model.class_names, counts, strict=True)}}
+
+
 def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int]], fold: int, ckpt: str) -> dict:
     """Score a saved fold checkpoint (any directory) on its fold, no training: the preset's test-time settings
     of the RoI head (:data:`TEST_SETTINGS`) and test-time augmentation (:func:`test_options`), with the
@@ -280,6 +303,7 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     tag = "scratch" if weights == "none" else "pretrained"
     model = load_detector(ckpt, device="cpu")
     _, tta = apply_test_settings(model, args)
+    calibration = calibrate_fold(model, args, source, folds, fold)
     head = get_preset(PRESET).model.roi_head
     t1, c1 = time.monotonic(), time.process_time()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
@@ -289,7 +313,8 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
            **coco_scores(res, args.cls), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
-           "test": {**tta, "nms": head.nms}, "eval_s": round(eval_s, 1), "eval_cpu_s": round(eval_cpu, 1),
+           "test": {**tta, "nms": head.nms, "calibration": calibration}, "eval_s": round(eval_s, 1),
+           "eval_cpu_s": round(eval_cpu, 1),
            "eval_cpu_s_per_image": round(eval_cpu / max(1, n), 3), "train_s": 0.0, "train_cpu_s": 0.0,
            "evaluated_only": True}
     print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} ({row['detections']} detections; test sizes "
@@ -382,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --evaluate: also test on the mirrored image")
     ap.add_argument("--test-merge", choices=("nms", "vote", "average"), default=None,
                     help="with --evaluate: how the passes' detections are merged")
+    ap.add_argument("--calibrate", choices=("prototype", "none"), default=None,
+                    help="with --evaluate: 'prototype' fits DeFRCN's prototype calibration on the fold's training "
+                         "images first (what the preset's training now does at its end), 'none' scores without "
+                         "it; default: the checkpoint's own")
     args = ap.parse_args(argv)
     args.settings = parse_settings(args.set)
     if args.settings and (args.rescore or args.evaluate):

@@ -29,6 +29,8 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     # it trains with), the passes' scores averaged.
     inp = item.model.input
     assert inp.test_sizes == [512, 640] and inp.test_flip and inp.test_merge == "average"
+    # DeFRCN's prototype calibration with its own alpha: an ImageNet second opinion on each detection.
+    assert (item.model.roi_head.calibration, item.model.roi_head.calibration_alpha) == ("prototype", 0.5)
     assert min(inp.test_sizes) == inp.min_size and max(inp.test_sizes) > max(item.training.train_sizes)
     t = item.training
     assert (t.optimizer, t.lr, t.backbone_lr_scale, t.epochs, t.lr_schedule, t.flip_prob, t.rotate90) == \

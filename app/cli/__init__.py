@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("app.cli.detection", "run a trained detector on images, as JSON"),
     "evaluate": ("app.cli.detection", "VOC mAP and COCO AP of a detector or a detections file"),
     "compare": ("app.cli.compare", "mAP, test time (proposals apart) and training time of several checkpoints"),
+    "calibrate": ("app.cli.calibration", "give a trained detector prototype score calibration (DeFRCN)"),
 }
 
 

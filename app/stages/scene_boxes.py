@@ -76,6 +76,15 @@ def scene_detections(session: DetectorSession) -> SceneBoxes | None:
     return _from_detections(stored, 1.0, FROM_FILE, f"from {session.stored_source or 'a results file'}")
 
 
+def scene_calibration(session: DetectorSession) -> Any:
+    """What the live model's prototype score calibration did to the detections :func:`scene_detections`
+    returns (a :class:`~models.detection.score_calibration.ScoreCalibration`, same order), else None: no trace,
+    a model that does not calibrate, stored detections, or detections hidden."""
+    if session.detections_hidden or getattr(session.trace, "detections", None) is None:
+        return None
+    return getattr(session.trace, "calibration", None)
+
+
 @dataclass
 class SecondLook:
     """A classification + localisation model's second look, in scene pixels: the window [4] xyxy the image was
@@ -168,4 +177,5 @@ def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
 
 
 __all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "SecondLook", "ground_truth_ignored",
-           "no_boxes_text", "scene_candidates", "scene_detections", "scene_merge", "scene_second_look"]
+           "no_boxes_text", "scene_calibration", "scene_candidates", "scene_detections", "scene_merge",
+           "scene_second_look"]

@@ -227,8 +227,17 @@ class RoIHeadConfig(Part):
     score_threshold: float = setting(0.05, "detections need a class score above this", "box_score_threshold")
     nms: float = setting(0.3, "per-class NMS IoU threshold of the detections", "box_nms")
     detections_per_image: int = setting(100, "at most this many detections per image", "detections_per_image")
+    calibration: str = setting("none", "scores calibrated after detection: 'none', or 'prototype' (DeFRCN: an "
+                               "ImageNet EfficientNet-Lite0's cosine between the box and its class's mean "
+                               "training box, mixed into the score; prototypes fitted when training ends)")
+    calibration_alpha: float = setting(0.5, "prototype calibration: the weight of the detector's own score "
+                                       "(DeFRCN: 0.5; the rest is the ImageNet similarity)")
 
     def validate(self) -> None:
+        if self.calibration not in ("none", "prototype"):
+            raise ConfigError("roi_head.calibration is 'none' or 'prototype'")
+        if not 0.0 <= self.calibration_alpha <= 1.0:
+            raise ConfigError("roi_head.calibration_alpha is between 0 and 1")
         if self.pooling not in ("pool", "align"):
             raise ConfigError("roi_head.pooling is 'pool' (RoI max pooling, the paper) or 'align'")
         if self.positive_sampling not in ("random", "per_object"):

@@ -192,6 +192,28 @@ def _fit_classifiers(model: torch.nn.Module, dataset: Any, emit: _Emitter) -> No
                     message=f"SVMs trained in {time.monotonic() - t:.1f} s"))
 
 
+def _fit_calibration(model: torch.nn.Module, dataset: Any, emit: _Emitter,
+                     cancel: threading.Event | None) -> None:
+    """Prototype score calibration's step after training (``roi_head.calibration`` "prototype"): the mean
+    ImageNet code of each class's training boxes, crowd and difficult ones left out, unflipped images
+    (:mod:`models.detection.score_calibration`); "proposals"-style progress events, as the SVM stage's."""
+    from models.detection.features import FeatureCache
+    from models.detection.score_calibration import target_loaders
+
+    t = time.monotonic()
+    emit(TrainEvent("message", message=f"score calibration: ImageNet prototypes of the boxes of {len(dataset)} "
+                                       "training images"))
+    with FeatureCache() as cache:
+        counts = model.calibrator.fit(
+            target_loaders(dataset.targets), cancelled=None if cancel is None else cancel.is_set,
+            progress=lambda done, count: emit(TrainEvent("proposals", step=done, total_steps=count,
+                                                         message="calibration prototypes")), cache=cache)
+    names = model.class_names
+    text = ", ".join(f"{names[int(k) - 1]} {n}" for k, n in counts.items())
+    emit(TrainEvent("message", message=f"score calibration: prototypes from {text} boxes in "
+                                       f"{time.monotonic() - t:.1f} s"))
+
+
 def _validation_indices(config: TrainConfig, source: Any, dist_info: DistInfo, emit: _Emitter) -> list[int]:
     """At most ``config.val_images`` images of ``config.val_split``, spread over it (rank 0 only)."""
     if config.val_images <= 0 or not dist_info.is_main:
@@ -487,6 +509,14 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     if status == "completed" and hasattr(model, "fit_classifiers"):
         _fit_classifiers(model, dataset, emit)
         last_good = save(done_epochs) or last_good
+    if status == "completed" and getattr(model, "calibrator", None) is not None and dist_info.is_main:
+        try:
+            _fit_calibration(model, dataset, emit, cancel)
+        except InterruptedError:  # stopped here: the trained model stays, uncalibrated
+            emit(TrainEvent("message", message="score calibration stopped: the checkpoint keeps uncalibrated "
+                                               "scores"))
+        else:
+            last_good = save(done_epochs) or last_good
     if status == "completed":
         message = f"trained {done_epochs} epochs; checkpoint {out}"
         if budget is not None and total_steps < cap_steps:

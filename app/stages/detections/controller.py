@@ -38,6 +38,7 @@ from app.stages.scene_boxes import (
     SceneBoxes,
     ground_truth_ignored,
     no_boxes_text,
+    scene_calibration,
     scene_detections,
     scene_second_look,
 )
@@ -85,6 +86,7 @@ class DetectionsStage(Stage):
         self._source: DatasetSource | None = None
         self._dock: QDockWidget | None = None
         self._dets: SceneBoxes | None = None
+        self._calibration = None  # ScoreCalibration of the model's detections (same order), or None
         self._shown = np.zeros(0, np.int64)
         self._match: DetectionMatch | None = None
         self.layer = LabelledBoxesLayer("Detections", z=34)
@@ -180,6 +182,12 @@ class DetectionsStage(Stage):
         if d is not None and d.origin == FROM_MODEL and is_cls_loc(self._session.model):
             text = (f"classification + localisation: one class and one box for the whole image ({d.description});"
                     " drawn whatever the score threshold")
+        self._calibration = scene_calibration(self._session) if d is not None and d.origin == FROM_MODEL else None
+        cal = self._calibration
+        if cal is not None:
+            text += (f"<br>Scores calibrated by ImageNet prototypes (DeFRCN): {int(cal.applied.sum())} of {len(cal.scores)}"
+                     f" = {cal.alpha:g} × the head's score + {1 - cal.alpha:g} × the ImageNet similarity of the box to "
+                     "its class's mean training box, then re-ranked; tags give the head's own score")
         self.panel.source_label.setText(text)
         self.refresh()
 
@@ -244,6 +252,9 @@ class DetectionsStage(Stage):
             boxes.append(d.boxes[i])
             keys.append(key)
             tag = f"{name} {d.scores[i]:.2f}"
+            cal = self._calibration
+            if cal is not None and i < len(cal.applied) and cal.applied[i]:
+                tag += f" (head {cal.head_scores[i]:.2f})"
             if TAG[o]:
                 tag += f" · {TAG[o]}"
             texts.append(tag if tags else "")

@@ -88,6 +88,12 @@ def summarize(payload: dict[str, Any], path: str | Path) -> ModelSummary:
             size += "; tests mirrored too"
         if (parts.input.test_sizes or parts.input.test_flip) and parts.input.test_merge != "nms":
             size += f" (passes merged by {parts.input.test_merge})"
+        if parts.roi_head is not None and parts.roi_head.calibration == "prototype":
+            counts = (payload.get("state_dict") or {}).get("calibrator.counts")
+            boxes = int(counts.sum()) if counts is not None else 0
+            size += (f"; scores calibrated by ImageNet prototypes of {boxes} training boxes "
+                     f"(α {parts.roi_head.calibration_alpha:g})" if boxes else
+                     "; prototype calibration not fitted (training stopped before its end): scores uncalibrated")
     trained_on = str(extra.get("trained_on") or "")
     n_files = len(split.get("files") or split.get("indices") or []) if isinstance(split, dict) else 0
     data = str(train.get("data") or "")

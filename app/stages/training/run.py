@@ -45,6 +45,7 @@ class TrainingRun(QObject):
         self.processes = processes
         self.process = process or TrainingProcess(config, processes)
         self.phase = "setup"  # setup, proposals, training, classifiers, done
+        self.after_training = "SVMs"  # what the "classifiers" phase fits: "SVMs" or "calibration prototypes"
         self.result: Any = None
         self.error: str | None = None
         self._cancel_at: float | None = None
@@ -116,7 +117,9 @@ class TrainingRun(QObject):
 
     def _track_phase(self, ev: Any) -> None:
         if ev.kind == "proposals":
-            self.phase = "classifiers" if self.phase == "training" else "proposals"
+            if self.phase in ("training", "classifiers"):  # after the epochs: R-CNN's SVMs or calibration prototypes
+                self.after_training = "calibration prototypes" if ev.message == "calibration prototypes" else "SVMs"
+            self.phase = "classifiers" if self.phase in ("training", "classifiers") else "proposals"
         elif ev.kind in ("start", "step"):
             self.phase = "training"
         elif ev.kind == "end":
@@ -132,8 +135,8 @@ class TrainingRun(QObject):
                 and self.phase in ("setup", "proposals", "classifiers") and now - self._cancel_at > CANCEL_GRACE_S):
             self.process.terminate()
             if self.phase == "classifiers":
-                self._end_cancelled("cancelled while fitting the SVMs; the last epoch's checkpoint is kept",
-                                    str(self.config.out))
+                self._end_cancelled(f"cancelled while fitting the {self.after_training}; the last epoch's "
+                                    "checkpoint is kept", str(self.config.out))
             else:
                 self._end_cancelled("cancelled before training had written a checkpoint", None)
             return

@@ -501,7 +501,9 @@ class TrainingStage(Stage):
         if ev.kind == "step":
             self.panel.set_progress(ev.global_step, ev.total_steps)
         elif ev.kind == "proposals":
-            what = {"codes": "R-CNN feature pass", "svm": "R-CNN SVMs"}.get(ev.message, "Selective Search proposals")
+            what = {"codes": "R-CNN feature pass", "svm": "R-CNN SVMs",
+                    "calibration prototypes": "Score calibration's ImageNet prototypes"}.get(
+                ev.message, "Selective Search proposals")
             self.panel.set_progress(ev.step, ev.total_steps)
             self.panel.set_status(f"{what}: {ev.step}/{ev.total_steps}")
         elif ev.kind in ("message", "start"):

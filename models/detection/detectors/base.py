@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,9 @@ class AugmentationMerge:
     ``method`` is "vote" or "average" (``voters[i]``: the candidates that voted for detection ``i``) and, for
     "average", scored by the mean over the passes (:func:`pass_average`); sorted by the final score, those
     under the caller's threshold dropped, at most the detection cap. ``kept_index[i]``: the candidate NMS kept
-    that became detection ``i`` (the explorer draws the moved box in its place)."""
+    that became detection ``i`` (the explorer draws the moved box in its place). A model with fitted prototype
+    calibration then recalibrates those scores and re-ranks (``calibration``,
+    :class:`~models.detection.score_calibration.ScoreCalibration`)."""
 
     passes: list[AugmentedPass]
     candidates: Detections
@@ -81,6 +83,8 @@ class AugmentationMerge:
     detections: Detections
     voters: list[np.ndarray] = field(default_factory=list)
     kept_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: What prototype calibration did to ``detections`` (same order), None when the model does not calibrate.
+    calibration: Any = None
 
 
 def box_vote(boxes: Tensor, scores: Tensor, labels: Tensor, kept: Tensor, iou_threshold: float
@@ -177,6 +181,10 @@ class Detector(torch.nn.Module):
         self.test_size_range = None if inp.test_size_range is None else checked_size_range(inp.test_size_range)
         if config.roi_head is not None:  # multi-scale merging; classification + localisation has one box
             self.merge_nms, self.merge_max_detections = config.roi_head.nms, config.roi_head.detections_per_image
+        if config.roi_head is not None and config.roi_head.calibration == "prototype":
+            from models.detection.score_calibration import PrototypeCalibrator
+
+            self.calibrator = PrototypeCalibrator(len(self.class_names), config.roi_head.calibration_alpha)
         self.register_buffer("image_mean", torch.tensor(inp.image_mean, dtype=torch.float32).view(3, 1, 1),
                              persistent=False)
         self.register_buffer("image_std", torch.tensor(inp.image_std, dtype=torch.float32).view(3, 1, 1),
@@ -375,11 +383,31 @@ class Detector(torch.nn.Module):
         order = order[final_scores[order] >= float(score_threshold)][: self.merge_max_detections]
         final_boxes, final_scores, kept = final_boxes[order], final_scores[order], kept[order]
         voters = [voters[int(i)] for i in order] if voters else []
+        calibration = None
+        calibrator = self.fitted_calibrator()
+        if calibrator is not None and len(order):
+            # After the merge, threshold and cap, as DeFRCN calibrates the detector's output; then re-ranked.
+            calibration = calibrator.calibrate(image, final_boxes.numpy(), final_scores.numpy(),
+                                               labels[kept].numpy())
+            rank = np.argsort(-calibration.scores, kind="stable")
+            calibration = replace(calibration, **{name: getattr(calibration, name)[rank] for name in
+                                                  ("head_scores", "similarity", "scores", "applied")})
+            rank_t = torch.from_numpy(rank)
+            final_boxes, kept = final_boxes[rank_t], kept[rank_t]
+            final_scores = torch.from_numpy(calibration.scores)
+            voters = [voters[int(i)] for i in rank] if voters else []
         final = Detections(final_boxes.numpy().astype(np.float32).reshape(-1, 4),
                            final_scores.numpy().astype(np.float32), labels[kept].numpy().astype(np.int64),
                            list(self.class_names))
         return AugmentationMerge(passes, candidates, pass_index, trace, self.test_merge, final, voters,
-                                 kept.numpy().astype(np.int64))
+                                 kept.numpy().astype(np.int64), calibration)
+
+    def fitted_calibrator(self) -> Any:
+        """The :class:`~models.detection.score_calibration.PrototypeCalibrator` when the model calibrates its
+        scores and its prototypes are fitted, else None (``roi_head.calibration`` "none", or a model saved
+        before training ended)."""
+        calibrator = self._modules.get("calibrator")
+        return calibrator if calibrator is not None and calibrator.fitted else None
 
     def head_score_threshold(self) -> float:
         """The score a detection needs to leave the head (the RoI head's, or R-CNN's SVM scores' threshold)."""
@@ -395,13 +423,20 @@ class Detector(torch.nn.Module):
         test passes when the model tests at several sizes or mirrored, so the window shows what ``predict``
         returns: ``candidates`` become every pass's detections (in the trace's input pixels, as its own
         candidates are), ``detection_nms`` the merging NMS over them, ``detections`` the merged result, and
-        ``trace.merge`` keeps each pass (:class:`AugmentationMerge`). The earlier stages stay the single pass's."""
-        if len(self.test_passes) < 2:
+        ``trace.merge`` keeps each pass (:class:`AugmentationMerge`). The earlier stages stay the single pass's.
+        A model with fitted prototype calibration goes through the merge even with one pass, so that the window
+        shows the calibrated scores ``predict`` returns (``trace.calibration``)."""
+        one_pass = len(self.test_passes) < 2
+        if one_pass and self.fitted_calibrator() is None:
             return trace
         if score_threshold is None:  # the head's own, as the single-pass trace
             score_threshold = self.head_score_threshold()
         thr = float(score_threshold)
         merge = self.merge_passes(image, thr)
+        trace.calibration = merge.calibration
+        if one_pass:  # nothing merged: the pass's own NMS trace stays; only the scores were recalibrated
+            trace.detections = merge.detections
+            return trace
         sy, sx = trace.factors
         boxes = merge.candidates.boxes.copy()
         boxes[:, 0::2] *= np.float32(sx)

@@ -32,6 +32,7 @@ from models.detection.config import DetectorConfig, ProposalConfig
 from models.detection.detectors.base import AugmentationMerge, Detections, Detector
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.nms import NmsTrace, nms_trace
+from models.detection.score_calibration import ScoreCalibration
 from models.proposals.cache import ProposalCache, ProposalParams
 
 
@@ -72,6 +73,7 @@ class FastRCNNTrace:
     #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
     #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
     merge: AugmentationMerge | None = None
+    calibration: ScoreCalibration | None = None  # of ``detections``, when the model calibrates
 
 
 class FastRCNN(Detector):

@@ -24,6 +24,7 @@ from models.detection.detectors.base import AugmentationMerge, Detections, Detec
 from models.detection.detectors.roi_heads import RoIHeads
 from models.detection.detectors.rpn import RegionProposalNetwork
 from models.detection.nms import NmsTrace, nms_trace
+from models.detection.score_calibration import ScoreCalibration
 
 
 def _to_input(boxes: np.ndarray | None, factors: tuple[float, float]) -> torch.Tensor:
@@ -64,6 +65,7 @@ class FasterRCNNTrace:
     #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
     #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
     merge: AugmentationMerge | None = None
+    calibration: ScoreCalibration | None = None  # of ``detections``, when the model calibrates
 
 
 class FasterRCNN(Detector):

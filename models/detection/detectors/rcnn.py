@@ -45,6 +45,7 @@ from models.detection.detectors.roi_heads import TwoFCHead
 from models.detection.features import CnnCodeExtractor, FeatureCache, cnn_codes, context_boxes, warp_crops
 from models.detection.ignore_regions import ignore_near, training_truth
 from models.detection.nms import NmsTrace, batched_nms, nms_trace
+from models.detection.score_calibration import ScoreCalibration
 from models.detection.svm import fit_ridge, mine_hard_negatives, train_linear_svm
 from models.proposals.cache import ProposalCache
 
@@ -102,6 +103,7 @@ class RCNNTrace:
     #: With test-time augmentation (several test sizes, mirrored): how the passes were merged; ``candidates``,
     #: ``detection_nms`` and ``detections`` are then the merge's (:meth:`Detector.merged_trace`).
     merge: AugmentationMerge | None = None
+    calibration: ScoreCalibration | None = None  # of ``detections``, when the model calibrates
 
 
 class RCNN(Detector):
