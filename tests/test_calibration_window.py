@@ -60,6 +60,9 @@ def test_the_detections_stage_shows_calibrated_scores_and_the_heads_own(qtbot, w
     assert len(tagged) == int(cal.applied[stage.shown].sum()) > 0
     i = int(np.flatnonzero(cal.applied)[0])
     assert any(f"{det.scores[i]:.2f} (head {cal.head_scores[i]:.2f})" in t for t in tagged)
+    from app.stages.nms import NmsStage
+
+    assert "calibrates the scores by ImageNet prototypes" in stage_of(w, NmsStage).panel.counts_label.text()
     shots = os.environ.get("RCNN_EXPLORER_SHOTS")
     if shots:
         stage.panel.show_box.setChecked(True)
@@ -71,6 +74,7 @@ def test_the_detections_stage_shows_calibrated_scores_and_the_heads_own(qtbot, w
     assert scene_calibration(session) is None
     assert "calibrated" not in stage.panel.source_label.text()
     assert not any("(head " in t for t in stage.layer.labels)
+    assert "calibrates" not in stage_of(w, NmsStage).panel.counts_label.text()
 
 
 def test_a_training_run_knows_what_it_fits_after_the_epochs() -> None:

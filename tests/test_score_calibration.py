@@ -95,6 +95,12 @@ def test_scores_mix_with_the_similarity_inside_the_bounds_and_are_re_ranked() ->
     for head in (1.0, 0.04):
         i = by_head[head]
         assert not cal.applied[i] and np.isnan(cal.similarity[i]) and cal.scores[i] == pytest.approx(head)
+    # The caller's threshold applies to the calibrated scores: the disc box the head scored 0.40 is reported
+    # at 0.65 (its calibrated score is 0.70), and nothing under 0.65 is.
+    high = model.merge_passes(image, 0.65)
+    assert np.all(high.detections.scores >= 0.65)
+    assert np.isclose(high.calibration.head_scores, 0.40).any()
+    np.testing.assert_array_equal(high.calibration.scores, high.detections.scores)
 
 
 def test_alpha_weighs_the_detectors_own_score() -> None:
@@ -210,8 +216,16 @@ def test_the_calibrate_command_writes_a_calibrated_copy_of_a_trained_model(tmp_p
     # Refusals: writing over the input, an alpha out of range, a file that is no checkpoint.
     assert main(["calibrate", src, "--out", src, "--quiet"]) == 2
     assert main(["calibrate", src, "--alpha", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "another file" in err and "between 0 and 1" in err
+    # Other data: the checkpoint's image numbers do not name its training images there.
+    other = tiny_dataset(tmp_path / "other", count=2, seed=9)
+    assert main(["calibrate", src, "--data", str(other), "--quiet", "--out", str(tmp_path / "o.pt")]) == 2
+    assert "not the data the model was trained on" in capsys.readouterr().err
+    assert main(["calibrate", src, "--data", str(other), "--all-images", "--quiet",
+                 "--out", str(tmp_path / "o.pt")]) == 0
+    assert load_detector(tmp_path / "o.pt", device="cpu").checkpoint_info["extra"]["calibration"]["images"] == 2
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")
     assert main(["calibrate", str(junk), "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert "another file" in err and "between 0 and 1" in err and "junk.pt" in err
+    assert "junk.pt" in capsys.readouterr().err

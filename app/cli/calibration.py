@@ -26,8 +26,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.5,
                    help="weight of the detector's own score; the rest is the ImageNet similarity (DeFRCN: 0.5)")
     p.add_argument("--out", default=None, help="the calibrated checkpoint (default: MODEL-calibrated.pt)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (the ImageNet network runs there too)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _split_mismatch(source: object, indices: list[int], files: list | None) -> str:
+    """Why the checkpoint's training images are not ``source``'s images of those numbers ('' when they are):
+    a number past the end, or (when the checkpoint keeps file names) another file under that number."""
+    n = len(source.entries)
+    if any(not 0 <= i < n for i in indices):
+        return f"it has {n} images, the checkpoint names image numbers up to {max(indices)}"
+    if files and len(files) == len(indices):
+        for i, name in zip(indices, files, strict=True):
+            if Path(str(name)).name != Path(str(source.entries[i].name)).name:
+                return f"image {i} is {source.entries[i].name}, the checkpoint trained on {name}"
+    return ""
 
 
 def run(command: str, argv: list[str]) -> int:
@@ -49,7 +63,7 @@ def run(command: str, argv: list[str]) -> int:
         return 2
     try:
         payload = load_checkpoint(src)
-        model = load_detector(src, device="cpu")
+        model = load_detector(src, device=args.device)
     except (CheckpointError, RuntimeError, FileNotFoundError, OSError, ValueError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
@@ -63,15 +77,18 @@ def run(command: str, argv: list[str]) -> int:
     except (FileNotFoundError, NotADirectoryError, AnnotationError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    indices = (payload.get("split") or {}).get("indices")
+    split = payload.get("split") or {}
+    indices = split.get("indices")
     if args.all_images or indices is None:
         if not args.all_images:
             print(f"{prog}: the checkpoint names no training images; using every image of {data}", file=sys.stderr)
         indices = list(range(len(source.entries)))
-    elif args.data and Path(args.data).resolve() != Path(str(trained_on.get("data", ""))).resolve():
-        print(f"{prog}: --data is not what the model was trained on, whose image numbers the checkpoint keeps; "
-              "add --all-images to use every image of it", file=sys.stderr)
-        return 2
+    else:
+        why = _split_mismatch(source, [int(i) for i in indices], split.get("files"))
+        if why:
+            print(f"{prog}: {data} is not the data the model was trained on ({why}); add --all-images to use "
+                  "every image of it", file=sys.stderr)
+            return 2
     try:
         enable_calibration(model, args.alpha)
         with FractionBar(prog, show_progress(args.quiet)) as bar:
@@ -87,10 +104,11 @@ def run(command: str, argv: list[str]) -> int:
               "nothing written", file=sys.stderr)
         return 1
     extra = dict(payload.get("extra") or {})
-    extra["calibration"] = {"alpha": args.alpha, "boxes": counts, "images": len(indices), "data": str(data),
+    images = len(indices) - len(problems)
+    extra["calibration"] = {"alpha": args.alpha, "boxes": counts, "images": images, "data": str(data),
                             "from": str(src)}
     save_checkpoint(out, model=model, config=trained_on, class_names=list(payload["class_names"]),
                     split=payload.get("split") or {}, epoch=int(payload.get("epoch", 0)), extra=extra)
     boxes = ", ".join(f"{name} {n}" for name, n in counts.items())
-    print(f"prototypes from {boxes} boxes of {len(indices)} images; calibrated model: {out}")
+    print(f"prototypes from {boxes} boxes of {images} images; calibrated model: {out}")
     return 0

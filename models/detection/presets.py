@@ -241,7 +241,7 @@ BUILTIN: list[Preset] = [
            "Fine-tune on my photos: Faster R-CNN from the ImageNet EfficientNet-Lite0 on a few dozen labelled "
            "photographs, on a CPU (bench/finetune_cv.py, person of coco_tiny, 5-fold CV, figures in "
            "bench/README.md, 'Prototype calibration, and all fifteen folds on one machine': held-out AP@0.5 "
-           "0.267 ± 0.082 over three repetitions of the 5-fold split (0.263 without the calibration: 0.274, "
+           "0.267 ± 0.085 over three repetitions of the 5-fold split (0.263 without the calibration: 0.274, "
            "0.267 and 0.249 per repetition), after 12-13 CPU-min of training each; the same recipe from random "
            "weights 0.033 ± 0.029 on seed 0's folds, 19-20 CPU-min). "
            "512 px (longer side ≤ 853; training draws the shorter side from 448-576), anchors 32-512 × 1:2, 1:1, "

@@ -1,8 +1,7 @@
 """Prototype score calibration: an ImageNet classifier's second opinion on each detection's score.
 
 A detector fine-tuned on a few dozen photographs learns its classifier (the RoI head's fully connected
-layers) from a few hundred boxes, and it scores objects in poses it rarely saw near zero even where its
-proposals found them. DeFRCN (Qiao et al., ICCV 2021) calls this its Prototypical Calibration Block: each
+layers) from a few hundred boxes, and it ranks poorly the objects in poses it rarely saw. DeFRCN (Qiao et al., ICCV 2021) calls this its Prototypical Calibration Block: each
 detection's crop goes through a network trained on ImageNet (a fixed feature extractor: the "CNN codes" of
 :mod:`models.detection.features`), and the cosine similarity of its code to the mean code of the training
 boxes of its class (the class *prototype*) is mixed into the score::
@@ -14,8 +13,9 @@ mean codes of the training set's boxes (crowd and difficult ones left out), comp
 kept in the model's state dict (buffers of :class:`PrototypeCalibrator`), so a checkpoint carries them.
 
 Measured on coco_tiny's persons, the fine-tuning preset's fifteen cross-validation folds (bench/README.md,
-"Prototype calibration"): AP@0.5 0.263 → 0.267, higher on 9 of 15 folds — a small gain, for one more
-EfficientNet-Lite0 pass per detection.
+"Prototype calibration"): AP@0.5 0.263 → 0.267, higher on 9 of 15 folds — a small gain, within the
+folds' noise, for one more EfficientNet-Lite0 pass per detection. Calibrated scores are no probabilities:
+the cosines are mostly well above 0.5, so weak detections come out at 0.3-0.4.
 
 Codes are EfficientNet-Lite0's ImageNet codes (crops warped to 224 px with 16 px of context, R-CNN's),
 whatever the detector's own backbone: the prototypes and the detections must be read by the same network,
@@ -26,7 +26,7 @@ must neither train nor enter the detector's checkpoint.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -84,12 +84,14 @@ class PrototypeCalibrator(nn.Module):
 
     def fit(self, images: Iterable[Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]],
             cancelled: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
-            cache: object | None = None) -> dict[str, int]:
+            cache: object | None = None, problems: list[str] | None = None) -> dict[str, int]:
         """Prototypes from the training boxes: ``images`` yields loaders of (RGB pixels, boxes [N, 4] in those
         pixels, labels 1..K) — crowd and difficult boxes already left out. Each prototype is the mean code of
         its class's boxes; a class without boxes keeps none (its detections stay uncalibrated). ``cache``: a
         :class:`~models.detection.features.FeatureCache` (the same boxes come back at every training).
-        Returns the box count per class index."""
+        An image that cannot be read is skipped, with a message appended to ``problems``. Returns the box
+        count per class index (as a string, 1..K)."""
+        from models.data.io import ImageError
         from models.detection.features import cnn_codes
 
         extractor = imagenet_extractor(self.prototypes.device)
@@ -99,7 +101,12 @@ class PrototypeCalibrator(nn.Module):
         for done, load in enumerate(loaders):
             if cancelled is not None and cancelled():
                 raise InterruptedError("calibration stopped")
-            pixels, boxes, labels = load()
+            try:
+                pixels, boxes, labels = load()
+            except (ImageError, OSError) as exc:
+                if problems is not None:
+                    problems.append(f"{exc}; skipped")
+                continue
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
             labels = np.asarray(labels, np.int64).reshape(-1)
             if len(boxes):
@@ -112,6 +119,17 @@ class PrototypeCalibrator(nn.Module):
         self.prototypes.copy_(torch.from_numpy(means.astype(np.float32)))
         self.counts.copy_(torch.from_numpy(counts))
         return {str(i + 1): int(c) for i, c in enumerate(counts)}
+
+    def rerank(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+               score_threshold: float) -> tuple[np.ndarray, ScoreCalibration]:
+        """Calibrate, re-rank by the calibrated score and drop what falls under ``score_threshold`` (the
+        caller's threshold applies to the scores it gets back). Returns the kept inputs' indices in the new
+        order and the calibration in that order."""
+        cal = self.calibrate(image, boxes, scores, labels)
+        rank = np.argsort(-cal.scores, kind="stable")
+        rank = rank[cal.scores[rank] >= np.float32(score_threshold)]
+        return rank, replace(cal, **{name: getattr(cal, name)[rank] for name in
+                                     ("head_scores", "similarity", "scores", "applied")})
 
     def calibrate(self, image: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray
                   ) -> ScoreCalibration:
@@ -178,10 +196,10 @@ def fit_on_dataset(model: nn.Module, source: object, indices: Iterable[int],
     for idx in indices:
         try:
             t, _ = load_targets(source, int(idx), list(model.class_names), report_other_classes=False)
-        except (AnnotationError, ImageError) as exc:
+        except (AnnotationError, ImageError, OSError) as exc:
             problems.append(f"{source.entries[int(idx)].name}: {exc}; skipped")
             continue
         targets.append(t)
     with FeatureCache() as cache:
-        counts = model.calibrator.fit(target_loaders(targets), cancelled, progress, cache)
+        counts = model.calibrator.fit(target_loaders(targets), cancelled, progress, cache, problems)
     return {model.class_names[int(k) - 1]: n for k, n in counts.items()}, problems

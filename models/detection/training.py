@@ -203,11 +203,15 @@ def _fit_calibration(model: torch.nn.Module, dataset: Any, emit: _Emitter,
     t = time.monotonic()
     emit(TrainEvent("message", message=f"score calibration: ImageNet prototypes of the boxes of {len(dataset)} "
                                        "training images"))
+    problems: list[str] = []
     with FeatureCache() as cache:
         counts = model.calibrator.fit(
             target_loaders(dataset.targets), cancelled=None if cancel is None else cancel.is_set,
             progress=lambda done, count: emit(TrainEvent("proposals", step=done, total_steps=count,
-                                                         message="calibration prototypes")), cache=cache)
+                                                         message="calibration prototypes")), cache=cache,
+            problems=problems)
+    for p in problems[:10]:
+        emit(TrainEvent("message", message=f"score calibration: {p}"))
     names = model.class_names
     text = ", ".join(f"{names[int(k) - 1]} {n}" for k, n in counts.items())
     emit(TrainEvent("message", message=f"score calibration: prototypes from {text} boxes in "
@@ -513,8 +517,8 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
         try:
             _fit_calibration(model, dataset, emit, cancel)
         except InterruptedError:  # stopped here: the trained model stays, uncalibrated
-            emit(TrainEvent("message", message="score calibration stopped: the checkpoint keeps uncalibrated "
-                                               "scores"))
+            emit(TrainEvent("message", message="score calibration stopped: the checkpoint keeps the prototypes "
+                                               "it had before this step (none for a new model)"))
         else:
             last_good = save(done_epochs) or last_good
     if status == "completed":

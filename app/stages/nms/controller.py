@@ -35,6 +35,7 @@ from app.stages.scene_boxes import (
     SceneBoxes,
     SceneMerge,
     no_boxes_text,
+    scene_calibration,
     scene_candidates,
     scene_merge,
 )
@@ -187,6 +188,9 @@ class NmsStage(Stage):
             else:
                 text += (f"; the model's merge then has {how} at IoU {m.iou_threshold:.2f}, per class: set the "
                          f"slider there to draw its result")
+        if c.origin == FROM_MODEL and scene_calibration(self._session) is not None:
+            text += ("; after NMS the model calibrates the scores by ImageNet prototypes and re-ranks (the "
+                     "Detections stage shows them)")
         self.panel.counts_label.setText(text)
         self._redraw()
 

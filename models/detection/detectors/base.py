@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -340,7 +340,9 @@ class Detector(torch.nn.Module):
         caller asks for, else the average would depend on the caller's threshold and fall below it. Lower
         than the head's threshold needs no pass to go: the head has already dropped those scores (a pass
         under it counts 0, as a single-pass model would not report it either). Only then, on the merged
-        scores, sorted by them, ``score_threshold`` and the detection cap apply."""
+        scores, sorted by them, ``score_threshold`` and the detection cap apply. A model with fitted prototype
+        calibration keeps the head's output (its threshold, the cap), calibrates it, re-ranks, and only then
+        applies ``score_threshold``, to the calibrated scores."""
         from models.detection.nms import NmsTrace, nms_trace
 
         internal = min(float(score_threshold), self.head_score_threshold())
@@ -379,21 +381,20 @@ class Detector(torch.nn.Module):
             final_boxes, voters = box_vote(boxes, scores, labels, kept, self.merge_nms)
         if self.test_merge == "average" and len(passes) > 1:
             final_scores = pass_average(scores, pass_index, voters, len(passes))
+        calibrator = self.fitted_calibrator()
+        # A calibrating model first keeps what the head reported (its own threshold, as DeFRCN calibrates the
+        # detector's output); the caller's threshold then applies to the calibrated scores.
+        first = internal if calibrator is not None else float(score_threshold)
         order = torch.sort(final_scores, descending=True, stable=True).indices
-        order = order[final_scores[order] >= float(score_threshold)][: self.merge_max_detections]
+        order = order[final_scores[order] >= first][: self.merge_max_detections]
         final_boxes, final_scores, kept = final_boxes[order], final_scores[order], kept[order]
         voters = [voters[int(i)] for i in order] if voters else []
         calibration = None
-        calibrator = self.fitted_calibrator()
         if calibrator is not None and len(order):
-            # After the merge, threshold and cap, as DeFRCN calibrates the detector's output; then re-ranked.
-            calibration = calibrator.calibrate(image, final_boxes.numpy(), final_scores.numpy(),
-                                               labels[kept].numpy())
-            rank = np.argsort(-calibration.scores, kind="stable")
-            calibration = replace(calibration, **{name: getattr(calibration, name)[rank] for name in
-                                                  ("head_scores", "similarity", "scores", "applied")})
-            rank_t = torch.from_numpy(rank)
-            final_boxes, kept = final_boxes[rank_t], kept[rank_t]
+            rank, calibration = calibrator.rerank(image, final_boxes.numpy(), final_scores.numpy(),
+                                                  labels[kept].numpy(), score_threshold)
+            rank_t = torch.from_numpy(rank).long()
+            final_boxes, kept = final_boxes[rank_t].reshape(-1, 4), kept[rank_t]
             final_scores = torch.from_numpy(calibration.scores)
             voters = [voters[int(i)] for i in rank] if voters else []
         final = Detections(final_boxes.numpy().astype(np.float32).reshape(-1, 4),
@@ -432,11 +433,15 @@ class Detector(torch.nn.Module):
         if score_threshold is None:  # the head's own, as the single-pass trace
             score_threshold = self.head_score_threshold()
         thr = float(score_threshold)
+        if one_pass:  # nothing to merge: the trace's own detections are calibrated, its NMS trace stays
+            calibrator = self.fitted_calibrator()
+            det = trace.detections
+            rank, trace.calibration = calibrator.rerank(image, det.boxes, det.scores, det.labels, thr)
+            trace.detections = Detections(det.boxes[rank].reshape(-1, 4), trace.calibration.scores,
+                                          det.labels[rank], list(det.class_names))
+            return trace
         merge = self.merge_passes(image, thr)
         trace.calibration = merge.calibration
-        if one_pass:  # nothing merged: the pass's own NMS trace stays; only the scores were recalibrated
-            trace.detections = merge.detections
-            return trace
         sy, sx = trace.factors
         boxes = merge.candidates.boxes.copy()
         boxes[:, 0::2] *= np.float32(sx)
