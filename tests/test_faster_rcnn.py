@@ -198,3 +198,28 @@ def test_overfits_a_few_synthetic_images(tiny_set) -> None:
         gts.append({"boxes": t.boxes, "labels": t.names, "difficult": t.difficult})
     result = evaluate_detections(gts, dets, CLASSES, coco=False)
     assert result.mAP >= 0.9, result.AP
+
+
+def test_the_rpns_gradient_into_the_backbone_can_be_scaled_or_stopped() -> None:
+    """rpn.backbone_gradient (DeFRCN's gradient-decoupled layer): 0 leaves the backbone untouched by the RPN's
+    loss (the RPN itself still learns), 0.5 halves what the RPN's loss sends into it, 1 is the paper's."""
+    images = [torch.rand(3, 128, 150, generator=torch.Generator().manual_seed(1))]
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 70.0]]), "labels": torch.tensor([1])}]
+
+    def rpn_grads(scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        m = _tiny_model(seed=0, **{"rpn.backbone_gradient": scale}).train()
+        torch.manual_seed(5)  # the anchors' sampling
+        losses = m(images, targets)
+        (losses["rpn_objectness"] + losses["rpn_box"]).backward()
+        backbone = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel())
+                              for p in m.backbone.parameters() if p.requires_grad])
+        rpn = torch.cat([p.grad.flatten() for p in m.rpn.parameters() if p.grad is not None])
+        return backbone, rpn
+
+    full, rpn_full = rpn_grads(1.0)
+    half, rpn_half = rpn_grads(0.5)
+    none, rpn_none = rpn_grads(0.0)
+    assert full.abs().sum() > 0 and none.abs().sum() == 0
+    torch.testing.assert_close(half, 0.5 * full, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(rpn_half, rpn_full)  # the RPN learns the same whatever the backbone gets
+    torch.testing.assert_close(rpn_none, rpn_full)

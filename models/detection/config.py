@@ -126,6 +126,8 @@ class RPNConfig(Part):
     min_size: float = setting(0.0, "drop proposals smaller than this (input pixels)", "rpn_min_size")
     ignore_cross_boundary: bool = setting(True, "training ignores anchors crossing the image border (the paper)",
                                           "ignore_cross_boundary")
+    backbone_gradient: float = setting(1.0, "scale of the RPN's gradient into the shared backbone: 1 the paper's "
+                                       "joint training, 0 stops it (DeFRCN's gradient-decoupled layer)")
 
     def validate(self) -> None:
         if not self.anchor_sizes or not self.anchor_ratios:

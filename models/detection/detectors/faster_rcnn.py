@@ -27,6 +27,29 @@ from models.detection.nms import NmsTrace, nms_trace
 from models.detection.score_calibration import ScoreCalibration
 
 
+class _ScaleGradient(torch.autograd.Function):
+    """Identity forward; the gradient scaled by ``scale`` on the way back."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, scale: float) -> Tensor:  # noqa: ANN001 - autograd's context
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: ANN001
+        return grad * ctx.scale, None
+
+
+def scale_gradient(x: Tensor, scale: float) -> Tensor:
+    """``x`` unchanged, its gradient scaled by ``scale`` (DeFRCN's gradient-decoupled layer): 1 returns ``x``
+    itself, 0 detaches it (the RPN's loss then trains the RPN alone, not the backbone it shares)."""
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    return _ScaleGradient.apply(x, float(scale))
+
+
 def _to_input(boxes: np.ndarray | None, factors: tuple[float, float]) -> torch.Tensor:
     """Boxes [N, 4] in original pixels brought to the network input by (y, x) ``factors``; none: [0, 4]."""
     g = torch.as_tensor(np.asarray(boxes if boxes is not None else np.zeros((0, 4)), np.float32).reshape(-1, 4)).clone()
@@ -98,7 +121,7 @@ class FasterRCNN(Detector):
     def forward(self, images: list[Tensor], targets: list[dict] | None = None):  # noqa: ANN201
         x, sizes = self.batch(images)
         features = self.backbone(x)
-        rpn = self.rpn(features, sizes, targets)
+        rpn = self.rpn(scale_gradient(features, self.parts.rpn.backbone_gradient), sizes, targets)
         head = self.roi_heads(features, rpn.proposals, sizes, targets)
         if self.training:
             return {**rpn.losses, **head.losses}
