@@ -180,6 +180,20 @@ def efficientnet_extractor(context: int = 0, input_size: int = efficientnet.INPU
                             context=context, batch_size=batch_size, device=device)
 
 
+#: R-CNN's 16 px of context at the 224-px warp: what the product's own ImageNet codes use.
+RCNN_CONTEXT = 16
+_SHARED: dict[str, CnnCodeExtractor] = {}
+
+
+def shared_imagenet_extractor(device: str | torch.device = "cpu") -> CnnCodeExtractor:
+    """The product's one ImageNet EfficientNet-Lite0 extractor per device (R-CNN's context), built on first
+    use: the CNN codes dock and prototype score calibration read the same network, loaded once."""
+    key = str(torch.device(device))
+    if key not in _SHARED:
+        _SHARED[key] = efficientnet_extractor(context=RCNN_CONTEXT, device=device)
+    return _SHARED[key]
+
+
 def random_efficientnet_extractor(seed: int = 0, context: int = 0, input_size: int = efficientnet.INPUT_SIZE,
                                   batch_size: int = 32, device: str | torch.device = "cpu") -> CnnCodeExtractor:
     """The same network and layer as :func:`efficientnet_extractor` with random weights (seeded, so its cache

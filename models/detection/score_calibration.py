@@ -34,23 +34,16 @@ from torch import nn
 
 #: DeFRCN's PCB settings (its config: PCB_ALPHA 0.5, PCB_LOWER 0.05, PCB_UPPER 1.0).
 ALPHA, LOWER, UPPER = 0.5, 0.05, 1.0
-#: Context around each crop, in pixels at the 224-px warp (R-CNN's 16; the CNN codes dock's).
-CONTEXT = 16
 #: Width of EfficientNet-Lite0's pooled code.
 CODE_DIM = 1280
 
-_EXTRACTORS: dict[str, object] = {}
-
 
 def imagenet_extractor(device: str | torch.device = "cpu"):  # noqa: ANN201 - features.CnnCodeExtractor
-    """The shared EfficientNet-Lite0 ImageNet extractor (built once per device; WeightsPackageMissing, with
-    how to install it, when the weights package is absent)."""
-    from models.detection.features import efficientnet_extractor
+    """The product's shared ImageNet extractor (:func:`models.detection.features.shared_imagenet_extractor`;
+    WeightsPackageMissing, with how to install it, when the weights package is absent)."""
+    from models.detection.features import shared_imagenet_extractor
 
-    key = str(torch.device(device))
-    if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = efficientnet_extractor(context=CONTEXT, device=device)
-    return _EXTRACTORS[key]
+    return shared_imagenet_extractor(device)
 
 
 @dataclass

@@ -33,8 +33,8 @@ from models.detection.code_neighbours import (
 from models.detection.features import (
     CnnCodeExtractor,
     FeatureCache,
-    efficientnet_extractor,
     random_efficientnet_extractor,
+    shared_imagenet_extractor,
 )
 
 #: Crops are warped with R-CNN's 16 px of context at the network's 224-px input.
@@ -45,7 +45,7 @@ _EXTRACTORS: dict[str, CnnCodeExtractor] = {}
 def extractor_for(key: str) -> CnnCodeExtractor:
     """The network behind ``key`` (built once per process; the worker thread builds it, not the GUI)."""
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = (efficientnet_extractor(context=CONTEXT) if key == "imagenet"
+        _EXTRACTORS[key] = (shared_imagenet_extractor() if key == "imagenet"  # the calibration's network too
                             else random_efficientnet_extractor(context=CONTEXT))
     return _EXTRACTORS[key]
 
