@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from models.data import augmentation
+from models.data import augmentation, mosaic
 from models.data.annotations import AnnotationError
 from models.data.annotations.atomic import atomic_write_text
 from models.data.datasets import DatasetSource
@@ -128,7 +128,9 @@ class DetectionDataset(Dataset):
     side per image from a list (multi-scale training) instead of always ``min_size``; ``crop_prob`` cuts a
     random window (each side at least ``crop_min_side`` of the image's) that keeps at least one object's
     centre, ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
-    times its side, so the objects come out smaller, and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
+    times its side, so the objects come out smaller, ``mosaic_prob`` shows the image as the top-left tile of
+    a four-image mosaic at half size (:mod:`models.data.mosaic`: three other images of the run beside it, no
+    crop or zoom-out), and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
     (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos).
 
     Annotations are read once, at construction, so a broken file is reported before training starts
@@ -144,8 +146,9 @@ class DetectionDataset(Dataset):
                  rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
                  crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
                  zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0,
-                 zoom_out_fill: tuple[int, int, int] = augmentation.ZOOM_OUT_FILL) -> None:
-        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max)
+                 zoom_out_fill: tuple[int, int, int] = augmentation.ZOOM_OUT_FILL, mosaic_prob: float = 0.0) -> None:
+        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max, mosaic_prob)
+        self.mosaic_prob = float(mosaic_prob)
         #: The canvas colour (RGB 0-255): the model's mean, which its normalisation turns into zeros.
         self.zoom_out_fill = tuple(int(v) for v in zoom_out_fill)
         self.zoom_out_prob = float(zoom_out_prob)
@@ -202,8 +205,8 @@ class DetectionDataset(Dataset):
         return self._draws(self.targets[i])
 
     def _draws(self, t: ImageTargets) -> AugmentationDraws:
-        """What augmentation does to this image in this epoch. The crop, colour and zoom-out draws come after
-        the others, and only when enabled, so a run without them draws the flips and sizes it always did."""
+        """What augmentation does to this image in this epoch. The crop, colour, zoom-out and mosaic draws come
+        after the others, and only when enabled, so a run without them draws the flips and sizes it always did."""
         rng = np.random.default_rng([self.seed, self.epoch, t.index])
         flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
         turns = int(rng.integers(4)) if self.rotate90 else 0
@@ -218,13 +221,19 @@ class DetectionDataset(Dataset):
             # Drawn for what is shown: the crop window when there is one, else the whole image.
             w, h = (window.width, window.height) if window is not None else (t.width, t.height)
             zoom = augmentation.draw_zoom_out(rng, w, h, self.zoom_out_max)
-        return AugmentationDraws(flip, turns, size, window, jitter, zoom)
+        tiles = None
+        if self.mosaic_prob > 0.0 and rng.random() < self.mosaic_prob and t.width > 0 and t.height > 0:
+            tiles = mosaic.draw_mosaic(rng, len(self.targets))
+            window = zoom = None  # a mosaic shows whole images, already at half size
+        return AugmentationDraws(flip, turns, size, window, jitter, zoom, tiles)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
         img = read_image(t.path)
         draws = self.draws(i)
-        flipped, turns, min_size = draws.flip, draws.turns, draws.size
+        if draws.mosaic is not None:
+            return self._mosaic_item(t, draws)
+        min_size = draws.size
         px, boxes, labels, difficult = img.pixels, t.boxes.copy(), t.labels.copy(), t.difficult.copy()
         external = self.proposals[t.index].astype(np.float32) if self.proposals is not None else None
         window = draws.window
@@ -267,40 +276,90 @@ class DetectionDataset(Dataset):
             if external is not None:
                 external = external + shift
             new_w, new_h = out_w, out_h
-        boxes = _move_boxes(boxes, new_w, new_h, flipped, turns)
-        proposals = None
-        if external is not None:
-            proposals = _move_boxes(external, new_w, new_h, flipped, turns)
-        if flipped:
-            px = px[:, ::-1]
-        for _ in range(turns):
-            px = np.rot90(px)
-        image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
-        target = {
-            "boxes": torch.from_numpy(boxes.astype(np.float32)),
-            "labels": torch.from_numpy(labels),
-            "difficult": torch.from_numpy(difficult),
+        return _finish(px, boxes, labels, difficult, external, draws, {
             "scale": float(scale),
             "orig_size": (int(round(h)), int(round(w))),
             "path": str(t.path),
             "index": int(t.index),
-            "flipped": flipped,
-            "quarter_turns": turns,
             # The window of the original image this item shows (x0, y0, x1, y1), None for the whole image.
             "crop": None if window is None else (window.x0, window.y0, window.x1, window.y1),
             # The canvas the image (or its crop) was placed on, in its pixels (width, height, left, top); None: none.
             "zoom_out": None if zoom is None else (zoom.width, zoom.height, zoom.left, zoom.top),
-        }
-        if proposals is not None:
-            target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
-        return image, target
+            "mosaic": None,
+        })
+
+    def _mosaic_item(self, t: ImageTargets, draws: AugmentationDraws) -> tuple[torch.Tensor, dict[str, Any]]:
+        """Item of ``t`` drawn as a mosaic: a canvas of the size ``t`` alone would be resized to (the same step
+        cost), ``t`` and its three partners on it, each resized to half the shorter side (and half the cap)."""
+        scale = resize_scale(t.height, t.width, draws.size, self.max_size)
+        width, height = max(1, int(round(t.width * scale))), max(1, int(round(t.height * scale)))
+        members = [t] + [self.targets[j] for j in draws.mosaic.partners]
+        tiles = [self._tile(m, max(1, draws.size // 2), max(1, self.max_size // 2), draws.jitter) for m in members]
+        comp = mosaic.compose(width, height, draws.mosaic, tiles, self.zoom_out_fill)
+        own = tiles[0].pixels.shape[1] / max(float(t.width), 1.0)
+        return _finish(comp.pixels, comp.boxes, comp.labels, comp.difficult, comp.proposals, draws, {
+            "scale": float(own),  # the item's own image, as its tile shows it
+            "orig_size": (int(t.height), int(t.width)),
+            "path": str(t.path),
+            "index": int(t.index),
+            "crop": None,
+            "zoom_out": None,
+            # (centre x, centre y) on the canvas and the entries (``index``) of the other three tiles.
+            "mosaic": (int(round(draws.mosaic.centre_x * width)), int(round(draws.mosaic.centre_y * height)),
+                       tuple(int(m.index) for m in members[1:])),
+        })
+
+    def _tile(self, t: ImageTargets, min_size: int, max_size: int,
+              jitter: augmentation.ColourJitter | None) -> mosaic.Tile:
+        """Image ``t`` resized for a mosaic tile (shorter side ``min_size``, longer at most ``max_size``), its
+        colour jittered by the item's factors, with its boxes and proposals in the tile's pixels."""
+        img = read_image(t.path)
+        h, w = img.height, img.width  # full-resolution pixels, the boxes' units
+        s = resize_scale(h, w, min_size, max_size)
+        new_w, new_h = max(1, int(round(w * s))), max(1, int(round(h * s)))
+        px = img.pixels
+        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
+        if jitter is not None:
+            px = augmentation.apply_colour_jitter(px, jitter)
+        factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
+        proposals = None if self.proposals is None else self.proposals[t.index].astype(np.float32) * factors
+        return mosaic.Tile(np.ascontiguousarray(px), t.boxes * factors, t.labels.copy(), t.difficult.copy(), proposals)
+
+
+def _finish(px: np.ndarray, boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,
+            external: np.ndarray | None, draws: AugmentationDraws, meta: dict[str, Any]
+            ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """An item's last steps, whole image or mosaic alike: the flip and quarter turns of ``draws`` applied to
+    the pixels, boxes and proposals, the tensor made, and the target dict (``meta`` adds what the item was)."""
+    new_h, new_w = px.shape[:2]
+    boxes = _move_boxes(np.asarray(boxes, np.float32).reshape(-1, 4).copy(), new_w, new_h, draws.flip, draws.turns)
+    proposals = None
+    if external is not None:
+        proposals = _move_boxes(np.asarray(external, np.float32).reshape(-1, 4).copy(), new_w, new_h,
+                                draws.flip, draws.turns)
+    if draws.flip:
+        px = px[:, ::-1]
+    for _ in range(draws.turns):
+        px = np.rot90(px)
+    image = torch.from_numpy(np.ascontiguousarray(px)).permute(2, 0, 1).float().div_(255.0)
+    target = {
+        "boxes": torch.from_numpy(boxes.astype(np.float32)),
+        "labels": torch.from_numpy(labels),
+        "difficult": torch.from_numpy(difficult),
+        "flipped": draws.flip,
+        "quarter_turns": draws.turns,
+        **meta,
+    }
+    if proposals is not None:
+        target["proposals"] = torch.from_numpy(np.ascontiguousarray(proposals, np.float32))
+    return image, target
 
 
 @dataclass(frozen=True)
 class AugmentationDraws:
     """One item's augmentation in one epoch (:meth:`DetectionDataset.draws`): mirrored, quarter turns,
-    shorter side, the crop window (None: the whole image), the colour factors (None: none) and the zoom-out
-    canvas (None: none)."""
+    shorter side, the crop window (None: the whole image), the colour factors (None: none), the zoom-out
+    canvas (None: none) and the mosaic (None: the image alone)."""
 
     flip: bool
     turns: int
@@ -308,6 +367,7 @@ class AugmentationDraws:
     window: augmentation.CropWindow | None
     jitter: augmentation.ColourJitter | None
     zoom: augmentation.ZoomOut | None = None
+    mosaic: mosaic.Mosaic | None = None
 
 
 def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:

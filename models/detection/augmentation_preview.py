@@ -33,6 +33,8 @@ class AugmentedView:
     original_size: tuple[int, int]
     #: Which of ``boxes`` are crowd or difficult, [N] bool: regions training ignores, named "(ignored)".
     ignored: np.ndarray | None = None
+    #: The file names of a mosaic's other three tiles (top-right, bottom-left, bottom-right); () for none.
+    mosaic_partners: tuple[str, ...] = ()
 
     def ignored_count(self) -> int:
         return 0 if self.ignored is None else int(np.count_nonzero(self.ignored))
@@ -50,6 +52,8 @@ class AugmentedView:
             parts.append(f"crop {100 * d.window.width / w:.0f}%×{100 * d.window.height / h:.0f}%")
         if d.zoom is not None:
             parts.append(f"zoomed out ×{d.zoom.ratio:.2f}")
+        if d.mosaic is not None:
+            parts.append(f"mosaic with {', '.join(self.mosaic_partners)}" if self.mosaic_partners else "mosaic")
         if d.jitter is not None:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
@@ -62,24 +66,44 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
     """Image ``index`` of ``source`` as the first ``epochs`` epochs of a run of ``config`` show it.
 
     The class list is the run's (:func:`run_class_names`); a file that cannot be read, or a class the
-    dataset lacks, raises its message as a ValueError."""
+    dataset lacks, raises its message as a ValueError. With mosaics on, the dataset is the run's training
+    images (:func:`training_images`, plus ``index`` when it is not one of them), so a mosaic's other tiles
+    are the images the loop would put there."""
     names = run_class_names(config, source)
-    dataset = training_dataset(config, source, [int(index)], names)
-    if len(dataset) == 0:
-        raise ValueError("; ".join(dataset.problems) or f"image {index} cannot be read")
-    target0 = dataset.targets[0]
+    index = int(index)
+    pool = [index]
+    if config.mosaic_prob > 0:
+        pool = training_images(config, source)
+        pool = pool if index in pool else [*pool, index]
+    dataset = training_dataset(config, source, pool, names)
+    if index not in dataset.indices:
+        raise ValueError("; ".join(p for p in dataset.problems if source.entries[index].name in p)
+                         or f"image {index} cannot be read")
+    item = dataset.indices.index(index)
+    target0 = dataset.targets[item]
     views = []
     for epoch in range(1, int(epochs) + 1):  # the loop's numbering: its draws for epoch 1 come first
         dataset.set_epoch(epoch)
-        image, target = dataset[0]
+        image, target = dataset[item]
         pixels = (image.permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
         labels = target["labels"].numpy()
-        draws = dataset.draws(0)
+        draws = dataset.draws(item)
         if draws.window is not None and target["crop"] is None:  # not applied: the file changed size since
             draws = dataclasses.replace(draws, window=None)
         ignored = target["difficult"].numpy().astype(bool)
+        partners = tuple(source.entries[i].name for i in target["mosaic"][2]) if target.get("mosaic") else ()
         views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
                                    [names[int(k) - 1] + (" (ignored)" if skip else "")
                                     for k, skip in zip(labels, ignored, strict=True)], draws,
-                                   (int(target0.width), int(target0.height)), ignored))
+                                   (int(target0.width), int(target0.height)), ignored, partners))
     return views
+
+
+def training_images(config: TrainConfig, source: Any) -> list[int]:
+    """The images (indices into ``source.entries``) a run of ``config`` trains on: ``train_indices``, else its
+    split of the dataset (:func:`~models.data.training_data.dataset_splits`, the split file the loop uses)."""
+    from models.data.training_data import dataset_splits, split_indices
+
+    if config.train_indices is not None:
+        return [int(i) for i in config.train_indices if 0 <= int(i) < len(source.entries)]
+    return list(split_indices(dataset_splits(source, seed=config.seed), config.split))

@@ -15,10 +15,11 @@ from models.detection.training_config import TrainConfig
 
 def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> DetectionDataset:
     """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
-    turns, size jitter, crops, colour, zoom-out) — the training loop's dataset, and the window's augmentation preview."""
+    turns, size jitter, crops, colour, zoom-out, mosaic) — the training loop's dataset, and the window's augmentation
+    preview."""
     min_size, max_size = config.min_size, config.max_size
     fill = ZOOM_OUT_FILL
-    if not (min_size and max_size) or config.zoom_out_prob > 0:  # a new run's sizes: its detector settings
+    if not (min_size and max_size) or config.zoom_out_prob > 0 or config.mosaic_prob > 0:  # a new run's sizes: its detector settings
         parts = config.detector_config().input
         min_size, max_size = min_size or parts.min_size, max_size or parts.max_size
         fill = mean_colour(parts.image_mean)  # the canvas: zero once normalised
@@ -28,7 +29,7 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
                             class_filter=bool(config.classes), crop_prob=config.crop_prob,
                             crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter,
                             zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max,
-                            zoom_out_fill=fill)
+                            zoom_out_fill=fill, mosaic_prob=config.mosaic_prob)
 
 
 def run_class_names(config: TrainConfig, source: Any) -> list[str]:

@@ -65,6 +65,10 @@ class TrainConfig:
     #: 1 to ``zoom_out_max`` times their side, so every object comes out smaller (0: off).
     zoom_out_prob: float = 0.0
     zoom_out_max: float = 2.0
+    #: Mosaic (YOLOv4's): the share of images shown, each epoch, as the top-left tile of a four-image mosaic,
+    #: each image at half the training size around a random centre, three other training images beside it
+    #: (:mod:`models.data.mosaic`); such an item gets no crop or zoom-out (0: off).
+    mosaic_prob: float = 0.0
     amp: bool = True  # float16 autocast + gradient scaling on CUDA
     #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
     #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
@@ -111,7 +115,8 @@ class TrainConfig:
         # command line) rather than when the dataset is built, after the checkpoint and images are opened.
         from models.data.augmentation import check_settings
 
-        check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter, self.zoom_out_prob, self.zoom_out_max)
+        check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter, self.zoom_out_prob, self.zoom_out_max,
+                       self.mosaic_prob)
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own
