@@ -378,3 +378,25 @@ def test_preview_shows_the_current_image_as_the_runs_first_epochs(qtbot, window,
     panel.set_setting_text("training", "crop_prob", "1.5")
     qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
     assert "crop_prob" in panel.status.text() and "Traceback" not in panel.status.text()
+
+
+def test_preview_shows_mosaics_of_the_runs_training_images(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    panel = stage.panel
+    tiny_settings(stage)
+    panel.set_setting_text("training", "mosaic_prob", "1")
+    qtbot.waitUntil(lambda: window.document.index >= 0, timeout=20_000)
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.preview is not None and stage.preview.isVisible(), timeout=60_000)
+    captions = [caption.text() for _, caption in stage.preview.cells]
+    assert len(captions) == stage.preview_epochs and all("mosaic with " in c for c in captions)
+    files = {p.name for p in Path(tiny_set).rglob("*.png")}
+    for caption in captions:  # the other three tiles are named, each an image of the opened set
+        named = [n.strip() for n in caption.split("mosaic with ")[1].split(",")[:3]]
+        assert len(named) == 3 and set(named) <= files
+    shot = __import__("os").environ.get("MOSAIC_SHOT")
+    if shot:  # a look at the dialog: MOSAIC_SHOT=/tmp/x.png pytest -k mosaics
+        stage.preview.grab().save(shot)
+    panel.set_setting_text("training", "mosaic_prob", "2")
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    assert "mosaic_prob" in panel.status.text() and "Traceback" not in panel.status.text()
