@@ -57,15 +57,17 @@ def test_boxes_move_with_their_tile_and_cut_ones_follow_the_crop_rule() -> None:
     m = mosaic.Mosaic(0.3, 0.7, (0, 0, 0))  # centre (60, 112); top-left tile placed at (-40, 32)
     top_left = _tile(10, boxes=[[50, 10, 90, 60],     # inside the visible part: moved by (-40, 32)
                                 [0, 10, 30, 40],      # centre x 15 < 40: left of the canvas, dropped
-                                [30, 50, 60, 70]],    # centre (45, 60) visible, cut at x = 40: clipped
-                     difficult=[False, False, False])
+                                [30, 50, 60, 70],     # centre (45, 60) visible, cut at x = 40: clipped
+                                [30, 10, 45, 40]],    # centre x 37.5 hidden, x 40-45 shows: an ignore region
+                     difficult=[False, False, False, False])
     crowd = _tile(20, boxes=[[80, 0, 100, 80]], difficult=[True])  # top-right at (60, 32): cut at x = 160
     bottom_right = _tile(40, boxes=[[10, 60, 40, 79]])  # at (60, 112): centre y 69.5 > 48 visible rows, dropped
     comp = mosaic.compose(200, 160, m, [top_left, crowd, _tile(30), bottom_right], FILL)
-    np.testing.assert_allclose(comp.boxes, [[10, 42, 50, 92], [0, 82, 20, 102], [140, 32, 160, 112]])
-    assert comp.labels.tolist() == [1, 3, 1] and comp.difficult.tolist() == [False, False, True]
+    np.testing.assert_allclose(comp.boxes, [[10, 42, 50, 92], [0, 82, 20, 102], [0, 42, 5, 72],
+                                            [140, 32, 160, 112]])
+    assert comp.labels.tolist() == [1, 3, 4, 1] and comp.difficult.tolist() == [False, False, True, True]
     # Each kept box still lies on its own tile's pixels.
-    for (x0, y0, x1, y1), value in zip(comp.boxes.astype(int), (10, 10, 20), strict=True):
+    for (x0, y0, x1, y1), value in zip(comp.boxes.astype(int), (10, 10, 10, 20), strict=True):
         assert (comp.pixels[y0:y1, x0:x1] == value).all()
 
 
@@ -73,8 +75,11 @@ def test_proposals_are_moved_and_kept_wherever_they_show() -> None:
     m = mosaic.Mosaic(0.5, 0.5, (0, 0, 0))
     tiles = [_tile(v, proposals=[[0, 0, 100, 80], [90, 70, 100, 80]]) for v in (10, 20, 30, 40)]
     comp = mosaic.compose(200, 160, m, tiles, FILL)
-    assert comp.proposals is not None and len(comp.proposals) == 8
-    np.testing.assert_allclose(comp.proposals[2], [100, 0, 200, 80])
+    # Rank by rank: each tile's first proposal (the whole tile here), in quadrant order, then each one's second,
+    # so a cap on the number of proposals keeps the best of every tile.
+    np.testing.assert_allclose(comp.proposals, [[0, 0, 100, 80], [100, 0, 200, 80], [0, 80, 100, 160],
+                                                [100, 80, 200, 160], [90, 70, 100, 80], [190, 70, 200, 80],
+                                                [90, 150, 100, 160], [190, 150, 200, 160]])
     assert mosaic.compose(200, 160, m, [_tile(v) for v in (10, 20, 30, 40)], FILL).proposals is None
     with pytest.raises(ValueError, match="four tiles"):
         mosaic.compose(200, 160, m, tiles[:3], FILL)
@@ -101,10 +106,11 @@ def _white_in(image, box: np.ndarray) -> float:  # noqa: ANN001 - tensor
 
 def test_mosaic_items_keep_the_step_size_and_their_boxes_lie_on_white(four_images: Path) -> None:
     src = open_dataset(four_images)
-    plain = DetectionDataset(src, [0, 1, 2, 3], ["square"], min_size=240, max_size=800, flip_prob=0.5)
-    mixed = DetectionDataset(src, [0, 1, 2, 3], ["square"], min_size=240, max_size=800, flip_prob=0.5,
-                             mosaic_prob=1.0)
-    boxes_seen = 0
+    kw = dict(min_size=240, max_size=800, flip_prob=0.5, rotate90=True)
+    plain = DetectionDataset(src, [0, 1, 2, 3], ["square"], **kw)
+    mixed = DetectionDataset(src, [0, 1, 2, 3], ["square"], mosaic_prob=1.0, **kw)
+    widest = max(float((plain[i][1]["boxes"][:, 2:] - plain[i][1]["boxes"][:, :2]).max()) for i in range(4))
+    objects = 0
     for epoch in range(8):
         plain.set_epoch(epoch)
         mixed.set_epoch(epoch)
@@ -112,36 +118,53 @@ def test_mosaic_items_keep_the_step_size_and_their_boxes_lie_on_white(four_image
             (a, ta), (b, tb) = plain[i], mixed[i]
             d = mixed.draws(i)
             assert d.mosaic is not None and d.window is None and d.zoom is None
-            assert b.shape == a.shape and tb["flipped"] == ta["flipped"]  # same step cost, same flip draw
-            cx, cy, partners = tb["mosaic"]
-            assert partners == tuple(mixed.targets[p].index for p in d.mosaic.partners)
+            assert b.shape == a.shape  # the canvas is what the item alone would be: the same step cost
+            assert (tb["flipped"], tb["quarter_turns"]) == (ta["flipped"], ta["quarter_turns"])
+            assert tb["mosaic"][2] == tuple(mixed.targets[p].index for p in d.mosaic.partners)
             assert tb["index"] == ta["index"] and tb["crop"] is None and tb["zoom_out"] is None
-            for box in tb["boxes"].numpy():
-                assert _white_in(b, box) > 0.97  # a box holds its rectangle (clipped where the tile is cut)
-                boxes_seen += 1
-            # Tiles are at half size: a box no wider than half the plain item's box of the same image.
-            own = [bx for bx in tb["boxes"].numpy() if (bx[0] < cx) != tb["flipped"] and bx[1] < cy]
-            if own:
-                assert (own[0][2] - own[0][0]) <= (ta["boxes"][0, 2] - ta["boxes"][0, 0]) / 2 + 1
-    assert boxes_seen > 8 * 4  # most mosaics hold objects of more than one image
+            boxes, ignored = tb["boxes"].numpy(), tb["difficult"].numpy()
+            assert len(boxes) == len(tb["labels"]) == len(ignored)
+            for box in boxes:  # after the flip and quarter turns too, each box holds white only
+                assert _white_in(b, box) > 0.97
+            sides = boxes[:, 2:] - boxes[:, :2]
+            assert (sides <= widest / 2 + 1).all()  # every tile at half the training size
+            objects += int((~ignored).sum())
+    assert objects > 8 * 4  # most mosaics hold objects of more than one image
 
 
-def test_without_mosaics_the_run_draws_what_it_always_drew(four_images: Path) -> None:
+def test_external_proposals_reach_the_mosaic_from_every_tile(four_images: Path) -> None:
+    src = open_dataset(four_images)
+    ds = DetectionDataset(src, [0, 1, 2, 3], ["square"], min_size=240, max_size=800, mosaic_prob=1.0)
+    ds.proposals = {i: np.array([[0, 0, 320, 240], [10, 10, 50, 50]], np.float32) for i in range(4)}
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        image, target = ds[0]
+        p = target["proposals"].numpy()
+        h, w = image.shape[1:]
+        assert 4 <= len(p) <= 8 and (p[:, :2] >= 0).all() and (p[:, 2] <= w).all() and (p[:, 3] <= h).all()
+        # The first four are the four tiles' best (their whole visible part): together they cover the tiles.
+        covered = np.zeros((h, w), bool)
+        for x0, y0, x1, y1 in p[:4].round().astype(int):
+            covered[y0:y1, x0:x1] = True
+        assert covered.sum() >= 0.2 * h * w
+
+
+def test_mosaics_leave_the_other_items_as_they_were(four_images: Path) -> None:
     src = open_dataset(four_images)
     kw = dict(min_size=200, max_size=400, flip_prob=0.5, train_sizes=[160, 200, 240], zoom_out_prob=0.5)
-    before = DetectionDataset(src, [0, 1, 2, 3], ["square"], **kw)
-    off = DetectionDataset(src, [0, 1, 2, 3], ["square"], mosaic_prob=0.0, **kw)
+    off = DetectionDataset(src, [0, 1, 2, 3], ["square"], **kw)
     half = DetectionDataset(src, [0, 1, 2, 3], ["square"], mosaic_prob=0.5, **kw)
     mosaics = 0
     for epoch in range(10):
-        for ds in (before, off, half):
-            ds.set_epoch(epoch)
+        off.set_epoch(epoch)
+        half.set_epoch(epoch)
         for i in range(4):
-            b, o, h = before.draws(i), off.draws(i), half.draws(i)
-            assert o == b and o.mosaic is None
-            assert (h.flip, h.size, h.jitter) == (b.flip, b.size, b.jitter)
-            if h.mosaic is None:
-                assert h == b
+            o, h = off.draws(i), half.draws(i)
+            assert o.mosaic is None and (h.flip, h.size, h.jitter) == (o.flip, o.size, o.jitter)
+            if h.mosaic is None:  # the same draws, the same pixels and boxes
+                assert h == o
+                (a, ta), (b, tb) = off[i], half[i]
+                assert np.array_equal(a.numpy(), b.numpy()) and np.array_equal(ta["boxes"], tb["boxes"])
             mosaics += h.mosaic is not None
     assert 10 <= mosaics <= 30  # about half of 40
 
@@ -184,4 +207,24 @@ def test_the_preview_shows_the_mosaic_the_loop_would_train_on(four_images: Path)
     # An image outside the run's training images still previews, its partners drawn from them.
     outside = augmented_views(config, src, 2, epochs=1)[0]
     assert "mosaic with" in outside.caption() and len(outside.mosaic_partners) == 3
-    assert set(outside.mosaic_partners) <= names
+
+
+def test_the_preview_says_why_an_image_cannot_be_shown(four_images: Path) -> None:
+    from models.detection.augmentation_preview import augmented_views
+    from models.detection.training_config import TrainConfig
+
+    sub = four_images / "sub"
+    sub.mkdir()
+    (sub / "4.png").write_bytes(b"not a png")
+    write_voc(Annotation("4.png", 320, 240, 3, [BoxObject("square", (1, 1, 50, 50))]), sub / "4.xml")
+    src = open_dataset(four_images)
+    broken = next(i for i, e in enumerate(src.entries) if "4.png" in e.name)
+    for mosaic_prob in (0.0, 1.0):
+        config = TrainConfig(data=str(four_images), out="unused.pt", min_size=240, max_size=400,
+                             mosaic_prob=mosaic_prob, train_indices=[0, 1, 2, 3])
+        with pytest.raises(ValueError, match="4.png") as err:
+            augmented_views(config, src, broken, epochs=1)
+        assert str(err.value) != f"image {broken} cannot be read"  # the reason, not only that it failed
+    config = TrainConfig(data=str(four_images), out="unused.pt", mosaic_prob=1.0, split="holdout")
+    with pytest.raises(ValueError, match="no split named 'holdout'"):
+        augmented_views(config, src, 0, epochs=1)

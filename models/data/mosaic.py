@@ -14,7 +14,12 @@ own image is the top-left tile, three images drawn from the run's others (with r
 bottom-left and bottom-right ones; each tile touches the centre with one corner and is cut at the canvas
 edge and at the centre lines; what no tile covers is the mean colour. An object is kept when its centre
 lies in the visible part of its tile (SSD's crop rule, the one :func:`~models.data.augmentation.crop_boxes`
-applies), its box clipped to that part; crowd and difficult regions are kept wherever a part shows.
+applies), its box clipped to that part. An object cut so that its centre is out of view, but part of it
+shows, becomes an ignore region (``difficult``, as crowd boxes are): the tiles are cut at the centre lines
+far more often than a random crop cuts an object, and the visible half of a person must not be trained as
+background. Crowd and difficult regions stay regions wherever a part shows. External proposals (R-CNN's and
+Fast R-CNN's Selective Search boxes, ranked) are merged rank by rank across the tiles, so a cap on their
+number takes the best of every tile, not the first tile's alone.
 
 Pure NumPy functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats exactly.
 """
@@ -106,7 +111,7 @@ def compose(width: int, height: int, mosaic: Mosaic, tiles: list[Tile],
     canvas[:] = np.asarray(fill, np.uint8)
     origins, visible = tile_origins(width, height, mosaic, [(t.pixels.shape[1], t.pixels.shape[0]) for t in tiles])
     with_proposals = all(t.proposals is not None for t in tiles)
-    boxes, labels, difficult, proposals = [], [], [], []
+    boxes, labels, difficult, proposals, ranks = [], [], [], [], []
     for tile, (x0, y0), seen in zip(tiles, origins, visible, strict=True):
         if seen.width <= 0 or seen.height <= 0:
             continue
@@ -115,16 +120,26 @@ def compose(width: int, height: int, mosaic: Mosaic, tiles: list[Tile],
         # The part shown, in the tile's own pixels: the boxes are cut to it, then moved onto the canvas.
         window = CropWindow(sx0 - x0, sy0 - y0, sx1 - x0, sy1 - y0)
         moved = np.array([sx0, sy0, sx0, sy0], np.float32)
-        kept_boxes, kept = crop_boxes(tile.boxes, window, keep_centres=~np.asarray(tile.difficult, bool))
-        boxes.append(kept_boxes + moved)
-        labels.append(np.asarray(tile.labels)[kept])
-        difficult.append(np.asarray(tile.difficult, bool)[kept])
+        flags = np.asarray(tile.difficult, bool)
+        objects, by_centre = crop_boxes(tile.boxes, window, keep_centres=~flags)
+        shown, showing = crop_boxes(tile.boxes, window, keep_centres=False)
+        # What shows of an object whose centre is out of view: an ignore region, not background.
+        hidden_centre = showing & ~by_centre
+        boxes.append(np.concatenate([objects, shown[hidden_centre[showing]]]) + moved)
+        labels.append(np.concatenate([np.asarray(tile.labels)[by_centre], np.asarray(tile.labels)[hidden_centre]]))
+        difficult.append(np.concatenate([flags[by_centre], np.ones(int(hidden_centre.sum()), bool)]))
         if with_proposals:
-            proposals.append(crop_boxes(tile.proposals, window, keep_centres=False)[0] + moved)
+            kept_proposals, kept = crop_boxes(tile.proposals, window, keep_centres=False)
+            proposals.append(kept_proposals + moved)
+            ranks.append(np.nonzero(kept)[0])
+    merged = None
+    if with_proposals:  # rank by rank: each tile's best first, the tiles in quadrant order within a rank
+        merged = np.zeros((0, 4), np.float32)
+        if proposals:
+            merged = np.concatenate(proposals).reshape(-1, 4).astype(np.float32)
+            merged = merged[np.argsort(np.concatenate(ranks), kind="stable")]
     return Composite(canvas, np.concatenate(boxes).reshape(-1, 4).astype(np.float32) if boxes
                      else np.zeros((0, 4), np.float32),
                      np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64),
                      np.concatenate(difficult).astype(bool) if difficult else np.zeros(0, bool),
-                     (np.concatenate(proposals).reshape(-1, 4).astype(np.float32) if proposals
-                      else np.zeros((0, 4), np.float32)) if with_proposals else None,
-                     visible)
+                     merged, visible)

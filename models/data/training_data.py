@@ -229,10 +229,10 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
-        img = read_image(t.path)
         draws = self.draws(i)
         if draws.mosaic is not None:
             return self._mosaic_item(t, draws)
+        img = read_image(t.path)
         min_size = draws.size
         px, boxes, labels, difficult = img.pixels, t.boxes.copy(), t.labels.copy(), t.difficult.copy()
         external = self.proposals[t.index].astype(np.float32) if self.proposals is not None else None
@@ -304,7 +304,8 @@ class DetectionDataset(Dataset):
             "index": int(t.index),
             "crop": None,
             "zoom_out": None,
-            # (centre x, centre y) on the canvas and the entries (``index``) of the other three tiles.
+            # (centre x, centre y) on the canvas before the flip and quarter turns, and the entries (``index``)
+            # of the other three tiles.
             "mosaic": (int(round(draws.mosaic.centre_x * width)), int(round(draws.mosaic.centre_y * height)),
                        tuple(int(m.index) for m in members[1:])),
         })

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,9 +77,10 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
         pool = training_images(config, source)
         pool = pool if index in pool else [*pool, index]
     dataset = training_dataset(config, source, pool, names)
-    if index not in dataset.indices:
-        raise ValueError("; ".join(p for p in dataset.problems if source.entries[index].name in p)
-                         or f"image {index} cannot be read")
+    if index not in dataset.indices:  # unreadable: say why (its own messages, when the others were loaded too)
+        name = source.entries[index].name
+        own = [p for p in dataset.problems if len(pool) == 1 or name in p or Path(name).name in p]
+        raise ValueError("; ".join(own) or f"image {index} cannot be read")
     item = dataset.indices.index(index)
     target0 = dataset.targets[item]
     views = []
@@ -106,4 +108,7 @@ def training_images(config: TrainConfig, source: Any) -> list[int]:
 
     if config.train_indices is not None:
         return [int(i) for i in config.train_indices if 0 <= int(i) < len(source.entries)]
-    return list(split_indices(dataset_splits(source, seed=config.seed), config.split))
+    try:
+        return list(split_indices(dataset_splits(source, seed=config.seed), config.split))
+    except KeyError as exc:  # the message, as a sentence the panel shows
+        raise ValueError(f"{config.data}: {exc.args[0]}") from None
