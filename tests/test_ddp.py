@@ -1,6 +1,7 @@
 """DistributedDataParallel on the CPU (gloo), two processes: gradients are averaged, so after a step on
 different images every rank holds the same weights; and the real ``train`` loop runs under torchrun's
-environment with only rank 0 writing the checkpoint."""
+environment with only rank 0 writing the checkpoint, its prototype calibration fitted by both ranks on their
+halves of the images and added up: the mean over every training box, as one process fits it."""
 
 import os
 import socket
@@ -51,12 +52,14 @@ def _worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
                 "grads_equal": all(torch.equal(grads[0], x) for x in grads)}, f"{out_dir}/step{rank}.pt")
     # The real loop: it reuses the process group and destroys it at the end.
     cfg = TrainConfig(data=data, out=f"{out_dir}/ddp.pt", epochs=1, batch_size=1, lr=0.01, min_size=96,
-                      max_size=128, device="cpu", warmup_iters=1, model={k: v for k, v in TINY.items()
-                                                                           if k not in ("min_size", "max_size")})
+                      max_size=128, device="cpu", warmup_iters=1,
+                      model={**{k: v for k, v in TINY.items() if k not in ("min_size", "max_size")},
+                             "roi_head.calibration": "prototype"})
     steps = []
     result = train(cfg, callbacks=steps.append)
-    torch.save({"status": result.status, "events": len(steps), "checkpoint": result.checkpoint},
-               f"{out_dir}/train{rank}.pt")
+    calibration = [e.total_steps for e in steps if e.kind == "proposals" and e.message == "calibration prototypes"]
+    torch.save({"status": result.status, "events": len(steps), "checkpoint": result.checkpoint,
+                "calibration_images": max(calibration, default=0)}, f"{out_dir}/train{rank}.pt")
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +82,17 @@ def test_two_cpu_processes_agree_after_a_step(tiny_set, tmp_path) -> None:
     assert payload["epoch"] == 1 and not any(k.startswith("module.") for k in payload["state_dict"])
     # 6 training images over 2 ranks, batch 1: 3 steps per rank.
     assert r0["checkpoint"] == str(tmp_path / "ddp.pt")
+    # Calibration: both ranks read their half, the sums were added: every box counts, as in one process.
+    from models.data.datasets import open_dataset
+    from models.data.training_data import DetectionDataset
+    from models.detection.score_calibration import PrototypeCalibrator, target_loaders
+
+    state = payload["state_dict"]
+    names = payload["class_names"]
+    dataset = DetectionDataset(open_dataset(tiny_set), payload["split"]["indices"], names)
+    alone = PrototypeCalibrator(len(names))
+    counts = alone.fit(target_loaders(dataset.targets))
+    assert sum(counts.values()) == sum(int((~t.difficult).sum()) for t in dataset.targets) > 0
+    assert r0["calibration_images"] == (len(dataset) + 1) // 2  # rank 0 read its half of the images only
+    assert state["calibrator.counts"].tolist() == alone.counts.tolist()
+    torch.testing.assert_close(state["calibrator.prototypes"], alone.prototypes, rtol=1e-5, atol=1e-6)

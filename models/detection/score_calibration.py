@@ -84,6 +84,15 @@ class PrototypeCalibrator(nn.Module):
         :class:`~models.detection.features.FeatureCache` (the same boxes come back at every training).
         An image that cannot be read is skipped, with a message appended to ``problems``. Returns the box
         count per class index (as a string, 1..K)."""
+        sums, counts = self.accumulate(images, cancelled, progress, cache, problems)
+        return self.set_prototypes(sums, counts)
+
+    def accumulate(self, images: Iterable[Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]],
+                   cancelled: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+                   cache: object | None = None, problems: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`fit`'s first half: the sum of each class's box codes [K, 1280] (float64) and the box count per
+        class [K], without changing the prototypes. Apart so that the ranks of a data-parallel run each sum
+        their share of the images and add the sums up (the mean of all boxes, whatever the split)."""
         from models.data.io import ImageError
         from models.detection.features import cnn_codes
 
@@ -108,6 +117,13 @@ class PrototypeCalibrator(nn.Module):
                 np.add.at(counts, labels - 1, 1)
             if progress is not None:
                 progress(done + 1, len(loaders))
+        return sums, counts
+
+    def set_prototypes(self, sums: np.ndarray, counts: np.ndarray) -> dict[str, int]:
+        """Prototypes = ``sums`` / ``counts`` (:meth:`accumulate`'s, or their sum over ranks); a class with no
+        box keeps a zero prototype and count 0 (its detections stay uncalibrated). Returns the counts as
+        :meth:`fit` does."""
+        sums, counts = np.asarray(sums, np.float64), np.asarray(counts, np.int64)
         means = sums / np.maximum(counts, 1)[:, None]
         self.prototypes.copy_(torch.from_numpy(means.astype(np.float32)))
         self.counts.copy_(torch.from_numpy(counts))

@@ -451,9 +451,9 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     if status == "completed" and hasattr(model, "fit_classifiers"):
         fit_classifiers(model, dataset, emit)
         last_good = save(done_epochs) or last_good
-    if status == "completed" and getattr(model, "calibrator", None) is not None and dist_info.is_main:
-        try:
-            fit_calibration(model, dataset, emit, cancel)
+    if status == "completed" and getattr(model, "calibrator", None) is not None:
+        try:  # every rank fits its share of the images; the sums are added up (training_finish.py)
+            fit_calibration(model, dataset, emit, cancel, dist_info)
         except InterruptedError:  # stopped here: the trained model stays, uncalibrated
             emit(TrainEvent("message", message="score calibration stopped: the checkpoint keeps the prototypes "
                                                "it had before this step (none for a new model)"))

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from models.detection.training_config import TrainEvent
+from models.detection.training_distributed import DistInfo
 
 
 def fit_classifiers(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainEvent], None]) -> None:
@@ -58,26 +59,61 @@ def fit_classifiers(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainE
 
 
 def fit_calibration(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainEvent], None],
-                    cancel: threading.Event | None) -> None:
+                    cancel: threading.Event | None, dist_info: DistInfo | None = None) -> None:
     """Prototype score calibration's step after training (``roi_head.calibration`` "prototype"): the mean
     ImageNet code of each class's training boxes, crowd and difficult ones left out, unflipped images
-    (:mod:`models.detection.score_calibration`); "proposals"-style progress events, as the SVM stage's."""
+    (:mod:`models.detection.score_calibration`); "proposals"-style progress events, as the SVM stage's.
+
+    Every rank of a data-parallel run takes its share of the images (every ``world_size``-th) and the code
+    sums and counts are added up across ranks, so the prototypes are the mean over all boxes, fitted in
+    1/world of the time, and no rank waits alone at a barrier while another reads the whole set (a large set
+    could outlast the process group's timeout). A cancel on any rank stops all of them
+    (InterruptedError everywhere)."""
     from models.detection.features import FeatureCache
     from models.detection.score_calibration import target_loaders
 
+    dist_info = dist_info or DistInfo()
     t = time.monotonic()
     emit(TrainEvent("message", message=f"score calibration: ImageNet prototypes of the boxes of {len(dataset)} "
                                        "training images"))
     problems: list[str] = []
-    with FeatureCache() as cache:
-        counts = model.calibrator.fit(
-            target_loaders(dataset.targets), cancelled=None if cancel is None else cancel.is_set,
-            progress=lambda done, count: emit(TrainEvent("proposals", step=done, total_steps=count,
-                                                         message="calibration prototypes")), cache=cache,
-            problems=problems)
+    shard = dataset.targets[dist_info.rank::dist_info.world_size]
+    stopped = False
+    k = model.calibrator.prototypes.shape[0]
+    sums, counts = np.zeros((k, model.calibrator.prototypes.shape[1]), np.float64), np.zeros(k, np.int64)
+    try:
+        with FeatureCache() as cache:
+            sums, counts = model.calibrator.accumulate(
+                target_loaders(shard), cancelled=None if cancel is None else cancel.is_set,
+                progress=lambda done, count: emit(TrainEvent("proposals", step=done, total_steps=count,
+                                                             message="calibration prototypes")), cache=cache,
+                problems=problems)
+    except InterruptedError:
+        stopped = True
+    sums, counts, stopped = _summed_over_ranks(sums, counts, stopped, dist_info, model.calibrator.prototypes.device)
+    if stopped:
+        raise InterruptedError("calibration stopped")
+    counts = model.calibrator.set_prototypes(sums, counts)
     for p in problems[:10]:
         emit(TrainEvent("message", message=f"score calibration: {p}"))
     names = model.class_names
     text = ", ".join(f"{names[int(k) - 1]} {n}" for k, n in counts.items())
     emit(TrainEvent("message", message=f"score calibration: prototypes from {text} boxes in "
                                        f"{time.monotonic() - t:.1f} s"))
+
+
+def _summed_over_ranks(sums: np.ndarray, counts: np.ndarray, stopped: bool, dist_info: DistInfo,
+                       device: torch.device) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Each rank's code sums, box counts and "stopped" flag added up over the ranks (as they are for one
+    process). The tensors live on the model's device, which the process group's backend serves (gloo: CPU,
+    NCCL: CUDA)."""
+    if not dist_info.enabled:
+        return sums, counts, stopped
+    import torch.distributed as dist
+
+    s = torch.from_numpy(np.ascontiguousarray(sums, np.float64)).to(device)
+    c = torch.from_numpy(np.ascontiguousarray(counts, np.float64)).to(device)
+    flag = torch.tensor([1.0 if stopped else 0.0], dtype=torch.float64, device=device)
+    for t in (s, c, flag):
+        dist.all_reduce(t)
+    return s.cpu().numpy(), np.rint(c.cpu().numpy()).astype(np.int64), bool(flag.item() > 0)
