@@ -38,6 +38,8 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     # Zoom-out (SSD's expand) on half the images, by up to an octave: more small persons; no crops, which
     # enlarge them.
     assert (t.zoom_out_prob, t.zoom_out_max, t.crop_prob) == (0.5, 2.0, 0.0)
+    # Mosaic on half the items: four photos' persons and backgrounds per step, at one image's cost.
+    assert t.mosaic_prob == 0.5
     # Scale jitter around the test size, at the test size's mean cost (area).
     sizes = t.train_sizes
     assert min(sizes) < item.model.input.min_size < max(sizes)
