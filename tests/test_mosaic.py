@@ -225,6 +225,10 @@ def test_the_preview_says_why_an_image_cannot_be_shown(four_images: Path) -> Non
         with pytest.raises(ValueError, match="4.png") as err:
             augmented_views(config, src, broken, epochs=1)
         assert str(err.value) != f"image {broken} cannot be read"  # the reason, not only that it failed
+    # Training images the dataset does not have: the sentence the training loop itself would stop with.
+    config = TrainConfig(data=str(four_images), out="unused.pt", mosaic_prob=1.0, train_indices=[0, 9])
+    with pytest.raises(ValueError, match="image index 9 is outside its 5 images"):
+        augmented_views(config, src, 0, epochs=1)
     config = TrainConfig(data=str(four_images), out="unused.pt", mosaic_prob=1.0, split="holdout")
     with pytest.raises(ValueError, match="no split named 'holdout'"):
         augmented_views(config, src, 0, epochs=1)

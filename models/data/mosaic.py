@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.data.augmentation import CropWindow, crop_boxes
+from models.data.augmentation import CropWindow, centres_inside, crop_boxes
 
 #: Where the centre may fall, as a share of each canvas side (YOLOv4/v5: the middle half).
 CENTRE_RANGE = (0.25, 0.75)
@@ -121,13 +121,14 @@ def compose(width: int, height: int, mosaic: Mosaic, tiles: list[Tile],
         window = CropWindow(sx0 - x0, sy0 - y0, sx1 - x0, sy1 - y0)
         moved = np.array([sx0, sy0, sx0, sy0], np.float32)
         flags = np.asarray(tile.difficult, bool)
-        objects, by_centre = crop_boxes(tile.boxes, window, keep_centres=~flags)
         shown, showing = crop_boxes(tile.boxes, window, keep_centres=False)
-        # What shows of an object whose centre is out of view: an ignore region, not background.
-        hidden_centre = showing & ~by_centre
-        boxes.append(np.concatenate([objects, shown[hidden_centre[showing]]]) + moved)
-        labels.append(np.concatenate([np.asarray(tile.labels)[by_centre], np.asarray(tile.labels)[hidden_centre]]))
-        difficult.append(np.concatenate([flags[by_centre], np.ones(int(hidden_centre.sum()), bool)]))
+        # SSD's rule keeps an object whose centre shows (a region wherever it shows); what shows of an object
+        # whose centre is out of view becomes an ignore region, not background.
+        kept = showing & (flags | centres_inside(tile.boxes, window))
+        hidden_centre = showing & ~kept
+        boxes.append(np.concatenate([shown[kept[showing]], shown[hidden_centre[showing]]]) + moved)
+        labels.append(np.concatenate([np.asarray(tile.labels)[kept], np.asarray(tile.labels)[hidden_centre]]))
+        difficult.append(np.concatenate([flags[kept], np.ones(int(hidden_centre.sum()), bool)]))
         if with_proposals:
             kept_proposals, kept = crop_boxes(tile.proposals, window, keep_centres=False)
             proposals.append(kept_proposals + moved)

@@ -255,11 +255,8 @@ class DetectionDataset(Dataset):
         # The canvas (the shown image itself without a zoom-out) is what the shorter side is fitted to.
         canvas_w, canvas_h = (zoom.width, zoom.height) if zoom is not None else (w, h)
         scale = resize_scale(canvas_h, canvas_w, min_size, self.max_size)
-        new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-        # Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see.
-        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
-        # Per-axis factors: rounding the size to whole pixels moves the edges by up to half a pixel.
-        factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
+        px, factors = _resized(px, w, h, scale)
+        new_h, new_w = px.shape[:2]
         boxes = boxes * factors
         if external is not None:
             external = external * factors
@@ -316,15 +313,22 @@ class DetectionDataset(Dataset):
         colour jittered by the item's factors, with its boxes and proposals in the tile's pixels."""
         img = read_image(t.path)
         h, w = img.height, img.width  # full-resolution pixels, the boxes' units
-        s = resize_scale(h, w, min_size, max_size)
-        new_w, new_h = max(1, int(round(w * s))), max(1, int(round(h * s)))
-        px = img.pixels
-        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if px.shape[:2] != (new_h, new_w) else px
+        px, factors = _resized(img.pixels, w, h, resize_scale(h, w, min_size, max_size))
         if jitter is not None:
             px = augmentation.apply_colour_jitter(px, jitter)
-        factors = np.array([new_w / w, new_h / h, new_w / w, new_h / h], np.float32)
         proposals = None if self.proposals is None else self.proposals[t.index].astype(np.float32) * factors
         return mosaic.Tile(np.ascontiguousarray(px), t.boxes * factors, t.labels.copy(), t.difficult.copy(), proposals)
+
+
+def _resized(px: np.ndarray, width: float, height: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """``px`` (showing ``width`` × ``height`` full-resolution pixels, decoded at any size) resized to that size
+    × ``scale`` in whole pixels, and the per-axis factors [4] that move boxes from full-resolution pixels onto
+    it. Bilinear like the detectors' own ``predict`` resize, so training sees what inference will see; the
+    factors are per axis because rounding the size to whole pixels moves the edges by up to half a pixel."""
+    new_w, new_h = max(1, int(round(width * scale))), max(1, int(round(height * scale)))
+    if px.shape[:2] != (new_h, new_w):
+        px = cv2.resize(px, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return px, np.array([new_w / width, new_h / height, new_w / width, new_h / height], np.float32)
 
 
 def _finish(px: np.ndarray, boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from models.data.training_data import AugmentationDraws
-from models.detection.run_data import run_class_names, training_dataset
+from models.detection.run_data import run_class_names, training_dataset, training_images
 from models.detection.training_config import TrainConfig
 
 
@@ -100,15 +100,3 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
                                    (int(target0.width), int(target0.height)), ignored, partners))
     return views
 
-
-def training_images(config: TrainConfig, source: Any) -> list[int]:
-    """The images (indices into ``source.entries``) a run of ``config`` trains on: ``train_indices``, else its
-    split of the dataset (:func:`~models.data.training_data.dataset_splits`, the split file the loop uses)."""
-    from models.data.training_data import dataset_splits, split_indices
-
-    if config.train_indices is not None:
-        return [int(i) for i in config.train_indices if 0 <= int(i) < len(source.entries)]
-    try:
-        return list(split_indices(dataset_splits(source, seed=config.seed), config.split))
-    except KeyError as exc:  # the message, as a sentence the panel shows
-        raise ValueError(f"{config.data}: {exc.args[0]}") from None

@@ -32,6 +32,23 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
                             zoom_out_fill=fill, mosaic_prob=config.mosaic_prob)
 
 
+def training_images(config: TrainConfig, source: Any) -> list[int]:
+    """The images (indices into ``source.entries``) a run of ``config`` trains on: ``train_indices`` (ValueError
+    naming one outside the dataset), else its split (:func:`~models.data.training_data.dataset_splits`, the
+    split file the loop uses; ValueError naming a missing split)."""
+    from models.data.training_data import dataset_splits, split_indices
+
+    if config.train_indices is not None:
+        bad = [i for i in config.train_indices if not 0 <= int(i) < len(source.entries)]
+        if bad:
+            raise ValueError(f"{config.data}: image index {bad[0]} is outside its {len(source.entries)} images")
+        return [int(i) for i in config.train_indices]
+    try:
+        return list(split_indices(dataset_splits(source, seed=config.seed), config.split))
+    except KeyError as exc:  # the message, as a sentence the panel shows
+        raise ValueError(f"{config.data}: {exc.args[0]}") from None
+
+
 def run_class_names(config: TrainConfig, source: Any) -> list[str]:
     """The classes a new run of ``config`` learns: the dataset's (:func:`class_names_of`), or those of
     ``config.classes`` in the dataset's order (stable label ids); ValueError names a class it lacks."""

@@ -34,7 +34,7 @@ from models.detection.checkpoints import (
     save_checkpoint,
 )
 from models.detection.detectors import build_detector, rebuild_detector
-from models.detection.run_data import run_class_names, training_dataset
+from models.detection.run_data import run_class_names, training_dataset, training_images
 from models.detection.training_config import Callback, TrainConfig, TrainEvent, TrainResult
 from models.detection.training_distributed import (
     DistInfo,
@@ -116,11 +116,8 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
         raise ValueError(f"{config.data}: no labelled objects found, nothing to train on")
     if split_indices_fixed is not None:
         indices = list(split_indices_fixed)
-    elif config.train_indices is not None:
-        bad = [i for i in config.train_indices if not 0 <= int(i) < len(source.entries)]
-        if bad:
-            raise ValueError(f"{config.data}: image index {bad[0]} is outside its {len(source.entries)} images")
-        indices = [int(i) for i in config.train_indices]
+    elif config.train_indices is not None:  # checked as the window's preview checks them
+        indices = training_images(config, source)
     else:
         if dist_info.is_main:
             splits = dataset_splits(source, seed=config.seed)
