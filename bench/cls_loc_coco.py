@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 from models.data.datasets import open_dataset  # noqa: E402
 from models.data.object_crops import most_frequent_classes, write_object_crops  # noqa: E402
-from models.data.training_data import dataset_splits, split_indices  # noqa: E402
+from models.data.splits import dataset_splits, split_indices  # noqa: E402
 from models.detection.checkpoints import load_detector  # noqa: E402
 from models.detection.cls_loc_evaluation import evaluate_cls_loc_model, format_cls_loc  # noqa: E402
 from models.detection.training import TrainConfig, train  # noqa: E402

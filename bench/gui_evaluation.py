@@ -104,7 +104,7 @@ def measure_headless(model_path: Path, data: Path, split: str, threads: int) -> 
     import torch
 
     from models.data.datasets import open_dataset
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
     from models.detection.checkpoints import load_detector
     from models.detection.evaluation import evaluate_detector
 

@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:
 from models.boxes import box_iou  # noqa: E402
 from models.data.datasets import open_dataset  # noqa: E402
 from models.data.io import read_image  # noqa: E402
-from models.data.training_data import dataset_splits, load_targets, split_indices  # noqa: E402
+from models.data.splits import dataset_splits, split_indices  # noqa: E402
+from models.data.training_data import load_targets  # noqa: E402
 from models.detection.checkpoints import load_detector  # noqa: E402
 from models.detection.evaluation import ImageDetections, ImageGroundTruth, evaluate_detections  # noqa: E402
 from models.detection.nms import batched_nms  # noqa: E402

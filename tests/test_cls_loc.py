@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.data.datasets import open_dataset
+from models.data.splits import dataset_splits, split_indices
 from models.data.synthetic import single_object_params, write_synthetic
-from models.data.training_data import dataset_splits, split_indices
 from models.detection.checkpoints import load_detector
 from models.detection.cls_loc_evaluation import evaluate_cls_loc_model
 from models.detection.detectors import build_detector

@@ -153,8 +153,9 @@ def test_report_tables_and_rescore():
 
 
 def test_inputs_from_a_detect_file_match_the_command(tmp_path):
+    from models.data.splits import dataset_splits, split_indices
     from models.data.synthetic import SynthParams, write_synthetic
-    from models.data.training_data import class_names_of, dataset_splits, load_targets, split_indices
+    from models.data.training_data import class_names_of, load_targets
     from models.detection.result_files import load_detections
 
     source = write_synthetic(tmp_path / "set", 4, seed=5, params=SynthParams(image_format="png"))

@@ -161,7 +161,8 @@ def detect_json(root: Path, tmp_path: Path) -> tuple[Path, list[int]]:
     """A ``detect`` JSON for the test split: the ground truth moved by a pixel, except that on the first image
     the first object is left out (missed) and a box of its class is put in a corner (a background FP)."""
     from models.data.datasets import open_dataset
-    from models.data.training_data import class_names_of, dataset_splits, load_targets, split_indices
+    from models.data.splits import dataset_splits, split_indices
+    from models.data.training_data import class_names_of, load_targets
 
     source = open_dataset(root)
     names = class_names_of(source)

@@ -9,8 +9,8 @@ import numpy as np
 
 from models.data.datasets import open_dataset
 from models.data.object_crops import crop_box, most_frequent_classes, write_object_crops
+from models.data.splits import dataset_splits, split_indices
 from models.data.synthetic import SynthParams, write_synthetic
-from models.data.training_data import dataset_splits, split_indices
 
 
 def test_crop_box_adds_the_margins_and_clips_to_the_image() -> None:

@@ -10,19 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import training_data
+from models.data import splits as splits_module
 from models.data.annotations import Annotation, BoxObject, write_voc
 from models.data.datasets import open_dataset
+from models.data.splits import SPLITS_FILE, dataset_splits, split_indices
 from models.data.synthetic import SynthParams, write_synthetic
-from models.data.training_data import (
-    SPLITS_FILE,
-    DetectionDataset,
-    class_names_of,
-    collate,
-    dataset_splits,
-    resize_scale,
-    split_indices,
-)
+from models.data.training_data import DetectionDataset, class_names_of, collate, resize_scale
 
 CLASSES = ["circle", "square", "triangle"]
 
@@ -209,7 +202,7 @@ def test_read_only_folder_computes_the_split_and_says_so(tmp_path: Path, monkeyp
     def refuse(path, text):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(training_data, "atomic_write_text", refuse)
+    monkeypatch.setattr(splits_module, "atomic_write_text", refuse)
     src = open_dataset(tmp_path)
     splits = dataset_splits(src, seed=0)
     assert sorted(splits["train"] + splits["test"]) == [0, 1, 2, 3] and len(splits["test"]) == 1

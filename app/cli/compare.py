@@ -36,7 +36,7 @@ def run(command: str, argv: list[str]) -> int:
     prog = command
     from models.data.annotations import AnnotationError
     from models.data.datasets import open_dataset
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
     from models.detection.checkpoints import CheckpointError
     from models.detection.compare import compare_checkpoints, format_comparison
 

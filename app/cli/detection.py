@@ -193,7 +193,7 @@ def run_detect(argv: list[str]) -> int:
     from app.cli.progress import count_bar, show_progress
     from models.data.datasets import scan_images
     from models.data.io import ImageError, is_image_file, read_image
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
     from models.detection.detection_files import coco_results, detection_record, detections_document
     from models.detection.evaluation import detect_image
 
@@ -339,7 +339,8 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
 
     from models.data.annotations import AnnotationError
     from models.data.io import ImageError
-    from models.data.training_data import class_names_of, dataset_splits, load_targets, split_indices
+    from models.data.splits import dataset_splits, split_indices
+    from models.data.training_data import class_names_of, load_targets
     from models.detection.detection_files import (
         detections_from_coco_results,
         detections_from_record,
@@ -422,7 +423,7 @@ def run_evaluate(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     apply_threads(args.threads)
     from app.cli.progress import FractionBar, show_progress
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
     from models.detection.evaluation import evaluate_detections, evaluate_detector
 
     source = _open_source(args.data, args.image_dir, prog)

@@ -284,7 +284,7 @@ def split_auto_settings(source: DatasetSource, split: str = "train", seed: int =
     """:func:`auto_settings` on the images of ``split`` of the dataset's saved split (made with ``seed`` when it
     has none), the images the run will train on; the ``train`` command and the window both call this.
     ``stats`` from an earlier call for the same split skips reading the split and its boxes."""
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     if stats is not None:
         return auto_settings(source, processes=processes, stats=stats)

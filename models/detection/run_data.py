@@ -34,9 +34,9 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
 
 def training_images(config: TrainConfig, source: Any) -> list[int]:
     """The images (indices into ``source.entries``) a run of ``config`` trains on: ``train_indices`` (ValueError
-    naming one outside the dataset), else its split (:func:`~models.data.training_data.dataset_splits`, the
+    naming one outside the dataset), else its split (:func:`~models.data.splits.dataset_splits`, the
     split file the loop uses; ValueError naming a missing split)."""
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     if config.train_indices is not None:
         bad = [i for i in config.train_indices if not 0 <= int(i) < len(source.entries)]

@@ -123,7 +123,7 @@ def _store(checkpoint: str | os.PathLike, key: str, entry: dict[str, Any]) -> No
 def evaluation_indices(source: Any, split: str = "test") -> list[int]:
     """The dataset's ``split`` (its own, else the saved seeded one that ``train`` and ``evaluate`` use);
     KeyError with a readable message when there is none."""
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     return split_indices(dataset_splits(source), split)
 

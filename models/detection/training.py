@@ -108,7 +108,7 @@ def _prepare_data(config: TrainConfig, dist_info: DistInfo, class_names: list[st
                   split_indices_fixed: list[int] | None):  # noqa: ANN202
     """Open the dataset, fix the class list and the split (rank 0 writes a missing split file first)."""
     from models.data.datasets import open_dataset
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     source = open_dataset(config.data, image_dir=config.images_dir)
     names = list(class_names) if class_names else run_class_names(config, source)
@@ -157,7 +157,7 @@ def _validation_indices(config: TrainConfig, source: Any, dist_info: DistInfo, e
     """At most ``config.val_images`` images of ``config.val_split``, spread over it (rank 0 only)."""
     if config.val_images <= 0 or not dist_info.is_main:
         return []
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     try:
         indices = split_indices(dataset_splits(source, seed=config.seed), config.val_split)

@@ -61,7 +61,7 @@ class EvaluationOutcome:
 def images_of(source: Any, split: str, seed: int = 0) -> list[int] | None:
     """``source.entries`` indices of ``split`` (saved or seeded split, as training uses), or None for
     ALL_IMAGES. Raises KeyError with a message naming the splits there are."""
-    from models.data.training_data import dataset_splits, split_indices
+    from models.data.splits import dataset_splits, split_indices
 
     if split == ALL_IMAGES:
         return None
