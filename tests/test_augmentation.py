@@ -53,6 +53,40 @@ def test_crop_boxes_shifts_clips_and_keeps_by_centre() -> None:
     np.testing.assert_allclose(kept[1], [180, 150, 200, 190])
 
 
+def test_a_crop_leaves_what_shows_of_an_object_it_cuts_off_centre_as_an_ignore_region() -> None:
+    """SSD's centre rule decides what stays an object; the visible part of one whose centre is cut away is
+    not trained as background but ignored, as crowd boxes are; an object out of view leaves nothing."""
+    boxes = np.array([[150, 150, 190, 190],   # centre inside: an object, clipped to nothing
+                      [40, 100, 100, 140],    # centre (70, 120) left of the window: a part shows
+                      [0, 0, 30, 30]], np.float32)  # out of view
+    cut, labels, regions = augmentation.cut_objects(boxes, np.array([1, 2, 3]), np.zeros(3, bool),
+                                                    augmentation.CropWindow(80, 20, 200, 200))
+    np.testing.assert_allclose(cut, [[70, 130, 110, 170], [0, 80, 20, 120]])
+    assert labels.tolist() == [1, 2] and regions.tolist() == [False, True]
+
+
+def test_a_cropped_items_cut_objects_are_ignore_regions(bright_squares: Path) -> None:
+    """Through the dataset: every square a crop cuts shows as a box, an object where its centre is inside the
+    window, else flagged difficult (ignored in training), and none is lost."""
+    src = open_dataset(bright_squares)
+    ds = DetectionDataset(src, [0], ["square"], min_size=240, max_size=400, crop_prob=1.0, crop_min_side=0.4)
+    originals = np.array([o.box for o in src.store.load(src.entries[0], None).objects], np.float32)
+    regions_seen = 0
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        _, target = ds[0]
+        if target["crop"] is None:
+            continue
+        window = augmentation.CropWindow(*target["crop"])
+        showing = augmentation.crop_boxes(originals, window, keep_centres=False)[1]
+        inside = showing & augmentation.centres_inside(originals, window)
+        flags = target["difficult"].numpy()
+        assert len(flags) == int(showing.sum())
+        assert (~flags).sum() == int(inside.sum())
+        regions_seen += int(flags.sum())
+    assert regions_seen >= 1
+
+
 def test_colour_jitter_factors_do_what_they_say() -> None:
     rng = np.random.default_rng(0)
     px = rng.integers(0, 200, size=(20, 30, 3), dtype=np.uint8)
@@ -295,7 +329,9 @@ def test_augmented_views_are_the_training_items_of_each_epoch(bright_squares: Pa
         image, target = ds[0]
         np.testing.assert_array_equal(view.pixels, (image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
         np.testing.assert_allclose(view.boxes, target["boxes"].numpy())
-        assert view.names == ["square"] * len(view.boxes)
+        ignored = target["difficult"].numpy()
+        assert view.names == ["square (ignored)" if skip else "square" for skip in ignored]
+        assert ("ignored" in view.caption()) == bool(ignored.any())
         assert ("crop" in view.caption()) == (view.draws.window is not None)
         assert ("mirrored" in view.caption()) == view.draws.flip
         assert ("zoomed out" in view.caption()) == (view.draws.zoom is not None)

@@ -133,12 +133,13 @@ def test_rcnns_svm_stage_skips_an_image_with_nothing_left() -> None:
 
 
 def test_crops_keep_what_shows_of_a_crowd_and_centre_on_ordinary_objects() -> None:
-    from models.data.augmentation import CropWindow, crop_boxes, draw_crop
+    from models.data.augmentation import CropWindow, crop_boxes, cut_objects, draw_crop
 
     boxes = np.array([[0, 0, 100, 40], [150, 150, 190, 190]], np.float32)  # a crowd strip, a person
     window = CropWindow(60, 20, 200, 200)  # the crowd's centre (50, 20) falls outside
-    kept = crop_boxes(boxes, window, keep_centres=np.array([False, True]))[1]
-    assert kept.tolist() == [True, True]
+    cut, labels, regions = cut_objects(boxes, np.array([1, 1]), np.array([True, False]), window)
+    np.testing.assert_allclose(cut, [[0, 0, 40, 20], [90, 130, 130, 170]])
+    assert labels.tolist() == [1, 1] and regions.tolist() == [True, False]
     assert crop_boxes(boxes, window)[1].tolist() == [False, True]  # by centre, as objects are
     rng = np.random.default_rng(0)
     for _ in range(20):  # a crop drawn for the ordinary boxes always keeps the person
@@ -219,7 +220,7 @@ def test_the_augmentation_preview_names_the_ignored_boxes(qtbot) -> None:
     draws = AugmentationDraws(False, 0, 512, None, None, None)
     view = AugmentedView(1, np.zeros((8, 8, 3), np.uint8), np.zeros((3, 4), np.float32),
                          ["person", "person (ignored)", "person"], draws, (8, 8), np.array([False, True, False]))
-    assert view.caption().endswith("3 boxes (1 ignored: crowd or difficult)")
+    assert view.caption().endswith("3 boxes (1 ignored: crowd, difficult or centre cut away)")
     from app.stages.training.augmentation_dialog import view_pixmap
 
     assert not view_pixmap(view).isNull()

@@ -147,20 +147,37 @@ def centres_inside(boxes: np.ndarray, window: CropWindow) -> np.ndarray:
     return (cx >= window.x0) & (cx < window.x1) & (cy >= window.y0) & (cy < window.y1)
 
 
-def crop_boxes(boxes: np.ndarray, window: CropWindow,
-               keep_centres: bool | np.ndarray = True) -> tuple[np.ndarray, np.ndarray]:
+def crop_boxes(boxes: np.ndarray, window: CropWindow, keep_centres: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """``boxes`` in the window's pixels, clipped to it, and the mask of the boxes kept: those whose centre
-    lies inside (``keep_centres``; external proposals use ``False``: every box that still covers a pixel; a
-    per-box mask applies the centre rule to its True rows only: crowd and difficult boxes, regions training
-    ignores, are kept wherever a part of them shows)."""
+    lies inside (``keep_centres``; ``False``, as for external proposals: every box that still covers a pixel).
+    Annotated objects go through :func:`cut_objects`, which also keeps what shows of the others as regions."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     shifted = boxes - np.array([window.x0, window.y0, window.x0, window.y0], np.float32)
     clipped = np.stack([np.clip(shifted[:, 0], 0, window.width), np.clip(shifted[:, 1], 0, window.height),
                         np.clip(shifted[:, 2], 0, window.width), np.clip(shifted[:, 3], 0, window.height)], 1)
     keep = (clipped[:, 2] - clipped[:, 0] >= 1.0) & (clipped[:, 3] - clipped[:, 1] >= 1.0)
-    by_centre = np.broadcast_to(np.asarray(keep_centres, bool), keep.shape)
-    keep &= ~by_centre | centres_inside(boxes, window)
+    if keep_centres:
+        keep &= centres_inside(boxes, window)
     return clipped[keep], keep
+
+
+def cut_objects(boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,
+                window: CropWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The annotated objects of an image cut to ``window`` (a random crop, a mosaic tile's visible part): boxes
+    in the window's pixels, their labels and difficult (ignore-region) flags.
+
+    SSD's rule keeps an object whose centre shows (clipped to the window); crowd and difficult boxes stay
+    regions wherever a part of them shows. What shows of an object whose centre is cut away becomes an ignore
+    region (difficult), not background: a visible half person must not be trained as "no person". Kept
+    objects come first, in their order, then those regions."""
+    flags = np.asarray(difficult, bool).reshape(-1)
+    labels = np.asarray(labels).reshape(-1)
+    shown, showing = crop_boxes(boxes, window, keep_centres=False)
+    kept = showing & (flags | centres_inside(np.asarray(boxes, np.float32).reshape(-1, 4), window))
+    hidden_centre = showing & ~kept
+    return (np.concatenate([shown[kept[showing]], shown[hidden_centre[showing]]]).reshape(-1, 4),
+            np.concatenate([labels[kept], labels[hidden_centre]]),
+            np.concatenate([flags[kept], np.ones(int(hidden_centre.sum()), bool)]))
 
 
 @dataclass(frozen=True)

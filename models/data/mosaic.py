@@ -13,8 +13,8 @@ The layout, as YOLOv4's: a centre drawn uniformly in the middle half of the canv
 own image is the top-left tile, three images drawn from the run's others (with repeats) the top-right,
 bottom-left and bottom-right ones; each tile touches the centre with one corner and is cut at the canvas
 edge and at the centre lines; what no tile covers is the mean colour. An object is kept when its centre
-lies in the visible part of its tile (SSD's crop rule, the one :func:`~models.data.augmentation.crop_boxes`
-applies), its box clipped to that part. An object cut so that its centre is out of view, but part of it
+lies in the visible part of its tile (SSD's crop rule, the one a random crop applies:
+:func:`~models.data.augmentation.cut_objects`), its box clipped to that part. An object cut so that its centre is out of view, but part of it
 shows, becomes an ignore region (``difficult``, as crowd boxes are): the tiles are cut at the centre lines
 far more often than a random crop cuts an object, and the visible half of a person must not be trained as
 background. Crowd and difficult regions stay regions wherever a part shows. External proposals (R-CNN's and
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.data.augmentation import CropWindow, centres_inside, crop_boxes
+from models.data.augmentation import CropWindow, crop_boxes, cut_objects
 
 #: Where the centre may fall, as a share of each canvas side (YOLOv4/v5: the middle half).
 CENTRE_RANGE = (0.25, 0.75)
@@ -120,15 +120,10 @@ def compose(width: int, height: int, mosaic: Mosaic, tiles: list[Tile],
         # The part shown, in the tile's own pixels: the boxes are cut to it, then moved onto the canvas.
         window = CropWindow(sx0 - x0, sy0 - y0, sx1 - x0, sy1 - y0)
         moved = np.array([sx0, sy0, sx0, sy0], np.float32)
-        flags = np.asarray(tile.difficult, bool)
-        shown, showing = crop_boxes(tile.boxes, window, keep_centres=False)
-        # SSD's rule keeps an object whose centre shows (a region wherever it shows); what shows of an object
-        # whose centre is out of view becomes an ignore region, not background.
-        kept = showing & (flags | centres_inside(tile.boxes, window))
-        hidden_centre = showing & ~kept
-        boxes.append(np.concatenate([shown[kept[showing]], shown[hidden_centre[showing]]]) + moved)
-        labels.append(np.concatenate([np.asarray(tile.labels)[kept], np.asarray(tile.labels)[hidden_centre]]))
-        difficult.append(np.concatenate([flags[kept], np.ones(int(hidden_centre.sum()), bool)]))
+        cut_boxes, cut_labels, cut_difficult = cut_objects(tile.boxes, tile.labels, tile.difficult, window)
+        boxes.append(cut_boxes + moved)
+        labels.append(cut_labels)
+        difficult.append(cut_difficult)
         if with_proposals:
             kept_proposals, kept = crop_boxes(tile.proposals, window, keep_centres=False)
             proposals.append(kept_proposals + moved)

@@ -118,7 +118,7 @@ class DetectionDataset(Dataset):
     shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
     side per image from a list (multi-scale training) instead of always ``min_size``; ``crop_prob`` cuts a
     random window (each side at least ``crop_min_side`` of the image's) that keeps at least one object's
-    centre, ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
+    centre (an object whose centre it cuts away leaves its visible part as an ignore region), ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
     times its side, so the objects come out smaller, ``mosaic_prob`` shows the image as the top-left tile of
     a four-image mosaic at half size (:mod:`models.data.mosaic`: three other images of the run beside it, no
     crop or zoom-out), and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
@@ -236,8 +236,7 @@ class DetectionDataset(Dataset):
             px = augmentation.crop_pixels(px, window, img.scale)
             shown = augmentation.covered_window(window, img.scale)  # what those pixels cover, exactly
             h, w = shown.height, shown.width
-            boxes, kept = augmentation.crop_boxes(boxes, shown, keep_centres=~difficult)
-            labels, difficult = labels[kept], difficult[kept]
+            boxes, labels, difficult = augmentation.cut_objects(boxes, labels, difficult, shown)
             if external is not None:
                 external = augmentation.crop_boxes(external, shown, keep_centres=False)[0]
         # Zoom-out, as SSD's expand but after the crop (a crop never shows the fill): the image's place is

@@ -32,7 +32,8 @@ class AugmentedView:
     draws: AugmentationDraws
     #: The original image's size (width, height), to say how much a crop kept.
     original_size: tuple[int, int]
-    #: Which of ``boxes`` are crowd or difficult, [N] bool: regions training ignores, named "(ignored)".
+    #: Which of ``boxes`` training ignores, [N] bool, named "(ignored)": crowd or difficult boxes, and what
+    #: shows of an object a crop or a mosaic tile cut with its centre out of view.
     ignored: np.ndarray | None = None
     #: The file names of a mosaic's other three tiles (top-right, bottom-left, bottom-right); () for none.
     mosaic_partners: tuple[str, ...] = ()
@@ -59,7 +60,7 @@ class AugmentedView:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
         parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es")
-                     + (f" ({self.ignored_count()} ignored: crowd or difficult)" if self.ignored_count() else ""))
+                     + (f" ({self.ignored_count()} ignored: crowd, difficult or centre cut away)" if self.ignored_count() else ""))
         return ", ".join(parts)
 
 
