@@ -48,8 +48,14 @@ def _worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
     dist.all_gather(gathered, flat)
     grads = [torch.zeros_like(grad) for _ in range(world)]
     dist.all_gather(grads, grad)
+    # Messages of every rank reach rank 0, the one that reports (calibration's unreadable images).
+    from models.detection.training_distributed import DistInfo
+    from models.detection.training_finish import problems_of_all_ranks
+
+    heard = problems_of_all_ranks([f"rank {rank}: image {i} unreadable" for i in range(rank + 1)],
+                                  DistInfo(True, rank, world, rank))
     torch.save({"equal": all(torch.equal(gathered[0], x) for x in gathered),
-                "grads_equal": all(torch.equal(grads[0], x) for x in grads)}, f"{out_dir}/step{rank}.pt")
+                "grads_equal": all(torch.equal(grads[0], x) for x in grads), "heard": heard}, f"{out_dir}/step{rank}.pt")
     # The real loop: it reuses the process group and destroys it at the end.
     cfg = TrainConfig(data=data, out=f"{out_dir}/ddp.pt", epochs=1, batch_size=1, lr=0.01, min_size=96,
                       max_size=128, device="cpu", warmup_iters=1,
@@ -72,6 +78,8 @@ def test_two_cpu_processes_agree_after_a_step(tiny_set, tmp_path) -> None:
     for rank in (0, 1):
         step = torch.load(tmp_path / f"step{rank}.pt", weights_only=True)
         assert step["equal"] and step["grads_equal"]
+        assert step["heard"] == ["rank 0: image 0 unreadable", "rank 1: image 0 unreadable",
+                                 "rank 1: image 1 unreadable"]
     r0 = torch.load(tmp_path / "train0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "train1.pt", weights_only=True)
     assert r0["status"] == r1["status"] == "completed"

@@ -68,7 +68,7 @@ def fit_calibration(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainE
     sums and counts are added up across ranks, so the prototypes are the mean over all boxes, fitted in
     1/world of the time, and no rank waits alone at a barrier while another reads the whole set (a large set
     could outlast the process group's timeout). A cancel on any rank stops all of them
-    (InterruptedError everywhere)."""
+    (InterruptedError everywhere); rank 0 reports every rank's skipped images (:func:`problems_of_all_ranks`)."""
     from models.detection.features import FeatureCache
     from models.detection.score_calibration import target_loaders
 
@@ -94,12 +94,25 @@ def fit_calibration(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainE
     if stopped:
         raise InterruptedError("calibration stopped")
     counts = model.calibrator.set_prototypes(sums, counts)
+    problems = problems_of_all_ranks(problems, dist_info)
     for p in problems[:10]:
         emit(TrainEvent("message", message=f"score calibration: {p}"))
     names = model.class_names
     text = ", ".join(f"{names[int(k) - 1]} {n}" for k, n in counts.items())
     emit(TrainEvent("message", message=f"score calibration: prototypes from {text} boxes in "
                                        f"{time.monotonic() - t:.1f} s"))
+
+
+def problems_of_all_ranks(problems: list[str], dist_info: DistInfo, keep: int = 10) -> list[str]:
+    """Every rank's messages (its first ``keep``), rank 0's first: only rank 0 reports to the user, and an
+    image that only another rank read would otherwise be skipped without a word. Every rank must call it."""
+    if not dist_info.enabled:
+        return list(problems)
+    import torch.distributed as dist
+
+    gathered: list[list[str] | None] = [None] * dist_info.world_size
+    dist.all_gather_object(gathered, list(problems[:keep]))
+    return [p for part in gathered for p in (part or [])]
 
 
 def _summed_over_ranks(sums: np.ndarray, counts: np.ndarray, stopped: bool, dist_info: DistInfo,
