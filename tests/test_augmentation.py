@@ -56,7 +56,7 @@ def test_crop_boxes_shifts_clips_and_keeps_by_centre() -> None:
 def test_a_crop_leaves_what_shows_of_an_object_it_cuts_off_centre_as_an_ignore_region() -> None:
     """SSD's centre rule decides what stays an object; the visible part of one whose centre is cut away is
     not trained as background but ignored, as crowd boxes are; an object out of view leaves nothing."""
-    boxes = np.array([[150, 150, 190, 190],   # centre inside: an object, clipped to nothing
+    boxes = np.array([[150, 150, 190, 190],   # wholly inside: an object, moved
                       [40, 100, 100, 140],    # centre (70, 120) left of the window: a part shows
                       [0, 0, 30, 30]], np.float32)  # out of view
     cut, labels, regions = augmentation.cut_objects(boxes, np.array([1, 2, 3]), np.zeros(3, bool),

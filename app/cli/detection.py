@@ -1,8 +1,8 @@
 """Headless detection commands: ``detect`` and ``evaluate`` (``synth`` is app/cli/synth.py).
 
 This module parses arguments, reads files and prints; every computation lives in ``models`` (drawing in
-``models.data.synthetic``, splits and ground truth in ``models.data.training_data``, AP in ``models.detection.evaluation``,
-the detector behind ``models.detection.checkpoints.load_detector``).
+``models.data.synthetic``, splits in ``models.data.splits``, ground truth in ``models.data.training_data``, AP
+in ``models.detection.evaluation``, the detector behind ``models.detection.checkpoints.load_detector``).
 """
 
 from __future__ import annotations

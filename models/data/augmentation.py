@@ -8,7 +8,8 @@ place, in one light. The two augmentations that detectors trained on little data
 * **random crops** ("zoom in"): a window of the image, each side a random share of the image's, then
   resized to the training size like a whole image — the objects it holds come out larger, at new
   positions, partly cut by the border; an object is kept when its centre lies in the window (SSD's rule),
-  its box clipped to the window.
+  its box clipped to the window, and what shows of an object whose centre is cut away is an ignore region
+  (:func:`cut_objects`): a visible half person is not "no person".
 * **zoom out** (SSD's "expand"): the image placed at a random spot of a canvas up to ``zoom_out_max`` times
   its size on each side, the rest filled with the mean colour, and the canvas resized to the training size
   like a whole image — every object comes out smaller, so a detector that saw each person at one size also

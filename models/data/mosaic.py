@@ -104,7 +104,7 @@ def tile_origins(width: int, height: int, mosaic: Mosaic, sizes: list[tuple[int,
 def compose(width: int, height: int, mosaic: Mosaic, tiles: list[Tile],
             fill: tuple[int, int, int]) -> Composite:
     """The four ``tiles`` (in :data:`QUADRANTS` order) on a ``width`` × ``height`` canvas of ``fill``, with
-    their boxes moved onto it and kept or dropped by the crop rule (see the module's docstring)."""
+    their boxes moved onto it, kept by the crop rule or made ignore regions (see the module's docstring)."""
     if len(tiles) != 4:
         raise ValueError(f"a mosaic has four tiles, not {len(tiles)}")
     canvas = np.empty((height, width, 3), np.uint8)

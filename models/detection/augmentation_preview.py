@@ -1,7 +1,7 @@
 """What a training run's augmentation makes of one image, epoch by epoch: the window's preview.
 
 Why from the training dataset itself and not a re-implementation: the preview must show exactly the pixels and
-boxes a step is given (a crop that drops an object, a flip that moves a box), so it asks the same
+boxes a step is given (a crop that cuts an object to an ignored part, a flip that moves a box), so it asks the same
 :class:`~models.data.training_data.DetectionDataset` the loop builds (:func:`training_dataset`) for the item of
 each epoch and turns the tensor back into an 8-bit image.
 """

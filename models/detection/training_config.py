@@ -55,7 +55,8 @@ class TrainConfig:
     train_sizes: list[int] | None = None
     #: Random crops ("zoom in", SSD's augmentation): the share of images shown, each epoch, as a random window
     #: whose sides are each at least ``crop_min_side`` of the image's and which keeps at least one object's
-    #: centre (objects whose centre falls outside are left out, the others clipped). 0: whole images only.
+    #: centre (objects whose centre it holds are clipped to it; what shows of the others is an ignore region,
+    #: not background). 0: whole images only.
     crop_prob: float = 0.0
     crop_min_side: float = 0.5
     #: Brightness, contrast and saturation each scaled by a random factor in 1 ± this (0: off): a few dozen

@@ -78,7 +78,7 @@ def fit_calibration(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainE
                                        "training images"))
     problems: list[str] = []
     shard = dataset.targets[dist_info.rank::dist_info.world_size]
-    stopped = False
+    stopped, failure = False, None
     k = model.calibrator.prototypes.shape[0]
     sums, counts = np.zeros((k, model.calibrator.prototypes.shape[1]), np.float64), np.zeros(k, np.int64)
     try:
@@ -90,43 +90,62 @@ def fit_calibration(model: torch.nn.Module, dataset: Any, emit: Callable[[TrainE
                 problems=problems)
     except InterruptedError:
         stopped = True
-    sums, counts, stopped = _summed_over_ranks(sums, counts, stopped, dist_info, model.calibrator.prototypes.device)
-    if stopped:
+    except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks have heard of it
+        if not dist_info.enabled:
+            raise
+        failure = exc  # a rank that left now would leave the others waiting in the all_reduce for ever
+    sums, counts, flags = _summed_over_ranks(sums, counts, (stopped, failure is not None), dist_info,
+                                             model.calibrator.prototypes.device)
+    if failure is not None:
+        raise failure
+    if flags[1]:
+        raise RuntimeError("score calibration failed on another process of the run; its error is in that "
+                           "process's output")
+    if flags[0]:
         raise InterruptedError("calibration stopped")
     counts = model.calibrator.set_prototypes(sums, counts)
-    problems = problems_of_all_ranks(problems, dist_info)
-    for p in problems[:10]:
+    skipped, shown = problems_of_all_ranks(problems, dist_info)
+    for p in shown:
         emit(TrainEvent("message", message=f"score calibration: {p}"))
+    if skipped > len(shown):
+        emit(TrainEvent("message", message=f"score calibration: {skipped} images skipped in all (the first "
+                                           f"{len(shown)} shown)"))
     names = model.class_names
     text = ", ".join(f"{names[int(k) - 1]} {n}" for k, n in counts.items())
     emit(TrainEvent("message", message=f"score calibration: prototypes from {text} boxes in "
                                        f"{time.monotonic() - t:.1f} s"))
 
 
-def problems_of_all_ranks(problems: list[str], dist_info: DistInfo, keep: int = 10) -> list[str]:
-    """Every rank's messages (its first ``keep``), rank 0's first: only rank 0 reports to the user, and an
-    image that only another rank read would otherwise be skipped without a word. Every rank must call it."""
+def problems_of_all_ranks(problems: list[str], dist_info: DistInfo, keep: int = 10) -> tuple[int, list[str]]:
+    """How many messages all ranks have, and up to ``keep`` of them taken in turn from each rank (rank 0's
+    first): only rank 0 reports to the user, and an image that only another rank read would otherwise be
+    skipped without a word. Every rank of a data-parallel run must call it (a collective)."""
     if not dist_info.enabled:
-        return list(problems)
+        return len(problems), list(problems[:keep])
     import torch.distributed as dist
 
-    gathered: list[list[str] | None] = [None] * dist_info.world_size
-    dist.all_gather_object(gathered, list(problems[:keep]))
-    return [p for part in gathered for p in (part or [])]
+    gathered: list[tuple[int, list[str]] | None] = [None] * dist_info.world_size
+    dist.all_gather_object(gathered, (len(problems), list(problems[:keep])))
+    parts = [part for part in gathered if part is not None]
+    shown: list[str] = []
+    for turn in range(keep):  # in turn, so that one rank's many messages do not hide another's
+        shown.extend(messages[turn] for _, messages in parts if turn < len(messages))
+    return sum(n for n, _ in parts), shown[:keep]
 
 
-def _summed_over_ranks(sums: np.ndarray, counts: np.ndarray, stopped: bool, dist_info: DistInfo,
-                       device: torch.device) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Each rank's code sums, box counts and "stopped" flag added up over the ranks (as they are for one
-    process). The tensors live on the model's device, which the process group's backend serves (gloo: CPU,
-    NCCL: CUDA)."""
+def _summed_over_ranks(sums: np.ndarray, counts: np.ndarray, flags: tuple[bool, ...], dist_info: DistInfo,
+                       device: torch.device) -> tuple[np.ndarray, np.ndarray, tuple[bool, ...]]:
+    """Each rank's code sums and box counts added up over the ranks (as they are for one process), and each
+    flag ("stopped", "failed") true where it is true on any rank. The tensors live on the model's device,
+    which the process group's backend serves (gloo: CPU, NCCL: CUDA)."""
     if not dist_info.enabled:
-        return sums, counts, stopped
+        return sums, counts, tuple(flags)
     import torch.distributed as dist
 
     s = torch.from_numpy(np.ascontiguousarray(sums, np.float64)).to(device)
     c = torch.from_numpy(np.ascontiguousarray(counts, np.float64)).to(device)
-    flag = torch.tensor([1.0 if stopped else 0.0], dtype=torch.float64, device=device)
-    for t in (s, c, flag):
+    raised = torch.tensor([1.0 if f else 0.0 for f in flags], dtype=torch.float64, device=device)
+    for t in (s, c, raised):
         dist.all_reduce(t)
-    return s.cpu().numpy(), np.rint(c.cpu().numpy()).astype(np.int64), bool(flag.item() > 0)
+    return (s.cpu().numpy(), np.rint(c.cpu().numpy()).astype(np.int64),
+            tuple(bool(v > 0) for v in raised.cpu().tolist()))
