@@ -89,6 +89,23 @@ def test_outcomes_counts_and_score_slider(qtbot, window):
     assert stage.match.outcome[0] != TP
 
 
+def test_ground_truth_of_classes_the_detections_cannot_name_is_not_scored(qtbot, window):
+    """A cat-only model on a photo that also has labelled dogs: the dogs are not its misses (the evaluation
+    scores the model's classes only), and its cat box on a dog is a plain false positive."""
+    w = window
+    stage = stage_of(w, DetectionsStage)
+    cat_only = Detections(np.array([[11, 11, 60, 60], [100, 20, 178, 100]], np.float32),
+                          np.array([0.9, 0.8], np.float32), np.array([1, 1]), ["cat"])
+    store(w, cat_only)
+    stage.panel.set_score_threshold(0.0)
+    assert stage.match.outcome == [TP, BACKGROUND]
+    assert stage.match.n_missed == 0 and stage.unscored == {"dog": 2}
+    assert not any(label.startswith("missed") for label in stage.layer.labels)
+    assert "2 ground-truth boxes of dog (2) not scored" in stage.panel.counts_label.text()
+    store(w, hand_made())  # cats and dogs: every box is scored again, the second dog missed
+    assert stage.unscored == {} and "missed dog" in stage.layer.labels
+
+
 def test_label_text_contrasts_with_its_tag():
     assert text_color_for(QColor(255, 230, 0)) == QColor(0, 0, 0)
     assert text_color_for(QColor(20, 40, 200)) == QColor(255, 255, 255)

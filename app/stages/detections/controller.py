@@ -89,6 +89,8 @@ class DetectionsStage(Stage):
         self._calibration = None  # ScoreCalibration of the model's detections (same order), or None
         self._shown = np.zeros(0, np.int64)
         self._match: DetectionMatch | None = None
+        #: Ground-truth boxes left out of the scoring, per class: classes the detections cannot name.
+        self.unscored: dict[str, int] = {}
         self.layer = LabelledBoxesLayer("Detections", z=34)
         canvas.add_layer(self.layer)
         self.panel = DetectionsPanel()
@@ -197,6 +199,7 @@ class DetectionsStage(Stage):
         if d is None:
             self._shown = np.zeros(0, np.int64)
             self._match = None
+            self.unscored = {}
             self.layer.clear()
             self.panel.counts_label.setText("")
             self.panel.set_second_look_shown(False)
@@ -209,13 +212,27 @@ class DetectionsStage(Stage):
             self._shown = np.flatnonzero(d.scores >= np.float32(self.panel.score_threshold()))
         names = d.names
         shown_names = [names[i] for i in self._shown.tolist()]
-        gt = self._session.gt_boxes()
-        gt_names = self._session.gt_names()
-        ign = ground_truth_ignored(self._session)
+        gt, gt_names, ign = self._scored_ground_truth(d)
         self._match = match_detections(d.boxes[self._shown], d.scores[self._shown], shown_names, gt, gt_names,
                                        ign, iou_threshold=self.panel.iou_threshold())
         self._show_counts(len(gt))
         self._draw(d, shown_names, gt, gt_names)
+
+    def _scored_ground_truth(self, d: SceneBoxes) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """The ground truth the detections are scored against: boxes, names, ignored flags. A box of a class
+        the detections cannot name (a person-only model on a photo that also has a labelled tie) is no miss
+        of theirs, as the evaluation only scores the model's classes; it is left out and counted in
+        :attr:`unscored`. Where the detections share no class with the image (a results file numbering its
+        categories), everything is kept: there is no subset to pick."""
+        gt, gt_names, ign = self._session.gt_boxes(), self._session.gt_names(), ground_truth_ignored(self._session)
+        known = set(d.class_names)
+        scored = np.asarray([n in known for n in gt_names], bool).reshape(-1)
+        self.unscored = {}
+        if not scored.any() or scored.all():
+            return gt, gt_names, ign
+        for name in (n for n, keep in zip(gt_names, scored, strict=True) if not keep):
+            self.unscored[name] = self.unscored.get(name, 0) + 1
+        return gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored]
 
     def _show_counts(self, n_gt: int) -> None:
         m = self._match
@@ -225,6 +242,11 @@ class DetectionsStage(Stage):
         text = (f"<b>{len(self._shown)}</b> shown vs {n_gt} ground-truth boxes:<br>"
                 f"{swatch(OUTCOME_COLORS[TP])} <b>{c[TP]}</b> true positives · <b>{m.n_fp}</b> false positives "
                 f"({fp})<br>{swatch(MISSED_COLOR)} <b>{c['missed']}</b> missed")
+        if self.unscored:
+            n = sum(self.unscored.values())
+            text += (f"<br>{n} ground-truth box{'es' if n > 1 else ''} of "
+                     f"{', '.join(f'{k} ({v})' for k, v in sorted(self.unscored.items()))} not scored: "
+                     "not among the detections' classes")
         if c[IGNORED] or int(m.gt_ignored.sum()):
             text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
                      "neither hit nor miss)")
