@@ -174,6 +174,37 @@ def test_class_mapping_renames_what_the_detections_are_called(qtbot, window, tmp
     assert "circle → ball" in stage.panel.class_match.text()
 
 
+def test_objects_of_classes_the_model_did_not_learn_are_left_out_as_its_training_left_them(
+        qtbot, window, tmp_path, tiny_checkpoint):
+    """A circle/square/triangle model on an image that also has a labelled dog: training would have left the
+    dog out (``train --classes``), so the trace labels its anchors without it and the anchor and RoI views
+    take the circle only; without a model every object counts."""
+    from models.data.annotations import Annotation, BoxObject, write_voc
+
+    folder = tmp_path / "mixed"
+    write_image(folder / "a.png")
+    write_voc(Annotation("a.png", 320, 240, objects=[BoxObject("circle", (10, 10, 100, 100)),
+                                                     BoxObject("dog", (150, 40, 300, 200))]), folder / "a.xml")
+    window.open_path(folder)
+    session = window.detector_session
+    qtbot.waitUntil(lambda: len(session.gt_names()) == 2, timeout=5000)
+    assert session.learnt().tolist() == [True, True]  # no model yet
+    stage = model_stage(window)
+    sent = []
+    request = stage.trace_runner.request
+
+    def recording(*args):  # noqa: ANN002, ANN202 - the trace job's arguments, passed on unchanged
+        sent.append(args[4])
+        return request(*args)
+
+    stage.trace_runner.request = recording
+    load(qtbot, stage, tiny_checkpoint)
+    assert session.learnt().tolist() == [True, False]
+    boxes, regions, index = session.training_gt()
+    assert boxes.tolist() == [[10, 10, 100, 100]] and len(regions) == 0 and index.tolist() == [0]
+    assert sent and sent[-1].tolist() == [[10, 10, 100, 100]]  # the dog never reached the trace
+
+
 def test_folder_inference_reaches_the_end_stores_and_saves(qtbot, window, tmp_path, tiny_checkpoint):
     folder = tmp_path / "imgs"
     paths = [write_image(folder / f"img{k}.png", seed=k) for k in range(4)]

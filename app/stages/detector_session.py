@@ -47,6 +47,7 @@ class DetectorSession(QObject):
         self._stored_source = ""
         self._domain_note = ""
         self._show_out_of_domain = False
+        self._model_classes: tuple[str, ...] = ()
         canvas.image_layer.changed.connect(self._on_image)
         canvas.model.changed.connect(self.groundTruthChanged)
         canvas.model.annotationReset.connect(self.groundTruthChanged)
@@ -99,11 +100,29 @@ class DetectorSession(QObject):
         not as objects (models/detection/ignore_regions.py), and the anchor and RoI views do the same."""
         return np.asarray([bool(o.difficult or o.crowd) for o in self._canvas.model.objects], bool)
 
+    def set_model_classes(self, names: list[str]) -> None:
+        """The loaded model's classes under the names this dataset uses (the Model stage's class mapping
+        applied); () with no model. Training left the other classes' objects out (``train --classes``), so
+        :meth:`learnt` and :meth:`training_gt` do too."""
+        names = tuple(str(n) for n in names)
+        if names != self._model_classes:
+            self._model_classes = names
+            self.groundTruthChanged.emit()
+
+    def learnt(self) -> np.ndarray:
+        """Which of :meth:`gt_boxes` are of a class the loaded model learnt, [N] bool: all of them without a
+        model, or where none is (the image is outside the model's domain, :attr:`domain_note`; its views then
+        show the boxes as they are rather than none)."""
+        names = self.gt_names()
+        inside = np.asarray([n in self._model_classes for n in names], bool).reshape(-1)
+        return inside if inside.any() else np.ones(len(names), bool)
+
     def training_gt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes, regions, index)`` as training takes the ground truth: the ordinary boxes, the crowd and
-        difficult ones (regions to ignore), and each ordinary box's index among the image's objects."""
-        boxes, ignored = self.gt_boxes(), self.gt_ignored()
-        return boxes[~ignored], boxes[ignored], np.flatnonzero(~ignored)
+        difficult ones (regions to ignore), and each ordinary box's index among the image's objects; objects
+        of classes the loaded model did not learn are left out, as its training left them out."""
+        boxes, ignored, learnt = self.gt_boxes(), self.gt_ignored(), self.learnt()
+        return boxes[learnt & ~ignored], boxes[learnt & ignored], np.flatnonzero(learnt & ~ignored)
 
     def _on_image(self) -> None:
         decoded = self._canvas.image_layer.decoded

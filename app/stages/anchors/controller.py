@@ -337,7 +337,7 @@ class AnchorsStage(Stage):
         if lab is None:
             self.panel.set_best("")
             return
-        ignored = int(self._session.gt_ignored().sum())
+        ignored = len(self._session.training_gt()[1])  # the regions training ignores (of the model's classes)
         regions = (f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object to the RPN; the "
                    f"anchors overlapping one at IoU ≥ {lab.spec.negative_iou:.2f} are ignored, not negative."
                    if ignored else "")

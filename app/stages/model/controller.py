@@ -278,8 +278,10 @@ class ModelStage(FolderInference, Stage):
             return -1
         token = (id(decoded), id(model))
         self.panel.set_status(f"Running {self._model_name()} on the image…")
+        learnt = self.session.learnt()  # the anchors and RoIs are labelled against what the model was taught
         return self.trace_runner.request(token, model, decoded.pixels, float(decoded.scale),
-                                         self.session.gt_boxes(), LOW_SCORE_THRESHOLD, self.session.gt_ignored())
+                                         self.session.gt_boxes()[learnt], LOW_SCORE_THRESHOLD,
+                                         self.session.gt_ignored()[learnt])
 
     def _on_trace(self, result: TraceResult) -> None:
         if result.token != (id(self.session.decoded), id(self.session.model)):
@@ -353,6 +355,7 @@ class ModelStage(FolderInference, Stage):
 
     def _update_domain(self) -> None:
         model = self.session.model
+        self.session.set_model_classes(self.shown_class_names() if model is not None else [])
         note = ""
         if model is not None:
             names = self.shown_class_names()
