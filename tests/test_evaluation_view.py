@@ -153,7 +153,7 @@ def test_worst_image_opens_with_the_model_detections_matching_its_counts(qtbot, 
     fp = sum(1 for o, n in zip(m.outcome, names, strict=True) if n == cls and o in FP_REASONS)
     tp = sum(1 for o, n in zip(m.outcome, names, strict=True) if n == cls and o == TP)
     gt_names = session.gt_names()
-    missed = sum(1 for j in np.flatnonzero(m.missed).tolist() if gt_names[j] == cls)
+    missed = sum(1 for j in np.flatnonzero(m.missed).tolist() if gt_names[det_stage.scored_index[j]] == cls)
     assert (fp, missed, tp) == (worst.false_positives, worst.missed, worst.true_positives)
 
 

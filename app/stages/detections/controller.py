@@ -91,6 +91,9 @@ class DetectionsStage(Stage):
         self._match: DetectionMatch | None = None
         #: Ground-truth boxes left out of the scoring, per class: classes the detections cannot name.
         self.unscored: dict[str, int] = {}
+        #: Which of the session's ground-truth boxes :attr:`match` scored (indices into ``gt_boxes()``): its
+        #: ``missed`` and ``gt_index`` number those, not the image's objects.
+        self.scored_index = np.zeros(0, np.int64)
         self.layer = LabelledBoxesLayer("Detections", z=34)
         canvas.add_layer(self.layer)
         self.panel = DetectionsPanel()
@@ -143,7 +146,8 @@ class DetectionsStage(Stage):
 
     @property
     def match(self) -> DetectionMatch | None:
-        """Outcomes of the shown detections (same order as :attr:`shown`) against the ground truth."""
+        """Outcomes of the shown detections (same order as :attr:`shown`) against the ground truth they are
+        scored on; its ``missed`` numbers those boxes, :attr:`scored_index` says which objects they are."""
         return self._match
 
     # --- loading --------------------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ class DetectionsStage(Stage):
             self._shown = np.zeros(0, np.int64)
             self._match = None
             self.unscored = {}
+            self.scored_index = np.zeros(0, np.int64)
             self.layer.clear()
             self.panel.counts_label.setText("")
             self.panel.set_second_look_shown(False)
@@ -229,7 +234,9 @@ class DetectionsStage(Stage):
         scored = np.asarray([n in known for n in gt_names], bool).reshape(-1)
         self.unscored = {}
         if not scored.any() or scored.all():
+            self.scored_index = np.arange(len(gt_names), dtype=np.int64)
             return gt, gt_names, ign
+        self.scored_index = np.flatnonzero(scored)
         for name in (n for n, keep in zip(gt_names, scored, strict=True) if not keep):
             self.unscored[name] = self.unscored.get(name, 0) + 1
         return gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored]
@@ -242,14 +249,14 @@ class DetectionsStage(Stage):
         text = (f"<b>{len(self._shown)}</b> shown vs {n_gt} ground-truth boxes:<br>"
                 f"{swatch(OUTCOME_COLORS[TP])} <b>{c[TP]}</b> true positives · <b>{m.n_fp}</b> false positives "
                 f"({fp})<br>{swatch(MISSED_COLOR)} <b>{c['missed']}</b> missed")
+        if c[IGNORED] or int(m.gt_ignored.sum()):
+            text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
+                     "neither hit nor miss)")
         if self.unscored:
             n = sum(self.unscored.values())
             text += (f"<br>{n} ground-truth box{'es' if n > 1 else ''} of "
                      f"{', '.join(f'{k} ({v})' for k, v in sorted(self.unscored.items()))} not scored: "
                      "not among the detections' classes")
-        if c[IGNORED] or int(m.gt_ignored.sum()):
-            text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
-                     "neither hit nor miss)")
         self.panel.counts_label.setText(text)
 
     def _draw(self, d: SceneBoxes, shown_names: list[str], gt: np.ndarray, gt_names: list[str]) -> None:

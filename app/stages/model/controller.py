@@ -343,7 +343,10 @@ class ModelStage(FolderInference, Stage):
         self._dataset_classes = list(names)
         model = self.session.model
         if model is not None and not self._mapping:
-            self._mapping = {m: d for m, d in suggest(list(model.class_names), names).items() if m != d}
+            mapping = {m: d for m, d in suggest(list(model.class_names), names).items() if m != d}
+            if mapping:  # renames the trace, and the note and the classes the views judge by follow
+                self.set_mapping(mapping)
+                return
         self._update_class_match()
 
     def _update_class_match(self) -> None:
