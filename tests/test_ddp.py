@@ -149,6 +149,9 @@ def _calibration_worker(rank: int, world: int, port: int, data: str, out_dir: st
     except Exception as exc:  # noqa: BLE001 - what each rank raised is the point
         raised = f"{type(exc).__name__}: {exc}"
     torch.save({"heard": heard, "raised": raised}, f"{out_dir}/calibration{rank}.pt")
+    # Both ranks reach the end before the group goes: rank 0 hosts the store, and a rank still tearing down
+    # when the other has exited can abort in gloo ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
