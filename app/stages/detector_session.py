@@ -9,6 +9,7 @@ object only holds the outcome and announces changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,15 @@ from PySide6.QtCore import QObject, Signal
 
 from app.canvas import Canvas
 from models.data.io import DecodedImage
+
+
+def of_classes(names: list[str], classes: Iterable[str]) -> np.ndarray:
+    """Which of ``names`` (ground-truth objects) are among ``classes`` (what a model learnt, what detections
+    can name), [N] bool; all of them where none is, since there is then no subset to pick (an image outside
+    the model's domain, a results file that numbers its categories)."""
+    known = set(classes)
+    inside = np.asarray([n in known for n in names], bool).reshape(-1)
+    return inside if inside.any() else np.ones(len(names), bool)
 
 
 class DetectorSession(QObject):
@@ -113,9 +123,7 @@ class DetectorSession(QObject):
         """Which of :meth:`gt_boxes` are of a class the loaded model learnt, [N] bool: all of them without a
         model, or where none is (the image is outside the model's domain, :attr:`domain_note`; its views then
         show the boxes as they are rather than none)."""
-        names = self.gt_names()
-        inside = np.asarray([n in self._model_classes for n in names], bool).reshape(-1)
-        return inside if inside.any() else np.ones(len(names), bool)
+        return of_classes(self.gt_names(), self._model_classes)
 
     def training_gt(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(boxes, regions, index)`` as training takes the ground truth: the ordinary boxes, the crowd and

@@ -11,15 +11,15 @@ they are.
 
 The layout, as YOLOv4's: a centre drawn uniformly in the middle half of the canvas on each axis; the item's
 own image is the top-left tile, three images drawn from the run's others (with repeats) the top-right,
-bottom-left and bottom-right ones; each tile touches the centre with one corner and is cut at the canvas
-edge and at the centre lines; what no tile covers is the mean colour. An object is kept when its centre
-lies in the visible part of its tile (SSD's crop rule, the one a random crop applies:
-:func:`~models.data.augmentation.cut_objects`), its box clipped to that part. An object cut so that its centre is out of view, but part of it
-shows, becomes an ignore region (``difficult``, as crowd boxes are): the tiles are cut at the centre lines
-far more often than a random crop cuts an object, and the visible half of a person must not be trained as
-background. Crowd and difficult regions stay regions wherever a part shows. External proposals (R-CNN's and
-Fast R-CNN's Selective Search boxes, ranked) are merged rank by rank across the tiles, so a cap on their
-number takes the best of every tile, not the first tile's alone.
+bottom-left and bottom-right ones; each tile touches the centre with one corner and is cut at the canvas edge
+and at the centre lines; what no tile covers is the mean colour. An object is kept when its centre lies in the
+visible part of its tile (SSD's crop rule, the one a random crop applies:
+:func:`~models.data.augmentation.cut_objects`), its box clipped to that part. An object cut so that its centre
+is out of view, but part of it shows, becomes an ignore region (``difficult``, as crowd boxes are): the tiles
+are cut at the centre lines far more often than a random crop cuts an object, and the visible half of a person
+must not be trained as background. Crowd and difficult regions stay regions wherever a part shows. External
+proposals (R-CNN's and Fast R-CNN's Selective Search boxes, ranked) are merged rank by rank across the tiles,
+so a cap on their number takes the best of every tile, not the first tile's alone.
 
 Pure NumPy functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats exactly.
 """

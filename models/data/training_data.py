@@ -118,7 +118,8 @@ class DetectionDataset(Dataset):
     shapes): with the flip it gives all eight symmetries of the square; ``train_sizes`` picks the shorter
     side per image from a list (multi-scale training) instead of always ``min_size``; ``crop_prob`` cuts a
     random window (each side at least ``crop_min_side`` of the image's) that keeps at least one object's
-    centre (an object whose centre it cuts away leaves its visible part as an ignore region), ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
+    centre (an object whose centre it cuts away leaves its visible part as an ignore region),
+    ``zoom_out_prob`` places the image (or its crop) on a mean-coloured canvas up to ``zoom_out_max``
     times its side, so the objects come out smaller, ``mosaic_prob`` shows the image as the top-left tile of
     a four-image mosaic at half size (:mod:`models.data.mosaic`: three other images of the run beside it, no
     crop or zoom-out), and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``

@@ -60,7 +60,8 @@ class AugmentedView:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
         parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es")
-                     + (f" ({self.ignored_count()} ignored: crowd, difficult or centre cut away)" if self.ignored_count() else ""))
+                     + (f" ({self.ignored_count()} ignored: crowd, difficult or centre cut away)"
+                        if self.ignored_count() else ""))
         return ", ".join(parts)
 
 

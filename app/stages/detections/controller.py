@@ -32,7 +32,7 @@ from app.stages.detections.panel import (
     DetectionsPanel,
     swatch,
 )
-from app.stages.detector_session import DetectorSession
+from app.stages.detector_session import DetectorSession, of_classes
 from app.stages.scene_boxes import (
     FROM_MODEL,
     SceneBoxes,
@@ -230,13 +230,11 @@ class DetectionsStage(Stage):
         :attr:`unscored`. Where the detections share no class with the image (a results file numbering its
         categories), everything is kept: there is no subset to pick."""
         gt, gt_names, ign = self._session.gt_boxes(), self._session.gt_names(), ground_truth_ignored(self._session)
-        known = set(d.class_names)
-        scored = np.asarray([n in known for n in gt_names], bool).reshape(-1)
-        self.unscored = {}
-        if not scored.any() or scored.all():
-            self.scored_index = np.arange(len(gt_names), dtype=np.int64)
-            return gt, gt_names, ign
+        scored = of_classes(gt_names, d.class_names)
         self.scored_index = np.flatnonzero(scored)
+        self.unscored = {}
+        if scored.all():
+            return gt, gt_names, ign
         for name in (n for n, keep in zip(gt_names, scored, strict=True) if not keep):
             self.unscored[name] = self.unscored.get(name, 0) + 1
         return gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored]
