@@ -98,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mosaic", type=float, default=None, metavar="PROB", dest="mosaic_prob",
                    help="mosaic (YOLOv4's): the share of training images shown as the top-left tile of four training "
                         "images at half size around a random centre (default 0: off)")
+    p.add_argument("--copy-paste", type=float, default=None, metavar="PROB", dest="copy_paste_prob",
+                   help="copy-paste (Ghiasi et al. 2021): the share of training images that get outlined objects of "
+                        "another training image pasted onto them; needs outlines (COCO polygons) (default 0: off)")
     p.add_argument("--colour-jitter", type=float, default=None, metavar="STRENGTH",
                    help="scale brightness, contrast and saturation by random factors in 1 ± STRENGTH (default 0)")
     p.add_argument("--classes", default=None, metavar="NAME,NAME,...",
@@ -153,7 +156,8 @@ _TRAINING_FLAGS = {"generation": "generation", "backbone": "backbone", "weights"
                    "min_size": "min_size", "max_size": "max_size", "train_sizes": "train_sizes",
                    "rotate90": "rotate90", "crop_prob": "crop_prob", "crop_min_side": "crop_min_side",
                    "colour_jitter": "colour_jitter", "zoom_out_prob": "zoom_out_prob",
-                   "zoom_out_max": "zoom_out_max", "mosaic_prob": "mosaic_prob", "split": "split", "device": "device", "seed": "seed",
+                   "zoom_out_max": "zoom_out_max", "mosaic_prob": "mosaic_prob",
+                   "copy_paste_prob": "copy_paste_prob", "split": "split", "device": "device", "seed": "seed",
                    "resume": "resume",
                    "images": "images_dir", "threads": "threads", "max_steps": "max_steps", "bf16": "cpu_bf16",
                    "time_budget": "time_budget_s",

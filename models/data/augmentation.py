@@ -54,12 +54,13 @@ ZOOM_OUT_FILL = mean_colour(IMAGENET_MEAN)
 
 
 def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
-                   zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0, mosaic_prob: float = 0.0) -> None:
+                   zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0, mosaic_prob: float = 0.0,
+                   copy_paste_prob: float = 0.0) -> None:
     """ValueError naming the first setting out of its range or not a number: the one check the training
     config, the dataset and the draws below share (NaN fails every range)."""
     for name, value in (("crop_prob", crop_prob), ("crop_min_side", crop_min_side), ("colour_jitter", colour_jitter),
                         ("zoom_out_prob", zoom_out_prob), ("zoom_out_max", zoom_out_max),
-                        ("mosaic_prob", mosaic_prob)):
+                        ("mosaic_prob", mosaic_prob), ("copy_paste_prob", copy_paste_prob)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise ValueError(f"{name} is a number, not {value!r}")
     if not 0.0 <= float(crop_prob) <= 1.0:
@@ -74,6 +75,8 @@ def check_settings(crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_ji
         raise ValueError(f"zoom_out_max is a ratio of sides in [1, {ZOOM_OUT_LIMIT:g}], not {zoom_out_max}")
     if not 0.0 <= float(mosaic_prob) <= 1.0:
         raise ValueError(f"mosaic_prob is a probability in [0, 1], not {mosaic_prob}")
+    if not 0.0 <= float(copy_paste_prob) <= 1.0:
+        raise ValueError(f"copy_paste_prob is a probability in [0, 1], not {copy_paste_prob}")
 
 
 @dataclass(frozen=True)

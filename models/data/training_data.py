@@ -12,7 +12,7 @@ everything needed to run on raw 0..1 RGB.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from models.data import augmentation, mosaic
+from models.data import augmentation, copy_paste, mosaic
 from models.data.annotations import AnnotationError
 from models.data.datasets import DatasetSource
 from models.data.io import ImageError, read_image, read_image_info
@@ -53,6 +53,12 @@ class ImageTargets:
     labels: np.ndarray  # int64 [N], 1..K into class_names
     difficult: np.ndarray  # bool [N]: VOC difficult or COCO iscrowd
     names: list[str]  # class name per object
+    #: Per object, its outline's polygons ([P, 2] float32 in displayed pixels); () where the file has none.
+    outlines: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+    def outlined(self) -> list[int]:
+        """Positions of the objects copy-paste may cut out: outlined, and neither crowd nor difficult."""
+        return [k for k, o in enumerate(self.outlines) if o and not self.difficult[k]]
 
 
 def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True,
@@ -82,6 +88,7 @@ def load_targets(source: DatasetSource, index: int, class_names: list[str], need
     labels: list[int] = []
     difficult: list[bool] = []
     names: list[str] = []
+    outlines: list[tuple[np.ndarray, ...]] = []
     lookup = {n: i + 1 for i, n in enumerate(class_names)}
     for obj in ann.objects if ann is not None else []:
         if obj.name not in lookup:
@@ -99,9 +106,10 @@ def load_targets(source: DatasetSource, index: int, class_names: list[str], need
         labels.append(lookup[obj.name])
         difficult.append(bool(obj.difficult or obj.crowd))
         names.append(obj.name)
+        outlines.append(tuple(np.asarray(poly, np.float32).reshape(-1, 2) for poly in obj.outline))
     targets = ImageTargets(index, entry.path, int(width), int(height),
                            np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
-                           np.asarray(difficult, bool), names)
+                           np.asarray(difficult, bool), names, outlines)
     return targets, messages
 
 
@@ -123,7 +131,9 @@ class DetectionDataset(Dataset):
     times its side, so the objects come out smaller, ``mosaic_prob`` shows the image as the top-left tile of
     a four-image mosaic at half size (:mod:`models.data.mosaic`: three other images of the run beside it, no
     crop or zoom-out), and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
-    (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos).
+    (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos); ``copy_paste_prob``
+    pastes outlined objects of another training image onto the item (:mod:`models.data.copy_paste`; not on
+    mosaics, and only where the dataset has outlines: COCO polygons).
 
     Annotations are read once, at construction, so a broken file is reported before training starts
     (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
@@ -138,8 +148,11 @@ class DetectionDataset(Dataset):
                  rotate90: bool = False, train_sizes: list[int] | None = None, class_filter: bool = False,
                  crop_prob: float = 0.0, crop_min_side: float = 0.5, colour_jitter: float = 0.0,
                  zoom_out_prob: float = 0.0, zoom_out_max: float = 2.0,
-                 zoom_out_fill: tuple[int, int, int] = augmentation.ZOOM_OUT_FILL, mosaic_prob: float = 0.0) -> None:
-        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max, mosaic_prob)
+                 zoom_out_fill: tuple[int, int, int] = augmentation.ZOOM_OUT_FILL, mosaic_prob: float = 0.0,
+                 copy_paste_prob: float = 0.0) -> None:
+        augmentation.check_settings(crop_prob, crop_min_side, colour_jitter, zoom_out_prob, zoom_out_max, mosaic_prob,
+                                    copy_paste_prob)
+        self.copy_paste_prob = float(copy_paste_prob)
         self.mosaic_prob = float(mosaic_prob)
         #: The canvas colour (RGB 0-255): the model's mean, which its normalisation turns into zeros.
         self.zoom_out_fill = tuple(int(v) for v in zoom_out_fill)
@@ -198,7 +211,8 @@ class DetectionDataset(Dataset):
 
     def _draws(self, t: ImageTargets) -> AugmentationDraws:
         """What augmentation does to this image in this epoch. The crop, colour, zoom-out and mosaic draws come
-        after the others, and only when enabled, so a run without them draws the flips and sizes it always did."""
+        after the others, and only when enabled, so a run without them draws the flips and sizes it always did;
+        copy-paste comes last, and not for a mosaic."""
         rng = np.random.default_rng([self.seed, self.epoch, t.index])
         flip = bool(rng.random() < self.flip_prob) if self.flip_prob > 0.0 else False
         turns = int(rng.integers(4)) if self.rotate90 else 0
@@ -217,7 +231,10 @@ class DetectionDataset(Dataset):
         if self.mosaic_prob > 0.0 and rng.random() < self.mosaic_prob and t.width > 0 and t.height > 0:
             tiles = mosaic.draw_mosaic(rng, len(self.targets))
             window = zoom = None  # a mosaic shows whole images, already at half size
-        return AugmentationDraws(flip, turns, size, window, jitter, zoom, tiles)
+        paste = None
+        if self.copy_paste_prob > 0.0 and tiles is None and rng.random() < self.copy_paste_prob:
+            paste = copy_paste.draw_paste(rng, [len(o.outlined()) for o in self.targets], self.flip_prob)
+        return AugmentationDraws(flip, turns, size, window, jitter, zoom, tiles, paste)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
         t = self.targets[i]
@@ -264,6 +281,9 @@ class DetectionDataset(Dataset):
             if external is not None:
                 external = external + shift
             new_w, new_h = out_w, out_h
+        pasted = None
+        if draws.paste is not None:
+            px, boxes, labels, difficult, pasted = self._paste(px, boxes, labels, difficult, draws)
         return _finish(px, boxes, labels, difficult, external, draws, {
             "scale": float(scale),
             "orig_size": (int(round(h)), int(round(w))),
@@ -274,7 +294,37 @@ class DetectionDataset(Dataset):
             # The canvas the image (or its crop) was placed on, in its pixels (width, height, left, top); None: none.
             "zoom_out": None if zoom is None else (zoom.width, zoom.height, zoom.left, zoom.top),
             "mosaic": None,
+            # (entry index of the image objects were pasted from, how many were pasted); None: no copy-paste.
+            "copy_paste": pasted,
         })
+
+    def _paste(self, px: np.ndarray, boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,
+               draws: AugmentationDraws) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+        """``draws.paste`` applied to an item's canvas (:mod:`models.data.copy_paste`): the partner at the size it
+        has as an item of its own (the item's shorter side) times the draw's factor, mirrored as drawn."""
+        paste = draws.paste
+        t = self.targets[paste.partner]
+        img = read_image(t.path)
+        h, w = img.height, img.width  # full-resolution pixels, the outlines' units
+        photo, factors = _resized(img.pixels, w, h, resize_scale(h, w, draws.size, self.max_size) * paste.scale)
+        outlined = t.outlined()
+        chosen = [outlined[k] for k in paste.chosen if k < len(outlined)]
+        pw = photo.shape[1]
+        outlines = []
+        for k in chosen:
+            polygons = []
+            for poly in t.outlines[k]:
+                moved = poly * factors[:2]
+                if paste.flip:
+                    moved = np.stack([pw - moved[:, 0], moved[:, 1]], axis=1)
+                polygons.append(moved)
+            outlines.append(polygons)
+        if paste.flip:
+            photo = np.ascontiguousarray(photo[:, ::-1])
+        left, top = copy_paste.placement(px.shape[1], px.shape[0], pw, photo.shape[0], paste)
+        out = copy_paste.paste_objects(px, boxes, labels, difficult, photo, outlines, [t.labels[k] for k in chosen],
+                                       left, top)
+        return out.pixels, out.boxes, out.labels, out.difficult, (int(t.index), out.pasted)
 
     def _mosaic_item(self, t: ImageTargets, draws: AugmentationDraws) -> tuple[torch.Tensor, dict[str, Any]]:
         """Item of ``t`` drawn as a mosaic: a canvas of the size ``t`` alone would be resized to (the same step
@@ -296,6 +346,7 @@ class DetectionDataset(Dataset):
             # of the other three tiles.
             "mosaic": (int(round(draws.mosaic.centre_x * width)), int(round(draws.mosaic.centre_y * height)),
                        tuple(int(m.index) for m in members[1:])),
+            "copy_paste": None,
         })
 
     def _tile(self, t: ImageTargets, min_size: int, max_size: int,
@@ -355,7 +406,7 @@ def _finish(px: np.ndarray, boxes: np.ndarray, labels: np.ndarray, difficult: np
 class AugmentationDraws:
     """One item's augmentation in one epoch (:meth:`DetectionDataset.draws`): mirrored, quarter turns,
     shorter side, the crop window (None: the whole image), the colour factors (None: none), the zoom-out
-    canvas (None: none) and the mosaic (None: the image alone)."""
+    canvas (None: none), the mosaic (None: the image alone) and the copy-paste (None: none)."""
 
     flip: bool
     turns: int
@@ -364,6 +415,7 @@ class AugmentationDraws:
     jitter: augmentation.ColourJitter | None
     zoom: augmentation.ZoomOut | None = None
     mosaic: mosaic.Mosaic | None = None
+    paste: copy_paste.Paste | None = None
 
 
 def _move_boxes(boxes: np.ndarray, width: int, height: int, flipped: bool, turns: int) -> np.ndarray:

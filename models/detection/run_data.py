@@ -15,7 +15,7 @@ from models.detection.training_config import TrainConfig
 
 def training_dataset(config: TrainConfig, source: Any, indices: list[int], names: list[str]) -> DetectionDataset:
     """The images of ``indices`` as a run of ``config`` sees them: its sizes and augmentation (flips, quarter
-    turns, size jitter, crops, colour, zoom-out, mosaic) — the training loop's dataset, and the window's augmentation
+    turns, size jitter, crops, colour, zoom-out, mosaic, copy-paste) — the training loop's dataset, and the window's augmentation
     preview."""
     min_size, max_size = config.min_size, config.max_size
     fill = ZOOM_OUT_FILL
@@ -29,7 +29,8 @@ def training_dataset(config: TrainConfig, source: Any, indices: list[int], names
                             class_filter=bool(config.classes), crop_prob=config.crop_prob,
                             crop_min_side=config.crop_min_side, colour_jitter=config.colour_jitter,
                             zoom_out_prob=config.zoom_out_prob, zoom_out_max=config.zoom_out_max,
-                            zoom_out_fill=fill, mosaic_prob=config.mosaic_prob)
+                            zoom_out_fill=fill, mosaic_prob=config.mosaic_prob,
+                            copy_paste_prob=config.copy_paste_prob)
 
 
 def training_images(config: TrainConfig, source: Any) -> list[int]:

@@ -70,6 +70,10 @@ class TrainConfig:
     #: each image at half the training size around a random centre, three other training images beside it
     #: (:mod:`models.data.mosaic`); such an item gets no crop or zoom-out (0: off).
     mosaic_prob: float = 0.0
+    #: Copy-paste (Ghiasi et al. 2021): the share of images that get, each epoch, outlined objects of another
+    #: training image pasted onto them (:mod:`models.data.copy_paste`); needs outlines (COCO polygons), and
+    #: mosaics get none (0: off).
+    copy_paste_prob: float = 0.0
     amp: bool = True  # float16 autocast + gradient scaling on CUDA
     #: bfloat16 autocast on the CPU: about 30% faster training where the CPU has AVX512-BF16 or AMX (checked
     #: at start; ignored with a message elsewhere). Weights, losses and optimiser stay float32.
@@ -117,7 +121,7 @@ class TrainConfig:
         from models.data.augmentation import check_settings
 
         check_settings(self.crop_prob, self.crop_min_side, self.colour_jitter, self.zoom_out_prob, self.zoom_out_max,
-                       self.mosaic_prob)
+                       self.mosaic_prob, self.copy_paste_prob)
 
     def detector_config(self) -> DetectorConfig:
         """The detector this run builds: ``model`` over the generation's paper settings, then this config's own

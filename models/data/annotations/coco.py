@@ -11,6 +11,7 @@ boxes), and the file's JSON layout (indentation, separators, ASCII escaping, fin
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -134,7 +135,8 @@ def parse_coco(doc: Any, path: Path | None = None) -> CocoDataset:
         x, y, w, h = (float(v) for v in bbox)
         if w < 0 or h < 0:
             raise AnnotationError(path, f"{what}: negative box size {bbox!r}")
-        obj = BoxObject(id_to_name[cid], (x, y, x + w, y + h), crowd=bool(a.get("iscrowd", 0)), origin=(src.key, i))
+        obj = BoxObject(id_to_name[cid], (x, y, x + w, y + h), crowd=bool(a.get("iscrowd", 0)), origin=(src.key, i),
+                        outline=_polygons(a.get("segmentation")))
         src.file_objects.append(obj)
         if w == 0 or h == 0:
             warnings.append(f"{what}: zero-size box skipped")
@@ -146,6 +148,20 @@ def parse_coco(doc: Any, path: Path | None = None) -> CocoDataset:
         ann.warnings.extend(validate_objects(ann.objects, ann.width, ann.height, path))
         src.file_keys[im.image_id] = content_key(ann, verified=False)
     return CocoDataset(path, names, ids, images, by_id, doc, warnings, src)
+
+
+def _polygons(segmentation: Any) -> tuple[tuple[float, ...], ...]:
+    """COCO's polygon ``segmentation`` (a list of flat ``[x0, y0, x1, y1, ...]`` lists) as an outline; () for
+    a run-length mask (crowd regions), none, or anything malformed: an outline is optional, a box is not."""
+    if not isinstance(segmentation, list):
+        return ()
+    polygons = []
+    for poly in segmentation:
+        if (not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in poly)):
+            return ()
+        polygons.append(tuple(float(v) for v in poly))
+    return tuple(polygons)
 
 
 def read_coco(path: str | os.PathLike) -> CocoDataset:

@@ -36,6 +36,10 @@ class BoxObject:
     #: that one instead of regenerating the file (see ``models.data.annotations.fidelity``). Edits made with
     #: ``dataclasses.replace`` keep it; it is not part of the object's value (not compared, not shown).
     origin: tuple[int, int] | None = field(default=None, compare=False, repr=False)
+    #: The object's outline where the file has one (COCO's polygon ``segmentation``): polygons, each a flat
+    #: ``(x0, y0, x1, y1, ...)`` in displayed pixels. Read-only: the GUI edits boxes, and training uses it to
+    #: cut the object out of its photo (copy-paste augmentation). Not part of the object's value.
+    outline: tuple[tuple[float, ...], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def width(self) -> float:
@@ -46,7 +50,8 @@ class BoxObject:
         return self.box[3] - self.box[1]
 
     def moved(self, box: tuple[float, float, float, float]) -> BoxObject:
-        return replace(self, box=tuple(float(v) for v in box))  # type: ignore[arg-type]
+        """The object with a new box; its outline is dropped, as it no longer says where the object is."""
+        return replace(self, box=tuple(float(v) for v in box), outline=())  # type: ignore[arg-type]
 
 
 @dataclass

@@ -33,6 +33,14 @@ def map_box(box: tuple[float, float, float, float], orientation: int, stored_w: 
     return box
 
 
+def _map_polygon(poly: tuple[float, ...], orientation: int, stored_w: int, stored_h: int) -> tuple[float, ...]:
+    """A flat ``(x0, y0, x1, y1, ...)`` polygon mapped as :func:`map_box` maps a box (a point is an empty box)."""
+    out: list[float] = []
+    for x, y in zip(poly[0::2], poly[1::2], strict=True):
+        out.extend(map_box((x, y, x, y), orientation, stored_w, stored_h)[:2])
+    return tuple(out)
+
+
 def fit_to_orientation(ann: Annotation, orientation: int, stored_w: int, stored_h: int) -> bool:
     """Rotate ``ann`` in place when its size is the stored, not displayed, one; True if it did."""
     if orientation not in (5, 6, 7, 8) or stored_w == stored_h:
@@ -41,6 +49,7 @@ def fit_to_orientation(ann: Annotation, orientation: int, stored_w: int, stored_
         return False
     for o in ann.objects:
         o.box = map_box(o.box, orientation, stored_w, stored_h)
+        o.outline = tuple(_map_polygon(poly, orientation, stored_w, stored_h) for poly in o.outline)
     ann.width, ann.height = stored_h, stored_w
     if isinstance(ann.source, SourceRecord) and ann.source.loaded is not None:
         ann.source.remember_loaded(ann)  # what the user is shown; saving it unedited changes nothing
