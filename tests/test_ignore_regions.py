@@ -220,7 +220,7 @@ def test_the_augmentation_preview_names_the_ignored_boxes(qtbot) -> None:
     draws = AugmentationDraws(False, 0, 512, None, None, None)
     view = AugmentedView(1, np.zeros((8, 8, 3), np.uint8), np.zeros((3, 4), np.float32),
                          ["person", "person (ignored)", "person"], draws, (8, 8), np.array([False, True, False]))
-    assert view.caption().endswith("3 boxes (1 ignored: crowd, difficult or centre cut away)")
+    assert view.caption().endswith("3 boxes (1 ignored: crowd, difficult, centre cut away or hidden by a paste)")
     from app.stages.training.augmentation_dialog import view_pixmap
 
     assert not view_pixmap(view).isNull()

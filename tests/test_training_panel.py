@@ -18,7 +18,7 @@ from app.stages.training.panel import FROM_DATA, NO_PRESET
 from models.detection.checkpoints import load_checkpoint, load_detector
 from models.detection.training import TrainResult
 from tests.test_main_window import make_window, settings, write_image  # noqa: F401 - settings is a fixture
-from tests.tiny_training import tiny_dataset
+from tests.tiny_training import outlined_coco, tiny_dataset
 
 #: Spawning a training process imports torch afresh: seconds on a quiet machine, more on a busy one.
 RUN_TIMEOUT = 240_000
@@ -400,3 +400,25 @@ def test_preview_shows_mosaics_of_the_runs_training_images(qtbot, window, tiny_s
     panel.set_setting_text("training", "mosaic_prob", "2")
     qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
     assert "mosaic_prob" in panel.status.text() and "Traceback" not in panel.status.text()
+
+
+def test_preview_shows_objects_pasted_from_other_training_images(qtbot, window, tmp_path):
+    stage = open_set(qtbot, window, outlined_coco(tmp_path / "outlined"))
+    panel = stage.panel
+    tiny_settings(stage)
+    panel.set_setting_text("training", "copy_paste_prob", "1")
+    qtbot.waitUntil(lambda: window.document.index >= 0, timeout=20_000)
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: stage.preview is not None and stage.preview.isVisible(), timeout=60_000)
+    captions = [caption.text() for _, caption in stage.preview.cells]
+    files = {f"im{i}.png" for i in range(6)}
+    assert len(captions) == stage.preview_epochs
+    for caption in captions:  # every epoch pasted one triangle, cut from an image of the opened set
+        assert "1 object pasted from " in caption
+        assert caption.split("pasted from ")[1].split(",")[0].strip() in files
+    shot = __import__("os").environ.get("PASTE_SHOT")
+    if shot:  # a look at the dialog: PASTE_SHOT=/tmp/x.png pytest -k pasted
+        stage.preview.grab().save(shot)
+    panel.set_setting_text("training", "copy_paste_prob", "-1")
+    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
+    assert "copy_paste_prob" in panel.status.text() and "Traceback" not in panel.status.text()

@@ -193,6 +193,16 @@ class DetectionDataset(Dataset):
                 ann = source.store.load(entry, None)
                 self.left_out += sum(o.name not in self.class_names for o in ann.objects) if ann is not None else 0
 
+    def copy_paste_note(self) -> str:
+        """What copy-paste has to paste, in a sentence for the run's log: how many outlined objects in how many
+        images, or that there are none (a box-only dataset: nothing is pasted, which the user should know)."""
+        counts = [len(t.outlined()) for t in self.targets]
+        images = sum(n > 0 for n in counts)
+        if not images:
+            return ("copy-paste: no object of the training images has an outline (COCO polygon segmentation), "
+                    "so nothing is pasted")
+        return f"copy-paste: {sum(counts)} outlined objects in {images} of {len(counts)} training images to paste from"
+
     @property
     def indices(self) -> list[int]:
         """Indices into ``source.entries`` of the images kept, in item order."""

@@ -37,6 +37,8 @@ class AugmentedView:
     ignored: np.ndarray | None = None
     #: The file names of a mosaic's other three tiles (top-right, bottom-left, bottom-right); () for none.
     mosaic_partners: tuple[str, ...] = ()
+    #: Copy-paste: the file the pasted objects were cut from and how many were pasted; None for none.
+    pasted: tuple[str, int] | None = None
 
     def ignored_count(self) -> int:
         return 0 if self.ignored is None else int(np.count_nonzero(self.ignored))
@@ -56,11 +58,14 @@ class AugmentedView:
             parts.append(f"zoomed out ×{d.zoom.ratio:.2f}")
         if d.mosaic is not None:
             parts.append(f"mosaic with {', '.join(self.mosaic_partners)}" if self.mosaic_partners else "mosaic")
+        if self.pasted is not None:
+            name, count = self.pasted
+            parts.append(f"{count} object{'' if count == 1 else 's'} pasted from {name}")
         if d.jitter is not None:
             j = d.jitter
             parts.append(f"brightness {j.brightness:.2f} contrast {j.contrast:.2f} saturation {j.saturation:.2f}")
         parts.append(f"{len(self.boxes)} box" + ("" if len(self.boxes) == 1 else "es")
-                     + (f" ({self.ignored_count()} ignored: crowd, difficult or centre cut away)"
+                     + (f" ({self.ignored_count()} ignored: crowd, difficult, centre cut away or hidden by a paste)"
                         if self.ignored_count() else ""))
         return ", ".join(parts)
 
@@ -69,13 +74,13 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
     """Image ``index`` of ``source`` as the first ``epochs`` epochs of a run of ``config`` show it.
 
     The class list is the run's (:func:`run_class_names`); a file that cannot be read, or a class the
-    dataset lacks, raises its message as a ValueError. With mosaics on, the dataset is the run's training
-    images (:func:`training_images`, plus ``index`` when it is not one of them), so a mosaic's other tiles
-    are the images the loop would put there."""
+    dataset lacks, raises its message as a ValueError. With mosaics or copy-paste on, the dataset is the run's
+    training images (:func:`training_images`, plus ``index`` when it is not one of them), so a mosaic's other
+    tiles and the pasted objects come from the images the loop would take them from."""
     names = run_class_names(config, source)
     index = int(index)
     pool = [index]
-    if config.mosaic_prob > 0:
+    if config.mosaic_prob > 0 or config.copy_paste_prob > 0:
         pool = training_images(config, source)
         pool = pool if index in pool else [*pool, index]
     dataset = training_dataset(config, source, pool, names)
@@ -96,9 +101,11 @@ def augmented_views(config: TrainConfig, source: Any, index: int, epochs: int = 
             draws = dataclasses.replace(draws, window=None)
         ignored = target["difficult"].numpy().astype(bool)
         partners = tuple(source.entries[i].name for i in target["mosaic"][2]) if target.get("mosaic") else ()
+        pasted = target.get("copy_paste")
+        pasted = (source.entries[pasted[0]].name, int(pasted[1])) if pasted else None
         views.append(AugmentedView(epoch, pixels, target["boxes"].numpy().reshape(-1, 4),
                                    [names[int(k) - 1] + (" (ignored)" if skip else "")
                                     for k, skip in zip(labels, ignored, strict=True)], draws,
-                                   (int(target0.width), int(target0.height)), ignored, partners))
+                                   (int(target0.width), int(target0.height)), ignored, partners, pasted))
     return views
 

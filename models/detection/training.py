@@ -250,6 +250,8 @@ def _train_run(config: TrainConfig, callbacks: Callback | Iterable[Callback] | N
     if config.classes:
         emit(TrainEvent("message", message=f"classes {', '.join(class_names)} only: {dataset.left_out} objects of "
                                            f"other classes left out"))
+    if config.copy_paste_prob > 0:
+        emit(TrainEvent("message", message=dataset.copy_paste_note()))
     val_indices = _validation_indices(config, source, dist_info, emit)
 
     if payload is not None:

@@ -164,6 +164,15 @@ def _polygons(segmentation: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(polygons)
 
 
+def _outline_area(outline: tuple[tuple[float, ...], ...]) -> float:
+    """Pixels inside an outline's polygons (the shoelace formula), COCO's ``area`` of a polygon object."""
+    total = 0.0
+    for poly in outline:
+        xs, ys = poly[0::2], poly[1::2]
+        total += abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
+    return total
+
+
 def read_coco(path: str | os.PathLike) -> CocoDataset:
     p = Path(path)
     try:
@@ -295,8 +304,9 @@ def coco_document(ds: CocoDataset) -> dict[str, Any]:
     def new_entry(o: BoxObject, iid: int) -> dict:
         nonlocal next_id
         bbox = _bbox(o)
+        area = _outline_area(o.outline) if o.outline else bbox[2] * bbox[3]
         entry = {"id": next_id, "image_id": iid, "category_id": ds.category_id(o.name), "bbox": bbox,
-                 "area": round(bbox[2] * bbox[3], 2), "iscrowd": int(o.crowd), "segmentation": []}
+                 "area": round(area, 2), "iscrowd": int(o.crowd), "segmentation": [list(p) for p in o.outline]}
         next_id += 1
         return entry
 
