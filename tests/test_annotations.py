@@ -160,6 +160,16 @@ def test_yolo_parse_and_errors() -> None:
         parse_yolo("0 0.5 0.5", ["a"], 10, 10)
 
 
+def test_a_yolo_segmentation_line_is_a_polygon_whose_bounds_are_the_box() -> None:
+    ann = parse_yolo("1 0.1 0.2 0.5 0.2 0.3 0.6\n0 0.5 0.5 0.2 0.4 0.9\n", ["a", "b"], 200, 100)
+    polygon, scored = ann.objects
+    assert polygon.name == "b" and polygon.box == pytest.approx((20, 20, 100, 60))
+    assert polygon.outline == (pytest.approx((20, 20, 100, 20, 60, 60)),)
+    assert scored.box == pytest.approx((80, 30, 120, 70)) and scored.outline == ()  # a box with a score after it
+    with pytest.raises(AnnotationError, match="negative or zero"):
+        parse_yolo("0 0.1 0.2 0.1 0.5 0.1 0.7", ["a"], 10, 10)  # all on one vertical line
+
+
 def test_yolo_class_files(tmp_path: Path) -> None:
     (tmp_path / "classes.txt").write_text("cat\ndog\n\n")
     (tmp_path / "data.yaml").write_text("names:\n  0: person\n  1: bike\n")

@@ -5,6 +5,7 @@ preview and the command line)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,23 @@ def test_train_copy_paste_flag_sets_the_share(tmp_path):
     path = outlined_coco(tmp_path)
     args = parser().parse_args(["--data", str(path), "--copy-paste", "0.5", "--out", str(tmp_path / "m.pt")])
     assert command_config(args).config.copy_paste_prob == 0.5
+
+
+def test_a_yolo_segmentation_dataset_pastes_along_its_polygons(tmp_path):
+    coco = outlined_coco(tmp_path / "coco")
+    doc = json.loads(coco.read_text())
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("person\n")
+    for image, ann in zip(doc["images"], doc["annotations"], strict=True):
+        (root / "images" / image["file_name"]).write_bytes((coco.parent / "images" / image["file_name"]).read_bytes())
+        points = ann["segmentation"][0]
+        normalised = [v / (120 if k % 2 == 0 else 90) for k, v in enumerate(points)]
+        (root / "labels" / image["file_name"].replace(".png", ".txt")).write_text(
+            "0 " + " ".join(f"{v:.6f}" for v in normalised) + "\n")
+    data = dataset(root, copy_paste_prob=1.0)
+    assert "6 outlined objects in 6 of 6" in data.copy_paste_note()
+    np.testing.assert_allclose(data.targets[0].outlines[0][0].reshape(-1), doc["annotations"][0]["segmentation"][0],
+                               atol=1e-3)
+    assert all(data[i][1]["copy_paste"][1] == 1 for i in range(len(data)))

@@ -338,6 +338,10 @@ def yolo_files(draw) -> str:
             lines.append("# a comment")
         elif kind == 1:
             lines.append("")
+        elif kind == 2:  # Ultralytics' segmentation form: a polygon
+            x, y = draw(st.floats(0.05, 0.85)), draw(st.floats(0.05, 0.85))
+            corners = [x, y, x + 0.1, y, x + 0.05, y + draw(st.sampled_from([0.1, 0.04]))]
+            lines.append(" ".join([str(draw(st.integers(0, 2))), *(f"{v:.6f}" for v in corners)]))
         else:
             cx, cy = draw(number), draw(number)
             w = draw(st.sampled_from(["0.1", "0.05", ".2", "0.100000"]))
@@ -379,6 +383,10 @@ def test_yolo_edit_keeps_untouched_lines(text: str, draw) -> None:
     assert [o.name for o in back.objects] == [o.name for o in ann.objects]
     for a, b in zip(back.objects, ann.objects, strict=True):
         assert a.box == pytest.approx(b.box, abs=1e-3)
+        # a polygon survives a relabel (same points) and is dropped when the box moves
+        assert len(a.outline) == len(b.outline)
+        for pa, pb in zip(a.outline, b.outline, strict=True):
+            assert pa == pytest.approx(pb, abs=1e-3)
     object_lines = [ln for ln in text.splitlines(keepends=True) if ln.strip() and not ln.startswith("#")]
     out_lines = out.splitlines(keepends=True)
     for line, op in zip(object_lines, ops, strict=True):

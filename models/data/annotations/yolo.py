@@ -1,5 +1,11 @@
 """YOLO text labels: one ``class cx cy w h`` line per box, normalised to the image size, classes by index.
 
+A line of more than six fields with an even number of coordinates is Ultralytics' segmentation form,
+``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
+polygon's bounds) and kept as the object's outline (copy-paste cuts objects along it). Written back as it was;
+a relabelled object keeps its polygon, a moved or resized one becomes a box line (the polygon no longer says
+where the object is).
+
 The class list comes from ``classes.txt`` (one name a line) or a ``data.yaml`` (``names`` as a list or a
 dict of index → name), as Ultralytics and LabelImg write them.
 """
@@ -32,6 +38,8 @@ class YoloSource(SourceRecord):
     lines: list[str] = field(default_factory=list)
     object_lines: list[int] = field(default_factory=list)
     class_ids: list[int] = field(default_factory=list)
+    #: Per object: its line is a polygon (the segmentation form), not a box.
+    polygon_lines: list[bool] = field(default_factory=list)
     stores_verified = False
 
 
@@ -47,20 +55,29 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
             continue
         if len(parts) < 5:
             raise AnnotationError(path, f"expected 'class cx cy w h', got {line.strip()!r}", lineno)
+        polygon = len(parts) > 6 and len(parts) % 2 == 1
         try:
             cls = int(parts[0])
-            cx, cy, w, h = (float(v) for v in parts[1:5])
+            values = [float(v) for v in parts[1:] if polygon] or [float(v) for v in parts[1:5]]
         except ValueError as exc:
             raise AnnotationError(path, f"not numbers: {line.strip()!r}", lineno) from exc
         if not 0 <= cls < len(class_names):
             raise AnnotationError(path, f"unknown class id {cls} (the class list has {len(class_names)})", lineno)
-        if w <= 0 or h <= 0:
+        outline: tuple[tuple[float, ...], ...] = ()
+        if polygon:
+            xs, ys = values[0::2], values[1::2]
+            outline = (tuple(v for x, y in zip(xs, ys, strict=True) for v in (x * width, y * height)),)
+            cx, cy, w, h = (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)
+        else:
+            cx, cy, w, h = values
+        if not w > 0 or not h > 0:
             raise AnnotationError(path, f"negative or zero box size: {line.strip()!r}", lineno)
         objects.append(BoxObject(class_names[cls], ((cx - w / 2) * width, (cy - h / 2) * height,
                                                      (cx + w / 2) * width, (cy + h / 2) * height),
-                                 origin=(src.key, len(objects))))
+                                 origin=(src.key, len(objects)), outline=outline))
         src.object_lines.append(lineno - 1)
         src.class_ids.append(cls)
+        src.polygon_lines.append(polygon)
     ann = Annotation(filename, width, height, 3, objects)
     ann.warnings.extend(validate_objects(objects, width, height, path))
     src.file_objects = [replace(o) for o in objects]
@@ -123,7 +140,12 @@ def _patched_text(ann: Annotation, class_names: list[str], src: YoloSource) -> s
     texts: dict[int, list[str]] = {}  # object index in the file → the lines that take its place
     for s, (slot, (o, cls, j)) in enumerate(zip(slots, kept, strict=True)):
         body = src.lines[src.object_lines[j]].rstrip("\r\n")
-        if cls != src.class_ids[j] or not same_box(o.box, src.file_objects[j].box):
+        moved = not same_box(o.box, src.file_objects[j].box)
+        if src.polygon_lines[j] and moved:  # the polygon no longer says where the object is
+            body = _line(o, cls, ann.width, ann.height)
+        elif src.polygon_lines[j] and cls != src.class_ids[j]:  # relabelled: the same polygon
+            body = " ".join([str(cls), *body.split()[1:]])
+        elif cls != src.class_ids[j] or moved:
             extra = body.split()[5:]  # fields after the box (e.g. a score) are kept
             body = " ".join([_line(o, cls, ann.width, ann.height), *extra])
         slot_line = src.lines[src.object_lines[slot]]
