@@ -100,7 +100,7 @@ def parser() -> argparse.ArgumentParser:
                         "images at half size around a random centre (default 0: off)")
     p.add_argument("--copy-paste", type=float, default=None, metavar="PROB", dest="copy_paste_prob",
                    help="copy-paste (Ghiasi et al. 2021): the share of training images that get outlined objects of "
-                        "another training image pasted onto them; needs outlines (COCO polygons) (default 0: off)")
+                        "another training image pasted onto them; needs outlines (COCO or YOLO polygons) (default 0: off)")
     p.add_argument("--colour-jitter", type=float, default=None, metavar="STRENGTH",
                    help="scale brightness, contrast and saturation by random factors in 1 ± STRENGTH (default 0)")
     p.add_argument("--classes", default=None, metavar="NAME,NAME,...",

@@ -7,7 +7,8 @@ from so few is what a person is *apart from* the scenes it stood in. Pasting the
 other photos (the person-free ones included) makes new object/background pairs from the same labels; Ghiasi et
 al. report it worth most where data is scarce (up to 2× data-efficiency on 10% of COCO) and additive with scale
 jitter. What it needs: outlines, not boxes (a pasted rectangle would carry its background with it and teach the
-detector a sharp-edged patch). COCO's polygon ``segmentation`` gives them; objects without one are never pasted.
+detector a sharp-edged patch). COCO's polygon ``segmentation`` and YOLO's segmentation lines give them; objects without one are never
+pasted.
 
 The recipe, as the paper's simple form: one other photo of the run (with repeats; photos with no outlined object
 are never drawn), a random subset of its outlined objects (each with probability 1/2, at least one), the photo at

@@ -133,7 +133,7 @@ class DetectionDataset(Dataset):
     crop or zoom-out), and ``colour_jitter`` scales brightness, contrast and saturation by ``1 ± colour_jitter``
     (:mod:`models.data.augmentation`, for detectors fine-tuned on a few dozen photos); ``copy_paste_prob``
     pastes outlined objects of another training image onto the item (:mod:`models.data.copy_paste`; not on
-    mosaics, and only where the dataset has outlines: COCO polygons).
+    mosaics, and only where the dataset has outlines: COCO or YOLO polygons).
 
     Annotations are read once, at construction, so a broken file is reported before training starts
     (and skipped, with its message in ``problems``) instead of killing a worker mid-epoch.
@@ -199,7 +199,7 @@ class DetectionDataset(Dataset):
         counts = [len(t.outlined()) for t in self.targets]
         images = sum(n > 0 for n in counts)
         if not images:
-            return ("copy-paste: no object of the training images has an outline (COCO polygon segmentation), "
+            return ("copy-paste: no object of the training images has an outline (COCO or YOLO polygons), "
                     "so nothing is pasted")
         return f"copy-paste: {sum(counts)} outlined objects in {images} of {len(counts)} training images to paste from"
 

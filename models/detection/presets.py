@@ -84,7 +84,7 @@ TRAINING_HELP: dict[str, str] = {
     "zoom_out_max": "a zoom-out canvas's side is up to this many times the image's (1-4)",
     "mosaic_prob": "share of images shown as a mosaic of four training images at half size (YOLOv4's; 0: off)",
     "copy_paste_prob": "share of images given objects cut out of another training image along their outlines "
-                       "(Ghiasi et al.'s copy-paste; needs COCO polygons; 0: off)",
+                       "(Ghiasi et al.'s copy-paste; needs COCO or YOLO polygons; 0: off)",
     "colour_jitter": "brightness, contrast and saturation scaled by random factors in 1 ± this (0: off)",
     "amp": "float16 mixed precision on CUDA",
     "cpu_bf16": "bfloat16 autocast on CPUs with AVX512-BF16 or AMX",

@@ -71,7 +71,7 @@ class TrainConfig:
     #: (:mod:`models.data.mosaic`); such an item gets no crop or zoom-out (0: off).
     mosaic_prob: float = 0.0
     #: Copy-paste (Ghiasi et al. 2021): the share of images that get, each epoch, outlined objects of another
-    #: training image pasted onto them (:mod:`models.data.copy_paste`); needs outlines (COCO polygons), and
+    #: training image pasted onto them (:mod:`models.data.copy_paste`); needs outlines (COCO or YOLO polygons), and
     #: mosaics get none (0: off).
     copy_paste_prob: float = 0.0
     amp: bool = True  # float16 autocast + gradient scaling on CUDA
