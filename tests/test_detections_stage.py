@@ -99,12 +99,12 @@ def test_ground_truth_of_classes_the_detections_cannot_name_is_not_scored(qtbot,
     store(w, cat_only)
     stage.panel.set_score_threshold(0.0)
     assert stage.match.outcome == [TP, BACKGROUND]
-    assert stage.match.n_missed == 0 and stage.unscored == {"dog": 2}
+    assert stage.match.n_missed == 0 and stage.unscored_note.startswith("2 ground-truth boxes of dog (2) not scored")
     assert stage.scored_index.tolist() == [0, 2]  # the two cats among the image's four objects
     assert not any(label.startswith("missed") for label in stage.layer.labels)
     assert "2 ground-truth boxes of dog (2) not scored" in stage.panel.counts_label.text()
     store(w, hand_made())  # cats and dogs: every box is scored again, the second dog missed
-    assert stage.unscored == {} and "missed dog" in stage.layer.labels
+    assert stage.unscored_note == "" and "missed dog" in stage.layer.labels
 
 
 def test_label_text_contrasts_with_its_tag():

@@ -211,6 +211,9 @@ def test_the_roi_sampling_view_samples_as_training_does(qtbot, crowd_canvas) -> 
     assert bool((_overlap(torch.from_numpy(batch.candidates[batch.negative])) < 0.5).all())
     text = counts_text(batch, ["person", "person"], np.array([2, 3]), 1)
     assert "1 crowd or difficult box" in text and "#1:" not in text and "#2:" in text
+    assert "left out" not in text
+    assert counts_text(batch, ["person"], np.array([2]), 1, "1 ground-truth box of tie (1) left out: …").count(
+        "1 ground-truth box of tie (1) left out") == 1
 
 
 def test_the_augmentation_preview_names_the_ignored_boxes(qtbot) -> None:

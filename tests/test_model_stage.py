@@ -159,10 +159,13 @@ def test_class_mapping_renames_what_the_detections_are_called(qtbot, window, tmp
 
     folder = tmp_path / "pets"
     write_image(folder / "a.png")
-    write_voc(Annotation("a.png", 320, 240, objects=[BoxObject("ball", (10, 10, 100, 100))]), folder / "a.xml")
+    write_voc(Annotation("a.png", 320, 240, objects=[BoxObject("ball", (10, 10, 100, 100)),
+                                                     BoxObject("dog", (150, 40, 300, 200))]), folder / "a.xml")
     window.open_path(folder)
     stage = model_stage(window)
     load(qtbot, stage, tiny_checkpoint)
+    session = window.detector_session
+    assert session.learnt().tolist() == [True, True] and session.left_out_note() == ""  # no class in common
     qtbot.waitUntil(lambda: stage.panel.class_match.text() != "", timeout=TRACE_TIMEOUT)
     assert "None of the model's classes" in stage.panel.class_match.text()
     assert stage.panel.map_button.isVisible()
@@ -172,6 +175,9 @@ def test_class_mapping_renames_what_the_detections_are_called(qtbot, window, tmp
     assert window.detector_session.trace.detections.class_names == ["ball", "square", "triangle"]
     assert window.detector_session.domain_note == ""
     assert "circle → ball" in stage.panel.class_match.text()
+    # the mapped name is a class the model learnt: the views take the ball and leave the dog out, and say so
+    assert session.learnt().tolist() == [True, False]
+    assert session.left_out_note() == "1 ground-truth box of dog (1) left out: the model did not learn these classes"
 
 
 def test_objects_of_classes_the_model_did_not_learn_are_left_out_as_its_training_left_them(
@@ -203,6 +209,7 @@ def test_objects_of_classes_the_model_did_not_learn_are_left_out_as_its_training
     boxes, regions, index = session.training_gt()
     assert boxes.tolist() == [[10, 10, 100, 100]] and len(regions) == 0 and index.tolist() == [0]
     assert sent and sent[-1].tolist() == [[10, 10, 100, 100]]  # the dog never reached the trace
+    assert session.left_out_note().startswith("1 ground-truth box of dog (1) left out")
 
 
 def test_folder_inference_reaches_the_end_stores_and_saves(qtbot, window, tmp_path, tiny_checkpoint):

@@ -121,6 +121,18 @@ def test_ground_truth_edits_and_bad_parameters(qtbot, setup) -> None:
     assert stage.labelling is not None  # the last good labelling stays on screen
 
 
+def test_objects_of_classes_the_model_did_not_learn_are_left_out_and_the_status_says_which(qtbot, setup) -> None:
+    canvas, session, stage = setup
+    _show(qtbot, stage)
+    assert stage.labelling.best_anchor.shape == (2,) and "left out" not in stage.panel.status.text()
+    with qtbot.waitSignal(stage.labelsReady, timeout=10_000):
+        session.set_model_classes(["circle"])  # a circle-only model (``train --classes circle``)
+    assert stage.labelling.best_anchor.shape == (1,)
+    assert stage.panel.status.text().endswith(
+        "against 1 ground-truth box. 1 ground-truth box of square (1) left out: the model did not learn these "
+        "classes.")
+
+
 def test_model_parameters_and_input_scale(qtbot, setup) -> None:
     from models.detection.detectors import build_detector
 

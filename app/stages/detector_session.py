@@ -28,6 +28,19 @@ def of_classes(names: list[str], classes: Iterable[str]) -> np.ndarray:
     return inside if inside.any() else np.ones(len(names), bool)
 
 
+def left_out_sentence(names: list[str], kept: np.ndarray, why: str) -> str:
+    """"N ground-truth boxes of tie (1), dining table (2) ``why``": the objects of ``names`` not ``kept``,
+    counted per class, for a panel that says what it left out; "" where nothing was."""
+    counts: dict[str, int] = {}
+    for name in (n for n, keep in zip(names, kept, strict=True) if not keep):
+        counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return ""
+    n = sum(counts.values())
+    return (f"{n} ground-truth box{'es' if n > 1 else ''} of "
+            f"{', '.join(f'{k} ({v})' for k, v in sorted(counts.items()))} {why}")
+
+
 class DetectorSession(QObject):
     """Loaded model + current image + ground truth + latest trace, with change signals."""
 
@@ -131,6 +144,11 @@ class DetectorSession(QObject):
         of classes the loaded model did not learn are left out, as its training left them out."""
         boxes, ignored, learnt = self.gt_boxes(), self.gt_ignored(), self.learnt()
         return boxes[learnt & ~ignored], boxes[learnt & ignored], np.flatnonzero(learnt & ~ignored)
+
+    def left_out_note(self) -> str:
+        """What :meth:`training_gt` leaves out, in a sentence for the panels that label against it: "" where
+        nothing is (no model, or every object of a learnt class)."""
+        return left_out_sentence(self.gt_names(), self.learnt(), "left out: the model did not learn these classes")
 
     def _on_image(self) -> None:
         decoded = self._canvas.image_layer.decoded

@@ -219,8 +219,10 @@ class AnchorsStage(Stage):
         if self._selected is not None and not (self._selected[0] < fs[0] and self._selected[1] < fs[1]):
             self._selected = None
         self._update_cell()
-        self.panel.set_status(f"{lab.kinds.size} anchors labelled against {lab.best_anchor.size} ground-truth "
-                              f"boxes.")
+        left_out = self._session.left_out_note()
+        n_gt = lab.best_anchor.size
+        self.panel.set_status(f"{lab.kinds.size} anchors labelled against {n_gt} ground-truth "
+                              f"box{'' if n_gt == 1 else 'es'}." + (f" {left_out}." if left_out else ""))
         self.labelsReady.emit(lab)
 
     def _on_error(self, message: str) -> None:

@@ -32,7 +32,7 @@ from app.stages.detections.panel import (
     DetectionsPanel,
     swatch,
 )
-from app.stages.detector_session import DetectorSession, of_classes
+from app.stages.detector_session import DetectorSession, left_out_sentence, of_classes
 from app.stages.scene_boxes import (
     FROM_MODEL,
     SceneBoxes,
@@ -89,8 +89,8 @@ class DetectionsStage(Stage):
         self._calibration = None  # ScoreCalibration of the model's detections (same order), or None
         self._shown = np.zeros(0, np.int64)
         self._match: DetectionMatch | None = None
-        #: Ground-truth boxes left out of the scoring, per class: classes the detections cannot name.
-        self.unscored: dict[str, int] = {}
+        #: The ground-truth boxes left out of the scoring (classes the detections cannot name), in a sentence; "": none.
+        self.unscored_note = ""
         #: Which of the session's ground-truth boxes :attr:`match` scored (indices into ``gt_boxes()``): its
         #: ``missed`` and ``gt_index`` number those, not the image's objects.
         self.scored_index = np.zeros(0, np.int64)
@@ -203,7 +203,7 @@ class DetectionsStage(Stage):
         if d is None:
             self._shown = np.zeros(0, np.int64)
             self._match = None
-            self.unscored = {}
+            self.unscored_note = ""
             self.scored_index = np.zeros(0, np.int64)
             self.layer.clear()
             self.panel.counts_label.setText("")
@@ -227,16 +227,14 @@ class DetectionsStage(Stage):
         """The ground truth the detections are scored against: boxes, names, ignored flags. A box of a class
         the detections cannot name (a person-only model on a photo that also has a labelled tie) is no miss
         of theirs, as the evaluation only scores the model's classes; it is left out and counted in
-        :attr:`unscored`. Where the detections share no class with the image (a results file numbering its
+        :attr:`unscored_note`. Where the detections share no class with the image (a results file numbering its
         categories), everything is kept: there is no subset to pick."""
         gt, gt_names, ign = self._session.gt_boxes(), self._session.gt_names(), ground_truth_ignored(self._session)
         scored = of_classes(gt_names, d.class_names)
         self.scored_index = np.flatnonzero(scored)
-        self.unscored = {}
+        self.unscored_note = left_out_sentence(gt_names, scored, "not scored: not among the detections' classes")
         if scored.all():
             return gt, gt_names, ign
-        for name in (n for n, keep in zip(gt_names, scored, strict=True) if not keep):
-            self.unscored[name] = self.unscored.get(name, 0) + 1
         return gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored]
 
     def _show_counts(self, n_gt: int) -> None:
@@ -250,11 +248,8 @@ class DetectionsStage(Stage):
         if c[IGNORED] or int(m.gt_ignored.sum()):
             text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
                      "neither hit nor miss)")
-        if self.unscored:
-            n = sum(self.unscored.values())
-            text += (f"<br>{n} ground-truth box{'es' if n > 1 else ''} of "
-                     f"{', '.join(f'{k} ({v})' for k, v in sorted(self.unscored.items()))} not scored: "
-                     "not among the detections' classes")
+        if self.unscored_note:
+            text += f"<br>{self.unscored_note}"
         self.panel.counts_label.setText(text)
 
     def _draw(self, d: SceneBoxes, shown_names: list[str], gt: np.ndarray, gt_names: list[str]) -> None:

@@ -174,12 +174,14 @@ class RoiSamplingStage(Stage):
         _, regions, index = self._session.training_gt()
         names = self._session.gt_names()
         self.panel.counts.setText(counts_text(b, [names[i] for i in index if i < len(names)], index + 1,
-                                              len(regions)))
+                                              len(regions), self._session.left_out_note()))
 
 
-def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None = None, ignored: int = 0) -> str:
+def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None = None, ignored: int = 0,
+                left_out: str = "") -> str:
     """The read-out under the settings (rich text). ``gt_names``: the objects sampling matched against,
-    ``numbers`` their numbers on the image (default 1, 2, ...); ``ignored``: the crowd or difficult boxes."""
+    ``numbers`` their numbers on the image (default 1, 2, ...); ``ignored``: the crowd or difficult boxes;
+    ``left_out``: a sentence on the objects of classes the model did not learn (not sampled against)."""
     p = b.params
     cap = int(p["batch_size"] * p["positive_fraction"])
     n_fg_ok = int((b.labels == 1).sum())
@@ -203,6 +205,8 @@ def counts_text(b: SampledBatch, gt_names: list[str], numbers: np.ndarray | None
     if ignored:
         lines.append(f"{ignored} crowd or difficult box{'es' if ignored > 1 else ''}: no object; RoIs overlapping "
                      f"one at IoU ≥ {p['bg_iou_high']:.2f} are not sampled as background")
+    if left_out:
+        lines.append(left_out)
     lines.append("<i>A real step samples from the RPN's training-time proposals of an augmented image (flips, "
                  "scale jitter)" + ("; these are the trace's test-time proposals" if b.source == "test" else
                                     "; here the image shown, without augmentation") + ".</i>")
