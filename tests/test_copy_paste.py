@@ -70,8 +70,8 @@ def test_pasted_pixels_are_the_photos_inside_the_outline_and_an_own_box_they_hid
     photo = np.full((60, 60, 3), 200, np.uint8)
     own = np.array([[12, 12, 48, 48], [70, 70, 90, 90]], np.float32)
     out = copy_paste.paste_objects(canvas, own, np.array([1, 2]), np.array([False, False]), photo,
-                                   [square(0, 0, 39)], [1], left=10, top=10)
-    # the square's 40×40 pixels (its corners rounded onto whole pixels, both edges drawn) come from the photo
+                                   [square(0, 0, 40)], [1], left=10, top=10)
+    # the square's 40×40 pixels come from the photo, and its box is the square's
     assert out.shown.sum() == 40 * 40 and (out.pixels[out.shown] == 200).all() and (out.pixels[~out.shown] == 0).all()
     assert out.pasted == 1
     np.testing.assert_array_equal(out.boxes[2], [10, 10, 50, 50])
@@ -84,7 +84,7 @@ def test_pasted_pixels_are_the_photos_inside_the_outline_and_an_own_box_they_hid
 def test_a_pasted_object_hidden_by_a_later_one_or_with_its_centre_off_the_canvas_is_ignored():
     canvas = np.zeros((50, 50, 3), np.uint8)
     photo = np.full((80, 80, 3), 90, np.uint8)
-    under, over, cut = square(0, 0, 19), square(2, 2, 19), square(40, 40, 30)
+    under, over, cut = square(0, 0, 20), square(2, 2, 20), square(40, 40, 30)
     out = copy_paste.paste_objects(canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool),
                                    photo, [under, over, cut], [1, 1, 1], left=0, top=0)
     assert out.pasted == 3
@@ -92,6 +92,21 @@ def test_a_pasted_object_hidden_by_a_later_one_or_with_its_centre_off_the_canvas
     np.testing.assert_array_equal(out.boxes[0], [0, 0, 20, 20])
     np.testing.assert_array_equal(out.boxes[2], [40, 40, 50, 50])  # clipped to what shows
     assert out.difficult.tolist() == [True, False, True]
+
+
+def test_an_object_of_overlapping_polygons_is_their_union():
+    canvas = np.zeros((40, 40, 3), np.uint8)
+    photo = np.full((40, 40, 3), 50, np.uint8)
+    out = copy_paste.paste_objects(canvas, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, bool),
+                                   photo, [square(0, 0, 10) + square(5, 5, 10)], [1], left=0, top=0)
+    assert out.shown.sum() == 100 + 100 - 25 and out.shown[7, 7]  # the overlap is filled, not a hole
+    np.testing.assert_array_equal(out.boxes[0], [0, 0, 15, 15])
+
+
+def test_draw_paste_never_picks_the_item_itself():
+    draws = [copy_paste.draw_paste(np.random.default_rng(s), [2, 2, 2], item=1) for s in range(100)]
+    assert {d.partner for d in draws} == {0, 2}
+    assert copy_paste.draw_paste(np.random.default_rng(0), [0, 2, 0], item=1) is None  # only itself has any
 
 
 def test_draw_paste_picks_a_partner_with_outlines_and_at_least_one_of_its_objects():
@@ -133,7 +148,24 @@ def test_every_item_gets_objects_of_another_image_in_that_images_colour(tmp_path
         # the pasted triangle is there, in the colour of the image it was cut from
         colour = np.array(COLOURS[source_index % len(COLOURS)])
         assert (np.abs(patch - colour).sum(axis=2) < 10).sum() > 0.3 * patch.shape[0] * patch.shape[1]
-    assert len(partners) > 2  # drawn over the run's images, not one
+    assert len(partners) > 1  # drawn over the run's images, not one
+
+
+def test_a_pasted_object_is_mirrored_with_its_photo_and_an_outline_without_area_is_not_pasted(tmp_path):
+    data = dataset(outlined_coco(tmp_path), copy_paste_prob=1.0, flip_prob=1.0)
+    for i in range(len(data)):
+        paste = data.draws(i).paste
+        image, target = data[i]  # the item is mirrored too (flip_prob 1): the paste then mirrored twice
+        x0, y0, x1, y1 = (int(v) for v in target["boxes"][1])
+        partner = data.targets[paste.partner]
+        colour = np.array(COLOURS[partner.index % len(COLOURS)])
+        patch = image[:, y0:y1, x0:x1].permute(1, 2, 0).numpy() * 255
+        # the outline was mirrored with the photo: what it cut out is the triangle, in its colour (an outline
+        # left unmirrored would cut the grey beside the triangle of an image whose triangle is off-centre)
+        assert (np.abs(patch - colour).sum(axis=2) < 10).mean() > 0.3
+    flat = data.targets[0]
+    flat.outlines[0] = (np.array([[5, 5], [30, 5], [50, 5]], np.float32),)  # three points on one line
+    assert flat.outlined() == []
 
 
 def test_copy_paste_off_draws_exactly_what_a_run_without_it_drew_and_mosaics_get_none(tmp_path):

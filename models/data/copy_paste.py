@@ -10,8 +10,8 @@ jitter. What it needs: outlines, not boxes (a pasted rectangle would carry its b
 detector a sharp-edged patch). COCO's polygon ``segmentation`` and YOLO's segmentation lines give them; objects without one are never
 pasted.
 
-The recipe, as the paper's simple form: one other photo of the run (with repeats; photos with no outlined object
-are never drawn), a random subset of its outlined objects (each with probability 1/2, at least one), the photo at
+The recipe, as the paper's simple form: one other photo of the run (never the item itself; photos with no outlined
+object are never drawn), a random subset of its outlined objects (each with probability 1/2, at least one), the photo at
 the size it has as a training item of its own times a factor of the standard scale jitter (0.8-1.25), mirrored
 at random, placed at a random spot (pasted objects may be cut by the border), and pasted without blending (the
 paper finds Gaussian blending unnecessary). The labels follow what shows:
@@ -23,7 +23,7 @@ paper finds Gaussian blending unnecessary). The labels follow what shows:
   :func:`~models.data.augmentation.cut_objects`);
 * a pasted object's box is the tight box of what shows of it.
 
-Pure NumPy/OpenCV functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats exactly.
+Pure NumPy/scikit-image functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats exactly.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+from skimage.draw import polygon as draw_polygon
 
 #: The pasted photo's size as a factor of its size as a training item of its own: the paper's standard scale
 #: jitter, so the pasted objects keep the sizes test photos show them at (zoom-out and mosaics make small ones).
@@ -58,10 +58,11 @@ class Paste:
     offset_y: float
 
 
-def draw_paste(rng: np.random.Generator, outlined: Sequence[int], flip_prob: float = 0.5) -> Paste | None:
-    """A copy-paste for an item: ``outlined[i]`` is how many outlined objects dataset item ``i`` has. None when
-    no item has any (nothing can be pasted). The partner is uniform over the items that have some."""
-    candidates = [i for i, n in enumerate(outlined) if n > 0]
+def draw_paste(rng: np.random.Generator, outlined: Sequence[int], flip_prob: float = 0.5,
+               item: int | None = None) -> Paste | None:
+    """A copy-paste for dataset item ``item``: ``outlined[i]`` is how many outlined objects item ``i`` has. The
+    partner is uniform over the other items that have some; None when none has (nothing can be pasted)."""
+    candidates = [i for i, n in enumerate(outlined) if n > 0 and i != item]
     if not candidates:
         return None
     partner = candidates[int(rng.integers(len(candidates)))]
@@ -100,17 +101,21 @@ def paste_objects(pixels: np.ndarray, boxes: np.ndarray, labels: np.ndarray, dif
                   photo: np.ndarray, outlines: Sequence[Sequence[np.ndarray]], photo_labels: Sequence[int],
                   left: int, top: int) -> Pasted:
     """Paste the objects of ``photo`` (RGB uint8, already at its pasted size and mirroring) outlined by
-    ``outlines`` (per object, its polygons as [P, 2] float arrays in ``photo``'s pixels), with ``photo_labels``,
-    onto ``pixels`` with the photo's top-left corner at (``left``, ``top``); later objects lie over earlier ones.
-    ``boxes`` etc. are the canvas's own objects; the labels follow what shows (the module's docstring)."""
+    ``outlines`` (per object, its polygons as [P, 2] float arrays in ``photo``'s pixels, where pixel ``k`` spans
+    ``[k, k + 1)`` as boxes do; an object is the union of its polygons), with ``photo_labels``, onto ``pixels``
+    with the photo's top-left corner at (``left``, ``top``); later objects lie over earlier ones. ``boxes`` etc.
+    are the canvas's own objects; the labels follow what shows (the module's docstring)."""
     height, width = pixels.shape[:2]
     owner = np.zeros((height, width), np.int32)  # 0: the canvas; k: pasted object k (1-based)
     full = []
     offset = np.array([left, top], np.float32)
     for k, polygons in enumerate(outlines, start=1):
         mask = np.zeros((height, width), np.uint8)
-        pts = [np.round(np.asarray(p, np.float32).reshape(-1, 2) + offset).astype(np.int32) for p in polygons]
-        cv2.fillPoly(mask, pts, 1)
+        corners = [np.asarray(p, np.float32).reshape(-1, 2) + offset for p in polygons]
+        for poly in corners:  # each on its own: the object is their union (no even-odd holes where they overlap)
+            # the pixels whose centre (k + 0.5) lies inside, so a 10-px square covers 10 px, as its box says
+            rows, cols = draw_polygon(poly[:, 1] - 0.5, poly[:, 0] - 0.5, shape=(height, width))
+            mask[rows, cols] = 1
         # the photo's own extent bounds the object: a polygon drawn past the photo's edge has no pixels there
         mask[:, :max(0, left)] = 0
         mask[:max(0, top), :] = 0
@@ -118,7 +123,7 @@ def paste_objects(pixels: np.ndarray, boxes: np.ndarray, labels: np.ndarray, dif
         mask[max(0, top + photo.shape[0]):, :] = 0
         inside = mask.astype(bool)
         owner[inside] = k
-        every = np.concatenate(pts).reshape(-1, 2).astype(np.float32)
+        every = np.concatenate(corners).reshape(-1, 2)
         full.append((int(inside.sum()), every.min(axis=0), every.max(axis=0)))
     shown = owner > 0
     out = pixels.copy()

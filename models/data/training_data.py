@@ -57,8 +57,14 @@ class ImageTargets:
     outlines: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
     def outlined(self) -> list[int]:
-        """Positions of the objects copy-paste may cut out: outlined, and neither crowd nor difficult."""
-        return [k for k, o in enumerate(self.outlines) if o and not self.difficult[k]]
+        """Positions of the objects copy-paste may cut out: outlined with some area, neither crowd nor difficult."""
+        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(_area(p) > 0 for p in o)]
+
+
+def _area(polygon: np.ndarray) -> float:
+    """The area inside a [P, 2] polygon (the shoelace formula)."""
+    x, y = polygon[:, 0].astype(np.float64), polygon[:, 1].astype(np.float64)
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
 
 
 def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True,
@@ -192,11 +198,13 @@ class DetectionDataset(Dataset):
             if class_filter:
                 ann = source.store.load(entry, None)
                 self.left_out += sum(o.name not in self.class_names for o in ann.objects) if ann is not None else 0
+        #: Per item, how many objects copy-paste may cut out of it (counted once: every draw reads them).
+        self.outlined_counts = [len(t.outlined()) for t in self.targets]
 
     def copy_paste_note(self) -> str:
         """What copy-paste has to paste, in a sentence for the run's log: how many outlined objects in how many
         images, or that there are none (a box-only dataset: nothing is pasted, which the user should know)."""
-        counts = [len(t.outlined()) for t in self.targets]
+        counts = self.outlined_counts
         images = sum(n > 0 for n in counts)
         if not images:
             return ("copy-paste: no object of the training images has an outline (COCO or YOLO polygons), "
@@ -217,9 +225,9 @@ class DetectionDataset(Dataset):
 
     def draws(self, i: int) -> AugmentationDraws:
         """What augmentation does to item ``i`` in the current epoch (what :meth:`__getitem__` applies)."""
-        return self._draws(self.targets[i])
+        return self._draws(self.targets[i], i)
 
-    def _draws(self, t: ImageTargets) -> AugmentationDraws:
+    def _draws(self, t: ImageTargets, item: int) -> AugmentationDraws:
         """What augmentation does to this image in this epoch. The crop, colour, zoom-out and mosaic draws come
         after the others, and only when enabled, so a run without them draws the flips and sizes it always did;
         copy-paste comes last, and not for a mosaic."""
@@ -243,7 +251,7 @@ class DetectionDataset(Dataset):
             window = zoom = None  # a mosaic shows whole images, already at half size
         paste = None
         if self.copy_paste_prob > 0.0 and tiles is None and rng.random() < self.copy_paste_prob:
-            paste = copy_paste.draw_paste(rng, [len(o.outlined()) for o in self.targets], self.flip_prob)
+            paste = copy_paste.draw_paste(rng, self.outlined_counts, self.flip_prob, item)
         return AugmentationDraws(flip, turns, size, window, jitter, zoom, tiles, paste)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -309,13 +317,16 @@ class DetectionDataset(Dataset):
         })
 
     def _paste(self, px: np.ndarray, boxes: np.ndarray, labels: np.ndarray, difficult: np.ndarray,
-               draws: AugmentationDraws) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+               draws: AugmentationDraws) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int] | None]:
         """``draws.paste`` applied to an item's canvas (:mod:`models.data.copy_paste`): the partner at the size it
-        has as an item of its own (the item's shorter side) times the draw's factor, mirrored as drawn."""
+        has as an item of its own (the item's shorter side) times the draw's factor, mirrored as drawn; None for
+        what was pasted when the partner's file no longer has the size its annotation was read with."""
         paste = draws.paste
         t = self.targets[paste.partner]
         img = read_image(t.path)
         h, w = img.height, img.width  # full-resolution pixels, the outlines' units
+        if (w, h) != (t.width, t.height):  # the file changed size since its outlines were read: no paste
+            return px, boxes, labels, difficult, None
         photo, factors = _resized(img.pixels, w, h, resize_scale(h, w, draws.size, self.max_size) * paste.scale)
         outlined = t.outlined()
         chosen = [outlined[k] for k in paste.chosen if k < len(outlined)]
