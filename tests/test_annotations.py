@@ -168,6 +168,31 @@ def test_a_yolo_segmentation_line_is_a_polygon_whose_bounds_are_the_box() -> Non
     assert scored.box == pytest.approx((80, 30, 120, 70)) and scored.outline == ()  # a box with a score after it
     with pytest.raises(AnnotationError, match="negative or zero"):
         parse_yolo("0 0.1 0.2 0.1 0.5 0.1 0.7", ["a"], 10, 10)  # all on one vertical line
+    with pytest.raises(AnnotationError, match="not finite"):
+        parse_yolo("0 .1 .1 nan .5 .5 .5", ["a"], 10, 10)
+    # a box followed by a score and a track id is no polygon (a coordinate above 1), nor a pose line
+    tracked = parse_yolo("0 .5 .5 .2 .2 .9 7\n", ["a"], 100, 100).objects[0]
+    assert tracked.box == pytest.approx((40, 40, 60, 60)) and tracked.outline == ()
+    keypoints = parse_yolo("0 .5 .5 .2 .2 .45 .45 .55 .55\n", ["a"], 100, 100, polygons=False).objects[0]
+    assert keypoints.box == pytest.approx((40, 40, 60, 60)) and keypoints.outline == ()
+
+
+def test_a_pose_datasets_keypoints_are_not_read_as_polygons(tmp_path: Path) -> None:
+    import cv2
+
+    from models.data.datasets import open_dataset
+
+    root = tmp_path / "pose"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), np.zeros((100, 100, 3), np.uint8))
+    (root / "labels" / "a.txt").write_text("0 .5 .5 .2 .2 .45 .45 .55 .55\n")
+    (root / "data.yaml").write_text("names: [person]\nkpt_shape: [2, 2]\n")
+    source = open_dataset(root)
+    assert source.store.load(source.entries[0]).objects[0].box == pytest.approx((40, 40, 60, 60))
+    (root / "data.yaml").write_text("names: [person]\n")  # a segmentation dataset: the same line is a polygon
+    source = open_dataset(root)
+    assert source.store.load(source.entries[0]).objects[0].box == pytest.approx((20, 20, 55, 55))
 
 
 def test_yolo_class_files(tmp_path: Path) -> None:

@@ -56,6 +56,21 @@ def test_numeric_edit_is_an_undoable_command(qtbot):
     assert model.objects[0].box == (10, 20, 152, 220)
 
 
+def test_a_box_edited_by_its_coordinates_drops_its_outline_and_undo_brings_it_back(qtbot):
+    outline = ((10.0, 20.0, 110.0, 20.0, 60.0, 220.0),)
+    model, editor, stack = make_editor(qtbot, [BoxObject("cat", (10, 20, 110, 220), outline=outline)])
+    model.select([0])
+    spin = editor.spins["x2"]
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "150")
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+    assert model.objects[0].box == (10, 20, 150, 220) and model.objects[0].outline == ()
+    editor.class_combo.setCurrentText("dog")  # a relabel keeps the shape: nothing to drop
+    stack.undo()
+    stack.undo()
+    assert model.objects[0].outline == outline
+
+
 def test_coordinates_cannot_make_an_empty_box(qtbot):
     model, editor, stack = make_editor(qtbot, [BoxObject("cat", (10, 20, 110, 220))])
     model.select([0])

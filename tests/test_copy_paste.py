@@ -40,6 +40,22 @@ def test_coco_polygons_become_outlines_and_a_run_length_mask_or_a_malformed_one_
     assert dataclasses.replace(objects[0], name="rider").outline == objects[0].outline
 
 
+def test_a_box_moved_away_from_its_polygon_loses_the_outline_when_the_file_is_read_again(tmp_path):
+    from models.data.annotations.coco import read_coco, write_coco
+
+    path = outlined_coco(tmp_path)
+    ds = read_coco(path)
+    first = ds.annotations[1].objects[0]
+    assert first.outline
+    ds.annotations[1].objects[0] = first.moved((60.0, 30.0, 110.0, 80.0))  # the user corrects the box
+    write_coco(ds, path)
+    again = read_coco(path).annotations[1].objects[0]
+    assert again.box == (60.0, 30.0, 110.0, 80.0)
+    # the file keeps its polygon (nothing of the user's is deleted), but it no longer outlines the box: not used
+    assert json.loads(path.read_text())["annotations"][0]["segmentation"] and again.outline == ()
+    assert read_coco(path).annotations[2].objects[0].outline  # the others are kept
+
+
 def test_a_coco_export_writes_the_outlines_with_their_area():
     obj = BoxObject("person", (0.0, 0.0, 10.0, 10.0), outline=((0.0, 0.0, 10.0, 0.0, 0.0, 10.0),))
     plain = BoxObject("person", (0.0, 0.0, 4.0, 5.0))

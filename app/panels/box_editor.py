@@ -8,8 +8,6 @@ them; coordinates need exactly one.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (
@@ -180,7 +178,7 @@ class BoxEditor(QWidget):
             return
         if tuple(box) == obj.box:
             return
-        self._push(EditObjectsCommand(self._model, sel, [replace(obj, box=tuple(box))],
+        self._push(EditObjectsCommand(self._model, sel, [obj.moved(tuple(box))],
                                       f"Set {name}", merge_key=f"coord:{name}"))
 
     def _on_class(self, name: str) -> None:

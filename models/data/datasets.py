@@ -17,7 +17,13 @@ from models.data.annotations import Annotation, AnnotationError, read_voc, write
 from models.data.annotations.coco import CocoDataset, read_coco, write_coco
 from models.data.annotations.fidelity import content_key
 from models.data.annotations.orientation import fit_to_orientation
-from models.data.annotations.yolo import read_class_file, read_yolo, write_class_file, write_yolo
+from models.data.annotations.yolo import (
+    declares_keypoints,
+    read_class_file,
+    read_yolo,
+    write_class_file,
+    write_yolo,
+)
 from models.data.io import ImageInfo, is_image_file, read_image_info
 
 _DIGITS = re.compile(r"(\d+)")
@@ -114,6 +120,8 @@ class YoloStore(AnnotationStore):
         self.images_dir = Path(images_dir)
         self.labels_dir = Path(labels_dir)
         self.class_file = class_file
+        #: A pose dataset: its lines' extra fields are keypoints, never a polygon.
+        self.keypoints = declares_keypoints(class_file)
 
     def annotation_path(self, entry: ImageEntry) -> Path:
         try:
@@ -128,7 +136,7 @@ class YoloStore(AnnotationStore):
             return None
         if info is None:
             info = read_image_info(entry.path)
-        return read_yolo(p, self.class_names, info.width, info.height, entry.path.name)
+        return read_yolo(p, self.class_names, info.width, info.height, entry.path.name, polygons=not self.keypoints)
 
     def save(self, entry: ImageEntry, ann: Annotation) -> None:
         added = [n for n in ann.class_names if n not in self.class_names]

@@ -135,8 +135,9 @@ def parse_coco(doc: Any, path: Path | None = None) -> CocoDataset:
         x, y, w, h = (float(v) for v in bbox)
         if w < 0 or h < 0:
             raise AnnotationError(path, f"{what}: negative box size {bbox!r}")
-        obj = BoxObject(id_to_name[cid], (x, y, x + w, y + h), crowd=bool(a.get("iscrowd", 0)), origin=(src.key, i),
-                        outline=_polygons(a.get("segmentation")))
+        box = (x, y, x + w, y + h)
+        obj = BoxObject(id_to_name[cid], box, crowd=bool(a.get("iscrowd", 0)), origin=(src.key, i),
+                        outline=_outline_of(_polygons(a.get("segmentation")), box))
         src.file_objects.append(obj)
         if w == 0 or h == 0:
             warnings.append(f"{what}: zero-size box skipped")
@@ -162,6 +163,26 @@ def _polygons(segmentation: Any) -> tuple[tuple[float, ...], ...]:
             return ()
         polygons.append(tuple(float(v) for v in poly))
     return tuple(polygons)
+
+
+#: How far (pixels, or this share of the box's side where larger) an outline's bounds may lie from its box.
+OUTLINE_SLACK_PX, OUTLINE_SLACK_SHARE = 2.0, 0.1
+
+
+def _outline_of(outline: tuple[tuple[float, ...], ...], box: tuple[float, float, float, float]
+                ) -> tuple[tuple[float, ...], ...]:
+    """``outline`` where its bounds agree with ``box``, else (): a box moved or resized after its polygon was
+    drawn (by us, which keeps the file's ``segmentation`` as it was, or by another tool) no longer has the
+    polygon's shape, and cutting along the old polygon would ignore the correction."""
+    if not outline:
+        return ()
+    xs = [v for poly in outline for v in poly[0::2]]
+    ys = [v for poly in outline for v in poly[1::2]]
+    sx = max(OUTLINE_SLACK_PX, OUTLINE_SLACK_SHARE * (box[2] - box[0]))
+    sy = max(OUTLINE_SLACK_PX, OUTLINE_SLACK_SHARE * (box[3] - box[1]))
+    near = (abs(min(xs) - box[0]) <= sx and abs(max(xs) - box[2]) <= sx
+            and abs(min(ys) - box[1]) <= sy and abs(max(ys) - box[3]) <= sy)
+    return outline if near else ()
 
 
 def _outline_area(outline: tuple[tuple[float, ...], ...]) -> float:

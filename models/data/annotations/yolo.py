@@ -1,10 +1,11 @@
 """YOLO text labels: one ``class cx cy w h`` line per box, normalised to the image size, classes by index.
 
-A line of more than six fields with an even number of coordinates is Ultralytics' segmentation form,
-``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
+A line of more than six fields with an even number of coordinates, all finite and in [0, 1], is Ultralytics'
+segmentation form, ``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
 polygon's bounds) and kept as the object's outline (copy-paste cuts objects along it). Written back as it was;
 a relabelled object keeps its polygon, a moved or resized one becomes a box line (the polygon no longer says
-where the object is).
+where the object is). Not in a pose dataset (a ``data.yaml`` with ``kpt_shape``), whose lines are a box and its
+keypoints: there, as before, every line is a box and what follows it extra fields.
 
 The class list comes from ``classes.txt`` (one name a line) or a ``data.yaml`` (``names`` as a list or a
 dict of index → name), as Ultralytics and LabelImg write them.
@@ -12,6 +13,7 @@ dict of index → name), as Ultralytics and LabelImg write them.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +46,9 @@ class YoloSource(SourceRecord):
 
 
 def parse_yolo(text: str, class_names: list[str], width: int, height: int, path: str | Path | None = None,
-               filename: str = "") -> Annotation:
+               filename: str = "", polygons: bool = True) -> Annotation:
+    """``polygons``: lines in the segmentation form are polygons (the module's docstring); False for a pose
+    dataset's labels."""
     if width <= 0 or height <= 0:
         raise AnnotationError(path, "image size unknown; YOLO labels need it to convert coordinates")
     objects: list[BoxObject] = []
@@ -55,12 +59,15 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
             continue
         if len(parts) < 5:
             raise AnnotationError(path, f"expected 'class cx cy w h', got {line.strip()!r}", lineno)
-        polygon = len(parts) > 6 and len(parts) % 2 == 1
         try:
             cls = int(parts[0])
-            values = [float(v) for v in parts[1:] if polygon] or [float(v) for v in parts[1:5]]
+            values = [float(v) for v in parts[1:5]]
+            polygon = polygons and len(parts) > 6 and len(parts) % 2 == 1 and _is_polygon(parts[1:])
+            values = [float(v) for v in parts[1:]] if polygon else values
         except ValueError as exc:
             raise AnnotationError(path, f"not numbers: {line.strip()!r}", lineno) from exc
+        if not all(math.isfinite(v) for v in values):
+            raise AnnotationError(path, f"not finite numbers: {line.strip()!r}", lineno)
         if not 0 <= cls < len(class_names):
             raise AnnotationError(path, f"unknown class id {cls} (the class list has {len(class_names)})", lineno)
         outline: tuple[tuple[float, ...], ...] = ()
@@ -86,8 +93,17 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
     return ann
 
 
+def _is_polygon(fields: list[str]) -> bool:
+    """The fields after the class are a polygon's normalised coordinates: all numbers in [0, 1] (a box with a
+    score and a track id after it is not)."""
+    try:
+        return all(0.0 <= float(v) <= 1.0 for v in fields)
+    except ValueError:
+        return False
+
+
 def read_yolo(path: str | os.PathLike, class_names: list[str], width: int, height: int,
-              filename: str = "") -> Annotation:
+              filename: str = "", polygons: bool = True) -> Annotation:
     p = Path(path)
     try:
         text = p.read_bytes().decode("utf-8")  # not read_text: its newline translation would lose CRLF
@@ -95,7 +111,7 @@ def read_yolo(path: str | os.PathLike, class_names: list[str], width: int, heigh
         raise AnnotationError(p, "not UTF-8 text") from exc
     except OSError as exc:
         raise AnnotationError(p, f"cannot read file ({exc.strerror or exc})") from exc
-    return parse_yolo(text, class_names, width, height, p, filename)
+    return parse_yolo(text, class_names, width, height, p, filename, polygons)
 
 
 def _line(o: BoxObject, cls: int, width: int, height: int) -> str:
@@ -193,6 +209,18 @@ def read_class_file(path: str | os.PathLike) -> list[str]:
             return [str(n) for n in names]
         raise AnnotationError(p, "no 'names' list in data.yaml")
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def declares_keypoints(path: str | os.PathLike | None) -> bool:
+    """The class file is a pose dataset's ``data.yaml`` (it has ``kpt_shape``): its label lines carry keypoints,
+    not polygons. False for ``classes.txt``, none, or a file that cannot be read (its reader says why)."""
+    if path is None or Path(path).suffix.lower() not in (".yaml", ".yml"):
+        return False
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and "kpt_shape" in doc
 
 
 def write_class_file(path: str | os.PathLike, class_names: list[str]) -> None:
