@@ -184,6 +184,26 @@ def test_a_pasted_object_is_mirrored_with_its_photo_and_an_outline_without_area_
     assert flat.outlined() == []
 
 
+def test_the_pasted_pixels_stay_inside_their_boxes_through_crops_zoom_outs_flips_and_quarter_turns(tmp_path):
+    data = dataset(outlined_coco(tmp_path), copy_paste_prob=1.0, flip_prob=0.5, rotate90=True, crop_prob=0.5,
+                   zoom_out_prob=0.5)
+    checked = 0
+    for epoch in range(4):
+        data.set_epoch(epoch)
+        for i in range(len(data)):
+            image, target = data[i]
+            partner, count = target["copy_paste"]
+            colour = np.array(COLOURS[partner % len(COLOURS)])
+            for box, ignored in zip(target["boxes"][-count:], target["difficult"][-count:], strict=True):
+                if ignored:
+                    continue
+                x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+                patch = image[:, y0:y1, x0:x1].permute(1, 2, 0).numpy() * 255
+                assert (np.abs(patch - colour).sum(axis=2) < 10).mean() > 0.3
+                checked += 1
+    assert checked > 12
+
+
 def test_copy_paste_off_draws_exactly_what_a_run_without_it_drew_and_mosaics_get_none(tmp_path):
     path = outlined_coco(tmp_path)
     plain, off = dataset(path, flip_prob=0.5, crop_prob=0.5), dataset(path, flip_prob=0.5, crop_prob=0.5,
