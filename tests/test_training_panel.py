@@ -380,45 +380,45 @@ def test_preview_shows_the_current_image_as_the_runs_first_epochs(qtbot, window,
     assert "crop_prob" in panel.status.text() and "Traceback" not in panel.status.text()
 
 
-def test_preview_shows_mosaics_of_the_runs_training_images(qtbot, window, tiny_set):
-    stage = open_set(qtbot, window, tiny_set)
+def preview_with(qtbot, window, stage: TrainingStage, setting: str, value: str, shot_variable: str) -> list[str]:
+    """The captions of Preview Augmentation with one training ``setting`` typed in (the tiny settings otherwise);
+    the dialog saved to the file ``$shot_variable`` names, when set, to look at it."""
     panel = stage.panel
     tiny_settings(stage)
-    panel.set_setting_text("training", "mosaic_prob", "1")
+    panel.set_setting_text("training", setting, value)
     qtbot.waitUntil(lambda: window.document.index >= 0, timeout=20_000)
     qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: stage.preview is not None and stage.preview.isVisible(), timeout=60_000)
-    captions = [caption.text() for _, caption in stage.preview.cells]
+    shot = __import__("os").environ.get(shot_variable)
+    if shot:
+        stage.preview.grab().save(shot)
+    return [caption.text() for _, caption in stage.preview.cells]
+
+
+def refused(qtbot, stage: TrainingStage, setting: str, value: str) -> bool:
+    """Preview with ``setting`` out of its range says so in one sentence naming it, no traceback."""
+    stage.panel.set_setting_text("training", setting, value)
+    qtbot.mouseClick(stage.panel.preview_button, Qt.MouseButton.LeftButton)
+    return setting in stage.panel.status.text() and "Traceback" not in stage.panel.status.text()
+
+
+def test_preview_shows_mosaics_of_the_runs_training_images(qtbot, window, tiny_set):
+    stage = open_set(qtbot, window, tiny_set)
+    captions = preview_with(qtbot, window, stage, "mosaic_prob", "1", "MOSAIC_SHOT")
     assert len(captions) == stage.preview_epochs and all("mosaic with " in c for c in captions)
     files = {p.name for p in Path(tiny_set).rglob("*.png")}
     for caption in captions:  # the other three tiles are named, each an image of the opened set
         named = [n.strip() for n in caption.split("mosaic with ")[1].split(",")[:3]]
         assert len(named) == 3 and set(named) <= files
-    shot = __import__("os").environ.get("MOSAIC_SHOT")
-    if shot:  # a look at the dialog: MOSAIC_SHOT=/tmp/x.png pytest -k mosaics
-        stage.preview.grab().save(shot)
-    panel.set_setting_text("training", "mosaic_prob", "2")
-    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
-    assert "mosaic_prob" in panel.status.text() and "Traceback" not in panel.status.text()
+    assert refused(qtbot, stage, "mosaic_prob", "2")
 
 
 def test_preview_shows_objects_pasted_from_other_training_images(qtbot, window, tmp_path):
     stage = open_set(qtbot, window, outlined_coco(tmp_path / "outlined"))
-    panel = stage.panel
-    tiny_settings(stage)
-    panel.set_setting_text("training", "copy_paste_prob", "1")
-    qtbot.waitUntil(lambda: window.document.index >= 0, timeout=20_000)
-    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: stage.preview is not None and stage.preview.isVisible(), timeout=60_000)
-    captions = [caption.text() for _, caption in stage.preview.cells]
+    captions = preview_with(qtbot, window, stage, "copy_paste_prob", "1", "PASTE_SHOT")
     files = {f"im{i}.png" for i in range(6)}
     assert len(captions) == stage.preview_epochs
     for caption in captions:  # every epoch pasted one triangle, cut from an image of the opened set
         assert "1 object pasted from " in caption
         assert caption.split("pasted from ")[1].split(",")[0].strip() in files
-    shot = __import__("os").environ.get("PASTE_SHOT")
-    if shot:  # a look at the dialog: PASTE_SHOT=/tmp/x.png pytest -k pasted
-        stage.preview.grab().save(shot)
-    panel.set_setting_text("training", "copy_paste_prob", "-1")
-    qtbot.mouseClick(panel.preview_button, Qt.MouseButton.LeftButton)
-    assert "copy_paste_prob" in panel.status.text() and "Traceback" not in panel.status.text()
+    assert refused(qtbot, stage, "copy_paste_prob", "-1")
