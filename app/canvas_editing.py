@@ -57,7 +57,7 @@ class CanvasEditing:
         for o in objs:
             box = self._model.clamp_box(o.box, snap=False)
             if box[2] - box[0] >= 1 and box[3] - box[1] >= 1:
-                out.append(o.moved(box))
+                out.append(o.moved(box) if tuple(box) != tuple(o.box) else replace(o))  # a moved box: no outline
         dropped = len(objs) - len(out)
         if dropped:
             self.message.emit(f"{dropped} pasted box(es) lie outside this image and were skipped")

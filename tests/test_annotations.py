@@ -170,6 +170,13 @@ def test_a_yolo_segmentation_line_is_a_polygon_whose_bounds_are_the_box() -> Non
         parse_yolo("0 0.1 0.2 0.1 0.5 0.1 0.7", ["a"], 10, 10)  # all on one vertical line
     with pytest.raises(AnnotationError, match="not finite"):
         parse_yolo("0 .1 .1 nan .5 .5 .5", ["a"], 10, 10)
+    # a writer's rounding past the edge is clipped, not a reason to read the line as a box
+    rounded = parse_yolo("0 .1 .2 .5 .2 .5 1.0000001\n", ["a"], 100, 100).objects[0]
+    assert rounded.box == pytest.approx((10, 20, 50, 100)) and rounded.outline
+    with pytest.raises(AnnotationError, match="not finite"):
+        parse_yolo("0 .1 .2 .5 .2 .5 nan", ["a"], 10, 10)
+    worded = parse_yolo("0 .5 .5 .2 .2 tag two\n", ["a"], 100, 100).objects[0]  # words after a box: extra fields
+    assert worded.box == pytest.approx((40, 40, 60, 60))
     # a box followed by a score and a track id is no polygon (a coordinate above 1), nor a pose line
     tracked = parse_yolo("0 .5 .5 .2 .2 .9 7\n", ["a"], 100, 100).objects[0]
     assert tracked.box == pytest.approx((40, 40, 60, 60)) and tracked.outline == ()
@@ -190,6 +197,10 @@ def test_a_pose_datasets_keypoints_are_not_read_as_polygons(tmp_path: Path) -> N
     (root / "data.yaml").write_text("names: [person]\nkpt_shape: [2, 2]\n")
     source = open_dataset(root)
     assert source.store.load(source.entries[0]).objects[0].box == pytest.approx((40, 40, 60, 60))
+    (root / "classes.txt").write_text("person\n")  # saving a new class writes one beside data.yaml
+    source = open_dataset(root)
+    assert source.store.load(source.entries[0]).objects[0].box == pytest.approx((40, 40, 60, 60))
+    (root / "classes.txt").unlink()
     (root / "data.yaml").write_text("names: [person]\n")  # a segmentation dataset: the same line is a polygon
     source = open_dataset(root)
     assert source.store.load(source.entries[0]).objects[0].box == pytest.approx((20, 20, 55, 55))

@@ -274,3 +274,13 @@ def test_a_yolo_segmentation_dataset_pastes_along_its_polygons(tmp_path):
     np.testing.assert_allclose(data.targets[0].outlines[0][0].reshape(-1), doc["annotations"][0]["segmentation"][0],
                                atol=1e-3)
     assert all(data[i][1]["copy_paste"][1] == 1 for i in range(len(data)))
+
+
+def test_a_partner_whose_file_changed_size_since_it_was_read_is_not_pasted(tmp_path):
+    data = dataset(outlined_coco(tmp_path), copy_paste_prob=1.0)
+    for t in data.targets:  # as if every file had been replaced by a larger one after the annotations were read
+        t.width += 10
+    for i in range(len(data)):
+        assert data.draws(i).paste is not None
+        image, target = data[i]
+        assert target["copy_paste"] is None and len(target["boxes"]) == 1

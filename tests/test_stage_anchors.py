@@ -131,6 +131,10 @@ def test_objects_of_classes_the_model_did_not_learn_are_left_out_and_the_status_
     assert stage.panel.status.text().endswith(
         "against 1 ground-truth box. 1 ground-truth box of square (1) left out: the model did not learn these "
         "classes.")
+    # an edit of a left-out box alone labels nothing anew, but the status follows it
+    canvas.model.insert_object(2, BoxObject("square", (250.0, 20.0, 300.0, 60.0)))
+    stage.refresh()
+    assert "2 ground-truth boxes of square (2) left out" in stage.panel.status.text()
 
 
 def test_model_parameters_and_input_scale(qtbot, setup) -> None:

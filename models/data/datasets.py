@@ -121,7 +121,7 @@ class YoloStore(AnnotationStore):
         self.labels_dir = Path(labels_dir)
         self.class_file = class_file
         #: A pose dataset: its lines' extra fields are keypoints, never a polygon.
-        self.keypoints = declares_keypoints(class_file)
+        self.keypoints = declares_keypoints(self.labels_dir.parent)
 
     def annotation_path(self, entry: ImageEntry) -> Path:
         try:

@@ -57,8 +57,9 @@ class ImageTargets:
     outlines: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
     def outlined(self) -> list[int]:
-        """Positions of the objects copy-paste may cut out: outlined with some area, neither crowd nor difficult."""
-        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(_area(p) > 0 for p in o)]
+        """Positions of the objects copy-paste may cut out: outlined with at least a pixel's area, neither crowd
+        nor difficult."""
+        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(_area(p) >= 1.0 for p in o)]
 
 
 def _area(polygon: np.ndarray) -> float:

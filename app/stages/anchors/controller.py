@@ -86,6 +86,8 @@ class AnchorsStage(Stage):
         self._closed = False
         self._key: tuple | None = None
         self._view: AnchorView | None = None
+        #: A labelling was asked for and has not come back yet.
+        self._pending = False
         self._selected: tuple[int, int] | None = None
         self._hover: tuple[int, int] | None = None
         self.layer = AnchorLayer()
@@ -202,14 +204,18 @@ class AnchorsStage(Stage):
         gt, regions = scale.boxes_to_input(boxes), scale.boxes_to_input(regions)
         key = (id(d), spec, input_size, fs, scale, gt.tobytes(), regions.tobytes())
         if key == self._key:
+            if self._view is not None and not self._pending:  # an edit of boxes left out: the note may change
+                self._show_labelled()
             return self.runner.generation
         self._key = key
+        self._pending = True
         self.panel.set_scale_note(note)
         self.panel.set_status("Labelling anchors…")
         return self.runner.request(spec, input_size, gt, fs, scale, regions, index)
 
     def _on_view(self, view: AnchorView) -> None:
         self._view = view
+        self._pending = False
         lab = view.labelling
         self.layer.set_anchors(view.boxes, lab.kinds, view.centres, view.cell_kinds, lab.best_anchor, lab.best_iou,
                                (*lab.feature_size, lab.per_cell), view.gt_index + 1)
@@ -219,14 +225,20 @@ class AnchorsStage(Stage):
         if self._selected is not None and not (self._selected[0] < fs[0] and self._selected[1] < fs[1]):
             self._selected = None
         self._update_cell()
+        self._show_labelled()
+        self.labelsReady.emit(lab)
+
+    def _show_labelled(self) -> None:
+        """The status line of the labelling on screen, with the boxes it left out as the session has them now."""
+        lab = self._view.labelling
         left_out = self._session.left_out_note()
         n_gt = lab.best_anchor.size
         self.panel.set_status(f"{lab.kinds.size} anchors labelled against {n_gt} ground-truth "
                               f"box{'' if n_gt == 1 else 'es'}." + (f" {left_out}." if left_out else ""))
-        self.labelsReady.emit(lab)
 
     def _on_error(self, message: str) -> None:
         self._key = None
+        self._pending = False
         first = message.splitlines()[0] if message else "error"
         self.panel.set_status(f"Labelling failed: {first}")
         self.message.emit(f"Anchors: {first}")
@@ -234,6 +246,7 @@ class AnchorsStage(Stage):
     def _clear(self, status: str) -> None:
         self._key = None
         self._view = None
+        self._pending = False
         self._selected = self._hover = None
         self.runner.cancel()
         self.layer.clear()

@@ -1,7 +1,7 @@
 """YOLO text labels: one ``class cx cy w h`` line per box, normalised to the image size, classes by index.
 
-A line of more than six fields with an even number of coordinates, all finite and in [0, 1], is Ultralytics'
-segmentation form, ``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
+A line of more than six fields with an even number of coordinates, all in [0, 1] (to a rounding's
+:data:`POLYGON_SLACK`), is Ultralytics' segmentation form, ``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
 polygon's bounds) and kept as the object's outline (copy-paste cuts objects along it). Written back as it was;
 a relabelled object keeps its polygon, a moved or resized one becomes a box line (the polygon no longer says
 where the object is). Not in a pose dataset (a ``data.yaml`` with ``kpt_shape``), whose lines are a box and its
@@ -63,10 +63,10 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
             cls = int(parts[0])
             values = [float(v) for v in parts[1:5]]
             polygon = polygons and len(parts) > 6 and len(parts) % 2 == 1 and _is_polygon(parts[1:])
-            values = [float(v) for v in parts[1:]] if polygon else values
+            values = [min(max(float(v), 0.0), 1.0) for v in parts[1:]] if polygon else values
         except ValueError as exc:
             raise AnnotationError(path, f"not numbers: {line.strip()!r}", lineno) from exc
-        if not all(math.isfinite(v) for v in values):
+        if not all(math.isfinite(v) for v in values) or (polygon is None):
             raise AnnotationError(path, f"not finite numbers: {line.strip()!r}", lineno)
         if not 0 <= cls < len(class_names):
             raise AnnotationError(path, f"unknown class id {cls} (the class list has {len(class_names)})", lineno)
@@ -93,13 +93,22 @@ def parse_yolo(text: str, class_names: list[str], width: int, height: int, path:
     return ann
 
 
-def _is_polygon(fields: list[str]) -> bool:
-    """The fields after the class are a polygon's normalised coordinates: all numbers in [0, 1] (a box with a
-    score and a track id after it is not)."""
+#: How far past [0, 1] a polygon's coordinate may lie (a writer's rounding) before the line is taken for a box
+#: and extra fields instead; such coordinates are clipped onto the image.
+POLYGON_SLACK = 1e-3
+
+
+def _is_polygon(fields: list[str]) -> bool | None:
+    """Whether the fields after the class (a count that fits a polygon) are a polygon's normalised coordinates:
+    all in [0, 1] to :data:`POLYGON_SLACK`. False where a number lies clearly outside (a box with a score and a
+    track id after it, or words); None where one is not finite (the line is refused)."""
     try:
-        return all(0.0 <= float(v) <= 1.0 for v in fields)
-    except ValueError:
+        values = [float(v) for v in fields]
+    except ValueError:  # words after a box: extra fields
         return False
+    if not all(math.isfinite(v) for v in values):
+        return None
+    return all(-POLYGON_SLACK <= v <= 1.0 + POLYGON_SLACK for v in values)
 
 
 def read_yolo(path: str | os.PathLike, class_names: list[str], width: int, height: int,
@@ -211,16 +220,25 @@ def read_class_file(path: str | os.PathLike) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def declares_keypoints(path: str | os.PathLike | None) -> bool:
-    """The class file is a pose dataset's ``data.yaml`` (it has ``kpt_shape``): its label lines carry keypoints,
-    not polygons. False for ``classes.txt``, none, or a file that cannot be read (its reader says why)."""
-    if path is None or Path(path).suffix.lower() not in (".yaml", ".yml"):
-        return False
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return False
-    return isinstance(doc, dict) and "kpt_shape" in doc
+#: The dataset files Ultralytics describes a dataset with, beside its labels.
+DATASET_YAMLS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+
+
+def declares_keypoints(root: str | os.PathLike) -> bool:
+    """A pose dataset: one of the dataset YAMLs in ``root`` has ``kpt_shape``, so its label lines carry keypoints,
+    not polygons. Whichever file gives the class names (a ``classes.txt`` beside it, as saving a new class
+    writes one); a YAML that cannot be read counts as not saying so (the class-list reader says why)."""
+    for name in DATASET_YAMLS:
+        path = Path(root) / name
+        if not path.is_file():
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and "kpt_shape" in doc:
+            return True
+    return False
 
 
 def write_class_file(path: str | os.PathLike, class_names: list[str]) -> None:
