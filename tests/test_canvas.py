@@ -280,3 +280,28 @@ def test_screenshot_real_image_with_selection(qtbot):
     # A selected box's top-left handle is white-filled with a dark border.
     p = to_view(canvas, *objs[0].box[:2]).toPoint()
     assert img.pixelColor(p).lightness() > 200
+
+
+def test_an_objects_outline_is_drawn_inside_its_box_and_not_while_the_box_is_dragged(qtbot):
+    """A COCO or YOLO polygon (what copy-paste cuts along) shows as a thin line in the class colour; a plain
+    box shows none, and a box being moved hides it (the outline would stay behind)."""
+    flat = DecodedImage(np.full((H, W, 3), 128, np.uint8), W, H, 1, W, H, 1.0)
+    # a diamond inside the box: its left corner, far from every box edge, is where only the outline draws
+    diamond = ((100.0, 150.0, 200.0, 60.0, 300.0, 150.0, 200.0, 240.0),)
+    plain = make_canvas(qtbot, flat, [BoxObject("cat", (50.0, 40.0, 350.0, 260.0))], size=(W, H))
+    outlined = make_canvas(qtbot, flat, [BoxObject("cat", (50.0, 40.0, 350.0, 260.0), outline=diamond)],
+                           size=(W, H))
+
+    def near_corner(canvas: Canvas) -> int:
+        img = canvas.viewport().grab().toImage()
+        p = to_view(canvas, 101, 150)
+        return sum(img.pixelColor(int(p.x()) + dx, int(p.y()) + dy) != img.pixelColor(int(p.x()) - 20, int(p.y()))
+                   for dx in (-1, 0, 1) for dy in (-1, 0, 1))
+
+    assert near_corner(plain) == 0 and near_corner(outlined) > 0
+    layer = outlined.ground_truth_layer
+    hit = layer.hit_test(QPointF(200, 150), 1.0)
+    assert hit is not None and hit.index == 0
+    layer.begin_drag(hit, QPointF(200, 150))
+    layer.drag_to(QPointF(210, 150))  # the box follows the mouse; the model is not touched until release
+    assert near_corner(outlined) == 0

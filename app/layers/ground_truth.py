@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainter, QUndoCommand
+from PySide6.QtGui import QBrush, QColor, QPainter, QPolygonF, QUndoCommand
 from PySide6.QtWidgets import QGraphicsItem
 
 from app.annotation_model import AnnotationModel, Box
@@ -20,6 +20,8 @@ from app.commands import SetBoxesCommand
 from app.layers.base import OverlayLayer, class_color, cosmetic_pen, paint_boxes, paint_labels, visible_mask
 from models.data.annotations import BoxObject
 
+#: Opacity (0-255) of an object's outline: seen, but under its box.
+OUTLINE_ALPHA = 170
 #: Handle order around a box: corners and edge midpoints, clockwise from top-left.
 HANDLE_TL, HANDLE_T, HANDLE_TR, HANDLE_R, HANDLE_BR, HANDLE_B, HANDLE_BL, HANDLE_L = range(8)
 #: For each handle, which edges it moves: (moves x1, moves y1, moves x2, moves y2).
@@ -236,6 +238,7 @@ class GroundTruthLayer(OverlayLayer):
             crowd = np.array([o.crowd for o in objects], bool)
             # COCO crowd boxes: hatched and dotted, so a crowd region never passes for one object.
             self._paint_hatch(painter, boxes, colors, crowd & visible_mask(boxes, exposed))
+            self._paint_outlines(painter, objects, colors, visible_mask(boxes, exposed))
             selected = np.zeros(n, bool)
             selected[[i for i in self._model.selected_indices if i < n]] = True
             plain = ~selected
@@ -260,6 +263,21 @@ class GroundTruthLayer(OverlayLayer):
             self._paint_handles(painter, [tuple(boxes[i]) for i in np.flatnonzero(selected)])
         if self._drawing is not None:
             self._paint_drawing(painter, self._drawing)
+
+    def _paint_outlines(self, painter: QPainter, objects: list[BoxObject], colors: list[QColor],
+                        visible: np.ndarray) -> None:
+        """The outline of each visible object that has one (COCO or YOLO polygons: what copy-paste cuts along),
+        a thin line in its class colour under the boxes; not while its box is being dragged (the box moves, the
+        outline would not)."""
+        for i in np.flatnonzero(visible):
+            if not objects[i].outline or i in self._preview:
+                continue
+            color = QColor(colors[i])
+            color.setAlpha(OUTLINE_ALPHA)
+            painter.setPen(cosmetic_pen(color, 1.0, painter=painter))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for poly in objects[i].outline:
+                painter.drawPolygon(QPolygonF([QPointF(x, y) for x, y in zip(poly[0::2], poly[1::2], strict=True)]))
 
     def _paint_hatch(self, painter: QPainter, boxes: np.ndarray, colors: list[QColor], mask: np.ndarray) -> None:
         """Diagonal hatching inside ``mask``'s boxes, in screen pixels (the same density at any zoom)."""
