@@ -284,3 +284,16 @@ def test_a_partner_whose_file_changed_size_since_it_was_read_is_not_pasted(tmp_p
         assert data.draws(i).paste is not None
         image, target = data[i]
         assert target["copy_paste"] is None and len(target["boxes"]) == 1
+
+
+def test_a_coco_to_yolo_export_keeps_one_polygon_outlines_as_segmentation_lines(tmp_path):
+    from models.data.annotations.yolo import parse_yolo, yolo_text
+
+    triangle = BoxObject("person", (10.0, 20.0, 60.0, 80.0), outline=((10.0, 80.0, 35.0, 20.0, 60.0, 80.0),))
+    text = yolo_text(Annotation("a.png", 100, 100, 3, [triangle]), ["person"])
+    back = parse_yolo(text, ["person"], 100, 100).objects[0]
+    assert back.box == pytest.approx(triangle.box) and back.outline[0] == pytest.approx(triangle.outline[0])
+    # one object without a (one-polygon) outline: the whole file in boxes, as Ultralytics reads files whole
+    plain = BoxObject("person", (70.0, 10.0, 90.0, 30.0))
+    lines = yolo_text(Annotation("a.png", 100, 100, 3, [triangle, plain]), ["person"]).splitlines()
+    assert [len(line.split()) for line in lines] == [5, 5]
