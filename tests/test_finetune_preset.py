@@ -40,6 +40,8 @@ def test_the_preset_holds_the_measured_recipe() -> None:
     assert (t.zoom_out_prob, t.zoom_out_max, t.crop_prob) == (0.5, 2.0, 0.0)
     # Mosaic on half the items: four photos' persons and backgrounds per step, at one image's cost.
     assert t.mosaic_prob == 0.5
+    # Copy-paste on half the other items: persons of one photo pasted onto another, along their outlines.
+    assert t.copy_paste_prob == 0.5
     # Scale jitter around the test size, at the test size's mean cost (area).
     sizes = t.train_sizes
     assert min(sizes) < item.model.input.min_size < max(sizes)
