@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from models.data import augmentation, copy_paste, mosaic
 from models.data.annotations import AnnotationError
+from models.data.annotations.model import polygon_area
 from models.data.datasets import DatasetSource
 from models.data.io import ImageError, read_image, read_image_info
 
@@ -59,13 +60,7 @@ class ImageTargets:
     def outlined(self) -> list[int]:
         """Positions of the objects copy-paste may cut out: outlined with at least a pixel's area, neither crowd
         nor difficult."""
-        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(_area(p) >= 1.0 for p in o)]
-
-
-def _area(polygon: np.ndarray) -> float:
-    """The area inside a [P, 2] polygon (the shoelace formula)."""
-    x, y = polygon[:, 0].astype(np.float64), polygon[:, 1].astype(np.float64)
-    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(polygon_area(p.reshape(-1)) >= 1.0 for p in o)]
 
 
 def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True,

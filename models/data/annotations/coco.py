@@ -26,7 +26,13 @@ from models.data.annotations.fidelity import (
     new_object_groups,
     same_box,
 )
-from models.data.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
+from models.data.annotations.model import (
+    Annotation,
+    AnnotationError,
+    BoxObject,
+    polygon_area,
+    validate_objects,
+)
 
 MAX_JSON_BYTES = 2_000_000_000
 #: How much of the file's start is kept to recognise its JSON layout.
@@ -187,11 +193,7 @@ def _outline_of(outline: tuple[tuple[float, ...], ...], box: tuple[float, float,
 
 def _outline_area(outline: tuple[tuple[float, ...], ...]) -> float:
     """Pixels inside an outline's polygons (the shoelace formula), COCO's ``area`` of a polygon object."""
-    total = 0.0
-    for poly in outline:
-        xs, ys = poly[0::2], poly[1::2]
-        total += abs(sum(xs[i] * ys[i - 1] - xs[i - 1] * ys[i] for i in range(len(xs)))) / 2
-    return total
+    return sum(polygon_area(poly) for poly in outline)
 
 
 def read_coco(path: str | os.PathLike) -> CocoDataset:

@@ -7,6 +7,7 @@ corners, COCO's ``[x, y, w, h]``, YOLO's normalised centres) are converted at th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,6 +53,12 @@ class BoxObject:
     def moved(self, box: tuple[float, float, float, float]) -> BoxObject:
         """The object with a new box; its outline is dropped, as it no longer says where the object is."""
         return replace(self, box=tuple(float(v) for v in box), outline=())  # type: ignore[arg-type]
+
+
+def polygon_area(polygon: Sequence[float]) -> float:
+    """The area inside a flat ``(x0, y0, x1, y1, ...)`` polygon (the shoelace formula): an outline's size."""
+    xs, ys = polygon[0::2], polygon[1::2]
+    return abs(sum(float(xs[i]) * float(ys[i - 1]) - float(xs[i - 1]) * float(ys[i]) for i in range(len(xs)))) / 2
 
 
 @dataclass
