@@ -7,12 +7,13 @@ from so few is what a person is *apart from* the scenes it stood in. Pasting the
 other photos (the person-free ones included) makes new object/background pairs from the same labels; Ghiasi et
 al. report it worth most where data is scarce (up to 2× data-efficiency on 10% of COCO) and additive with scale
 jitter. What it needs: outlines, not boxes (a pasted rectangle would carry its background with it and teach the
-detector a sharp-edged patch). COCO's polygon ``segmentation`` and YOLO's segmentation lines give them; objects without one are never
-pasted.
+detector a sharp-edged patch). COCO's polygon ``segmentation`` and YOLO's segmentation lines give them;
+objects without one are never pasted.
 
-The recipe, as the paper's simple form: one other photo of the run (never the item itself; photos with no outlined
-object are never drawn), a random subset of its outlined objects (each with probability 1/2, at least one), the photo at
-the size it has as a training item of its own times a factor of the standard scale jitter (0.8-1.25), mirrored
+The recipe, as the paper's simple form: one other photo of the run (never the item itself; photos with no
+outlined object are never drawn), a random subset of its outlined objects (each with probability 1/2, at least
+one), the photo at the size it has as a training item of its own times a factor of the standard scale jitter
+(0.8-1.25), mirrored
 at random, placed at a random spot (pasted objects may be cut by the border), and pasted without blending (the
 paper finds Gaussian blending unnecessary). The labels follow what shows:
 
@@ -23,7 +24,8 @@ paper finds Gaussian blending unnecessary). The labels follow what shows:
   :func:`~models.data.augmentation.cut_objects`);
 * a pasted object's box is the tight box of what shows of it.
 
-Pure NumPy/scikit-image functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats exactly.
+Pure NumPy/scikit-image functions of a generator the dataset seeds from (seed, epoch, image), so a run repeats
+exactly.
 """
 
 from __future__ import annotations
@@ -107,24 +109,27 @@ def paste_objects(pixels: np.ndarray, boxes: np.ndarray, labels: np.ndarray, dif
     are the canvas's own objects; the labels follow what shows (the module's docstring)."""
     height, width = pixels.shape[:2]
     owner = np.zeros((height, width), np.int32)  # 0: the canvas; k: pasted object k (1-based)
-    full = []
+    # where pasted pixels can be: the canvas and the placed photo overlapping (a polygon has none past the photo)
+    x_lo, y_lo = max(0, left), max(0, top)
+    x_hi, y_hi = min(width, left + photo.shape[1]), min(height, top + photo.shape[0])
+    full, windows = [], []
     offset = np.array([left, top], np.float32)
     for k, polygons in enumerate(outlines, start=1):
-        mask = np.zeros((height, width), np.uint8)
         corners = [np.asarray(p, np.float32).reshape(-1, 2) + offset for p in polygons]
-        for poly in corners:  # each on its own: the object is their union (no even-odd holes where they overlap)
-            # the pixels whose centre (k + 0.5) lies inside, so a 10-px square covers 10 px, as its box says
-            rows, cols = draw_polygon(poly[:, 1] - 0.5, poly[:, 0] - 0.5, shape=(height, width))
-            mask[rows, cols] = 1
-        # the photo's own extent bounds the object: a polygon drawn past the photo's edge has no pixels there
-        mask[:, :max(0, left)] = 0
-        mask[:max(0, top), :] = 0
-        mask[:, max(0, left + photo.shape[1]):] = 0
-        mask[max(0, top + photo.shape[0]):, :] = 0
-        inside = mask.astype(bool)
-        owner[inside] = k
         every = np.concatenate(corners).reshape(-1, 2)
-        full.append((int(inside.sum()), every.min(axis=0), every.max(axis=0)))
+        lo, hi = every.min(axis=0), every.max(axis=0)
+        # each object drawn in its own window (its bounds, a pixel's margin), not over the whole canvas
+        x0, y0 = max(x_lo, int(np.floor(lo[0])) - 1), max(y_lo, int(np.floor(lo[1])) - 1)
+        x1, y1 = min(x_hi, int(np.ceil(hi[0])) + 1), min(y_hi, int(np.ceil(hi[1])) + 1)
+        mask = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), bool)
+        if mask.size:
+            for poly in corners:  # each on its own: the object is their union (no even-odd holes where they overlap)
+                # the pixels whose centre (k + 0.5) lies inside, so a 10-px square covers 10 px, as its box says
+                rows, cols = draw_polygon(poly[:, 1] - 0.5 - y0, poly[:, 0] - 0.5 - x0, shape=mask.shape)
+                mask[rows, cols] = True
+            owner[y0:y1, x0:x1][mask] = k
+        windows.append((x0, y0, x1, y1))
+        full.append((int(mask.sum()), lo, hi))
     shown = owner > 0
     out = pixels.copy()
     if shown.any():
@@ -144,10 +149,12 @@ def paste_objects(pixels: np.ndarray, boxes: np.ndarray, labels: np.ndarray, dif
         area = np.maximum((x1 - x0) * (y1 - y0), 1)
         difficult |= covered > HIDDEN_LIMIT * area
     new_boxes, new_labels, new_difficult = [], [], []
-    for k, ((drawn, lo, hi), label) in enumerate(zip(full, photo_labels, strict=True), start=1):
-        ys, xs = np.nonzero(owner == k)
+    for k, ((drawn, lo, hi), (x0, y0, x1, y1), label) in enumerate(zip(full, windows, photo_labels, strict=True),
+                                                                   start=1):
+        ys, xs = np.nonzero(owner[y0:y1, x0:x1] == k) if x1 > x0 and y1 > y0 else (np.zeros(0, int),) * 2
         if len(xs) == 0:
             continue
+        xs, ys = xs + x0, ys + y0
         centre = (lo + hi) / 2
         centre_in = 0 <= centre[0] < width and 0 <= centre[1] < height
         new_boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))

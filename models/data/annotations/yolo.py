@@ -1,8 +1,9 @@
 """YOLO text labels: one ``class cx cy w h`` line per box, normalised to the image size, classes by index.
 
 A line of more than six fields with an even number of coordinates, all in [0, 1] (to a rounding's
-:data:`POLYGON_SLACK`), is Ultralytics' segmentation form, ``class x1 y1 x2 y2 x3 y3 ...``: an object's polygon, read as Ultralytics reads it for detection (its box the
-polygon's bounds) and kept as the object's outline (copy-paste cuts objects along it). Written back as it was;
+:data:`POLYGON_SLACK`), is Ultralytics' segmentation form, ``class x1 y1 x2 y2 x3 y3 ...``: an object's
+polygon, read as Ultralytics reads it for detection (its box the polygon's bounds) and kept as the object's
+outline (copy-paste cuts objects along it). Written back as it was;
 a relabelled object keeps its polygon, a moved or resized one becomes a box line (the polygon no longer says
 where the object is). Not in a pose dataset (a ``data.yaml`` with ``kpt_shape``), whose lines are a box and its
 keypoints: there, as before, every line is a box and what follows it extra fields.
