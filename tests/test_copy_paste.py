@@ -293,7 +293,38 @@ def test_a_coco_to_yolo_export_keeps_one_polygon_outlines_as_segmentation_lines(
     text = yolo_text(Annotation("a.png", 100, 100, 3, [triangle]), ["person"])
     back = parse_yolo(text, ["person"], 100, 100).objects[0]
     assert back.box == pytest.approx(triangle.box) and back.outline[0] == pytest.approx(triangle.outline[0])
-    # one object without a (one-polygon) outline: the whole file in boxes, as Ultralytics reads files whole
+    # one object without an outline: the whole file in boxes, as Ultralytics reads files whole
     plain = BoxObject("person", (70.0, 10.0, 90.0, 30.0))
     lines = yolo_text(Annotation("a.png", 100, 100, 3, [triangle, plain]), ["person"]).splitlines()
     assert [len(line.split()) for line in lines] == [5, 5]
+
+
+def test_an_object_in_several_parts_is_exported_to_yolo_as_one_polygon_with_the_parts_pixels(tmp_path):
+    from skimage.draw import polygon as fill
+
+    from models.data.annotations.model import joined_polygon, polygon_area
+    from models.data.annotations.yolo import parse_yolo, yolo_text
+
+    # a person behind a pole: three parts, one of them the other way round, listed far part first
+    # (off the pixel grid, so that no pixel centre lies on an edge and rounding in the file cannot flip one)
+    parts = ((70.0, 10.0, 90.0, 10.0, 90.0, 40.0, 70.0, 40.0), (10.0, 10.0, 10.0, 60.0, 30.0, 60.0, 30.0, 10.0),
+             (40.0, 15.0, 55.0, 15.0, 55.0, 50.0))
+    parts = tuple(tuple(v + 0.3 for v in p) for p in parts)
+    person = BoxObject("person", (10.3, 10.3, 90.3, 60.3), outline=parts)
+    joined = joined_polygon(parts)
+    assert polygon_area(joined) == pytest.approx(sum(polygon_area(p) for p in parts))
+
+    def pixels(polygons: tuple[tuple[float, ...], ...]) -> np.ndarray:
+        mask = np.zeros((100, 100), bool)
+        for poly in polygons:
+            rr, cc = fill(np.asarray(poly[1::2]), np.asarray(poly[0::2]), mask.shape)
+            mask[rr, cc] = True
+        return mask
+
+    np.testing.assert_array_equal(pixels((joined,)), pixels(parts))
+    line = yolo_text(Annotation("a.png", 100, 100, 3, [person]), ["person"]).strip()
+    assert len(line.split()) == 1 + len(joined)
+    back = parse_yolo(line, ["person"], 100, 100).objects[0]
+    assert back.box == pytest.approx(person.box, abs=1e-3)
+    np.testing.assert_array_equal(pixels(back.outline), pixels(parts))
+    assert joined_polygon(parts[:1]) == parts[0]  # one part: as it was

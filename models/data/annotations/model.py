@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 
 class AnnotationError(Exception):
     """A file we could not parse; names the file (and line when known) so the user can fix it."""
@@ -57,8 +59,57 @@ class BoxObject:
 
 def polygon_area(polygon: Sequence[float]) -> float:
     """The area inside a flat ``(x0, y0, x1, y1, ...)`` polygon (the shoelace formula): an outline's size."""
+    return abs(_signed_area(polygon))
+
+
+def _signed_area(polygon: Sequence[float]) -> float:
     xs, ys = polygon[0::2], polygon[1::2]
-    return abs(sum(float(xs[i]) * float(ys[i - 1]) - float(xs[i - 1]) * float(ys[i]) for i in range(len(xs)))) / 2
+    return sum(float(xs[i]) * float(ys[i - 1]) - float(xs[i - 1]) * float(ys[i]) for i in range(len(xs))) / 2
+
+
+def joined_polygon(outline: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """An outline of several polygons (a COCO object in parts: a person behind a pole) as one polygon, for
+    formats that hold one per object (YOLO's segmentation lines).
+
+    The parts are chained nearest first, each joined to the next by a bridge between their closest vertices;
+    the ring walks every part out along the bridges and back, so each bridge is run once each way and adds no
+    area: what the polygon encloses, and its pixels, are the parts' own (Ultralytics' ``merge_multi_segment``
+    joins parts the same way, in the file's order). Every part is first turned the same way round, so the
+    joined polygon's area is the parts' sum. Parts under three vertices are left out."""
+    parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in outline if len(p) >= 6]
+    if len(parts) < 2:
+        return tuple(float(v) for v in parts[0].reshape(-1)) if parts else ()
+    parts = [p if _signed_area(p.reshape(-1)) >= 0 else p[::-1] for p in parts]
+    chain, rest = [parts[0]], parts[1:]
+    while rest:  # the part nearest the last one chained goes next: short bridges, across as little as possible
+        gaps = [float(_closest(chain[-1], p)[2]) for p in rest]
+        chain.append(rest.pop(int(np.argmin(gaps))))
+    exits = [_closest(chain[k], chain[k + 1]) for k in range(len(chain) - 1)]  # (vertex in k, in k + 1, gap)
+    entry = [None] + [int(e[1]) for e in exits]
+    leave = [int(e[0]) for e in exits] + [None]
+    ring = [_arc(chain[0], leave[0], leave[0])]  # part 0 all round, from where it leaves
+    for k in range(1, len(chain)):  # out: each part from where it is entered to where it leaves (the last: all)
+        ring.append(_arc(chain[k], entry[k], entry[k] if leave[k] is None else leave[k], leave[k] is None))
+    for k in range(len(chain) - 2, 0, -1):  # back: the rest of each part, from where it left to its entry
+        ring.append(_arc(chain[k], leave[k], entry[k], True))
+    return tuple(float(v) for v in np.concatenate(ring).reshape(-1))
+
+
+def _closest(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
+    """The vertex of ``a`` and the vertex of ``b`` closest to each other, and their distance."""
+    d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    return int(i), int(j), float(np.sqrt(d[i, j]))
+
+
+def _arc(ring: np.ndarray, start: int, stop: int, all_round: bool = True) -> np.ndarray:
+    """The vertices of ``ring`` from ``start`` to ``stop`` going forward, both included; the whole ring back to
+    ``start`` when they are the same vertex and ``all_round`` (else that one vertex)."""
+    n = len(ring)
+    steps = (stop - start) % n
+    if steps == 0 and all_round:
+        steps = n
+    return ring[(start + np.arange(steps + 1)) % n]
 
 
 @dataclass

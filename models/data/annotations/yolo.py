@@ -31,7 +31,13 @@ from models.data.annotations.fidelity import (
     source_of,
     unchanged,
 )
-from models.data.annotations.model import Annotation, AnnotationError, BoxObject, validate_objects
+from models.data.annotations.model import (
+    Annotation,
+    AnnotationError,
+    BoxObject,
+    joined_polygon,
+    validate_objects,
+)
 
 
 @dataclass(eq=False)
@@ -136,9 +142,10 @@ def yolo_text(ann: Annotation, class_names: list[str]) -> str:
 
     An annotation read from a label file is written as that file with only the changed lines replaced: the
     order of lines, comments, blank lines, extra fields and the number formatting of untouched lines stay.
-    A new file (an export from COCO) is written in the segmentation form where every object has a one-polygon
-    outline, so the polygons survive the conversion; else as boxes, since Ultralytics reads a file with any
-    polygon line as polygons only."""
+    A new file (an export from COCO) is written in the segmentation form where every object has an outline,
+    so the polygons survive the conversion (an object in several parts as one polygon,
+    :func:`~models.data.annotations.model.joined_polygon`); else as boxes, since Ultralytics reads a file with
+    any polygon line as polygons only."""
     if ann.width <= 0 or ann.height <= 0:
         raise ValueError("annotation has no image size")
     for o in ann.objects:
@@ -147,15 +154,15 @@ def yolo_text(ann: Annotation, class_names: list[str]) -> str:
     src = source_of(ann, YoloSource)
     if src is not None:
         return _patched_text(ann, class_names, src)
-    as_polygons = bool(ann.objects) and all(len(o.outline) == 1 for o in ann.objects)
+    as_polygons = bool(ann.objects) and all(joined_polygon(o.outline) for o in ann.objects)
     lines = [(_polygon_line if as_polygons else _line)(o, class_names.index(o.name), ann.width, ann.height)
              for o in ann.objects]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
 def _polygon_line(o: BoxObject, cls: int, width: int, height: int) -> str:
-    """``o``'s one-polygon outline in the segmentation form, normalised and clipped to the image."""
-    poly = o.outline[0]
+    """``o``'s outline (its parts joined) in the segmentation form, normalised and clipped to the image."""
+    poly = joined_polygon(o.outline)
     coords = [min(max(v / (width if k % 2 == 0 else height), 0.0), 1.0) for k, v in enumerate(poly)]
     return " ".join([str(cls), *(f"{v:.6f}" for v in coords)])
 
