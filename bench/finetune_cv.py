@@ -7,18 +7,16 @@ class stay in, as negatives. Folds are made from the dataset deterministically b
 on the other folds' images and is scored on its own: VOC AP@0.5 of the class (all-point, iscrowd ignored).
 Prints per fold and the mean ± standard deviation over folds.
 
-The recipe (the "fine-tune on my photos" preset, ``finetune-photos-cpu``) is chosen by principle, not by these folds' scores:
-shorter side 512 (longer ≤ 853): photos at about the size the backbone's stride-16 map still resolves a
-30-px person, at half the cost of 600 × 1000; anchors 32-512 px at ratios 1:2, 1:1, 2:1 (persons here are
-20-390 px at that size, median height/width 2), anchors crossing the image border kept (in photos objects
-are often cut by the frame, and the anchors that fit them cross it); the pretrained backbone's batch norm
-and first three stages frozen, the rest at a tenth of the head's learning rate; AdamW at its default 1e-3
-for the new layers with 50 warm-up steps and a cosine decay over 16 epochs (1,024 steps of one image, ~10
-CPU-min: 6 epochs underfitted, fitting even the training images at AP 0.49); a small head (RoIAlign, two
-512-wide FC layers); horizontal flips and scale jitter (shorter side drawn from 448-576, at 512's mean cost:
-a few dozen photos show each object at one size only). ``--scratch`` trains the same recipe from
-random weights (nothing frozen, ordinary batch norm, the backbone at the full learning rate: a random
-backbone has nothing to keep).
+The recipe is the "fine-tune on my photos" preset (``finetune-photos-cpu``, models/detection/presets.py, whose
+description says why each setting; bench/README.md has the history), chosen by principle, not by these folds'
+scores: shorter side 512 (longer ≤ 853); the ImageNet EfficientNet-Lite0 at stride 16, its batch norm and
+first three stages frozen, the rest at a tenth of the head's learning rate; anchors 32-512 px at 1:2, 1:1, 2:1,
+also across the border; RoIAlign and two 512-wide layers; AdamW 1e-3, 50 warm-up steps and a cosine decay over
+24 epochs (1,536 steps of one image, 13-16 CPU-min); flips, scale jitter (448-576), a four-image mosaic on half
+the items, zoom-out on half the others and copy-paste on half the non-mosaic ones; crowd boxes ignored in
+training as in scoring; tested at 512 and 640 px, each mirrored, the passes averaged, the scores calibrated by
+DeFRCN's prototypes. ``--scratch`` trains the same recipe from random weights (nothing frozen, ordinary batch
+norm, the backbone at the full learning rate: a random backbone has nothing to keep).
 
     python bench/finetune_cv.py --threads 1 --lock /tmp/heavy2.lock             # pretrained, 5 folds
     python bench/finetune_cv.py --threads 1 --lock /tmp/heavy2.lock --scratch   # from scratch
