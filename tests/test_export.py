@@ -52,11 +52,17 @@ SAMPLE = {
 def test_export_reopens_with_same_boxes(tmp_path, fmt):
     src = open_dataset(make_folder(tmp_path / "src", SAMPLE, verified=("a.png",)))
     report = export_dataset(src, fmt, tmp_path / "out")
-    assert report.images == 4 and report.annotations == 3 and report.boxes == 3 and not report.problems
+    want = {Path(k).name: v for k, v in boxes_of(src).items()}
+    if fmt == "yolo":  # YOLO has no difficult flag: the export leaves such a box out, and says so
+        want["a.png"] = [b for b in want["a.png"] if b[0] != "cat"]
+        assert report.left_out == 1 and "(1 crowd or difficult boxes left out: YOLO has no flag for them)" in report.summary()
+    else:
+        assert report.left_out == 0 and "left out" not in report.summary()
+    assert report.images == 4 and report.annotations == 3 and not report.problems
+    assert report.boxes == sum(len(v) for v in want.values())
     out = open_dataset(tmp_path / "out")
     assert out.kind == fmt and len(out.entries) == 4
     got = {Path(k).name.replace("sub_", ""): v for k, v in boxes_of(out).items()}
-    want = {Path(k).name: v for k, v in boxes_of(src).items()}
     if fmt == "coco":  # COCO lists every image: an unlabelled one reads back as "no objects"
         want["d.png"] = []
     assert got.keys() == want.keys()
@@ -212,3 +218,27 @@ def test_property_random_boxes_survive_voc_coco_yolo_voc(tmp_path_factory, objs)
     for got, want in zip(back, objs, strict=True):
         assert got.box == pytest.approx(want.box, abs=0.01)
     shutil.rmtree(base)
+
+
+def test_a_coco_export_to_yolo_leaves_crowd_regions_out_and_keeps_the_persons_polygons(tmp_path):
+    import json
+
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    cv2.imwrite(str(root / "images" / "a.png"), np.zeros((H, W, 3), np.uint8))
+    person = [10.3, 5.3, 30.3, 5.3, 20.3, 40.3]  # a triangle, and a second part: one person behind a pole
+    doc = {"images": [{"id": 1, "file_name": "a.png", "width": W, "height": H}],
+           "categories": [{"id": 1, "name": "person"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10.3, 5.3, 30.0, 35.0], "iscrowd": 0,
+                            "segmentation": [person, [35.3, 10.3, 40.3, 10.3, 40.3, 20.3]]},
+                           {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 60, 40], "iscrowd": 1,
+                            "segmentation": {"counts": [0, 2400], "size": [H, W]}}]}
+    (root / "annotations").mkdir()
+    (root / "annotations" / "instances.json").write_text(json.dumps(doc))
+    report = export_dataset(open_dataset(root), "yolo", tmp_path / "out")
+    assert report.boxes == 1 and report.left_out == 1
+    lines = (tmp_path / "out" / "labels" / "a.txt").read_text().splitlines()
+    assert len(lines) == 1 and len(lines[0].split()) > 5  # the person, as a polygon of both parts
+    back = open_dataset(tmp_path / "out")
+    (obj,) = read_all(back)[0][0][1].objects
+    assert obj.box == pytest.approx((10.3, 5.3, 40.3, 40.3), abs=1e-3) and len(obj.outline) == 1

@@ -6,7 +6,10 @@ headless. Every function takes ``progress(fraction, message)`` and ``cancelled()
 
 What survives a round trip: every box (to 0.01 px in VOC/COCO, ~1e-8 of the image size in YOLO), class
 names, and the class order (a ``classes.txt`` is written beside every export). VOC also carries difficult,
-truncated and LabelImg's verified mark; COCO carries ``iscrowd``; YOLO carries boxes and classes only.
+truncated and LabelImg's verified mark; COCO carries ``iscrowd``; YOLO carries boxes and classes only, so an
+export to YOLO leaves crowd and difficult boxes out (as darknet's ``voc_label.py`` and Ultralytics'
+``convert_coco`` do: written as plain boxes they would teach a group of people, or an object the labeller
+could not make out, as one ordinary object) and its report counts them.
 Images whose annotation file cannot be parsed are skipped and listed in the report, never guessed at.
 """
 
@@ -43,9 +46,16 @@ class ConversionReport:
     boxes: int = 0
     output: Path | None = None
     problems: list[str] = field(default_factory=list)
+    #: Boxes the target format cannot hold as they are and the export left out (YOLO: crowd and difficult).
+    left_out: int = 0
+    left_out_what: str = "boxes"
+    left_out_why: str = ""
 
     def summary(self) -> str:
         text = f"{self.images} images, {self.annotations} annotations, {self.boxes} boxes"
+        if self.left_out:
+            why = f": {self.left_out_why}" if self.left_out_why else ""
+            text += f" ({self.left_out} {self.left_out_what} left out{why})"
         if self.output is not None:
             text += f" → {self.output}"
         if self.problems:
@@ -211,9 +221,15 @@ def export_dataset(source: DatasetSource, fmt: str, out_dir: str | os.PathLike, 
             if ann is not None:
                 label = (out / "labels" / entry.name).with_suffix(".txt")
                 label.parent.mkdir(parents=True, exist_ok=True)
+                plain = [o for o in ann.objects if not (o.crowd or o.difficult)]
+                if len(plain) < len(ann.objects):
+                    report.left_out += len(ann.objects) - len(plain)
+                    report.left_out_what = "crowd or difficult boxes"
+                    report.left_out_why = "YOLO has no flag for them"
+                    ann = replace(ann, objects=plain)
                 write_yolo(ann, label, names)
                 report.annotations += 1
-                report.boxes += len(ann.objects)
+                report.boxes += len(plain)
         (out / "labels").mkdir(parents=True, exist_ok=True)
         write_class_file(out / "classes.txt", names)
     progress(1.0, report.summary())
