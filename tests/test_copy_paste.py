@@ -328,3 +328,16 @@ def test_an_object_in_several_parts_is_exported_to_yolo_as_one_polygon_with_the_
     assert back.box == pytest.approx(person.box, abs=1e-3)
     np.testing.assert_array_equal(pixels(back.outline), pixels(parts))
     assert joined_polygon(parts[:1]) == parts[0]  # one part: as it was
+
+
+def test_an_outline_with_no_area_is_exported_to_yolo_as_a_box_that_reads_back():
+    from models.data.annotations.model import joined_polygon
+    from models.data.annotations.yolo import parse_yolo, yolo_text
+
+    flat = BoxObject("person", (10.0, 10.0, 40.0, 12.0), outline=((10.0, 10.0, 25.0, 10.0, 40.0, 10.0),))
+    odd = BoxObject("person", (50.0, 50.0, 60.0, 60.0), outline=((50.0, 50.0, 60.0, 50.0, 60.0),))
+    assert joined_polygon(flat.outline) == () and joined_polygon(odd.outline) == ()
+    text = yolo_text(Annotation("a.png", 100, 100, 3, [flat, odd]), ["person"])
+    assert [len(line.split()) for line in text.splitlines()] == [5, 5]
+    back = parse_yolo(text, ["person"], 100, 100).objects
+    assert [v for o in back for v in o.box] == pytest.approx([*flat.box, *odd.box])

@@ -48,14 +48,15 @@ class ConversionReport:
     problems: list[str] = field(default_factory=list)
     #: Boxes the target format cannot hold as they are and the export left out (YOLO: crowd and difficult).
     left_out: int = 0
-    left_out_what: str = "boxes"
+    left_out_what: tuple[str, str] = ("box", "boxes")  # singular, plural
     left_out_why: str = ""
 
     def summary(self) -> str:
         text = f"{self.images} images, {self.annotations} annotations, {self.boxes} boxes"
         if self.left_out:
             why = f": {self.left_out_why}" if self.left_out_why else ""
-            text += f" ({self.left_out} {self.left_out_what} left out{why})"
+            what = self.left_out_what[0 if self.left_out == 1 else 1]
+            text += f" ({self.left_out} {what} left out{why})"
         if self.output is not None:
             text += f" → {self.output}"
         if self.problems:
@@ -224,7 +225,7 @@ def export_dataset(source: DatasetSource, fmt: str, out_dir: str | os.PathLike, 
                 plain = [o for o in ann.objects if not (o.crowd or o.difficult)]
                 if len(plain) < len(ann.objects):
                     report.left_out += len(ann.objects) - len(plain)
-                    report.left_out_what = "crowd or difficult boxes"
+                    report.left_out_what = ("crowd or difficult box", "crowd or difficult boxes")
                     report.left_out_why = "YOLO has no flag for them"
                     ann = replace(ann, objects=plain)
                 write_yolo(ann, label, names)

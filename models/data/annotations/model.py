@@ -73,10 +73,15 @@ def joined_polygon(outline: Sequence[Sequence[float]]) -> tuple[float, ...]:
 
     The parts are chained nearest first, each joined to the next by a bridge between their closest vertices;
     the ring walks every part out along the bridges and back, so each bridge is run once each way and adds no
-    area: what the polygon encloses, and its pixels, are the parts' own (Ultralytics' ``merge_multi_segment``
-    joins parts the same way, in the file's order). Every part is first turned the same way round, so the
-    joined polygon's area is the parts' sum. Parts under three vertices are left out."""
-    parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in outline if len(p) >= 6]
+    area (Ultralytics' ``merge_multi_segment`` joins parts the same way, in the file's order). Every part is
+    first turned the same way round, so the joined polygon's area is the parts' sum, and filled by pixel
+    centres (even-odd, as ``skimage.draw.polygon`` and copy-paste fill) it covers the parts' pixels, except
+    where parts overlap (their common pixels become a hole) or a bridge crosses a part: 4 of coco_tiny's 65
+    objects in parts differ, by at most 2 % of their pixels. ``cv2.fillPoly`` also draws the bridges as 1-px
+    lines. Parts that are no polygon
+    (under three vertices, an odd count of values, no area) are left out; () when none is left."""
+    parts = [np.asarray(p, np.float64).reshape(-1, 2) for p in outline
+             if len(p) >= 6 and len(p) % 2 == 0 and polygon_area(p) > 0]
     if len(parts) < 2:
         return tuple(float(v) for v in parts[0].reshape(-1)) if parts else ()
     parts = [p if _signed_area(p.reshape(-1)) >= 0 else p[::-1] for p in parts]

@@ -154,15 +154,17 @@ def yolo_text(ann: Annotation, class_names: list[str]) -> str:
     src = source_of(ann, YoloSource)
     if src is not None:
         return _patched_text(ann, class_names, src)
-    as_polygons = bool(ann.objects) and all(joined_polygon(o.outline) for o in ann.objects)
-    lines = [(_polygon_line if as_polygons else _line)(o, class_names.index(o.name), ann.width, ann.height)
-             for o in ann.objects]
+    polygons = [joined_polygon(o.outline) for o in ann.objects]
+    if ann.objects and all(polygons):
+        lines = [_polygon_line(poly, class_names.index(o.name), ann.width, ann.height)
+                 for o, poly in zip(ann.objects, polygons, strict=True)]
+    else:
+        lines = [_line(o, class_names.index(o.name), ann.width, ann.height) for o in ann.objects]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _polygon_line(o: BoxObject, cls: int, width: int, height: int) -> str:
-    """``o``'s outline (its parts joined) in the segmentation form, normalised and clipped to the image."""
-    poly = joined_polygon(o.outline)
+def _polygon_line(poly: tuple[float, ...], cls: int, width: int, height: int) -> str:
+    """An object's outline (its parts joined) in the segmentation form, normalised and clipped to the image."""
     coords = [min(max(v / (width if k % 2 == 0 else height), 0.0), 1.0) for k, v in enumerate(poly)]
     return " ".join([str(cls), *(f"{v:.6f}" for v in coords)])
 
