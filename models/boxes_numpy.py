@@ -10,6 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 
+def _areas_and_intersection(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Areas of ``a`` [N] and ``b`` [M] and their pairwise intersections [N, M] (float64, exclusive corners)."""
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    return area_a, area_b, iw * ih
+
+
 def box_iou_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box in ``a`` [N, 4] with every box in ``b`` [M, 4] as a float64 [N, M] matrix.
 
@@ -20,13 +29,22 @@ def box_iou_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, np.float64).reshape(-1, 4)
     if a.shape[0] == 0 or b.shape[0] == 0:
         return np.zeros((a.shape[0], b.shape[0]), np.float64)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
+    area_a, area_b, inter = _areas_and_intersection(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
-__all__ = ["box_iou_numpy"]
+def box_ioa_numpy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The share of each box in ``a`` [N, 4] that lies inside each box in ``b`` [M, 4] (intersection over the area
+    of ``a``), float64 [N, M]: how COCO's evaluation overlaps a detection with a crowd region, which holds many
+    objects, so that a detection of one of them is "in" the region without matching its extent. A box of ``a``
+    with no area gives 0."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return np.zeros((a.shape[0], b.shape[0]), np.float64)
+    area_a, _, inter = _areas_and_intersection(a, b)
+    return np.where(area_a[:, None] > 0, inter / np.where(area_a[:, None] > 0, area_a[:, None], 1.0), 0.0)
+
+
+__all__ = ["box_ioa_numpy", "box_iou_numpy"]

@@ -63,7 +63,26 @@ def test_difficult_and_crowd_are_neither_hit_nor_miss():
     assert m.missed.tolist() == [False, True, False] and m.n_fp == 0
 
 
-def test_true_and_false_positives_agree_with_the_evaluation_counts():
+def test_a_detection_mostly_inside_a_crowd_region_is_ignored_and_the_region_matches_nothing():
+    gt = np.array([[0, 0, 200, 100], [150, 20, 190, 95]], np.float32)  # a crowd region, a boxed person
+    det = np.array([[10, 10, 40, 90], [150, 20, 190, 95], [152, 20, 192, 95], [180, 10, 240, 90]], np.float32)
+    crowd = np.array([True, False])
+    m = match_detections(det, [0.9, 0.8, 0.7, 0.6], ["person"] * 4, gt, ["person"] * 2, gt_crowd=crowd)
+    assert m.outcome[:3] == [IGNORED, TP, IGNORED] and m.outcome[3] != TP and m.n_fp == 1
+    assert m.gt_index[0] == 0 and m.iou[0] == pytest.approx(1.0)  # the share of the detection inside the crowd
+    assert m.missed.tolist() == [False, False] and m.gt_ignored.tolist() == [True, False]
+    # another class's detection in a person crowd is no person: scored as usual
+    other = match_detections(det[:1], [0.9], ["dog"], gt, ["person"] * 2, gt_crowd=crowd)
+    assert other.outcome == [BACKGROUND]
+    # the counts agree with the evaluation's
+    res = evaluate_detections([{"boxes": gt, "labels": ["person"] * 2, "difficult": crowd, "crowd": crowd}],
+                              [{"boxes": det, "scores": [0.9, 0.8, 0.7, 0.6], "labels": ["person"] * 4}],
+                              ["person"], coco=False)
+    assert (m.n_tp, m.n_fp) == (res.true_positives["person"], res.false_positives["person"])
+
+
+@pytest.mark.parametrize("with_crowds", [False, True])
+def test_true_and_false_positives_agree_with_the_evaluation_counts(with_crowds):
     rng = np.random.default_rng(0)
     xy = rng.uniform(0, 200, (40, 2))
     det = np.concatenate([xy, xy + rng.uniform(20, 60, (40, 2))], axis=1)
@@ -72,9 +91,11 @@ def test_true_and_false_positives_agree_with_the_evaluation_counts():
     gxy = rng.uniform(0, 200, (8, 2))
     gt = np.concatenate([gxy, gxy + rng.uniform(20, 60, (8, 2))], axis=1)
     gnames = [["cat", "dog"][k] for k in rng.integers(0, 2, 8)]
-    m = match_detections(det, scores, names, gt, gnames)
-    res = evaluate_detections([{"boxes": gt, "labels": gnames}], [{"boxes": det, "scores": scores, "labels": names}],
-                              ["cat", "dog"], coco=False)
+    crowd = np.arange(8) < (3 if with_crowds else 0)
+    m = match_detections(det, scores, names, gt, gnames, gt_crowd=crowd)
+    res = evaluate_detections([{"boxes": gt, "labels": gnames, "crowd": crowd}],
+                              [{"boxes": det, "scores": scores, "labels": names}], ["cat", "dog"], coco=False)
+    assert m.n_ignored == (0 if not with_crowds else len(det) - m.n_tp - m.n_fp) and (m.n_ignored > 0) == with_crowds
     assert m.n_tp == sum(res.true_positives.values())
     assert m.n_fp == sum(res.false_positives.values())
 

@@ -95,6 +95,28 @@ def test_difficult_objects_are_neither_misses_nor_false_positives() -> None:
     assert r.coco_AP50 == pytest.approx(1.0)
 
 
+def test_a_crowd_region_is_scored_as_coco_scores_it_and_a_difficult_box_as_voc_does() -> None:
+    crowd = [0, 0, 200, 100]  # a group of people in one box, none of them boxed
+    person = [150, 20, 190, 95]  # one boxed person, at the crowd's edge
+    inside = [10, 10, 40, 90]  # a detection of one unboxed person in the crowd: IoU 0.12, all of it inside
+    half_out = [180, 10, 240, 90]  # a third of it in the crowd: no person of the crowd
+    truth = [ImageGroundTruth(np.array([crowd, person], np.float32), ["person"] * 2, np.array([True, False]),
+                              np.array([True, False]))]
+    found = det([inside, person, _shift(person, 2), half_out], [0.9, 0.8, 0.7, 0.6], ["person"] * 4)
+    r = evaluate_detections(truth, [found], ["person"])
+    # inside: unscored; person: TP; its duplicate lies inside the crowd too: unscored; half_out: FP
+    assert r.true_positives["person"] == 1 and r.false_positives["person"] == 1
+    assert r.AP["person"] == 1.0 and r.n_ground_truth["person"] == 1 and r.n_difficult["person"] == 1
+    assert r.coco_AP50 == pytest.approx(1.0)  # pycocotools agrees
+    # the same box marked difficult (VOC): a match needs IoU with it, so the detection inside is a FP ranked first
+    voc = [gt([crowd, person], ["person"] * 2, difficult=[True, False])]
+    r = evaluate_detections(voc, [found], ["person"])
+    assert r.false_positives["person"] == 3 and r.AP["person"] == pytest.approx(0.5)
+    # a detection on a boxed person that also lies in the crowd is that person's, not the crowd's
+    r = evaluate_detections(truth, [det([_shift(person, -1)], [0.9], ["person"])], ["person"])
+    assert r.true_positives["person"] == 1 and r.AP["person"] == 1.0
+
+
 def test_duplicates_and_poor_overlap_are_false_positives() -> None:
     gts = [gt([A], ["cat"])]
     r = evaluate_detections(gts, [det([A, _shift(A, 2)], [0.9, 0.8], ["cat", "cat"])], ["cat"])

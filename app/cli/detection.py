@@ -403,7 +403,7 @@ def _from_detections_file(args: argparse.Namespace, source, prog: str):  # noqa:
             problems.append(f"{source.entries[i].name}: {exc}; skipped")
             continue
         problems += msgs
-        gts.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
+        gts.append(ImageGroundTruth(t.boxes, t.names, t.difficult, t.crowd))
         dets.append(dets_by_index[i])
         sizes.append((t.width, t.height))
         kept.append(i)

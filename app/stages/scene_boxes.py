@@ -176,6 +176,13 @@ def ground_truth_ignored(session: DetectorSession) -> np.ndarray:
     return np.asarray([bool(o.difficult or o.crowd) for o in session.canvas.model.objects], bool)
 
 
-__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "SecondLook", "ground_truth_ignored",
+def ground_truth_crowd(session: DetectorSession) -> np.ndarray:
+    """[N] bool: COCO crowd regions among the ground-truth boxes (scored by COCO's rule: a detection mostly
+    inside one is not scored, models/detection/matching.py)."""
+    return np.asarray([bool(o.crowd) for o in session.canvas.model.objects], bool)
+
+
+__all__ = ["FROM_FILE", "FROM_MODEL", "SceneBoxes", "SceneMerge", "SecondLook", "ground_truth_crowd",
+           "ground_truth_ignored",
            "no_boxes_text", "scene_calibration", "scene_candidates", "scene_detections", "scene_merge",
            "scene_second_look"]

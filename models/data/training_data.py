@@ -56,6 +56,8 @@ class ImageTargets:
     names: list[str]  # class name per object
     #: Per object, its outline's polygons ([P, 2] float32 in displayed pixels); () where the file has none.
     outlines: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    #: bool [N]: COCO iscrowd (also set in ``difficult``): the evaluation scores a crowd region by COCO's rule.
+    crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def outlined(self) -> list[int]:
         """Positions of the objects copy-paste may cut out: outlined with at least a pixel's area, neither crowd
@@ -89,6 +91,7 @@ def load_targets(source: DatasetSource, index: int, class_names: list[str], need
     boxes: list[tuple[float, float, float, float]] = []
     labels: list[int] = []
     difficult: list[bool] = []
+    crowd: list[bool] = []
     names: list[str] = []
     outlines: list[tuple[np.ndarray, ...]] = []
     lookup = {n: i + 1 for i, n in enumerate(class_names)}
@@ -107,11 +110,12 @@ def load_targets(source: DatasetSource, index: int, class_names: list[str], need
         boxes.append((x1, y1, x2, y2))
         labels.append(lookup[obj.name])
         difficult.append(bool(obj.difficult or obj.crowd))
+        crowd.append(bool(obj.crowd))
         names.append(obj.name)
         outlines.append(tuple(np.asarray(poly, np.float32).reshape(-1, 2) for poly in obj.outline))
     targets = ImageTargets(index, entry.path, int(width), int(height),
                            np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
-                           np.asarray(difficult, bool), names, outlines)
+                           np.asarray(difficult, bool), names, outlines, np.asarray(crowd, bool))
     return targets, messages
 
 

@@ -114,7 +114,8 @@ def analyse_errors(ground_truth: Sequence[Any], detections: Sequence[Any], class
     """Match every image's detections scoring ≥ ``score_threshold`` to its ground truth and count.
 
     ``ground_truth[i]`` / ``detections[i]``: :class:`models.detection.evaluation.ImageGroundTruth` /
-    ``ImageDetections`` (labels as class names; ``difficult`` objects are neither missed nor matched). Names
+    ``ImageDetections`` (labels as class names; ``difficult`` objects and ``crowd`` regions are neither missed
+    nor matched). Names
     met that are not in ``class_names`` are appended. ``indices`` / ``image_names`` identify the images
     (default: positions).
     """
@@ -130,14 +131,15 @@ def analyse_errors(ground_truth: Sequence[Any], detections: Sequence[Any], class
     for gt, det in zip(ground_truth, detections, strict=True):
         gb = np.asarray(_get(gt, "boxes"), np.float64).reshape(-1, 4)
         gn = _names(_get(gt, "labels"))
-        diff = _get(gt, "difficult")
-        gd = np.zeros(gb.shape[0], bool) if diff is None else np.asarray(diff, bool).reshape(-1)
+        diff, crowd = _get(gt, "difficult"), _get(gt, "crowd")
+        gc = np.zeros(gb.shape[0], bool) if crowd is None else np.asarray(crowd, bool).reshape(-1)
+        gd = (np.zeros(gb.shape[0], bool) if diff is None else np.asarray(diff, bool).reshape(-1)) | gc
         db = np.asarray(_get(det, "boxes"), np.float64).reshape(-1, 4)
         ds = np.asarray(_get(det, "scores"), np.float64).reshape(-1)
         dn = _names(_get(det, "labels"))
         keep = np.flatnonzero(ds >= score_threshold)
         dn = [dn[i] for i in keep.tolist()]
-        prepared.append((gb, gn, gd, db[keep], ds[keep], dn))
+        prepared.append((gb, gn, gd, gc, db[keep], ds[keep], dn))
         for c in gn + dn:
             if c not in classes:
                 classes.append(c)
@@ -150,8 +152,9 @@ def analyse_errors(ground_truth: Sequence[Any], detections: Sequence[Any], class
     n_gt = np.zeros((n, k), np.int64)
     reasons = np.zeros((n, k, len(FP_REASONS)), np.int64)
     reason_col = {r: j for j, r in enumerate(FP_REASONS)}
-    for i, (gb, gn, gd, db, ds, dn) in enumerate(prepared):
-        m = match_detections(db, ds, dn, gb, gn, gd, iou_threshold=iou_threshold, background_iou=background_iou)
+    for i, (gb, gn, gd, gc, db, ds, dn) in enumerate(prepared):
+        m = match_detections(db, ds, dn, gb, gn, gd, iou_threshold=iou_threshold, background_iou=background_iou,
+                             gt_crowd=gc)
         add_image(counts, classes, m, dn, gn)
         for d, outcome in enumerate(m.outcome):
             c = col[dn[d]]

@@ -150,7 +150,7 @@ def inputs_from_detections(source: Any, by_path: dict[str, Any], indices: Sequen
         else:
             run.detections.append(ImageDetections(np.asarray(det.boxes, np.float64).reshape(-1, 4),
                                                   np.asarray(det.scores, np.float64).reshape(-1), list(det.names)))
-        run.ground_truth.append(ImageGroundTruth(t.boxes, t.names, t.difficult))
+        run.ground_truth.append(ImageGroundTruth(t.boxes, t.names, t.difficult, t.crowd))
         run.sizes.append((t.width, t.height))
         run.indices.append(i)
         if progress is not None and (k % 20 == 0 or k + 1 == len(chosen)):

@@ -11,8 +11,11 @@ threshold ``t_b`` = ``background_iou`` = 0.1 and foreground threshold ``t_f`` = 
 
 ``tp`` — true positive: its best same-class ground-truth box has IoU > t_f, that box is neither difficult nor
     crowd, and no higher-scoring detection of the class has taken it.
-``ignored`` — its best same-class ground-truth box has IoU > t_f but is difficult or crowd: neither right nor
-    wrong (VOC's rule; COCO's ``iscrowd``).
+``ignored`` — its best same-class ground-truth box has IoU > t_f but is difficult (VOC's rule), or it would be
+    a false positive but at least t_f of its own area lies inside a crowd region of its class (COCO's
+    ``iscrowd`` rule: a crowd region holds many unboxed objects, so a detection of one of them is neither
+    right nor wrong; a crowd region is matched by nothing, and ``iou`` is then that share): neither right
+    nor wrong.
 ``duplicate`` — its best same-class ground-truth box has IoU > t_f but a higher-scoring detection has already
     taken it: the object was found twice (usually NMS let a second box through).
 ``wrong_class`` — none of the above, and it overlaps a ground-truth box of *another* class with IoU > t_f
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.boxes_numpy import box_ioa_numpy
 from models.detection.evaluation import iou_matrix
 
 TP = "tp"
@@ -100,11 +104,13 @@ class DetectionMatch:
 
 def match_detections(det_boxes: np.ndarray, det_scores: np.ndarray, det_names: Sequence[str],
                      gt_boxes: np.ndarray, gt_names: Sequence[str], gt_ignored: np.ndarray | None = None,
-                     iou_threshold: float = 0.5, background_iou: float = 0.1) -> DetectionMatch:
+                     iou_threshold: float = 0.5, background_iou: float = 0.1,
+                     gt_crowd: np.ndarray | None = None) -> DetectionMatch:
     """Tag every detection of one image and find the missed ground truth (rules in the module docstring).
 
     Boxes are [N, 4] xyxy in the same pixels; names are class names. ``gt_ignored`` marks difficult/crowd
-    boxes (default none).
+    boxes, ``gt_crowd`` which of them are crowd regions (default none of either; a crowd box is ignored
+    whether or not ``gt_ignored`` says so).
     """
     db = np.asarray(det_boxes, np.float64).reshape(-1, 4)
     ds = np.asarray(det_scores, np.float64).reshape(-1)
@@ -115,12 +121,18 @@ def match_detections(det_boxes: np.ndarray, det_scores: np.ndarray, det_names: S
     if gb.shape[0] != len(gn):
         raise ValueError(f"{gb.shape[0]} ground-truth boxes but {len(gn)} names")
     ign = np.zeros(gb.shape[0], bool) if gt_ignored is None else np.asarray(gt_ignored, bool).reshape(-1)
-    if ign.shape[0] != gb.shape[0]:
-        raise ValueError(f"{ign.shape[0]} ignore flags for {gb.shape[0]} ground-truth boxes")
+    crowd = np.zeros(gb.shape[0], bool) if gt_crowd is None else np.asarray(gt_crowd, bool).reshape(-1)
+    if ign.shape[0] != gb.shape[0] or crowd.shape[0] != gb.shape[0]:
+        raise ValueError(f"{ign.shape[0]} ignore and {crowd.shape[0]} crowd flags for {gb.shape[0]} ground-truth "
+                         "boxes")
+    ign = ign | crowd
     t_f, t_b = float(iou_threshold), float(background_iou)
     n, m = db.shape[0], gb.shape[0]
-    ious = iou_matrix(db, gb) if n and m else np.zeros((n, m))
     same = np.array([[a == b for b in gn] for a in dn], bool).reshape(n, m)
+    # A crowd region is no object to match or to be near: only "mostly inside it" counts (COCO's rule).
+    ious = np.where(crowd[None, :], -1.0, iou_matrix(db, gb)) if n and m else np.zeros((n, m))
+    inside = np.where(same & crowd[None, :], box_ioa_numpy(db, gb), -1.0) if n and crowd.any() \
+        else np.full((n, m), -1.0)
     outcome = [""] * n
     gt_index = np.full(n, -1, np.int64)
     best = np.zeros(n)
@@ -130,16 +142,21 @@ def match_detections(det_boxes: np.ndarray, det_scores: np.ndarray, det_names: S
     for i in order.tolist():
         same_iou = np.where(same[i], ious[i], -1.0)
         j = int(np.argmax(same_iou)) if m else -1
-        if j >= 0 and same_iou[j] > t_f:
+        if j >= 0 and same_iou[j] > t_f and (ign[j] or not taken[j]):
             gt_index[i], best[i] = j, same_iou[j]
             if ign[j]:
                 outcome[i] = IGNORED
-            elif taken[j]:
-                outcome[i] = DUPLICATE
             else:
                 outcome[i] = TP
                 taken[j] = True
                 detected_by[j] = i
+            continue
+        c = int(np.argmax(inside[i])) if m else -1
+        if c >= 0 and inside[i, c] >= t_f:  # a would-be false positive inside a crowd region of its class
+            outcome[i], gt_index[i], best[i] = IGNORED, c, inside[i, c]
+            continue
+        if j >= 0 and same_iou[j] > t_f:
+            outcome[i], gt_index[i], best[i] = DUPLICATE, j, same_iou[j]
             continue
         other_iou = np.where(same[i], -1.0, ious[i])
         k = int(np.argmax(other_iou)) if m else -1
@@ -151,7 +168,7 @@ def match_detections(det_boxes: np.ndarray, det_scores: np.ndarray, det_names: S
             outcome[i], gt_index[i], best[i] = WRONG_CLASS, k, other_iou[k]
         else:
             outcome[i] = BACKGROUND
-            best[i] = float(ious[i].max()) if m else 0.0
+            best[i] = max(float(ious[i].max()), 0.0) if m else 0.0
     missed = ~ign & ~taken
     return DetectionMatch(outcome, gt_index, best.astype(np.float32), missed, ign, detected_by, t_f, t_b)
 

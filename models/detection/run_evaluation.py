@@ -22,7 +22,8 @@ import numpy as np
 
 from models.detection.training_overlap import training_overlap
 
-EVAL_CACHE_VERSION = 1
+#: 2 since COCO crowd regions are scored by COCO's rule (models.detection.evaluation): older entries are stale.
+EVAL_CACHE_VERSION = 2
 
 
 @dataclass
@@ -80,7 +81,8 @@ def evaluation_key(checkpoint: str | os.PathLike, source: Any, split: str, indic
             h.update(f"!{type(exc).__name__}".encode())
             continue
         h.update(np.ascontiguousarray(t.boxes, dtype=np.float32).tobytes())
-        h.update(("|".join(map(str, t.names)) + repr(np.asarray(t.difficult).tolist())).encode())
+        h.update(("|".join(map(str, t.names)) + repr(np.asarray(t.difficult).tolist())
+                  + repr(np.asarray(t.crowd).tolist())).encode())
     return h.hexdigest()
 
 

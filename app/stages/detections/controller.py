@@ -36,6 +36,7 @@ from app.stages.detector_session import DetectorSession, left_out_sentence, of_c
 from app.stages.scene_boxes import (
     FROM_MODEL,
     SceneBoxes,
+    ground_truth_crowd,
     ground_truth_ignored,
     no_boxes_text,
     scene_calibration,
@@ -217,25 +218,27 @@ class DetectionsStage(Stage):
             self._shown = np.flatnonzero(d.scores >= np.float32(self.panel.score_threshold()))
         names = d.names
         shown_names = [names[i] for i in self._shown.tolist()]
-        gt, gt_names, ign = self._scored_ground_truth(d)
+        gt, gt_names, ign, crowd = self._scored_ground_truth(d)
         self._match = match_detections(d.boxes[self._shown], d.scores[self._shown], shown_names, gt, gt_names,
-                                       ign, iou_threshold=self.panel.iou_threshold())
+                                       ign, iou_threshold=self.panel.iou_threshold(), gt_crowd=crowd)
         self._show_counts(len(gt))
         self._draw(d, shown_names, gt, gt_names)
 
-    def _scored_ground_truth(self, d: SceneBoxes) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """The ground truth the detections are scored against: boxes, names, ignored flags. A box of a class
+    def _scored_ground_truth(self, d: SceneBoxes) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """The ground truth the detections are scored against: boxes, names, ignored and crowd flags. A box of a class
         the detections cannot name (a person-only model on a photo that also has a labelled tie) is no miss
         of theirs, as the evaluation only scores the model's classes; it is left out and counted in
         :attr:`unscored_note`. Where the detections share no class with the image (a results file numbering its
         categories), everything is kept: there is no subset to pick."""
-        gt, gt_names, ign = self._session.gt_boxes(), self._session.gt_names(), ground_truth_ignored(self._session)
+        gt, gt_names = self._session.gt_boxes(), self._session.gt_names()
+        ign, crowd = ground_truth_ignored(self._session), ground_truth_crowd(self._session)
         scored = of_classes(gt_names, d.class_names)
         self.scored_index = np.flatnonzero(scored)
         self.unscored_note = left_out_sentence(gt_names, scored, "not scored: not among the detections' classes")
         if scored.all():
-            return gt, gt_names, ign
-        return gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored]
+            return gt, gt_names, ign, crowd
+        return (gt[scored], [n for n, keep in zip(gt_names, scored, strict=True) if keep], np.asarray(ign)[scored],
+                np.asarray(crowd)[scored])
 
     def _show_counts(self, n_gt: int) -> None:
         m = self._match
