@@ -107,6 +107,22 @@ def test_ground_truth_of_classes_the_detections_cannot_name_is_not_scored(qtbot,
     assert stage.unscored_note == "" and "missed dog" in stage.layer.labels
 
 
+def test_a_detection_inside_a_box_marked_crowd_is_ignored_not_a_false_positive(qtbot, window):
+    """The Box panel's crowd flag on the first cat makes it a crowd region: a small cat box inside it is one of
+    the crowd's unboxed cats (COCO's rule), neither right nor wrong; as a plain box it was a poor localisation."""
+    w = window
+    stage = stage_of(w, DetectionsStage)
+    store(w, hand_made())
+    stage.panel.set_score_threshold(0.0)
+    assert stage.match.outcome[3] == LOCALISATION  # a quarter of the cat
+    w.model.select([0])
+    qtbot.mouseClick(w.box_editor.crowd, Qt.MouseButton.LeftButton)
+    assert w.model.objects[0].crowd
+    m = stage.match
+    assert m.outcome[:4] == ["ignored", "ignored", WRONG_CLASS, "ignored"]  # the crowd matches nobody
+    assert m.missed[0] == np.False_ and "ignored, on a difficult box or inside a crowd" in stage.panel.counts_label.text()
+
+
 def test_label_text_contrasts_with_its_tag():
     assert text_color_for(QColor(255, 230, 0)) == QColor(0, 0, 0)
     assert text_color_for(QColor(20, 40, 200)) == QColor(255, 255, 255)

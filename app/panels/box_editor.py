@@ -56,8 +56,9 @@ class BoxEditor(QWidget):
         self.truncated = QCheckBox("truncated")
         self.truncated.setToolTip("The object extends beyond the box (cut by the image border or occluded)")
         self.crowd = QCheckBox("crowd")
-        self.crowd.setToolTip("COCO iscrowd: the box covers a group of objects (a crowd, a stack); ignored by "
-                              "evaluation like 'difficult', drawn hatched on the canvas")
+        self.crowd.setToolTip("COCO iscrowd: the box covers a group of objects (a crowd, a stack), none of them "
+                              "boxed; the evaluation ignores a detection that lies mostly inside it (COCO's rule), "
+                              "drawn hatched on the canvas")
 
         for box in (self.difficult, self.truncated, self.crowd):
             # A click must not keep the focus: Space (verified) and the digits stay the window's keys.

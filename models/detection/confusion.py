@@ -22,8 +22,8 @@ Rows are the ground truth — each class, then ``background`` — and columns th
 * ``[g, missed]``: objects of class g that no true positive found (false negatives);
 * ``[background, missed]`` is always 0 (nothing is missed on background).
 
-So each column sums to the class's detections at that score (less those on difficult/crowd objects, which
-are ignored as VOC does), and for each class diagonal + missed = its non-difficult objects. A wrong-name box
+So each column sums to the class's detections at that score (less those ignored: on a difficult object, as
+VOC does, or inside a crowd region, as COCO does), and for each class diagonal + missed = its non-difficult objects. A wrong-name box
 on an object that was *also* found correctly counts in both that object's diagonal and its off-diagonal cell:
 the matrix counts detections, plus misses, not objects.
 """

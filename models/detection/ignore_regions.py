@@ -2,19 +2,21 @@
 
 COCO marks a group of people too dense to box one by one as one ``iscrowd`` box; VOC marks objects too hard
 to expect as ``difficult``. Training on either as an ordinary object (594×225 px over 13 people in a
-coco_tiny photo) teaches the RPN and the head that a strip of many people is one person. So training does
-what the VOC evaluation (models/detection/evaluation.py) does with them: a detection is ignored when the box
-it overlaps best is such a region and overlaps it enough to count (IoU > 0.5); anything else is judged as
-usual, so a half-person box inside a crowd is a false positive. In training: a crowd or difficult box is never
-a positive, and an anchor, RoI or crop that would be a negative only because its overlap with such a region
-does not count (IoU with the region at or above the stage's background bound: the RPN's 0.3, the head's 0.5)
-is ignored rather than taught as background. Boxes inside a crowd that overlap it little stay negatives,
-as the evaluation counts them.
+coco_tiny photo) teaches the RPN and the head that a strip of many people is one person. In training: a crowd
+or difficult box is never a positive, and an anchor, RoI or crop that would be a negative only because its
+overlap with such a region does not count (IoU with the region at or above the stage's background bound: the
+RPN's 0.3, the head's 0.5) is ignored rather than taught as background. Boxes inside a crowd that overlap it
+little stay negatives.
 
-Measured against an alternative (bench/README.md, "Crowd boxes in training"): Detectron's crowd filter, which
-also leaves out every negative lying mostly inside a crowd box (over 0.7 of its area, as COCO's own evaluation
-ignores detections inside crowds), lowered AP@0.5 on the first fold of both coco_tiny splits: it takes away the
-hard negatives of crowded scenes that the VOC evaluation does count.
+That was VOC's evaluation of a difficult box (a detection is ignored when the box it overlaps best is the
+region, at IoU > 0.5), which the evaluation applied to crowds too until 2026-12-01. It now scores a crowd region
+as COCO does (models/detection/evaluation.py): a detection mostly inside one (half its area) is not scored,
+since it found one of the unboxed people there. So training is now stricter than the evaluation inside a crowd:
+it still teaches a half-person box there as background, which the evaluation no longer counts either way.
+Detectron's crowd filter, which also leaves out every negative lying mostly inside a crowd box (over 0.7 of its
+area), is the training rule that would match; measured under the old scoring only, it lowered AP@0.5 on the
+first fold of both coco_tiny splits (bench/README.md, "Crowd boxes in training"), so it is not the default
+until it is measured under the scoring the product now uses.
 """
 
 from __future__ import annotations

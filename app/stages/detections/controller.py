@@ -249,8 +249,8 @@ class DetectionsStage(Stage):
                 f"{swatch(OUTCOME_COLORS[TP])} <b>{c[TP]}</b> true positives · <b>{m.n_fp}</b> false positives "
                 f"({fp})<br>{swatch(MISSED_COLOR)} <b>{c['missed']}</b> missed")
         if c[IGNORED] or int(m.gt_ignored.sum()):
-            text += (f" · {c[IGNORED]} on difficult/crowd boxes ignored ({int(m.gt_ignored.sum())} such boxes, "
-                     "neither hit nor miss)")
+            text += (f" · {c[IGNORED]} ignored, on a difficult box or inside a crowd ({int(m.gt_ignored.sum())} "
+                     "such boxes, neither hit nor miss)")
         if self.unscored_note:
             text += f"<br>{self.unscored_note}"
         self.panel.counts_label.setText(text)
