@@ -4,7 +4,9 @@ cross-validation, against the same recipe from scratch (issue 14).
 One class of a dataset (default: ``person`` of coco_tiny, 80 images, 49 with a person); images without that
 class stay in, as negatives. Folds are made from the dataset deterministically by ``--seed``, stratified by
 "has the class" (:func:`models.data.folds.k_folds`). Each fold trains through ``models.detection.training``
-on the other folds' images and is scored on its own: VOC AP@0.5 of the class (all-point, iscrowd ignored).
+on the other folds' images and is scored on its own: VOC AP@0.5 of the class (all-point), crowd regions scored
+as COCO scores them (a detection half inside one is not scored; rows since 2026-12-01 21:20 UTC say so in
+``scoring``, older rows treated a crowd box as VOC's difficult: ``models.detection.evaluation``).
 Prints per fold and the mean ± standard deviation over folds.
 
 The recipe is the "fine-tune on my photos" preset (``finetune-photos-cpu``, models/detection/presets.py, whose
@@ -55,6 +57,8 @@ if str(ROOT) not in sys.path:
 
 #: The recipe: the "fine-tune on my photos" preset (models/detection/presets.py).
 PRESET = "finetune-photos-cpu"
+#: How a row's AP50 was scored (older rows lack it: crowd boxes as VOC's difficult, IoU-matched).
+SCORING = "VOC all-point AP, crowd regions by COCO's rule"
 
 
 @contextlib.contextmanager
@@ -139,7 +143,7 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     eval_s = time.monotonic() - t1
     ap = float(res.AP[args.cls])
-    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
+    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap, "scoring": SCORING,
            **coco_scores(res, args.cls), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "status": result.status,
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
@@ -221,7 +225,7 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     t1 = time.monotonic()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     ap = float(res.AP[args.cls])
-    row = {**prior, "AP50": ap, **coco_scores(res, args.cls), "detections": int(res.n_detections.get(args.cls, 0)),
+    row = {**prior, "AP50": ap, "scoring": SCORING, **coco_scores(res, args.cls), "detections": int(res.n_detections.get(args.cls, 0)),
            "eval_s": round(time.monotonic() - t1, 1), "rescored": {"from_AP50": prior["AP50"], "changed": changed}}
     print(f"{prior['tag']} fold {fold}: AP@0.5 {args.cls} {ap:.3f} rescored (was {prior['AP50']:.3f}; "
           f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
@@ -313,7 +317,7 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     eval_s, eval_cpu = time.monotonic() - t1, time.process_time() - c1
     ap = float(res.AP[args.cls])
     n = len(folds[fold])
-    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
+    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap, "scoring": SCORING,
            **coco_scores(res, args.cls), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
            "test": {**tta, "nms": head.nms, "calibration": calibration}, "eval_s": round(eval_s, 1),
