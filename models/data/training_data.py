@@ -57,7 +57,12 @@ class ImageTargets:
     #: Per object, its outline's polygons ([P, 2] float32 in displayed pixels); () where the file has none.
     outlines: list[tuple[np.ndarray, ...]] = field(default_factory=list)
     #: bool [N]: COCO iscrowd (also set in ``difficult``): the evaluation scores a crowd region by COCO's rule.
-    crowd: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    #: Left out, none is.
+    crowd: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.crowd is None:
+            self.crowd = np.zeros(len(self.boxes), bool)
 
     def outlined(self) -> list[int]:
         """Positions of the objects copy-paste may cut out: outlined with at least a pixel's area, neither crowd

@@ -78,6 +78,7 @@ class EvaluationResult:
     n_images: int
     #: Non-difficult ground-truth objects per class (the recall denominator).
     n_ground_truth: dict[str, int]
+    #: Difficult objects and crowd regions per class (neither counted nor missed).
     n_difficult: dict[str, int]
     n_detections: dict[str, int]
     true_positives: dict[str, int]

@@ -15,7 +15,8 @@ threshold ``t_b`` = ``background_iou`` = 0.1 and foreground threshold ``t_f`` = 
     a false positive but at least t_f of its own area lies inside a crowd region of its class (COCO's
     ``iscrowd`` rule: a crowd region holds many unboxed objects, so a detection of one of them is neither
     right nor wrong; a crowd region is matched by nothing, and ``iou`` is then that share): neither right
-    nor wrong.
+    nor wrong. A crowd region is no object of any class: a box of another class on it is judged as if it
+    were not there (background, not a wrong class).
 ``duplicate`` — its best same-class ground-truth box has IoU > t_f but a higher-scoring detection has already
     taken it: the object was found twice (usually NMS let a second box through).
 ``wrong_class`` — none of the above, and it overlaps a ground-truth box of *another* class with IoU > t_f

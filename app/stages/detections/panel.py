@@ -36,8 +36,8 @@ EXPLANATION = (
     "PASCAL VOC does, a box is a true positive when it overlaps an unclaimed object of its class by more than "
     "the IoU threshold; every other box is a false positive, tagged with why (found twice, wrong class, "
     "poorly placed, or on background), and objects no box found are missed. A box on a difficult object, or "
-    "half inside a crowd box (COCO's rule: one of the crowd's unboxed objects), is ignored: neither right nor "
-    "wrong.")
+    "with at least the IoU threshold of its area inside a crowd box (COCO's rule: one of the crowd's unboxed "
+    "objects), is ignored: neither right nor wrong.")
 
 COLOR_BY_CLASS = "class"
 COLOR_BY_OUTCOME = "outcome"

@@ -33,7 +33,8 @@ class BoxObject:
     box: tuple[float, float, float, float]
     difficult: bool = False
     truncated: bool = False
-    #: COCO ``iscrowd``: like ``difficult``, neither a miss nor a false positive in evaluation.
+    #: COCO ``iscrowd``: a group of objects in one box, none of them boxed. Never a miss; a detection mostly
+    #: inside it is not scored (COCO's rule, models.detection.evaluation); training never takes it as an object.
     crowd: bool = False
     #: Which element/entry/line of the file it was read from, as ``(source key, index)``; lets a writer patch
     #: that one instead of regenerating the file (see ``models.data.annotations.fidelity``). Edits made with
