@@ -115,9 +115,8 @@ def analyse_errors(ground_truth: Sequence[Any], detections: Sequence[Any], class
 
     ``ground_truth[i]`` / ``detections[i]``: :class:`models.detection.evaluation.ImageGroundTruth` /
     ``ImageDetections`` (labels as class names; ``difficult`` objects and ``crowd`` regions are neither missed
-    nor matched). Names
-    met that are not in ``class_names`` are appended. ``indices`` / ``image_names`` identify the images
-    (default: positions).
+    nor matched). Names met that are not in ``class_names`` are appended. ``indices`` / ``image_names``
+    identify the images (default: positions).
     """
     if len(ground_truth) != len(detections):
         raise ValueError(f"{len(ground_truth)} ground-truth images but {len(detections)} detection lists")

@@ -225,9 +225,9 @@ class DetectionsStage(Stage):
         self._draw(d, shown_names, gt, gt_names)
 
     def _scored_ground_truth(self, d: SceneBoxes) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-        """The ground truth the detections are scored against: boxes, names, ignored and crowd flags. A box of a class
-        the detections cannot name (a person-only model on a photo that also has a labelled tie) is no miss
-        of theirs, as the evaluation only scores the model's classes; it is left out and counted in
+        """The ground truth the detections are scored against: boxes, names, ignored and crowd flags. A box of
+        a class the detections cannot name (a person-only model on a photo that also has a labelled tie) is no
+        miss of theirs, as the evaluation only scores the model's classes; it is left out and counted in
         :attr:`unscored_note`. Where the detections share no class with the image (a results file numbering its
         categories), everything is kept: there is no subset to pick."""
         gt, gt_names = self._session.gt_boxes(), self._session.gt_names()
