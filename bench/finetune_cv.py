@@ -143,8 +143,8 @@ def run_fold(args: argparse.Namespace, source: object, folds: list[list[int]], f
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     eval_s = time.monotonic() - t1
     ap = float(res.AP[args.cls])
-    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap, "scoring": SCORING,
-           **coco_scores(res, args.cls), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
+           "scoring": SCORING, **coco_scores(res, args.cls), "test_images": len(folds[fold]), "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "status": result.status,
            "epochs_completed": result.epochs_completed, "train_s": round(train_s, 1),
            "train_cpu_s": round(train_cpu_s, 1), "eval_s": round(eval_s, 1),
@@ -225,7 +225,8 @@ def rescore_fold(args: argparse.Namespace, source: object, folds: list[list[int]
     t1 = time.monotonic()
     res, _ = evaluate_detector(model, source, folds[fold], [args.cls])
     ap = float(res.AP[args.cls])
-    row = {**prior, "AP50": ap, "scoring": SCORING, **coco_scores(res, args.cls), "detections": int(res.n_detections.get(args.cls, 0)),
+    row = {**prior, "AP50": ap, "scoring": SCORING, **coco_scores(res, args.cls),
+           "detections": int(res.n_detections.get(args.cls, 0)),
            "eval_s": round(time.monotonic() - t1, 1), "rescored": {"from_AP50": prior["AP50"], "changed": changed}}
     print(f"{prior['tag']} fold {fold}: AP@0.5 {args.cls} {ap:.3f} rescored (was {prior['AP50']:.3f}; "
           f"{', '.join(f'{k} {a} -> {b}' for k, (a, b) in changed.items()) or 'no test setting changed'})",
@@ -317,8 +318,8 @@ def evaluate_fold(args: argparse.Namespace, source: object, folds: list[list[int
     eval_s, eval_cpu = time.monotonic() - t1, time.process_time() - c1
     ap = float(res.AP[args.cls])
     n = len(folds[fold])
-    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap, "scoring": SCORING,
-           **coco_scores(res, args.cls), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
+    row = {"tag": tag, "seed": args.seed, "fold": fold, "folds": len(folds), "class": args.cls, "AP50": ap,
+           "scoring": SCORING, **coco_scores(res, args.cls), "test_images": n, "test_objects": int(res.n_ground_truth.get(args.cls, 0)),
            "detections": int(res.n_detections.get(args.cls, 0)), "checkpoint": str(ckpt),
            "test": {**tta, "nms": head.nms, "calibration": calibration}, "eval_s": round(eval_s, 1),
            "eval_cpu_s": round(eval_cpu, 1),

@@ -13,9 +13,8 @@ objects without one are never pasted.
 The recipe, as the paper's simple form: one other photo of the run (never the item itself; photos with no
 outlined object are never drawn), a random subset of its outlined objects (each with probability 1/2, at least
 one), the photo at the size it has as a training item of its own times a factor of the standard scale jitter
-(0.8-1.25), mirrored
-at random, placed at a random spot (pasted objects may be cut by the border), and pasted without blending (the
-paper finds Gaussian blending unnecessary). The labels follow what shows:
+(0.8-1.25), mirrored at random, placed at a random spot (pasted objects may be cut by the border), and pasted
+without blending (the paper finds Gaussian blending unnecessary). The labels follow what shows:
 
 * an object of the photo that the pasted pixels hide by more than half of its box, or a pasted object hidden by
   more than half by the objects pasted after it, becomes an ignore region (``difficult``, as crowd boxes are):
@@ -151,7 +150,7 @@ def paste_objects(pixels: np.ndarray, boxes: np.ndarray, labels: np.ndarray, dif
     new_boxes, new_labels, new_difficult = [], [], []
     for k, ((drawn, lo, hi), (x0, y0, x1, y1), label) in enumerate(zip(full, windows, photo_labels, strict=True),
                                                                    start=1):
-        ys, xs = np.nonzero(owner[y0:y1, x0:x1] == k) if x1 > x0 and y1 > y0 else (np.zeros(0, int),) * 2
+        ys, xs = np.nonzero(owner[y0:y1, x0:x1] == k)  # an empty window gives none
         if len(xs) == 0:
             continue
         xs, ys = xs + x0, ys + y0

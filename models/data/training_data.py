@@ -67,7 +67,8 @@ class ImageTargets:
     def outlined(self) -> list[int]:
         """Positions of the objects copy-paste may cut out: outlined with at least a pixel's area, neither crowd
         nor difficult."""
-        return [k for k, o in enumerate(self.outlines) if not self.difficult[k] and any(polygon_area(p.reshape(-1)) >= 1.0 for p in o)]
+        return [k for k, o in enumerate(self.outlines)
+                if not self.difficult[k] and any(polygon_area(p.reshape(-1)) >= 1.0 for p in o)]
 
 
 def load_targets(source: DatasetSource, index: int, class_names: list[str], need_image_info: bool = True,
